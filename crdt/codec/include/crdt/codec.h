@@ -1,0 +1,46 @@
+// The binary codec: op batches, version vectors and snapshots as msgpack (see crdt/FORMAT.md).
+//
+// Every decoder treats its input as hostile: msgpack is unpacked with explicit limits sized to
+// the input (an array header announcing more elements than there are bytes fails with a size
+// error before anything is allocated), every field is type- and range-checked, and no decoder
+// reads past the end of its buffer. Errors: Corruption for malformed bytes, NotSupported for a
+// format version this build does not read, ResourceExhausted past DecodeLimits.
+//
+// Encoders are deterministic: equal values give equal bytes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "crdt/doc.h"
+#include "crdt/op.h"
+#include "crdt/status.h"
+#include "crdt/version.h"
+
+namespace tandem::crdt::codec {
+
+inline constexpr uint32_t kOpsFormat = 1;
+inline constexpr uint32_t kSnapshotFormat = 1;
+
+struct DecodeLimits {
+  size_t max_bytes = size_t{256} << 20;  // input size
+  uint32_t max_runs = 1u << 22;
+  uint32_t max_agents = 1u << 16;
+  uint32_t max_parents = 1024;           // per run
+};
+
+std::string encode_ops(const OpBatch& batch);
+Result<OpBatch> decode_ops(std::string_view bytes, const DecodeLimits& limits = {});
+
+std::string encode_version(const Version& version);
+Result<Version> decode_version(std::string_view bytes, const DecodeLimits& limits = {});
+
+std::string encode_snapshot(const SnapshotData& data);
+Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits& limits = {});
+
+// encode_snapshot(doc.to_snapshot()) and Doc::from_snapshot(decode_snapshot(bytes), agent).
+std::string save(const Doc& doc);
+Result<Doc> load(std::string_view bytes, std::string_view agent, const DecodeLimits& limits = {});
+
+}  // namespace tandem::crdt::codec

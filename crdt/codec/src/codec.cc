@@ -1,0 +1,414 @@
+#include "crdt/codec.h"
+
+#include <msgpack.hpp>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "varint.h"
+
+namespace tandem::crdt::codec {
+
+namespace {
+
+std::string Num(uint64_t v) { return std::to_string(v); }
+
+// msgpack::packer writes through this.
+struct StringSink {
+  std::string* out;
+  void write(const char* data, size_t n) { out->append(data, n); }
+};
+using Packer = msgpack::packer<StringSink>;
+
+// Objects reference the input buffer instead of copying strings.
+bool Reference(msgpack::type::object_type, std::size_t, void*) { return true; }
+
+// Unpacks exactly one msgpack object filling all of `bytes`, with limits that make any container
+// header claiming more elements than there are bytes fail before allocation.
+Status Unpack(std::string_view bytes, size_t depth, const DecodeLimits& limits, msgpack::object_handle* oh) {
+  if (bytes.size() > limits.max_bytes) {
+    return Status::ResourceExhausted("message of " + Num(bytes.size()) + " bytes exceeds the limit of " +
+                                     Num(limits.max_bytes));
+  }
+  if (bytes.empty()) return Status::Corruption("empty message");
+  const msgpack::unpack_limit lim(/*array=*/bytes.size(), /*map=*/0, /*str=*/bytes.size(), /*bin=*/bytes.size(),
+                                  /*ext=*/0, /*depth=*/depth);
+  size_t off = 0;
+  try {
+    *oh = msgpack::unpack(bytes.data(), bytes.size(), off, Reference, nullptr, lim);
+  } catch (const msgpack::size_overflow& e) {
+    return Status::Corruption(std::string("msgpack container too large or too deep: ") + e.what());
+  } catch (const msgpack::insufficient_bytes&) {
+    return Status::Corruption("msgpack truncated");
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("not msgpack: ") + e.what());
+  }
+  if (off != bytes.size()) return Status::Corruption("trailing bytes after the msgpack message");
+  return Status::OK();
+}
+
+// Typed access to unpacked objects; each returns false on a type or range mismatch.
+bool AsArray(const msgpack::object& o, const msgpack::object** items, uint32_t* n) {
+  if (o.type != msgpack::type::ARRAY) return false;
+  *items = o.via.array.ptr;
+  *n = o.via.array.size;
+  return true;
+}
+bool AsU32(const msgpack::object& o, uint32_t* v) {
+  if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 > UINT32_MAX) return false;
+  *v = static_cast<uint32_t>(o.via.u64);
+  return true;
+}
+bool AsStr(const msgpack::object& o, std::string_view* s) {
+  if (o.type != msgpack::type::STR) return false;
+  *s = std::string_view(o.via.str.ptr, o.via.str.size);
+  return true;
+}
+bool AsBin(const msgpack::object& o, std::string_view* s) {
+  if (o.type != msgpack::type::BIN) return false;
+  *s = std::string_view(o.via.bin.ptr, o.via.bin.size);
+  return true;
+}
+
+Status Bad(const std::string& what) { return Status::Corruption(what); }
+
+Status ReadAgents(const msgpack::object& o, const DecodeLimits& limits, std::vector<std::string>* agents) {
+  const msgpack::object* items;
+  uint32_t n;
+  if (!AsArray(o, &items, &n)) return Bad("agents: not an array");
+  if (n > limits.max_agents) return Status::ResourceExhausted("too many agents: " + Num(n));
+  agents->reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string_view s;
+    if (!AsStr(items[i], &s)) return Bad("agent " + Num(i) + ": not a string");
+    TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(s).WithContext("agent " + Num(i)));
+    agents->emplace_back(s);
+  }
+  return Status::OK();
+}
+
+void PackAgents(Packer& pk, const std::vector<std::string>& agents) {
+  pk.pack_array(static_cast<uint32_t>(agents.size()));
+  for (const auto& a : agents) {
+    pk.pack_str(static_cast<uint32_t>(a.size()));
+    pk.pack_str_body(a.data(), static_cast<uint32_t>(a.size()));
+  }
+}
+
+Status CheckFormat(const msgpack::object& o, uint32_t expected, const char* what) {
+  uint32_t v;
+  if (!AsU32(o, &v)) return Bad(std::string(what) + ": format version missing");
+  if (v != expected) {
+    return Status::NotSupported(std::string(what) + " format " + Num(v) + " (this build reads " + Num(expected) + ")");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+// ---- op batches -------------------------------------------------------------------------------
+
+std::string encode_ops(const OpBatch& batch) {
+  std::vector<std::string> agents;
+  std::unordered_map<std::string, uint32_t> index;
+  auto intern = [&](const std::string& a) {
+    auto [it, added] = index.emplace(a, static_cast<uint32_t>(agents.size()));
+    if (added) agents.push_back(a);
+    return it->second;
+  };
+  for (const auto& r : batch.runs) {
+    intern(r.agent);
+    for (const auto& p : r.parents) intern(p.agent);
+  }
+  std::string out;
+  out.reserve(batch.runs.size() * 12 + 64);
+  StringSink sink{&out};
+  Packer pk(sink);
+  pk.pack_array(3);
+  pk.pack_uint32(kOpsFormat);
+  PackAgents(pk, agents);
+  pk.pack_array(static_cast<uint32_t>(batch.runs.size()));
+  for (const auto& r : batch.runs) {
+    pk.pack_array(7);
+    const uint32_t agent = index[r.agent];
+    pk.pack_uint32(agent);
+    pk.pack_uint32(r.seq);
+    pk.pack_uint8(static_cast<uint8_t>(r.kind));
+    pk.pack_uint32(r.pos);
+    pk.pack_uint32(r.len);
+    if (r.seq > 0 && r.parents.size() == 1 && r.parents[0].agent == r.agent && r.parents[0].seq + 1 == r.seq) {
+      pk.pack_nil();  // the common case: the previous op of the same agent
+    } else {
+      pk.pack_array(static_cast<uint32_t>(r.parents.size() * 2));
+      for (const auto& p : r.parents) {
+        pk.pack_uint32(index[p.agent]);
+        pk.pack_uint32(p.seq);
+      }
+    }
+    if (r.kind == OpKind::kInsert) {
+      pk.pack_str(static_cast<uint32_t>(r.content.size()));
+      pk.pack_str_body(r.content.data(), static_cast<uint32_t>(r.content.size()));
+    } else {
+      pk.pack_nil();
+    }
+  }
+  return out;
+}
+
+Result<OpBatch> decode_ops(std::string_view bytes, const DecodeLimits& limits) {
+  msgpack::object_handle oh;
+  TANDEM_RETURN_IF_ERROR(Unpack(bytes, 4, limits, &oh));
+  const msgpack::object* top;
+  uint32_t ntop;
+  if (!AsArray(oh.get(), &top, &ntop) || ntop != 3) return Bad("op batch: expected [format, agents, runs]");
+  TANDEM_RETURN_IF_ERROR(CheckFormat(top[0], kOpsFormat, "op batch"));
+  std::vector<std::string> agents;
+  TANDEM_RETURN_IF_ERROR(ReadAgents(top[1], limits, &agents));
+  const msgpack::object* runs;
+  uint32_t nruns;
+  if (!AsArray(top[2], &runs, &nruns)) return Bad("op batch: runs is not an array");
+  if (nruns > limits.max_runs) return Status::ResourceExhausted("op batch has " + Num(nruns) + " runs");
+  OpBatch batch;
+  batch.runs.resize(nruns);
+  for (uint32_t i = 0; i < nruns; ++i) {
+    OpRun& r = batch.runs[i];
+    auto bad = [&](const char* why) { return Bad("op run " + Num(i) + ": " + why); };
+    const msgpack::object* f;
+    uint32_t nf;
+    if (!AsArray(runs[i], &f, &nf) || nf != 7) return bad("expected 7 fields");
+    uint32_t agent, kind;
+    if (!AsU32(f[0], &agent) || agent >= agents.size()) return bad("bad agent index");
+    if (!AsU32(f[1], &r.seq)) return bad("bad seq");
+    if (!AsU32(f[2], &kind) || kind > static_cast<uint32_t>(OpKind::kDeleteBackward)) return bad("unknown kind");
+    if (!AsU32(f[3], &r.pos)) return bad("bad position");
+    if (!AsU32(f[4], &r.len) || r.len == 0) return bad("bad length");
+    r.agent = agents[agent];
+    r.kind = static_cast<OpKind>(kind);
+    if (f[5].type == msgpack::type::NIL) {
+      if (r.seq == 0) return bad("no previous op to depend on");
+      r.parents.push_back({r.agent, r.seq - 1});
+    } else {
+      const msgpack::object* p;
+      uint32_t np;
+      if (!AsArray(f[5], &p, &np) || np % 2 != 0) return bad("bad parents");
+      if (np / 2 > limits.max_parents) return Status::ResourceExhausted("op run " + Num(i) + " has too many parents");
+      r.parents.resize(np / 2);
+      for (uint32_t k = 0; k < np / 2; ++k) {
+        uint32_t pa;
+        if (!AsU32(p[2 * k], &pa) || pa >= agents.size() || !AsU32(p[2 * k + 1], &r.parents[k].seq)) {
+          return bad("bad parent id");
+        }
+        r.parents[k].agent = agents[pa];
+      }
+    }
+    if (r.kind == OpKind::kInsert) {
+      std::string_view s;
+      if (!AsStr(f[6], &s)) return bad("insert without text");
+      r.content.assign(s);
+    } else if (f[6].type != msgpack::type::NIL) {
+      return bad("text on an op that carries none");
+    }
+  }
+  return batch;
+}
+
+// ---- versions ---------------------------------------------------------------------------------
+
+std::string encode_version(const Version& version) {
+  std::string out;
+  StringSink sink{&out};
+  Packer pk(sink);
+  pk.pack_array(static_cast<uint32_t>(version.entries().size() * 2));
+  for (const auto& [agent, next] : version.entries()) {
+    pk.pack_str(static_cast<uint32_t>(agent.size()));
+    pk.pack_str_body(agent.data(), static_cast<uint32_t>(agent.size()));
+    pk.pack_uint32(next);
+  }
+  return out;
+}
+
+Result<Version> decode_version(std::string_view bytes, const DecodeLimits& limits) {
+  msgpack::object_handle oh;
+  TANDEM_RETURN_IF_ERROR(Unpack(bytes, 1, limits, &oh));
+  const msgpack::object* items;
+  uint32_t n;
+  if (!AsArray(oh.get(), &items, &n) || n % 2 != 0) return Bad("version: expected [agent, next, ...]");
+  if (n / 2 > limits.max_agents) return Status::ResourceExhausted("version names too many agents");
+  Version v;
+  std::string_view prev;
+  for (uint32_t i = 0; i < n; i += 2) {
+    std::string_view agent;
+    uint32_t next;
+    if (!AsStr(items[i], &agent) || !AsU32(items[i + 1], &next)) return Bad("version: bad entry");
+    TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(agent).WithContext("version"));
+    if (i > 0 && agent <= prev) return Bad("version: agents not sorted or repeated");
+    if (next == 0) return Bad("version: zero entry");
+    prev = agent;
+    v.advance(agent, next);
+  }
+  return v;
+}
+
+// ---- snapshots --------------------------------------------------------------------------------
+//
+// [format, agents, nruns, meta, agent_runs, positions, parents, text, text_runs], where the bin
+// columns hold varints (see FORMAT.md):
+//   meta:       per run, len << 3 | type << 1 | explicit_parents
+//   agent_runs: (agent, number of consecutive runs by it) pairs
+//   positions:  per run, zigzag(pos - predicted), predicted from the previous run's end
+//   parents:    per run with explicit parents: count, then each as (first event - parent), then
+//               len_before when count > 1
+//   text_runs:  per run, zigzag(event - end of the previous text run), len
+
+namespace {
+
+uint32_t PredictNext(uint8_t type, uint32_t pos, uint32_t len) {
+  switch (type) {
+    case SnapshotData::kInsert: return pos + len;
+    case SnapshotData::kDeleteForward: return pos;
+    default: return pos + 1 - len;
+  }
+}
+
+void PackBin(Packer& pk, const std::string& s) {
+  pk.pack_bin(static_cast<uint32_t>(s.size()));
+  pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
+}  // namespace
+
+std::string encode_snapshot(const SnapshotData& data) {
+  std::string meta, agent_runs, positions, parents, text_runs;
+  meta.reserve(data.runs.size() * 2);
+  positions.reserve(data.runs.size() * 2);
+  uint32_t predicted = 0;
+  uint64_t first_event = 0;
+  for (size_t i = 0; i < data.runs.size(); ++i) {
+    const auto& r = data.runs[i];
+    put_varint(&meta, (uint64_t{r.len} << 3) | (uint64_t{r.type} << 1) | (r.follows_previous ? 0 : 1));
+    if (i == 0 || r.agent != data.runs[i - 1].agent) {
+      size_t count = 1;
+      while (i + count < data.runs.size() && data.runs[i + count].agent == r.agent) ++count;
+      put_varint(&agent_runs, r.agent);
+      put_varint(&agent_runs, count);
+    }
+    put_varint(&positions, zigzag(static_cast<int64_t>(r.pos) - static_cast<int64_t>(predicted)));
+    predicted = PredictNext(r.type, r.pos, r.len);
+    if (!r.follows_previous) {
+      put_varint(&parents, r.parents.size());
+      for (uint32_t p : r.parents) put_varint(&parents, first_event - p);
+      if (r.parents.size() > 1) put_varint(&parents, r.len_before);
+    }
+    first_event += r.len;
+  }
+  uint64_t prev_end = 0;
+  for (const auto& t : data.text_runs) {
+    put_varint(&text_runs, zigzag(static_cast<int64_t>(t.event) - static_cast<int64_t>(prev_end)));
+    put_varint(&text_runs, t.len);
+    prev_end = uint64_t{t.event} + t.len;
+  }
+  std::string out;
+  out.reserve(meta.size() + positions.size() + parents.size() + text_runs.size() + data.text.size() + 64);
+  StringSink sink{&out};
+  Packer pk(sink);
+  pk.pack_array(9);
+  pk.pack_uint32(kSnapshotFormat);
+  PackAgents(pk, data.agents);
+  pk.pack_uint32(static_cast<uint32_t>(data.runs.size()));
+  PackBin(pk, meta);
+  PackBin(pk, agent_runs);
+  PackBin(pk, positions);
+  PackBin(pk, parents);
+  pk.pack_str(static_cast<uint32_t>(data.text.size()));
+  pk.pack_str_body(data.text.data(), static_cast<uint32_t>(data.text.size()));
+  PackBin(pk, text_runs);
+  return out;
+}
+
+Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits& limits) {
+  msgpack::object_handle oh;
+  TANDEM_RETURN_IF_ERROR(Unpack(bytes, 2, limits, &oh));
+  const msgpack::object* top;
+  uint32_t ntop;
+  if (!AsArray(oh.get(), &top, &ntop) || ntop != 9) return Bad("snapshot: expected 9 fields");
+  TANDEM_RETURN_IF_ERROR(CheckFormat(top[0], kSnapshotFormat, "snapshot"));
+  SnapshotData data;
+  TANDEM_RETURN_IF_ERROR(ReadAgents(top[1], limits, &data.agents));
+  uint32_t nruns;
+  std::string_view meta_b, agents_b, pos_b, parents_b, text, text_runs_b;
+  if (!AsU32(top[2], &nruns)) return Bad("snapshot: bad run count");
+  if (!AsBin(top[3], &meta_b) || !AsBin(top[4], &agents_b) || !AsBin(top[5], &pos_b) || !AsBin(top[6], &parents_b) ||
+      !AsStr(top[7], &text) || !AsBin(top[8], &text_runs_b)) {
+    return Bad("snapshot: bad column types");
+  }
+  // Every run takes at least one byte of `meta`: a count beyond that is a lie, not a reason to allocate.
+  if (nruns > meta_b.size()) return Bad("snapshot: run count exceeds its column");
+  if (nruns > limits.max_runs) return Status::ResourceExhausted("snapshot has " + Num(nruns) + " runs");
+  data.runs.resize(nruns);
+  VarintReader meta(meta_b), agent_runs(agents_b), positions(pos_b), parents(parents_b), text_runs(text_runs_b);
+  uint32_t agent = 0;
+  uint64_t agent_left = 0;
+  uint32_t predicted = 0;
+  uint64_t first_event = 0;
+  for (uint32_t i = 0; i < nruns; ++i) {
+    auto& r = data.runs[i];
+    auto bad = [&](const char* why) { return Bad("snapshot run " + Num(i) + ": " + why); };
+    uint64_t m, zpos;
+    if (!meta.read(&m)) return bad("truncated meta");
+    const uint64_t len = m >> 3;
+    r.type = static_cast<uint8_t>((m >> 1) & 3);
+    r.follows_previous = !(m & 1);
+    if (len == 0 || len > UINT32_MAX) return bad("bad length");
+    if (r.type > SnapshotData::kDeleteBackward) return bad("unknown type");
+    r.len = static_cast<uint32_t>(len);
+    if (agent_left == 0) {
+      if (!agent_runs.read32(&agent) || !agent_runs.read(&agent_left) || agent_left == 0) return bad("bad agent column");
+      if (agent >= data.agents.size()) return bad("agent index out of range");
+    }
+    --agent_left;
+    r.agent = agent;
+    if (!positions.read(&zpos)) return bad("truncated positions");
+    const int64_t pos = static_cast<int64_t>(predicted) + unzigzag(zpos);
+    if (pos < 0 || pos > UINT32_MAX) return bad("position out of range");
+    r.pos = static_cast<uint32_t>(pos);
+    if (r.type == SnapshotData::kDeleteBackward && r.pos + uint64_t{1} < r.len) return bad("position out of range");
+    predicted = PredictNext(r.type, r.pos, r.len);
+    if (!r.follows_previous) {
+      uint64_t count;
+      if (!parents.read(&count)) return bad("truncated parents");
+      if (count > limits.max_parents || count > parents.remaining()) return bad("too many parents");
+      r.parents.resize(count);
+      for (uint64_t k = 0; k < count; ++k) {
+        uint64_t delta;
+        if (!parents.read(&delta) || delta == 0 || delta > first_event) return bad("bad parent");
+        r.parents[k] = static_cast<uint32_t>(first_event - delta);
+      }
+      if (count > 1 && !parents.read32(&r.len_before)) return bad("truncated length");
+    }
+    first_event += r.len;
+  }
+  if (!meta.done() || !positions.done() || !parents.done() || !agent_runs.done() || agent_left != 0) {
+    return Bad("snapshot: trailing column bytes");
+  }
+  data.text.assign(text);
+  uint64_t prev_end = 0;
+  while (!text_runs.done()) {
+    uint64_t z, len;
+    if (!text_runs.read(&z) || !text_runs.read(&len)) return Bad("snapshot: truncated text runs");
+    const int64_t ev = static_cast<int64_t>(prev_end) + unzigzag(z);
+    if (ev < 0 || static_cast<uint64_t>(ev) + len > first_event || len == 0) return Bad("snapshot: text run out of range");
+    data.text_runs.push_back({static_cast<uint32_t>(ev), static_cast<uint32_t>(len)});
+    prev_end = static_cast<uint64_t>(ev) + len;
+  }
+  return data;
+}
+
+std::string save(const Doc& doc) { return encode_snapshot(doc.to_snapshot()); }
+
+Result<Doc> load(std::string_view bytes, std::string_view agent, const DecodeLimits& limits) {
+  auto data = decode_snapshot(bytes, limits);
+  if (!data.ok()) return data.status();
+  return Doc::from_snapshot(*data, agent);
+}
+
+}  // namespace tandem::crdt::codec

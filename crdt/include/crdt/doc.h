@@ -1,0 +1,134 @@
+// Doc: one replica of a text document that any number of peers edit concurrently.
+//
+// Local edits apply at once and become operations with ids (agent, seq), where `agent` is this
+// replica's name. Remote operations (OpBatch, see op.h) merge in any order, any number of times:
+// duplicates are ignored, operations whose causal dependencies are missing are held (up to
+// DocLimits) and merged when those arrive. Replicas that hold the same operations hold the same
+// text, byte for byte, and encode to the same snapshot bytes.
+//
+// Positions are code points. Conversions to UTF-16 code units are exact (see utf8.h).
+//
+// Errors: InvalidArgument for malformed input (bad UTF-8, a position past the end of the document
+// as its author saw it, a bad agent name), OutOfRange for a local position past the end,
+// ResourceExhausted past a limit. A failed call changes nothing.
+//
+// Thread safety: none; use one Doc from one thread at a time (the server gives each document a
+// strand). The agent name must be owned by this replica alone: two replicas writing as the same
+// agent would give different operations the same ids.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crdt/op.h"
+#include "crdt/status.h"
+#include "crdt/version.h"
+
+namespace tandem::crdt {
+
+struct DocLimits {
+  uint64_t max_pending_events = 1u << 20;  // events held while their dependencies are missing
+  uint32_t max_pending_runs = 10000;
+  uint32_t max_length = 1u << 28;          // code points of visible text
+};
+
+struct SnapshotData;
+
+class Doc {
+ public:
+  // REQUIRES: ValidateAgent(agent).ok().
+  explicit Doc(std::string_view agent);
+  ~Doc();
+  Doc(Doc&&) noexcept;
+  Doc& operator=(Doc&&) noexcept;
+  Doc(const Doc&) = delete;
+  Doc& operator=(const Doc&) = delete;
+
+  // Agent names: 1..kMaxAgentBytes bytes of well-formed UTF-8.
+  static Status ValidateAgent(std::string_view agent);
+
+  const std::string& agent() const;
+  void set_limits(const DocLimits& limits);
+
+  // Local edits. `text` must be well-formed UTF-8.
+  Status insert(uint32_t pos, std::string_view text);
+  Status remove(uint32_t pos, uint32_t len);
+
+  std::string text() const;
+  std::string slice(uint32_t pos, uint32_t len) const;  // clamped to the document
+  uint32_t length() const;                               // code points
+  uint32_t length_utf16() const;
+  size_t length_bytes() const;
+  // UTF-16 offset of a code point position, and back. Errors: OutOfRange past the end;
+  // InvalidArgument for a UTF-16 offset between the two halves of a surrogate pair.
+  Result<uint32_t> utf16_from_pos(uint32_t pos) const;
+  Result<uint32_t> pos_from_utf16(uint32_t utf16) const;
+
+  // What this replica holds.
+  const Version& version() const;
+  uint64_t num_events() const;
+  // The operations a replica at version `peer` lacks, in an order it can apply them.
+  // Inserts of characters this replica knows to be deleted are sent without their text
+  // (kInsertDeleted), together with the deletes.
+  OpBatch ops_since(const Version& peer) const;
+
+  // Merges remote operations. Returns the changes to the visible text, in order. On error the
+  // replica is unchanged (no part of the batch is kept, not even as held operations).
+  Result<std::vector<Patch>> apply(const OpBatch& batch);
+  // Events held for missing dependencies.
+  uint64_t pending_events() const;
+
+  // Full consistency check of the internal structures (slow; for tests and fuzzers).
+  Status check_invariants() const;
+  // Bytes of heap the replica's structures hold (container capacities, tree nodes).
+  size_t heap_bytes() const;
+
+  // Snapshots: a plain description of the whole replica that the codec turns into bytes.
+  SnapshotData to_snapshot() const;
+  // Builds a replica from a snapshot (validated: never trusts it). `agent` names local edits.
+  static Result<Doc> from_snapshot(const SnapshotData& data, std::string_view agent);
+
+  struct Impl;
+
+ private:
+  explicit Doc(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The canonical form of a replica's state, identical for replicas that hold the same operations.
+// Events are numbered 0..n-1 in a canonical topological order (Kahn's algorithm, smallest
+// (agent name, seq) first), and grouped in maximal runs. FORMAT.md describes its encoding.
+struct SnapshotData {
+  enum RunType : uint8_t { kInsert = 0, kDeleteForward = 1, kDeleteBackward = 2 };
+  struct Run {
+    uint32_t agent = 0;             // index into `agents`
+    uint32_t len = 0;               // events; each agent's runs take its seqs 0, 1, ... in order
+    uint8_t type = kInsert;
+    uint32_t pos = 0;               // position of the first event
+    bool follows_previous = false;  // the first event's only parent is the event before it
+    std::vector<uint32_t> parents;  // otherwise: its parents, ascending event numbers
+    uint32_t len_before = 0;        // document length at those parents; kept when parents.size() > 1
+    bool operator==(const Run&) const = default;
+  };
+  struct TextRun {
+    uint32_t event = 0;  // the first character's insert event
+    uint32_t len = 0;
+    bool operator==(const TextRun&) const = default;
+  };
+  std::vector<std::string> agents;  // in order of first appearance in `runs`
+  std::vector<Run> runs;
+  std::string text;                 // the visible text
+  std::vector<TextRun> text_runs;   // which insert events the text's characters are, in order
+
+  uint64_t events() const {
+    uint64_t n = 0;
+    for (const auto& r : runs) n += r.len;
+    return n;
+  }
+  bool operator==(const SnapshotData&) const = default;
+};
+
+}  // namespace tandem::crdt

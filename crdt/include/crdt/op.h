@@ -1,0 +1,69 @@
+// Operations as they travel between replicas, and the patches a merge reports.
+//
+// An operation (an "event") inserts or deletes one character at a position in the document as
+// its author saw it: the version named by its parents. Events travel in runs: event i of a run
+// has id (agent, seq + i); the first event's parents are `parents`, and every later event's only
+// parent is the event just before it. Positions count Unicode code points.
+//
+//   kInsert         event i inserts code point i of `content` at pos + i (typing forward);
+//   kInsertDeleted  as kInsert, but the text is not sent: the sender holds a deletion of every
+//                   one of these characters, and sends those deletions in the same batch;
+//   kDeleteForward  every event deletes the character at pos (the Delete key, or a range);
+//   kDeleteBackward event i deletes the character at pos - i (Backspace).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "crdt/version.h"
+
+namespace tandem::crdt {
+
+enum class OpKind : uint8_t {
+  kInsert = 0,
+  kInsertDeleted = 1,
+  kDeleteForward = 2,
+  kDeleteBackward = 3,
+};
+
+inline bool IsInsert(OpKind k) { return k == OpKind::kInsert || k == OpKind::kInsertDeleted; }
+
+struct OpRun {
+  std::string agent;
+  uint32_t seq = 0;
+  std::vector<OpId> parents;  // of the first event; empty = the empty document
+  OpKind kind = OpKind::kInsert;
+  uint32_t pos = 0;
+  uint32_t len = 0;           // number of events (characters); at least 1
+  std::string content;        // kInsert: UTF-8, exactly `len` code points; otherwise empty
+
+  bool operator==(const OpRun&) const = default;
+};
+
+struct OpBatch {
+  std::vector<OpRun> runs;
+  // Number of events in all runs.
+  uint64_t events() const {
+    uint64_t n = 0;
+    for (const auto& r : runs) n += r.len;
+    return n;
+  }
+  bool empty() const { return runs.empty(); }
+  bool operator==(const OpBatch&) const = default;
+};
+
+// One change to the visible text: at `pos`, `deleted` characters were removed, then `inserted`
+// was inserted. Patches in a list apply one after another, each to the text the previous one
+// left. Every count is given both in code points and in UTF-16 code units.
+struct Patch {
+  uint32_t pos = 0;
+  uint32_t deleted = 0;
+  std::string inserted;
+  uint32_t pos_utf16 = 0;
+  uint32_t deleted_utf16 = 0;
+  uint32_t inserted_utf16 = 0;
+  bool operator==(const Patch&) const = default;
+};
+
+}  // namespace tandem::crdt

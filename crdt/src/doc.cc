@@ -1,0 +1,525 @@
+#include "crdt/doc.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "crdt/utf8.h"
+#include "doc_impl.h"
+#include "merge.h"
+
+namespace tandem::crdt {
+
+using internal::Frontier;
+using internal::kNoLV;
+using internal::LV;
+using internal::LvRun;
+using internal::OpLog;
+using internal::OpSpan;
+using internal::OpType;
+
+namespace {
+
+constexpr size_t kMaxParents = 1024;
+
+std::string Num(uint64_t v) { return std::to_string(v); }
+
+std::string RunName(const OpRun& r) { return "(" + r.agent + ", " + Num(r.seq) + ")"; }
+
+// Checks what can be checked of a run without the document.
+Status ValidateRun(const OpRun& r) {
+  TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(r.agent).WithContext("op run agent"));
+  if (r.len == 0) return Status::InvalidArgument("op run " + RunName(r) + " is empty");
+  if (r.len > internal::kMaxEvents || uint64_t{r.seq} + r.len > UINT32_MAX) {
+    return Status::InvalidArgument("op run " + RunName(r) + " has too many events");
+  }
+  switch (r.kind) {
+    case OpKind::kInsert: {
+      auto info = utf8::inspect(r.content);
+      if (!info.ok()) return info.status().WithContext("op run " + RunName(r));
+      if (info->code_points != r.len) {
+        return Status::InvalidArgument("op run " + RunName(r) + " has " + Num(r.len) + " events but " +
+                                       Num(info->code_points) + " characters of text");
+      }
+      if (uint64_t{r.pos} + r.len > UINT32_MAX) return Status::InvalidArgument("op run position overflows");
+      break;
+    }
+    case OpKind::kInsertDeleted:
+    case OpKind::kDeleteForward:
+      if (!r.content.empty()) return Status::InvalidArgument("op run " + RunName(r) + " carries text");
+      if (r.kind == OpKind::kInsertDeleted && uint64_t{r.pos} + r.len > UINT32_MAX) {
+        return Status::InvalidArgument("op run position overflows");
+      }
+      break;
+    case OpKind::kDeleteBackward:
+      if (!r.content.empty()) return Status::InvalidArgument("op run " + RunName(r) + " carries text");
+      if (r.pos + 1 < r.len) {
+        return Status::InvalidArgument("op run " + RunName(r) + " deletes backward past the start");
+      }
+      break;
+    default:
+      return Status::InvalidArgument("op run " + RunName(r) + " has an unknown kind");
+  }
+  if (r.parents.size() > kMaxParents) return Status::InvalidArgument("op run " + RunName(r) + " has too many parents");
+  for (const OpId& p : r.parents) {
+    TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(p.agent).WithContext("parent agent"));
+    if (p.agent == r.agent && p.seq >= r.seq) {
+      return Status::InvalidArgument("op run " + RunName(r) + " depends on its own future");
+    }
+  }
+  return Status::OK();
+}
+
+OpType TypeOf(OpKind k) {
+  switch (k) {
+    case OpKind::kDeleteForward: return internal::kDelFwd;
+    case OpKind::kDeleteBackward: return internal::kDelBack;
+    default: return internal::kIns;
+  }
+}
+
+void AppendPatch(std::vector<Patch>* out, Patch p) {
+  if (!out->empty()) {
+    Patch& last = out->back();
+    if (last.deleted == 0 && p.deleted == 0 &&
+        p.pos_utf16 == last.pos_utf16 + last.inserted_utf16 && !p.inserted.empty()) {
+      last.inserted += p.inserted;
+      last.inserted_utf16 += p.inserted_utf16;
+      return;
+    }
+    if (last.inserted.empty() && p.inserted.empty() && p.pos == last.pos) {
+      last.deleted += p.deleted;
+      last.deleted_utf16 += p.deleted_utf16;
+      return;
+    }
+  }
+  out->push_back(std::move(p));
+}
+
+}  // namespace
+
+Doc::Doc(std::string_view agent) : impl_(std::make_unique<Impl>()) {
+  assert(ValidateAgent(agent).ok());
+  impl_->agent_name = std::string(agent);
+}
+
+Doc::Doc(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Doc::~Doc() = default;
+Doc::Doc(Doc&&) noexcept = default;
+Doc& Doc::operator=(Doc&&) noexcept = default;
+
+Status Doc::ValidateAgent(std::string_view agent) {
+  if (agent.empty()) return Status::InvalidArgument("agent name is empty");
+  if (agent.size() > kMaxAgentBytes) {
+    return Status::InvalidArgument("agent name is longer than " + Num(kMaxAgentBytes) + " bytes");
+  }
+  auto info = utf8::inspect(agent);
+  if (!info.ok()) return info.status().WithContext("agent name");
+  return Status::OK();
+}
+
+const std::string& Doc::agent() const { return impl_->agent_name; }
+void Doc::set_limits(const DocLimits& limits) { impl_->limits = limits; }
+
+Status Doc::insert(uint32_t pos, std::string_view text) {
+  Impl& d = *impl_;
+  auto info = utf8::inspect(text);
+  if (!info.ok()) return info.status();
+  const uint64_t n = info->code_points;
+  if (n == 0) return Status::OK();
+  const uint32_t len = d.rope.length();
+  if (pos > len) {
+    return Status::OutOfRange("insert at " + Num(pos) + " is past the end of the document (length " +
+                              Num(len) + ")");
+  }
+  if (len + n > d.limits.max_length) {
+    return Status::ResourceExhausted("document would exceed " + Num(d.limits.max_length) + " characters");
+  }
+  const uint32_t agent = d.local_agent();
+  const uint32_t seq = d.log.next_seq(agent);
+  if (d.log.size() + n > internal::kMaxEvents || seq + n > UINT32_MAX) {
+    return Status::ResourceExhausted("document has too many operations");
+  }
+  const LV lv = d.log.size();
+  d.log.append(agent, seq, d.frontier, internal::kIns, pos, static_cast<uint32_t>(n), text, len);
+  d.rope.insert(pos, text, static_cast<uint32_t>(n), lv);
+  d.frontier.assign(1, lv + static_cast<uint32_t>(n) - 1);
+  d.version.advance(d.agent_name, seq + static_cast<uint32_t>(n));
+  return Status::OK();
+}
+
+Status Doc::remove(uint32_t pos, uint32_t n) {
+  Impl& d = *impl_;
+  const uint32_t len = d.rope.length();
+  if (uint64_t{pos} + n > len) {
+    return Status::OutOfRange("delete of [" + Num(pos) + ", " + Num(uint64_t{pos} + n) +
+                              ") is past the end of the document (length " + Num(len) + ")");
+  }
+  if (n == 0) return Status::OK();
+  const uint32_t agent = d.local_agent();
+  const uint32_t seq = d.log.next_seq(agent);
+  if (d.log.size() + uint64_t{n} > internal::kMaxEvents || uint64_t{seq} + n > UINT32_MAX) {
+    return Status::ResourceExhausted("document has too many operations");
+  }
+  const LV lv = d.log.size();
+  d.log.append(agent, seq, d.frontier, internal::kDelFwd, pos, n, {}, len);
+  d.rope.remove(pos, n, nullptr, nullptr);
+  d.frontier.assign(1, lv + n - 1);
+  d.version.advance(d.agent_name, seq + n);
+  return Status::OK();
+}
+
+std::string Doc::text() const { return impl_->rope.text(); }
+
+std::string Doc::slice(uint32_t pos, uint32_t len) const {
+  const uint32_t total = impl_->rope.length();
+  if (pos >= total) return {};
+  return impl_->rope.substr(pos, std::min(len, total - pos));
+}
+
+uint32_t Doc::length() const { return impl_->rope.length(); }
+uint32_t Doc::length_utf16() const { return impl_->rope.length_utf16(); }
+size_t Doc::length_bytes() const { return impl_->rope.bytes(); }
+
+Result<uint32_t> Doc::utf16_from_pos(uint32_t pos) const {
+  if (pos > impl_->rope.length()) {
+    return Status::OutOfRange("position " + Num(pos) + " is past the end (length " +
+                              Num(impl_->rope.length()) + ")");
+  }
+  return impl_->rope.utf16_of(pos);
+}
+
+Result<uint32_t> Doc::pos_from_utf16(uint32_t utf16) const {
+  if (utf16 > impl_->rope.length_utf16()) {
+    return Status::OutOfRange("UTF-16 offset " + Num(utf16) + " is past the end (length " +
+                              Num(impl_->rope.length_utf16()) + ")");
+  }
+  bool inside = false;
+  const uint32_t pos = impl_->rope.pos_of_utf16(utf16, &inside);
+  if (inside) return Status::InvalidArgument("UTF-16 offset " + Num(utf16) + " splits a surrogate pair");
+  return pos;
+}
+
+const Version& Doc::version() const { return impl_->version; }
+uint64_t Doc::num_events() const { return impl_->log.size(); }
+uint64_t Doc::pending_events() const { return impl_->pending_events; }
+
+OpBatch Doc::ops_since(const Version& peer) const {
+  const Impl& d = *impl_;
+  const OpLog& log = d.log;
+  OpBatch out;
+  std::vector<LvRun> visible;  // built on first need: which inserted characters are still in the text
+  bool have_visible = false;
+  const auto& spans = log.agent_spans();
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const LV s = spans[i].lv;
+    const LV e = i + 1 < spans.size() ? spans[i + 1].lv : log.size();
+    const std::string& agent = log.agent_name(spans[i].agent);
+    const uint32_t peer_next = peer.next(agent);
+    LV lv = s;
+    if (peer_next > spans[i].seq) lv = s + std::min<uint64_t>(peer_next - spans[i].seq, e - s);
+    while (lv < e) {
+      const OpSpan& op = log.ops()[log.op_index(lv)];
+      const auto& g = log.graph()[log.graph_index(lv)];
+      const LV end = std::min({e, op.end(), g.end});
+      OpRun run;
+      run.agent = agent;
+      run.seq = spans[i].seq + (lv - s);
+      if (lv == g.start) {
+        for (LV p : g.parents) {
+          const auto id = log.id_of(p);
+          run.parents.push_back({log.agent_name(id.agent), id.seq});
+        }
+      } else {
+        const auto id = log.id_of(lv - 1);
+        run.parents.push_back({log.agent_name(id.agent), id.seq});
+      }
+      run.pos = op.pos_at(lv - op.lv);
+      run.len = end - lv;
+      if (op.type == internal::kDelFwd) {
+        run.kind = OpKind::kDeleteForward;
+      } else if (op.type == internal::kDelBack) {
+        run.kind = OpKind::kDeleteBackward;
+      } else {
+        if (!have_visible) {
+          d.rope.for_each_chunk([&](std::string_view, const LvRun* runs, size_t n) {
+            visible.insert(visible.end(), runs, runs + n);
+          });
+          std::sort(visible.begin(), visible.end(), [](const LvRun& a, const LvRun& b) { return a.lv < b.lv; });
+          have_visible = true;
+        }
+        // Split the insert into stretches whose text is still visible (sent) or not (not sent).
+        LV at = lv;
+        while (at < end) {
+          auto it = std::upper_bound(visible.begin(), visible.end(), at,
+                                     [](LV x, const LvRun& r) { return x < r.lv; });
+          bool shown = false;
+          LV stop = end;
+          if (it != visible.begin() && at < std::prev(it)->lv + std::prev(it)->len) {
+            shown = true;
+            stop = std::min<LV>(end, std::prev(it)->lv + std::prev(it)->len);
+          } else if (it != visible.end()) {
+            stop = std::min<LV>(end, it->lv);
+          }
+          OpRun part = run;
+          if (at != lv) {
+            const auto id = log.id_of(at - 1);
+            part.parents.assign(1, {log.agent_name(id.agent), id.seq});
+            part.seq = run.seq + (at - lv);
+            part.pos = op.pos_at(at - op.lv);
+          }
+          part.len = stop - at;
+          part.kind = shown ? OpKind::kInsert : OpKind::kInsertDeleted;
+          if (shown) part.content = std::string(log.content(at, part.len));
+          out.runs.push_back(std::move(part));
+          at = stop;
+        }
+        lv = end;
+        continue;
+      }
+      out.runs.push_back(std::move(run));
+      lv = end;
+    }
+  }
+  return out;
+}
+
+Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
+  Impl& d = *impl_;
+  for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(ValidateRun(r));
+  if (batch.runs.empty()) return std::vector<Patch>{};
+
+  OpLog& log = d.log;
+  const LV old_size = log.size();
+  const size_t old_agents = log.num_agents();
+  auto rollback = [&](Status st) -> Status {
+    log.truncate(old_size, old_agents);
+    return st;
+  };
+
+  // Candidates: held runs first (they are older), then the batch.
+  std::vector<const OpRun*> cand;
+  cand.reserve(d.pending.size() + batch.runs.size());
+  for (const OpRun& r : d.pending) cand.push_back(&r);
+  for (const OpRun& r : batch.runs) cand.push_back(&r);
+  std::vector<bool> done(cand.size(), false);
+
+  Frontier all = d.frontier;
+  Frontier parents;
+  bool has_unknown = false;
+  bool progress = true;
+  while (progress) {
+    progress = false;
+    for (size_t i = 0; i < cand.size(); ++i) {
+      if (done[i]) continue;
+      const OpRun& r = *cand[i];
+      const uint32_t a = log.find_agent(r.agent);
+      const uint32_t next = a == kNoLV ? 0 : log.next_seq(a);
+      if (uint64_t{r.seq} + r.len <= next) {  // already held
+        done[i] = true;
+        continue;
+      }
+      if (r.seq > next) continue;  // an earlier op of its agent is missing
+      const uint32_t skip = next - r.seq;
+      parents.clear();
+      if (skip > 0) {
+        parents.push_back(log.lv_of(a, next - 1));
+      } else {
+        bool ready = true;
+        for (const OpId& p : r.parents) {
+          const uint32_t pa = log.find_agent(p.agent);
+          const LV plv = pa == kNoLV ? kNoLV : log.lv_of(pa, p.seq);
+          if (plv == kNoLV) {
+            ready = false;
+            break;
+          }
+          parents.push_back(plv);
+        }
+        if (!ready) continue;
+        std::sort(parents.begin(), parents.end());
+        parents.erase(std::unique(parents.begin(), parents.end()), parents.end());
+      }
+      const uint32_t n = r.len - skip;
+      if (uint64_t{log.size()} + n > internal::kMaxEvents) {
+        return rollback(Status::ResourceExhausted("document has too many operations"));
+      }
+      const uint32_t agent = log.intern_agent(r.agent);
+      std::string_view content;
+      std::string placeholders;
+      uint32_t pos = r.pos;
+      switch (r.kind) {
+        case OpKind::kInsert:
+          content = std::string_view(r.content).substr(utf8::byte_offset(r.content, skip));
+          pos += skip;
+          break;
+        case OpKind::kInsertDeleted:
+          placeholders.assign(n, static_cast<char>(internal::kPlaceholderByte));
+          content = placeholders;
+          pos += skip;
+          has_unknown = true;
+          break;
+        case OpKind::kDeleteBackward:
+          pos -= skip;
+          break;
+        case OpKind::kDeleteForward:
+          break;
+      }
+      const LV first = log.size();
+      log.append(agent, next, parents, TypeOf(r.kind), pos, n, content, 0);
+      OpLog::advance(&all, parents, first + n - 1);
+      done[i] = true;
+      progress = true;
+    }
+  }
+
+  std::vector<OpRun> still_pending;
+  uint64_t still_events = 0;
+  for (size_t i = 0; i < cand.size(); ++i) {
+    if (done[i]) continue;
+    still_pending.push_back(*cand[i]);
+    still_events += cand[i]->len;
+  }
+  if (still_events > d.limits.max_pending_events || still_pending.size() > d.limits.max_pending_runs) {
+    return rollback(Status::ResourceExhausted(
+        "too many operations waiting for missing dependencies (" + Num(still_events) + " events in " +
+        Num(still_pending.size()) + " runs; limits " + Num(d.limits.max_pending_events) + " and " +
+        Num(d.limits.max_pending_runs) + ")"));
+  }
+
+  std::vector<Patch> patches;
+  if (log.size() > old_size) {
+    std::vector<internal::XfOp> xf;
+    const uint32_t old_len = d.rope.length();
+    Status st = internal::transform(&log, d.frontier, all, old_size, old_len, &xf);
+    if (!st.ok()) return rollback(st);
+    uint64_t new_len = old_len;
+    for (const auto& x : xf) new_len = x.insert ? new_len + x.len : new_len - x.len;
+    if (new_len > d.limits.max_length) {
+      return rollback(Status::ResourceExhausted("document would exceed " + Num(d.limits.max_length) +
+                                                " characters"));
+    }
+
+    struct Undo {
+      bool insert;
+      uint32_t pos, len;
+      std::string text;
+      std::vector<LvRun> runs;
+    };
+    std::vector<Undo> undo;
+    // With characters of unknown text in play, report one patch for the whole changed region:
+    // the edits in between may show text this replica does not have.
+    uint32_t lo = UINT32_MAX, tail = UINT32_MAX;
+    const uint32_t old_u16 = d.rope.length_utf16();
+    for (const auto& x : xf) {
+      if (x.insert) {
+        const std::string_view content = log.content(x.lv, x.len);
+        if (has_unknown) {
+          undo.push_back({true, x.pos, x.len, {}, {}});
+        } else {
+          const uint32_t u16 = d.rope.utf16_of(x.pos);
+          AppendPatch(&patches, {x.pos, 0, std::string(content), u16, 0,
+                                 static_cast<uint32_t>(utf8::count_utf16(content))});
+        }
+        d.rope.insert(x.pos, content, x.len, x.lv);
+        lo = std::min(lo, x.pos);
+        tail = std::min(tail, d.rope.length() - (x.pos + x.len));
+      } else {
+        if (has_unknown) {
+          Undo u{false, x.pos, x.len, {}, {}};
+          d.rope.remove(x.pos, x.len, &u.text, &u.runs);
+          undo.push_back(std::move(u));
+        } else {
+          const uint32_t u0 = d.rope.utf16_of(x.pos);
+          const uint32_t u1 = d.rope.utf16_of(x.pos + x.len);
+          d.rope.remove(x.pos, x.len, nullptr, nullptr);
+          AppendPatch(&patches, {x.pos, x.len, {}, u0, u1 - u0, 0});
+        }
+        lo = std::min(lo, x.pos);
+        tail = std::min(tail, d.rope.length() - x.pos);
+      }
+    }
+    if (has_unknown) {
+      if (d.rope.contains_placeholder()) {
+        for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+          if (it->insert) {
+            d.rope.remove(it->pos, it->len, nullptr, nullptr);
+          } else {
+            d.rope.insert_runs(it->pos, it->text, it->runs);
+          }
+        }
+        return rollback(Status::InvalidArgument(
+            "batch inserts characters without their text (kInsertDeleted) that it does not also delete"));
+      }
+      if (!xf.empty()) {
+        const uint32_t new_len32 = d.rope.length();
+        const uint32_t mid = new_len32 - lo - tail;
+        Patch p;
+        p.pos = lo;
+        p.deleted = old_len - lo - tail;
+        p.inserted = d.rope.substr(lo, mid);
+        p.pos_utf16 = d.rope.utf16_of(lo);
+        const uint32_t tail_u16 = d.rope.length_utf16() - d.rope.utf16_of(lo + mid);
+        p.deleted_utf16 = old_u16 - p.pos_utf16 - tail_u16;
+        p.inserted_utf16 = static_cast<uint32_t>(utf8::count_utf16(p.inserted));
+        if (p.deleted || !p.inserted.empty()) patches.push_back(std::move(p));
+      }
+    }
+  }
+
+  // Commit.
+  for (uint32_t a = 0; a < log.num_agents(); ++a) {
+    const uint32_t next = log.next_seq(a);
+    if (next > d.version.next(log.agent_name(a))) d.version.advance(log.agent_name(a), next);
+  }
+  d.frontier = std::move(all);
+  d.pending = std::move(still_pending);
+  d.pending_events = still_events;
+  return patches;
+}
+
+Status Doc::check_invariants() const {
+  const Impl& d = *impl_;
+  TANDEM_RETURN_IF_ERROR(d.rope.check());
+  TANDEM_RETURN_IF_ERROR(d.log.check());
+  const OpLog& log = d.log;
+  for (size_t i = 0; i < d.frontier.size(); ++i) {
+    if (d.frontier[i] >= log.size() || (i && d.frontier[i] <= d.frontier[i - 1])) {
+      return Status::Internal("frontier is not sorted or points past the log");
+    }
+  }
+  if (log.size() > 0 && d.frontier.empty()) return Status::Internal("frontier is empty");
+  if (d.frontier.size() == 1 && log.len_after(d.frontier[0]) != d.rope.length()) {
+    return Status::Internal("text length " + Num(d.rope.length()) + " differs from the log's " +
+                            Num(log.len_after(d.frontier[0])));
+  }
+  Version v;
+  for (uint32_t a = 0; a < log.num_agents(); ++a) v.advance(log.agent_name(a), log.next_seq(a));
+  if (!(v == d.version)) return Status::Internal("version " + d.version.ToString() + " differs from the log's");
+  // Every visible character is a distinct insert event.
+  std::vector<LvRun> runs;
+  d.rope.for_each_chunk([&](std::string_view, const LvRun* r, size_t n) { runs.insert(runs.end(), r, r + n); });
+  std::sort(runs.begin(), runs.end(), [](const LvRun& a, const LvRun& b) { return a.lv < b.lv; });
+  for (size_t i = 0; i < runs.size(); ++i) {
+    if (i && runs[i].lv < runs[i - 1].lv + runs[i - 1].len) return Status::Internal("a character shows twice");
+    if (uint64_t{runs[i].lv} + runs[i].len > log.size()) return Status::Internal("a character has no event");
+    for (LV lv = runs[i].lv; lv < runs[i].lv + runs[i].len;) {
+      const OpSpan& op = log.ops()[log.op_index(lv)];
+      if (op.type != internal::kIns) return Status::Internal("a visible character is a delete event");
+      lv = op.end();
+    }
+  }
+  uint64_t pending = 0;
+  for (const auto& r : d.pending) pending += r.len;
+  if (pending != d.pending_events) return Status::Internal("held event count");
+  return Status::OK();
+}
+
+size_t Doc::heap_bytes() const {
+  const Impl& d = *impl_;
+  size_t n = sizeof(Impl) + d.rope.heap_bytes() + d.log.heap_bytes() + d.frontier.capacity() * sizeof(LV);
+  n += d.pending.capacity() * sizeof(OpRun);
+  for (const auto& r : d.pending) n += r.content.capacity() + r.parents.capacity() * sizeof(OpId);
+  for (const auto& e : d.version.entries()) n += sizeof(e) + e.first.capacity();
+  return n;
+}
+
+}  // namespace tandem::crdt

@@ -1,0 +1,643 @@
+#include "merge.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <map>
+#include <string>
+
+namespace tandem::crdt::internal {
+
+namespace {
+
+constexpr size_t kRecCap = 32;
+constexpr size_t kFan = 16;
+
+// A run of characters in the tracker: LVs [lv, lv + len), inserted together, so that character k
+// has left origin lv + k - 1 (the first one: `ol`) and all share the right origin `orr`.
+//   state: 0 = not inserted yet in the prepare version, 1 = inserted, 1 + k = deleted k times.
+//   del:   deleted in the effect version (the merged result).
+struct Rec {
+  LV lv;
+  uint32_t len;
+  LV ol;
+  LV orr;
+  uint32_t state;
+  bool del;
+};
+
+struct Inner;
+struct Node {
+  explicit Node(bool is_leaf) : leaf(is_leaf) {}
+  Inner* parent = nullptr;
+  uint8_t slot = 0;
+  bool leaf;
+};
+struct Leaf : Node {
+  Leaf() : Node(true) {}
+  uint8_t n = 0;
+  Rec recs[kRecCap];
+};
+struct Inner : Node {
+  Inner() : Node(false) {}
+  uint8_t n = 0;
+  Node* child[kFan];
+  uint32_t raw[kFan];
+  uint32_t prep[kFan];
+  uint32_t eff[kFan];
+};
+
+struct Counts {
+  uint32_t raw = 0, prep = 0, eff = 0;
+};
+
+Counts counts_of(const Node* node) {
+  Counts c;
+  if (node->leaf) {
+    auto* l = static_cast<const Leaf*>(node);
+    for (int i = 0; i < l->n; ++i) {
+      const Rec& r = l->recs[i];
+      c.raw += r.len;
+      if (r.state == 1) c.prep += r.len;
+      if (!r.del) c.eff += r.len;
+    }
+  } else {
+    auto* in = static_cast<const Inner*>(node);
+    for (int i = 0; i < in->n; ++i) {
+      c.raw += in->raw[i];
+      c.prep += in->prep[i];
+      c.eff += in->eff[i];
+    }
+  }
+  return c;
+}
+
+struct Cursor {
+  Leaf* leaf;
+  int idx;
+  uint32_t off;
+};
+
+Rec split_rec(Rec* a, uint32_t off) {
+  Rec b = *a;
+  b.lv = a->lv + off;
+  b.len = a->len - off;
+  b.ol = a->lv + off - 1;
+  a->len = off;
+  return b;
+}
+
+void insert_into_leaf(Leaf* l, int at, const Rec& r) {
+  std::memmove(l->recs + at + 1, l->recs + at, (l->n - at) * sizeof(Rec));
+  l->recs[at] = r;
+  ++l->n;
+}
+
+class Tracker {
+ public:
+  explicit Tracker(const OpLog& log) : log_(log) {}
+  ~Tracker() { free_nodes(root_); }
+  Tracker(const Tracker&) = delete;
+  Tracker& operator=(const Tracker&) = delete;
+
+  void reset(uint32_t placeholder_len) {
+    free_nodes(root_);
+    index_.clear();
+    dels_.clear();
+    auto* leaf = new Leaf();
+    root_ = leaf;
+    if (placeholder_len > 0) {
+      leaf->recs[0] = {kUnderwater, placeholder_len, kNoLV, kNoLV, 1, false};
+      leaf->n = 1;
+      index_[kUnderwater] = {kUnderwater + placeholder_len, leaf};
+    }
+  }
+
+  uint32_t prep_len() const { return counts_of(root_).prep; }
+
+  void retreat(Span s) {
+    LV end = s.end;
+    while (end > s.start) {
+      const OpSpan& op = log_.ops()[log_.op_index(end - 1)];
+      const LV a = std::max(op.lv, s.start);
+      if (op.type == kIns) {
+        mutate_range(a, end - a, [](Rec* r) {
+          assert(r->state == 1);
+          r->state = 0;
+        });
+      } else {
+        change_deleted(a, end, -1);
+      }
+      end = a;
+    }
+  }
+
+  void advance(Span s) {
+    LV start = s.start;
+    while (start < s.end) {
+      const OpSpan& op = log_.ops()[log_.op_index(start)];
+      const LV b = std::min(op.end(), s.end);
+      if (op.type == kIns) {
+        mutate_range(start, b - start, [](Rec* r) {
+          assert(r->state == 0);
+          r->state = 1;
+        });
+      } else {
+        change_deleted(start, b, +1);
+      }
+      start = b;
+    }
+  }
+
+  // Applies the events [start, start + n) of op span `op` in the prepare version; when `out` is
+  // set, appends their effect on the merged text.
+  Status apply(const OpSpan& op, LV start, uint32_t n, std::vector<XfOp>* out) {
+    const uint32_t k0 = start - op.lv;
+    const uint64_t plen = prep_len();
+    if (op.type == kIns) {
+      const uint64_t pos = op.pos + static_cast<uint64_t>(k0);
+      if (pos > plen) return out_of_range(start, pos, plen);
+      Cursor cur;
+      LV ol = kNoLV;
+      if (pos == 0) {
+        cur = {first_leaf(), 0, 0};
+      } else {
+        cur = find_prep(static_cast<uint32_t>(pos - 1));
+        ol = at(cur).lv + cur.off;
+        cur.off += 1;
+      }
+      LV orr = kNoLV;
+      for (Cursor c = cur; normalize(&c); c.off = at(c).len) {
+        const Rec& r = at(c);
+        if (r.state != 0) {
+          orr = r.lv + c.off;
+          break;
+        }
+      }
+      const Cursor at = integrate({start, n, ol, orr, 1, false}, cur);
+      if (out) out->push_back({true, eff_pos(at), n, start});
+      return Status::OK();
+    }
+    uint64_t first;
+    if (op.type == kDelFwd) {
+      first = op.pos;
+      if (first + n > plen) return out_of_range(start, first + n - 1, plen);
+    } else {
+      const uint64_t top = static_cast<uint64_t>(op.pos) - k0;
+      if (top >= plen || top + 1 < n) return out_of_range(start, top, plen);
+      first = top + 1 - n;
+    }
+    const size_t dels_before = dels_.size();
+    for (uint32_t w = 0; w < n;) {
+      Cursor c = find_prep(static_cast<uint32_t>(first));
+      const Rec& r = at(c);
+      const uint32_t take = std::min(n - w, r.len - c.off);
+      const LV target = r.lv + c.off;
+      if (op.type == kDelFwd) {
+        dels_.push_back({start + w, start + w + take, target, true});
+      } else {
+        dels_.push_back({start + n - w - take, start + n - w, target, false});
+      }
+      const bool emit = out && !r.del;
+      const uint32_t eff = emit ? eff_pos(c) : 0;
+      Cursor seg = isolate(c, take);
+      Rec& s = at(seg);
+      s.state = 2;
+      s.del = true;
+      refresh_up(seg.leaf);
+      if (emit) out->push_back({false, eff, take, 0});
+      w += take;
+    }
+    if (op.type == kDelBack) std::reverse(dels_.begin() + dels_before, dels_.end());
+    return Status::OK();
+  }
+
+ private:
+  struct DelTarget {
+    LV start, end;  // delete events
+    LV target;      // first (fwd) or last (back) character they delete
+    bool fwd;
+  };
+
+  static Status out_of_range(LV lv, uint64_t pos, uint64_t len) {
+    return Status::InvalidArgument("event at local version " + std::to_string(lv) + " has position " +
+                                   std::to_string(pos) + " past the end of the document (length " +
+                                   std::to_string(len) + ") at its parents' version");
+  }
+
+  static void free_nodes(Node* node) {
+    if (!node) return;
+    if (node->leaf) {
+      delete static_cast<Leaf*>(node);
+      return;
+    }
+    auto* in = static_cast<Inner*>(node);
+    for (int i = 0; i < in->n; ++i) free_nodes(in->child[i]);
+    delete in;
+  }
+
+  static Rec& at(const Cursor& c) { return c.leaf->recs[c.idx]; }
+
+  Leaf* first_leaf() const {
+    Node* n = root_;
+    while (!n->leaf) n = static_cast<Inner*>(n)->child[0];
+    return static_cast<Leaf*>(n);
+  }
+
+  static Leaf* next_leaf(const Leaf* leaf) {
+    const Node* n = leaf;
+    while (n->parent && n->slot + 1 == n->parent->n) n = n->parent;
+    if (!n->parent) return nullptr;
+    Node* m = n->parent->child[n->slot + 1];
+    while (!m->leaf) m = static_cast<Inner*>(m)->child[0];
+    return static_cast<Leaf*>(m);
+  }
+
+  // Moves a cursor sitting at the end of a record to the start of the next one. Returns false at
+  // the end of the document (the cursor then points past the last record of the last leaf).
+  static bool normalize(Cursor* c) {
+    while (c->idx >= c->leaf->n || c->off >= c->leaf->recs[c->idx].len) {
+      if (c->idx < c->leaf->n) {
+        ++c->idx;
+        c->off = 0;
+        continue;
+      }
+      Leaf* next = next_leaf(c->leaf);
+      if (!next) return false;
+      c->leaf = next;
+      c->idx = 0;
+      c->off = 0;
+    }
+    return true;
+  }
+
+  static void refresh_up(Node* node) {
+    for (Node* n = node; n->parent; n = n->parent) {
+      const Counts c = counts_of(n);
+      n->parent->raw[n->slot] = c.raw;
+      n->parent->prep[n->slot] = c.prep;
+      n->parent->eff[n->slot] = c.eff;
+    }
+  }
+
+  Cursor find_prep(uint32_t p) const {
+    Node* n = root_;
+    while (!n->leaf) {
+      auto* in = static_cast<Inner*>(n);
+      int i = 0;
+      for (; i + 1 < in->n; ++i) {
+        if (p < in->prep[i]) break;
+        p -= in->prep[i];
+      }
+      n = in->child[i];
+    }
+    auto* l = static_cast<Leaf*>(n);
+    for (int i = 0; i < l->n; ++i) {
+      const Rec& r = l->recs[i];
+      if (r.state != 1) continue;
+      if (p < r.len) return {l, i, p};
+      p -= r.len;
+    }
+    assert(false && "find_prep past the end");
+    return {l, l->n, 0};
+  }
+
+  uint32_t raw_pos(const Cursor& c) const {
+    uint32_t pos = c.off;
+    for (int i = 0; i < c.idx; ++i) pos += c.leaf->recs[i].len;
+    for (const Node* n = c.leaf; n->parent; n = n->parent) {
+      for (int j = 0; j < n->slot; ++j) pos += n->parent->raw[j];
+    }
+    return pos;
+  }
+
+  uint32_t eff_pos(const Cursor& c) const {
+    uint32_t pos = 0;
+    if (c.idx < c.leaf->n && !c.leaf->recs[c.idx].del) pos = c.off;
+    for (int i = 0; i < c.idx; ++i) {
+      if (!c.leaf->recs[i].del) pos += c.leaf->recs[i].len;
+    }
+    for (const Node* n = c.leaf; n->parent; n = n->parent) {
+      for (int j = 0; j < n->slot; ++j) pos += n->parent->eff[j];
+    }
+    return pos;
+  }
+
+  Cursor cursor_at_lv(LV x) const {
+    auto it = index_.upper_bound(x);
+    assert(it != index_.begin());
+    --it;
+    assert(x < it->second.first);
+    Leaf* l = it->second.second;
+    for (int i = 0; i < l->n; ++i) {
+      const Rec& r = l->recs[i];
+      if (x >= r.lv && x < r.lv + r.len) return {l, i, x - r.lv};
+    }
+    assert(false && "index points at the wrong leaf");
+    return {l, 0, 0};
+  }
+
+  uint32_t raw_pos_of_lv(LV x) const { return x == kNoLV ? counts_of(root_).raw : raw_pos(cursor_at_lv(x)); }
+
+  void index_set(LV start, LV end, Leaf* leaf) {
+    auto it = index_.upper_bound(start);
+    if (it != index_.begin()) {
+      auto prev = std::prev(it);
+      if (prev->second.first > start) {
+        const auto tail = prev->second;
+        if (prev->first == start) {
+          index_.erase(prev);
+        } else {
+          prev->second.first = start;
+        }
+        if (tail.first > end) index_[end] = tail;
+      }
+    }
+    it = index_.lower_bound(start);
+    while (it != index_.end() && it->first < end) {
+      if (it->second.first > end) {
+        const auto val = it->second;
+        index_.erase(it);
+        index_[end] = val;
+        break;
+      }
+      it = index_.erase(it);
+    }
+    index_[start] = {end, leaf};
+  }
+
+  void insert_sibling(Node* after, Node* node) {
+    Inner* p = after->parent;
+    if (!p) {
+      p = new Inner();
+      p->n = 1;
+      p->child[0] = after;
+      after->parent = p;
+      after->slot = 0;
+      root_ = p;
+    }
+    if (p->n == kFan) {
+      // Split p: its upper half moves to a new sibling, then place `node` in the right half.
+      auto* q = new Inner();
+      const int half = kFan / 2;
+      for (int i = half; i < p->n; ++i) {
+        q->child[i - half] = p->child[i];
+        q->raw[i - half] = p->raw[i];
+        q->prep[i - half] = p->prep[i];
+        q->eff[i - half] = p->eff[i];
+        p->child[i]->parent = q;
+        p->child[i]->slot = static_cast<uint8_t>(i - half);
+      }
+      q->n = static_cast<uint8_t>(p->n - half);
+      p->n = half;
+      insert_sibling(p, q);
+      refresh_up(p);
+      refresh_up(q);
+      p = after->parent;
+    }
+    const int at = after->slot + 1;
+    for (int i = p->n; i > at; --i) {
+      p->child[i] = p->child[i - 1];
+      p->raw[i] = p->raw[i - 1];
+      p->prep[i] = p->prep[i - 1];
+      p->eff[i] = p->eff[i - 1];
+      p->child[i]->slot = static_cast<uint8_t>(i);
+    }
+    p->child[at] = node;
+    node->parent = p;
+    node->slot = static_cast<uint8_t>(at);
+    ++p->n;
+    const Counts a = counts_of(after), b = counts_of(node);
+    p->raw[at - 1] = a.raw;
+    p->prep[at - 1] = a.prep;
+    p->eff[at - 1] = a.eff;
+    p->raw[at] = b.raw;
+    p->prep[at] = b.prep;
+    p->eff[at] = b.eff;
+    refresh_up(p);
+  }
+
+  // Makes room for `need` more records in the cursor's leaf, splitting it if needed.
+  void ensure_room(Cursor* c, int need) {
+    Leaf* l = c->leaf;
+    if (l->n + need <= static_cast<int>(kRecCap)) return;
+    auto* r = new Leaf();
+    const int half = l->n / 2;
+    r->n = static_cast<uint8_t>(l->n - half);
+    std::memcpy(r->recs, l->recs + half, r->n * sizeof(Rec));
+    l->n = static_cast<uint8_t>(half);
+    for (int i = 0; i < r->n; ++i) index_set(r->recs[i].lv, r->recs[i].lv + r->recs[i].len, r);
+    insert_sibling(l, r);
+    if (c->idx >= half) {
+      c->leaf = r;
+      c->idx -= half;
+    }
+  }
+
+  Cursor insert_rec_at(Cursor c, const Rec& rec) {
+    ensure_room(&c, 2);
+    Leaf* l = c.leaf;
+    if (c.idx < l->n && c.off > 0) {
+      if (c.off < l->recs[c.idx].len) insert_into_leaf(l, c.idx + 1, split_rec(&l->recs[c.idx], c.off));
+      ++c.idx;
+      c.off = 0;
+    }
+    insert_into_leaf(l, c.idx, rec);
+    index_set(rec.lv, rec.lv + rec.len, l);
+    refresh_up(l);
+    return {l, c.idx, 0};
+  }
+
+  // Splits records so that [c.off, c.off + take) of the cursor's record is a record of its own.
+  Cursor isolate(Cursor c, uint32_t take) {
+    ensure_room(&c, 2);
+    Leaf* l = c.leaf;
+    int i = c.idx;
+    if (c.off > 0) {
+      insert_into_leaf(l, i + 1, split_rec(&l->recs[i], c.off));
+      ++i;
+    }
+    if (take < l->recs[i].len) insert_into_leaf(l, i + 1, split_rec(&l->recs[i], take));
+    return {l, i, 0};
+  }
+
+  template <typename F>
+  void mutate_range(LV start, uint32_t len, F fn) {
+    while (len > 0) {
+      const Cursor c = cursor_at_lv(start);
+      const uint32_t take = std::min(len, at(c).len - c.off);
+      const Cursor seg = isolate(c, take);
+      fn(&at(seg));
+      refresh_up(seg.leaf);
+      start += take;
+      len -= take;
+    }
+  }
+
+  // Adds `delta` to the delete count of every character deleted by the events [a, b).
+  void change_deleted(LV a, LV b, int delta) {
+    auto it = std::upper_bound(dels_.begin(), dels_.end(), a,
+                               [](LV x, const DelTarget& d) { return x < d.start; });
+    if (it != dels_.begin()) --it;
+    for (; it != dels_.end() && it->start < b; ++it) {
+      const LV x = std::max(a, it->start), y = std::min(b, it->end);
+      if (x >= y) continue;
+      const LV t = it->fwd ? it->target + (x - it->start) : it->target + (it->end - y);
+      mutate_range(t, y - x, [delta](Rec* r) {
+        assert(r->state >= 1 && (delta > 0 || r->state >= 2));
+        r->state = static_cast<uint32_t>(static_cast<int64_t>(r->state) + delta);
+      });
+    }
+  }
+
+  // Places `item` among the concurrent inserts that follow its left origin (the cursor is just
+  // after it), FugueMax order; returns where it went.
+  Cursor integrate(const Rec& item, Cursor cur) {
+    const uint32_t left_raw = raw_pos(cur);
+    uint32_t right_raw = UINT32_MAX;
+    const AgentSpan me = log_.id_of(item.lv);
+    Cursor c = cur;
+    Cursor scan_start = cur;
+    bool scanning = false;
+    while (normalize(&c)) {
+      const Rec& o = at(c);
+      const LV o_lv = o.lv + c.off;
+      if (o_lv == item.orr) break;
+      assert(o.state == 0);
+      const LV o_ol = c.off == 0 ? o.ol : o_lv - 1;
+      const uint32_t o_left_raw = o_ol == kNoLV ? 0 : raw_pos(cursor_at_lv(o_ol)) + 1;
+      if (o_left_raw < left_raw) break;
+      if (o_left_raw == left_raw) {
+        if (o.orr == item.orr) {
+          // Same origins on both sides: a deterministic tie-break on (agent name, seq).
+          const AgentSpan other = log_.id_of(o_lv);
+          const int cmp = log_.agent_name(me.agent).compare(log_.agent_name(other.agent));
+          if (cmp < 0 || (cmp == 0 && me.seq < other.seq)) break;
+          scanning = false;
+        } else {
+          if (right_raw == UINT32_MAX) right_raw = raw_pos_of_lv(item.orr);
+          const uint32_t o_right_raw = raw_pos_of_lv(o.orr);
+          if (o_right_raw < right_raw) {
+            if (!scanning) {
+              scanning = true;
+              scan_start = c;
+            }
+          } else {
+            scanning = false;
+          }
+        }
+      }
+      c.off = o.len;
+    }
+    if (scanning) c = scan_start;
+    return insert_rec_at(c, item);
+  }
+
+  const OpLog& log_;
+  Node* root_ = nullptr;
+  // LV ranges -> the leaf holding their records: start -> (end, leaf).
+  std::map<LV, std::pair<LV, Leaf*>> index_;
+  // Delete events handled by this tracker, ascending.
+  std::vector<DelTarget> dels_;
+};
+
+struct Unit {
+  LV start, end;
+  size_t op_index;
+  int64_t min_parent;  // smallest parent LV of the first event; -1 for the empty document
+};
+
+}  // namespace
+
+Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, LV first_new,
+                 uint32_t doc_len, std::vector<XfOp>* out) {
+  out->clear();
+  LV common;
+  std::vector<Span> zone;
+  log->find_conflicting(doc_frontier, all, &common, &zone);
+
+  std::vector<Unit> units;
+  for (const Span& s : zone) {
+    for (LV lv = s.start; lv < s.end;) {
+      const size_t oi = log->op_index(lv);
+      const OpSpan& op = log->ops()[oi];
+      const GraphEntry& g = log->graph()[log->graph_index(lv)];
+      // New events may have extended an old op span: they start a unit of their own.
+      LV end = std::min({s.end, op.end(), g.end});
+      if (lv < first_new && end > first_new) end = first_new;
+      int64_t min_parent = static_cast<int64_t>(lv) - 1;
+      if (lv == g.start) min_parent = g.parents.empty() ? -1 : static_cast<int64_t>(g.parents[0]);
+      units.push_back({lv, end, oi, min_parent});
+      lv = end;
+    }
+  }
+  // suffix[i]: the smallest parent of any unit from i on. After unit i, every later event
+  // descends from unit i's last event iff suffix[i + 1] >= that event.
+  std::vector<int64_t> suffix(units.size() + 1, INT64_MAX);
+  for (size_t i = units.size(); i-- > 0;) suffix[i] = std::min(suffix[i + 1], units[i].min_parent);
+
+  Frontier processed;
+  if (common != kNoLV) processed.push_back(common);
+  Tracker tracker(*log);
+  bool active = false;
+  Frontier prepare, parents;
+  std::vector<Span> only_a, only_b;
+
+  for (size_t ui = 0; ui < units.size(); ++ui) {
+    const Unit& u = units[ui];
+    const OpSpan& op = log->ops()[u.op_index];
+    const uint32_t n = u.end - u.start;
+    const uint32_t k0 = u.start - op.lv;
+    const bool is_new = u.start >= first_new;
+    const bool critical_after = suffix[ui + 1] >= static_cast<int64_t>(u.end - 1);
+    log->parents_of(u.start, &parents);
+
+    if (!active && parents == processed && critical_after) {
+      if (is_new) {
+        // The text is exactly the version these events were made at: apply them as they are.
+        if (u.start == op.lv) log->set_len_before(u.op_index, doc_len);
+        const uint64_t pos = op.pos_at(k0);
+        if (op.type == kIns) {
+          if (pos > doc_len) return Status::InvalidArgument("insert position past the end of the document");
+          out->push_back({true, static_cast<uint32_t>(pos), n, u.start});
+          doc_len += n;
+        } else {
+          const uint64_t first = op.type == kDelFwd ? pos : pos + 1 - n;
+          if (op.type == kDelBack && pos + 1 < n) {
+            return Status::InvalidArgument("delete position before the start of the document");
+          }
+          if (first + n > doc_len) return Status::InvalidArgument("delete past the end of the document");
+          out->push_back({false, static_cast<uint32_t>(first), n, 0});
+          doc_len -= n;
+        }
+      }
+      // Old events are already in the text; either way nothing concurrent remains behind us.
+      processed.assign(1, u.end - 1);
+      continue;
+    }
+    if (!active) {
+      if (processed.size() > 1) return Status::Internal("merge: tracker would start at a merge version");
+      tracker.reset(processed.empty() ? 0 : log->len_after(processed[0]));
+      prepare = processed;
+      active = true;
+    }
+    if (prepare != parents) {
+      log->diff(prepare, parents, &only_a, &only_b);
+      for (auto it = only_a.rbegin(); it != only_a.rend(); ++it) tracker.retreat(*it);
+      for (const Span& s : only_b) tracker.advance(s);
+    }
+    if (is_new && u.start == op.lv) log->set_len_before(u.op_index, tracker.prep_len());
+    const size_t before = out->size();
+    TANDEM_RETURN_IF_ERROR(tracker.apply(op, u.start, n, is_new ? out : nullptr));
+    for (size_t i = before; i < out->size(); ++i) {
+      const XfOp& x = (*out)[i];
+      doc_len = x.insert ? doc_len + x.len : doc_len - x.len;
+    }
+    prepare.assign(1, u.end - 1);
+    OpLog::advance(&processed, parents, u.end - 1);
+    if (critical_after && processed.size() == 1 && processed[0] == u.end - 1) active = false;
+  }
+  return Status::OK();
+}
+
+}  // namespace tandem::crdt::internal

@@ -1,0 +1,40 @@
+// Merge: turns events that arrived from other replicas into edits of this replica's text.
+//
+// Events carry positions in the document as their author saw it (their parents' version). To
+// apply them here, transform walks the part of the event graph where the histories diverge, in
+// LV order, replaying it into a temporary sequence CRDT ("tracker") whose items remember both
+// their state in the version an event was made at (prepare) and in the merged result (effect).
+// This is the event-graph walking approach of Gentle and Kleppmann, "Collaborative Text Editing
+// with Eg-walker: Better, Faster, Smaller" (EuroSys 2025); the ordering of concurrent inserts is
+// FugueMax (Weidner and Kleppmann, "The Art of the Fugue", 2023), which never interleaves two
+// runs typed concurrently at the same place.
+//
+// Where the history is linear (the common case: one author at a time) no tracker is built and
+// the events apply as they are; the tracker lives only across concurrent stretches and starts
+// from a placeholder standing for the whole document at the point where they begin.
+#pragma once
+
+#include <vector>
+
+#include "crdt/status.h"
+#include "oplog.h"
+
+namespace tandem::crdt::internal {
+
+// One edit of the current text, in code points. Edits apply one after another.
+struct XfOp {
+  bool insert;
+  uint32_t pos;
+  uint32_t len;
+  LV lv;  // insert: the characters are the events [lv, lv + len)
+};
+
+// Transforms the events [first_new, log->size()) (just appended) into edits of a text that holds
+// exactly the events of `doc_frontier` and has length `doc_len`; `all` is the frontier of the
+// whole log. Fills in the document length before each new op span (OpSpan::len_before).
+// Fails with InvalidArgument, leaving *out unspecified, if an event's position is past the end of
+// the document at its parents' version.
+Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, LV first_new,
+                 uint32_t doc_len, std::vector<XfOp>* out);
+
+}  // namespace tandem::crdt::internal

@@ -1,0 +1,327 @@
+#include "oplog.h"
+
+#include <algorithm>
+#include <cassert>
+#include <queue>
+
+#include "crdt/utf8.h"
+
+namespace tandem::crdt::internal {
+
+namespace {
+template <typename V, typename F>
+size_t index_of_last(const V& v, LV lv, F key) {
+  // Index of the last element whose key is <= lv. REQUIRES v non-empty and key(v[0]) <= lv.
+  auto it = std::upper_bound(v.begin(), v.end(), lv, [&](LV x, const auto& e) { return x < key(e); });
+  assert(it != v.begin());
+  return static_cast<size_t>(it - v.begin()) - 1;
+}
+}  // namespace
+
+uint32_t OpLog::find_agent(std::string_view name) const {
+  auto it = agent_index_.find(std::string(name));
+  return it == agent_index_.end() ? kNoLV : it->second;
+}
+
+uint32_t OpLog::intern_agent(std::string_view name) {
+  uint32_t a = find_agent(name);
+  if (a != kNoLV) return a;
+  a = static_cast<uint32_t>(agents_.size());
+  agents_.push_back({std::string(name), {}});
+  agent_index_.emplace(std::string(name), a);
+  return a;
+}
+
+uint32_t OpLog::next_seq(uint32_t agent) const {
+  const auto& sp = agents_[agent].spans;
+  return sp.empty() ? 0 : sp.back().seq + sp.back().len;
+}
+
+LV OpLog::lv_of(uint32_t agent, uint32_t seq) const {
+  const auto& sp = agents_[agent].spans;
+  auto it = std::upper_bound(sp.begin(), sp.end(), seq, [](uint32_t s, const SeqSpan& e) { return s < e.seq; });
+  if (it == sp.begin()) return kNoLV;
+  --it;
+  return seq < it->seq + it->len ? it->lv + (seq - it->seq) : kNoLV;
+}
+
+AgentSpan OpLog::id_of(LV lv) const {
+  const AgentSpan& s = agent_spans_[index_of_last(agent_spans_, lv, [](const AgentSpan& e) { return e.lv; })];
+  return {lv, s.agent, s.seq + (lv - s.lv)};
+}
+
+size_t OpLog::graph_index(LV lv) const {
+  return index_of_last(graph_, lv, [](const GraphEntry& e) { return e.start; });
+}
+
+size_t OpLog::op_index(LV lv) const {
+  return index_of_last(ops_, lv, [](const OpSpan& e) { return e.lv; });
+}
+
+void OpLog::parents_of(LV lv, Frontier* out) const {
+  const GraphEntry& g = graph_[graph_index(lv)];
+  if (lv == g.start) {
+    *out = g.parents;
+  } else {
+    out->assign(1, lv - 1);
+  }
+}
+
+uint32_t OpLog::len_after(LV lv) const {
+  const OpSpan& op = ops_[op_index(lv)];
+  return op.len_after(lv - op.lv);
+}
+
+std::string_view OpLog::content(LV lv, uint32_t n) const {
+  const OpSpan& op = ops_[op_index(lv)];
+  assert(op.type == kIns && lv + n <= op.end());
+  std::string_view rest = std::string_view(arena_).substr(op.content);
+  const size_t b0 = utf8::byte_offset(rest, lv - op.lv);
+  rest = rest.substr(b0);
+  return rest.substr(0, utf8::byte_offset(rest, n));
+}
+
+void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType type, uint32_t pos,
+                   uint32_t len, std::string_view content, uint32_t len_before) {
+  assert(len > 0 && seq == next_seq(agent));
+  const LV lv = end_;
+  const bool linear = parents.size() == 1 && parents[0] + 1 == lv;
+  if (type == kDelBack && len == 1) type = kDelFwd;
+
+  bool agent_continues = false;
+  if (!agent_spans_.empty()) {
+    const AgentSpan& last = agent_spans_.back();
+    agent_continues = last.agent == agent && last.seq + (lv - last.lv) == seq;
+  }
+  if (!agent_continues) agent_spans_.push_back({lv, agent, seq});
+
+  auto& sp = agents_[agent].spans;
+  if (!sp.empty() && sp.back().seq + sp.back().len == seq && sp.back().lv + sp.back().len == lv) {
+    sp.back().len += len;
+  } else {
+    sp.push_back({seq, lv, len});
+  }
+
+  if (linear && !graph_.empty()) {
+    assert(graph_.back().end == lv);
+    graph_.back().end += len;
+  } else {
+    graph_.push_back({lv, lv + len, parents});
+  }
+
+  bool merged = false;
+  if (linear && agent_continues && !ops_.empty()) {
+    OpSpan& last = ops_.back();
+    if (type == kIns && last.type == kIns && pos == last.pos + last.len) {
+      merged = true;
+    } else if (type == kDelFwd && last.type == kDelFwd && pos == last.pos) {
+      merged = true;
+    } else if (type != kIns && last.type != kIns && (last.type == kDelBack || last.len == 1) &&
+               (type == kDelBack || len == 1) && last.pos >= last.len && pos == last.pos - last.len) {
+      last.type = kDelBack;
+      merged = true;
+    }
+    if (merged) last.len += len;
+  }
+  if (!merged) {
+    ops_.push_back({lv, len, pos, len_before, type == kIns ? static_cast<uint32_t>(arena_.size()) : 0,
+                    static_cast<uint8_t>(type)});
+  }
+  if (type == kIns && track_content_) arena_.append(content);
+  end_ += len;
+}
+
+void OpLog::truncate(LV end, size_t num_agents) {
+  if (end < end_) {
+    while (!agent_spans_.empty() && agent_spans_.back().lv >= end) agent_spans_.pop_back();
+    for (auto& a : agents_) {
+      auto& sp = a.spans;
+      while (!sp.empty() && sp.back().lv >= end) sp.pop_back();
+      if (!sp.empty() && sp.back().lv + sp.back().len > end) sp.back().len = end - sp.back().lv;
+    }
+    while (!graph_.empty() && graph_.back().start >= end) graph_.pop_back();
+    if (!graph_.empty() && graph_.back().end > end) graph_.back().end = end;
+    while (!ops_.empty() && ops_.back().lv >= end) ops_.pop_back();
+    if (!ops_.empty() && ops_.back().end() > end) ops_.back().len = end - ops_.back().lv;
+    size_t arena_end = 0;
+    for (size_t i = ops_.size(); i-- > 0;) {
+      if (ops_[i].type == kIns) {
+        std::string_view rest = std::string_view(arena_).substr(ops_[i].content);
+        arena_end = ops_[i].content + utf8::byte_offset(rest, ops_[i].len);
+        break;
+      }
+    }
+    arena_.resize(arena_end);
+    end_ = end;
+  }
+  while (agents_.size() > num_agents) {
+    agent_index_.erase(agents_.back().name);
+    agents_.pop_back();
+  }
+}
+
+void OpLog::replace_arena(std::string arena, const std::vector<uint32_t>& offsets) {
+  arena_ = std::move(arena);
+  size_t i = 0;
+  for (auto& op : ops_) {
+    if (op.type == kIns) op.content = offsets[i++];
+  }
+}
+
+void OpLog::advance(Frontier* f, const Frontier& parents, LV last) {
+  if (!parents.empty()) {
+    auto out = f->begin();
+    for (auto it = f->begin(); it != f->end(); ++it) {
+      if (!std::binary_search(parents.begin(), parents.end(), *it)) *out++ = *it;
+    }
+    f->erase(out, f->end());
+  }
+  f->insert(std::upper_bound(f->begin(), f->end(), last), last);
+}
+
+namespace {
+
+enum Flag : uint8_t { kA = 1, kB = 2, kShared = 3 };
+constexpr int64_t kRoot = -1;
+
+struct QItem {
+  int64_t lv;
+  uint8_t flag;
+  bool operator<(const QItem& o) const { return lv < o.lv; }
+};
+
+}  // namespace
+
+void OpLog::find_conflicting(const Frontier& a, const Frontier& b, LV* common, std::vector<Span>* zone) const {
+  zone->clear();
+  std::priority_queue<QItem> q;
+  if (a.empty()) q.push({kRoot, kA});
+  for (LV x : a) q.push({x, kA});
+  if (b.empty()) q.push({kRoot, kB});
+  for (LV x : b) q.push({x, kB});
+  *common = kNoLV;
+  while (!q.empty()) {
+    QItem top = q.top();
+    q.pop();
+    uint8_t flag = top.flag;
+    while (!q.empty() && q.top().lv == top.lv) {
+      flag |= q.top().flag;
+      q.pop();
+    }
+    if (q.empty() && flag == kShared) {
+      *common = top.lv == kRoot ? kNoLV : static_cast<LV>(top.lv);
+      break;
+    }
+    if (top.lv == kRoot) break;  // unreachable: both sides reach the root
+    const LV lv = static_cast<LV>(top.lv);
+    const GraphEntry& g = graph_[graph_index(lv)];
+    LV lower = g.start;
+    if (!q.empty() && q.top().lv >= static_cast<int64_t>(g.start)) lower = static_cast<LV>(q.top().lv) + 1;
+    if (!zone->empty() && zone->back().start == lv + 1) {
+      zone->back().start = lower;
+    } else {
+      zone->push_back({lower, lv + 1});
+    }
+    if (lower > g.start) {
+      q.push({lower - 1, flag});
+    } else if (g.parents.empty()) {
+      q.push({kRoot, flag});
+    } else {
+      for (LV p : g.parents) q.push({p, flag});
+    }
+  }
+  std::reverse(zone->begin(), zone->end());
+}
+
+void OpLog::diff(const Frontier& a, const Frontier& b, std::vector<Span>* only_a, std::vector<Span>* only_b) const {
+  only_a->clear();
+  only_b->clear();
+  std::priority_queue<QItem> q;
+  size_t unshared = 0;
+  auto push = [&](int64_t lv, uint8_t flag) {
+    q.push({lv, flag});
+    if (flag != kShared) ++unshared;
+  };
+  for (LV x : a) push(x, kA);
+  for (LV x : b) push(x, kB);
+  while (unshared > 0) {
+    QItem top = q.top();
+    q.pop();
+    if (top.flag != kShared) --unshared;
+    uint8_t flag = top.flag;
+    while (!q.empty() && q.top().lv == top.lv) {
+      if (q.top().flag != kShared) --unshared;
+      flag |= q.top().flag;
+      q.pop();
+    }
+    if (top.lv == kRoot) continue;
+    const LV lv = static_cast<LV>(top.lv);
+    const GraphEntry& g = graph_[graph_index(lv)];
+    LV lower = g.start;
+    if (!q.empty() && q.top().lv >= static_cast<int64_t>(g.start)) lower = static_cast<LV>(q.top().lv) + 1;
+    if (flag != kShared) {
+      auto* out = flag == kA ? only_a : only_b;
+      if (!out->empty() && out->back().start == lv + 1) {
+        out->back().start = lower;
+      } else {
+        out->push_back({lower, lv + 1});
+      }
+    }
+    if (lower > g.start) {
+      push(lower - 1, flag);
+    } else {
+      for (LV p : g.parents) push(p, flag);
+    }
+  }
+  std::reverse(only_a->begin(), only_a->end());
+  std::reverse(only_b->begin(), only_b->end());
+}
+
+Status OpLog::check() const {
+  LV at = 0;
+  for (const auto& g : graph_) {
+    if (g.start != at || g.end <= g.start) return Status::Internal("oplog: graph entries do not tile");
+    for (size_t i = 0; i < g.parents.size(); ++i) {
+      if (g.parents[i] >= g.start) return Status::Internal("oplog: parent after child");
+      if (i && g.parents[i] <= g.parents[i - 1]) return Status::Internal("oplog: parents unsorted");
+    }
+    at = g.end;
+  }
+  if (at != end_) return Status::Internal("oplog: graph does not cover all events");
+  at = 0;
+  for (const auto& op : ops_) {
+    if (op.lv != at || op.len == 0) return Status::Internal("oplog: op spans do not tile");
+    const GraphEntry& g = graph_[graph_index(op.lv)];
+    if (op.end() > g.end) return Status::Internal("oplog: op span crosses a graph entry");
+    at = op.end();
+  }
+  if (at != end_) return Status::Internal("oplog: ops do not cover all events");
+  for (size_t i = 0; i < agent_spans_.size(); ++i) {
+    if (i == 0 ? agent_spans_[i].lv != 0 : agent_spans_[i].lv <= agent_spans_[i - 1].lv) {
+      return Status::Internal("oplog: agent spans out of order");
+    }
+  }
+  for (uint32_t a = 0; a < agents_.size(); ++a) {
+    uint32_t seq = 0;
+    for (const auto& s : agents_[a].spans) {
+      if (s.seq != seq || s.len == 0) return Status::Internal("oplog: agent seqs have a gap");
+      for (uint32_t k : {0u, s.len - 1}) {
+        AgentSpan id = id_of(s.lv + k);
+        if (id.agent != a || id.seq != s.seq + k) return Status::Internal("oplog: agent maps disagree");
+      }
+      seq += s.len;
+    }
+  }
+  return Status::OK();
+}
+
+size_t OpLog::heap_bytes() const {
+  size_t n = agents_.capacity() * sizeof(Agent) + agent_spans_.capacity() * sizeof(AgentSpan) +
+             graph_.capacity() * sizeof(GraphEntry) + ops_.capacity() * sizeof(OpSpan) + arena_.capacity();
+  for (const auto& a : agents_) n += a.spans.capacity() * sizeof(SeqSpan) + a.name.capacity();
+  for (const auto& g : graph_) n += g.parents.capacity() * sizeof(LV);
+  n += agent_index_.size() * (sizeof(std::string) + 32) + agent_index_.bucket_count() * sizeof(void*);
+  return n;
+}
+
+}  // namespace tandem::crdt::internal

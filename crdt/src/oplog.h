@@ -1,0 +1,149 @@
+// OpLog: every event a replica holds, numbered by local version (LV) in the order it arrived.
+//
+// LVs are dense local integers 0, 1, 2, ...; LV order is a topological order of the event graph
+// (an event arrives only after its parents). Everything is run-length encoded by LV:
+//  - agent spans: which (agent, seq) each LV is;
+//  - graph entries: runs where every event's parent is the event before it, except the first,
+//    whose parents are listed (an empty list is the empty document);
+//  - op spans: runs of one agent's events of one kind whose positions continue each other
+//    (typing, forward delete, backspace), with the document length at the first event's parents;
+//  - the content arena: the UTF-8 text of inserts in LV order (kPlaceholderByte for a character
+//    whose text this replica never received because it was deleted before it arrived).
+//
+// Invariants:
+//  1. Spans of each kind tile [0, size()) with no gaps, in increasing LV order.
+//  2. An op span lies inside one graph entry's linear part and one agent span.
+//  3. Each agent's seqs map to LVs in increasing order without gaps from seq 0.
+//  4. Parents always have smaller LVs; frontiers are sorted and hold no ancestor of another.
+//
+// Not thread-safe. Owned by one Doc.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "crdt/status.h"
+#include "rope.h"
+
+namespace tandem::crdt::internal {
+
+// Real LVs stay below kUnderwater: the merge uses the range above it for the characters of the
+// document as it was where a merge starts (which it does not need to tell apart).
+inline constexpr LV kUnderwater = 0x80000000u;
+inline constexpr LV kMaxEvents = kUnderwater - 1;
+inline constexpr LV kNoLV = 0xFFFFFFFFu;
+
+using Frontier = std::vector<LV>;
+
+struct Span {
+  LV start;
+  LV end;  // exclusive
+};
+
+enum OpType : uint8_t { kIns = 0, kDelFwd = 1, kDelBack = 2 };
+
+struct OpSpan {
+  LV lv;
+  uint32_t len;
+  uint32_t pos;         // position of the first event
+  uint32_t len_before;  // document length at the first event's parents
+  uint32_t content;     // kIns: byte offset of its text in the arena
+  uint8_t type;
+
+  LV end() const { return lv + len; }
+  // Position of event lv + k.
+  uint32_t pos_at(uint32_t k) const { return type == kIns ? pos + k : type == kDelFwd ? pos : pos - k; }
+  // Document length after event lv + k.
+  uint32_t len_after(uint32_t k) const { return type == kIns ? len_before + k + 1 : len_before - k - 1; }
+};
+
+struct AgentSpan {
+  LV lv;
+  uint32_t agent;
+  uint32_t seq;
+};
+
+struct SeqSpan {
+  uint32_t seq;
+  LV lv;
+  uint32_t len;
+};
+
+struct GraphEntry {
+  LV start;
+  LV end;
+  Frontier parents;
+};
+
+class OpLog {
+ public:
+  LV size() const { return end_; }
+
+  // Agents are interned; their index is local to this replica.
+  uint32_t find_agent(std::string_view name) const;  // kNoLV if unknown
+  uint32_t intern_agent(std::string_view name);
+  const std::string& agent_name(uint32_t agent) const { return agents_[agent].name; }
+  size_t num_agents() const { return agents_.size(); }
+  uint32_t next_seq(uint32_t agent) const;
+  LV lv_of(uint32_t agent, uint32_t seq) const;  // kNoLV if not held
+  AgentSpan id_of(LV lv) const;                   // {lv, agent, seq} of that exact event
+  const std::vector<AgentSpan>& agent_spans() const { return agent_spans_; }
+  const std::vector<SeqSpan>& seq_spans(uint32_t agent) const { return agents_[agent].spans; }
+
+  // Appends `len` events of `agent` from `seq` (REQUIRES seq == next_seq(agent)); the first has
+  // parents `parents`, each later one the event before it. `content` (kIns only) holds exactly
+  // `len` characters. `len_before` may be 0 when not yet known (see set_len_before).
+  void append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType type, uint32_t pos,
+              uint32_t len, std::string_view content, uint32_t len_before);
+  // Forgets every event from LV `end` on, and every agent interned after the first `num_agents`.
+  void truncate(LV end, size_t num_agents);
+
+  const std::vector<GraphEntry>& graph() const { return graph_; }
+  size_t graph_index(LV lv) const;
+  void parents_of(LV lv, Frontier* out) const;
+
+  const std::vector<OpSpan>& ops() const { return ops_; }
+  size_t op_index(LV lv) const;
+  void set_len_before(size_t op_index, uint32_t len) { ops_[op_index].len_before = len; }
+  // Document length at version {lv}.
+  uint32_t len_after(LV lv) const;
+  // Text of the insert events [lv, lv + n), which lie in one op span.
+  std::string_view content(LV lv, uint32_t n) const;
+  const std::string& arena() const { return arena_; }
+  // Replaces the arena; offsets[i] is the text offset of the i-th insert op span.
+  void replace_arena(std::string arena, const std::vector<uint32_t>& offsets);
+  // A log kept only for its shape (canonical snapshots) does not store text.
+  void set_track_content(bool track) { track_content_ = track; }
+
+  // The events of both a and b's histories that are not in the history of their nearest common
+  // single-event version `*common` (kNoLV: the empty document), as ascending spans. Every event
+  // in those spans descends from *common.
+  void find_conflicting(const Frontier& a, const Frontier& b, LV* common, std::vector<Span>* zone) const;
+  // Spans in a's history but not b's, and in b's but not a's, both ascending.
+  void diff(const Frontier& a, const Frontier& b, std::vector<Span>* only_a, std::vector<Span>* only_b) const;
+
+  // The frontier after adding event `last` whose parents (or its run's first parents) are `parents`.
+  static void advance(Frontier* f, const Frontier& parents, LV last);
+
+  Status check() const;
+  size_t heap_bytes() const;
+
+ private:
+  struct Agent {
+    std::string name;
+    std::vector<SeqSpan> spans;
+  };
+  std::vector<Agent> agents_;
+  std::unordered_map<std::string, uint32_t> agent_index_;
+  std::vector<AgentSpan> agent_spans_;
+  std::vector<GraphEntry> graph_;
+  std::vector<OpSpan> ops_;
+  std::string arena_;
+  LV end_ = 0;
+  bool track_content_ = true;
+};
+
+}  // namespace tandem::crdt::internal

@@ -1,0 +1,354 @@
+// Doc <-> SnapshotData.
+//
+// A snapshot must be the same bytes on every replica that holds the same operations, although
+// each replica numbered them (LVs) in its own arrival order. So the events are renumbered in a
+// canonical topological order, and the runs are rebuilt by appending the events in that order to
+// a fresh OpLog, whose run-length merging is a function of the event sequence alone. When the
+// history is a single chain (the common case) arrival order is the only topological order and
+// the live log is used as it is.
+
+#include <algorithm>
+#include <cassert>
+#include <queue>
+#include <unordered_set>
+
+#include "crdt/doc.h"
+#include "crdt/utf8.h"
+#include "doc_impl.h"
+
+namespace tandem::crdt {
+
+using internal::Frontier;
+using internal::kNoLV;
+using internal::LV;
+using internal::LvRun;
+using internal::OpLog;
+using internal::OpSpan;
+using internal::Span;
+
+namespace {
+
+std::string Num(uint64_t v) { return std::to_string(v); }
+
+// Kahn's algorithm over the event graph plus each agent's own sequence, always taking the ready
+// event with the smallest (agent name, seq). Returns the LV ranges of `log` in that order.
+std::vector<Span> canonical_order(const OpLog& log) {
+  std::vector<LV> cuts;
+  for (const auto& g : log.graph()) cuts.push_back(g.start);
+  for (const auto& a : log.agent_spans()) cuts.push_back(a.lv);
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  const size_t nseg = cuts.size();
+  cuts.push_back(log.size());
+  auto seg_of = [&](LV lv) {
+    return static_cast<uint32_t>(std::upper_bound(cuts.begin(), cuts.end() - 1, lv) - cuts.begin() - 1);
+  };
+
+  struct Seg {
+    LV next;
+    uint32_t waiting = 0;
+    size_t released = 0;
+    std::vector<std::pair<LV, uint32_t>> waiters;  // (event of ours, segment waiting for it)
+  };
+  std::vector<Seg> segs(nseg);
+  Frontier deps;
+  for (uint32_t s = 0; s < nseg; ++s) {
+    segs[s].next = cuts[s];
+    log.parents_of(cuts[s], &deps);
+    const auto id = log.id_of(cuts[s]);
+    if (id.seq > 0) deps.push_back(log.lv_of(id.agent, id.seq - 1));
+    std::sort(deps.begin(), deps.end());
+    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+    for (LV d : deps) {
+      segs[seg_of(d)].waiters.push_back({d, s});
+      ++segs[s].waiting;
+    }
+  }
+  for (auto& s : segs) std::sort(s.waiters.begin(), s.waiters.end());
+
+  auto key_less = [&](uint32_t a, uint32_t b) {  // true if a's next event comes before b's
+    const auto ia = log.id_of(segs[a].next), ib = log.id_of(segs[b].next);
+    const int c = log.agent_name(ia.agent).compare(log.agent_name(ib.agent));
+    return c != 0 ? c < 0 : ia.seq < ib.seq;
+  };
+  auto heap_cmp = [&](uint32_t a, uint32_t b) { return key_less(b, a); };
+  std::priority_queue<uint32_t, std::vector<uint32_t>, decltype(heap_cmp)> ready(heap_cmp);
+  for (uint32_t s = 0; s < nseg; ++s) {
+    if (segs[s].waiting == 0) ready.push(s);
+  }
+  std::vector<Span> order;
+  while (!ready.empty()) {
+    const uint32_t s = ready.top();
+    ready.pop();
+    Seg& seg = segs[s];
+    LV stop = cuts[s + 1];
+    if (seg.released < seg.waiters.size()) stop = std::min(stop, seg.waiters[seg.released].first + 1);
+    if (!order.empty() && order.back().end == seg.next) {
+      order.back().end = stop;
+    } else {
+      order.push_back({seg.next, stop});
+    }
+    seg.next = stop;
+    while (seg.released < seg.waiters.size() && seg.waiters[seg.released].first < stop) {
+      const uint32_t t = seg.waiters[seg.released++].second;
+      if (--segs[t].waiting == 0) ready.push(t);
+    }
+    if (seg.next < cuts[s + 1]) ready.push(s);
+  }
+  return order;
+}
+
+struct Piece {
+  LV old_start;
+  LV new_start;
+  uint32_t len;
+};
+
+LV map_lv(const std::vector<Piece>& by_old, LV lv) {
+  auto it = std::upper_bound(by_old.begin(), by_old.end(), lv, [](LV x, const Piece& p) { return x < p.old_start; });
+  --it;
+  return it->new_start + (lv - it->old_start);
+}
+
+void push_text_run(std::vector<SnapshotData::TextRun>* out, LV lv, uint32_t len) {
+  if (!out->empty() && out->back().event + out->back().len == lv) {
+    out->back().len += len;
+  } else {
+    out->push_back({lv, len});
+  }
+}
+
+}  // namespace
+
+SnapshotData Doc::to_snapshot() const {
+  const Impl& d = *impl_;
+  SnapshotData out;
+  const OpLog* src = &d.log;
+  OpLog canon;
+  std::vector<Piece> by_old;  // empty when the numbering is unchanged
+
+  if (d.log.graph().size() > 1) {
+    const std::vector<Span> order = canonical_order(d.log);
+    LV next = 0;
+    for (const Span& s : order) {
+      by_old.push_back({s.start, next, s.end - s.start});
+      next += s.end - s.start;
+    }
+    std::sort(by_old.begin(), by_old.end(), [](const Piece& a, const Piece& b) { return a.old_start < b.old_start; });
+    canon.set_track_content(false);
+    Frontier parents;
+    for (const Span& s : order) {
+      for (LV lv = s.start; lv < s.end;) {
+        const OpSpan& op = d.log.ops()[d.log.op_index(lv)];
+        const LV stop = std::min(s.end, op.end());
+        d.log.parents_of(lv, &parents);
+        for (LV& p : parents) p = map_lv(by_old, p);
+        std::sort(parents.begin(), parents.end());
+        const auto id = d.log.id_of(lv);
+        const uint32_t agent = canon.intern_agent(d.log.agent_name(id.agent));
+        const uint32_t k = lv - op.lv;
+        canon.append(agent, id.seq, parents, static_cast<internal::OpType>(op.type), op.pos_at(k), stop - lv, {},
+                     k == 0 ? op.len_before : op.len_after(k - 1));
+        lv = stop;
+      }
+    }
+    src = &canon;
+  }
+
+  // Agents by first appearance.
+  std::vector<uint32_t> agent_map(src->num_agents(), UINT32_MAX);
+  for (const auto& a : src->agent_spans()) {
+    if (agent_map[a.agent] == UINT32_MAX) {
+      agent_map[a.agent] = static_cast<uint32_t>(out.agents.size());
+      out.agents.push_back(src->agent_name(a.agent));
+    }
+  }
+  out.runs.reserve(src->ops().size());
+  for (const OpSpan& op : src->ops()) {
+    const auto& g = src->graph()[src->graph_index(op.lv)];
+    SnapshotData::Run r;
+    r.agent = agent_map[src->id_of(op.lv).agent];
+    r.len = op.len;
+    r.type = op.type;
+    r.pos = op.pos;
+    r.follows_previous = op.lv != g.start;
+    if (!r.follows_previous) {
+      r.parents = g.parents;
+      if (r.parents.size() > 1) r.len_before = op.len_before;
+    }
+    out.runs.push_back(std::move(r));
+  }
+
+  out.text.reserve(d.rope.bytes());
+  d.rope.for_each_chunk([&](std::string_view text, const LvRun* runs, size_t n) {
+    out.text.append(text);
+    for (size_t i = 0; i < n; ++i) {
+      if (by_old.empty()) {
+        push_text_run(&out.text_runs, runs[i].lv, runs[i].len);
+        continue;
+      }
+      // A run of consecutive LVs may have been cut into several canonical pieces.
+      LV lv = runs[i].lv;
+      const LV end = runs[i].lv + runs[i].len;
+      while (lv < end) {
+        auto it = std::upper_bound(by_old.begin(), by_old.end(), lv,
+                                   [](LV x, const Piece& p) { return x < p.old_start; });
+        --it;
+        const LV stop = std::min<LV>(end, it->old_start + it->len);
+        push_text_run(&out.text_runs, it->new_start + (lv - it->old_start), stop - lv);
+        lv = stop;
+      }
+    }
+  });
+  return out;
+}
+
+Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent) {
+  TANDEM_RETURN_IF_ERROR(ValidateAgent(agent));
+  auto impl = std::make_unique<Impl>();
+  impl->agent_name = std::string(agent);
+  Impl& d = *impl;
+  OpLog& log = d.log;
+
+  std::unordered_set<std::string> seen;
+  for (const auto& a : data.agents) {
+    TANDEM_RETURN_IF_ERROR(ValidateAgent(a).WithContext("snapshot agent"));
+    if (!seen.insert(a).second) return Status::Corruption("snapshot names agent '" + a + "' twice");
+  }
+  if (data.events() > internal::kMaxEvents) return Status::Corruption("snapshot has too many events");
+
+  // The log, checking each run against the document length at its parents.
+  std::string placeholders;
+  size_t agents_seen = 0;
+  for (size_t i = 0; i < data.runs.size(); ++i) {
+    const SnapshotData::Run& r = data.runs[i];
+    const LV lv = log.size();
+    auto bad = [&](const std::string& why) { return Status::Corruption("snapshot run " + Num(i) + ": " + why); };
+    if (r.agent >= data.agents.size()) return bad("agent index out of range");
+    if (r.agent > agents_seen) return bad("agents out of order");
+    if (r.agent == agents_seen) ++agents_seen;
+    if (r.len == 0) return bad("empty run");
+    if (r.type > SnapshotData::kDeleteBackward) return bad("unknown type");
+    Frontier parents;
+    uint32_t len_before = 0;
+    if (r.follows_previous) {
+      if (lv == 0 || !r.parents.empty()) return bad("bad parents");
+      parents.push_back(lv - 1);
+      len_before = log.len_after(lv - 1);
+    } else {
+      for (size_t k = 0; k < r.parents.size(); ++k) {
+        if (r.parents[k] >= lv || (k && r.parents[k] <= r.parents[k - 1])) return bad("bad parents");
+      }
+      parents.assign(r.parents.begin(), r.parents.end());
+      if (parents.size() == 1) len_before = log.len_after(parents[0]);
+      if (parents.size() > 1) len_before = r.len_before;
+    }
+    const uint64_t pos = r.pos, n = r.len, lb = len_before;
+    const bool ok = r.type == SnapshotData::kInsert          ? pos <= lb && lb + n <= UINT32_MAX
+                    : r.type == SnapshotData::kDeleteForward ? pos + n <= lb
+                                                              : pos < lb && pos + 1 >= n;
+    if (!ok) return bad("position out of range");
+    const uint32_t a = log.intern_agent(data.agents[r.agent]);
+    const uint64_t seq = log.next_seq(a);
+    if (seq + n > UINT32_MAX) return bad("too many events for one agent");
+    if (r.type == SnapshotData::kInsert && placeholders.size() < r.len) {
+      placeholders.assign(r.len, static_cast<char>(internal::kPlaceholderByte));
+    }
+    log.append(a, static_cast<uint32_t>(seq), parents, static_cast<internal::OpType>(r.type), r.pos, r.len,
+               std::string_view(placeholders).substr(0, r.type == SnapshotData::kInsert ? r.len : 0), len_before);
+  }
+  if (log.ops().size() != data.runs.size() && !data.runs.empty()) {
+    // Runs that the log merged were not maximal: the bytes were not written by Tandem.
+    return Status::Corruption("snapshot runs are not in canonical form");
+  }
+
+  // The frontier: last events of graph entries that no entry names as a parent.
+  std::vector<LV> named;
+  for (const auto& g : log.graph()) named.insert(named.end(), g.parents.begin(), g.parents.end());
+  std::sort(named.begin(), named.end());
+  for (const auto& g : log.graph()) {
+    if (!std::binary_search(named.begin(), named.end(), g.end - 1)) d.frontier.push_back(g.end - 1);
+  }
+  std::sort(d.frontier.begin(), d.frontier.end());
+
+  // The text and which events its characters are.
+  auto info = utf8::inspect(data.text);
+  if (!info.ok()) return info.status().WithContext("snapshot text");
+  uint64_t covered = 0;
+  struct Vis {
+    LV lv;
+    uint32_t len;
+    size_t byte;
+  };
+  std::vector<Vis> vis;
+  vis.reserve(data.text_runs.size());
+  std::vector<LvRun> runs;
+  runs.reserve(data.text_runs.size());
+  std::string_view rest(data.text);
+  size_t byte = 0;
+  for (const auto& t : data.text_runs) {
+    if (t.len == 0 || uint64_t{t.event} + t.len > log.size()) return Status::Corruption("snapshot text run out of range");
+    if (covered + t.len > info->code_points) return Status::Corruption("snapshot text runs exceed the text");
+    covered += t.len;
+    const size_t b = utf8::byte_offset(rest, t.len);
+    vis.push_back({t.event, t.len, byte});
+    runs.push_back({t.event, t.len});
+    byte += b;
+    rest = rest.substr(b);
+  }
+  if (covered != info->code_points) return Status::Corruption("snapshot text runs do not cover the text");
+  if (d.frontier.size() == 1 && log.len_after(d.frontier[0]) != covered) {
+    return Status::Corruption("snapshot text length " + Num(covered) + " does not match its history (" +
+                              Num(log.len_after(d.frontier[0])) + ")");
+  }
+  std::sort(vis.begin(), vis.end(), [](const Vis& a, const Vis& b) { return a.lv < b.lv; });
+  for (size_t k = 1; k < vis.size(); ++k) {
+    if (vis[k].lv < vis[k - 1].lv + vis[k - 1].len) return Status::Corruption("snapshot shows a character twice");
+  }
+
+  // The arena: visible characters' text from the snapshot text, placeholders for the rest.
+  std::string arena;
+  arena.reserve(data.text.size() + (log.size() - covered));
+  std::vector<uint32_t> offsets;
+  size_t vi = 0;
+  for (const OpSpan& op : log.ops()) {
+    if (op.type != internal::kIns) continue;
+    offsets.push_back(static_cast<uint32_t>(arena.size()));
+    LV at = op.lv;
+    while (at < op.end()) {
+      while (vi < vis.size() && vis[vi].lv + vis[vi].len <= at) ++vi;
+      if (vi < vis.size() && vis[vi].lv <= at) {
+        const Vis& v = vis[vi];
+        const LV stop = std::min(op.end(), v.lv + v.len);
+        std::string_view piece = std::string_view(data.text).substr(v.byte);
+        const size_t b0 = utf8::byte_offset(piece, at - v.lv);
+        const size_t b1 = utf8::byte_offset(piece, stop - v.lv);
+        arena.append(piece.substr(b0, b1 - b0));
+        at = stop;
+      } else {
+        const LV stop = vi < vis.size() ? std::min(op.end(), vis[vi].lv) : op.end();
+        arena.append(stop - at, static_cast<char>(internal::kPlaceholderByte));
+        at = stop;
+      }
+    }
+  }
+  // Every visible character must be an insert event.
+  size_t vis_chars = 0;
+  for (const OpSpan& op : log.ops()) {
+    if (op.type != internal::kIns) continue;
+    auto it = std::upper_bound(vis.begin(), vis.end(), op.lv, [](LV x, const Vis& v) { return x < v.lv; });
+    if (it != vis.begin()) --it;
+    for (; it != vis.end() && it->lv < op.end(); ++it) {
+      const LV a = std::max(it->lv, op.lv), b = std::min(it->lv + it->len, op.end());
+      if (a < b) vis_chars += b - a;
+    }
+  }
+  if (vis_chars != covered) return Status::Corruption("snapshot text shows characters that are not inserts");
+  log.replace_arena(std::move(arena), offsets);
+  d.rope.build(data.text, runs);
+
+  for (uint32_t a = 0; a < log.num_agents(); ++a) d.version.advance(log.agent_name(a), log.next_seq(a));
+  return Doc(std::move(impl));
+}
+
+}  // namespace tandem::crdt

@@ -1,0 +1,85 @@
+#include "replay.h"
+
+#include <algorithm>
+
+namespace tandem::trace {
+
+using crdt::Doc;
+using crdt::Result;
+using crdt::Status;
+
+namespace {
+Status apply_patch(Doc* doc, const Patch& p) {
+  if (p.del) TANDEM_RETURN_IF_ERROR(doc->remove(p.pos, p.del));
+  if (!p.ins.empty()) TANDEM_RETURN_IF_ERROR(doc->insert(p.pos, p.ins));
+  return Status::OK();
+}
+}  // namespace
+
+Status replay_local(const Trace& t, Doc* doc) {
+  for (size_t i = 0; i < t.txns.size(); ++i) {
+    for (const Patch& p : t.txns[i].patches) {
+      Status st = apply_patch(doc, p);
+      if (!st.ok()) return st.WithContext(t.name + " txn " + std::to_string(i));
+    }
+  }
+  return Status::OK();
+}
+
+Result<std::vector<Doc>> replay_concurrent(const Trace& t, bool merge_all) {
+  std::vector<Doc> docs;
+  for (uint32_t a = 0; a < std::max<uint32_t>(t.num_agents, 1); ++a) docs.emplace_back("agent" + std::to_string(a));
+  std::vector<std::vector<bool>> seen(docs.size(), std::vector<bool>(t.txns.size(), false));
+  std::vector<crdt::OpBatch> made(t.txns.size());
+  std::vector<uint32_t> stack, todo;
+  for (uint32_t i = 0; i < t.txns.size(); ++i) {
+    const Txn& tx = t.txns[i];
+    Doc& doc = docs[tx.agent];
+    auto& s = seen[tx.agent];
+    todo.clear();
+    stack.assign(tx.parents.begin(), tx.parents.end());
+    while (!stack.empty()) {
+      const uint32_t x = stack.back();
+      stack.pop_back();
+      if (s[x]) continue;
+      s[x] = true;
+      todo.push_back(x);
+      stack.insert(stack.end(), t.txns[x].parents.begin(), t.txns[x].parents.end());
+    }
+    std::sort(todo.begin(), todo.end());
+    for (uint32_t x : todo) {
+      auto r = doc.apply(made[x]);
+      if (!r.ok()) return r.status().WithContext(t.name + " delivering txn " + std::to_string(x));
+    }
+    const crdt::Version before = doc.version();
+    for (const Patch& p : tx.patches) {
+      Status st = apply_patch(&doc, p);
+      if (!st.ok()) return st.WithContext(t.name + " txn " + std::to_string(i));
+    }
+    made[i] = doc.ops_since(before);
+    s[i] = true;
+  }
+  if (merge_all) {
+    for (size_t a = 0; a < docs.size(); ++a) {
+      for (size_t b = 0; b < docs.size(); ++b) {
+        if (a == b) continue;
+        auto r = docs[a].apply(docs[b].ops_since(docs[a].version()));
+        if (!r.ok()) return r.status().WithContext(t.name + " final merge");
+      }
+    }
+  }
+  return docs;
+}
+
+Result<Doc> replay(const Trace& t) {
+  if (!t.concurrent) {
+    Doc doc("agent0");
+    TANDEM_RETURN_IF_ERROR(replay_local(t, &doc));
+    return doc;
+  }
+  auto docs = replay_concurrent(t, true);
+  if (!docs.ok()) return docs.status();
+  return std::move(docs->front());
+}
+
+}  // namespace tandem::trace

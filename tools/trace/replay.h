@@ -1,0 +1,24 @@
+// Replaying editing traces into Tandem replicas (tests and benchmarks).
+#pragma once
+
+#include <vector>
+
+#include "crdt/doc.h"
+#include "trace.h"
+
+namespace tandem::trace {
+
+// Applies every patch of a trace, in order, as local edits of `doc`.
+crdt::Status replay_local(const Trace& t, crdt::Doc* doc);
+
+// Replays a concurrent trace with one replica per agent (named "agent0", "agent1", ...): before a
+// txn is applied on its agent's replica, that replica receives every ancestor txn it has not
+// seen, each as the op batch captured when the txn was made. When `merge_all`, every replica
+// then receives all the others' operations.
+crdt::Result<std::vector<crdt::Doc>> replay_concurrent(const Trace& t, bool merge_all);
+
+// Any trace: sequential traces replay into one replica, concurrent ones as above (merged).
+// Returns the replica holding everything.
+crdt::Result<crdt::Doc> replay(const Trace& t);
+
+}  // namespace tandem::trace
