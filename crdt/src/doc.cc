@@ -143,7 +143,7 @@ Status Doc::insert(uint32_t pos, std::string_view text) {
   d.log.append(agent, seq, d.frontier, internal::kIns, pos, static_cast<uint32_t>(n), text, len);
   d.rope.insert(pos, text, static_cast<uint32_t>(n), lv);
   d.frontier.assign(1, lv + static_cast<uint32_t>(n) - 1);
-  d.version.advance(d.agent_name, seq + static_cast<uint32_t>(n));
+  d.version_stale = true;
   return Status::OK();
 }
 
@@ -162,9 +162,11 @@ Status Doc::remove(uint32_t pos, uint32_t n) {
   }
   const LV lv = d.log.size();
   d.log.append(agent, seq, d.frontier, internal::kDelFwd, pos, n, {}, len);
-  d.rope.remove(pos, n, nullptr, nullptr);
+  d.scratch.clear();
+  d.rope.remove(pos, n, nullptr, &d.scratch);
+  for (const LvRun& r : d.scratch) d.deleted.add(r.lv, r.len);
   d.frontier.assign(1, lv + n - 1);
-  d.version.advance(d.agent_name, seq + n);
+  d.version_stale = true;
   return Status::OK();
 }
 
@@ -199,84 +201,72 @@ Result<uint32_t> Doc::pos_from_utf16(uint32_t utf16) const {
   return pos;
 }
 
-const Version& Doc::version() const { return impl_->version; }
+const Version& Doc::version() const { return impl_->synced_version(); }
 uint64_t Doc::num_events() const { return impl_->log.size(); }
 uint64_t Doc::pending_events() const { return impl_->pending_events; }
 
 OpBatch Doc::ops_since(const Version& peer) const {
   const Impl& d = *impl_;
   const OpLog& log = d.log;
+  // The LV ranges of every agent's ops from the peer's next seq on, in LV (causal) order.
+  struct Range {
+    LV lv, end;
+    uint32_t agent, seq;
+  };
+  std::vector<Range> ranges;
+  for (uint32_t a = 0; a < log.num_agents(); ++a) {
+    const uint32_t from = peer.next(log.agent_name(a));
+    const auto& spans = log.seq_spans(a);
+    auto it = std::upper_bound(spans.begin(), spans.end(), from,
+                               [](uint32_t s, const internal::SeqSpan& e) { return s < e.seq; });
+    if (it != spans.begin() && std::prev(it)->seq + std::prev(it)->len > from) --it;
+    for (; it != spans.end(); ++it) {
+      const uint32_t skip = from > it->seq ? from - it->seq : 0;
+      ranges.push_back({it->lv + skip, it->lv + it->len, a, it->seq + skip});
+    }
+  }
+  std::sort(ranges.begin(), ranges.end(), [](const Range& x, const Range& y) { return x.lv < y.lv; });
+
   OpBatch out;
-  std::vector<LvRun> visible;  // built on first need: which inserted characters are still in the text
-  bool have_visible = false;
-  const auto& spans = log.agent_spans();
-  for (size_t i = 0; i < spans.size(); ++i) {
-    const LV s = spans[i].lv;
-    const LV e = i + 1 < spans.size() ? spans[i + 1].lv : log.size();
-    const std::string& agent = log.agent_name(spans[i].agent);
-    const uint32_t peer_next = peer.next(agent);
-    LV lv = s;
-    if (peer_next > spans[i].seq) lv = s + std::min<uint64_t>(peer_next - spans[i].seq, e - s);
-    while (lv < e) {
+  auto id_of = [&](LV lv) {
+    const auto id = log.id_of(lv);
+    return OpId{log.agent_name(id.agent), id.seq};
+  };
+  for (const Range& rg : ranges) {
+    const std::string& agent = log.agent_name(rg.agent);
+    for (LV lv = rg.lv; lv < rg.end;) {
       const OpSpan& op = log.ops()[log.op_index(lv)];
       const auto& g = log.graph()[log.graph_index(lv)];
-      const LV end = std::min({e, op.end(), g.end});
+      const LV end = std::min({rg.end, op.end(), g.end});
       OpRun run;
       run.agent = agent;
-      run.seq = spans[i].seq + (lv - s);
+      run.seq = rg.seq + (lv - rg.lv);
       if (lv == g.start) {
-        for (LV p : g.parents) {
-          const auto id = log.id_of(p);
-          run.parents.push_back({log.agent_name(id.agent), id.seq});
-        }
+        for (LV p : g.parents) run.parents.push_back(id_of(p));
       } else {
-        const auto id = log.id_of(lv - 1);
-        run.parents.push_back({log.agent_name(id.agent), id.seq});
+        run.parents.push_back(id_of(lv - 1));
       }
       run.pos = op.pos_at(lv - op.lv);
       run.len = end - lv;
-      if (op.type == internal::kDelFwd) {
-        run.kind = OpKind::kDeleteForward;
-      } else if (op.type == internal::kDelBack) {
-        run.kind = OpKind::kDeleteBackward;
-      } else {
-        if (!have_visible) {
-          d.rope.for_each_chunk([&](std::string_view, const LvRun* runs, size_t n) {
-            visible.insert(visible.end(), runs, runs + n);
-          });
-          std::sort(visible.begin(), visible.end(), [](const LvRun& a, const LvRun& b) { return a.lv < b.lv; });
-          have_visible = true;
-        }
-        // Split the insert into stretches whose text is still visible (sent) or not (not sent).
-        LV at = lv;
-        while (at < end) {
-          auto it = std::upper_bound(visible.begin(), visible.end(), at,
-                                     [](LV x, const LvRun& r) { return x < r.lv; });
-          bool shown = false;
-          LV stop = end;
-          if (it != visible.begin() && at < std::prev(it)->lv + std::prev(it)->len) {
-            shown = true;
-            stop = std::min<LV>(end, std::prev(it)->lv + std::prev(it)->len);
-          } else if (it != visible.end()) {
-            stop = std::min<LV>(end, it->lv);
-          }
-          OpRun part = run;
-          if (at != lv) {
-            const auto id = log.id_of(at - 1);
-            part.parents.assign(1, {log.agent_name(id.agent), id.seq});
-            part.seq = run.seq + (at - lv);
-            part.pos = op.pos_at(at - op.lv);
-          }
-          part.len = stop - at;
-          part.kind = shown ? OpKind::kInsert : OpKind::kInsertDeleted;
-          if (shown) part.content = std::string(log.content(at, part.len));
-          out.runs.push_back(std::move(part));
-          at = stop;
-        }
+      if (op.type != internal::kIns) {
+        run.kind = op.type == internal::kDelFwd ? OpKind::kDeleteForward : OpKind::kDeleteBackward;
+        out.runs.push_back(std::move(run));
         lv = end;
         continue;
       }
-      out.runs.push_back(std::move(run));
+      // Stretches whose characters are still in the text carry it; deleted ones do not.
+      d.deleted.partition(lv, end, [&](LV a, LV b, bool gone) {
+        OpRun part = run;
+        if (a != lv) {
+          part.parents.assign(1, id_of(a - 1));
+          part.seq = run.seq + (a - lv);
+          part.pos = op.pos_at(a - op.lv);
+        }
+        part.len = b - a;
+        part.kind = gone ? OpKind::kInsertDeleted : OpKind::kInsert;
+        if (!gone) part.content = std::string(log.content(a, part.len));
+        out.runs.push_back(std::move(part));
+      });
       lv = end;
     }
   }
@@ -306,13 +296,22 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
   Frontier all = d.frontier;
   Frontier parents;
   bool has_unknown = false;
+  // Runs of one batch name the same few agents over and over.
+  const std::string* cached_name = nullptr;
+  uint32_t cached_index = kNoLV;
+  auto find_agent = [&](const std::string& name) {
+    if (cached_name && cached_index != kNoLV && *cached_name == name) return cached_index;
+    cached_name = &name;
+    cached_index = log.find_agent(name);
+    return cached_index;
+  };
   bool progress = true;
   while (progress) {
     progress = false;
     for (size_t i = 0; i < cand.size(); ++i) {
       if (done[i]) continue;
       const OpRun& r = *cand[i];
-      const uint32_t a = log.find_agent(r.agent);
+      const uint32_t a = find_agent(r.agent);
       const uint32_t next = a == kNoLV ? 0 : log.next_seq(a);
       if (uint64_t{r.seq} + r.len <= next) {  // already held
         done[i] = true;
@@ -326,7 +325,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
       } else {
         bool ready = true;
         for (const OpId& p : r.parents) {
-          const uint32_t pa = log.find_agent(p.agent);
+          const uint32_t pa = find_agent(p.agent);
           const LV plv = pa == kNoLV ? kNoLV : log.lv_of(pa, p.seq);
           if (plv == kNoLV) {
             ready = false;
@@ -398,13 +397,18 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
                                                 " characters"));
     }
 
-    struct Undo {
-      bool insert;
-      uint32_t pos, len;
-      std::string text;
-      std::vector<LvRun> runs;
-    };
-    std::vector<Undo> undo;
+    // With characters of unknown text in play the batch may turn out invalid after applying it
+    // (such characters left visible): keep what is needed to put the text back.
+    std::string text_before;
+    std::vector<LvRun> runs_before;
+    internal::LvSet deleted_before;
+    if (has_unknown) {
+      text_before = d.rope.text();
+      d.rope.for_each_chunk([&](std::string_view, const LvRun* r, size_t n) {
+        runs_before.insert(runs_before.end(), r, r + n);
+      });
+      deleted_before = d.deleted;
+    }
     // With characters of unknown text in play, report one patch for the whole changed region:
     // the edits in between may show text this replica does not have.
     uint32_t lo = UINT32_MAX, tail = UINT32_MAX;
@@ -412,9 +416,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
     for (const auto& x : xf) {
       if (x.insert) {
         const std::string_view content = log.content(x.lv, x.len);
-        if (has_unknown) {
-          undo.push_back({true, x.pos, x.len, {}, {}});
-        } else {
+        if (!has_unknown) {
           const uint32_t u16 = d.rope.utf16_of(x.pos);
           AppendPatch(&patches, {x.pos, 0, std::string(content), u16, 0,
                                  static_cast<uint32_t>(utf8::count_utf16(content))});
@@ -423,29 +425,24 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
         lo = std::min(lo, x.pos);
         tail = std::min(tail, d.rope.length() - (x.pos + x.len));
       } else {
+        d.scratch.clear();
         if (has_unknown) {
-          Undo u{false, x.pos, x.len, {}, {}};
-          d.rope.remove(x.pos, x.len, &u.text, &u.runs);
-          undo.push_back(std::move(u));
+          d.rope.remove(x.pos, x.len, nullptr, &d.scratch);
         } else {
           const uint32_t u0 = d.rope.utf16_of(x.pos);
           const uint32_t u1 = d.rope.utf16_of(x.pos + x.len);
-          d.rope.remove(x.pos, x.len, nullptr, nullptr);
+          d.rope.remove(x.pos, x.len, nullptr, &d.scratch);
           AppendPatch(&patches, {x.pos, x.len, {}, u0, u1 - u0, 0});
         }
+        for (const LvRun& r : d.scratch) d.deleted.add(r.lv, r.len);
         lo = std::min(lo, x.pos);
         tail = std::min(tail, d.rope.length() - x.pos);
       }
     }
     if (has_unknown) {
       if (d.rope.contains_placeholder()) {
-        for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
-          if (it->insert) {
-            d.rope.remove(it->pos, it->len, nullptr, nullptr);
-          } else {
-            d.rope.insert_runs(it->pos, it->text, it->runs);
-          }
-        }
+        d.rope.build(text_before, runs_before);
+        d.deleted = std::move(deleted_before);
         return rollback(Status::InvalidArgument(
             "batch inserts characters without their text (kInsertDeleted) that it does not also delete"));
       }
@@ -466,6 +463,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
   }
 
   // Commit.
+  d.synced_version();
   for (uint32_t a = 0; a < log.num_agents(); ++a) {
     const uint32_t next = log.next_seq(a);
     if (next > d.version.next(log.agent_name(a))) d.version.advance(log.agent_name(a), next);
@@ -493,7 +491,7 @@ Status Doc::check_invariants() const {
   }
   Version v;
   for (uint32_t a = 0; a < log.num_agents(); ++a) v.advance(log.agent_name(a), log.next_seq(a));
-  if (!(v == d.version)) return Status::Internal("version " + d.version.ToString() + " differs from the log's");
+  if (!(v == d.synced_version())) return Status::Internal("version " + d.version.ToString() + " differs from the log's");
   // Every visible character is a distinct insert event.
   std::vector<LvRun> runs;
   d.rope.for_each_chunk([&](std::string_view, const LvRun* r, size_t n) { runs.insert(runs.end(), r, r + n); });
@@ -507,6 +505,24 @@ Status Doc::check_invariants() const {
       lv = op.end();
     }
   }
+  // ... and every other inserted character is in the deleted set, which holds nothing else.
+  internal::LvSet expect;
+  size_t vi = 0;
+  for (const OpSpan& op : log.ops()) {
+    if (op.type != internal::kIns) continue;
+    LV at = op.lv;
+    while (at < op.end()) {
+      while (vi < runs.size() && runs[vi].lv + runs[vi].len <= at) ++vi;
+      if (vi < runs.size() && runs[vi].lv <= at) {
+        at = std::min(op.end(), runs[vi].lv + runs[vi].len);
+      } else {
+        const LV stop = vi < runs.size() ? std::min(op.end(), runs[vi].lv) : op.end();
+        expect.add(at, stop - at);
+        at = stop;
+      }
+    }
+  }
+  if (!(expect == d.deleted)) return Status::Internal("deleted set differs from the text");
   uint64_t pending = 0;
   for (const auto& r : d.pending) pending += r.len;
   if (pending != d.pending_events) return Status::Internal("held event count");
@@ -515,7 +531,8 @@ Status Doc::check_invariants() const {
 
 size_t Doc::heap_bytes() const {
   const Impl& d = *impl_;
-  size_t n = sizeof(Impl) + d.rope.heap_bytes() + d.log.heap_bytes() + d.frontier.capacity() * sizeof(LV);
+  size_t n = sizeof(Impl) + d.rope.heap_bytes() + d.log.heap_bytes() + d.frontier.capacity() * sizeof(LV) +
+             d.deleted.heap_bytes() + d.scratch.capacity() * sizeof(LvRun);
   n += d.pending.capacity() * sizeof(OpRun);
   for (const auto& r : d.pending) n += r.content.capacity() + r.parents.capacity() * sizeof(OpId);
   for (const auto& e : d.version.entries()) n += sizeof(e) + e.first.capacity();

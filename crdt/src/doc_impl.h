@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "crdt/doc.h"
+#include "lv_set.h"
 #include "oplog.h"
 #include "rope.h"
 
@@ -16,10 +17,22 @@ struct Doc::Impl {
   DocLimits limits;
   internal::OpLog log;
   internal::Rope rope;
+  internal::LvSet deleted;      // inserted characters no longer in the text
   internal::Frontier frontier;  // the events with no children: the document's version
-  Version version;
+  // The version vector, brought up to date lazily: local edits only mark it stale, so that
+  // typing does not pay a string lookup per keystroke.
+  mutable Version version;
+  mutable bool version_stale = false;
+  const Version& synced_version() const {
+    if (version_stale) {
+      version.advance(agent_name, log.next_seq(agent));
+      version_stale = false;
+    }
+    return version;
+  }
   std::vector<OpRun> pending;   // runs waiting for their dependencies
   uint64_t pending_events = 0;
+  std::vector<internal::LvRun> scratch;  // reused by every delete
 
   uint32_t local_agent() {
     if (agent == internal::kNoLV) agent = log.intern_agent(agent_name);

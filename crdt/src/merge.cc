@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cstring>
 #include <map>
+#include <queue>
 #include <string>
 
 namespace tandem::crdt::internal {
@@ -187,16 +188,17 @@ class Tracker {
       if (top >= plen || top + 1 < n) return out_of_range(start, top, plen);
       first = top + 1 - n;
     }
-    const size_t dels_before = dels_.size();
+    std::vector<DelTarget>& found = del_scratch_;
+    found.clear();
     for (uint32_t w = 0; w < n;) {
       Cursor c = find_prep(static_cast<uint32_t>(first));
       const Rec& r = at(c);
       const uint32_t take = std::min(n - w, r.len - c.off);
       const LV target = r.lv + c.off;
       if (op.type == kDelFwd) {
-        dels_.push_back({start + w, start + w + take, target, true});
+        found.push_back({start + w, start + w + take, target, true});
       } else {
-        dels_.push_back({start + n - w - take, start + n - w, target, false});
+        found.push_back({start + n - w - take, start + n - w, target, false});
       }
       const bool emit = out && !r.del;
       const uint32_t eff = emit ? eff_pos(c) : 0;
@@ -208,7 +210,10 @@ class Tracker {
       if (emit) out->push_back({false, eff, take, 0});
       w += take;
     }
-    if (op.type == kDelBack) std::reverse(dels_.begin() + dels_before, dels_.end());
+    // Units are not processed in LV order: keep dels_ sorted by event.
+    if (op.type == kDelBack) std::reverse(found.begin(), found.end());
+    auto at = std::upper_bound(dels_.begin(), dels_.end(), start, [](LV x, const DelTarget& d) { return x < d.start; });
+    dels_.insert(at, found.begin(), found.end());
     return Status::OK();
   }
 
@@ -539,13 +544,106 @@ class Tracker {
   std::map<LV, std::pair<LV, Leaf*>> index_;
   // Delete events handled by this tracker, ascending.
   std::vector<DelTarget> dels_;
+  std::vector<DelTarget> del_scratch_;
 };
 
 struct Unit {
   LV start, end;
   size_t op_index;
-  int64_t min_parent;  // smallest parent LV of the first event; -1 for the empty document
 };
+
+// Processing order: topological, all old events (already in the text) before any new one,
+// and depth-first along chains, so that two interleaved branches are walked one after the other
+// instead of switching the tracker between them at every unit. Also fills suffix[k]: see below.
+void order_units(const OpLog& log, const std::vector<Unit>& units, LV first_new, std::vector<uint32_t>* order_out,
+                 std::vector<int64_t>* suffix_out) {
+  const size_t nu = units.size();
+  auto unit_of = [&](LV lv) -> int64_t {
+    auto it = std::upper_bound(units.begin(), units.end(), lv, [](LV x, const Unit& u) { return x < u.start; });
+    if (it == units.begin()) return -1;
+    --it;
+    return lv < it->end ? it - units.begin() : -1;
+  };
+  std::vector<uint32_t> waiting(nu, 0);
+  std::vector<std::pair<uint32_t, uint32_t>> edges;  // (parent unit, child unit)
+  std::vector<int64_t> cont_of(nu, -1);               // the unit whose last event is the only parent
+  Frontier parents;
+  for (uint32_t c = 0; c < nu; ++c) {
+    log.parents_of(units[c].start, &parents);
+    for (LV p : parents) {
+      const int64_t j = unit_of(p);
+      if (j < 0) continue;
+      edges.push_back({static_cast<uint32_t>(j), c});
+      ++waiting[c];
+      if (parents.size() == 1 && p == units[j].end - 1) cont_of[c] = j;
+    }
+  }
+  std::sort(edges.begin(), edges.end());
+  std::vector<uint32_t> order;
+  order.reserve(nu);
+  {
+    std::vector<bool> done(nu, false);
+    size_t old_total = 0, old_done = 0;
+    for (const Unit& u : units) old_total += u.start < first_new;
+    std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<>> ready_old, ready_new;
+    auto push = [&](uint32_t c) { (units[c].start < first_new ? ready_old : ready_new).push(c); };
+    for (uint32_t c = 0; c < nu; ++c) {
+      if (waiting[c] == 0) push(c);
+    }
+    auto children = [&](uint32_t j) {
+      auto lo = std::lower_bound(edges.begin(), edges.end(), std::make_pair(j, 0u));
+      auto hi = std::lower_bound(lo, edges.end(), std::make_pair(j + 1, 0u));
+      return std::make_pair(lo, hi);
+    };
+    for (;;) {
+      auto& heap = !ready_old.empty() ? ready_old : ready_new;
+      while (!heap.empty() && done[heap.top()]) heap.pop();
+      if (heap.empty()) {
+        if (&heap == &ready_new || ready_new.empty()) break;
+        continue;
+      }
+      uint32_t i = heap.top();
+      heap.pop();
+      for (;;) {
+        done[i] = true;
+        order.push_back(i);
+        if (units[i].start < first_new) ++old_done;
+        int64_t next = -1;
+        auto [lo, hi] = children(i);
+        for (auto e = lo; e != hi; ++e) {
+          const uint32_t c = e->second;
+          if (--waiting[c] == 0) push(c);
+        }
+        for (auto e = lo; e != hi && next < 0; ++e) {
+          const uint32_t c = e->second;
+          const bool c_new = units[c].start >= first_new;
+          if (!done[c] && waiting[c] == 0 && cont_of[c] == i && (!c_new || old_done == old_total)) next = c;
+        }
+        if (next < 0) break;
+        i = static_cast<uint32_t>(next);
+      }
+    }
+  }
+  // Criticality: after the k-th unit of the order, every later unit descends from its last event
+  // iff every parent of every later unit is that event or in a later unit. key = 2 * position of
+  // the parent's unit, + 1 when the parent is that unit's last event; -1 outside the zone.
+  std::vector<int64_t> pos_of(nu);
+  for (size_t k = 0; k < nu; ++k) pos_of[order[k]] = static_cast<int64_t>(k);
+  std::vector<int64_t> suffix(nu + 1, INT64_MAX);
+  for (size_t k = nu; k-- > 0;) {
+    const Unit& u = units[order[k]];
+    log.parents_of(u.start, &parents);
+    int64_t key = parents.empty() ? -1 : INT64_MAX;
+    for (LV p : parents) {
+      const int64_t j = unit_of(p);
+      key = std::min(key, j < 0 ? -1 : 2 * pos_of[j] + (p == units[j].end - 1 ? 1 : 0));
+    }
+    suffix[k] = std::min(suffix[k + 1], key);
+  }
+
+  order_out->swap(order);
+  suffix_out->swap(suffix);
+}
 
 }  // namespace
 
@@ -565,31 +663,49 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
       // New events may have extended an old op span: they start a unit of their own.
       LV end = std::min({s.end, op.end(), g.end});
       if (lv < first_new && end > first_new) end = first_new;
-      int64_t min_parent = static_cast<int64_t>(lv) - 1;
-      if (lv == g.start) min_parent = g.parents.empty() ? -1 : static_cast<int64_t>(g.parents[0]);
-      units.push_back({lv, end, oi, min_parent});
+      units.push_back({lv, end, oi});
       lv = end;
     }
   }
-  // suffix[i]: the smallest parent of any unit from i on. After unit i, every later event
-  // descends from unit i's last event iff suffix[i + 1] >= that event.
-  std::vector<int64_t> suffix(units.size() + 1, INT64_MAX);
-  for (size_t i = units.size(); i-- > 0;) suffix[i] = std::min(suffix[i + 1], units[i].min_parent);
+  const size_t nu = units.size();
+  Frontier parents;
+  std::vector<uint32_t> order;
+  std::vector<int64_t> suffix;
+  // A zone that is one chain (each unit continues the previous one) is processed in LV order and
+  // is critical after every unit: the common case of a linear history.
+  bool chain = true;
+  for (size_t c = 0; c < nu && chain; ++c) {
+    log->parents_of(units[c].start, &parents);
+    if (c == 0) {
+      chain = common == kNoLV ? parents.empty() : parents.size() == 1 && parents[0] == common;
+    } else {
+      chain = parents.size() == 1 && parents[0] == units[c - 1].end - 1;
+    }
+  }
+  if (chain) {
+    order.resize(nu);
+    for (size_t k = 0; k < nu; ++k) order[k] = static_cast<uint32_t>(k);
+    suffix.assign(nu + 1, INT64_MAX);
+    for (size_t k = 1; k < nu; ++k) suffix[k] = static_cast<int64_t>(2 * k - 1);
+  } else {
+    order_units(*log, units, first_new, &order, &suffix);
+    if (order.size() != nu) return Status::Internal("merge: the event graph has a cycle");
+  }
 
   Frontier processed;
   if (common != kNoLV) processed.push_back(common);
   Tracker tracker(*log);
   bool active = false;
-  Frontier prepare, parents;
+  Frontier prepare;
   std::vector<Span> only_a, only_b;
 
-  for (size_t ui = 0; ui < units.size(); ++ui) {
-    const Unit& u = units[ui];
+  for (size_t k = 0; k < nu; ++k) {
+    const Unit& u = units[order[k]];
     const OpSpan& op = log->ops()[u.op_index];
     const uint32_t n = u.end - u.start;
     const uint32_t k0 = u.start - op.lv;
     const bool is_new = u.start >= first_new;
-    const bool critical_after = suffix[ui + 1] >= static_cast<int64_t>(u.end - 1);
+    const bool critical_after = suffix[k + 1] >= static_cast<int64_t>(2 * k + 1);
     log->parents_of(u.start, &parents);
 
     if (!active && parents == processed && critical_after) {

@@ -88,6 +88,22 @@ void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType
   const bool linear = parents.size() == 1 && parents[0] + 1 == lv;
   if (type == kDelBack && len == 1) type = kDelFwd;
 
+  // Fast path: the same agent continuing its own typing or deleting (most local edits).
+  if (linear && !ops_.empty()) {
+    OpSpan& last = ops_.back();
+    const AgentSpan& as = agent_spans_.back();
+    if (as.agent == agent && as.seq + (lv - as.lv) == seq && last.type == type &&
+        ((type == kIns && pos == last.pos + last.len) || (type == kDelFwd && pos == last.pos) ||
+         (type == kDelBack && pos == last.pos - last.len))) {
+      last.len += len;
+      agents_[agent].spans.back().len += len;
+      graph_.back().end += len;
+      if (type == kIns && track_content_) arena_.append(content);
+      end_ += len;
+      return;
+    }
+  }
+
   bool agent_continues = false;
   if (!agent_spans_.empty()) {
     const AgentSpan& last = agent_spans_.back();

@@ -100,24 +100,26 @@ void insert_run(LvRun* runs, uint8_t& nruns, uint32_t off, LvRun r) {
   ++nruns;
 }
 
-// Runs of [0, total) with [off, off+k) cut out: kept ones go to *kept, cut ones to *cut.
-void cut_runs(const LvRun* runs, size_t nruns, uint32_t off, uint32_t k, std::vector<LvRun>* kept,
-             std::vector<LvRun>* cut) {
+// Runs of [0, total) with [off, off+k) cut out: kept ones go to kept[] (room for nruns + 1),
+// cut ones to *cut. Returns the number kept.
+size_t cut_runs(const LvRun* runs, size_t nruns, uint32_t off, uint32_t k, LvRun* kept, std::vector<LvRun>* cut) {
   uint32_t acc = 0;
+  size_t nk = 0;
   const uint32_t end = off + k;
   for (size_t i = 0; i < nruns; ++i) {
     const LvRun r = runs[i];
     const uint32_t a = acc, b = acc + r.len;
     acc = b;
     if (b <= off || a >= end) {
-      kept->push_back(r);
+      kept[nk++] = r;
       continue;
     }
-    if (a < off) kept->push_back({r.lv, off - a});
+    if (a < off) kept[nk++] = {r.lv, off - a};
     const uint32_t ca = std::max(a, off), cb = std::min(b, end);
     if (cut) cut->push_back({r.lv + (ca - a), cb - ca});
-    if (b > end) kept->push_back({r.lv + (end - a), b - end});
+    if (b > end) kept[nk++] = {r.lv + (end - a), b - end};
   }
+  return nk;
 }
 
 void append_run(std::vector<LvRun>* runs, LvRun r) {
@@ -138,8 +140,11 @@ Rope::Rope() : root_(new Leaf()), leaves_(1) {}
 Rope::~Rope() { free_tree(root_); }
 
 Rope::Rope(Rope&& other) noexcept
-    : root_(other.root_), bytes_(other.bytes_), leaves_(other.leaves_), inners_(other.inners_) {
+    : root_(other.root_), cp_(other.cp_), u16_(other.u16_), bytes_(other.bytes_), leaves_(other.leaves_),
+      inners_(other.inners_) {
   other.root_ = new Leaf();
+  other.hint_leaf_ = nullptr;
+  other.cp_ = other.u16_ = 0;
   other.bytes_ = 0;
   other.leaves_ = 1;
   other.inners_ = 0;
@@ -148,6 +153,9 @@ Rope::Rope(Rope&& other) noexcept
 Rope& Rope::operator=(Rope&& other) noexcept {
   if (this != &other) {
     std::swap(root_, other.root_);
+    std::swap(cp_, other.cp_);
+    std::swap(u16_, other.u16_);
+    hint_leaf_ = other.hint_leaf_ = nullptr;
     std::swap(bytes_, other.bytes_);
     std::swap(leaves_, other.leaves_);
     std::swap(inners_, other.inners_);
@@ -169,13 +177,27 @@ void Rope::free_tree(Node* node) {
 void Rope::clear() {
   free_tree(root_);
   root_ = new Leaf();
+  hint_leaf_ = nullptr;
+  cp_ = u16_ = 0;
   bytes_ = 0;
   leaves_ = 1;
   inners_ = 0;
 }
 
-uint32_t Rope::length() const { return NCP(root_); }
-uint32_t Rope::length_utf16() const { return NU16(root_); }
+uint32_t Rope::length() const { return cp_; }
+uint32_t Rope::length_utf16() const { return u16_; }
+
+Rope::Leaf* Rope::edit_leaf(uint32_t pos, bool prefer_left, uint32_t* offset) {
+  if (hint_leaf_ && pos >= hint_start_ &&
+      (pos < hint_start_ + hint_leaf_->ncp || (prefer_left && pos == hint_start_ + hint_leaf_->ncp))) {
+    *offset = pos - hint_start_;
+    return hint_leaf_;
+  }
+  Leaf* leaf = find_leaf(pos, prefer_left, offset);
+  hint_leaf_ = leaf;
+  hint_start_ = pos - *offset;
+  return leaf;
+}
 
 Rope::Leaf* Rope::find_leaf(uint32_t pos, bool prefer_left, uint32_t* offset) const {
   Node* n = root_;
@@ -316,6 +338,7 @@ void Rope::insert_siblings(Node* after, const std::vector<Node*>& nodes) {
 void Rope::unlink(Node* node) {
   Inner* p = node->parent;
   assert(p);
+  hint_leaf_ = nullptr;
   for (int i = node->slot; i + 1 < p->n; ++i) {
     p->child[i] = p->child[i + 1];
     p->cp[i] = p->cp[i + 1];
@@ -386,6 +409,7 @@ void Rope::insert_slow(Leaf* leaf, uint32_t off, std::string_view text, const Lv
   }
   std::vector<Leaf*> parts = chop(tmp, rr, kSplitFill);
   assert(!parts.empty());
+  hint_leaf_ = nullptr;
   // The first part replaces the leaf's content in place; the others become its siblings.
   Leaf* first = parts[0];
   std::memcpy(leaf->text, first->text, first->nbytes);
@@ -404,13 +428,15 @@ void Rope::insert_slow(Leaf* leaf, uint32_t off, std::string_view text, const Lv
 
 void Rope::insert(uint32_t pos, std::string_view text, uint32_t ncp, LV lv) {
   if (ncp == 0) return;
+  const uint32_t du16 = text.size() == ncp ? ncp : static_cast<uint32_t>(utf8::count_utf16(text));
+  cp_ += ncp;
+  u16_ += du16;
   uint32_t off;
-  Leaf* leaf = find_leaf(pos, true, &off);
+  Leaf* leaf = edit_leaf(pos, true, &off);
   if (leaf->nbytes + text.size() <= kLeafBytes && leaf->nruns + 2u <= kLeafRuns) {
     const size_t b = leaf->byte_off(off);
     std::memmove(leaf->text + b + text.size(), leaf->text + b, leaf->nbytes - b);
     std::memcpy(leaf->text + b, text.data(), text.size());
-    const uint32_t du16 = text.size() == ncp ? ncp : static_cast<uint32_t>(utf8::count_utf16(text));
     leaf->nbytes = static_cast<uint16_t>(leaf->nbytes + text.size());
     leaf->ncp = static_cast<uint16_t>(leaf->ncp + ncp);
     leaf->nu16 = static_cast<uint16_t>(leaf->nu16 + du16);
@@ -421,13 +447,6 @@ void Rope::insert(uint32_t pos, std::string_view text, uint32_t ncp, LV lv) {
   }
   const LvRun r{lv, ncp};
   insert_slow(leaf, off, text, &r, 1);
-}
-
-void Rope::insert_runs(uint32_t pos, std::string_view text, const std::vector<LvRun>& runs) {
-  if (text.empty()) return;
-  uint32_t off;
-  Leaf* leaf = find_leaf(pos, true, &off);
-  insert_slow(leaf, off, text, runs.data(), runs.size());
 }
 
 void Rope::maybe_merge_with_next(Leaf* leaf) {
@@ -460,10 +479,11 @@ void Rope::maybe_merge_with_next(Leaf* leaf) {
 
 void Rope::remove(uint32_t pos, uint32_t n, std::string* removed_text,
                   std::vector<LvRun>* removed_runs) {
-  std::vector<LvRun> kept;
+  LvRun kept[kLeafRuns + 1];
+  cp_ -= n;
   while (n > 0) {
     uint32_t off;
-    Leaf* leaf = find_leaf(pos, false, &off);
+    Leaf* leaf = edit_leaf(pos, false, &off);
     assert(off < leaf->ncp);
     const uint32_t k = std::min<uint32_t>(n, leaf->ncp - off);
     const size_t b0 = leaf->byte_off(off);
@@ -473,17 +493,17 @@ void Rope::remove(uint32_t pos, uint32_t n, std::string* removed_text,
     const std::string_view gone(leaf->text + b0, b1 - b0);
     if (removed_text) removed_text->append(gone);
     const uint32_t du16 = gone.size() == k ? k : static_cast<uint32_t>(utf8::count_utf16(gone));
-    kept.clear();
-    cut_runs(leaf->runs, leaf->nruns, off, k, &kept, removed_runs);
+    const size_t nkept = cut_runs(leaf->runs, leaf->nruns, off, k, kept, removed_runs);
     std::memmove(leaf->text + b0, leaf->text + b1, leaf->nbytes - b1);
     leaf->nbytes = static_cast<uint16_t>(leaf->nbytes - (b1 - b0));
     leaf->ncp = static_cast<uint16_t>(leaf->ncp - k);
     leaf->nu16 = static_cast<uint16_t>(leaf->nu16 - du16);
+    u16_ -= du16;
     bytes_ -= b1 - b0;
     n -= k;
-    if (kept.size() <= kLeafRuns) {
-      leaf->nruns = static_cast<uint8_t>(kept.size());
-      std::copy(kept.begin(), kept.end(), leaf->runs);
+    if (nkept <= kLeafRuns) {
+      leaf->nruns = static_cast<uint8_t>(nkept);
+      std::copy(kept, kept + nkept, leaf->runs);
       add_counts(leaf, -static_cast<int64_t>(k), -static_cast<int64_t>(du16));
     } else {
       // Cutting out of the middle of a run split it and the leaf has no room for the extra run:
@@ -492,7 +512,7 @@ void Rope::remove(uint32_t pos, uint32_t n, std::string* removed_text,
       leaf->nbytes = leaf->ncp = leaf->nu16 = 0;
       leaf->nruns = 0;
       bytes_ -= rest.size();  // insert_slow adds it back
-      insert_slow(leaf, 0, rest, kept.data(), kept.size());
+      insert_slow(leaf, 0, rest, kept, nkept);
       continue;
     }
     if (leaf->ncp == 0) {
@@ -621,6 +641,8 @@ void Rope::build(std::string_view text, const std::vector<LvRun>& runs) {
   root_ = level[0];
   root_->parent = nullptr;
   root_->slot = 0;
+  cp_ = NCP(root_);
+  u16_ = NU16(root_);
 }
 
 Status Rope::check_node(const Node* node, uint32_t* cp, uint32_t* u16, size_t* bytes) const {
@@ -665,6 +687,11 @@ Status Rope::check() const {
   size_t bytes;
   TANDEM_RETURN_IF_ERROR(check_node(root_, &cp, &u16, &bytes));
   if (bytes != bytes_) return Status::Internal("rope: byte count");
+  if (cp != cp_ || u16 != u16_) return Status::Internal("rope: cached totals");
+  if (hint_leaf_) {
+    uint32_t off;
+    if (find_leaf(hint_start_, false, &off) != hint_leaf_ && hint_leaf_->ncp) return Status::Internal("rope: stale edit hint");
+  }
   return Status::OK();
 }
 

@@ -96,7 +96,15 @@ class Rope {
   Leaf* first_leaf() const;
   Status check_node(const Node* node, uint32_t* cp, uint32_t* u16, size_t* bytes) const;
 
+  // Finds the leaf for an edit at `pos`, trying the leaf of the previous edit first: typing and
+  // backspacing stay in one leaf, and skipping the descent is most of an edit's cost.
+  Leaf* edit_leaf(uint32_t pos, bool prefer_left, uint32_t* offset);
+
   Node* root_ = nullptr;
+  Leaf* hint_leaf_ = nullptr;  // the leaf of the last edit, or null
+  uint32_t hint_start_ = 0;    // its first code point's position
+  uint32_t cp_ = 0;            // totals of the whole text
+  uint32_t u16_ = 0;
   size_t bytes_ = 0;
   size_t leaves_ = 0;
   size_t inners_ = 0;

@@ -234,7 +234,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     if (r.follows_previous) {
       if (lv == 0 || !r.parents.empty()) return bad("bad parents");
       parents.push_back(lv - 1);
-      len_before = log.len_after(lv - 1);
+      len_before = log.ops().back().len_after(log.ops().back().len - 1);  // the event before is the last one
     } else {
       for (size_t k = 0; k < r.parents.size(); ++k) {
         if (r.parents[k] >= lv || (k && r.parents[k] <= r.parents[k - 1])) return bad("bad parents");
@@ -328,6 +328,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
       } else {
         const LV stop = vi < vis.size() ? std::min(op.end(), vis[vi].lv) : op.end();
         arena.append(stop - at, static_cast<char>(internal::kPlaceholderByte));
+        d.deleted.add(at, stop - at);
         at = stop;
       }
     }

@@ -1,0 +1,88 @@
+// LvSet: a set of LVs as sorted, disjoint, non-adjacent runs.
+//
+// The replica keeps the set of inserted characters that are no longer in the text, so that it
+// can tell which inserts to send without their text (see OpKind::kInsertDeleted) without walking
+// the document. Deletes mostly extend a run at one of its ends (typing, backspacing), which is
+// O(log n); a new run in the middle costs a vector insert.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "rope.h"
+
+namespace tandem::crdt::internal {
+
+class LvSet {
+ public:
+  void add(LV lv, uint32_t len) {
+    if (len == 0) return;
+    // Backspacing and forward deletes extend the run they touched last.
+    if (hint_ < runs_.size()) {
+      LvRun& h = runs_[hint_];
+      const bool before = lv + len == h.lv && (hint_ == 0 || runs_[hint_ - 1].lv + runs_[hint_ - 1].len < lv);
+      const bool after = h.lv + h.len == lv && (hint_ + 1 == runs_.size() || lv + len < runs_[hint_ + 1].lv);
+      if (before) {
+        h.lv = lv;
+        h.len += len;
+        return;
+      }
+      if (after) {
+        h.len += len;
+        return;
+      }
+    }
+    LV end = lv + len;
+    // First run that ends at or after lv (could touch or overlap).
+    auto it = std::lower_bound(runs_.begin(), runs_.end(), lv,
+                               [](const LvRun& r, LV x) { return r.lv + r.len < x; });
+    auto last = it;
+    while (last != runs_.end() && last->lv <= end) {
+      lv = std::min(lv, last->lv);
+      end = std::max(end, last->lv + last->len);
+      ++last;
+    }
+    hint_ = static_cast<size_t>(it - runs_.begin());
+    if (it == last) {
+      runs_.insert(it, {lv, end - lv});
+      return;
+    }
+    *it = {lv, end - lv};
+    runs_.erase(it + 1, last);
+  }
+
+  // Calls f(start, end, in_set) for the consecutive pieces of [a, b), in order.
+  template <typename F>
+  void partition(LV a, LV b, F f) const {
+    auto it = std::upper_bound(runs_.begin(), runs_.end(), a, [](LV x, const LvRun& r) { return x < r.lv; });
+    if (it != runs_.begin() && std::prev(it)->lv + std::prev(it)->len > a) --it;
+    while (a < b) {
+      if (it == runs_.end() || it->lv >= b) {
+        f(a, b, false);
+        return;
+      }
+      if (it->lv > a) {
+        f(a, it->lv, false);
+        a = it->lv;
+      }
+      const LV stop = std::min<LV>(b, it->lv + it->len);
+      f(a, stop, true);
+      a = stop;
+      ++it;
+    }
+  }
+
+  const std::vector<LvRun>& runs() const { return runs_; }
+  void clear() {
+    runs_.clear();
+    hint_ = 0;
+  }
+  size_t heap_bytes() const { return runs_.capacity() * sizeof(LvRun); }
+  bool operator==(const LvSet& o) const { return runs_ == o.runs_; }
+
+ private:
+  std::vector<LvRun> runs_;
+  size_t hint_ = 0;  // index of the run changed last
+};
+
+}  // namespace tandem::crdt::internal
