@@ -125,25 +125,32 @@ void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType
     graph_.push_back({lv, lv + len, parents});
   }
 
-  bool merged = false;
+  // Op spans merge greedily, event by event, so that the spans are the same however the events
+  // were grouped on arrival (snapshots depend on it): `take` leading events extend the last span.
+  uint32_t take = 0;
   if (linear && agent_continues && !ops_.empty()) {
     OpSpan& last = ops_.back();
-    if (type == kIns && last.type == kIns && pos == last.pos + last.len) {
-      merged = true;
-    } else if (type == kDelFwd && last.type == kDelFwd && pos == last.pos) {
-      merged = true;
-    } else if (type != kIns && last.type != kIns && (last.type == kDelBack || last.len == 1) &&
-               (type == kDelBack || len == 1) && last.pos >= last.len && pos == last.pos - last.len) {
+    if (type == kIns) {
+      if (last.type == kIns && pos == last.pos + last.len) take = len;
+    } else if (last.type == kDelFwd && pos == last.pos) {
+      take = type == kDelFwd ? len : 1;  // a backspace run continues a forward one for one event
+    } else if (last.type != kIns && (last.type == kDelBack || last.len == 1) && last.pos >= last.len &&
+               pos == last.pos - last.len) {
       last.type = kDelBack;
-      merged = true;
+      take = type == kDelBack ? len : 1;
     }
-    if (merged) last.len += len;
+    last.len += take;
   }
-  if (!merged) {
-    ops_.push_back({lv, len, pos, len_before, type == kIns ? static_cast<uint32_t>(arena_.size()) : 0,
-                    static_cast<uint8_t>(type)});
+  if (take > 0 && type == kIns && track_content_) arena_.append(content);
+  if (take < len) {
+    const uint32_t rest = len - take;
+    const uint32_t rest_pos = type == kIns ? pos + take : type == kDelFwd ? pos : pos - take;
+    const uint32_t rest_len_before = type == kIns ? len_before + take : len_before - take;
+    OpType rest_type = type == kDelBack && rest == 1 ? kDelFwd : type;
+    ops_.push_back({lv + take, rest, rest_pos, take ? rest_len_before : len_before,
+                    type == kIns ? static_cast<uint32_t>(arena_.size()) : 0, static_cast<uint8_t>(rest_type)});
+    if (type == kIns && track_content_) arena_.append(content);
   }
-  if (type == kIns && track_content_) arena_.append(content);
   end_ += len;
 }
 
@@ -159,6 +166,8 @@ void OpLog::truncate(LV end, size_t num_agents) {
     if (!graph_.empty() && graph_.back().end > end) graph_.back().end = end;
     while (!ops_.empty() && ops_.back().lv >= end) ops_.pop_back();
     if (!ops_.empty() && ops_.back().end() > end) ops_.back().len = end - ops_.back().lv;
+    // A one-event delete is always recorded as forward (see append).
+    if (!ops_.empty() && ops_.back().len == 1 && ops_.back().type == kDelBack) ops_.back().type = kDelFwd;
     size_t arena_end = 0;
     for (size_t i = ops_.size(); i-- > 0;) {
       if (ops_[i].type == kIns) {

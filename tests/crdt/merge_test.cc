@@ -55,3 +55,113 @@ TEST_CASE("concurrent edits match the reference model", "[merge]") {
     REQUIRE(docs[0].text() == ref.text());
   }
 }
+
+namespace {
+
+// Every replica types its word at `pos`, one keystroke at a time (forward, or each character
+// before the previous one when `backward`), then all sync.
+std::string type_concurrently(const std::string& base, uint32_t pos, const std::vector<std::string>& words,
+                              bool backward) {
+  std::vector<Doc> docs;
+  for (size_t i = 0; i < words.size(); ++i) docs.emplace_back("agent" + std::to_string(i));
+  REQUIRE(docs[0].insert(0, base).ok());
+  for (size_t i = 1; i < docs.size(); ++i) sync(docs[i], docs[0]);
+  for (size_t i = 0; i < words.size(); ++i) {
+    for (size_t k = 0; k < words[i].size(); ++k) {
+      const size_t c = backward ? words[i].size() - 1 - k : k;
+      REQUIRE(docs[i].insert(pos + static_cast<uint32_t>(backward ? 0 : k), words[i].substr(c, 1)).ok());
+    }
+  }
+  for (size_t i = 0; i < docs.size(); ++i) {
+    for (size_t j = 0; j < docs.size(); ++j) {
+      if (i != j) sync(docs[i], docs[j]);
+    }
+  }
+  for (size_t i = 1; i < docs.size(); ++i) REQUIRE(docs[i].text() == docs[0].text());
+  Reference ref;
+  REQUIRE(ref.add(docs[0].ops_since({})).ok());
+  CHECK(ref.text() == docs[0].text());
+  return docs[0].text();
+}
+
+void check_contiguous(const std::string& text, const std::string& base, uint32_t pos, std::vector<std::string> words) {
+  // The result is the base with the words inserted at pos, one after another, in some order.
+  std::sort(words.begin(), words.end());
+  bool found = false;
+  do {
+    std::string middle;
+    for (const auto& w : words) middle += w;
+    found = found || text == base.substr(0, pos) + middle + base.substr(pos);
+  } while (!found && std::next_permutation(words.begin(), words.end()));
+  INFO(text);
+  CHECK(found);
+}
+
+}  // namespace
+
+TEST_CASE("concurrent typing at one place never interleaves", "[merge][interleave]") {
+  const std::string base = "The  cat";
+  for (bool backward : {false, true}) {
+    INFO((backward ? "backward" : "forward"));
+    for (uint32_t pos : {0u, 4u, 8u}) {
+      const std::vector<std::string> two = {"quick", "lazy"};
+      check_contiguous(type_concurrently(base, pos, two, backward), base, pos, two);
+      const std::vector<std::string> three = {"brown", "sleepy", "fat"};
+      check_contiguous(type_concurrently(base, pos, three, backward), base, pos, three);
+    }
+  }
+}
+
+TEST_CASE("concurrent typing into an empty document never interleaves", "[merge][interleave]") {
+  const std::vector<std::string> words = {"hello", "world", "again"};
+  check_contiguous(type_concurrently("", 0, words, false), "", 0, words);
+}
+
+TEST_CASE("ties break the same way everywhere, whatever the delivery order", "[merge]") {
+  for (int order = 0; order < 2; ++order) {
+    Doc a("alice"), b("bob"), c("carol");
+    REQUIRE(a.insert(0, "A").ok());
+    REQUIRE(b.insert(0, "B").ok());
+    REQUIRE(c.insert(0, "C").ok());
+    if (order == 0) {
+      sync(a, b);
+      sync(a, c);
+    } else {
+      sync(a, c);
+      sync(a, b);
+    }
+    // Concurrent inserts at the same place with the same origins: agent names decide.
+    CHECK(a.text() == "ABC");
+  }
+}
+
+TEST_CASE("long concurrent branches merge in one batch and one at a time alike", "[merge]") {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Rng rng(seed);
+    Doc a("a"), b("b");
+    REQUIRE(a.insert(0, tandem::testing::random_text(rng, 50)).ok());
+    sync(b, a);
+    std::vector<OpBatch> b_steps;
+    for (int i = 0; i < 60; ++i) {
+      tandem::testing::random_edit(rng, a);
+      const Version v = b.version();
+      tandem::testing::random_edit(rng, b);
+      b_steps.push_back(b.ops_since(v));
+    }
+    Doc one_batch("x");
+    sync(one_batch, a);
+    sync(one_batch, b);
+    Doc stepwise("y");
+    sync(stepwise, a);
+    // b's history as it was made, one step at a time (the shared base came with a's).
+    for (const auto& step : b_steps) {
+      auto r = stepwise.apply(step);
+      REQUIRE(r.ok());
+    }
+    INFO("seed " << seed);
+    CHECK(stepwise.text() == one_batch.text());
+    Reference ref;
+    REQUIRE(ref.add(one_batch.ops_since({})).ok());
+    CHECK(ref.text() == one_batch.text());
+  }
+}
