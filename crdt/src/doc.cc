@@ -283,6 +283,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
   const size_t old_agents = log.num_agents();
   auto rollback = [&](Status st) -> Status {
     log.truncate(old_size, old_agents);
+    d.merge_cache.clear();
     return st;
   };
 
@@ -388,7 +389,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
   if (log.size() > old_size) {
     std::vector<internal::XfOp> xf;
     const uint32_t old_len = d.rope.length();
-    Status st = internal::transform(&log, d.frontier, all, old_size, old_len, &xf);
+    Status st = internal::transform(&log, d.frontier, all, old_size, old_len, &xf, &d.merge_cache);
     if (!st.ok()) return rollback(st);
     uint64_t new_len = old_len;
     for (const auto& x : xf) new_len = x.insert ? new_len + x.len : new_len - x.len;

@@ -6,6 +6,7 @@
 
 #include "crdt/doc.h"
 #include "lv_set.h"
+#include "merge.h"
 #include "oplog.h"
 #include "rope.h"
 
@@ -33,6 +34,7 @@ struct Doc::Impl {
   std::vector<OpRun> pending;   // runs waiting for their dependencies
   uint64_t pending_events = 0;
   std::vector<internal::LvRun> scratch;  // reused by every delete
+  internal::MergeCache merge_cache;
 
   uint32_t local_agent() {
     if (agent == internal::kNoLV) agent = log.intern_agent(agent_name);

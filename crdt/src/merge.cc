@@ -9,7 +9,8 @@
 
 namespace tandem::crdt::internal {
 
-namespace {
+// Named (not anonymous): MergeCache::State, declared in the header, holds a Tracker.
+namespace merge_detail {
 
 constexpr size_t kRecCap = 32;
 constexpr size_t kFan = 16;
@@ -645,15 +646,75 @@ void order_units(const OpLog& log, const std::vector<Unit>& units, LV first_new,
   suffix_out->swap(suffix);
 }
 
-}  // namespace
+}  // namespace merge_detail
 
-Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, LV first_new,
-                 uint32_t doc_len, std::vector<XfOp>* out) {
+using merge_detail::Tracker;
+using merge_detail::Unit;
+
+// What a tracker that outlives one transform needs to carry on with the next.
+struct MergeCache::State {
+  explicit State(const OpLog& log) : tracker(log) {}
+  Tracker tracker;
+  bool active = false;    // the tracker holds a concurrent stretch that may continue
+  LV base = kNoLV;        // the version its placeholder stands for (kNoLV: the empty document)
+  LV end = 0;             // events below this are in the tracker, or at or below `base`
+  Frontier prepare;       // the tracker's prepare version
+  Frontier processed;     // the frontier of every event below `end`
+  std::vector<Span> spans;  // events the tracker processed, ascending
+
+  bool in_spans(LV lv) const {
+    auto it = std::upper_bound(spans.begin(), spans.end(), lv, [](LV x, const Span& s) { return x < s.start; });
+    return it != spans.begin() && lv < std::prev(it)->end;
+  }
+  void add_span(LV start, LV stop) {
+    if (!spans.empty() && spans.back().end == start) {
+      spans.back().end = stop;
+      return;
+    }
+    auto it = std::upper_bound(spans.begin(), spans.end(), start, [](LV x, const Span& s) { return x < s.start; });
+    spans.insert(it, {start, stop});
+  }
+  // True if every event from `end` on descends from `base`, so the tracker can take them.
+  bool can_continue(const OpLog& log) const {
+    if (!active) return false;
+    for (LV lv = end; lv < log.size();) {
+      const GraphEntry& g = log.graph()[log.graph_index(lv)];
+      if (lv != g.start) {
+        if (lv - 1 < end && lv - 1 != base && !in_spans(lv - 1)) return false;
+      } else {
+        if (g.parents.empty() && base != kNoLV) return false;
+        for (LV p : g.parents) {
+          if (p < end && p != base && !in_spans(p)) return false;
+        }
+      }
+      lv = g.end;
+    }
+    return true;
+  }
+};
+
+MergeCache::MergeCache() = default;
+MergeCache::~MergeCache() = default;
+void MergeCache::clear() { state_.reset(); }
+bool MergeCache::holds_tracker() const { return state_ && state_->active; }
+
+Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, LV first_new, uint32_t doc_len,
+                 std::vector<XfOp>* out, MergeCache* cache) {
   out->clear();
-  LV common;
-  std::vector<Span> zone;
-  log->find_conflicting(doc_frontier, all, &common, &zone);
+  if (!cache->state_) cache->state_ = std::make_unique<MergeCache::State>(*log);
+  MergeCache::State& st = *cache->state_;
+  const bool resume = st.can_continue(*log);
 
+  // The events to walk: the diverging part of the two histories, or, when a tracker from an
+  // earlier merge is still holding this concurrent stretch, just the events since then.
+  LV common = kNoLV;
+  std::vector<Span> zone;
+  if (resume) {
+    zone.push_back({st.end, log->size()});
+  } else {
+    st.active = false;
+    log->find_conflicting(doc_frontier, all, &common, &zone);
+  }
   std::vector<Unit> units;
   for (const Span& s : zone) {
     for (LV lv = s.start; lv < s.end;) {
@@ -673,7 +734,7 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
   std::vector<int64_t> suffix;
   // A zone that is one chain (each unit continues the previous one) is processed in LV order and
   // is critical after every unit: the common case of a linear history.
-  bool chain = true;
+  bool chain = !resume;
   for (size_t c = 0; c < nu && chain; ++c) {
     log->parents_of(units[c].start, &parents);
     if (c == 0) {
@@ -692,11 +753,16 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
     if (order.size() != nu) return Status::Internal("merge: the event graph has a cycle");
   }
 
+  Tracker& tracker = st.tracker;
   Frontier processed;
-  if (common != kNoLV) processed.push_back(common);
-  Tracker tracker(*log);
-  bool active = false;
   Frontier prepare;
+  bool active = resume;
+  if (resume) {
+    processed = st.processed;
+    prepare = st.prepare;
+  } else if (common != kNoLV) {
+    processed.push_back(common);
+  }
   std::vector<Span> only_a, only_b;
 
   for (size_t k = 0; k < nu; ++k) {
@@ -733,7 +799,9 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
     }
     if (!active) {
       if (processed.size() > 1) return Status::Internal("merge: tracker would start at a merge version");
-      tracker.reset(processed.empty() ? 0 : log->len_after(processed[0]));
+      st.base = processed.empty() ? kNoLV : processed[0];
+      tracker.reset(st.base == kNoLV ? 0 : log->len_after(st.base));
+      st.spans.clear();
       prepare = processed;
       active = true;
     }
@@ -749,9 +817,17 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
       const XfOp& x = (*out)[i];
       doc_len = x.insert ? doc_len + x.len : doc_len - x.len;
     }
+    st.add_span(u.start, u.end);
     prepare.assign(1, u.end - 1);
     OpLog::advance(&processed, parents, u.end - 1);
     if (critical_after && processed.size() == 1 && processed[0] == u.end - 1) active = false;
+  }
+  // Keep the tracker for the next merge if the concurrent stretch is still open.
+  st.active = active;
+  if (active) {
+    st.end = log->size();
+    st.prepare = std::move(prepare);
+    st.processed = std::move(processed);
   }
   return Status::OK();
 }

@@ -14,6 +14,7 @@
 // from a placeholder standing for the whole document at the point where they begin.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "crdt/status.h"
@@ -29,12 +30,32 @@ struct XfOp {
   LV lv;  // insert: the characters are the events [lv, lv + len)
 };
 
+// A tracker kept between merges. When remote events keep arriving one batch at a time inside a
+// long concurrent stretch (two people typing for a while without seeing each other), walking
+// the whole stretch again for every batch would cost O(stretch) each time; instead the tracker
+// that ended the previous merge carries on with just the events added since.
+// Owned by the Doc; cleared whenever the log is rolled back.
+class MergeCache {
+ public:
+  MergeCache();
+  ~MergeCache();
+  MergeCache(const MergeCache&) = delete;
+  MergeCache& operator=(const MergeCache&) = delete;
+  void clear();
+  bool holds_tracker() const;
+  struct State;
+
+ private:
+  friend Status transform(OpLog*, const Frontier&, const Frontier&, LV, uint32_t, std::vector<XfOp>*, MergeCache*);
+  std::unique_ptr<State> state_;
+};
+
 // Transforms the events [first_new, log->size()) (just appended) into edits of a text that holds
 // exactly the events of `doc_frontier` and has length `doc_len`; `all` is the frontier of the
 // whole log. Fills in the document length before each new op span (OpSpan::len_before).
 // Fails with InvalidArgument, leaving *out unspecified, if an event's position is past the end of
-// the document at its parents' version.
+// the document at its parents' version; the caller must then roll back and clear the cache.
 Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, LV first_new,
-                 uint32_t doc_len, std::vector<XfOp>* out);
+                 uint32_t doc_len, std::vector<XfOp>* out, MergeCache* cache);
 
 }  // namespace tandem::crdt::internal

@@ -227,3 +227,18 @@ TEST_CASE("codec: snapshots that lie are refused", "[codec][corruption]") {
   CHECK(codec::decode_snapshot(B("\x99\x01\x90\x05\xc4\x00\xc4\x00\xc4\x00\xc4\x00\xa0\xc4\x00")).status().code() ==
         Code::kCorruption);  // five runs, no bytes for them
 }
+
+TEST_CASE("codec: the example in FORMAT.md is what the encoder writes", "[codec]") {
+  Doc a("a");
+  REQUIRE(a.insert(0, "hi").ok());
+  REQUIRE(a.remove(1, 1).ok());
+  const std::string expect = B(
+      "\x93\x01\x91\xa1\x61\x93"
+      "\x97\x00\x00\x00\x00\x01\x90\xa1\x68"
+      "\x97\x00\x01\x01\x01\x01\xc0\xc0"
+      "\x97\x00\x02\x02\x01\x01\xc0\xc0");
+  CHECK(codec::encode_ops(a.ops_since({})) == expect);
+  Version v;
+  v.advance("a", 3);
+  CHECK(codec::encode_version(v) == B("\x92\xa1\x61\x03"));
+}
