@@ -92,13 +92,21 @@ void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType
   if (linear && !ops_.empty()) {
     OpSpan& last = ops_.back();
     const AgentSpan& as = agent_spans_.back();
-    if (as.agent == agent && as.seq + (lv - as.lv) == seq && last.type == type &&
-        ((type == kIns && pos == last.pos + last.len) || (type == kDelFwd && pos == last.pos) ||
-         (type == kDelBack && pos == last.pos - last.len))) {
+    // (A one-event delete arrives as forward; one position left of a backward run continues it.)
+    if (as.agent == agent && as.seq + (lv - as.lv) == seq &&
+        ((type == kIns && last.type == kIns && pos == last.pos + last.len) ||
+         (type == kDelFwd && last.type == kDelFwd && pos == last.pos) ||
+         (type != kIns && last.type == kDelBack && (type == kDelBack || len == 1) && pos == last.pos - last.len))) {
       last.len += len;
       agents_[agent].spans.back().len += len;
       graph_.back().end += len;
-      if (type == kIns && track_content_) arena_.append(content);
+      if (type == kIns && track_content_) {
+        if (content.size() == 1) {
+          arena_.push_back(content[0]);
+        } else {
+          arena_.append(content);
+        }
+      }
       end_ += len;
       return;
     }

@@ -72,24 +72,29 @@ uint32_t node_u16(const NodeT* n) {
 }
 
 // Inserts run r at code point offset `off` of the runs array, merging with a neighbour whose
-// LVs continue it. REQUIRES room for two more runs.
-void insert_run(LvRun* runs, uint8_t& nruns, uint32_t off, LvRun r) {
-  uint32_t acc = 0;
-  size_t i = 0;
+// LVs continue it. (*i, *acc) is where to start looking (acc: offset of run i, <= off); on return
+// it names the run now holding the first inserted character. REQUIRES room for two more runs.
+void insert_run(LvRun* runs, uint8_t& nruns, uint32_t off, LvRun r, uint32_t* i_io, uint32_t* acc_io) {
+  uint32_t i = *i_io, acc = *acc_io;
   while (i < nruns && acc + runs[i].len <= off) acc += runs[i++].len;
   if (i < nruns && acc < off) {
     // Split runs[i] at off.
-    uint32_t left = off - acc;
+    const uint32_t left = off - acc;
     std::memmove(runs + i + 2, runs + i + 1, (nruns - i - 1) * sizeof(LvRun));
     runs[i + 1] = {runs[i].lv + left, runs[i].len - left};
     runs[i].len = left;
     ++nruns;
+    acc += left;
     ++i;
   }
   if (i > 0 && runs[i - 1].lv + runs[i - 1].len == r.lv) {
+    *i_io = i - 1;
+    *acc_io = acc - runs[i - 1].len;
     runs[i - 1].len += r.len;
     return;
   }
+  *i_io = i;
+  *acc_io = acc;
   if (i < nruns && r.lv + r.len == runs[i].lv) {
     runs[i].lv = r.lv;
     runs[i].len += r.len;
@@ -196,6 +201,7 @@ Rope::Leaf* Rope::edit_leaf(uint32_t pos, bool prefer_left, uint32_t* offset) {
   Leaf* leaf = find_leaf(pos, prefer_left, offset);
   hint_leaf_ = leaf;
   hint_start_ = pos - *offset;
+  hint_run_ = hint_run_start_ = 0;
   return leaf;
 }
 
@@ -440,7 +446,8 @@ void Rope::insert(uint32_t pos, std::string_view text, uint32_t ncp, LV lv) {
     leaf->nbytes = static_cast<uint16_t>(leaf->nbytes + text.size());
     leaf->ncp = static_cast<uint16_t>(leaf->ncp + ncp);
     leaf->nu16 = static_cast<uint16_t>(leaf->nu16 + du16);
-    insert_run(leaf->runs, leaf->nruns, off, {lv, ncp});
+    if (hint_run_start_ > off) hint_run_ = hint_run_start_ = 0;
+    insert_run(leaf->runs, leaf->nruns, off, {lv, ncp}, &hint_run_, &hint_run_start_);
     add_counts(leaf, ncp, du16);
     bytes_ += text.size();
     return;
@@ -493,7 +500,6 @@ void Rope::remove(uint32_t pos, uint32_t n, std::string* removed_text,
     const std::string_view gone(leaf->text + b0, b1 - b0);
     if (removed_text) removed_text->append(gone);
     const uint32_t du16 = gone.size() == k ? k : static_cast<uint32_t>(utf8::count_utf16(gone));
-    const size_t nkept = cut_runs(leaf->runs, leaf->nruns, off, k, kept, removed_runs);
     std::memmove(leaf->text + b0, leaf->text + b1, leaf->nbytes - b1);
     leaf->nbytes = static_cast<uint16_t>(leaf->nbytes - (b1 - b0));
     leaf->ncp = static_cast<uint16_t>(leaf->ncp - k);
@@ -501,19 +507,54 @@ void Rope::remove(uint32_t pos, uint32_t n, std::string* removed_text,
     u16_ -= du16;
     bytes_ -= b1 - b0;
     n -= k;
-    if (nkept <= kLeafRuns) {
-      leaf->nruns = static_cast<uint8_t>(nkept);
-      std::copy(kept, kept + nkept, leaf->runs);
+    // The run holding `off`, searched from the hint.
+    if (hint_run_start_ > off || hint_run_ >= leaf->nruns) hint_run_ = hint_run_start_ = 0;
+    uint32_t ri = hint_run_, rs = hint_run_start_;
+    while (rs + leaf->runs[ri].len <= off) rs += leaf->runs[ri++].len;
+    const uint32_t o = off - rs;
+    LvRun& run = leaf->runs[ri];
+    if (o + k <= run.len && (o == 0 || o + k == run.len || leaf->nruns < kLeafRuns)) {
+      // Inside one run: trim it, or split it in two.
+      if (removed_runs) removed_runs->push_back({run.lv + o, k});
+      if (o == 0 && k == run.len) {
+        std::memmove(leaf->runs + ri, leaf->runs + ri + 1, (leaf->nruns - ri - 1) * sizeof(LvRun));
+        --leaf->nruns;
+      } else if (o == 0) {
+        run.lv += k;
+        run.len -= k;
+      } else if (o + k == run.len) {
+        run.len -= k;
+      } else {
+        std::memmove(leaf->runs + ri + 2, leaf->runs + ri + 1, (leaf->nruns - ri - 1) * sizeof(LvRun));
+        leaf->runs[ri + 1] = {run.lv + o + k, run.len - o - k};
+        run.len = o;
+        ++leaf->nruns;
+      }
+      // Backspacing moves left: leave the hint on the run before.
+      if (ri > 0) {
+        hint_run_ = ri - 1;
+        hint_run_start_ = rs - leaf->runs[ri - 1].len;
+      } else {
+        hint_run_ = hint_run_start_ = 0;
+      }
       add_counts(leaf, -static_cast<int64_t>(k), -static_cast<int64_t>(du16));
     } else {
-      // Cutting out of the middle of a run split it and the leaf has no room for the extra run:
-      // re-chop the leaf's remaining content.
-      const std::string rest(leaf->text, leaf->nbytes);
-      leaf->nbytes = leaf->ncp = leaf->nu16 = 0;
-      leaf->nruns = 0;
-      bytes_ -= rest.size();  // insert_slow adds it back
-      insert_slow(leaf, 0, rest, kept, nkept);
-      continue;
+      hint_run_ = hint_run_start_ = 0;
+      const size_t nkept = cut_runs(leaf->runs, leaf->nruns, off, k, kept, removed_runs);
+      if (nkept <= kLeafRuns) {
+        leaf->nruns = static_cast<uint8_t>(nkept);
+        std::copy(kept, kept + nkept, leaf->runs);
+        add_counts(leaf, -static_cast<int64_t>(k), -static_cast<int64_t>(du16));
+      } else {
+        // Cutting out of the middle of a run split it and the leaf has no room for the extra run:
+        // re-chop the leaf's remaining content.
+        const std::string rest(leaf->text, leaf->nbytes);
+        leaf->nbytes = leaf->ncp = leaf->nu16 = 0;
+        leaf->nruns = 0;
+        bytes_ -= rest.size();  // insert_slow adds it back
+        insert_slow(leaf, 0, rest, kept, nkept);
+        continue;
+      }
     }
     if (leaf->ncp == 0) {
       if (leaf != root_) unlink(leaf);

@@ -103,6 +103,10 @@ class Rope {
   Node* root_ = nullptr;
   Leaf* hint_leaf_ = nullptr;  // the leaf of the last edit, or null
   uint32_t hint_start_ = 0;    // its first code point's position
+  // In the hint leaf, a run index and the offset where that run starts: where to begin looking
+  // for the run an edit touches. (0, 0) is always valid.
+  uint32_t hint_run_ = 0;
+  uint32_t hint_run_start_ = 0;
   uint32_t cp_ = 0;            // totals of the whole text
   uint32_t u16_ = 0;
   size_t bytes_ = 0;

@@ -220,6 +220,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   // The log, checking each run against the document length at its parents.
   std::string placeholders;
   size_t agents_seen = 0;
+  Frontier parents;
   for (size_t i = 0; i < data.runs.size(); ++i) {
     const SnapshotData::Run& r = data.runs[i];
     const LV lv = log.size();
@@ -229,7 +230,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     if (r.agent == agents_seen) ++agents_seen;
     if (r.len == 0) return bad("empty run");
     if (r.type > SnapshotData::kDeleteBackward) return bad("unknown type");
-    Frontier parents;
+    parents.clear();
     uint32_t len_before = 0;
     if (r.follows_previous) {
       if (lv == 0 || !r.parents.empty()) return bad("bad parents");
@@ -311,6 +312,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   arena.reserve(data.text.size() + (log.size() - covered));
   std::vector<uint32_t> offsets;
   size_t vi = 0;
+  uint64_t vis_chars = 0;  // visible characters found inside insert events
   for (const OpSpan& op : log.ops()) {
     if (op.type != internal::kIns) continue;
     offsets.push_back(static_cast<uint32_t>(arena.size()));
@@ -324,6 +326,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
         const size_t b0 = utf8::byte_offset(piece, at - v.lv);
         const size_t b1 = utf8::byte_offset(piece, stop - v.lv);
         arena.append(piece.substr(b0, b1 - b0));
+        vis_chars += stop - at;
         at = stop;
       } else {
         const LV stop = vi < vis.size() ? std::min(op.end(), vis[vi].lv) : op.end();
@@ -334,16 +337,6 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     }
   }
   // Every visible character must be an insert event.
-  size_t vis_chars = 0;
-  for (const OpSpan& op : log.ops()) {
-    if (op.type != internal::kIns) continue;
-    auto it = std::upper_bound(vis.begin(), vis.end(), op.lv, [](LV x, const Vis& v) { return x < v.lv; });
-    if (it != vis.begin()) --it;
-    for (; it != vis.end() && it->lv < op.end(); ++it) {
-      const LV a = std::max(it->lv, op.lv), b = std::min(it->lv + it->len, op.end());
-      if (a < b) vis_chars += b - a;
-    }
-  }
   if (vis_chars != covered) return Status::Corruption("snapshot text shows characters that are not inserts");
   log.replace_arena(std::move(arena), offsets);
   d.rope.build(data.text, runs);
