@@ -9,67 +9,58 @@
 
 namespace tandem::crdt {
 
-using internal::Frontier;
-using internal::kNoLV;
-using internal::LV;
-using internal::LvRun;
-using internal::OpLog;
-using internal::OpSpan;
-using internal::OpType;
 
 namespace {
 
 constexpr size_t kMaxParents = 1024;
 
-std::string Num(uint64_t v) { return std::to_string(v); }
-
-std::string RunName(const OpRun& r) { return "(" + r.agent + ", " + Num(r.seq) + ")"; }
+std::string run_name(const OpRun& r) { return "(" + r.agent + ", " + num(r.seq) + ")"; }
 
 // Checks what can be checked of a run without the document.
-Status ValidateRun(const OpRun& r) {
+Status validate_run(const OpRun& r) {
   TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(r.agent).WithContext("op run agent"));
-  if (r.len == 0) return Status::InvalidArgument("op run " + RunName(r) + " is empty");
+  if (r.len == 0) return Status::InvalidArgument("op run " + run_name(r) + " is empty");
   if (r.len > internal::kMaxEvents || uint64_t{r.seq} + r.len > UINT32_MAX) {
-    return Status::InvalidArgument("op run " + RunName(r) + " has too many events");
+    return Status::InvalidArgument("op run " + run_name(r) + " has too many events");
   }
   switch (r.kind) {
     case OpKind::kInsert: {
       auto info = utf8::inspect(r.content);
-      if (!info.ok()) return info.status().WithContext("op run " + RunName(r));
+      if (!info.ok()) return info.status().WithContext("op run " + run_name(r));
       if (info->code_points != r.len) {
-        return Status::InvalidArgument("op run " + RunName(r) + " has " + Num(r.len) + " events but " +
-                                       Num(info->code_points) + " characters of text");
+        return Status::InvalidArgument("op run " + run_name(r) + " has " + num(r.len) + " events but " +
+                                       num(info->code_points) + " characters of text");
       }
       if (uint64_t{r.pos} + r.len > UINT32_MAX) return Status::InvalidArgument("op run position overflows");
       break;
     }
     case OpKind::kInsertDeleted:
     case OpKind::kDeleteForward:
-      if (!r.content.empty()) return Status::InvalidArgument("op run " + RunName(r) + " carries text");
+      if (!r.content.empty()) return Status::InvalidArgument("op run " + run_name(r) + " carries text");
       if (r.kind == OpKind::kInsertDeleted && uint64_t{r.pos} + r.len > UINT32_MAX) {
         return Status::InvalidArgument("op run position overflows");
       }
       break;
     case OpKind::kDeleteBackward:
-      if (!r.content.empty()) return Status::InvalidArgument("op run " + RunName(r) + " carries text");
+      if (!r.content.empty()) return Status::InvalidArgument("op run " + run_name(r) + " carries text");
       if (r.pos + 1 < r.len) {
-        return Status::InvalidArgument("op run " + RunName(r) + " deletes backward past the start");
+        return Status::InvalidArgument("op run " + run_name(r) + " deletes backward past the start");
       }
       break;
     default:
-      return Status::InvalidArgument("op run " + RunName(r) + " has an unknown kind");
+      return Status::InvalidArgument("op run " + run_name(r) + " has an unknown kind");
   }
-  if (r.parents.size() > kMaxParents) return Status::InvalidArgument("op run " + RunName(r) + " has too many parents");
+  if (r.parents.size() > kMaxParents) return Status::InvalidArgument("op run " + run_name(r) + " has too many parents");
   for (const OpId& p : r.parents) {
     TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(p.agent).WithContext("parent agent"));
     if (p.agent == r.agent && p.seq >= r.seq) {
-      return Status::InvalidArgument("op run " + RunName(r) + " depends on its own future");
+      return Status::InvalidArgument("op run " + run_name(r) + " depends on its own future");
     }
   }
   return Status::OK();
 }
 
-OpType TypeOf(OpKind k) {
+OpType type_of(OpKind k) {
   switch (k) {
     case OpKind::kDeleteForward: return internal::kDelFwd;
     case OpKind::kDeleteBackward: return internal::kDelBack;
@@ -77,7 +68,7 @@ OpType TypeOf(OpKind k) {
   }
 }
 
-void AppendPatch(std::vector<Patch>* out, Patch p) {
+void append_patch(std::vector<Patch>* out, Patch p) {
   if (!out->empty()) {
     Patch& last = out->back();
     if (last.deleted == 0 && p.deleted == 0 &&
@@ -110,7 +101,7 @@ Doc& Doc::operator=(Doc&&) noexcept = default;
 Status Doc::ValidateAgent(std::string_view agent) {
   if (agent.empty()) return Status::InvalidArgument("agent name is empty");
   if (agent.size() > kMaxAgentBytes) {
-    return Status::InvalidArgument("agent name is longer than " + Num(kMaxAgentBytes) + " bytes");
+    return Status::InvalidArgument("agent name is longer than " + num(kMaxAgentBytes) + " bytes");
   }
   auto info = utf8::inspect(agent);
   if (!info.ok()) return info.status().WithContext("agent name");
@@ -128,11 +119,11 @@ Status Doc::insert(uint32_t pos, std::string_view text) {
   if (n == 0) return Status::OK();
   const uint32_t len = d.rope.length();
   if (pos > len) {
-    return Status::OutOfRange("insert at " + Num(pos) + " is past the end of the document (length " +
-                              Num(len) + ")");
+    return Status::OutOfRange("insert at " + num(pos) + " is past the end of the document (length " +
+                              num(len) + ")");
   }
   if (len + n > d.limits.max_length) {
-    return Status::ResourceExhausted("document would exceed " + Num(d.limits.max_length) + " characters");
+    return Status::ResourceExhausted("document would exceed " + num(d.limits.max_length) + " characters");
   }
   const uint32_t agent = d.local_agent();
   const uint32_t seq = d.log.next_seq(agent);
@@ -151,8 +142,8 @@ Status Doc::remove(uint32_t pos, uint32_t n) {
   Impl& d = *impl_;
   const uint32_t len = d.rope.length();
   if (uint64_t{pos} + n > len) {
-    return Status::OutOfRange("delete of [" + Num(pos) + ", " + Num(uint64_t{pos} + n) +
-                              ") is past the end of the document (length " + Num(len) + ")");
+    return Status::OutOfRange("delete of [" + num(pos) + ", " + num(uint64_t{pos} + n) +
+                              ") is past the end of the document (length " + num(len) + ")");
   }
   if (n == 0) return Status::OK();
   const uint32_t agent = d.local_agent();
@@ -184,20 +175,20 @@ size_t Doc::length_bytes() const { return impl_->rope.bytes(); }
 
 Result<uint32_t> Doc::utf16_from_pos(uint32_t pos) const {
   if (pos > impl_->rope.length()) {
-    return Status::OutOfRange("position " + Num(pos) + " is past the end (length " +
-                              Num(impl_->rope.length()) + ")");
+    return Status::OutOfRange("position " + num(pos) + " is past the end (length " +
+                              num(impl_->rope.length()) + ")");
   }
   return impl_->rope.utf16_of(pos);
 }
 
 Result<uint32_t> Doc::pos_from_utf16(uint32_t utf16) const {
   if (utf16 > impl_->rope.length_utf16()) {
-    return Status::OutOfRange("UTF-16 offset " + Num(utf16) + " is past the end (length " +
-                              Num(impl_->rope.length_utf16()) + ")");
+    return Status::OutOfRange("UTF-16 offset " + num(utf16) + " is past the end (length " +
+                              num(impl_->rope.length_utf16()) + ")");
   }
   bool inside = false;
   const uint32_t pos = impl_->rope.pos_of_utf16(utf16, &inside);
-  if (inside) return Status::InvalidArgument("UTF-16 offset " + Num(utf16) + " splits a surrogate pair");
+  if (inside) return Status::InvalidArgument("UTF-16 offset " + num(utf16) + " splits a surrogate pair");
   return pos;
 }
 
@@ -275,7 +266,7 @@ OpBatch Doc::ops_since(const Version& peer) const {
 
 Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
   Impl& d = *impl_;
-  for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(ValidateRun(r));
+  for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(validate_run(r));
   if (batch.runs.empty()) return std::vector<Patch>{};
 
   OpLog& log = d.log;
@@ -364,7 +355,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
           break;
       }
       const LV first = log.size();
-      log.append(agent, next, parents, TypeOf(r.kind), pos, n, content, 0);
+      log.append(agent, next, parents, type_of(r.kind), pos, n, content, 0);
       OpLog::advance(&all, parents, first + n - 1);
       done[i] = true;
       progress = true;
@@ -380,9 +371,9 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
   }
   if (still_events > d.limits.max_pending_events || still_pending.size() > d.limits.max_pending_runs) {
     return rollback(Status::ResourceExhausted(
-        "too many operations waiting for missing dependencies (" + Num(still_events) + " events in " +
-        Num(still_pending.size()) + " runs; limits " + Num(d.limits.max_pending_events) + " and " +
-        Num(d.limits.max_pending_runs) + ")"));
+        "too many operations waiting for missing dependencies (" + num(still_events) + " events in " +
+        num(still_pending.size()) + " runs; limits " + num(d.limits.max_pending_events) + " and " +
+        num(d.limits.max_pending_runs) + ")"));
   }
 
   std::vector<Patch> patches;
@@ -394,7 +385,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
     uint64_t new_len = old_len;
     for (const auto& x : xf) new_len = x.insert ? new_len + x.len : new_len - x.len;
     if (new_len > d.limits.max_length) {
-      return rollback(Status::ResourceExhausted("document would exceed " + Num(d.limits.max_length) +
+      return rollback(Status::ResourceExhausted("document would exceed " + num(d.limits.max_length) +
                                                 " characters"));
     }
 
@@ -419,7 +410,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
         const std::string_view content = log.content(x.lv, x.len);
         if (!has_unknown) {
           const uint32_t u16 = d.rope.utf16_of(x.pos);
-          AppendPatch(&patches, {x.pos, 0, std::string(content), u16, 0,
+          append_patch(&patches, {x.pos, 0, std::string(content), u16, 0,
                                  static_cast<uint32_t>(utf8::count_utf16(content))});
         }
         d.rope.insert(x.pos, content, x.len, x.lv);
@@ -433,7 +424,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
           const uint32_t u0 = d.rope.utf16_of(x.pos);
           const uint32_t u1 = d.rope.utf16_of(x.pos + x.len);
           d.rope.remove(x.pos, x.len, nullptr, &d.scratch);
-          AppendPatch(&patches, {x.pos, x.len, {}, u0, u1 - u0, 0});
+          append_patch(&patches, {x.pos, x.len, {}, u0, u1 - u0, 0});
         }
         for (const LvRun& r : d.scratch) d.deleted.add(r.lv, r.len);
         lo = std::min(lo, x.pos);
@@ -487,8 +478,8 @@ Status Doc::check_invariants() const {
   }
   if (log.size() > 0 && d.frontier.empty()) return Status::Internal("frontier is empty");
   if (d.frontier.size() == 1 && log.len_after(d.frontier[0]) != d.rope.length()) {
-    return Status::Internal("text length " + Num(d.rope.length()) + " differs from the log's " +
-                            Num(log.len_after(d.frontier[0])));
+    return Status::Internal("text length " + num(d.rope.length()) + " differs from the log's " +
+                            num(log.len_after(d.frontier[0])));
   }
   Version v;
   for (uint32_t a = 0; a < log.num_agents(); ++a) v.advance(log.agent_name(a), log.next_seq(a));

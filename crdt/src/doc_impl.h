@@ -12,6 +12,18 @@
 
 namespace tandem::crdt {
 
+// Shared by the two files that implement Doc.
+using internal::Frontier;
+using internal::kNoLV;
+using internal::LV;
+using internal::LvRun;
+using internal::OpLog;
+using internal::OpSpan;
+using internal::OpType;
+using internal::Span;
+
+inline std::string num(uint64_t v) { return std::to_string(v); }
+
 struct Doc::Impl {
   std::string agent_name;
   uint32_t agent = internal::kNoLV;  // interned on the first local edit

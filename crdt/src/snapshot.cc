@@ -18,17 +18,8 @@
 
 namespace tandem::crdt {
 
-using internal::Frontier;
-using internal::kNoLV;
-using internal::LV;
-using internal::LvRun;
-using internal::OpLog;
-using internal::OpSpan;
-using internal::Span;
 
 namespace {
-
-std::string Num(uint64_t v) { return std::to_string(v); }
 
 // Kahn's algorithm over the event graph plus each agent's own sequence, always taking the ready
 // event with the smallest (agent name, seq). Returns the LV ranges of `log` in that order.
@@ -224,7 +215,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   for (size_t i = 0; i < data.runs.size(); ++i) {
     const SnapshotData::Run& r = data.runs[i];
     const LV lv = log.size();
-    auto bad = [&](const std::string& why) { return Status::Corruption("snapshot run " + Num(i) + ": " + why); };
+    auto bad = [&](const std::string& why) { return Status::Corruption("snapshot run " + num(i) + ": " + why); };
     if (r.agent >= data.agents.size()) return bad("agent index out of range");
     if (r.agent > agents_seen) return bad("agents out of order");
     if (r.agent == agents_seen) ++agents_seen;
@@ -299,8 +290,8 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   }
   if (covered != info->code_points) return Status::Corruption("snapshot text runs do not cover the text");
   if (d.frontier.size() == 1 && log.len_after(d.frontier[0]) != covered) {
-    return Status::Corruption("snapshot text length " + Num(covered) + " does not match its history (" +
-                              Num(log.len_after(d.frontier[0])) + ")");
+    return Status::Corruption("snapshot text length " + num(covered) + " does not match its history (" +
+                              num(log.len_after(d.frontier[0])) + ")");
   }
   std::sort(vis.begin(), vis.end(), [](const Vis& a, const Vis& b) { return a.lv < b.lv; });
   for (size_t k = 1; k < vis.size(); ++k) {

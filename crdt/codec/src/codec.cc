@@ -11,7 +11,7 @@ namespace tandem::crdt::codec {
 
 namespace {
 
-std::string Num(uint64_t v) { return std::to_string(v); }
+std::string num(uint64_t v) { return std::to_string(v); }
 
 // msgpack::packer writes through this.
 struct StringSink {
@@ -21,21 +21,21 @@ struct StringSink {
 using Packer = msgpack::packer<StringSink>;
 
 // Objects reference the input buffer instead of copying strings.
-bool Reference(msgpack::type::object_type, std::size_t, void*) { return true; }
+bool reference_buffer(msgpack::type::object_type, std::size_t, void*) { return true; }
 
 // Unpacks exactly one msgpack object filling all of `bytes`, with limits that make any container
 // header claiming more elements than there are bytes fail before allocation.
-Status Unpack(std::string_view bytes, size_t depth, const DecodeLimits& limits, msgpack::object_handle* oh) {
+Status unpack_one(std::string_view bytes, size_t depth, const DecodeLimits& limits, msgpack::object_handle* oh) {
   if (bytes.size() > limits.max_bytes) {
-    return Status::ResourceExhausted("message of " + Num(bytes.size()) + " bytes exceeds the limit of " +
-                                     Num(limits.max_bytes));
+    return Status::ResourceExhausted("message of " + num(bytes.size()) + " bytes exceeds the limit of " +
+                                     num(limits.max_bytes));
   }
   if (bytes.empty()) return Status::Corruption("empty message");
   const msgpack::unpack_limit lim(/*array=*/bytes.size(), /*map=*/0, /*str=*/bytes.size(), /*bin=*/bytes.size(),
                                   /*ext=*/0, /*depth=*/depth);
   size_t off = 0;
   try {
-    *oh = msgpack::unpack(bytes.data(), bytes.size(), off, Reference, nullptr, lim);
+    *oh = msgpack::unpack(bytes.data(), bytes.size(), off, reference_buffer, nullptr, lim);
   } catch (const msgpack::size_overflow& e) {
     return Status::Corruption(std::string("msgpack container too large or too deep: ") + e.what());
   } catch (const msgpack::insufficient_bytes&) {
@@ -48,46 +48,46 @@ Status Unpack(std::string_view bytes, size_t depth, const DecodeLimits& limits, 
 }
 
 // Typed access to unpacked objects; each returns false on a type or range mismatch.
-bool AsArray(const msgpack::object& o, const msgpack::object** items, uint32_t* n) {
+bool as_array(const msgpack::object& o, const msgpack::object** items, uint32_t* n) {
   if (o.type != msgpack::type::ARRAY) return false;
   *items = o.via.array.ptr;
   *n = o.via.array.size;
   return true;
 }
-bool AsU32(const msgpack::object& o, uint32_t* v) {
+bool as_u32(const msgpack::object& o, uint32_t* v) {
   if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 > UINT32_MAX) return false;
   *v = static_cast<uint32_t>(o.via.u64);
   return true;
 }
-bool AsStr(const msgpack::object& o, std::string_view* s) {
+bool as_str(const msgpack::object& o, std::string_view* s) {
   if (o.type != msgpack::type::STR) return false;
   *s = std::string_view(o.via.str.ptr, o.via.str.size);
   return true;
 }
-bool AsBin(const msgpack::object& o, std::string_view* s) {
+bool as_bin(const msgpack::object& o, std::string_view* s) {
   if (o.type != msgpack::type::BIN) return false;
   *s = std::string_view(o.via.bin.ptr, o.via.bin.size);
   return true;
 }
 
-Status Bad(const std::string& what) { return Status::Corruption(what); }
+Status bad_bytes(const std::string& what) { return Status::Corruption(what); }
 
-Status ReadAgents(const msgpack::object& o, const DecodeLimits& limits, std::vector<std::string>* agents) {
+Status read_agents(const msgpack::object& o, const DecodeLimits& limits, std::vector<std::string>* agents) {
   const msgpack::object* items;
   uint32_t n;
-  if (!AsArray(o, &items, &n)) return Bad("agents: not an array");
-  if (n > limits.max_agents) return Status::ResourceExhausted("too many agents: " + Num(n));
+  if (!as_array(o, &items, &n)) return bad_bytes("agents: not an array");
+  if (n > limits.max_agents) return Status::ResourceExhausted("too many agents: " + num(n));
   agents->reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     std::string_view s;
-    if (!AsStr(items[i], &s)) return Bad("agent " + Num(i) + ": not a string");
-    TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(s).WithContext("agent " + Num(i)));
+    if (!as_str(items[i], &s)) return bad_bytes("agent " + num(i) + ": not a string");
+    TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(s).WithContext("agent " + num(i)));
     agents->emplace_back(s);
   }
   return Status::OK();
 }
 
-void PackAgents(Packer& pk, const std::vector<std::string>& agents) {
+void pack_agents(Packer& pk, const std::vector<std::string>& agents) {
   pk.pack_array(static_cast<uint32_t>(agents.size()));
   for (const auto& a : agents) {
     pk.pack_str(static_cast<uint32_t>(a.size()));
@@ -95,11 +95,11 @@ void PackAgents(Packer& pk, const std::vector<std::string>& agents) {
   }
 }
 
-Status CheckFormat(const msgpack::object& o, uint32_t expected, const char* what) {
+Status check_format(const msgpack::object& o, uint32_t expected, const char* what) {
   uint32_t v;
-  if (!AsU32(o, &v)) return Bad(std::string(what) + ": format version missing");
+  if (!as_u32(o, &v)) return bad_bytes(std::string(what) + ": format version missing");
   if (v != expected) {
-    return Status::NotSupported(std::string(what) + " format " + Num(v) + " (this build reads " + Num(expected) + ")");
+    return Status::NotSupported(std::string(what) + " format " + num(v) + " (this build reads " + num(expected) + ")");
   }
   return Status::OK();
 }
@@ -126,7 +126,7 @@ std::string encode_ops(const OpBatch& batch) {
   Packer pk(sink);
   pk.pack_array(3);
   pk.pack_uint32(kOpsFormat);
-  PackAgents(pk, agents);
+  pack_agents(pk, agents);
   pk.pack_array(static_cast<uint32_t>(batch.runs.size()));
   for (const auto& r : batch.runs) {
     pk.pack_array(7);
@@ -157,31 +157,31 @@ std::string encode_ops(const OpBatch& batch) {
 
 Result<OpBatch> decode_ops(std::string_view bytes, const DecodeLimits& limits) {
   msgpack::object_handle oh;
-  TANDEM_RETURN_IF_ERROR(Unpack(bytes, 4, limits, &oh));
+  TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 4, limits, &oh));
   const msgpack::object* top;
   uint32_t ntop;
-  if (!AsArray(oh.get(), &top, &ntop) || ntop != 3) return Bad("op batch: expected [format, agents, runs]");
-  TANDEM_RETURN_IF_ERROR(CheckFormat(top[0], kOpsFormat, "op batch"));
+  if (!as_array(oh.get(), &top, &ntop) || ntop != 3) return bad_bytes("op batch: expected [format, agents, runs]");
+  TANDEM_RETURN_IF_ERROR(check_format(top[0], kOpsFormat, "op batch"));
   std::vector<std::string> agents;
-  TANDEM_RETURN_IF_ERROR(ReadAgents(top[1], limits, &agents));
+  TANDEM_RETURN_IF_ERROR(read_agents(top[1], limits, &agents));
   const msgpack::object* runs;
   uint32_t nruns;
-  if (!AsArray(top[2], &runs, &nruns)) return Bad("op batch: runs is not an array");
-  if (nruns > limits.max_runs) return Status::ResourceExhausted("op batch has " + Num(nruns) + " runs");
+  if (!as_array(top[2], &runs, &nruns)) return bad_bytes("op batch: runs is not an array");
+  if (nruns > limits.max_runs) return Status::ResourceExhausted("op batch has " + num(nruns) + " runs");
   OpBatch batch;
   batch.runs.resize(nruns);
   for (uint32_t i = 0; i < nruns; ++i) {
     OpRun& r = batch.runs[i];
-    auto bad = [&](const char* why) { return Bad("op run " + Num(i) + ": " + why); };
+    auto bad = [&](const char* why) { return bad_bytes("op run " + num(i) + ": " + why); };
     const msgpack::object* f;
     uint32_t nf;
-    if (!AsArray(runs[i], &f, &nf) || nf != 7) return bad("expected 7 fields");
+    if (!as_array(runs[i], &f, &nf) || nf != 7) return bad("expected 7 fields");
     uint32_t agent, kind;
-    if (!AsU32(f[0], &agent) || agent >= agents.size()) return bad("bad agent index");
-    if (!AsU32(f[1], &r.seq)) return bad("bad seq");
-    if (!AsU32(f[2], &kind) || kind > static_cast<uint32_t>(OpKind::kDeleteBackward)) return bad("unknown kind");
-    if (!AsU32(f[3], &r.pos)) return bad("bad position");
-    if (!AsU32(f[4], &r.len) || r.len == 0) return bad("bad length");
+    if (!as_u32(f[0], &agent) || agent >= agents.size()) return bad("bad agent index");
+    if (!as_u32(f[1], &r.seq)) return bad("bad seq");
+    if (!as_u32(f[2], &kind) || kind > static_cast<uint32_t>(OpKind::kDeleteBackward)) return bad("unknown kind");
+    if (!as_u32(f[3], &r.pos)) return bad("bad position");
+    if (!as_u32(f[4], &r.len) || r.len == 0) return bad("bad length");
     r.agent = agents[agent];
     r.kind = static_cast<OpKind>(kind);
     if (f[5].type == msgpack::type::NIL) {
@@ -190,12 +190,12 @@ Result<OpBatch> decode_ops(std::string_view bytes, const DecodeLimits& limits) {
     } else {
       const msgpack::object* p;
       uint32_t np;
-      if (!AsArray(f[5], &p, &np) || np % 2 != 0) return bad("bad parents");
-      if (np / 2 > limits.max_parents) return Status::ResourceExhausted("op run " + Num(i) + " has too many parents");
+      if (!as_array(f[5], &p, &np) || np % 2 != 0) return bad("bad parents");
+      if (np / 2 > limits.max_parents) return Status::ResourceExhausted("op run " + num(i) + " has too many parents");
       r.parents.resize(np / 2);
       for (uint32_t k = 0; k < np / 2; ++k) {
         uint32_t pa;
-        if (!AsU32(p[2 * k], &pa) || pa >= agents.size() || !AsU32(p[2 * k + 1], &r.parents[k].seq)) {
+        if (!as_u32(p[2 * k], &pa) || pa >= agents.size() || !as_u32(p[2 * k + 1], &r.parents[k].seq)) {
           return bad("bad parent id");
         }
         r.parents[k].agent = agents[pa];
@@ -203,7 +203,7 @@ Result<OpBatch> decode_ops(std::string_view bytes, const DecodeLimits& limits) {
     }
     if (r.kind == OpKind::kInsert) {
       std::string_view s;
-      if (!AsStr(f[6], &s)) return bad("insert without text");
+      if (!as_str(f[6], &s)) return bad("insert without text");
       r.content.assign(s);
     } else if (f[6].type != msgpack::type::NIL) {
       return bad("text on an op that carries none");
@@ -229,20 +229,20 @@ std::string encode_version(const Version& version) {
 
 Result<Version> decode_version(std::string_view bytes, const DecodeLimits& limits) {
   msgpack::object_handle oh;
-  TANDEM_RETURN_IF_ERROR(Unpack(bytes, 1, limits, &oh));
+  TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 1, limits, &oh));
   const msgpack::object* items;
   uint32_t n;
-  if (!AsArray(oh.get(), &items, &n) || n % 2 != 0) return Bad("version: expected [agent, next, ...]");
+  if (!as_array(oh.get(), &items, &n) || n % 2 != 0) return bad_bytes("version: expected [agent, next, ...]");
   if (n / 2 > limits.max_agents) return Status::ResourceExhausted("version names too many agents");
   Version v;
   std::string_view prev;
   for (uint32_t i = 0; i < n; i += 2) {
     std::string_view agent;
     uint32_t next;
-    if (!AsStr(items[i], &agent) || !AsU32(items[i + 1], &next)) return Bad("version: bad entry");
+    if (!as_str(items[i], &agent) || !as_u32(items[i + 1], &next)) return bad_bytes("version: bad entry");
     TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(agent).WithContext("version"));
-    if (i > 0 && agent <= prev) return Bad("version: agents not sorted or repeated");
-    if (next == 0) return Bad("version: zero entry");
+    if (i > 0 && agent <= prev) return bad_bytes("version: agents not sorted or repeated");
+    if (next == 0) return bad_bytes("version: zero entry");
     prev = agent;
     v.advance(agent, next);
   }
@@ -262,7 +262,7 @@ Result<Version> decode_version(std::string_view bytes, const DecodeLimits& limit
 
 namespace {
 
-uint32_t PredictNext(uint8_t type, uint32_t pos, uint32_t len) {
+uint32_t predict_next(uint8_t type, uint32_t pos, uint32_t len) {
   switch (type) {
     case SnapshotData::kInsert: return pos + len;
     case SnapshotData::kDeleteForward: return pos;
@@ -270,7 +270,7 @@ uint32_t PredictNext(uint8_t type, uint32_t pos, uint32_t len) {
   }
 }
 
-void PackBin(Packer& pk, const std::string& s) {
+void pack_bin(Packer& pk, const std::string& s) {
   pk.pack_bin(static_cast<uint32_t>(s.size()));
   pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
 }
@@ -293,7 +293,7 @@ std::string encode_snapshot(const SnapshotData& data) {
       put_varint(&agent_runs, count);
     }
     put_varint(&positions, zigzag(static_cast<int64_t>(r.pos) - static_cast<int64_t>(predicted)));
-    predicted = PredictNext(r.type, r.pos, r.len);
+    predicted = predict_next(r.type, r.pos, r.len);
     if (!r.follows_previous) {
       put_varint(&parents, r.parents.size());
       for (uint32_t p : r.parents) put_varint(&parents, first_event - p);
@@ -313,37 +313,37 @@ std::string encode_snapshot(const SnapshotData& data) {
   Packer pk(sink);
   pk.pack_array(9);
   pk.pack_uint32(kSnapshotFormat);
-  PackAgents(pk, data.agents);
+  pack_agents(pk, data.agents);
   pk.pack_uint32(static_cast<uint32_t>(data.runs.size()));
-  PackBin(pk, meta);
-  PackBin(pk, agent_runs);
-  PackBin(pk, positions);
-  PackBin(pk, parents);
+  pack_bin(pk, meta);
+  pack_bin(pk, agent_runs);
+  pack_bin(pk, positions);
+  pack_bin(pk, parents);
   pk.pack_str(static_cast<uint32_t>(data.text.size()));
   pk.pack_str_body(data.text.data(), static_cast<uint32_t>(data.text.size()));
-  PackBin(pk, text_runs);
+  pack_bin(pk, text_runs);
   return out;
 }
 
 Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits& limits) {
   msgpack::object_handle oh;
-  TANDEM_RETURN_IF_ERROR(Unpack(bytes, 2, limits, &oh));
+  TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 2, limits, &oh));
   const msgpack::object* top;
   uint32_t ntop;
-  if (!AsArray(oh.get(), &top, &ntop) || ntop != 9) return Bad("snapshot: expected 9 fields");
-  TANDEM_RETURN_IF_ERROR(CheckFormat(top[0], kSnapshotFormat, "snapshot"));
+  if (!as_array(oh.get(), &top, &ntop) || ntop != 9) return bad_bytes("snapshot: expected 9 fields");
+  TANDEM_RETURN_IF_ERROR(check_format(top[0], kSnapshotFormat, "snapshot"));
   SnapshotData data;
-  TANDEM_RETURN_IF_ERROR(ReadAgents(top[1], limits, &data.agents));
+  TANDEM_RETURN_IF_ERROR(read_agents(top[1], limits, &data.agents));
   uint32_t nruns;
   std::string_view meta_b, agents_b, pos_b, parents_b, text, text_runs_b;
-  if (!AsU32(top[2], &nruns)) return Bad("snapshot: bad run count");
-  if (!AsBin(top[3], &meta_b) || !AsBin(top[4], &agents_b) || !AsBin(top[5], &pos_b) || !AsBin(top[6], &parents_b) ||
-      !AsStr(top[7], &text) || !AsBin(top[8], &text_runs_b)) {
-    return Bad("snapshot: bad column types");
+  if (!as_u32(top[2], &nruns)) return bad_bytes("snapshot: bad run count");
+  if (!as_bin(top[3], &meta_b) || !as_bin(top[4], &agents_b) || !as_bin(top[5], &pos_b) || !as_bin(top[6], &parents_b) ||
+      !as_str(top[7], &text) || !as_bin(top[8], &text_runs_b)) {
+    return bad_bytes("snapshot: bad column types");
   }
   // Every run takes at least one byte of `meta`: a count beyond that is a lie, not a reason to allocate.
-  if (nruns > meta_b.size()) return Bad("snapshot: run count exceeds its column");
-  if (nruns > limits.max_runs) return Status::ResourceExhausted("snapshot has " + Num(nruns) + " runs");
+  if (nruns > meta_b.size()) return bad_bytes("snapshot: run count exceeds its column");
+  if (nruns > limits.max_runs) return Status::ResourceExhausted("snapshot has " + num(nruns) + " runs");
   data.runs.resize(nruns);
   VarintReader meta(meta_b), agent_runs(agents_b), positions(pos_b), parents(parents_b), text_runs(text_runs_b);
   uint32_t agent = 0;
@@ -352,7 +352,7 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
   uint64_t first_event = 0;
   for (uint32_t i = 0; i < nruns; ++i) {
     auto& r = data.runs[i];
-    auto bad = [&](const char* why) { return Bad("snapshot run " + Num(i) + ": " + why); };
+    auto bad = [&](const char* why) { return bad_bytes("snapshot run " + num(i) + ": " + why); };
     uint64_t m, zpos;
     if (!meta.read(&m)) return bad("truncated meta");
     const uint64_t len = m >> 3;
@@ -372,7 +372,7 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
     if (pos < 0 || pos > UINT32_MAX) return bad("position out of range");
     r.pos = static_cast<uint32_t>(pos);
     if (r.type == SnapshotData::kDeleteBackward && r.pos + uint64_t{1} < r.len) return bad("position out of range");
-    predicted = PredictNext(r.type, r.pos, r.len);
+    predicted = predict_next(r.type, r.pos, r.len);
     if (!r.follows_previous) {
       uint64_t count;
       if (!parents.read(&count)) return bad("truncated parents");
@@ -388,15 +388,15 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
     first_event += r.len;
   }
   if (!meta.done() || !positions.done() || !parents.done() || !agent_runs.done() || agent_left != 0) {
-    return Bad("snapshot: trailing column bytes");
+    return bad_bytes("snapshot: trailing column bytes");
   }
   data.text.assign(text);
   uint64_t prev_end = 0;
   while (!text_runs.done()) {
     uint64_t z, len;
-    if (!text_runs.read(&z) || !text_runs.read(&len)) return Bad("snapshot: truncated text runs");
+    if (!text_runs.read(&z) || !text_runs.read(&len)) return bad_bytes("snapshot: truncated text runs");
     const int64_t ev = static_cast<int64_t>(prev_end) + unzigzag(z);
-    if (ev < 0 || static_cast<uint64_t>(ev) + len > first_event || len == 0) return Bad("snapshot: text run out of range");
+    if (ev < 0 || static_cast<uint64_t>(ev) + len > first_event || len == 0) return bad_bytes("snapshot: text run out of range");
     data.text_runs.push_back({static_cast<uint32_t>(ev), static_cast<uint32_t>(len)});
     prev_end = static_cast<uint64_t>(ev) + len;
   }
