@@ -196,29 +196,17 @@ const Version& Doc::version() const { return impl_->synced_version(); }
 uint64_t Doc::num_events() const { return impl_->log.size(); }
 uint64_t Doc::pending_events() const { return impl_->pending_events; }
 
-OpBatch Doc::ops_since(const Version& peer) const {
-  const Impl& d = *impl_;
-  const OpLog& log = d.log;
-  // The LV ranges of every agent's ops from the peer's next seq on, in LV (causal) order.
-  struct Range {
-    LV lv, end;
-    uint32_t agent, seq;
-  };
-  std::vector<Range> ranges;
-  for (uint32_t a = 0; a < log.num_agents(); ++a) {
-    const uint32_t from = peer.next(log.agent_name(a));
-    const auto& spans = log.seq_spans(a);
-    auto it = std::upper_bound(spans.begin(), spans.end(), from,
-                               [](uint32_t s, const internal::SeqSpan& e) { return s < e.seq; });
-    if (it != spans.begin() && std::prev(it)->seq + std::prev(it)->len > from) --it;
-    for (; it != spans.end(); ++it) {
-      const uint32_t skip = from > it->seq ? from - it->seq : 0;
-      ranges.push_back({it->lv + skip, it->lv + it->len, a, it->seq + skip});
-    }
-  }
-  std::sort(ranges.begin(), ranges.end(), [](const Range& x, const Range& y) { return x.lv < y.lv; });
+namespace {
 
-  OpBatch out;
+struct Range {
+  LV lv, end;
+  uint32_t agent, seq;
+};
+
+// Appends to `out` the runs of the events in `ranges` (ascending LV ranges, each inside one agent
+// span, (agent, seq) of its first event given).
+void runs_of(const Doc::Impl& d, const std::vector<Range>& ranges, Doc::DeletedText deleted, OpBatch* out) {
+  const OpLog& log = d.log;
   auto id_of = [&](LV lv) {
     const auto id = log.id_of(lv);
     return OpId{log.agent_name(id.agent), id.seq};
@@ -241,12 +229,12 @@ OpBatch Doc::ops_since(const Version& peer) const {
       run.len = end - lv;
       if (op.type != internal::kIns) {
         run.kind = op.type == internal::kDelFwd ? OpKind::kDeleteForward : OpKind::kDeleteBackward;
-        out.runs.push_back(std::move(run));
+        out->runs.push_back(std::move(run));
         lv = end;
         continue;
       }
-      // Stretches whose characters are still in the text carry it; deleted ones do not.
-      d.deleted.partition(lv, end, [&](LV a, LV b, bool gone) {
+      // Stretches with text carry it; the others are sent as kInsertDeleted.
+      auto emit = [&](LV a, LV b, bool without_text) {
         OpRun part = run;
         if (a != lv) {
           part.parents.assign(1, id_of(a - 1));
@@ -254,18 +242,61 @@ OpBatch Doc::ops_since(const Version& peer) const {
           part.pos = op.pos_at(a - op.lv);
         }
         part.len = b - a;
-        part.kind = gone ? OpKind::kInsertDeleted : OpKind::kInsert;
-        if (!gone) part.content = std::string(log.content(a, part.len));
-        out.runs.push_back(std::move(part));
-      });
+        part.kind = without_text ? OpKind::kInsertDeleted : OpKind::kInsert;
+        if (!without_text) part.content = std::string(log.content(a, part.len));
+        out->runs.push_back(std::move(part));
+      };
+      if (deleted == Doc::DeletedText::kOmit) {
+        d.deleted.partition(lv, end, emit);
+      } else {
+        // The arena holds the text of every insert, except placeholders for what never arrived.
+        const std::string_view text = log.content(lv, end - lv);
+        LV a = lv;
+        bool unknown = !text.empty() && static_cast<unsigned char>(text[0]) == internal::kPlaceholderByte;
+        size_t byte = 0;
+        for (LV at = lv; at < end; ++at) {
+          const bool u = static_cast<unsigned char>(text[byte]) == internal::kPlaceholderByte;
+          if (u != unknown) {
+            emit(a, at, unknown);
+            a = at;
+            unknown = u;
+          }
+          byte += utf8::seq_len(static_cast<unsigned char>(text[byte]));
+        }
+        emit(a, end, unknown);
+      }
       lv = end;
     }
   }
+}
+
+}  // namespace
+
+OpBatch Doc::ops_since(const Version& peer, DeletedText deleted) const {
+  const Impl& d = *impl_;
+  const OpLog& log = d.log;
+  // The LV ranges of every agent's ops from the peer's next seq on, in LV (causal) order.
+  std::vector<Range> ranges;
+  for (uint32_t a = 0; a < log.num_agents(); ++a) {
+    const uint32_t from = peer.next(log.agent_name(a));
+    const auto& spans = log.seq_spans(a);
+    auto it = std::upper_bound(spans.begin(), spans.end(), from,
+                               [](uint32_t s, const internal::SeqSpan& e) { return s < e.seq; });
+    if (it != spans.begin() && std::prev(it)->seq + std::prev(it)->len > from) --it;
+    for (; it != spans.end(); ++it) {
+      const uint32_t skip = from > it->seq ? from - it->seq : 0;
+      ranges.push_back({it->lv + skip, it->lv + it->len, a, it->seq + skip});
+    }
+  }
+  std::sort(ranges.begin(), ranges.end(), [](const Range& x, const Range& y) { return x.lv < y.lv; });
+  OpBatch out;
+  runs_of(d, ranges, deleted, &out);
   return out;
 }
 
-Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
+Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
   Impl& d = *impl_;
+  if (added) added->runs.clear();
   for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(validate_run(r));
   if (batch.runs.empty()) return std::vector<Patch>{};
 
@@ -455,6 +486,19 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch) {
   }
 
   // Commit.
+  if (added) {
+    std::vector<Range> ranges;
+    for (LV lv = old_size; lv < log.size();) {
+      const auto& spans = log.agent_spans();
+      auto it = std::upper_bound(spans.begin(), spans.end(), lv,
+                                 [](LV x, const internal::AgentSpan& s) { return x < s.lv; });
+      const LV end = it == spans.end() ? log.size() : it->lv;
+      --it;
+      ranges.push_back({lv, end, it->agent, it->seq + (lv - it->lv)});
+      lv = end;
+    }
+    runs_of(d, ranges, DeletedText::kInclude, added);
+  }
   d.synced_version();
   for (uint32_t a = 0; a < log.num_agents(); ++a) {
     const uint32_t next = log.next_seq(a);

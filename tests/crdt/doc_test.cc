@@ -374,3 +374,52 @@ TEST_CASE("doc: heap use is reported and grows with content", "[doc]") {
   CHECK(a.heap_bytes() > empty + 100000);
   CHECK(a.heap_bytes() < empty + 400000);
 }
+
+TEST_CASE("doc: deleted text can be included when the replica still has it", "[doc][sync]") {
+  Doc a("a");
+  REQUIRE(a.insert(0, "hello world").ok());
+  REQUIRE(a.remove(5, 6).ok());
+  const OpBatch full = a.ops_since({}, Doc::DeletedText::kInclude);
+  REQUIRE(full.runs.size() == 2);
+  CHECK(full.runs[0].kind == OpKind::kInsert);
+  CHECK(full.runs[0].content == "hello world");
+  Doc b("b");
+  REQUIRE(b.apply(full).ok());
+  CHECK(b.text() == "hello");
+  // b received the text of " world": it can pass it on. A replica loaded from a snapshot cannot.
+  CHECK(b.ops_since({}, Doc::DeletedText::kInclude) == full);
+  auto loaded = Doc::from_snapshot(a.to_snapshot(), "c");
+  REQUIRE(loaded.ok());
+  const OpBatch partial = loaded->ops_since({}, Doc::DeletedText::kInclude);
+  CHECK(partial == a.ops_since({}));
+  CHECK(partial.runs[1].kind == OpKind::kInsertDeleted);
+}
+
+TEST_CASE("doc: apply reports exactly the events it added, with their text", "[doc][sync]") {
+  Doc a("a"), b("b");
+  REQUIRE(a.insert(0, "abc").ok());
+  const OpBatch first = a.ops_since({});
+  REQUIRE(a.insert(3, "def").ok());
+  REQUIRE(a.remove(1, 4).ok());
+  const OpBatch all = a.ops_since({});  // "bcde" travels without text
+  OpBatch added;
+  REQUIRE(b.apply(first, &added).ok());
+  CHECK(added == first);
+  REQUIRE(b.apply(all, &added).ok());
+  // Only what was new: the three inserts of "def" and the four deletes.
+  uint64_t events = 0;
+  for (const auto& r : added.runs) events += r.len;
+  CHECK(events == 3 + 4);
+  CHECK(added.runs.front().seq == 3);
+  REQUIRE(b.apply(all, &added).ok());
+  CHECK(added.empty());  // duplicates add nothing
+  REQUIRE(b.apply(OpBatch{}, &added).ok());
+  CHECK(added.empty());
+  // A replica that received the text keeps it in what it reports.
+  Doc d("d"), e("e");
+  OpBatch got;
+  REQUIRE(d.apply(a.ops_since({}, Doc::DeletedText::kInclude), &got).ok());
+  CHECK(got == a.ops_since({}, Doc::DeletedText::kInclude));
+  REQUIRE(e.apply(got).ok());
+  CHECK(e.text() == a.text());
+}

@@ -70,14 +70,23 @@ class Doc {
   // What this replica holds.
   const Version& version() const;
   uint64_t num_events() const;
-  // The operations a replica at version `peer` lacks, in an order it can apply them.
-  // Inserts of characters this replica knows to be deleted are sent without their text
-  // (kInsertDeleted), together with the deletes.
-  OpBatch ops_since(const Version& peer) const;
+  // Which text an op batch carries for inserted characters that are deleted by now.
+  enum class DeletedText {
+    kOmit,     // none (kInsertDeleted): what every replica can do, so the default
+    kInclude,  // the text, where this replica still has it (it may not: a replica loaded from a
+               // snapshot, or one that received the characters already deleted, does not)
+  };
 
-  // Merges remote operations. Returns the changes to the visible text, in order. On error the
-  // replica is unchanged (no part of the batch is kept, not even as held operations).
-  Result<std::vector<Patch>> apply(const OpBatch& batch);
+  // The operations a replica at version `peer` lacks, in an order it can apply them, in one
+  // batch that must be applied whole (see OpKind::kInsertDeleted).
+  OpBatch ops_since(const Version& peer, DeletedText deleted = DeletedText::kOmit) const;
+
+  // Merges remote operations. Returns the changes to the visible text, in order. When `added` is
+  // set, it receives the events this call integrated (duplicates and still-held events left
+  // out), in the order they were integrated, with every text this replica has: what a server
+  // appends to its log. On error the replica is unchanged (no part of the batch is kept, not even
+  // as held operations).
+  Result<std::vector<Patch>> apply(const OpBatch& batch, OpBatch* added = nullptr);
   // Events held for missing dependencies.
   uint64_t pending_events() const;
 
