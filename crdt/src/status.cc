@@ -7,6 +7,7 @@ const char* Status::CodeName(Code code) {
     case Code::kOk: return "OK";
     case Code::kInvalidArgument: return "InvalidArgument";
     case Code::kOutOfRange: return "OutOfRange";
+    case Code::kNotFound: return "NotFound";
     case Code::kCorruption: return "Corruption";
     case Code::kResourceExhausted: return "ResourceExhausted";
     case Code::kNotSupported: return "NotSupported";

@@ -26,7 +26,8 @@ Status replay_local(const Trace& t, Doc* doc) {
   return Status::OK();
 }
 
-Result<std::vector<Doc>> replay_concurrent(const Trace& t, bool merge_all) {
+Result<std::vector<Doc>> replay_concurrent(const Trace& t, bool merge_all,
+                                           const std::function<void(uint32_t, const crdt::OpBatch&)>& on_txn) {
   std::vector<Doc> docs;
   for (uint32_t a = 0; a < std::max<uint32_t>(t.num_agents, 1); ++a) docs.emplace_back("agent" + std::to_string(a));
   std::vector<std::vector<bool>> seen(docs.size(), std::vector<bool>(t.txns.size(), false));
@@ -56,7 +57,8 @@ Result<std::vector<Doc>> replay_concurrent(const Trace& t, bool merge_all) {
       Status st = apply_patch(&doc, p);
       if (!st.ok()) return st.WithContext(t.name + " txn " + std::to_string(i));
     }
-    made[i] = doc.ops_since(before);
+    made[i] = doc.ops_since(before, Doc::DeletedText::kInclude);
+    if (on_txn) on_txn(i, made[i]);
     s[i] = true;
   }
   if (merge_all) {

@@ -1,6 +1,7 @@
 // Replaying editing traces into Tandem replicas (tests and benchmarks).
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "crdt/doc.h"
@@ -15,7 +16,9 @@ crdt::Status replay_local(const Trace& t, crdt::Doc* doc);
 // txn is applied on its agent's replica, that replica receives every ancestor txn it has not
 // seen, each as the op batch captured when the txn was made. When `merge_all`, every replica
 // then receives all the others' operations.
-crdt::Result<std::vector<crdt::Doc>> replay_concurrent(const Trace& t, bool merge_all);
+// `on_txn`, when set, receives each txn's op batch as it is made (in trace order).
+crdt::Result<std::vector<crdt::Doc>> replay_concurrent(
+    const Trace& t, bool merge_all, const std::function<void(uint32_t, const crdt::OpBatch&)>& on_txn = {});
 
 // Any trace: sequential traces replay into one replica, concurrent ones as above (merged).
 // Returns the replica holding everything.

@@ -21,6 +21,7 @@ class [[nodiscard]] Status {
     kOk = 0,
     kInvalidArgument,   // the caller passed something malformed (bad UTF-8, bad agent name)
     kOutOfRange,        // a position or length past the end of the document
+    kNotFound,          // no such document (storage, server)
     kCorruption,        // bytes that do not decode (truncated, bad tag, inconsistent)
     kResourceExhausted, // a limit was reached (held ops, document size, container sizes)
     kNotSupported,      // a format version this build does not read
@@ -32,6 +33,7 @@ class [[nodiscard]] Status {
   static Status OK() { return Status(); }
   static Status InvalidArgument(std::string_view msg) { return Status(Code::kInvalidArgument, msg); }
   static Status OutOfRange(std::string_view msg) { return Status(Code::kOutOfRange, msg); }
+  static Status NotFound(std::string_view msg) { return Status(Code::kNotFound, msg); }
   static Status Corruption(std::string_view msg) { return Status(Code::kCorruption, msg); }
   static Status ResourceExhausted(std::string_view msg) { return Status(Code::kResourceExhausted, msg); }
   static Status NotSupported(std::string_view msg) { return Status(Code::kNotSupported, msg); }

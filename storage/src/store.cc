@@ -1,0 +1,672 @@
+#include "storage/store.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include "crdt/codec.h"
+#include "crdt/utf8.h"
+#include "sqlite/sqlite.h"
+
+namespace tandem::storage {
+
+namespace codec = crdt::codec;
+using sqlite::Database;
+using sqlite::Statement;
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string num(uint64_t v) { return std::to_string(v); }
+
+// Schema migrations: kMigrations[v] takes a database from schema v to v + 1.
+const char* const kMigrations[] = {
+    // v0 -> v1
+    "CREATE TABLE documents ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  events INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE TABLE log ("
+    "  doc INTEGER NOT NULL,"
+    "  first_event INTEGER NOT NULL,"
+    "  end_event INTEGER NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"
+    "  batch BLOB NOT NULL,"
+    "  PRIMARY KEY (doc, first_event)) WITHOUT ROWID;"
+    "CREATE TABLE snapshots ("
+    "  id INTEGER PRIMARY KEY,"
+    "  doc INTEGER NOT NULL,"
+    "  events INTEGER NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  UNIQUE (doc, events));"
+    "CREATE TABLE agents ("
+    "  doc INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  events INTEGER NOT NULL,"
+    "  PRIMARY KEY (doc, name)) WITHOUT ROWID;",
+};
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
+
+char hex_digit(int v) { return "0123456789abcdef"[v & 15]; }
+
+std::string hex32(int64_t v) {
+  std::string s = "0x";
+  for (int shift = 28; shift >= 0; shift -= 4) s += hex_digit(static_cast<int>(v >> shift));
+  return s;
+}
+
+// Opens the file and brings its schema up to date (unless read-only).
+Result<std::unique_ptr<Database>> open_database(const StoreOptions& o, bool migrate) {
+  auto db = Database::open(o.path, o.read_only);
+  if (!db.ok()) return db.status();
+  Database& d = **db;
+  TANDEM_RETURN_IF_ERROR(d.exec("PRAGMA busy_timeout = 10000"));
+  auto app = d.query_int("PRAGMA application_id");
+  if (!app.ok()) {
+    if (app.status().code() == Status::Code::kCorruption) {
+      return Status::Corruption(o.path + " is not a Tandem database (not even an SQLite file)");
+    }
+    return app.status();
+  }
+  auto version = d.query_int("PRAGMA user_version");
+  if (!version.ok()) return version.status();
+  auto tables = d.query_int("SELECT count(*) FROM sqlite_schema");
+  if (!tables.ok()) return tables.status();
+  if (*app != kApplicationId && !(*app == 0 && *version == 0 && *tables == 0)) {
+    return Status::Corruption(o.path + " is not a Tandem database (application_id " + hex32(*app) + ", " +
+                              num(static_cast<uint64_t>(*tables)) + " tables)");
+  }
+  if (*version > kSchemaVersion) {
+    return Status::NotSupported(o.path + " was written by a newer Tandem (schema " + num(static_cast<uint64_t>(*version)) +
+                                "; this build reads schemas up to " + num(kSchemaVersion) + ")");
+  }
+  if (o.read_only) {
+    if (*version < kSchemaVersion) {
+      return Status::NotSupported(o.path + " needs a schema upgrade (" + num(static_cast<uint64_t>(*version)) + " to " +
+                                  num(kSchemaVersion) + "); open it read-write once");
+    }
+    return db;
+  }
+  // WAL: readers never block the writer, and a commit appends to one file.
+  auto mode = d.prepare("PRAGMA journal_mode = WAL");
+  if (!mode.ok()) return mode.status();
+  auto row = (*mode)->step();
+  if (!row.ok()) return row.status();
+  if (!*row || (*mode)->text(0) != "wal") return Status::IOError(o.path + ": cannot switch to WAL mode");
+  mode->reset();
+  // FULL syncs the WAL at every commit: an acknowledged batch survives power loss. NORMAL syncs
+  // only at checkpoints, trading the last commits before a power loss for throughput.
+  TANDEM_RETURN_IF_ERROR(d.exec(o.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
+                                                                   : "PRAGMA synchronous = NORMAL"));
+  if (migrate && *version < kSchemaVersion) {
+    sqlite::Transaction txn(&d);
+    TANDEM_RETURN_IF_ERROR(txn.begun());
+    for (int64_t v = *version; v < kSchemaVersion; ++v) {
+      TANDEM_RETURN_IF_ERROR(d.exec(kMigrations[v]).WithContext("migrating " + o.path + " to schema " + num(v + 1)));
+    }
+    TANDEM_RETURN_IF_ERROR(d.exec("PRAGMA user_version = " + num(kSchemaVersion)));
+    TANDEM_RETURN_IF_ERROR(d.exec("PRAGMA application_id = " + std::to_string(kApplicationId)));
+    TANDEM_RETURN_IF_ERROR(txn.commit());
+  }
+  return db;
+}
+
+struct Item {
+  enum Kind { kAppend, kSnapshot, kRemove, kSync } kind;
+  std::string doc;
+  uint64_t first = 0;
+  uint64_t end = 0;
+  std::string bytes;
+  std::vector<std::pair<std::string, uint64_t>> agents;
+  Store::Done done;
+};
+
+}  // namespace
+
+struct Store::Impl {
+  StoreOptions options;
+  std::unique_ptr<Database> writer_db;  // writer thread only
+  std::unique_ptr<Database> reader_db;  // under reader_mu
+  std::mutex reader_mu;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Item> queue;
+  bool stopping = false;
+  std::thread writer;
+
+  std::unordered_map<std::string, int64_t> doc_ids;  // writer thread only
+  Status failure_since_sync;                          // writer thread only
+
+  std::atomic<uint64_t> commits{0}, batches{0}, events{0}, failed{0};
+
+  void enqueue(Item item) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      queue.push_back(std::move(item));
+    }
+    cv.notify_one();
+  }
+
+  void run_writer();
+  void commit_group(std::vector<Item>& group);
+  Status do_item(Item& item);
+  Result<int64_t> doc_id(const std::string& name, bool create);
+};
+
+Result<int64_t> Store::Impl::doc_id(const std::string& name, bool create) {
+  auto it = doc_ids.find(name);
+  if (it != doc_ids.end()) return it->second;
+  Database& db = *writer_db;
+  auto q = db.cached("SELECT id FROM documents WHERE name = ?1");
+  if (!q.ok()) return q.status();
+  (*q)->bind_text(1, name);
+  auto row = (*q)->step();
+  if (!row.ok()) return row.status();
+  int64_t id;
+  if (*row) {
+    id = (*q)->int64(0);
+  } else {
+    if (!create) return Status::NotFound("no document '" + name + "'");
+    auto ins = db.cached("INSERT INTO documents(name, events, created_ms, updated_ms) VALUES (?1, 0, ?2, ?2)");
+    if (!ins.ok()) return ins.status();
+    (*ins)->bind_text(1, name).bind(2, now_ms());
+    TANDEM_RETURN_IF_ERROR((*ins)->run());
+    id = db.last_insert_rowid();
+  }
+  doc_ids.emplace(name, id);
+  return id;
+}
+
+Status Store::Impl::do_item(Item& item) {
+  Database& db = *writer_db;
+  switch (item.kind) {
+    case Item::kAppend: {
+      auto id = doc_id(item.doc, true);
+      if (!id.ok()) return id.status();
+      auto upd = db.cached("UPDATE documents SET events = ?1, updated_ms = ?2 WHERE id = ?3 AND events = ?4");
+      if (!upd.ok()) return upd.status();
+      (*upd)->bind(1, static_cast<int64_t>(item.end)).bind(2, now_ms()).bind(3, *id).bind(4, static_cast<int64_t>(item.first));
+      TANDEM_RETURN_IF_ERROR((*upd)->run());
+      if (db.changes() != 1) {
+        auto cur = db.cached("SELECT events FROM documents WHERE id = ?1");
+        if (!cur.ok()) return cur.status();
+        (*cur)->bind(1, *id);
+        auto row = (*cur)->step();
+        const int64_t have = row.ok() && *row ? (*cur)->int64(0) : -1;
+        return Status::InvalidArgument("append to '" + item.doc + "' starts at event " + num(item.first) +
+                                       " but its log holds " + std::to_string(have) + " events");
+      }
+      auto ins = db.cached("INSERT INTO log(doc, first_event, end_event, time_ms, batch) VALUES (?1, ?2, ?3, ?4, ?5)");
+      if (!ins.ok()) return ins.status();
+      (*ins)->bind(1, *id).bind(2, static_cast<int64_t>(item.first)).bind(3, static_cast<int64_t>(item.end));
+      (*ins)->bind(4, now_ms()).bind_blob(5, item.bytes);
+      TANDEM_RETURN_IF_ERROR((*ins)->run());
+      for (const auto& [agent, n] : item.agents) {
+        auto a = db.cached(
+            "INSERT INTO agents(doc, name, events) VALUES (?1, ?2, ?3) "
+            "ON CONFLICT(doc, name) DO UPDATE SET events = events + excluded.events");
+        if (!a.ok()) return a.status();
+        (*a)->bind(1, *id).bind_text(2, agent).bind(3, static_cast<int64_t>(n));
+        TANDEM_RETURN_IF_ERROR((*a)->run());
+      }
+      return Status::OK();
+    }
+    case Item::kSnapshot: {
+      auto id = doc_id(item.doc, false);
+      if (!id.ok()) return id.status();
+      auto cur = db.cached("SELECT events FROM documents WHERE id = ?1");
+      if (!cur.ok()) return cur.status();
+      (*cur)->bind(1, *id);
+      auto row = (*cur)->step();
+      if (!row.ok()) return row.status();
+      const auto logged = static_cast<uint64_t>(*row ? (*cur)->int64(0) : 0);
+      if (item.first > logged) {
+        return Status::InvalidArgument("snapshot of '" + item.doc + "' covers " + num(item.first) +
+                                       " events but its log holds " + num(logged));
+      }
+      auto ins = db.cached("INSERT OR REPLACE INTO snapshots(doc, events, time_ms, data) VALUES (?1, ?2, ?3, ?4)");
+      if (!ins.ok()) return ins.status();
+      (*ins)->bind(1, *id).bind(2, static_cast<int64_t>(item.first)).bind(3, now_ms()).bind_blob(4, item.bytes);
+      TANDEM_RETURN_IF_ERROR((*ins)->run());
+      auto prune = db.cached(
+          "DELETE FROM snapshots WHERE doc = ?1 AND events NOT IN "
+          "(SELECT events FROM snapshots WHERE doc = ?1 ORDER BY events DESC LIMIT ?2)");
+      if (!prune.ok()) return prune.status();
+      (*prune)->bind(1, *id).bind(2, std::max<int64_t>(2, options.keep_snapshots));
+      return (*prune)->run();
+    }
+    case Item::kRemove: {
+      auto id = doc_id(item.doc, false);
+      if (!id.ok()) return id.status();
+      for (const char* sql : {"DELETE FROM log WHERE doc = ?1", "DELETE FROM snapshots WHERE doc = ?1",
+                              "DELETE FROM agents WHERE doc = ?1", "DELETE FROM documents WHERE id = ?1"}) {
+        auto st = db.cached(sql);
+        if (!st.ok()) return st.status();
+        (*st)->bind(1, *id);
+        TANDEM_RETURN_IF_ERROR((*st)->run());
+      }
+      doc_ids.erase(item.doc);
+      return Status::OK();
+    }
+    case Item::kSync:
+      return Status::OK();
+  }
+  return Status::Internal("unknown write");
+}
+
+void Store::Impl::commit_group(std::vector<Item>& group) {
+  std::vector<Status> results(group.size());
+  bool writes = false;
+  for (const Item& it : group) writes = writes || it.kind != Item::kSync;
+  if (writes) {
+    Database& db = *writer_db;
+    sqlite::Transaction txn(&db);
+    Status group_error = txn.begun();
+    if (group_error.ok()) {
+      for (size_t i = 0; i < group.size(); ++i) {
+        if (group[i].kind == Item::kSync) continue;
+        // A savepoint per write: one that fails is undone alone, the others still commit.
+        Status st = db.exec("SAVEPOINT w");
+        if (st.ok()) {
+          st = do_item(group[i]);
+          if (!st.ok()) {
+            (void)db.exec("ROLLBACK TO w");
+            doc_ids.erase(group[i].doc);  // its id may have been made in the undone savepoint
+          }
+          (void)db.exec("RELEASE w");
+        }
+        results[i] = st;
+      }
+      group_error = txn.commit();
+    }
+    if (!group_error.ok()) {
+      doc_ids.clear();
+      for (size_t i = 0; i < group.size(); ++i) {
+        if (group[i].kind != Item::kSync && results[i].ok()) results[i] = group_error;
+      }
+    } else {
+      ++commits;
+    }
+  }
+  for (size_t i = 0; i < group.size(); ++i) {
+    Item& it = group[i];
+    if (it.kind == Item::kSync) {
+      results[i] = failure_since_sync;
+      failure_since_sync = Status::OK();
+    } else if (!results[i].ok()) {
+      ++failed;
+      if (failure_since_sync.ok()) failure_since_sync = results[i];
+    } else if (it.kind == Item::kAppend) {
+      ++batches;
+      events += it.end - it.first;
+    }
+  }
+  for (size_t i = 0; i < group.size(); ++i) {
+    if (group[i].done) group[i].done(results[i]);
+  }
+}
+
+void Store::Impl::run_writer() {
+  std::vector<Item> group;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return stopping || !queue.empty(); });
+      if (queue.empty()) return;  // stopping, nothing left
+      group.swap(queue);
+    }
+    commit_group(group);
+    group.clear();
+  }
+}
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  if (!options.read_only) {
+    auto w = open_database(options, true);
+    if (!w.ok()) return w.status();
+    impl->writer_db = std::move(*w);
+  }
+  auto r = open_database(options, false);
+  if (!r.ok()) return r.status();
+  impl->reader_db = std::move(*r);
+  std::unique_ptr<Store> store(new Store(std::move(impl)));
+  if (!options.read_only) {
+    Impl* p = store->impl_.get();
+    p->writer = std::thread([p] { p->run_writer(); });
+  }
+  return store;
+}
+
+Store::~Store() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->writer.joinable()) impl_->writer.join();
+}
+
+const std::string& Store::path() const { return impl_->options.path; }
+
+Store::Stats Store::stats() const {
+  return {impl_->commits.load(), impl_->batches.load(), impl_->events.load(), impl_->failed.load()};
+}
+
+void Store::append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done) {
+  if (impl_->options.read_only) {
+    if (done) done(Status::IOError(impl_->options.path + " is open read-only"));
+    return;
+  }
+  Item it{Item::kAppend, std::move(doc), first_event, first_event + batch.events(), codec::encode_ops(batch), {}, std::move(done)};
+  for (const auto& r : batch.runs) {
+    if (!it.agents.empty() && it.agents.back().first == r.agent) {
+      it.agents.back().second += r.len;
+    } else {
+      bool found = false;
+      for (auto& a : it.agents) {
+        if (a.first == r.agent) {
+          a.second += r.len;
+          found = true;
+          break;
+        }
+      }
+      if (!found) it.agents.emplace_back(r.agent, r.len);
+    }
+  }
+  impl_->enqueue(std::move(it));
+}
+
+void Store::put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done) {
+  if (impl_->options.read_only) {
+    if (done) done(Status::IOError(impl_->options.path + " is open read-only"));
+    return;
+  }
+  impl_->enqueue({Item::kSnapshot, std::move(doc), events, 0, std::move(bytes), {}, std::move(done)});
+}
+
+void Store::remove_document(std::string doc, Done done) {
+  if (impl_->options.read_only) {
+    if (done) done(Status::IOError(impl_->options.path + " is open read-only"));
+    return;
+  }
+  impl_->enqueue({Item::kRemove, std::move(doc), 0, 0, {}, {}, std::move(done)});
+}
+
+Status Store::sync() {
+  if (impl_->options.read_only) return Status::OK();
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  Status result;
+  impl_->enqueue({Item::kSync, {}, 0, 0, {}, {}, [&](Status st) {
+                    std::lock_guard<std::mutex> lock(m);
+                    result = st;
+                    done = true;
+                    cv.notify_one();
+                  }});
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return done; });
+  return result;
+}
+
+// ---- reads ----
+
+namespace {
+
+Result<std::pair<int64_t, uint64_t>> find_doc(Database& db, std::string_view name) {
+  auto q = db.cached("SELECT id, events FROM documents WHERE name = ?1");
+  if (!q.ok()) return q.status();
+  (*q)->bind_text(1, name);
+  auto row = (*q)->step();
+  if (!row.ok()) return row.status();
+  if (!*row) return Status::NotFound("no document '" + std::string(name) + "'");
+  return std::make_pair((*q)->int64(0), static_cast<uint64_t>((*q)->int64(1)));
+}
+
+}  // namespace
+
+Result<uint64_t> Store::logged_events(std::string_view doc) {
+  std::lock_guard<std::mutex> lock(impl_->reader_mu);
+  auto d = find_doc(*impl_->reader_db, doc);
+  if (!d.ok()) return d.status();
+  return d->second;
+}
+
+Result<crdt::Doc> Store::load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) {
+  std::lock_guard<std::mutex> lock(impl_->reader_mu);
+  Database& db = *impl_->reader_db;
+  auto snaps = db.cached("SELECT events, data FROM snapshots WHERE doc = ?1 ORDER BY events DESC");
+  if (!snaps.ok()) return snaps.status();
+  auto rows = db.cached("SELECT first_event, end_event, batch FROM log WHERE doc = ?1 AND end_event > ?2 ORDER BY first_event");
+  if (!rows.ok()) return rows.status();
+  // Read everything in one transaction, so that a concurrent commit cannot slip in between; the
+  // statements are reset before it ends, whatever path leaves this function.
+  TANDEM_RETURN_IF_ERROR(db.exec("BEGIN"));
+  struct End {
+    Database& db;
+    Statement* a;
+    Statement* b;
+    ~End() {
+      a->reset();
+      b->reset();
+      (void)db.exec("COMMIT");
+    }
+  } end{db, *snaps, *rows};
+  auto d = find_doc(db, doc);
+  if (!d.ok()) return d.status();
+  std::optional<crdt::Doc> replica;
+  uint64_t base = 0;
+  (*snaps)->bind(1, d->first);
+  for (;;) {
+    auto row = (*snaps)->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    const auto events = static_cast<uint64_t>((*snaps)->int64(0));
+    auto loaded = codec::load((*snaps)->blob(1), agent);
+    if (loaded.ok() && loaded->num_events() == events) {
+      replica.emplace(std::move(*loaded));
+      base = events;
+      break;
+    }
+    if (warnings) {
+      warnings->push_back("snapshot of '" + std::string(doc) + "' at event " + num(events) + " is unusable (" +
+                          (loaded.ok() ? "wrong event count" : loaded.status().ToString()) +
+                          "); using an older one and more of the log");
+    }
+  }
+  if (!replica) {
+    auto st = crdt::Doc::ValidateAgent(agent);
+    if (!st.ok()) return st;
+    replica.emplace(agent);
+  }
+  (*rows)->bind(1, d->first).bind(2, static_cast<int64_t>(base));
+  uint64_t at = base;
+  for (;;) {
+    auto row = (*rows)->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    const auto first = static_cast<uint64_t>((*rows)->int64(0));
+    const auto stop = static_cast<uint64_t>((*rows)->int64(1));
+    if (first > at) return Status::Corruption("log of '" + std::string(doc) + "' has a gap at event " + num(at));
+    auto batch = codec::decode_ops((*rows)->blob(2));
+    if (!batch.ok()) {
+      return batch.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
+    }
+    // A row that starts inside the snapshot: its first events are known and skipped by apply.
+    auto applied = replica->apply(*batch);
+    if (!applied.ok()) {
+      return applied.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
+    }
+    at = stop;
+  }
+  if (replica->num_events() != d->second) {
+    return Status::Corruption("log of '" + std::string(doc) + "' rebuilds " + num(replica->num_events()) +
+                              " events; the document records " + num(d->second));
+  }
+  return std::move(*replica);
+}
+
+Result<std::vector<LogRow>> Store::read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) {
+  std::lock_guard<std::mutex> lock(impl_->reader_mu);
+  Database& db = *impl_->reader_db;
+  auto d = find_doc(db, doc);
+  if (!d.ok()) return d.status();
+  auto q = db.cached(
+      "SELECT first_event, end_event, time_ms, batch FROM log WHERE doc = ?1 AND end_event > ?2 AND first_event < ?3 "
+      "ORDER BY first_event");
+  if (!q.ok()) return q.status();
+  (*q)->bind(1, d->first).bind(2, static_cast<int64_t>(from_event));
+  (*q)->bind(3, static_cast<int64_t>(std::min<uint64_t>(to_event, INT64_MAX)));
+  std::vector<LogRow> out;
+  for (;;) {
+    auto row = (*q)->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back({static_cast<uint64_t>((*q)->int64(0)), static_cast<uint64_t>((*q)->int64(1)), (*q)->int64(2),
+                   std::string((*q)->blob(3))});
+  }
+  (*q)->reset();
+  return out;
+}
+
+Result<std::vector<SnapshotInfo>> Store::snapshots(std::string_view doc) {
+  std::lock_guard<std::mutex> lock(impl_->reader_mu);
+  Database& db = *impl_->reader_db;
+  auto d = find_doc(db, doc);
+  if (!d.ok()) return d.status();
+  auto q = db.cached("SELECT events, time_ms, length(data) FROM snapshots WHERE doc = ?1 ORDER BY events DESC");
+  if (!q.ok()) return q.status();
+  (*q)->bind(1, d->first);
+  std::vector<SnapshotInfo> out;
+  for (;;) {
+    auto row = (*q)->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back({static_cast<uint64_t>((*q)->int64(0)), (*q)->int64(1), static_cast<uint64_t>((*q)->int64(2))});
+  }
+  (*q)->reset();
+  return out;
+}
+
+namespace {
+
+Status fill_info(Database& db, int64_t id, DocInfo* info, bool with_agents) {
+  auto q = db.cached(
+      "SELECT name, events, created_ms, updated_ms,"
+      " (SELECT count(*) FROM log WHERE doc = d.id), (SELECT coalesce(sum(length(batch)), 0) FROM log WHERE doc = d.id),"
+      " (SELECT count(*) FROM snapshots WHERE doc = d.id) FROM documents d WHERE id = ?1");
+  if (!q.ok()) return q.status();
+  (*q)->bind(1, id);
+  auto row = (*q)->step();
+  if (!row.ok()) return row.status();
+  if (!*row) return Status::NotFound("document vanished");
+  info->name = std::string((*q)->text(0));
+  info->events = static_cast<uint64_t>((*q)->int64(1));
+  info->created_ms = (*q)->int64(2);
+  info->updated_ms = (*q)->int64(3);
+  info->log_rows = static_cast<uint64_t>((*q)->int64(4));
+  info->log_bytes = static_cast<uint64_t>((*q)->int64(5));
+  info->snapshots = static_cast<uint32_t>((*q)->int64(6));
+  (*q)->reset();
+  auto s = db.cached("SELECT events, time_ms, length(data) FROM snapshots WHERE doc = ?1 ORDER BY events DESC LIMIT 1");
+  if (!s.ok()) return s.status();
+  (*s)->bind(1, id);
+  row = (*s)->step();
+  if (!row.ok()) return row.status();
+  if (*row) {
+    info->snapshot_events = static_cast<uint64_t>((*s)->int64(0));
+    info->snapshot_ms = (*s)->int64(1);
+    info->snapshot_bytes = static_cast<uint64_t>((*s)->int64(2));
+  }
+  (*s)->reset();
+  if (with_agents) {
+    auto a = db.cached("SELECT name, events FROM agents WHERE doc = ?1 ORDER BY name");
+    if (!a.ok()) return a.status();
+    (*a)->bind(1, id);
+    for (;;) {
+      row = (*a)->step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      info->agents.emplace_back(std::string((*a)->text(0)), static_cast<uint64_t>((*a)->int64(1)));
+    }
+    (*a)->reset();
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::vector<DocInfo>> Store::list() {
+  std::lock_guard<std::mutex> lock(impl_->reader_mu);
+  Database& db = *impl_->reader_db;
+  auto q = db.prepare("SELECT id FROM documents ORDER BY name");
+  if (!q.ok()) return q.status();
+  std::vector<int64_t> ids;
+  for (;;) {
+    auto row = (*q)->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ids.push_back((*q)->int64(0));
+  }
+  std::vector<DocInfo> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) TANDEM_RETURN_IF_ERROR(fill_info(db, ids[i], &out[i], true));
+  return out;
+}
+
+Result<DocInfo> Store::info(std::string_view doc) {
+  std::lock_guard<std::mutex> lock(impl_->reader_mu);
+  Database& db = *impl_->reader_db;
+  auto d = find_doc(db, doc);
+  if (!d.ok()) return d.status();
+  DocInfo info;
+  TANDEM_RETURN_IF_ERROR(fill_info(db, d->first, &info, true));
+  return info;
+}
+
+Result<std::string> Store::integrity_check() {
+  std::lock_guard<std::mutex> lock(impl_->reader_mu);
+  auto q = impl_->reader_db->prepare("PRAGMA integrity_check");
+  if (!q.ok()) return q.status();
+  std::string out;
+  for (;;) {
+    auto row = (*q)->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (!out.empty()) out += "\n";
+    out += (*q)->text(0);
+  }
+  return out;
+}
+
+crdt::OpBatch batch_prefix(const crdt::OpBatch& batch, uint64_t events) {
+  crdt::OpBatch out;
+  for (const auto& r : batch.runs) {
+    if (events == 0) break;
+    out.runs.push_back(r);
+    if (r.len > events) {
+      crdt::OpRun& last = out.runs.back();
+      last.len = static_cast<uint32_t>(events);
+      if (last.kind == crdt::OpKind::kInsert) last.content.resize(crdt::utf8::byte_offset(last.content, events));
+    }
+    events -= out.runs.back().len;
+  }
+  return out;
+}
+
+}  // namespace tandem::storage

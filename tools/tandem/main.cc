@@ -1,0 +1,34 @@
+// tandem: the command line. `tandem COMMAND --help` describes each command.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: tandem COMMAND [options]   (tandem COMMAND --help for each)\n"
+    "\n"
+    "  serve     run the sync server and the editor (not built yet)\n"
+    "  import    load an editing trace as a document's history\n"
+    "  replay    rebuild a document as it was after N operations, or at a time\n"
+    "  export    a document's text, or its history as JSON lines\n"
+    "  inspect   documents, sizes, snapshots, agents, and an integrity check\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  tandem::cli::Args args(argc - 2, argv + 2);
+  if (cmd == "import") return tandem::cli::cmd_import(args);
+  if (cmd == "replay") return tandem::cli::cmd_replay(args);
+  if (cmd == "export") return tandem::cli::cmd_export(args);
+  if (cmd == "inspect") return tandem::cli::cmd_inspect(args);
+  std::fprintf(stderr, "tandem: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+  return 2;
+}

@@ -1,0 +1,392 @@
+// The offline subcommands: import, replay, export, inspect. They work on a database file alone
+// (a running server may have it open: SQLite's WAL lets them read while it writes).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli.h"
+#include "crdt/codec.h"
+#include "crdt/doc.h"
+#include "replay.h"
+#include "storage/store.h"
+#include "trace.h"
+
+namespace tandem::cli {
+
+namespace codec = crdt::codec;
+using crdt::Doc;
+using crdt::OpBatch;
+using crdt::Status;
+using storage::Store;
+using storage::StoreOptions;
+
+namespace {
+
+std::string iso_time(int64_t ms) {
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[80];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+// Milliseconds since the epoch from "1700000000000" or an ISO-8601 UTC time.
+bool parse_time(const std::string& s, int64_t* ms) {
+  if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos) {
+    *ms = std::stoll(s);
+    return true;
+  }
+  std::tm tm{};
+  int frac = 0;
+  const int n = std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d.%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                            &tm.tm_min, &tm.tm_sec, &frac);
+  if (n < 3) return false;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  *ms = static_cast<int64_t>(timegm(&tm)) * 1000 + (n == 7 ? frac : 0);
+  return true;
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// A progress bar on stderr, only when it is a terminal.
+class Progress {
+ public:
+  Progress(const char* what, uint64_t total) : what_(what), total_(total), on_(isatty(2) && total > 10000) {}
+  void update(uint64_t done) {
+    if (!on_ || (done - shown_ < total_ / 200 && done != total_)) return;
+    shown_ = done;
+    const int width = 40;
+    const int filled = static_cast<int>(width * done / std::max<uint64_t>(total_, 1));
+    std::fprintf(stderr, "\r%s [%.*s%*s] %llu/%llu", what_, filled, "########################################",
+                 width - filled, "", static_cast<unsigned long long>(done), static_cast<unsigned long long>(total_));
+    if (done == total_) std::fprintf(stderr, "\n");
+  }
+  ~Progress() {
+    if (on_ && shown_ != total_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  const char* what_;
+  uint64_t total_;
+  bool on_;
+  uint64_t shown_ = 0;
+};
+
+Result<std::unique_ptr<Store>> open_store(const std::string& path, bool read_only) {
+  if (path.empty()) return Status::InvalidArgument("--db FILE is required");
+  if (read_only && !std::filesystem::exists(path)) return Status::NotFound("no database at " + path);
+  if (!read_only) {
+    std::error_code ec;
+    const auto dir = std::filesystem::path(path).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+  }
+  StoreOptions o;
+  o.path = path;
+  o.read_only = read_only;
+  return Store::open(o);
+}
+
+}  // namespace
+
+int cmd_import(Args& args) {
+  if (args.help()) {
+    std::puts(
+        "usage: tandem import --db FILE --doc ID TRACE.json[.gz] [--row-events N]\n"
+        "  Loads an editing trace (the josephg/editing-traces format, as in ../shared/traces) as the\n"
+        "  history of a new document: every transaction replayed, its operations appended to the log\n"
+        "  (N events per log row at most, default 1024), snapshots taken by the default policy.");
+    return 0;
+  }
+  const std::string db = args.value("--db"), doc = args.value("--doc");
+  const uint64_t row_events = args.number("--row-events", 1024);
+  const auto files = args.rest();
+  if (!args.ok()) return args.fail();
+  if (doc.empty() || files.size() != 1) return fail("import needs --db FILE --doc ID and one trace file (see --help)");
+  auto t = trace::load(files[0]);
+  if (!t.ok()) return fail(t.status());
+  auto store = open_store(db, false);
+  if (!store.ok()) return fail(store.status());
+  if (auto have = (*store)->logged_events(doc); have.ok()) {
+    return fail("document '" + doc + "' already exists in " + db + " (" + std::to_string(*have) + " events)");
+  }
+  // The server-side replica: it integrates every transaction in trace order, as a server would.
+  Doc server("tandem-import");
+  storage::SnapshotPolicy policy;
+  uint64_t logged = 0, since_snapshot = 0;
+  crdt::Version row_start;
+  Status first_error;
+  auto done = [&first_error](Status st) {
+    if (!st.ok() && first_error.ok()) first_error = st;
+  };
+  auto flush_row = [&](bool force) {
+    const uint64_t pending = server.num_events() - logged;
+    if (pending == 0 || (!force && pending < row_events)) return;
+    OpBatch batch = server.ops_since(row_start, Doc::DeletedText::kInclude);
+    (*store)->append(doc, logged, std::move(batch), done);
+    logged = server.num_events();
+    row_start = server.version();
+    since_snapshot += pending;
+    if (since_snapshot >= policy.every_events) {
+      (*store)->put_snapshot(doc, logged, codec::save(server), done);
+      since_snapshot = 0;
+    }
+  };
+  Progress progress("importing", t->txns.size());
+  if (!t->concurrent) {
+    for (size_t i = 0; i < t->txns.size(); ++i) {
+      for (const auto& p : t->txns[i].patches) {
+        Status st = p.del ? server.remove(p.pos, p.del) : Status::OK();
+        if (st.ok() && !p.ins.empty()) st = server.insert(p.pos, p.ins);
+        if (!st.ok()) return fail(st.WithContext(t->name + " txn " + std::to_string(i)));
+      }
+      flush_row(false);
+      progress.update(i + 1);
+    }
+  } else {
+    Status st;
+    auto replayed = trace::replay_concurrent(*t, false, [&](uint32_t i, const OpBatch& made) {
+      auto r = server.apply(made);
+      if (!r.ok() && st.ok()) st = r.status();
+      flush_row(false);
+      progress.update(i + 1);
+    });
+    if (!replayed.ok()) return fail(replayed.status());
+    if (!st.ok()) return fail(st);
+  }
+  flush_row(true);
+  (*store)->put_snapshot(doc, logged, codec::save(server), done);
+  Status synced = (*store)->sync();
+  if (!first_error.ok()) return fail(first_error);
+  if (!synced.ok()) return fail(synced);
+  if (server.text() != t->end_content) return fail("the replayed trace does not reach its endContent");
+  std::printf("imported %s as '%s': %llu events, %u characters\n", t->name.c_str(), doc.c_str(),
+              static_cast<unsigned long long>(logged), server.length());
+  return 0;
+}
+
+int cmd_replay(Args& args) {
+  if (args.help()) {
+    std::puts(
+        "usage: tandem replay --db FILE --doc ID [--at-op N | --at-time T] [--out FILE]\n"
+        "  Rebuilds the document from its log alone (no snapshot) as it was after its first N\n"
+        "  operations (events, in the order the server received them), or after everything logged\n"
+        "  up to time T (milliseconds since 1970, or UTC like 2026-11-28T17:00:00), and prints the\n"
+        "  text or writes it to FILE. Without --at-op or --at-time: the whole log.");
+    return 0;
+  }
+  const std::string db = args.value("--db"), doc = args.value("--doc"), out = args.value("--out");
+  const std::string at_time = args.value("--at-time");
+  const uint64_t at_op = args.number("--at-op", UINT64_MAX);
+  if (!args.ok()) return args.fail();
+  if (doc.empty()) return fail("replay needs --db FILE --doc ID (see --help)");
+  int64_t until_ms = INT64_MAX;
+  if (!at_time.empty() && !parse_time(at_time, &until_ms)) return fail("cannot read the time '" + at_time + "'");
+  if (!at_time.empty() && at_op != UINT64_MAX) return fail("give --at-op or --at-time, not both");
+  auto store = open_store(db, true);
+  if (!store.ok()) return fail(store.status());
+  auto total = (*store)->logged_events(doc);
+  if (!total.ok()) return fail(total.status());
+  if (at_op != UINT64_MAX && at_op > *total) {
+    return fail("'" + doc + "' has " + std::to_string(*total) + " operations; cannot replay to " + std::to_string(at_op));
+  }
+  const uint64_t target = std::min(at_op, *total);
+  Doc replica("tandem-replay");
+  Progress progress("replaying", target);
+  // Rows are read in slices so that a long history is never all in memory at once.
+  constexpr uint64_t kSlice = 1 << 16;
+  for (uint64_t from = 0; from < target;) {
+    auto rows = (*store)->read_log(doc, from, std::min(target, from + kSlice));
+    if (!rows.ok()) return fail(rows.status());
+    if (rows->empty()) break;
+    for (const auto& row : *rows) {
+      if (row.first_event >= target || row.time_ms > until_ms) {
+        from = target;
+        break;
+      }
+      auto batch = codec::decode_ops(row.batch);
+      if (!batch.ok()) return fail(batch.status().WithContext("log row at event " + std::to_string(row.first_event)));
+      if (row.end_event > target) *batch = storage::batch_prefix(*batch, target - row.first_event);
+      auto r = replica.apply(*batch);
+      if (!r.ok()) return fail(r.status().WithContext("log row at event " + std::to_string(row.first_event)));
+      from = row.end_event;
+      progress.update(std::min(from, target));
+    }
+  }
+  const std::string text = replica.text();
+  if (out.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  } else {
+    std::ofstream f(out, std::ios::binary);
+    f << text;
+    if (!f) return fail("cannot write " + out);
+  }
+  return 0;
+}
+
+int cmd_export(Args& args) {
+  if (args.help()) {
+    std::puts(
+        "usage: tandem export --db FILE --doc ID [--format text|json]\n"
+        "  text: the current text (from the newest snapshot and the log after it).\n"
+        "  json: the history, one operation run per line, in the order the server received them:\n"
+        "    {\"id\":[agent,seq],\"parents\":[[agent,seq],...],\"time\":ISO-8601,\"pos\":N,\n"
+        "     \"deleted\":N,\"direction\":\"forward\"|\"backward\",\"inserted\":TEXT or null}\n"
+        "  A run of N events by one agent: inserts put TEXT at pos (null: the text was never\n"
+        "  received, only that it was deleted); deletes remove N characters at pos (forward) or\n"
+        "  before and at pos (backward, as Backspace).");
+    return 0;
+  }
+  const std::string db = args.value("--db"), doc = args.value("--doc"), format = args.value("--format", "text");
+  if (!args.ok()) return args.fail();
+  if (doc.empty()) return fail("export needs --db FILE --doc ID (see --help)");
+  if (format != "text" && format != "json") return fail("--format is text or json");
+  auto store = open_store(db, true);
+  if (!store.ok()) return fail(store.status());
+  if (format == "text") {
+    std::vector<std::string> warnings;
+    auto replica = (*store)->load(doc, "tandem-export", &warnings);
+    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (!replica.ok()) return fail(replica.status());
+    const std::string text = replica->text();
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
+  auto rows = (*store)->read_log(doc, 0, UINT64_MAX);
+  if (!rows.ok()) return fail(rows.status());
+  auto append_id = [](std::string* out, const std::string& agent, uint32_t seq) {
+    out->append("[");
+    out->append(json_string(agent));
+    out->append(",");
+    out->append(std::to_string(seq));
+    out->append("]");
+  };
+  for (const auto& row : *rows) {
+    auto batch = codec::decode_ops(row.batch);
+    if (!batch.ok()) return fail(batch.status());
+    const std::string time = json_string(iso_time(row.time_ms));
+    for (const auto& r : batch->runs) {
+      std::string line = "{\"id\":";
+      append_id(&line, r.agent, r.seq);
+      line += ",\"parents\":[";
+      for (size_t i = 0; i < r.parents.size(); ++i) {
+        if (i) line += ",";
+        append_id(&line, r.parents[i].agent, r.parents[i].seq);
+      }
+      line += "],\"time\":";
+      line += time;
+      line += ",\"pos\":";
+      line += std::to_string(r.pos);
+      const bool ins = crdt::IsInsert(r.kind);
+      line += ",\"deleted\":" + std::to_string(ins ? 0 : r.len);
+      if (!ins) line += std::string(",\"direction\":\"") + (r.kind == crdt::OpKind::kDeleteForward ? "forward" : "backward") + "\"";
+      line += ",\"inserted\":";
+      line += r.kind == crdt::OpKind::kInsert ? json_string(r.content) : ins ? "null" : "\"\"";
+      if (r.kind == crdt::OpKind::kInsertDeleted) line += ",\"length\":" + std::to_string(r.len);
+      line += "}\n";
+      std::fwrite(line.data(), 1, line.size(), stdout);
+    }
+  }
+  return 0;
+}
+
+int cmd_inspect(Args& args) {
+  if (args.help()) {
+    std::puts(
+        "usage: tandem inspect --db FILE [--doc ID]\n"
+        "  The documents in a database: operations, log rows and bytes, snapshots and their age,\n"
+        "  agents, last change; with --doc, one document in detail (its text length too). Then\n"
+        "  SQLite's PRAGMA integrity_check.");
+    return 0;
+  }
+  const std::string db = args.value("--db"), doc = args.value("--doc");
+  if (!args.ok()) return args.fail();
+  auto store = open_store(db, true);
+  if (!store.ok()) return fail(store.status());
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  auto age = [now](int64_t ms) {
+    const int64_t s = (now - ms) / 1000;
+    return s < 120 ? std::to_string(s) + " s" : s < 7200 ? std::to_string(s / 60) + " min" : std::to_string(s / 3600) + " h";
+  };
+  std::vector<storage::DocInfo> docs;
+  if (doc.empty()) {
+    auto all = (*store)->list();
+    if (!all.ok()) return fail(all.status());
+    docs = std::move(*all);
+  } else {
+    auto one = (*store)->info(doc);
+    if (!one.ok()) return fail(one.status());
+    docs.push_back(std::move(*one));
+  }
+  std::printf("%s: %zu document%s\n", db.c_str(), docs.size(), docs.size() == 1 ? "" : "s");
+  for (const auto& d : docs) {
+    std::printf("\n%s\n  operations   %llu in %llu log rows, %llu bytes\n", d.name.c_str(),
+                static_cast<unsigned long long>(d.events), static_cast<unsigned long long>(d.log_rows),
+                static_cast<unsigned long long>(d.log_bytes));
+    if (d.snapshots) {
+      std::printf("  snapshots    %u, newest covers %llu operations, %llu bytes, %s old\n", d.snapshots,
+                  static_cast<unsigned long long>(d.snapshot_events), static_cast<unsigned long long>(d.snapshot_bytes),
+                  age(d.snapshot_ms).c_str());
+    } else {
+      std::printf("  snapshots    none\n");
+    }
+    std::printf("  created      %s\n  last change  %s (%s ago)\n", iso_time(d.created_ms).c_str(),
+                iso_time(d.updated_ms).c_str(), age(d.updated_ms).c_str());
+    std::printf("  agents       %zu:", d.agents.size());
+    for (size_t i = 0; i < d.agents.size() && i < 8; ++i) {
+      std::printf(" %s (%llu)", d.agents[i].first.c_str(), static_cast<unsigned long long>(d.agents[i].second));
+    }
+    std::printf("%s\n", d.agents.size() > 8 ? " ..." : "");
+    if (!doc.empty()) {
+      std::vector<std::string> warnings;
+      auto replica = (*store)->load(d.name, "tandem-inspect", &warnings);
+      for (const auto& w : warnings) std::printf("  warning      %s\n", w.c_str());
+      if (replica.ok()) {
+        std::printf("  text         %u characters, %zu bytes\n", replica->length(), replica->length_bytes());
+      } else {
+        std::printf("  text         cannot be loaded: %s\n", replica.status().ToString().c_str());
+      }
+      auto snaps = (*store)->snapshots(d.name);
+      if (snaps.ok()) {
+        for (const auto& s : *snaps) {
+          std::printf("  snapshot     at %llu operations, %llu bytes, %s\n", static_cast<unsigned long long>(s.events),
+                      static_cast<unsigned long long>(s.bytes), iso_time(s.time_ms).c_str());
+        }
+      }
+    }
+  }
+  auto check = (*store)->integrity_check();
+  if (!check.ok()) return fail(check.status());
+  std::printf("\nintegrity_check: %s\n", check->c_str());
+  return *check == "ok" ? 0 : 1;
+}
+
+}  // namespace tandem::cli
