@@ -109,6 +109,7 @@ Result<std::unique_ptr<Database>> open_database(const StoreOptions& o, bool migr
   // only at checkpoints, trading the last commits before a power loss for throughput.
   TANDEM_RETURN_IF_ERROR(d.exec(o.durability == Durability::kFull ? "PRAGMA synchronous = FULL"
                                                                    : "PRAGMA synchronous = NORMAL"));
+  if (o.max_pages) TANDEM_RETURN_IF_ERROR(d.exec("PRAGMA max_page_count = " + num(o.max_pages)));
   if (migrate && *version < kSchemaVersion) {
     sqlite::Transaction txn(&d);
     TANDEM_RETURN_IF_ERROR(txn.begun());
@@ -171,6 +172,7 @@ Result<int64_t> Store::Impl::doc_id(const std::string& name, bool create) {
   Database& db = *writer_db;
   auto q = db.cached("SELECT id FROM documents WHERE name = ?1");
   if (!q.ok()) return q.status();
+  sqlite::ScopedReset reset_q(*q);
   (*q)->bind_text(1, name);
   auto row = (*q)->step();
   if (!row.ok()) return row.status();
@@ -181,6 +183,7 @@ Result<int64_t> Store::Impl::doc_id(const std::string& name, bool create) {
     if (!create) return Status::NotFound("no document '" + name + "'");
     auto ins = db.cached("INSERT INTO documents(name, events, created_ms, updated_ms) VALUES (?1, 0, ?2, ?2)");
     if (!ins.ok()) return ins.status();
+    sqlite::ScopedReset reset_ins(*ins);
     (*ins)->bind_text(1, name).bind(2, now_ms());
     TANDEM_RETURN_IF_ERROR((*ins)->run());
     id = db.last_insert_rowid();
@@ -197,11 +200,13 @@ Status Store::Impl::do_item(Item& item) {
       if (!id.ok()) return id.status();
       auto upd = db.cached("UPDATE documents SET events = ?1, updated_ms = ?2 WHERE id = ?3 AND events = ?4");
       if (!upd.ok()) return upd.status();
+      sqlite::ScopedReset reset_upd(*upd);
       (*upd)->bind(1, static_cast<int64_t>(item.end)).bind(2, now_ms()).bind(3, *id).bind(4, static_cast<int64_t>(item.first));
       TANDEM_RETURN_IF_ERROR((*upd)->run());
       if (db.changes() != 1) {
         auto cur = db.cached("SELECT events FROM documents WHERE id = ?1");
         if (!cur.ok()) return cur.status();
+        sqlite::ScopedReset reset_cur(*cur);
         (*cur)->bind(1, *id);
         auto row = (*cur)->step();
         const int64_t have = row.ok() && *row ? (*cur)->int64(0) : -1;
@@ -210,6 +215,7 @@ Status Store::Impl::do_item(Item& item) {
       }
       auto ins = db.cached("INSERT INTO log(doc, first_event, end_event, time_ms, batch) VALUES (?1, ?2, ?3, ?4, ?5)");
       if (!ins.ok()) return ins.status();
+      sqlite::ScopedReset reset_ins(*ins);
       (*ins)->bind(1, *id).bind(2, static_cast<int64_t>(item.first)).bind(3, static_cast<int64_t>(item.end));
       (*ins)->bind(4, now_ms()).bind_blob(5, item.bytes);
       TANDEM_RETURN_IF_ERROR((*ins)->run());
@@ -218,6 +224,7 @@ Status Store::Impl::do_item(Item& item) {
             "INSERT INTO agents(doc, name, events) VALUES (?1, ?2, ?3) "
             "ON CONFLICT(doc, name) DO UPDATE SET events = events + excluded.events");
         if (!a.ok()) return a.status();
+        sqlite::ScopedReset reset_a(*a);
         (*a)->bind(1, *id).bind_text(2, agent).bind(3, static_cast<int64_t>(n));
         TANDEM_RETURN_IF_ERROR((*a)->run());
       }
@@ -228,6 +235,7 @@ Status Store::Impl::do_item(Item& item) {
       if (!id.ok()) return id.status();
       auto cur = db.cached("SELECT events FROM documents WHERE id = ?1");
       if (!cur.ok()) return cur.status();
+      sqlite::ScopedReset reset_cur(*cur);
       (*cur)->bind(1, *id);
       auto row = (*cur)->step();
       if (!row.ok()) return row.status();
@@ -238,12 +246,14 @@ Status Store::Impl::do_item(Item& item) {
       }
       auto ins = db.cached("INSERT OR REPLACE INTO snapshots(doc, events, time_ms, data) VALUES (?1, ?2, ?3, ?4)");
       if (!ins.ok()) return ins.status();
+      sqlite::ScopedReset reset_ins(*ins);
       (*ins)->bind(1, *id).bind(2, static_cast<int64_t>(item.first)).bind(3, now_ms()).bind_blob(4, item.bytes);
       TANDEM_RETURN_IF_ERROR((*ins)->run());
       auto prune = db.cached(
           "DELETE FROM snapshots WHERE doc = ?1 AND events NOT IN "
           "(SELECT events FROM snapshots WHERE doc = ?1 ORDER BY events DESC LIMIT ?2)");
       if (!prune.ok()) return prune.status();
+      sqlite::ScopedReset reset_prune(*prune);
       (*prune)->bind(1, *id).bind(2, std::max<int64_t>(2, options.keep_snapshots));
       return (*prune)->run();
     }
@@ -254,6 +264,7 @@ Status Store::Impl::do_item(Item& item) {
                               "DELETE FROM agents WHERE doc = ?1", "DELETE FROM documents WHERE id = ?1"}) {
         auto st = db.cached(sql);
         if (!st.ok()) return st.status();
+        sqlite::ScopedReset reset_st(*st);
         (*st)->bind(1, *id);
         TANDEM_RETURN_IF_ERROR((*st)->run());
       }
@@ -432,6 +443,7 @@ namespace {
 Result<std::pair<int64_t, uint64_t>> find_doc(Database& db, std::string_view name) {
   auto q = db.cached("SELECT id, events FROM documents WHERE name = ?1");
   if (!q.ok()) return q.status();
+  sqlite::ScopedReset reset_q(*q);
   (*q)->bind_text(1, name);
   auto row = (*q)->step();
   if (!row.ok()) return row.status();
@@ -453,6 +465,7 @@ Result<crdt::Doc> Store::load(std::string_view doc, std::string_view agent, std:
   Database& db = *impl_->reader_db;
   auto snaps = db.cached("SELECT events, data FROM snapshots WHERE doc = ?1 ORDER BY events DESC");
   if (!snaps.ok()) return snaps.status();
+  sqlite::ScopedReset reset_snaps(*snaps);
   auto rows = db.cached("SELECT first_event, end_event, batch FROM log WHERE doc = ?1 AND end_event > ?2 ORDER BY first_event");
   if (!rows.ok()) return rows.status();
   // Read everything in one transaction, so that a concurrent commit cannot slip in between; the
@@ -531,6 +544,7 @@ Result<std::vector<LogRow>> Store::read_log(std::string_view doc, uint64_t from_
       "SELECT first_event, end_event, time_ms, batch FROM log WHERE doc = ?1 AND end_event > ?2 AND first_event < ?3 "
       "ORDER BY first_event");
   if (!q.ok()) return q.status();
+  sqlite::ScopedReset reset_q(*q);
   (*q)->bind(1, d->first).bind(2, static_cast<int64_t>(from_event));
   (*q)->bind(3, static_cast<int64_t>(std::min<uint64_t>(to_event, INT64_MAX)));
   std::vector<LogRow> out;
@@ -552,6 +566,7 @@ Result<std::vector<SnapshotInfo>> Store::snapshots(std::string_view doc) {
   if (!d.ok()) return d.status();
   auto q = db.cached("SELECT events, time_ms, length(data) FROM snapshots WHERE doc = ?1 ORDER BY events DESC");
   if (!q.ok()) return q.status();
+  sqlite::ScopedReset reset_q(*q);
   (*q)->bind(1, d->first);
   std::vector<SnapshotInfo> out;
   for (;;) {
@@ -572,6 +587,7 @@ Status fill_info(Database& db, int64_t id, DocInfo* info, bool with_agents) {
       " (SELECT count(*) FROM log WHERE doc = d.id), (SELECT coalesce(sum(length(batch)), 0) FROM log WHERE doc = d.id),"
       " (SELECT count(*) FROM snapshots WHERE doc = d.id) FROM documents d WHERE id = ?1");
   if (!q.ok()) return q.status();
+  sqlite::ScopedReset reset_q(*q);
   (*q)->bind(1, id);
   auto row = (*q)->step();
   if (!row.ok()) return row.status();
@@ -586,6 +602,7 @@ Status fill_info(Database& db, int64_t id, DocInfo* info, bool with_agents) {
   (*q)->reset();
   auto s = db.cached("SELECT events, time_ms, length(data) FROM snapshots WHERE doc = ?1 ORDER BY events DESC LIMIT 1");
   if (!s.ok()) return s.status();
+  sqlite::ScopedReset reset_s(*s);
   (*s)->bind(1, id);
   row = (*s)->step();
   if (!row.ok()) return row.status();
@@ -598,6 +615,7 @@ Status fill_info(Database& db, int64_t id, DocInfo* info, bool with_agents) {
   if (with_agents) {
     auto a = db.cached("SELECT name, events FROM agents WHERE doc = ?1 ORDER BY name");
     if (!a.ok()) return a.status();
+    sqlite::ScopedReset reset_a(*a);
     (*a)->bind(1, id);
     for (;;) {
       row = (*a)->step();

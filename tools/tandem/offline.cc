@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "crdt/codec.h"
 #include "crdt/doc.h"
-#include "replay.h"
+#include "history.h"
 #include "storage/store.h"
 #include "trace.h"
 
@@ -76,26 +76,22 @@ std::string json_string(std::string_view s) {
   return out + "\"";
 }
 
-// A progress bar on stderr, only when it is a terminal.
-class Progress {
+// A progress bar on stderr, only when it is a terminal and the work is long.
+class ProgressBar {
  public:
-  Progress(const char* what, uint64_t total) : what_(what), total_(total), on_(isatty(2) && total > 10000) {}
-  void update(uint64_t done) {
-    if (!on_ || (done - shown_ < total_ / 200 && done != total_)) return;
+  explicit ProgressBar(const char* what) : what_(what), on_(isatty(2)) {}
+  void update(uint64_t done, uint64_t total) {
+    if (!on_ || total < 10000 || (done - shown_ < total / 200 && done != total)) return;
     shown_ = done;
     const int width = 40;
-    const int filled = static_cast<int>(width * done / std::max<uint64_t>(total_, 1));
+    const int filled = static_cast<int>(width * done / total);
     std::fprintf(stderr, "\r%s [%.*s%*s] %llu/%llu", what_, filled, "########################################",
-                 width - filled, "", static_cast<unsigned long long>(done), static_cast<unsigned long long>(total_));
-    if (done == total_) std::fprintf(stderr, "\n");
-  }
-  ~Progress() {
-    if (on_ && shown_ != total_) std::fprintf(stderr, "\n");
+                 width - filled, "", static_cast<unsigned long long>(done), static_cast<unsigned long long>(total));
+    if (done == total) std::fprintf(stderr, "\n");
   }
 
  private:
   const char* what_;
-  uint64_t total_;
   bool on_;
   uint64_t shown_ = 0;
 };
@@ -121,12 +117,14 @@ int cmd_import(Args& args) {
     std::puts(
         "usage: tandem import --db FILE --doc ID TRACE.json[.gz] [--row-events N]\n"
         "  Loads an editing trace (the josephg/editing-traces format, as in ../shared/traces) as the\n"
-        "  history of a new document: every transaction replayed, its operations appended to the log\n"
-        "  (N events per log row at most, default 1024), snapshots taken by the default policy.");
+        "  history of a new document: a server-side replica integrates every transaction in trace\n"
+        "  order, its operations go to the log (N events per log row at most, default 1024), and\n"
+        "  snapshots are taken by the default policy.");
     return 0;
   }
   const std::string db = args.value("--db"), doc = args.value("--doc");
-  const uint64_t row_events = args.number("--row-events", 1024);
+  history::ImportOptions options;
+  options.row_events = std::max<uint64_t>(1, args.number("--row-events", options.row_events));
   const auto files = args.rest();
   if (!args.ok()) return args.fail();
   if (doc.empty() || files.size() != 1) return fail("import needs --db FILE --doc ID and one trace file (see --help)");
@@ -134,61 +132,12 @@ int cmd_import(Args& args) {
   if (!t.ok()) return fail(t.status());
   auto store = open_store(db, false);
   if (!store.ok()) return fail(store.status());
-  if (auto have = (*store)->logged_events(doc); have.ok()) {
-    return fail("document '" + doc + "' already exists in " + db + " (" + std::to_string(*have) + " events)");
-  }
-  // The server-side replica: it integrates every transaction in trace order, as a server would.
-  Doc server("tandem-import");
-  storage::SnapshotPolicy policy;
-  uint64_t logged = 0, since_snapshot = 0;
-  crdt::Version row_start;
-  Status first_error;
-  auto done = [&first_error](Status st) {
-    if (!st.ok() && first_error.ok()) first_error = st;
-  };
-  auto flush_row = [&](bool force) {
-    const uint64_t pending = server.num_events() - logged;
-    if (pending == 0 || (!force && pending < row_events)) return;
-    OpBatch batch = server.ops_since(row_start, Doc::DeletedText::kInclude);
-    (*store)->append(doc, logged, std::move(batch), done);
-    logged = server.num_events();
-    row_start = server.version();
-    since_snapshot += pending;
-    if (since_snapshot >= policy.every_events) {
-      (*store)->put_snapshot(doc, logged, codec::save(server), done);
-      since_snapshot = 0;
-    }
-  };
-  Progress progress("importing", t->txns.size());
-  if (!t->concurrent) {
-    for (size_t i = 0; i < t->txns.size(); ++i) {
-      for (const auto& p : t->txns[i].patches) {
-        Status st = p.del ? server.remove(p.pos, p.del) : Status::OK();
-        if (st.ok() && !p.ins.empty()) st = server.insert(p.pos, p.ins);
-        if (!st.ok()) return fail(st.WithContext(t->name + " txn " + std::to_string(i)));
-      }
-      flush_row(false);
-      progress.update(i + 1);
-    }
-  } else {
-    Status st;
-    auto replayed = trace::replay_concurrent(*t, false, [&](uint32_t i, const OpBatch& made) {
-      auto r = server.apply(made);
-      if (!r.ok() && st.ok()) st = r.status();
-      flush_row(false);
-      progress.update(i + 1);
-    });
-    if (!replayed.ok()) return fail(replayed.status());
-    if (!st.ok()) return fail(st);
-  }
-  flush_row(true);
-  (*store)->put_snapshot(doc, logged, codec::save(server), done);
-  Status synced = (*store)->sync();
-  if (!first_error.ok()) return fail(first_error);
-  if (!synced.ok()) return fail(synced);
-  if (server.text() != t->end_content) return fail("the replayed trace does not reach its endContent");
-  std::printf("imported %s as '%s': %llu events, %u characters\n", t->name.c_str(), doc.c_str(),
-              static_cast<unsigned long long>(logged), server.length());
+  ProgressBar bar("importing");
+  auto replica = history::import_trace(**store, doc, *t, options, [&bar](uint64_t d, uint64_t n) { bar.update(d, n); });
+  if (!replica.ok()) return fail(replica.status());
+  if (replica->text() != t->end_content) return fail("the replayed trace does not reach its endContent");
+  std::printf("imported %s as '%s': %llu operations, %u characters\n", t->name.c_str(), doc.c_str(),
+              static_cast<unsigned long long>(replica->num_events()), replica->length());
   return 0;
 }
 
@@ -197,8 +146,8 @@ int cmd_replay(Args& args) {
     std::puts(
         "usage: tandem replay --db FILE --doc ID [--at-op N | --at-time T] [--out FILE]\n"
         "  Rebuilds the document from its log alone (no snapshot) as it was after its first N\n"
-        "  operations (events, in the order the server received them), or after everything logged\n"
-        "  up to time T (milliseconds since 1970, or UTC like 2026-11-28T17:00:00), and prints the\n"
+        "  operations (events, in the order the server received them), or with what was logged up\n"
+        "  to time T (milliseconds since 1970, or UTC like 2026-11-28T17:00:00), and prints the\n"
         "  text or writes it to FILE. Without --at-op or --at-time: the whole log.");
     return 0;
   }
@@ -212,35 +161,10 @@ int cmd_replay(Args& args) {
   if (!at_time.empty() && at_op != UINT64_MAX) return fail("give --at-op or --at-time, not both");
   auto store = open_store(db, true);
   if (!store.ok()) return fail(store.status());
-  auto total = (*store)->logged_events(doc);
-  if (!total.ok()) return fail(total.status());
-  if (at_op != UINT64_MAX && at_op > *total) {
-    return fail("'" + doc + "' has " + std::to_string(*total) + " operations; cannot replay to " + std::to_string(at_op));
-  }
-  const uint64_t target = std::min(at_op, *total);
-  Doc replica("tandem-replay");
-  Progress progress("replaying", target);
-  // Rows are read in slices so that a long history is never all in memory at once.
-  constexpr uint64_t kSlice = 1 << 16;
-  for (uint64_t from = 0; from < target;) {
-    auto rows = (*store)->read_log(doc, from, std::min(target, from + kSlice));
-    if (!rows.ok()) return fail(rows.status());
-    if (rows->empty()) break;
-    for (const auto& row : *rows) {
-      if (row.first_event >= target || row.time_ms > until_ms) {
-        from = target;
-        break;
-      }
-      auto batch = codec::decode_ops(row.batch);
-      if (!batch.ok()) return fail(batch.status().WithContext("log row at event " + std::to_string(row.first_event)));
-      if (row.end_event > target) *batch = storage::batch_prefix(*batch, target - row.first_event);
-      auto r = replica.apply(*batch);
-      if (!r.ok()) return fail(r.status().WithContext("log row at event " + std::to_string(row.first_event)));
-      from = row.end_event;
-      progress.update(std::min(from, target));
-    }
-  }
-  const std::string text = replica.text();
+  ProgressBar bar("replaying");
+  auto replica = history::replay_log(**store, doc, at_op, until_ms, [&bar](uint64_t d, uint64_t n) { bar.update(d, n); });
+  if (!replica.ok()) return fail(replica.status());
+  const std::string text = replica->text();
   if (out.empty()) {
     std::fwrite(text.data(), 1, text.size(), stdout);
   } else {

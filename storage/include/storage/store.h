@@ -64,7 +64,9 @@ struct StoreOptions {
   std::string path;                        // the database file; its folder must exist
   Durability durability = Durability::kFull;
   bool read_only = false;                  // offline inspection: no writer, no schema changes
-  uint32_t keep_snapshots = 3;             // newest snapshots kept per document (at least 2)
+  uint32_t keep_snapshots = 2;             // newest snapshots kept per document (at least 2)
+  uint64_t max_pages = 0;                  // a size quota in SQLite pages (0: none); past it,
+                                           // writes fail as on a full disk
 };
 
 struct DocInfo {

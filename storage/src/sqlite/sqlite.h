@@ -83,6 +83,19 @@ class Database {
   std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
 };
 
+// Resets a (cached) statement when the scope ends. A statement left mid-result keeps its
+// connection in a read transaction, and everything read on it later would see old data.
+class ScopedReset {
+ public:
+  explicit ScopedReset(Statement* s) : s_(s) {}
+  ~ScopedReset() { s_->reset(); }
+  ScopedReset(const ScopedReset&) = delete;
+  ScopedReset& operator=(const ScopedReset&) = delete;
+
+ private:
+  Statement* s_;
+};
+
 // BEGIN IMMEDIATE on construction (see ok()), ROLLBACK on destruction unless committed.
 class Transaction {
  public:

@@ -1,0 +1,337 @@
+// The SQLite store against real files in a temporary directory.
+#include <sqlite3.h>
+#include <sys/mount.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "crdt/codec.h"
+#include "storage/store.h"
+#include "support/random_edits.h"
+#include "support/temp_dir.h"
+
+using tandem::crdt::Doc;
+using tandem::crdt::OpBatch;
+using tandem::crdt::Status;
+using tandem::crdt::Version;
+using tandem::storage::Store;
+using tandem::storage::StoreOptions;
+using tandem::testing::Rng;
+using tandem::testing::TempDir;
+namespace codec = tandem::crdt::codec;
+using Code = Status::Code;
+
+namespace {
+
+std::unique_ptr<Store> open_store(const std::string& path, StoreOptions o = {}) {
+  o.path = path;
+  auto s = Store::open(o);
+  INFO(s.status().ToString());
+  REQUIRE(s.ok());
+  return std::move(*s);
+}
+
+Status append_sync(Store& store, const std::string& doc, uint64_t first, const OpBatch& batch) {
+  store.append(doc, first, batch, nullptr);
+  return store.sync();
+}
+
+// Runs SQL on the file with a connection of its own (to corrupt or age it on purpose).
+void raw_sql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  INFO((err ? err : ""));
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+}
+
+// A server-side replica whose events are appended as they are integrated.
+struct Writer {
+  Writer(Store& s, std::string d) : store(s), doc(std::move(d)) {}
+  Store& store;
+  std::string doc;
+  Doc server{"server"};
+  Doc client{"client"};
+  Version sent;
+
+  Status edit(Rng& rng, int edits) {
+    for (int i = 0; i < edits; ++i) tandem::testing::random_edit(rng, client);
+    OpBatch added;
+    auto r = server.apply(client.ops_since(sent, Doc::DeletedText::kInclude), &added);
+    if (!r.ok()) return r.status();
+    sent = client.version();
+    const uint64_t first = server.num_events() - added.events();
+    return append_sync(store, doc, first, added);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("store: creates, reopens and checks a database", "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("t.db");
+  {
+    auto store = open_store(path);
+    auto docs = store->list();
+    REQUIRE(docs.ok());
+    CHECK(docs->empty());
+    CHECK(*store->integrity_check() == "ok");
+    CHECK(store->logged_events("nope").status().code() == Code::kNotFound);
+  }
+  auto again = open_store(path);
+  CHECK(again->list()->empty());
+}
+
+TEST_CASE("store: refuses files that are not Tandem databases, or from a newer Tandem", "[storage]") {
+  TempDir dir;
+  {
+    std::ofstream(dir.file("text.db")) << "this is not a database, just some text that is long enough to fill a header";
+    auto s = Store::open({dir.file("text.db")});
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.status().code() == Code::kCorruption);
+    CHECK_THAT(s.status().message(), Catch::Contains("not a Tandem database"));
+  }
+  {
+    raw_sql(dir.file("other.db"), "CREATE TABLE recipes (name TEXT)");
+    auto s = Store::open({dir.file("other.db")});
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.status().code() == Code::kCorruption);
+    CHECK_THAT(s.status().message(), Catch::Contains("not a Tandem database (application_id 0x00000000, 1 tables)"));
+  }
+  {
+    open_store(dir.file("future.db"));
+    raw_sql(dir.file("future.db"), "PRAGMA user_version = 99");
+    auto s = Store::open({dir.file("future.db")});
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.status().code() == Code::kNotSupported);
+    CHECK_THAT(s.status().message(), Catch::Contains("written by a newer Tandem (schema 99"));
+  }
+}
+
+TEST_CASE("store: appends are checked, ordered, and committed in groups", "[storage]") {
+  TempDir dir;
+  auto store = open_store(dir.file("t.db"));
+  Doc a("a");
+  Version v;
+  std::vector<OpBatch> batches;
+  for (int i = 0; i < 200; ++i) {
+    REQUIRE(a.insert(a.length(), "x").ok());
+    batches.push_back(a.ops_since(v));
+    v = a.version();
+  }
+  std::atomic<int> acked{0};
+  uint64_t first = 0;
+  for (const auto& b : batches) {
+    store->append("doc", first, b, [&acked](Status st) {
+      if (st.ok()) ++acked;
+    });
+    first += b.events();
+  }
+  REQUIRE(store->sync().ok());
+  CHECK(acked == 200);
+  CHECK(*store->logged_events("doc") == 200);
+  const auto stats = store->stats();
+  CHECK(stats.batches == 200);
+  CHECK(stats.commits < 200);  // queued appends share commits
+  // A gap or an overlap is refused and writes nothing; the others in the same group still commit.
+  Status gap, dup, good;
+  store->append("doc", 250, batches[0], [&](Status st) { gap = st; });
+  store->append("doc", 100, batches[0], [&](Status st) { dup = st; });
+  REQUIRE(a.insert(0, "y").ok());
+  store->append("doc", 200, a.ops_since(v), [&](Status st) { good = st; });
+  const Status synced = store->sync();
+  CHECK(gap.code() == Code::kInvalidArgument);
+  CHECK_THAT(gap.message(), Catch::Contains("starts at event 250 but its log holds 200 events"));
+  CHECK(dup.code() == Code::kInvalidArgument);
+  CHECK(good.ok());
+  CHECK(synced.code() == Code::kInvalidArgument);  // sync reports the first failure since the last sync
+  CHECK(store->sync().ok());
+  CHECK(*store->logged_events("doc") == 201);
+  auto rows = store->read_log("doc", 10, 12);
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 2);
+  CHECK((*rows)[0].first_event == 10);
+  CHECK((*rows)[1].end_event == 12);
+}
+
+TEST_CASE("store: load is the newest good snapshot plus the log after it", "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("t.db");
+  std::string expect;
+  {
+    auto store = open_store(path);
+    Writer w{*store, "notes"};
+    Rng rng(7);
+    for (int i = 0; i < 30; ++i) {
+      REQUIRE(w.edit(rng, 3).ok());
+      if (i == 10 || i == 20) {
+        store->put_snapshot("notes", w.server.num_events(), codec::save(w.server), nullptr);
+        REQUIRE(store->sync().ok());
+      }
+    }
+    expect = codec::save(w.server);
+    std::vector<std::string> warnings;
+    auto loaded = store->load("notes", "reader", &warnings);
+    REQUIRE(loaded.ok());
+    CHECK(warnings.empty());
+    CHECK(loaded->text() == w.server.text());
+    CHECK(codec::save(*loaded) == expect);
+    auto snaps = store->snapshots("notes");
+    REQUIRE(snaps->size() == 2);
+    // A snapshot that covers events the log does not hold yet is refused.
+    store->put_snapshot("notes", w.server.num_events() + 5, codec::save(w.server), nullptr);
+    CHECK(store->sync().code() == Code::kInvalidArgument);
+    // Only the newest keep_snapshots (2) are kept.
+    store->put_snapshot("notes", w.server.num_events(), codec::save(w.server), nullptr);
+    REQUIRE(store->sync().ok());
+    CHECK(store->snapshots("notes")->size() == 2);
+  }
+  // The newest snapshot garbled on disk: the previous one plus more of the log, with a warning.
+  raw_sql(path, "UPDATE snapshots SET data = X'93010203' WHERE events = (SELECT max(events) FROM snapshots)");
+  auto store = open_store(path);
+  std::vector<std::string> warnings;
+  auto loaded = store->load("notes", "reader", &warnings);
+  REQUIRE(loaded.ok());
+  REQUIRE(warnings.size() == 1);
+  CHECK_THAT(warnings[0], Catch::Contains("unusable"));
+  CHECK(codec::save(*loaded) == expect);
+  // Every snapshot garbled: the whole log.
+  raw_sql(path, "UPDATE snapshots SET data = X'00'");
+  warnings.clear();
+  loaded = store->load("notes", "reader", &warnings);
+  REQUIRE(loaded.ok());
+  CHECK(warnings.size() == 2);
+  CHECK(codec::save(*loaded) == expect);
+  // A garbled log row is an error, not a silent loss.
+  raw_sql(path, "UPDATE log SET batch = X'01' WHERE first_event = (SELECT max(first_event) FROM log)");
+  loaded = store->load("notes", "reader", &warnings);
+  CHECK(loaded.status().code() == Code::kCorruption);
+}
+
+TEST_CASE("store: documents are listed with their sizes and agents, and deleted", "[storage]") {
+  TempDir dir;
+  auto store = open_store(dir.file("t.db"));
+  Rng rng(3);
+  Writer w1{*store, "alpha"}, w2{*store, "beta"};
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(w1.edit(rng, 2).ok());
+    REQUIRE(w2.edit(rng, 1).ok());
+  }
+  auto docs = store->list();
+  REQUIRE(docs.ok());
+  REQUIRE(docs->size() == 2);
+  CHECK((*docs)[0].name == "alpha");
+  CHECK((*docs)[0].events == w1.server.num_events());
+  CHECK((*docs)[0].log_rows == 5);
+  CHECK((*docs)[0].log_bytes > 0);
+  REQUIRE((*docs)[0].agents.size() == 1);
+  CHECK((*docs)[0].agents[0].first == "client");
+  CHECK((*docs)[0].agents[0].second == w1.server.num_events());
+  CHECK((*docs)[1].updated_ms >= (*docs)[1].created_ms);
+  store->remove_document("alpha", nullptr);
+  REQUIRE(store->sync().ok());
+  CHECK(store->list()->size() == 1);
+  CHECK(store->load("alpha", "r", nullptr).status().code() == Code::kNotFound);
+  store->remove_document("alpha", nullptr);
+  CHECK(store->sync().code() == Code::kNotFound);
+}
+
+TEST_CASE("store: a read-only store reads and refuses writes", "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("t.db");
+  {
+    auto store = open_store(path);
+    Rng rng(1);
+    Writer w{*store, "d"};
+    REQUIRE(w.edit(rng, 4).ok());
+  }
+  StoreOptions o;
+  o.read_only = true;
+  auto store = open_store(path, o);
+  CHECK(store->load("d", "r", nullptr).ok());
+  Status st;
+  store->append("d", 0, OpBatch{}, [&](Status s) { st = s; });
+  CHECK(st.code() == Code::kIOError);
+}
+
+TEST_CASE("store: a full disk fails appends loudly and acknowledges nothing", "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("t.db");
+  StoreOptions o;
+  o.max_pages = 40;  // a 160 KiB disk
+  uint64_t acked_events = 0;
+  Status failure;
+  {
+    auto store = open_store(path, o);
+    Doc server("server");
+    Rng rng(5);
+    for (int i = 0; i < 2000 && failure.ok(); ++i) {
+      Version v = server.version();
+      REQUIRE(server.insert(server.length(), tandem::testing::random_text(rng, 200, true)).ok());
+      const OpBatch b = server.ops_since(v);
+      store->append("d", server.num_events() - b.events(), b, [&](Status st) {
+        if (st.ok()) {
+          acked_events += 200;
+        } else if (failure.ok()) {
+          failure = st;
+        }
+      });
+      (void)store->sync();
+    }
+    REQUIRE_FALSE(failure.ok());
+    CHECK(failure.code() == Code::kIOError);
+    CHECK_THAT(failure.message(), Catch::Contains("full"));
+  }
+  // Reopened without the quota: exactly what was acknowledged is there, and the file is sound.
+  auto store = open_store(path);
+  CHECK(*store->integrity_check() == "ok");
+  CHECK(*store->logged_events("d") == acked_events);
+  CHECK(store->load("d", "r", nullptr).ok());
+}
+
+TEST_CASE("store: a real full disk (a small tmpfs) fails appends loudly", "[storage][root]") {
+  TempDir dir;
+  const std::string mnt = dir.file("mnt");
+  std::filesystem::create_directory(mnt);
+  if (mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=512k") != 0) {
+    WARN("SKIPPED: cannot mount a tmpfs here (needs root); the full-disk case is covered by max_pages");
+    return;
+  }
+  struct Unmount {
+    std::string p;
+    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  uint64_t acked_events = 0;
+  Status failure;
+  {
+    auto store = open_store(mnt + "/t.db");
+    Doc server("server");
+    Rng rng(9);
+    for (int i = 0; i < 5000 && failure.ok(); ++i) {
+      const Version v = server.version();
+      REQUIRE(server.insert(server.length(), tandem::testing::random_text(rng, 300, true)).ok());
+      const OpBatch b = server.ops_since(v);
+      store->append("d", server.num_events() - b.events(), b, [&](Status st) {
+        if (st.ok()) {
+          acked_events += 300;
+        } else if (failure.ok()) {
+          failure = st;
+        }
+      });
+      (void)store->sync();
+    }
+    REQUIRE_FALSE(failure.ok());
+    CHECK(failure.code() == Code::kIOError);
+    INFO(failure.ToString());
+    CHECK((failure.message().find("full") != std::string::npos || failure.message().find("I/O") != std::string::npos));
+  }
+  // Space again (the WAL may have taken the last of it); everything acknowledged is there.
+  REQUIRE(mount("tmpfs", mnt.c_str(), "tmpfs", MS_REMOUNT, "size=4m") == 0);
+  auto store = open_store(mnt + "/t.db");
+  CHECK(*store->integrity_check() == "ok");
+  CHECK(*store->logged_events("d") == acked_events);
+}
