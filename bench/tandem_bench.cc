@@ -11,6 +11,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -21,7 +25,9 @@
 
 #include "crdt/codec.h"
 #include "crdt/doc.h"
+#include "history.h"
 #include "replay.h"
+#include "storage/store.h"
 #include "trace.h"
 
 // ---- heap accounting: every allocation of the process goes through these ----------------------
@@ -49,6 +55,9 @@ namespace {
 
 using tandem::crdt::Doc;
 namespace codec = tandem::crdt::codec;
+namespace crdt = tandem::crdt;
+namespace storage = tandem::storage;
+namespace history = tandem::history;
 namespace trace = tandem::trace;
 
 using Clock = std::chrono::steady_clock;
@@ -201,14 +210,192 @@ int cmd_trace(int argc, char** argv) {
   return 0;
 }
 
+// ---- tandem-bench store ---------------------------------------------------------------------
+
+struct StoreRow {
+  int writers = 0;
+  double ops_per_s = 0, commits_per_s = 0, batches_per_commit = 0, p50_ack_ms = 0, p99_ack_ms = 0, bytes_per_op = 0;
+};
+
+// W writers, each a server replica of its own document taking batches of `batch` typed
+// characters and waiting for each to be durable before the next, for `seconds`.
+StoreRow bench_writers(const std::string& dir, int writers, int batch, double seconds, storage::Durability d) {
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  storage::StoreOptions o;
+  o.path = dir + "/bench.db";
+  o.durability = d;
+  auto store = storage::Store::open(o);
+  if (!store.ok()) die(store.status().ToString());
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> ops{0};
+  std::vector<std::vector<double>> lat(writers);
+  std::vector<std::thread> threads;
+  const auto s0 = (*store)->stats();
+  const auto t0 = Clock::now();
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      Doc doc("writer" + std::to_string(w));
+      const std::string name = "doc" + std::to_string(w);
+      std::mutex m;
+      std::condition_variable cv;
+      while (!stop.load(std::memory_order_relaxed)) {
+        const crdt::Version v = doc.version();
+        if (!doc.insert(doc.length(), std::string(static_cast<size_t>(batch), 'a' + static_cast<char>(w % 26))).ok()) die("insert");
+        crdt::OpBatch b = doc.ops_since(v);
+        bool done = false;
+        crdt::Status result;
+        const auto a0 = Clock::now();
+        (*store)->append(name, doc.num_events() - static_cast<uint64_t>(batch), std::move(b), [&](crdt::Status st) {
+          std::lock_guard<std::mutex> lock(m);
+          result = st;
+          done = true;
+          cv.notify_one();
+        });
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return done; });
+        if (!result.ok()) die(result.ToString());
+        lat[w].push_back(ms_since(a0));
+        ops.fetch_add(static_cast<uint64_t>(batch), std::memory_order_relaxed);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  const double elapsed = ms_since(t0) / 1000;
+  const auto s1 = (*store)->stats();
+  std::vector<double> all;
+  for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
+  std::sort(all.begin(), all.end());
+  StoreRow r;
+  r.writers = writers;
+  r.ops_per_s = static_cast<double>(ops.load()) / elapsed;
+  r.commits_per_s = static_cast<double>(s1.commits - s0.commits) / elapsed;
+  r.batches_per_commit = static_cast<double>(s1.batches - s0.batches) / std::max<double>(1, static_cast<double>(s1.commits - s0.commits));
+  r.p50_ack_ms = all.empty() ? 0 : all[all.size() / 2];
+  r.p99_ack_ms = all.empty() ? 0 : all[all.size() * 99 / 100];
+  store->reset();  // closing checkpoints the WAL into the file
+  r.bytes_per_op = static_cast<double>(std::filesystem::file_size(o.path)) / static_cast<double>(std::max<uint64_t>(1, ops.load()));
+  return r;
+}
+
+int cmd_store(int argc, char** argv) {
+  std::vector<int> writer_counts = {1, 10, 100};
+  int batch = 10, runs = 3;
+  double seconds = 3;
+  bool normal = false;
+  std::string trace_file, dir = (std::filesystem::temp_directory_path() / "tandem-bench-store").string();
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) die("option " + a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--writers") {
+      writer_counts.clear();
+      std::string list = next();
+      for (size_t at = 0; at < list.size();) {
+        const size_t comma = list.find(',', at);
+        writer_counts.push_back(std::atoi(list.substr(at, comma - at).c_str()));
+        at = comma == std::string::npos ? list.size() : comma + 1;
+      }
+    } else if (a == "--batch") {
+      batch = std::max(1, std::atoi(next().c_str()));
+    } else if (a == "--seconds") {
+      seconds = std::atof(next().c_str());
+    } else if (a == "--runs") {
+      runs = std::max(1, std::atoi(next().c_str()));
+    } else if (a == "--durability") {
+      normal = next() == "normal";
+    } else if (a == "--trace") {
+      trace_file = next();
+    } else if (a == "--dir") {
+      dir = next();
+    } else if (a == "--help" || a == "-h") {
+      std::printf(
+          "usage: tandem-bench store [--writers 1,10,100] [--batch K] [--seconds S] [--runs N]\n"
+          "                          [--durability full|normal] [--trace FILE] [--dir DIR]\n"
+          "  Durable append throughput: W writers, each appending batches of K typed characters to its\n"
+          "  own document and waiting for each to be durable; ops/s, commits/s, batches per commit and\n"
+          "  acknowledgement latency, medians of N runs of S seconds. With --trace: the trace imported\n"
+          "  as a document, then its load time from the snapshot and from the whole log, and the bytes\n"
+          "  on disk.\n");
+      return 0;
+    } else {
+      die("unknown option " + a + " (see --help)");
+    }
+  }
+  const auto d = normal ? storage::Durability::kNormal : storage::Durability::kFull;
+  std::printf("%-8s %12s %12s %14s %10s %10s %12s   (batches of %d ops, %s, median of %d x %.0f s)\n", "writers",
+              "ops/s", "commits/s", "batches/commit", "ack p50 ms", "ack p99 ms", "bytes/op", batch,
+              normal ? "NORMAL" : "FULL", runs, seconds);
+  for (int w : writer_counts) {
+    std::vector<StoreRow> rs;
+    for (int r = 0; r < runs; ++r) rs.push_back(bench_writers(dir, w, batch, seconds, d));
+    auto med = [&](double StoreRow::*f) {
+      std::vector<double> v;
+      for (const auto& x : rs) v.push_back(x.*f);
+      return median(v);
+    };
+    std::printf("%-8d %12.0f %12.0f %14.1f %10.2f %10.2f %12.1f\n", w, med(&StoreRow::ops_per_s),
+                med(&StoreRow::commits_per_s), med(&StoreRow::batches_per_commit), med(&StoreRow::p50_ack_ms),
+                med(&StoreRow::p99_ack_ms), med(&StoreRow::bytes_per_op));
+    std::fflush(stdout);
+  }
+  if (!trace_file.empty()) {
+    auto t = trace::load(trace_file);
+    if (!t.ok()) die(t.status().ToString());
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    storage::StoreOptions o;
+    o.path = dir + "/trace.db";
+    o.durability = d;
+    {
+      auto store = storage::Store::open(o);
+      if (!store.ok()) die(store.status().ToString());
+      auto replica = history::import_trace(**store, t->name, *t);
+      if (!replica.ok()) die(replica.status().ToString());
+    }
+    auto store = storage::Store::open(o);
+    if (!store.ok()) die(store.status().ToString());
+    std::vector<double> from_snapshot, from_log;
+    for (int r = 0; r < std::max(runs, 5); ++r) {
+      auto t0 = Clock::now();
+      auto a = (*store)->load(t->name, "reader", nullptr);
+      from_snapshot.push_back(ms_since(t0));
+      if (!a.ok() || a->text() != t->end_content) die("load from snapshot");
+      t0 = Clock::now();
+      auto b = history::replay_log(**store, t->name);
+      from_log.push_back(ms_since(t0));
+      if (!b.ok() || b->text() != t->end_content) die("replay of the log");
+    }
+    auto info = (*store)->info(t->name);
+    store->reset();  // bytes on disk: the file after closing, which checkpoints the WAL into it
+    const auto file_bytes = std::filesystem::file_size(o.path);
+    std::printf("\n%s: %llu ops; load from snapshot %.2f ms, from the whole log %.2f ms (medians)\n",
+                t->name.c_str(), static_cast<unsigned long long>(t->num_patches ? info->events : 0), median(from_snapshot),
+                median(from_log));
+    std::printf("  log %llu bytes in %llu rows, newest snapshot %llu bytes, %u snapshots; database file %llu bytes "
+                "(%.2f bytes per op)\n",
+                static_cast<unsigned long long>(info->log_bytes), static_cast<unsigned long long>(info->log_rows),
+                static_cast<unsigned long long>(info->snapshot_bytes), info->snapshots,
+                static_cast<unsigned long long>(file_bytes), static_cast<double>(file_bytes) / static_cast<double>(info->events));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::printf("usage: tandem-bench trace [--json | --emit-text] [--runs N] FILE...\n");
+    std::printf(
+        "usage: tandem-bench trace [--json | --emit-text] [--runs N] FILE...\n"
+        "       tandem-bench store [--writers 1,10,100] [--batch K] [--seconds S] [--trace FILE] ...\n");
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
   if (cmd == "trace") return cmd_trace(argc - 2, argv + 2);
+  if (cmd == "store") return cmd_store(argc - 2, argv + 2);
   die("unknown command '" + cmd + "' (see --help)");
 }

@@ -10,6 +10,7 @@
 
 #include "crdt/codec.h"
 #include "crdt/utf8.h"
+#include "blob.h"
 #include "sqlite/sqlite.h"
 
 namespace tandem::storage {
@@ -36,13 +37,16 @@ const char* const kMigrations[] = {
     "  events INTEGER NOT NULL DEFAULT 0,"
     "  created_ms INTEGER NOT NULL,"
     "  updated_ms INTEGER NOT NULL);"
+    // A rowid table: rows of a few hundred bytes to kilobytes pack into its pages far better
+    // than into a WITHOUT ROWID b-tree (measured: half of such pages were left empty).
     "CREATE TABLE log ("
+    "  id INTEGER PRIMARY KEY,"
     "  doc INTEGER NOT NULL,"
     "  first_event INTEGER NOT NULL,"
     "  end_event INTEGER NOT NULL,"
     "  time_ms INTEGER NOT NULL,"
     "  batch BLOB NOT NULL,"
-    "  PRIMARY KEY (doc, first_event)) WITHOUT ROWID;"
+    "  UNIQUE (doc, first_event));"
     "CREATE TABLE snapshots ("
     "  id INTEGER PRIMARY KEY,"
     "  doc INTEGER NOT NULL,"
@@ -97,6 +101,11 @@ Result<std::unique_ptr<Database>> open_database(const StoreOptions& o, bool migr
                                   num(kSchemaVersion) + "); open it read-write once");
     }
     return db;
+  }
+  if (migrate && *version == 0 && *tables == 0) {
+    // Pages freed by pruned snapshots go back to the file system (see incremental_vacuum); this
+    // must be chosen before the file is initialised, which switching to WAL does.
+    TANDEM_RETURN_IF_ERROR(d.exec("PRAGMA auto_vacuum = INCREMENTAL"));
   }
   // WAL: readers never block the writer, and a commit appends to one file.
   auto mode = d.prepare("PRAGMA journal_mode = WAL");
@@ -217,7 +226,7 @@ Status Store::Impl::do_item(Item& item) {
       if (!ins.ok()) return ins.status();
       sqlite::ScopedReset reset_ins(*ins);
       (*ins)->bind(1, *id).bind(2, static_cast<int64_t>(item.first)).bind(3, static_cast<int64_t>(item.end));
-      (*ins)->bind(4, now_ms()).bind_blob(5, item.bytes);
+      (*ins)->bind(4, now_ms()).bind_blob(5, pack_blob(item.bytes));
       TANDEM_RETURN_IF_ERROR((*ins)->run());
       for (const auto& [agent, n] : item.agents) {
         auto a = db.cached(
@@ -247,7 +256,7 @@ Status Store::Impl::do_item(Item& item) {
       auto ins = db.cached("INSERT OR REPLACE INTO snapshots(doc, events, time_ms, data) VALUES (?1, ?2, ?3, ?4)");
       if (!ins.ok()) return ins.status();
       sqlite::ScopedReset reset_ins(*ins);
-      (*ins)->bind(1, *id).bind(2, static_cast<int64_t>(item.first)).bind(3, now_ms()).bind_blob(4, item.bytes);
+      (*ins)->bind(1, *id).bind(2, static_cast<int64_t>(item.first)).bind(3, now_ms()).bind_blob(4, pack_blob(item.bytes));
       TANDEM_RETURN_IF_ERROR((*ins)->run());
       auto prune = db.cached(
           "DELETE FROM snapshots WHERE doc = ?1 AND events NOT IN "
@@ -255,7 +264,9 @@ Status Store::Impl::do_item(Item& item) {
       if (!prune.ok()) return prune.status();
       sqlite::ScopedReset reset_prune(*prune);
       (*prune)->bind(1, *id).bind(2, std::max<int64_t>(2, options.keep_snapshots));
-      return (*prune)->run();
+      TANDEM_RETURN_IF_ERROR((*prune)->run());
+      // Give the pruned snapshot's pages back (a few hundred at most: cheap in the commit).
+      return db.exec("PRAGMA incremental_vacuum");
     }
     case Item::kRemove: {
       auto id = doc_id(item.doc, false);
@@ -491,7 +502,8 @@ Result<crdt::Doc> Store::load(std::string_view doc, std::string_view agent, std:
     if (!row.ok()) return row.status();
     if (!*row) break;
     const auto events = static_cast<uint64_t>((*snaps)->int64(0));
-    auto loaded = codec::load((*snaps)->blob(1), agent);
+    auto bytes = unpack_blob((*snaps)->blob(1));
+    auto loaded = bytes.ok() ? codec::load(*bytes, agent) : Result<crdt::Doc>(bytes.status());
     if (loaded.ok() && loaded->num_events() == events) {
       replica.emplace(std::move(*loaded));
       base = events;
@@ -517,7 +529,9 @@ Result<crdt::Doc> Store::load(std::string_view doc, std::string_view agent, std:
     const auto first = static_cast<uint64_t>((*rows)->int64(0));
     const auto stop = static_cast<uint64_t>((*rows)->int64(1));
     if (first > at) return Status::Corruption("log of '" + std::string(doc) + "' has a gap at event " + num(at));
-    auto batch = codec::decode_ops((*rows)->blob(2));
+    auto raw = unpack_blob((*rows)->blob(2));
+    if (!raw.ok()) return raw.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
+    auto batch = codec::decode_ops(*raw);
     if (!batch.ok()) {
       return batch.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
     }
@@ -552,8 +566,10 @@ Result<std::vector<LogRow>> Store::read_log(std::string_view doc, uint64_t from_
     auto row = (*q)->step();
     if (!row.ok()) return row.status();
     if (!*row) break;
+    auto raw = unpack_blob((*q)->blob(3));
+    if (!raw.ok()) return raw.status().WithContext("log of '" + std::string(doc) + "'");
     out.push_back({static_cast<uint64_t>((*q)->int64(0)), static_cast<uint64_t>((*q)->int64(1)), (*q)->int64(2),
-                   std::string((*q)->blob(3))});
+                   std::move(*raw)});
   }
   (*q)->reset();
   return out;
