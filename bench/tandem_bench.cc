@@ -218,7 +218,9 @@ struct StoreRow {
 };
 
 // W writers, each a server replica of its own document taking batches of `batch` typed
-// characters and waiting for each to be durable before the next, for `seconds`.
+// characters, with one batch in flight: the next is appended when the previous is durable. One
+// driver thread serves them all, as a server's event loop would (a thread per writer measures
+// the kernel's scheduler instead).
 StoreRow bench_writers(const std::string& dir, int writers, int batch, double seconds, storage::Durability d) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
@@ -227,56 +229,72 @@ StoreRow bench_writers(const std::string& dir, int writers, int batch, double se
   o.durability = d;
   auto store = storage::Store::open(o);
   if (!store.ok()) die(store.status().ToString());
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> ops{0};
-  std::vector<std::vector<double>> lat(writers);
-  std::vector<std::thread> threads;
+  struct Writer {
+    explicit Writer(int w) : doc("writer" + std::to_string(w)), name("doc" + std::to_string(w)) {}
+    Doc doc;
+    std::string name;
+    Clock::time_point sent;
+  };
+  std::vector<Writer> ws;
+  for (int w = 0; w < writers; ++w) ws.emplace_back(w);
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<int> ready;  // writers whose last batch is durable
+  std::vector<double> lat;
+  uint64_t ops = 0;
+  bool failed = false;
+  auto send = [&](int w) {
+    Writer& wr = ws[w];
+    const crdt::Version v = wr.doc.version();
+    if (!wr.doc.insert(wr.doc.length(), std::string(static_cast<size_t>(batch), 'a' + static_cast<char>(w % 26))).ok()) {
+      die("insert");
+    }
+    wr.sent = Clock::now();
+    (*store)->append(wr.name, wr.doc.num_events() - static_cast<uint64_t>(batch), wr.doc.ops_since(v),
+                     [&, w](crdt::Status st) {
+                       std::lock_guard<std::mutex> lock(m);
+                       failed = failed || !st.ok();
+                       ready.push_back(w);
+                       cv.notify_one();
+                     });
+  };
   const auto s0 = (*store)->stats();
   const auto t0 = Clock::now();
-  for (int w = 0; w < writers; ++w) {
-    threads.emplace_back([&, w] {
-      Doc doc("writer" + std::to_string(w));
-      const std::string name = "doc" + std::to_string(w);
-      std::mutex m;
-      std::condition_variable cv;
-      while (!stop.load(std::memory_order_relaxed)) {
-        const crdt::Version v = doc.version();
-        if (!doc.insert(doc.length(), std::string(static_cast<size_t>(batch), 'a' + static_cast<char>(w % 26))).ok()) die("insert");
-        crdt::OpBatch b = doc.ops_since(v);
-        bool done = false;
-        crdt::Status result;
-        const auto a0 = Clock::now();
-        (*store)->append(name, doc.num_events() - static_cast<uint64_t>(batch), std::move(b), [&](crdt::Status st) {
-          std::lock_guard<std::mutex> lock(m);
-          result = st;
-          done = true;
-          cv.notify_one();
-        });
-        std::unique_lock<std::mutex> lock(m);
-        cv.wait(lock, [&] { return done; });
-        if (!result.ok()) die(result.ToString());
-        lat[w].push_back(ms_since(a0));
-        ops.fetch_add(static_cast<uint64_t>(batch), std::memory_order_relaxed);
+  const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  for (int w = 0; w < writers; ++w) send(w);
+  std::vector<int> batch_ready;
+  for (size_t in_flight = static_cast<size_t>(writers); in_flight > 0;) {
+    {
+      std::unique_lock<std::mutex> lock(m);
+      cv.wait(lock, [&] { return !ready.empty(); });
+      batch_ready.swap(ready);
+      if (failed) die("an append failed");
+    }
+    const auto now = Clock::now();
+    for (int w : batch_ready) {
+      --in_flight;
+      lat.push_back(std::chrono::duration<double, std::milli>(now - ws[w].sent).count());
+      ops += static_cast<uint64_t>(batch);
+      if (now < end) {
+        send(w);
+        ++in_flight;
       }
-    });
+    }
+    batch_ready.clear();
   }
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop = true;
-  for (auto& t : threads) t.join();
   const double elapsed = ms_since(t0) / 1000;
   const auto s1 = (*store)->stats();
-  std::vector<double> all;
-  for (auto& l : lat) all.insert(all.end(), l.begin(), l.end());
-  std::sort(all.begin(), all.end());
+  std::sort(lat.begin(), lat.end());
   StoreRow r;
   r.writers = writers;
-  r.ops_per_s = static_cast<double>(ops.load()) / elapsed;
+  r.ops_per_s = static_cast<double>(ops) / elapsed;
   r.commits_per_s = static_cast<double>(s1.commits - s0.commits) / elapsed;
-  r.batches_per_commit = static_cast<double>(s1.batches - s0.batches) / std::max<double>(1, static_cast<double>(s1.commits - s0.commits));
-  r.p50_ack_ms = all.empty() ? 0 : all[all.size() / 2];
-  r.p99_ack_ms = all.empty() ? 0 : all[all.size() * 99 / 100];
+  r.batches_per_commit =
+      static_cast<double>(s1.batches - s0.batches) / std::max<double>(1, static_cast<double>(s1.commits - s0.commits));
+  r.p50_ack_ms = lat.empty() ? 0 : lat[lat.size() / 2];
+  r.p99_ack_ms = lat.empty() ? 0 : lat[lat.size() * 99 / 100];
   store->reset();  // closing checkpoints the WAL into the file
-  r.bytes_per_op = static_cast<double>(std::filesystem::file_size(o.path)) / static_cast<double>(std::max<uint64_t>(1, ops.load()));
+  r.bytes_per_op = static_cast<double>(std::filesystem::file_size(o.path)) / static_cast<double>(std::max<uint64_t>(1, ops));
   return r;
 }
 
