@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Runs the load ladder against the peer servers (y-websocket, Hocuspocus).
+#
+# For every server and every step a fresh server process is started pinned to
+# CPU 0 (taskset -c 0), the load generator runs pinned to CPU 1 (taskset -c 1),
+# and the server is stopped afterwards. Everything is on 127.0.0.1.
+# Results: one JSON line per run appended to --out, and a table per server.
+#
+#   bash ladder.sh                         # full ladder, both servers
+#   bash ladder.sh --dry-run               # print what would run, run nothing
+#   bash ladder.sh --servers yws --steps 20:4:5 --idle 200 --seconds 10
+#
+# See README.md in this folder.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+SERVERS="yws,hocuspocus"
+STEPS="1000:100:5,2000:20:5,10000:1000:1"   # clients:docs:rate
+IDLE="1000:100"                              # clients:docs ('' or 'none' to skip)
+SECONDS_MEASURED=20
+WARMUP=5
+DRAIN=5
+SETTLE=5
+PORT=18400
+OUT="$HERE/results-$(date +%Y%m%d-%H%M%S).jsonl"
+SERVER_CPU=0
+GEN_CPU=1
+GEN_NODE_OPTS="--max-old-space-size=8192"
+CONNECT_TIMEOUT=300
+DRY_RUN=0
+
+usage() {
+  cat <<EOF
+usage: bash ladder.sh [options]
+  --servers LIST      comma-separated: yws,hocuspocus (default $SERVERS)
+  --steps LIST        comma-separated clients:docs:rate (default $STEPS)
+  --idle C[:D]        idle-memory run with C connections over D docs (default $IDLE; 'none' skips)
+  --seconds S         measured window per load step (default $SECONDS_MEASURED)
+  --warmup W          typing before the window (default $WARMUP)
+  --drain T           max wait for stragglers after typing stops (default $DRAIN)
+  --settle T          idle runs: wait after connecting before reading RSS (default $SETTLE)
+  --port N            server port on 127.0.0.1 (default $PORT)
+  --out FILE          JSON lines file to append to (default bench/peers/load/results-DATE.jsonl)
+  --server-cpu N      CPU for the server (default $SERVER_CPU)
+  --gen-cpu N         CPU for the load generator (default $GEN_CPU)
+  --dry-run           print the commands and checks, run nothing
+  -h, --help          this text
+EOF
+}
+
+die() { echo "ladder.sh: $*" >&2; exit 2; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --servers) SERVERS="${2:?}"; shift 2 ;;
+    --steps) STEPS="${2:?}"; shift 2 ;;
+    --idle) IDLE="${2?}"; shift 2 ;;
+    --seconds) SECONDS_MEASURED="${2:?}"; shift 2 ;;
+    --warmup) WARMUP="${2:?}"; shift 2 ;;
+    --drain) DRAIN="${2:?}"; shift 2 ;;
+    --settle) SETTLE="${2:?}"; shift 2 ;;
+    --port) PORT="${2:?}"; shift 2 ;;
+    --out) OUT="${2:?}"; shift 2 ;;
+    --server-cpu) SERVER_CPU="${2:?}"; shift 2 ;;
+    --gen-cpu) GEN_CPU="${2:?}"; shift 2 ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+done
+
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+is_num() { [[ "$1" =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
+for v in "$SECONDS_MEASURED" "$WARMUP" "$DRAIN" "$SETTLE"; do is_num "$v" || die "not a number: $v"; done
+is_uint "$PORT" && [ "$PORT" -ge 1024 ] && [ "$PORT" -le 65535 ] || die "bad --port $PORT"
+is_uint "$SERVER_CPU" && is_uint "$GEN_CPU" || die "bad CPU number"
+
+IFS=',' read -r -a SERVER_LIST <<<"$SERVERS"
+for s in "${SERVER_LIST[@]}"; do
+  case "$s" in yws|hocuspocus) ;; *) die "unknown server '$s' (yws or hocuspocus)" ;; esac
+done
+IFS=',' read -r -a STEP_LIST <<<"$STEPS"
+for st in "${STEP_LIST[@]}"; do
+  [[ "$st" =~ ^[0-9]+:[0-9]+:[0-9]+(\.[0-9]+)?$ ]] || die "bad step '$st' (want clients:docs:rate)"
+done
+IDLE_C=""; IDLE_D=""
+if [ -n "$IDLE" ] && [ "$IDLE" != "none" ]; then
+  [[ "$IDLE" =~ ^[0-9]+(:[0-9]+)?$ ]] || die "bad --idle '$IDLE' (want clients[:docs])"
+  IDLE_C="${IDLE%%:*}"
+  if [[ "$IDLE" == *:* ]]; then IDLE_D="${IDLE#*:}"; else IDLE_D=$(( IDLE_C < 100 ? IDLE_C : 100 )); fi
+fi
+
+launcher() {
+  case "$1" in
+    yws) echo "$HERE/ywebsocket-server.mjs" ;;
+    hocuspocus) echo "$HERE/hocuspocus-server.mjs" ;;
+  esac
+}
+
+# Checks that need no server.
+NCPU=$(nproc)
+if [ "$SERVER_CPU" -ge "$NCPU" ] || [ "$GEN_CPU" -ge "$NCPU" ]; then
+  die "this machine has $NCPU CPUs; cannot pin to CPU $SERVER_CPU and $GEN_CPU"
+fi
+[ -d "$HERE/../node_modules/yjs" ] || [ "$DRY_RUN" = 1 ] || die "run 'npm ci' in bench/peers first"
+
+# Open files: each process needs one descriptor per connection plus some.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+MAXC=0
+for st in "${STEP_LIST[@]}"; do c="${st%%:*}"; [ "$c" -gt "$MAXC" ] && MAXC=$c; done
+[ -n "$IDLE_C" ] && [ "$IDLE_C" -gt "$MAXC" ] && MAXC=$IDLE_C
+
+echo "ladder: servers=${SERVERS} steps=${STEPS} idle=${IDLE:-none} window=${SECONDS_MEASURED}s warmup=${WARMUP}s drain=${DRAIN}s"
+echo "ladder: server on CPU $SERVER_CPU, generator on CPU $GEN_CPU, port $PORT, open files limit $NOFILE, out $OUT"
+if [ "$NOFILE" -lt $(( MAXC + 1024 )) ]; then
+  echo "ladder: warning: open-files limit $NOFILE is below $((MAXC + 1024)) needed for $MAXC connections" >&2
+fi
+
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+  fi
+}
+trap stop_server EXIT
+trap 'stop_server; exit 130' INT TERM
+
+start_server() { # server log
+  local s="$1" log="$2"
+  taskset -c "$SERVER_CPU" node "$(launcher "$s")" --host 127.0.0.1 --port "$PORT" >"$log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "ladder: $s did not start listening on 127.0.0.1:$PORT; log:" >&2
+  cat "$log" >&2
+  stop_server
+  return 1
+}
+
+error_line() { # server mode clients docs rate message
+  printf '{"server":"%s","mode":"%s","clients":%s,"docs":%s,"rate":%s,"error":"%s","date":"%s"}\n' \
+    "$1" "$2" "$3" "$4" "${5:-null}" "$6" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$OUT"
+}
+
+# One run: server, mode (load|idle), clients, docs, rate.
+run_one() {
+  local s="$1" mode="$2" c="$3" d="$4" r="${5:-}"
+  local args=(--server "$s" --url "ws://127.0.0.1:$PORT" --clients "$c" --docs "$d" --json
+              --connect-timeout "$CONNECT_TIMEOUT")
+  local limit
+  if [ "$mode" = idle ]; then
+    args+=(--idle --settle "$SETTLE")
+    limit=$(awk -v a="$CONNECT_TIMEOUT" -v b="$SETTLE" 'BEGIN{printf "%d", a+b+60}')
+  else
+    args+=(--rate "$r" --seconds "$SECONDS_MEASURED" --warmup "$WARMUP" --drain "$DRAIN")
+    limit=$(awk -v a="$CONNECT_TIMEOUT" -v b="$SECONDS_MEASURED" -v w="$WARMUP" -v t="$DRAIN" 'BEGIN{printf "%d", a+b+w+t+60}')
+  fi
+  local slog="$HERE/.ladder-server.log" glog="$HERE/.ladder-gen.log"
+  echo "--- $s $mode clients=$c docs=$d${r:+ rate=$r}"
+  if [ "$DRY_RUN" = 1 ]; then
+    echo "  taskset -c $SERVER_CPU node $(launcher "$s") --host 127.0.0.1 --port $PORT &"
+    echo "  timeout ${limit}s taskset -c $GEN_CPU node $GEN_NODE_OPTS $HERE/load.mjs ${args[*]} --server-pid \$SERVER_PID >> $OUT"
+    node "$HERE/load.mjs" "${args[@]}" --dry-run >/dev/null || die "load.mjs rejected: ${args[*]}"
+    return 0
+  fi
+  if [ "$NOFILE" -lt $(( c + 1024 )) ]; then
+    echo "  skipped: open-files limit $NOFILE too low for $c connections" >&2
+    error_line "$s" "$mode" "$c" "$d" "$r" "open-files limit $NOFILE too low"
+    return 0
+  fi
+  if ! start_server "$s" "$slog"; then
+    error_line "$s" "$mode" "$c" "$d" "$r" "server did not start"
+    return 0
+  fi
+  local line rc=0
+  line=$(timeout "${limit}s" taskset -c "$GEN_CPU" node $GEN_NODE_OPTS "$HERE/load.mjs" "${args[@]}" \
+           --server-pid "$SERVER_PID" 2>"$glog") || rc=$?
+  local alive=1
+  kill -0 "$SERVER_PID" 2>/dev/null || alive=0
+  stop_server
+  if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+    local why="generator exit $rc"
+    [ "$rc" = 124 ] && why="generator timed out after ${limit}s"
+    [ "$alive" = 0 ] && why="$why; server died"
+    echo "  failed: $why (generator log: $glog)" >&2
+    tail -5 "$glog" >&2 || true
+    error_line "$s" "$mode" "$c" "$d" "$r" "$why"
+    return 0
+  fi
+  [ "$alive" = 0 ] && echo "  warning: server was not running at the end of the run" >&2
+  echo "$line" >>"$OUT"
+  echo "$line" | node -e '
+    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+      const r = JSON.parse(s);
+      if (r.mode === "idle") console.log(`  RSS per connection ${r.server_rss_per_conn_kb} KiB, errors ${JSON.stringify(r.errors)}`);
+      else console.log(`  edits/s ${r.edits_per_s}/${r.edits_target_per_s}, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms, ` +
+        `undelivered ${r.undelivered}, server CPU ${r.server_cpu_util}, generator CPU ${r.gen_cpu_util}, errors ${JSON.stringify(r.errors)}`);
+    });'
+}
+
+for s in "${SERVER_LIST[@]}"; do
+  for st in "${STEP_LIST[@]}"; do
+    IFS=':' read -r c d r <<<"$st"
+    run_one "$s" load "$c" "$d" "$r"
+  done
+  if [ -n "$IDLE_C" ]; then
+    run_one "$s" idle "$IDLE_C" "$IDLE_D"
+  fi
+done
+
+if [ "$DRY_RUN" = 1 ]; then
+  echo "dry run: nothing was started"
+  exit 0
+fi
+echo
+echo "results: $OUT"
+node "$HERE/report.mjs" "$OUT"

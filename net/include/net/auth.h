@@ -1,0 +1,33 @@
+// Access tokens: HMAC-SHA256-signed, carrying who, which documents, read or write, and until when.
+//
+//   token   = base64url(payload) "." base64url(HMAC-SHA256(secret, base64url(payload)))
+//   payload = "v1|" subject "|" doc-pattern "|" ("r" | "w") "|" expiry (seconds since 1970)
+//
+// The subject and pattern may not contain '|'. A pattern is a document id, or a prefix followed by
+// '*' ("notes-*"), or "*". With auth on, a session's agents must be the subject or start with
+// "<subject>/", so that nobody writes operations in someone else's name.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "crdt/status.h"
+
+namespace tandem::net {
+
+struct Token {
+  std::string subject;
+  std::string doc_pattern;
+  bool write = false;
+  int64_t expires = 0;  // seconds since 1970
+};
+
+std::string sign_token(const Token& t, std::string_view secret);
+// Errors: InvalidArgument (malformed, forged: "bad signature"), OutOfRange (expired).
+crdt::Result<Token> verify_token(std::string_view token, std::string_view secret, int64_t now_seconds);
+bool pattern_matches(std::string_view pattern, std::string_view doc);
+// With auth on: may a session of `subject` write as `agent`?
+bool agent_belongs_to(std::string_view agent, std::string_view subject);
+
+}  // namespace tandem::net

@@ -1,0 +1,299 @@
+#include "room.h"
+
+#include "crdt/codec.h"
+
+namespace tandem::net {
+
+namespace codec = crdt::codec;
+using crdt::Status;
+
+namespace {
+
+Frame make_frame(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+}  // namespace
+
+std::shared_ptr<Room> Server::Impl::room(const std::string& doc) {
+  std::lock_guard<std::mutex> lock(rooms_mu);
+  auto& r = rooms[doc];
+  if (!r) r = std::make_shared<Room>(*this, doc);
+  return r;
+}
+
+void Server::Impl::forget(const std::string& doc, const Room* room) {
+  std::lock_guard<std::mutex> lock(rooms_mu);
+  auto it = rooms.find(doc);
+  if (it != rooms.end() && it->second.get() == room) rooms.erase(it);
+}
+
+Room::Room(Server::Impl& server, std::string name)
+    : srv_(server), name_(std::move(name)), strand_(boost::asio::make_strand(server.ioc)), grace_(strand_) {}
+
+Room::~Room() {
+  if (counted_) --srv_.metrics.open_documents;
+}
+
+bool Room::ensure_loaded(const std::shared_ptr<Session>& s) {
+  if (doc_) return true;
+  auto loaded = srv_.store->load(name_, "server");
+  if (loaded.ok()) {
+    doc_.emplace(std::move(*loaded));
+  } else if (loaded.status().code() == Status::Code::kNotFound) {
+    doc_.emplace("server");
+  } else {
+    srv_.log.error("doc.load_failed", {{"doc", name_}, {"error", loaded.status().ToString()}});
+    s->close_with(proto::kInternal, "cannot load the document");
+    return false;
+  }
+  crdt::DocLimits limits;
+  limits.max_pending_events = srv_.opt.max_held_events;
+  limits.max_length = srv_.opt.max_doc_chars;
+  doc_->set_limits(limits);
+  logged_ = snapshot_events_ = doc_->num_events();
+  durable_ = doc_->version();
+  snapshot_time_ = Clock::now();
+  counted_ = true;
+  ++srv_.metrics.open_documents;
+  srv_.log.info("doc.open", {{"doc", name_}, {"events", std::to_string(logged_)}, {"chars", std::to_string(doc_->length())}});
+  return true;
+}
+
+void Room::join(std::shared_ptr<Session> s, proto::Hello hello) {
+  boost::asio::post(strand_, [self = shared_from_this(), s = std::move(s), hello = std::move(hello)]() mutable {
+    if (self->closed_) {
+      // The room closed while the join was on its way: a new one takes it.
+      self->srv_.room(self->name_)->join(std::move(s), std::move(hello));
+      return;
+    }
+    self->grace_.cancel();
+    if (!self->ensure_loaded(s)) return;
+    crdt::Doc& doc = *self->doc_;
+    // An agent belongs to one live session: the newer one wins (a client reconnecting before its
+    // old connection was noticed gone), and the older one is told why it is closed.
+    for (const auto& a : s->agents) {
+      auto it = self->owners_.find(a);
+      if (it == self->owners_.end() || it->second == s->id) continue;
+      for (const auto& other : self->sessions_) {
+        if (other->id == it->second) other->close_with(proto::kAgentInUse, "agent '" + a + "' was taken over by a newer session");
+      }
+    }
+    // A client may hold operations the server lost (a crash before they were durable), but never
+    // more than could be held waiting for their dependencies.
+    for (const auto& [agent, next] : hello.doc_version.entries()) {
+      const uint32_t have = doc.version().next(agent);
+      if (next > have && next - have > self->srv_.opt.max_held_events &&
+          std::find(s->agents.begin(), s->agents.end(), agent) == s->agents.end()) {
+        s->close_with(proto::kBadMessage, "version claims " + std::to_string(next - have) + " operations of '" + agent +
+                                              "' that this server never had");
+        return;
+      }
+    }
+    self->sessions_.push_back(s);
+    for (const auto& a : s->agents) self->owners_[a] = s->id;
+    proto::Welcome w;
+    w.session = s->id;
+    w.read_only = s->read_only;
+    w.doc_version = doc.version();
+    s->send(make_frame(proto::encode(w)), 0);
+    crdt::OpBatch missing = doc.ops_since(hello.doc_version);
+    if (!missing.empty()) {
+      const uint64_t n = missing.events();
+      s->send(make_frame(proto::encode(proto::Ops{0, codec::encode_ops(missing)})), n);
+    }
+    for (const auto& [sid, p] : self->presence_) {
+      s->send(make_frame(proto::encode(proto::PresenceUpdate{sid, p.first, p.second})), 0);
+    }
+    self->srv_.log.info("session.join", {{"doc", self->name_},
+                                         {"session", std::to_string(s->id)},
+                                         {"agent", s->agents.front()},
+                                         {"peer", s->peer},
+                                         {"read_only", s->read_only ? "true" : "false"},
+                                         {"sent", std::to_string(missing.events())}});
+  });
+}
+
+void Room::ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received) {
+  boost::asio::post(strand_, [self = shared_from_this(), s = std::move(s), batch_id, batch = std::move(batch),
+                              received]() mutable {
+    if (self->closed_ || !self->doc_) return;
+    crdt::Doc& doc = *self->doc_;
+    const uint64_t n = batch.events();
+    self->srv_.metrics.ops_in += n;
+    crdt::OpBatch added;
+    auto r = doc.apply(batch, &added);
+    if (!r.ok()) {
+      const auto& st = r.status();
+      uint16_t code = proto::kBadMessage;
+      if (st.code() == Status::Code::kResourceExhausted) {
+        code = st.message().find("document would exceed") != std::string::npos ? proto::kTooLarge : proto::kRejected;
+      } else if (st.message().find("past the end") != std::string::npos ||
+                 st.message().find("without their text") != std::string::npos) {
+        code = proto::kRejected;
+      }
+      self->srv_.log.warn("ops.refused", {{"doc", self->name_}, {"session", std::to_string(s->id)}, {"error", st.ToString()}});
+      s->close_with(code, st.message());
+      return;
+    }
+    // The acknowledgement waits until every event of the batch is durable (some may be held).
+    PendingAck ack{s, batch_id, {}};
+    for (const auto& run : batch.runs) {
+      bool found = false;
+      for (auto& [agent, next] : ack.need) {
+        if (agent == run.agent) {
+          next = std::max(next, run.seq + run.len);
+          found = true;
+        }
+      }
+      if (!found) ack.need.emplace_back(run.agent, run.seq + run.len);
+    }
+    const uint64_t added_events = added.events();
+    if (added_events > 0) {
+      self->srv_.metrics.ops_integrated += added_events;
+      const uint64_t first = self->logged_;
+      self->logged_ += added_events;
+      const Clock::time_point handed = Clock::now();
+      self->srv_.store->append(self->name_, first, added, [self, v = doc.version(), handed](Status st) {
+        boost::asio::post(self->strand_, [self, st, v, handed] { self->on_durable(st, v, handed); });
+      });
+      if (self->outbox_.empty()) {
+        self->outbox_author_ = s->id;
+        self->outbox_since_ = received;
+      } else if (self->outbox_author_ != s->id) {
+        self->outbox_author_ = 0;
+      }
+      for (auto& run : added.runs) self->outbox_.runs.push_back(std::move(run));
+      if (!self->flush_posted_) {
+        // Posted, not run now: batches already waiting on the strand join this broadcast.
+        self->flush_posted_ = true;
+        boost::asio::post(self->strand_, [self] { self->flush(); });
+      }
+      self->maybe_snapshot(false);
+    }
+    bool durable = true;
+    for (const auto& [agent, next] : ack.need) durable = durable && self->durable_.next(agent) >= next;
+    if (durable) {
+      s->send(make_frame(proto::encode(proto::Ack{batch_id})), 0);
+    } else {
+      self->acks_.push_back(std::move(ack));
+    }
+  });
+}
+
+void Room::flush() {
+  flush_posted_ = false;
+  if (outbox_.empty() || closed_) return;
+  const uint64_t n = outbox_.events();
+  const Frame f = make_frame(proto::encode(proto::Ops{0, codec::encode_ops(outbox_)}));
+  // One author: everyone else. Several: everyone (an author ignores its own operations).
+  send_to_others(outbox_author_, f, n);
+  srv_.metrics.broadcast_latency.observe(seconds_since(outbox_since_));
+  outbox_.runs.clear();
+}
+
+void Room::send_to_others(uint64_t except, const Frame& f, uint64_t ops) {
+  for (const auto& s : sessions_) {
+    if (s->id != except) s->send(f, ops);
+  }
+}
+
+void Room::on_durable(Status st, crdt::Version version, Clock::time_point handed) {
+  if (closed_) return;
+  if (!st.ok()) {
+    break_room("the store failed: " + st.ToString());
+    return;
+  }
+  srv_.metrics.commit_latency.observe(seconds_since(handed));
+  durable_ = std::move(version);
+  for (auto it = acks_.begin(); it != acks_.end();) {
+    bool ok = true;
+    for (const auto& [agent, next] : it->need) ok = ok && durable_.next(agent) >= next;
+    if (!ok) {
+      ++it;
+      continue;
+    }
+    if (auto s = it->session.lock()) s->send(make_frame(proto::encode(proto::Ack{it->batch_id})), 0);
+    it = acks_.erase(it);
+  }
+}
+
+void Room::maybe_snapshot(bool force) {
+  if (!doc_ || logged_ == snapshot_events_) return;
+  const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - snapshot_time_);
+  if (!force && logged_ - snapshot_events_ < srv_.opt.snapshot_every_events && since < srv_.opt.snapshot_every) return;
+  const uint64_t events = logged_;
+  srv_.store->put_snapshot(name_, events, codec::save(*doc_), [this_log = &srv_.log, name = name_](Status st) {
+    if (!st.ok()) this_log->warn("snapshot.failed", {{"doc", name}, {"error", st.ToString()}});
+  });
+  snapshot_events_ = events;
+  snapshot_time_ = Clock::now();
+}
+
+void Room::break_room(const std::string& why) {
+  srv_.log.error("doc.broken", {{"doc", name_}, {"error", why}});
+  for (const auto& s : sessions_) s->close_with(proto::kInternal, "the server could not store the document; reconnect");
+  close_room();
+}
+
+void Room::close_room() {
+  if (closed_) return;
+  closed_ = true;
+  grace_.cancel();
+  sessions_.clear();
+  owners_.clear();
+  presence_.clear();
+  acks_.clear();
+  doc_.reset();
+  srv_.forget(name_, this);
+}
+
+void Room::presence(std::shared_ptr<Session> s, proto::Presence p) {
+  boost::asio::post(strand_, [self = shared_from_this(), s = std::move(s), p = std::move(p)]() mutable {
+    if (self->closed_) return;
+    const Frame f = make_frame(proto::encode(proto::PresenceUpdate{s->id, s->agents.front(), p}));
+    self->presence_[s->id] = {s->agents.front(), std::move(p)};
+    self->send_to_others(s->id, f, 0);
+  });
+}
+
+void Room::leave(std::shared_ptr<Session> s) {
+  boost::asio::post(strand_, [self = shared_from_this(), s = std::move(s)] {
+    auto it = std::find(self->sessions_.begin(), self->sessions_.end(), s);
+    if (it == self->sessions_.end()) return;
+    self->sessions_.erase(it);
+    for (const auto& a : s->agents) {
+      auto o = self->owners_.find(a);
+      if (o != self->owners_.end() && o->second == s->id) self->owners_.erase(o);
+    }
+    if (self->presence_.erase(s->id)) {
+      self->send_to_others(s->id, make_frame(proto::encode(proto::Leave{s->id})), 0);
+    }
+    self->srv_.log.info("session.leave", {{"doc", self->name_}, {"session", std::to_string(s->id)}});
+    if (self->sessions_.empty()) self->start_grace_timer();
+  });
+}
+
+void Room::start_grace_timer() {
+  grace_.expires_after(srv_.opt.room_grace);
+  grace_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closed_ || !self->sessions_.empty()) return;
+    self->maybe_snapshot(true);
+    self->srv_.log.info("doc.close", {{"doc", self->name_}, {"events", std::to_string(self->logged_)}});
+    self->close_room();
+  });
+}
+
+void Room::shutdown(std::function<void()> done) {
+  boost::asio::post(strand_, [self = shared_from_this(), done = std::move(done)] {
+    if (!self->closed_) {
+      self->flush();
+      for (const auto& s : self->sessions_) s->close_plain(1001, "server going away");
+      self->maybe_snapshot(true);
+      self->close_room();
+    }
+    done();
+  });
+}
+
+}  // namespace tandem::net

@@ -1,0 +1,129 @@
+// Internals of the server shared by its translation units: the session interface a room talks to,
+// and the room itself. See server.h for the behaviour; here are the invariants.
+//
+// Room invariants (all state touched only on the room's strand):
+//  1. Every integrated event has been handed to the store, in integration order: logged_ equals
+//     the document's event count.
+//  2. durable_ is the document's version after the last append the store reported durable; a
+//     client batch is acknowledged once durable_ includes all of its events.
+//  3. An agent is owned by at most one live session of the room.
+//  4. Once closed_, the room accepts nothing: joins are sent back to the server for a new room.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "crdt/doc.h"
+#include "log.h"
+#include "metrics.h"
+#include "net/protocol.h"
+#include "net/server.h"
+
+namespace tandem::net {
+
+using Clock = std::chrono::steady_clock;
+using Frame = std::shared_ptr<const std::string>;
+
+// What a room needs of a WebSocket session. send() and close_with() may be called from any
+// thread; the rest is fixed before the session joins.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  virtual ~Session() = default;
+  // Queues a frame; `ops` counts the operations in it (metrics).
+  virtual void send(Frame frame, uint64_t ops) = 0;
+  // Sends ERROR {code, message} and closes with that code.
+  virtual void close_with(uint16_t code, std::string message) = 0;
+  // Closes with a plain WebSocket close code (1001 going away).
+  virtual void close_plain(uint16_t code, std::string reason) = 0;
+
+  uint64_t id = 0;
+  std::vector<std::string> agents;  // bound at HELLO
+  bool read_only = false;
+  std::string peer;                 // address, for logs
+};
+
+class Room : public std::enable_shared_from_this<Room> {
+ public:
+  Room(Server::Impl& server, std::string name);
+  ~Room();
+
+  // All of these post to the room's strand.
+  void join(std::shared_ptr<Session> s, proto::Hello hello);
+  void ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received);
+  void presence(std::shared_ptr<Session> s, proto::Presence p);
+  void leave(std::shared_ptr<Session> s);
+  // Server shutdown: close every session (going away), snapshot, close the room; then done().
+  void shutdown(std::function<void()> done);
+
+  const std::string& name() const { return name_; }
+
+ private:
+  struct PendingAck {
+    std::weak_ptr<Session> session;
+    uint64_t batch_id;
+    std::vector<std::pair<std::string, uint32_t>> need;  // agent, next seq
+  };
+
+  bool ensure_loaded(const std::shared_ptr<Session>& s);
+  void flush();
+  void on_durable(crdt::Status st, crdt::Version version, Clock::time_point handed);
+  void maybe_snapshot(bool force);
+  void break_room(const std::string& why);
+  void close_room();
+  void start_grace_timer();
+  void send_to_others(uint64_t except, const Frame& f, uint64_t ops);
+
+  Server::Impl& srv_;
+  std::string name_;
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  boost::asio::steady_timer grace_;
+  std::optional<crdt::Doc> doc_;
+  std::vector<std::shared_ptr<Session>> sessions_;
+  std::unordered_map<std::string, uint64_t> owners_;  // agent -> session id
+  std::map<uint64_t, std::pair<std::string, proto::Presence>> presence_;
+  std::deque<PendingAck> acks_;
+  crdt::Version durable_;
+  uint64_t logged_ = 0;
+  uint64_t snapshot_events_ = 0;  // events covered by the last snapshot
+  Clock::time_point snapshot_time_;
+  crdt::OpBatch outbox_;          // integrated, not yet broadcast
+  uint64_t outbox_author_ = 0;    // the one session whose ops the outbox holds, or 0 if several
+  Clock::time_point outbox_since_;
+  bool flush_posted_ = false;
+  bool closed_ = false;
+  bool counted_ = false;          // in metrics.open_documents
+};
+
+// Server::Impl members the room uses.
+struct Server::Impl {
+  ServerOptions opt;
+  DocStore* store;
+  boost::asio::io_context ioc;
+  Logger log;
+  Metrics metrics;
+  std::mutex rooms_mu;
+  std::unordered_map<std::string, std::shared_ptr<Room>> rooms;
+  std::atomic<uint64_t> next_session{1};
+  std::atomic<bool> stopping{false};
+
+  Impl(ServerOptions o, DocStore* s);  // in server.cc, where Net is complete
+  ~Impl();
+
+  // The room for `doc`, created if needed.
+  std::shared_ptr<Room> room(const std::string& doc);
+  // Called by a room that closes, so that the next join makes a new one.
+  void forget(const std::string& doc, const Room* room);
+
+  // The rest of the server (listener, sessions) lives in server.cc.
+  struct Net;
+  std::unique_ptr<Net> net;
+};
+
+}  // namespace tandem::net
