@@ -1,12 +1,19 @@
 #!/usr/bin/env node
 // Load generator for the peer collaboration servers (y-websocket, Hocuspocus).
 //
-// Opens C real Yjs clients (each a Y.Doc with the server's own provider:
-// y-websocket's WebsocketProvider or @hocuspocus/provider's HocuspocusProvider,
-// one WebSocket each), client i on document i % D. Every client types into a
-// Y.Text at R edits/s. The time from an edit being made on one client to it
-// being integrated into each other client of the same document is measured
-// in this process (all clients share one clock). See README.md in this folder.
+// Opens C WebSocket clients, client i on document i % D, each typing into a
+// Y.Text at R edits/s, and measures the time from an edit being made by one
+// client to its arrival at each other client of the same document (all
+// clients live in this process and share one clock). Two client
+// implementations (--client):
+//   lite      (default) a minimal client of each server's protocol built with
+//             y-protocols/lib0: real Yjs updates from a Y.Doc per document,
+//             received updates decoded but not applied. Cheap enough that one
+//             core can drive thousands of connections.
+//   provider  the server's own client library: a Y.Doc per client with
+//             y-websocket's WebsocketProvider or @hocuspocus/provider's
+//             HocuspocusProvider; received updates are integrated.
+// See README.md in this folder.
 //
 //   node load.mjs --server yws|hocuspocus --url ws://127.0.0.1:PORT \
 //       --clients C --docs D --rate R --seconds S [--warmup W] [--server-pid PID] [--json]
@@ -19,6 +26,9 @@ import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
 import { createRequire } from 'node:module';
 import * as Y from 'yjs';
 import WebSocket from 'ws';
+import * as encoding from 'lib0/encoding';
+import * as decoding from 'lib0/decoding';
+import * as syncProtocol from 'y-protocols/sync';
 
 const USAGE = `usage:
   node load.mjs --server yws|hocuspocus --url ws://127.0.0.1:PORT --clients C --docs D \\
@@ -28,6 +38,8 @@ const USAGE = `usage:
 
 options:
   --server NAME            yws (y-websocket server) or hocuspocus
+  --client KIND            lite (minimal protocol client, default) or provider (the server's
+                           own client library, one Y.Doc per client); see README.md
   --url URL                server WebSocket URL, loopback only (default ws://127.0.0.1:1234)
   --clients C              client connections (default 20)
   --docs D                 documents; client i edits document i % D (default 4)
@@ -57,6 +69,7 @@ try {
   parsed = parseArgs({
     options: {
       server: { type: 'string' },
+      client: { type: 'string', default: 'lite' },
       url: { type: 'string', default: 'ws://127.0.0.1:1234' },
       clients: { type: 'string', default: '20' },
       docs: { type: 'string', default: '4' },
@@ -95,6 +108,7 @@ function num(name, { min = 0, integer = false } = {}) {
 
 const cfg = {
   server: parsed.server,
+  client: parsed.client,
   url: parsed.url,
   clients: num('clients', { min: 1, integer: true }),
   docs: num('docs', { min: 1, integer: true }),
@@ -111,6 +125,7 @@ const cfg = {
   json: parsed.json,
 };
 if (cfg.server !== 'yws' && cfg.server !== 'hocuspocus') fail('--server must be yws or hocuspocus');
+if (cfg.client !== 'lite' && cfg.client !== 'provider') fail('--client must be lite or provider');
 if (cfg.docs > cfg.clients) fail('--docs must not exceed --clients');
 {
   let u;
@@ -256,7 +271,10 @@ const MB = 1024 * 1024;
 // Providers register a process 'exit' listener each.
 process.setMaxListeners(0);
 
-const DOC_NAME = (d) => `load-${d}`;
+// Document names carry a per-run tag, so that a server that is reused across
+// runs never hands a new client the text (and client ids) of an earlier run.
+const RUN_TAG = Math.floor(Math.random() * 36 ** 6).toString(36).padStart(6, '0');
+const DOC_NAME = (d) => `load-${RUN_TAG}-${d}`;
 const TEXT_NAME = 't';
 
 // What clients type: prose with spaces and sentence ends, cycled per client.
@@ -267,17 +285,27 @@ const PROSE =
 
 const errors = { connect_failed: 0, conn_errors: 0, closes: 0 };
 let countingErrors = true;
+let stopping = false;
 
-// Per document: clients on it, and the edits still travelling to its clients.
+// Per document: its clients, and the edits still travelling to them:
 //   inserts.get(clientID).get(clock) / deletes.get(clientID).get(clock) -> record
-// An insert is keyed by the id of the character it creates; a delete by the id
+// An insert is keyed by the id of the character it creates, a delete by the id
 // of the character it removes. Clients only delete characters they typed
-// themselves, so no two clients ever delete the same character, and a receiver
-// sees each tracked edit exactly once (Yjs integrates each struct and each
-// deletion once, whatever the order or duplication of messages).
+// themselves, so no two clients ever delete the same character. A record is
+// { t: send time, win: sent in the window, left: receivers still to reach,
+//   got: per receiver 0/1 (lite clients only; providers need no dedup because
+//   Yjs integrates each struct and each deletion once) }.
 const docs = [];
-for (let d = 0; d < cfg.docs; d++) docs.push({ clients: [], inserts: new Map(), deletes: new Map() });
-for (let i = 0; i < cfg.clients; i++) docs[i % cfg.docs].clients.push(i);
+for (let d = 0; d < cfg.docs; d++) {
+  docs.push({ name: DOC_NAME(d), clients: [], inserts: new Map(), deletes: new Map(), shared: null, sender: null });
+}
+const clients = new Array(cfg.clients);
+const localIndex = new Int32Array(cfg.clients); // index of client i among its document's clients
+for (let i = 0; i < cfg.clients; i++) {
+  const doc = docs[i % cfg.docs];
+  localIndex[i] = doc.clients.length;
+  doc.clients.push(i);
+}
 
 // Measurement state.
 const hist = new Histogram();
@@ -291,6 +319,7 @@ const counts = {
   win_observed: 0, // deliveries observed (any time) for edits sent in the window
   deliveries_in_window: 0, // deliveries of any tracked edit observed during the window
   deliveries_total: 0,
+  bad_messages: 0,
 };
 
 function track(map, client, clock, rec) {
@@ -302,7 +331,11 @@ function track(map, client, clock, rec) {
   m.set(clock, rec);
 }
 
-function deliver(m, clock, rec, now) {
+function deliver(m, clock, rec, now, receiver) {
+  if (rec.got !== null) {
+    if (rec.got[receiver] !== 0) return; // its sender, or a repeat (resync)
+    rec.got[receiver] = 1;
+  }
   counts.deliveries_total++;
   if (now >= phase.winStart && now < phase.winEnd) counts.deliveries_in_window++;
   if (rec.win) {
@@ -312,8 +345,11 @@ function deliver(m, clock, rec, now) {
   if (--rec.left === 0) m.delete(clock);
 }
 
-// Called after every transaction a client's Y.Doc applies from the network.
-function onRemoteTransaction(doc, tr) {
+// Provider clients: called after every transaction a client's Y.Doc applied
+// from the network. New structs are the clock ranges between the transaction's
+// state vectors before and after; new deletions are its delete set.
+function onRemoteTransaction(c, tr) {
+  const doc = docs[c.d];
   const now = performance.now();
   for (const [client, after] of tr.afterState) {
     const before = tr.beforeState.get(client) || 0;
@@ -322,7 +358,7 @@ function onRemoteTransaction(doc, tr) {
     if (m === undefined) continue;
     for (let k = before; k < after; k++) {
       const rec = m.get(k);
-      if (rec !== undefined) deliver(m, k, rec, now);
+      if (rec !== undefined) deliver(m, k, rec, now, c.local);
     }
   }
   for (const [client, ranges] of tr.deleteSet.clients) {
@@ -331,7 +367,40 @@ function onRemoteTransaction(doc, tr) {
     for (const r of ranges) {
       for (let k = r.clock; k < r.clock + r.len; k++) {
         const rec = m.get(k);
-        if (rec !== undefined) deliver(m, k, rec, now);
+        if (rec !== undefined) deliver(m, k, rec, now, c.local);
+      }
+    }
+  }
+}
+
+// Lite clients: called with every Yjs update a client received (sync step 2
+// or update message). The update is decoded, not applied.
+function onLiteUpdate(c, update) {
+  const doc = docs[c.d];
+  const now = performance.now();
+  let dec;
+  try {
+    dec = Y.decodeUpdate(update);
+  } catch {
+    counts.bad_messages++;
+    return;
+  }
+  for (const s of dec.structs) {
+    if (s instanceof Y.Skip) continue;
+    const m = doc.inserts.get(s.id.client);
+    if (m === undefined) continue;
+    for (let k = s.id.clock, end = k + s.length; k < end; k++) {
+      const rec = m.get(k);
+      if (rec !== undefined) deliver(m, k, rec, now, c.local);
+    }
+  }
+  for (const [client, ranges] of dec.ds.clients) {
+    const m = doc.deletes.get(client);
+    if (m === undefined) continue;
+    for (const r of ranges) {
+      for (let k = r.clock; k < r.clock + r.len; k++) {
+        const rec = m.get(k);
+        if (rec !== undefined) deliver(m, k, rec, now, c.local);
       }
     }
   }
@@ -339,25 +408,154 @@ function onRemoteTransaction(doc, tr) {
 
 let ProviderClass = null;
 async function loadProvider() {
+  if (cfg.client !== 'provider') return;
   if (cfg.server === 'yws') ProviderClass = (await import('y-websocket')).WebsocketProvider;
   else ProviderClass = (await import('@hocuspocus/provider')).HocuspocusProvider;
 }
 
-const clients = new Array(cfg.clients);
+// Version string the Hocuspocus provider sends in its authentication message.
+const HOCUSPOCUS_PROVIDER_VERSION = pkgVersion('@hocuspocus/provider') || '4.7.0';
+const EMPTY_STATE_VECTOR = new Uint8Array([0]);
+const AWARENESS_RENEW_MS = 15000; // y-protocols renews the local awareness state every 15 s
+
+// A minimal client of the server's protocol, written with y-protocols' message
+// layout and lib0's encoders: the same handshake, sync, update, awareness and
+// (Hocuspocus) authentication/ping messages as the provider sends. It keeps no
+// Y.Doc of its own: it sends updates made on the document's shared Y.Doc (see
+// makeEdit) and decodes, without applying, the updates it receives.
+class LiteConn {
+  constructor(c, onSynced) {
+    this.c = c;
+    this.doc = docs[c.d];
+    this.onSynced = onSynced;
+    this.hp = cfg.server === 'hocuspocus';
+    this.url = this.hp ? cfg.url : `${cfg.url}/${this.doc.name}`;
+    this.ws = null;
+    this.awClock = 0;
+    this.awAt = 0;
+    this.open();
+  }
+  open() {
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.on('open', () => this.handshake());
+    ws.on('message', (data) => this.onMessage(data));
+    ws.on('error', () => {
+      if (countingErrors) errors.conn_errors++;
+    });
+    ws.on('close', () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (stopping) return;
+      if (countingErrors) errors.closes++;
+      setTimeout(() => !stopping && this.open(), 1000);
+    });
+  }
+  encoder(type) {
+    const e = encoding.createEncoder();
+    if (this.hp) encoding.writeVarString(e, this.doc.name);
+    encoding.writeVarUint(e, type);
+    return e;
+  }
+  send(e) {
+    if (this.ws !== null && this.ws.readyState === WebSocket.OPEN) this.ws.send(encoding.toUint8Array(e));
+  }
+  handshake() {
+    if (this.hp) {
+      const e = this.encoder(2); // Auth: token (none), then the provider version
+      encoding.writeVarUint(e, 0);
+      encoding.writeVarString(e, '');
+      encoding.writeVarString(e, HOCUSPOCUS_PROVIDER_VERSION);
+      this.send(e);
+    }
+    const e = this.encoder(0); // Sync step 1 with an empty state vector: send me everything
+    encoding.writeVarUint(e, syncProtocol.messageYjsSyncStep1);
+    encoding.writeVarUint8Array(e, EMPTY_STATE_VECTOR);
+    this.send(e);
+    this.sendAwareness();
+  }
+  sendAwareness() {
+    // One awareness state {} for this client; the clock grows on each renewal.
+    const u = encoding.createEncoder();
+    encoding.writeVarUint(u, 1);
+    encoding.writeVarUint(u, this.c.id);
+    encoding.writeVarUint(u, this.awClock);
+    encoding.writeVarString(u, '{}');
+    const e = this.encoder(1);
+    encoding.writeVarUint8Array(e, encoding.toUint8Array(u));
+    this.send(e);
+    this.awAt = performance.now();
+  }
+  renewAwareness(now) {
+    if (this.ws !== null && now - this.awAt >= AWARENESS_RENEW_MS) {
+      this.awClock++;
+      this.sendAwareness();
+    }
+  }
+  sendUpdate(update) {
+    const e = this.encoder(0);
+    syncProtocol.writeUpdate(e, update);
+    this.send(e);
+  }
+  onMessage(buf) {
+    try {
+      if (this.hp && buf.length === 1 && buf[0] === 9) {
+        this.ws.send(new Uint8Array([10])); // application-level ping -> pong
+        return;
+      }
+      const dec = decoding.createDecoder(buf);
+      if (this.hp) decoding.readVarString(dec); // document name
+      const type = decoding.readVarUint(dec);
+      if (type === 0) {
+        const step = decoding.readVarUint(dec);
+        if (step === syncProtocol.messageYjsSyncStep1) {
+          // Server's sync step 1: answer with what it lacks of the document.
+          const e = this.encoder(0);
+          syncProtocol.writeSyncStep2(e, this.doc.shared, decoding.readVarUint8Array(dec));
+          this.send(e);
+        } else if (step === syncProtocol.messageYjsSyncStep2 || step === syncProtocol.messageYjsUpdate) {
+          onLiteUpdate(this.c, decoding.readVarUint8Array(dec));
+          if (step === syncProtocol.messageYjsSyncStep2) this.onSynced();
+        }
+      } else if (type === 2 && this.hp) {
+        if (decoding.readVarUint(dec) === 1 && countingErrors) errors.conn_errors++; // permission denied
+      } else if (type === 3) {
+        this.sendAwareness(); // query awareness
+      }
+      // 1 awareness of others, 8 sync status (Hocuspocus): nothing to do.
+    } catch {
+      counts.bad_messages++;
+    }
+  }
+  close() {
+    const ws = this.ws;
+    this.ws = null;
+    if (ws !== null) ws.close();
+  }
+}
+
+let awarenessTimer = null;
+function startAwarenessRenewal() {
+  if (cfg.client !== 'lite' || awarenessTimer !== null) return;
+  awarenessTimer = setInterval(() => {
+    const now = performance.now();
+    for (const c of clients) if (c && c.conn) c.conn.renewAwareness(now);
+  }, 1000);
+}
 
 // Creates client i; calls done(ok) once, when it first synced or gave up.
 function startClient(i, done) {
   const d = i % cfg.docs;
-  const ydoc = new Y.Doc();
-  // Unique, non-zero client ids, so ids never collide inside a document.
-  ydoc.clientID = 1000000 + i;
-  const text = ydoc.getText(TEXT_NAME);
+  const doc = docs[d];
   const c = {
     i,
     d,
-    ydoc,
-    text,
+    local: localIndex[i],
+    id: 1000000 + i, // unique, non-zero Yjs client ids
+    ydoc: null,
+    text: null,
     provider: null,
+    conn: null,
     synced: false,
     cursor: null, // Y.RelativePosition of the caret, or null
     jumpTo: null, // absolute index for the next insert after a jump
@@ -365,9 +563,6 @@ function startClient(i, done) {
     prose: Math.floor(rand() * PROSE.length),
   };
   clients[i] = c;
-  ydoc.on('afterTransaction', (tr) => {
-    if (!tr.local) onRemoteTransaction(docs[d], tr);
-  });
 
   let finished = false;
   const finish = (ok) => {
@@ -385,8 +580,27 @@ function startClient(i, done) {
     }
   };
 
+  if (cfg.client === 'lite') {
+    if (doc.shared === null) {
+      doc.shared = new Y.Doc();
+      doc.shared.on('update', (update) => {
+        if (doc.sender !== null) doc.sender.conn.sendUpdate(update);
+      });
+    }
+    c.ydoc = doc.shared;
+    c.text = doc.shared.getText(TEXT_NAME);
+    c.conn = new LiteConn(c, onSynced);
+    return;
+  }
+
+  c.ydoc = new Y.Doc();
+  c.ydoc.clientID = c.id;
+  c.text = c.ydoc.getText(TEXT_NAME);
+  c.ydoc.on('afterTransaction', (tr) => {
+    if (!tr.local) onRemoteTransaction(c, tr);
+  });
   if (cfg.server === 'yws') {
-    const p = new ProviderClass(cfg.url, DOC_NAME(d), ydoc, {
+    const p = new ProviderClass(cfg.url, doc.name, c.ydoc, {
       WebSocketPolyfill: WebSocket,
       // All clients live in one process: a BroadcastChannel would carry updates
       // between them without the server. Off, so that everything goes over the wire.
@@ -399,8 +613,8 @@ function startClient(i, done) {
   } else {
     const p = new ProviderClass({
       url: cfg.url,
-      name: DOC_NAME(d),
-      document: ydoc,
+      name: doc.name,
+      document: c.ydoc,
       WebSocketPolyfill: WebSocket,
     });
     p.on('synced', () => onSynced());
@@ -412,6 +626,7 @@ function startClient(i, done) {
 
 async function connectAll() {
   const t0 = performance.now();
+  startAwarenessRenewal();
   let next = 0;
   let inflight = 0;
   let ok = 0;
@@ -440,10 +655,13 @@ async function connectAll() {
 
 function shutdown() {
   countingErrors = false;
+  stopping = true;
+  if (awarenessTimer !== null) clearInterval(awarenessTimer);
   for (const c of clients) {
     if (!c) continue;
     try {
-      c.provider.destroy();
+      if (c.provider) c.provider.destroy();
+      if (c.conn) c.conn.close();
     } catch {
       /* ignore */
     }
@@ -455,49 +673,68 @@ function shutdown() {
 const JUMP_P = 0.03; // move the caret to a random place, then type there
 const BACKSPACE_P = 0.1; // delete this client's last typed character
 
+// One edit by client c. Provider clients edit their own Y.Doc (the provider
+// sends the update). Lite clients edit their document's shared Y.Doc under
+// their own client id; its 'update' handler sends the update on c's socket.
 function makeEdit(c, now) {
   const doc = docs[c.d];
-  const others = doc.clients.length - 1;
+  const n = doc.clients.length;
+  const others = n - 1;
   const { ydoc, text } = c;
-  const me = ydoc.clientID;
+  const me = c.id;
+  if (cfg.client === 'lite') {
+    ydoc.clientID = me;
+    doc.sender = c;
+  }
   const inWin = now >= phase.winStart && now < phase.winEnd;
-  const r = rand();
-
-  if (r < BACKSPACE_P && c.own.length > 0) {
-    // Backspace over our own last character (only its author ever deletes it).
-    const clock = c.own.pop();
-    const id = Y.createID(me, clock);
-    const pos = Y.createAbsolutePositionFromRelativePosition(new Y.RelativePosition(null, TEXT_NAME, id, 0), ydoc);
-    if (pos !== null) {
-      if (others > 0) track(doc.deletes, me, clock, { t: now, win: inWin, left: others });
-      text.delete(pos.index, 1);
-      // The caret stays where the deleted character was.
-      c.cursor = new Y.RelativePosition(null, TEXT_NAME, id, 0);
-      count(inWin, others, false);
-      return;
+  const rec = () => {
+    const r = { t: now, win: inWin, left: others, got: null };
+    if (cfg.client === 'lite') {
+      r.got = new Uint8Array(n);
+      r.got[c.local] = 1;
     }
-  }
+    return r;
+  };
+  try {
+    const r = rand();
+    if (r < BACKSPACE_P && c.own.length > 0) {
+      // Backspace over our own last character (only its author ever deletes it).
+      const clock = c.own.pop();
+      const id = Y.createID(me, clock);
+      const pos = Y.createAbsolutePositionFromRelativePosition(new Y.RelativePosition(null, TEXT_NAME, id, 0), ydoc);
+      if (pos !== null) {
+        if (others > 0) track(doc.deletes, me, clock, rec());
+        text.delete(pos.index, 1);
+        // The caret stays where the deleted character was.
+        c.cursor = new Y.RelativePosition(null, TEXT_NAME, id, 0);
+        count(inWin, others, false);
+        return;
+      }
+    }
 
-  let index;
-  if (r >= 1 - JUMP_P || c.cursor === null) c.jumpTo = Math.floor(rand() * (text.length + 1));
-  if (c.jumpTo !== null) {
-    index = Math.min(c.jumpTo, text.length);
-    c.jumpTo = null;
-    c.own.length = 0;
-  } else {
-    const pos = Y.createAbsolutePositionFromRelativePosition(c.cursor, ydoc);
-    index = pos === null ? text.length : pos.index;
+    let index;
+    if (r >= 1 - JUMP_P || c.cursor === null) c.jumpTo = Math.floor(rand() * (text.length + 1));
+    if (c.jumpTo !== null) {
+      index = Math.min(c.jumpTo, text.length);
+      c.jumpTo = null;
+      c.own.length = 0;
+    } else {
+      const pos = Y.createAbsolutePositionFromRelativePosition(c.cursor, ydoc);
+      index = pos === null ? text.length : pos.index;
+    }
+    const ch = PROSE[c.prose];
+    c.prose = (c.prose + 1) % PROSE.length;
+    const clock = Y.getState(ydoc.store, me);
+    if (others > 0) track(doc.inserts, me, clock, rec());
+    text.insert(index, ch);
+    c.own.push(clock);
+    if (c.own.length > 32) c.own.shift();
+    // Caret right after the character just typed.
+    c.cursor = new Y.RelativePosition(null, TEXT_NAME, Y.createID(me, clock), -1);
+    count(inWin, others, true);
+  } finally {
+    doc.sender = null;
   }
-  const ch = PROSE[c.prose];
-  c.prose = (c.prose + 1) % PROSE.length;
-  const clock = Y.getState(ydoc.store, me);
-  if (others > 0) track(doc.inserts, me, clock, { t: now, win: inWin, left: others });
-  text.insert(index, ch);
-  c.own.push(clock);
-  if (c.own.length > 32) c.own.shift();
-  // Caret right after the character just typed.
-  c.cursor = new Y.RelativePosition(null, TEXT_NAME, Y.createID(me, clock), -1);
-  count(inWin, others, true);
 }
 
 function count(inWin, others, isInsert) {
@@ -552,6 +789,10 @@ function startTyping(active) {
 
 function versions() {
   const v = { node: process.versions.node, yjs: pkgVersion('yjs'), ws: pkgVersion('ws') };
+  if (cfg.client === 'lite') {
+    v['y-protocols'] = pkgVersion('y-protocols');
+    v.lib0 = pkgVersion('lib0');
+  }
   if (cfg.server === 'yws') {
     v['y-websocket'] = pkgVersion('y-websocket');
     v['@y/websocket-server'] = pkgVersion('@y/websocket-server');
@@ -572,6 +813,7 @@ async function runIdle() {
   const after = procSample(cfg.serverPid);
   const result = {
     server: cfg.server,
+    client: cfg.client,
     mode: 'idle',
     date: new Date().toISOString(),
     clients: cfg.clients,
@@ -629,6 +871,7 @@ async function runLoad() {
   const expectedPerSec = docs.reduce((a, d) => a + d.clients.length * cfg.rate * (d.clients.length - 1), 0);
   const result = {
     server: cfg.server,
+    client: cfg.client,
     mode: 'load',
     date: new Date().toISOString(),
     clients: cfg.clients,
@@ -659,6 +902,7 @@ async function runLoad() {
       samples: hist.n,
     },
     errors: { ...errors },
+    bad_messages: counts.bad_messages,
     server_cpu_s: round(serverCpu, 2),
     server_cpu_util: serverCpu === null ? null : round(serverCpu / win, 3),
     server_us_per_edit: serverCpu === null || counts.win_edits === 0 ? null : round((serverCpu * 1e6) / counts.win_edits, 1),
@@ -679,7 +923,7 @@ async function runLoad() {
 function printText(r) {
   const lines = [];
   const kv = (k, v) => lines.push(`  ${k.padEnd(26)} ${v}`);
-  lines.push(`${r.server} ${r.mode}: clients=${r.clients} docs=${r.docs}` + (r.mode === 'load' ? ` rate=${r.rate}/s window=${r.seconds}s warmup=${r.warmup}s` : ''));
+  lines.push(`${r.server} ${r.mode} (${r.client} clients): clients=${r.clients} docs=${r.docs}` + (r.mode === 'load' ? ` rate=${r.rate}/s window=${r.seconds}s warmup=${r.warmup}s` : ''));
   kv('connect (all synced)', `${r.connect_s} s, ${r.synced}/${r.clients} synced`);
   if (r.mode === 'idle') {
     kv('server RSS before/after', `${r.server_rss_before_mb} / ${r.server_rss_after_mb} MiB`);

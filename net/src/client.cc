@@ -1,0 +1,617 @@
+#include "net/client.h"
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "crdt/codec.h"
+#include "crdt/utf8.h"
+
+namespace tandem::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using crdt::Status;
+using Frame = std::shared_ptr<const std::string>;
+
+const char* ClientStateName(ClientState s) {
+  switch (s) {
+    case ClientState::kOffline: return "offline";
+    case ClientState::kConnecting: return "connecting";
+    case ClientState::kConnected: return "connected";
+  }
+  return "?";
+}
+
+namespace {
+
+struct Url {
+  bool tls = false;
+  std::string host, port, target;
+};
+
+bool parse_url(const std::string& url, Url* out) {
+  std::string rest;
+  if (url.rfind("ws://", 0) == 0) {
+    rest = url.substr(5);
+  } else if (url.rfind("wss://", 0) == 0) {
+    out->tls = true;
+    rest = url.substr(6);
+  } else {
+    return false;
+  }
+  const size_t slash = rest.find('/');
+  const std::string hostport = rest.substr(0, slash);
+  out->target = slash == std::string::npos ? "/" : rest.substr(slash);
+  const size_t colon = hostport.rfind(':');
+  if (colon == std::string::npos) {
+    out->host = hostport;
+    out->port = out->tls ? "443" : "80";
+  } else {
+    out->host = hostport.substr(0, colon);
+    out->port = hostport.substr(colon + 1);
+  }
+  return !out->host.empty();
+}
+
+std::string random_agent() {
+  std::random_device rd;
+  std::mt19937_64 g((static_cast<uint64_t>(rd()) << 32) ^ rd());
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "client-%012llx", static_cast<unsigned long long>(g() & 0xFFFFFFFFFFFFULL));
+  return buf;
+}
+
+// Splits a batch into batches of at most `max` events (runs are cut where needed).
+std::vector<crdt::OpBatch> split_batch(crdt::OpBatch batch, uint64_t max) {
+  std::vector<crdt::OpBatch> out(1);
+  uint64_t in_last = 0;
+  for (auto& run : batch.runs) {
+    while (run.len > 0) {
+      if (in_last == max) {
+        out.emplace_back();
+        in_last = 0;
+      }
+      const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(run.len, max - in_last));
+      crdt::OpRun part = run;
+      part.len = take;
+      if (take < run.len) {
+        // The rest continues from the part's last event.
+        crdt::OpRun rest = run;
+        rest.seq = run.seq + take;
+        rest.len = run.len - take;
+        rest.parents = {{run.agent, run.seq + take - 1}};
+        if (run.kind == crdt::OpKind::kInsert) {
+          const size_t b = crdt::utf8::byte_offset(run.content, take);
+          part.content = run.content.substr(0, b);
+          rest.content = run.content.substr(b);
+          rest.pos = run.pos + take;
+        } else if (run.kind == crdt::OpKind::kInsertDeleted) {
+          rest.pos = run.pos + take;
+        } else if (run.kind == crdt::OpKind::kDeleteBackward) {
+          rest.pos = run.pos - take;
+        }
+        out.back().runs.push_back(std::move(part));
+        in_last += take;
+        run = std::move(rest);
+      } else {
+        out.back().runs.push_back(std::move(part));
+        in_last += take;
+        run.len = 0;
+      }
+    }
+  }
+  if (out.back().runs.empty()) out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+class ConnBase {
+ public:
+  virtual ~ConnBase() = default;
+  virtual void send(Frame f) = 0;
+  virtual void close() = 0;
+  virtual void abort() = 0;
+};
+
+struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
+  explicit Impl(ClientOptions o)
+      : opt(std::move(o)), agent(opt.agent.empty() ? random_agent() : opt.agent), doc(agent), retry(ioc),
+        tls(ssl::context::tls_client) {
+    if (opt.tls_verify) {
+      tls.set_default_verify_paths();
+      tls.set_verify_mode(ssl::verify_peer);
+    } else {
+      tls.set_verify_mode(ssl::verify_none);
+    }
+  }
+
+  ClientOptions opt;
+  const std::string agent;
+  asio::io_context ioc;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread thread;
+
+  mutable std::mutex mu;  // doc, state, callbacks, pending (read by any thread)
+  std::condition_variable cv;
+  crdt::Doc doc;
+  ClientState state = ClientState::kOffline;
+  std::map<uint64_t, uint32_t> pending;  // batch id -> own next seq once it is acknowledged
+  crdt::Version base;                    // what the server holds, as far as this connection knows
+  std::function<void(const std::vector<crdt::Patch>&)> cb_change;
+  std::function<void(ClientState)> cb_state;
+  std::function<void(const PeerPresence&)> cb_presence;
+  std::function<void(uint64_t)> cb_leave;
+  std::function<void(uint16_t, const std::string&)> cb_error;
+  std::optional<proto::Presence> presence;
+
+  // Network thread only.
+  bool running = false;
+  std::shared_ptr<ConnBase> conn;
+  uint64_t gen = 0;
+  uint64_t next_batch = 1;
+  int attempt = 0;
+  asio::steady_timer retry;
+  std::atomic<bool> flush_posted{false};
+  uint16_t last_error = 0;
+  Url url;
+  ssl::context tls;
+  std::mt19937 rng{std::random_device{}()};
+
+  void set_state(ClientState s) {
+    std::function<void(ClientState)> cb;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (state == s) return;
+      state = s;
+      cb = cb_state;
+    }
+    cv.notify_all();
+    if (cb) cb(s);
+  }
+
+  void connect();
+  void schedule_retry();
+  void on_open(uint64_t g);
+  void on_frame(uint64_t g, const std::string& frame);
+  void on_closed(uint64_t g);
+  void flush_own();
+  void post_flush() {
+    if (flush_posted.exchange(true)) return;  // one flush takes every edit made until it runs
+    asio::post(ioc, [self = shared_from_this()] {
+      self->flush_posted = false;
+      self->flush_own();
+    });
+  }
+};
+
+namespace {
+
+template <class Stream>
+class Conn final : public ConnBase, public std::enable_shared_from_this<Conn<Stream>> {
+ public:
+  template <class... Args>
+  Conn(Client::Impl& c, uint64_t gen, Args&&... args) : c_(c), gen_(gen), resolver_(c.ioc), ws_(std::forward<Args>(args)...) {}
+
+  void start() {
+    resolver_.async_resolve(c_.url.host, c_.url.port, [self = this->shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
+      if (ec) return self->fail();
+      beast::get_lowest_layer(self->ws_).expires_after(self->c_.opt.connect_timeout);
+      beast::get_lowest_layer(self->ws_).async_connect(r, [self](beast::error_code e, const tcp::endpoint&) {
+        if (e) return self->fail();
+        if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
+          if (!SSL_set_tlsext_host_name(self->ws_.next_layer().native_handle(), self->c_.url.host.c_str())) return self->fail();
+          self->ws_.next_layer().async_handshake(ssl::stream_base::client, [self](beast::error_code e2) {
+            if (e2) return self->fail();
+            self->handshake();
+          });
+        } else {
+          self->handshake();
+        }
+      });
+    });
+  }
+
+  void send(Frame f) override {
+    q_.push_back(std::move(f));
+    if (!writing_) do_write();
+  }
+  void close() override {
+    if (closed_) return;
+    closed_ = true;
+    ws_.async_close(websocket::close_code::normal, [self = this->shared_from_this()](beast::error_code) {});
+  }
+  void abort() override {
+    closed_ = true;
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ec);
+    beast::get_lowest_layer(ws_).socket().close(ec);
+  }
+
+ private:
+  void handshake() {
+    beast::get_lowest_layer(ws_).expires_never();
+    websocket::stream_base::timeout t = websocket::stream_base::timeout::suggested(beast::role_type::client);
+    t.handshake_timeout = c_.opt.connect_timeout;
+    ws_.set_option(t);
+    ws_.read_message_max(c_.opt.max_frame_bytes);
+    ws_.binary(true);
+    const std::string origin = c_.opt.origin;
+    ws_.set_option(websocket::stream_base::decorator([origin](websocket::request_type& req) {
+      req.set(beast::http::field::user_agent, "tandem-client");
+      if (!origin.empty()) req.set(beast::http::field::origin, origin);
+    }));
+    std::string target = c_.url.target;
+    if (!c_.opt.token.empty()) target += (target.find('?') == std::string::npos ? "?token=" : "&token=") + c_.opt.token;
+    ws_.async_handshake(c_.url.host + ":" + c_.url.port, target, [self = this->shared_from_this()](beast::error_code ec) {
+      if (ec) return self->fail();
+      self->c_.on_open(self->gen_);
+      self->do_read();
+    });
+  }
+
+  void do_read() {
+    ws_.async_read(buf_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->fail();
+      const std::string frame = beast::buffers_to_string(self->buf_.data());
+      self->buf_.consume(self->buf_.size());
+      self->c_.on_frame(self->gen_, frame);
+      self->do_read();
+    });
+  }
+
+  void do_write() {
+    writing_ = true;
+    ws_.async_write(asio::buffer(*q_.front()), [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      self->writing_ = false;
+      if (ec) return self->fail();
+      self->q_.pop_front();
+      if (!self->q_.empty()) self->do_write();
+    });
+  }
+
+  void fail() {
+    if (failed_) return;
+    failed_ = true;
+    c_.on_closed(gen_);
+  }
+
+  Client::Impl& c_;
+  uint64_t gen_;
+  tcp::resolver resolver_;
+  websocket::stream<Stream> ws_;
+  beast::flat_buffer buf_;
+  std::deque<Frame> q_;
+  bool writing_ = false;
+  bool closed_ = false;
+  bool failed_ = false;
+};
+
+}  // namespace
+
+void Client::Impl::connect() {
+  if (!running) return;
+  set_state(ClientState::kConnecting);
+  const uint64_t g = ++gen;
+  if (url.tls) {
+    auto c = std::make_shared<Conn<beast::ssl_stream<beast::tcp_stream>>>(*this, g, ioc, tls);
+    conn = c;
+    c->start();
+  } else {
+    auto c = std::make_shared<Conn<beast::tcp_stream>>(*this, g, ioc);
+    conn = c;
+    c->start();
+  }
+}
+
+void Client::Impl::schedule_retry() {
+  if (!running) {
+    set_state(ClientState::kOffline);
+    return;
+  }
+  set_state(ClientState::kConnecting);
+  // Exponential backoff with jitter: clients that lost the same server do not all come back at once.
+  const double base_ms = std::min<double>(static_cast<double>(opt.max_backoff.count()),
+                                          static_cast<double>(opt.min_backoff.count()) * (1 << std::min(attempt, 20)));
+  const double jitter = std::uniform_real_distribution<double>(0.5, 1.0)(rng);
+  ++attempt;
+  retry.expires_after(std::chrono::milliseconds(static_cast<int64_t>(base_ms * jitter)));
+  retry.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (!ec) self->connect();
+  });
+}
+
+void Client::Impl::on_open(uint64_t g) {
+  if (g != gen) return;
+  proto::Hello h;
+  h.agents = {agent};
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    h.doc_version = doc.version();
+  }
+  conn->send(std::make_shared<const std::string>(proto::encode(h)));
+}
+
+void Client::Impl::on_closed(uint64_t g) {
+  if (g != gen) return;
+  conn.reset();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    pending.clear();  // the next connection resends whatever the server turns out to lack
+  }
+  // Errors that another try cannot fix end the reconnecting.
+  if (last_error == proto::kForbidden || last_error == proto::kUnsupportedVersion || last_error == proto::kAgentInUse) {
+    running = false;
+  }
+  schedule_retry();
+}
+
+void Client::Impl::on_frame(uint64_t g, const std::string& frame) {
+  if (g != gen) return;
+  auto msg = proto::decode(frame, {opt.max_frame_bytes});
+  if (!msg.ok()) {
+    conn->abort();
+    return;
+  }
+  if (auto* w = std::get_if<proto::Welcome>(&*msg)) {
+    attempt = 0;
+    last_error = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      base = w->doc_version;
+      pending.clear();
+    }
+    set_state(ClientState::kConnected);
+    std::optional<proto::Presence> p;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      p = presence;
+    }
+    if (p) conn->send(std::make_shared<const std::string>(proto::encode(*p)));
+    flush_own();
+  } else if (auto* o = std::get_if<proto::Ops>(&*msg)) {
+    auto batch = crdt::codec::decode_ops(o->encoded, {opt.max_frame_bytes, UINT32_MAX, 1u << 16, 1024});
+    if (!batch.ok()) {
+      conn->abort();
+      return;
+    }
+    std::vector<crdt::Patch> patches;
+    std::function<void(const std::vector<crdt::Patch>&)> cb;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto r = doc.apply(*batch);
+      if (!r.ok()) {
+        conn->abort();
+        return;
+      }
+      patches = std::move(*r);
+      for (const auto& run : batch->runs) {
+        if (base.next(run.agent) < run.seq + run.len) base.advance(run.agent, run.seq + run.len);
+      }
+      cb = cb_change;
+    }
+    cv.notify_all();
+    if (cb && !patches.empty()) cb(patches);
+  } else if (auto* a = std::get_if<proto::Ack>(&*msg)) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      pending.erase(a->batch_id);
+    }
+    cv.notify_all();
+  } else if (auto* pu = std::get_if<proto::PresenceUpdate>(&*msg)) {
+    std::function<void(const PeerPresence&)> cb;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      cb = cb_presence;
+    }
+    if (cb) cb({pu->session, pu->agent, pu->presence});
+  } else if (auto* l = std::get_if<proto::Leave>(&*msg)) {
+    std::function<void(uint64_t)> cb;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      cb = cb_leave;
+    }
+    if (cb) cb(l->session);
+  } else if (auto* e = std::get_if<proto::Error>(&*msg)) {
+    last_error = e->code;
+    std::function<void(uint16_t, const std::string&)> cb;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      cb = cb_error;
+    }
+    if (cb) cb(e->code, e->message);
+  }
+}
+
+void Client::Impl::flush_own() {
+  if (!conn || state != ClientState::kConnected) return;
+  crdt::OpBatch own;
+  uint32_t own_next;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    own_next = doc.version().next(agent);
+    if (base.next(agent) >= own_next) return;
+    crdt::Version from = base;
+    crdt::OpBatch all = doc.ops_since(from, crdt::Doc::DeletedText::kInclude);
+    // Only this replica's own operations: the server refuses anyone else's.
+    for (auto& r : all.runs) {
+      if (r.agent == agent) own.runs.push_back(std::move(r));
+    }
+    base.advance(agent, own_next);
+  }
+  for (auto& part : split_batch(std::move(own), opt.max_batch_events)) {
+    uint32_t next = 0;
+    for (const auto& r : part.runs) next = std::max(next, r.seq + r.len);
+    const uint64_t id = next_batch++;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      pending[id] = next;
+    }
+    conn->send(std::make_shared<const std::string>(proto::encode(proto::Ops{id, crdt::codec::encode_ops(part)})));
+  }
+}
+
+// ---- Client -----------------------------------------------------------------------------------
+
+Client::Client(ClientOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
+  impl_->work.emplace(asio::make_work_guard(impl_->ioc));
+  impl_->thread = std::thread([impl = impl_.get()] { impl->ioc.run(); });
+}
+
+Client::~Client() {
+  stop();
+  impl_->work.reset();
+  asio::post(impl_->ioc, [impl = impl_.get()] { impl->ioc.stop(); });
+  impl_->thread.join();
+}
+
+void Client::start() {
+  asio::post(impl_->ioc, [impl = impl_->shared_from_this()] {
+    if (impl->running) return;
+    if (!parse_url(impl->opt.url, &impl->url)) {
+      std::function<void(uint16_t, const std::string&)> cb;
+      {
+        std::lock_guard<std::mutex> lock(impl->mu);
+        cb = impl->cb_error;
+      }
+      if (cb) cb(0, "bad url '" + impl->opt.url + "' (ws://HOST:PORT/ws/DOC or wss://...)");
+      return;
+    }
+    impl->running = true;
+    impl->attempt = 0;
+    impl->last_error = 0;
+    impl->connect();
+  });
+}
+
+void Client::stop() {
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  asio::post(impl_->ioc, [impl = impl_.get(), &m, &cv, &done] {
+    impl->running = false;
+    impl->retry.cancel();
+    ++impl->gen;  // whatever the old connection reports from now on is ignored
+    if (impl->conn) impl->conn->close();
+    impl->conn.reset();
+    {
+      std::lock_guard<std::mutex> lock(impl->mu);
+      impl->pending.clear();
+    }
+    impl->set_state(ClientState::kOffline);
+    std::lock_guard<std::mutex> lock(m);
+    done = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait_for(lock, std::chrono::seconds(5), [&] { return done; });
+}
+
+void Client::drop_connection() {
+  asio::post(impl_->ioc, [impl = impl_.get()] {
+    if (impl->conn) impl->conn->abort();
+  });
+}
+
+Status Client::insert(uint32_t pos, std::string_view text) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    TANDEM_RETURN_IF_ERROR(impl_->doc.insert(pos, text));
+  }
+  impl_->post_flush();
+  return Status::OK();
+}
+
+Status Client::remove(uint32_t pos, uint32_t len) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    TANDEM_RETURN_IF_ERROR(impl_->doc.remove(pos, len));
+  }
+  impl_->post_flush();
+  return Status::OK();
+}
+
+void Client::set_presence(proto::Presence p) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->presence = p;
+  }
+  asio::post(impl_->ioc, [impl = impl_.get(), p = std::move(p)] {
+    if (impl->conn && impl->state == ClientState::kConnected) {
+      impl->conn->send(std::make_shared<const std::string>(proto::encode(p)));
+    }
+  });
+}
+
+std::string Client::text() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->doc.text();
+}
+
+crdt::Version Client::version() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->doc.version();
+}
+
+const std::string& Client::agent() const { return impl_->agent; }
+
+ClientState Client::state() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->state;
+}
+
+size_t Client::unacknowledged() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const bool unsent = impl_->base.next(impl_->agent) < impl_->doc.version().next(impl_->agent);
+  return impl_->pending.size() + (unsent ? 1 : 0);
+}
+
+bool Client::wait_synced(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  return impl_->cv.wait_for(lock, timeout, [&] {
+    return impl_->state == ClientState::kConnected && impl_->pending.empty() &&
+           impl_->base.next(impl_->agent) >= impl_->doc.version().next(impl_->agent);
+  });
+}
+
+bool Client::wait_for(const crdt::Version& v, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  return impl_->cv.wait_for(lock, timeout, [&] { return impl_->doc.version().includes(v); });
+}
+
+void Client::on_change(std::function<void(const std::vector<crdt::Patch>&)> f) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->cb_change = std::move(f);
+}
+void Client::on_state(std::function<void(ClientState)> f) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->cb_state = std::move(f);
+}
+void Client::on_presence(std::function<void(const PeerPresence&)> f) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->cb_presence = std::move(f);
+}
+void Client::on_leave(std::function<void(uint64_t)> f) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->cb_leave = std::move(f);
+}
+void Client::on_error(std::function<void(uint16_t, const std::string&)> f) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->cb_error = std::move(f);
+}
+
+}  // namespace tandem::net
