@@ -87,5 +87,7 @@ int cmd_import(Args& args);
 int cmd_replay(Args& args);
 int cmd_export(Args& args);
 int cmd_inspect(Args& args);
+int cmd_serve(Args& args);
+int cmd_token(Args& args);
 
 }  // namespace tandem::cli

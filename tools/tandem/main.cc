@@ -10,11 +10,12 @@ namespace {
 const char kUsage[] =
     "usage: tandem COMMAND [options]   (tandem COMMAND --help for each)\n"
     "\n"
-    "  serve     run the sync server and the editor (not built yet)\n"
+    "  serve     run the sync server and the editor\n"
     "  import    load an editing trace as a document's history\n"
     "  replay    rebuild a document as it was after N operations, or at a time\n"
     "  export    a document's text, or its history as JSON lines\n"
-    "  inspect   documents, sizes, snapshots, agents, and an integrity check\n";
+    "  inspect   documents, sizes, snapshots, agents, and an integrity check\n"
+    "  token     make an access token for a server run with --auth-secret\n";
 
 }  // namespace
 
@@ -25,6 +26,8 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   tandem::cli::Args args(argc - 2, argv + 2);
+  if (cmd == "serve") return tandem::cli::cmd_serve(args);
+  if (cmd == "token") return tandem::cli::cmd_token(args);
   if (cmd == "import") return tandem::cli::cmd_import(args);
   if (cmd == "replay") return tandem::cli::cmd_replay(args);
   if (cmd == "export") return tandem::cli::cmd_export(args);

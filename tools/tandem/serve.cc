@@ -1,0 +1,184 @@
+// tandem serve: the sync server on the SQLite store; tandem token: access tokens for it.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "cli.h"
+#include "net/auth.h"
+#include "net/server.h"
+#include "storage/store.h"
+
+namespace tandem::cli {
+
+using crdt::Status;
+
+namespace {
+
+// The server's persistence, filled with the SQLite store.
+class SqliteDocStore final : public net::DocStore {
+ public:
+  explicit SqliteDocStore(storage::Store& store) : store_(store) {}
+  crdt::Result<crdt::Doc> load(const std::string& doc, const std::string& agent) override {
+    std::vector<std::string> warnings;
+    auto d = store_.load(doc, agent, &warnings);
+    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    return d;
+  }
+  void append(const std::string& doc, uint64_t first, crdt::OpBatch batch, Done done) override {
+    store_.append(doc, first, std::move(batch), std::move(done));
+  }
+  void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, Done done) override {
+    store_.put_snapshot(doc, events, std::move(bytes), std::move(done));
+  }
+  Status flush() override { return store_.sync(); }
+
+ private:
+  storage::Store& store_;
+};
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= s.size() && !s.empty()) {
+    const size_t c = s.find(',', at);
+    out.push_back(s.substr(at, c == std::string::npos ? std::string::npos : c - at));
+    if (c == std::string::npos) break;
+    at = c + 1;
+  }
+  return out;
+}
+
+// The editor's files: next to the build (build/web-editor/dist), or in the source tree.
+std::string default_static_dir() {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = 0;
+    const auto build = std::filesystem::path(exe).parent_path().parent_path().parent_path();
+    for (const auto& p : {build / "web-editor" / "dist", build.parent_path() / "web-editor" / "dist"}) {
+      std::error_code ec;
+      if (std::filesystem::exists(p / "index.html", ec)) return p.string();
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+int cmd_serve(Args& args) {
+  if (args.help()) {
+    std::puts(
+        "usage: tandem serve [options]\n"
+        "  Runs the sync server and the editor: http://HOST:PORT/ (documents), /d/<doc-id> (editor),\n"
+        "  ws://HOST:PORT/ws/<doc-id> (docs/protocol.md), /healthz, /metrics. SIGTERM or SIGINT:\n"
+        "  stop accepting, close sessions (going away), snapshot open documents, flush, exit 0.\n"
+        "\n"
+        "  --host H                   listen address (127.0.0.1)\n"
+        "  --port N                   port (8080; 0: any free port, printed at start)\n"
+        "  --data DIR                 where the database lives: DIR/tandem.db (./data)\n"
+        "  --durability full|normal   full (default): every acknowledged edit survives power loss;\n"
+        "                             normal: faster, but the last acknowledged edits before a power\n"
+        "                             loss may be lost (a process crash loses nothing)\n"
+        "  --threads N                I/O threads (one per core)\n"
+        "  --static DIR               the editor's files (found next to the build by default)\n"
+        "  --auth-secret S            require tokens signed with S (see tandem token); without it the\n"
+        "                             server is open to anyone who can reach it\n"
+        "  --allow-origin A,B         accept WebSocket upgrades only from these exact Origins\n"
+        "  --tls-cert F --tls-key K   serve https:// and wss:// with this PEM certificate and key\n"
+        "  --log-format text|json     (text)\n"
+        "  --quiet                    log warnings and errors only (any value)\n"
+        "limits (defaults in brackets):\n"
+        "  --max-frame-bytes N [1048576]     --max-batch-ops N [100000]   --max-doc-chars N [16777216]\n"
+        "  --max-held-ops N [100000]         --max-connections N [20000]  --max-connections-per-ip N [256]\n"
+        "  --max-messages-per-second N [200] --max-queue-bytes N [8388608]\n"
+        "  --handshake-timeout-ms N [10000]  --idle-timeout-ms N [60000]  --room-grace-ms N [10000]\n"
+        "  --snapshot-every-ops N [10000]    --snapshot-every-ms N [60000]");
+    return 0;
+  }
+  net::ServerOptions o;
+  o.host = args.value("--host", o.host);
+  o.port = static_cast<uint16_t>(args.number("--port", o.port));
+  const std::string data = args.value("--data", "./data");
+  const std::string durability = args.value("--durability", "full");
+  o.threads = static_cast<int>(args.number("--threads", 0));
+  o.static_dir = args.value("--static", "");
+  o.auth_secret = args.value("--auth-secret");
+  o.allowed_origins = split_commas(args.value("--allow-origin"));
+  o.tls_cert = args.value("--tls-cert");
+  o.tls_key = args.value("--tls-key");
+  const std::string log_format = args.value("--log-format", "text");
+  o.log_quiet = !args.value("--quiet").empty();
+  o.max_frame_bytes = args.number("--max-frame-bytes", o.max_frame_bytes);
+  o.max_batch_events = args.number("--max-batch-ops", o.max_batch_events);
+  o.max_doc_chars = static_cast<uint32_t>(args.number("--max-doc-chars", o.max_doc_chars));
+  o.max_held_events = args.number("--max-held-ops", o.max_held_events);
+  o.max_connections = static_cast<uint32_t>(args.number("--max-connections", o.max_connections));
+  o.max_connections_per_ip = static_cast<uint32_t>(args.number("--max-connections-per-ip", o.max_connections_per_ip));
+  o.max_messages_per_second = static_cast<uint32_t>(args.number("--max-messages-per-second", o.max_messages_per_second));
+  o.max_queue_bytes = args.number("--max-queue-bytes", o.max_queue_bytes);
+  o.handshake_timeout = std::chrono::milliseconds(args.number("--handshake-timeout-ms", o.handshake_timeout.count()));
+  o.idle_timeout = std::chrono::milliseconds(args.number("--idle-timeout-ms", o.idle_timeout.count()));
+  o.room_grace = std::chrono::milliseconds(args.number("--room-grace-ms", o.room_grace.count()));
+  o.snapshot_every_events = args.number("--snapshot-every-ops", o.snapshot_every_events);
+  o.snapshot_every = std::chrono::milliseconds(args.number("--snapshot-every-ms", o.snapshot_every.count()));
+  if (!args.ok()) return args.fail();
+  if (!args.rest().empty()) return fail("serve takes no positional arguments (see --help)");
+  if (durability != "full" && durability != "normal") return fail("--durability is full or normal");
+  if (log_format != "text" && log_format != "json") return fail("--log-format is text or json");
+  if (o.tls_cert.empty() != o.tls_key.empty()) return fail("--tls-cert and --tls-key go together");
+  if (o.max_messages_per_second == 0 || o.max_frame_bytes < 64) return fail("limits must allow some traffic");
+  o.log_json = log_format == "json";
+  o.handle_signals = true;
+  if (o.static_dir.empty()) o.static_dir = default_static_dir();
+
+  std::error_code ec;
+  std::filesystem::create_directories(data, ec);
+  if (ec) return fail("cannot create " + data + ": " + ec.message());
+  storage::StoreOptions so;
+  so.path = (std::filesystem::path(data) / "tandem.db").string();
+  so.durability = durability == "full" ? storage::Durability::kFull : storage::Durability::kNormal;
+  auto store = storage::Store::open(so);
+  if (!store.ok()) return fail(store.status());
+  SqliteDocStore docs(**store);
+  net::Server server(o, &docs);
+  Status st = server.start();
+  if (!st.ok()) return fail(st);
+  std::printf("tandem: serving %s on %s://%s:%u/ (data in %s)\n", o.static_dir.empty() ? "the sync server" : "the editor",
+              o.tls_cert.empty() ? "http" : "https", o.host.c_str(), static_cast<unsigned>(server.port()), so.path.c_str());
+  std::fflush(stdout);
+  server.run();
+  return 0;
+}
+
+int cmd_token(Args& args) {
+  if (args.help()) {
+    std::puts(
+        "usage: tandem token --secret S --sub NAME [--doc PATTERN] [--mode read|write] [--ttl SECONDS]\n"
+        "  Prints an access token for a server run with --auth-secret S: for user NAME, documents\n"
+        "  matching PATTERN (an id, a prefix ending in *, or *; default *), reading or writing\n"
+        "  (default write), valid for SECONDS (default 86400). Clients pass it as ?token= or as\n"
+        "  Authorization: Bearer. Agents of that user's sessions must be NAME or start with NAME/.");
+    return 0;
+  }
+  net::Token t;
+  const std::string secret = args.value("--secret");
+  t.subject = args.value("--sub");
+  t.doc_pattern = args.value("--doc", "*");
+  const std::string mode = args.value("--mode", "write");
+  const uint64_t ttl = args.number("--ttl", 86400);
+  if (!args.ok()) return args.fail();
+  if (secret.empty() || t.subject.empty()) return fail("token needs --secret and --sub (see --help)");
+  if (mode != "read" && mode != "write") return fail("--mode is read or write");
+  if (t.subject.find('|') != std::string::npos || t.doc_pattern.find('|') != std::string::npos) {
+    return fail("names and patterns may not contain '|'");
+  }
+  t.write = mode == "write";
+  t.expires = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() +
+              static_cast<int64_t>(ttl);
+  std::printf("%s\n", net::sign_token(t, secret).c_str());
+  return 0;
+}
+
+}  // namespace tandem::cli
