@@ -58,6 +58,8 @@ std::string Metrics::text() const {
   metric("tandem_bytes_out_total", "counter", "WebSocket payload bytes sent.", bytes_out.load());
   metric("tandem_http_requests_total", "counter", "HTTP requests, upgrades included.", http_requests.load());
   metric("tandem_connections_refused_total", "counter", "Connections refused before the upgrade.", refused.load());
+  metric("tandem_queued_bytes", "gauge", "Bytes waiting in sessions' outgoing queues.", queued_bytes.load());
+  metric("tandem_session_queue_peak_bytes", "gauge", "The most bytes one session ever had queued.", queue_peak.load());
   out += "# HELP tandem_errors_total Sessions closed with an error, by protocol error code.\n"
          "# TYPE tandem_errors_total counter\n";
   for (int i = 0; i < kCodes; ++i) {

@@ -105,6 +105,7 @@ class WsSession final : public Session {
   }
 
   ~WsSession() override {
+    srv_.metrics.queued_bytes -= static_cast<int64_t>(queued_bytes_);
     std::lock_guard<std::mutex> lock(srv_.net->conn_mu);
     --srv_.net->sessions;
     auto it = srv_.net->per_ip.find(ip_);
@@ -287,15 +288,19 @@ class WsSession final : public Session {
 
   void enqueue(Frame frame, uint64_t ops, bool force) {
     if (closing_ && !force) return;
-    if (!force && queued_bytes_ + frame->size() > srv_.opt.max_queue_bytes) {
+    // The limit is on the backlog: a frame larger than it still goes out when nothing waits.
+    if (!force && !queue_.empty() && queued_bytes_ + frame->size() > srv_.opt.max_queue_bytes) {
       // Dropping what this session could not take keeps everyone else unaffected; the client
       // resyncs when it reconnects.
       close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(proto::kTooSlow), "too slow: outgoing queue over limit; reconnect");
       srv_.metrics.count_error(proto::kTooSlow);
       srv_.log.warn("session.too_slow", {{"doc", doc_}, {"session", std::to_string(id)},
                                          {"queued_bytes", std::to_string(queued_bytes_)}});
-      queue_.clear();
-      queued_bytes_ = 0;
+      // Everything but the frame being written goes.
+      while (queue_.size() > (writing_ ? 1 : 0)) {
+        release(queue_.back().first->size());
+        queue_.pop_back();
+      }
       closing_ = true;
       queue_.push_back({std::make_shared<const std::string>(proto::encode(
                             proto::Error{proto::kTooSlow, "too slow: outgoing queue over limit; reconnect"})),
@@ -304,8 +309,16 @@ class WsSession final : public Session {
       return;
     }
     queued_bytes_ += frame->size();
+    srv_.metrics.queued_bytes += static_cast<int64_t>(frame->size());
+    if (queued_bytes_ > srv_.metrics.queue_peak) srv_.metrics.queue_peak = queued_bytes_;
     queue_.push_back({std::move(frame), ops});
     if (!writing_) do_write();
+  }
+
+  void release(size_t bytes) {
+    const size_t n = std::min(queued_bytes_, bytes);
+    queued_bytes_ -= n;
+    srv_.metrics.queued_bytes -= static_cast<int64_t>(n);
   }
 
   void do_write() {
@@ -316,13 +329,13 @@ class WsSession final : public Session {
   void on_write(beast::error_code ec, std::size_t n) {
     if (ec) {
       writing_ = false;
+      for (const auto& q : queue_) release(q.first->size());
       queue_.clear();
-      queued_bytes_ = 0;
       return;  // the read side sees the failure and finishes
     }
     srv_.metrics.bytes_out += n;
     srv_.metrics.ops_out += queue_.front().second;
-    queued_bytes_ -= std::min(queued_bytes_, queue_.front().first->size());
+    release(queue_.front().first->size());
     queue_.pop_front();
     if (!queue_.empty()) {
       do_write();

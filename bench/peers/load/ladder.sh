@@ -16,6 +16,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 SERVERS="yws,hocuspocus"
+CLIENT="lite"
 STEPS="1000:100:5,2000:20:5,10000:1000:1"   # clients:docs:rate
 IDLE="1000:100"                              # clients:docs ('' or 'none' to skip)
 SECONDS_MEASURED=20
@@ -34,6 +35,7 @@ usage() {
   cat <<EOF
 usage: bash ladder.sh [options]
   --servers LIST      comma-separated: yws,hocuspocus (default $SERVERS)
+  --client KIND       load generator clients: lite or provider (default $CLIENT; see README.md)
   --steps LIST        comma-separated clients:docs:rate (default $STEPS)
   --idle C[:D]        idle-memory run with C connections over D docs (default $IDLE; 'none' skips)
   --seconds S         measured window per load step (default $SECONDS_MEASURED)
@@ -54,6 +56,7 @@ die() { echo "ladder.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --servers) SERVERS="${2:?}"; shift 2 ;;
+    --client) CLIENT="${2:?}"; shift 2 ;;
     --steps) STEPS="${2:?}"; shift 2 ;;
     --idle) IDLE="${2?}"; shift 2 ;;
     --seconds) SECONDS_MEASURED="${2:?}"; shift 2 ;;
@@ -80,6 +83,7 @@ IFS=',' read -r -a SERVER_LIST <<<"$SERVERS"
 for s in "${SERVER_LIST[@]}"; do
   case "$s" in yws|hocuspocus) ;; *) die "unknown server '$s' (yws or hocuspocus)" ;; esac
 done
+case "$CLIENT" in lite|provider) ;; *) die "unknown client '$CLIENT' (lite or provider)" ;; esac
 IFS=',' read -r -a STEP_LIST <<<"$STEPS"
 for st in "${STEP_LIST[@]}"; do
   [[ "$st" =~ ^[0-9]+:[0-9]+:[0-9]+(\.[0-9]+)?$ ]] || die "bad step '$st' (want clients:docs:rate)"
@@ -112,7 +116,7 @@ MAXC=0
 for st in "${STEP_LIST[@]}"; do c="${st%%:*}"; [ "$c" -gt "$MAXC" ] && MAXC=$c; done
 [ -n "$IDLE_C" ] && [ "$IDLE_C" -gt "$MAXC" ] && MAXC=$IDLE_C
 
-echo "ladder: servers=${SERVERS} steps=${STEPS} idle=${IDLE:-none} window=${SECONDS_MEASURED}s warmup=${WARMUP}s drain=${DRAIN}s"
+echo "ladder: servers=${SERVERS} client=${CLIENT} steps=${STEPS} idle=${IDLE:-none} window=${SECONDS_MEASURED}s warmup=${WARMUP}s drain=${DRAIN}s"
 echo "ladder: server on CPU $SERVER_CPU, generator on CPU $GEN_CPU, port $PORT, open files limit $NOFILE, out $OUT"
 if [ "$NOFILE" -lt $(( MAXC + 1024 )) ]; then
   echo "ladder: warning: open-files limit $NOFILE is below $((MAXC + 1024)) needed for $MAXC connections" >&2
@@ -133,10 +137,14 @@ trap 'stop_server; exit 130' INT TERM
 
 start_server() { # server log
   local s="$1" log="$2"
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    echo "ladder: something already listens on 127.0.0.1:$PORT; choose another --port" >&2
+    return 1
+  fi
   taskset -c "$SERVER_CPU" node "$(launcher "$s")" --host 127.0.0.1 --port "$PORT" >"$log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && kill -0 "$SERVER_PID" 2>/dev/null; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.1
   done
@@ -147,14 +155,14 @@ start_server() { # server log
 }
 
 error_line() { # server mode clients docs rate message
-  printf '{"server":"%s","mode":"%s","clients":%s,"docs":%s,"rate":%s,"error":"%s","date":"%s"}\n' \
-    "$1" "$2" "$3" "$4" "${5:-null}" "$6" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$OUT"
+  printf '{"server":"%s","client":"%s","mode":"%s","clients":%s,"docs":%s,"rate":%s,"error":"%s","date":"%s"}\n' \
+    "$1" "$CLIENT" "$2" "$3" "$4" "${5:-null}" "$6" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$OUT"
 }
 
 # One run: server, mode (load|idle), clients, docs, rate.
 run_one() {
   local s="$1" mode="$2" c="$3" d="$4" r="${5:-}"
-  local args=(--server "$s" --url "ws://127.0.0.1:$PORT" --clients "$c" --docs "$d" --json
+  local args=(--server "$s" --client "$CLIENT" --url "ws://127.0.0.1:$PORT" --clients "$c" --docs "$d" --json
               --connect-timeout "$CONNECT_TIMEOUT")
   local limit
   if [ "$mode" = idle ]; then
@@ -203,7 +211,8 @@ run_one() {
       const r = JSON.parse(s);
       if (r.mode === "idle") console.log(`  RSS per connection ${r.server_rss_per_conn_kb} KiB, errors ${JSON.stringify(r.errors)}`);
       else console.log(`  edits/s ${r.edits_per_s}/${r.edits_target_per_s}, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms, ` +
-        `undelivered ${r.undelivered}, server CPU ${r.server_cpu_util}, generator CPU ${r.gen_cpu_util}, errors ${JSON.stringify(r.errors)}`);
+        `undelivered ${r.undelivered}, server CPU ${r.server_cpu_util}, generator CPU ${r.gen_cpu_util}, errors ${JSON.stringify(r.errors)}` +
+        (r.generator_saturated ? "  [GENERATOR SATURATED]" : ""));
     });'
 }
 

@@ -917,6 +917,12 @@ async function runLoad() {
     gen_peak_rss_mb: round((process.resourceUsage().maxRSS * 1024) / MB, 1),
     versions: versions(),
   };
+  // Which side ran out of CPU. The generator is saturated when it used most of
+  // its core, skipped overdue edits, or its event loop was late: then latency
+  // and throughput describe the generator, not (only) the server.
+  result.generator_saturated =
+    result.gen_cpu_util >= 0.9 || typing.win_skipped > 0 || (result.gen_loop_delay_p99_ms ?? 0) >= 100;
+  result.server_saturated = result.server_cpu_util === null ? null : result.server_cpu_util >= 0.9;
   return result;
 }
 
@@ -939,6 +945,8 @@ function printText(r) {
     kv('server CPU', r.server_cpu_s === null ? 'n/a (no --server-pid)' : `${r.server_cpu_s} s (${r.server_cpu_util} of a core), ${r.server_us_per_edit} us/edit`);
     kv('server RSS before/conn/end', `${r.server_rss_before_mb} / ${r.server_rss_connected_mb} / ${r.server_rss_end_mb} MiB`);
     kv('generator CPU', `${r.gen_cpu_s} s (${r.gen_cpu_util} of a core), loop delay p99 ${r.gen_loop_delay_p99_ms} ms, max ${r.gen_loop_delay_max_ms} ms`);
+    kv('saturated', `server ${r.server_saturated ?? 'n/a'}, generator ${r.generator_saturated}`);
+    if (r.generator_saturated) lines.push('  WARNING: the load generator was saturated; these numbers are a floor for the server, not its limit');
   }
   kv('server peak RSS (VmHWM)', `${r.server_peak_rss_mb} MiB`);
   kv('generator peak RSS', `${r.gen_peak_rss_mb} MiB`);

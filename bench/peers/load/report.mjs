@@ -32,19 +32,21 @@ const table = (head, body) => {
   return out.join('\n');
 };
 
-const servers = [...new Set(rows.map((r) => r.server))];
-for (const s of servers) {
-  const mine = rows.filter((r) => r.server === s);
+// One table per (server, client implementation).
+const groups = [...new Set(rows.map((r) => `${r.server}\t${r.client ?? 'lite'}`))];
+for (const g of groups) {
+  const [s, client] = g.split('\t');
+  const mine = rows.filter((r) => r.server === s && (r.client ?? 'lite') === client);
   const ver = mine.find((r) => r.versions)?.versions;
-  console.log(`\n### ${s}${ver ? ` (${Object.entries(ver).map(([k, x]) => `${k} ${x}`).join(', ')})` : ''}\n`);
+  console.log(`\n### ${s}, ${client} clients${ver ? ` (${Object.entries(ver).map(([k, x]) => `${k} ${x}`).join(', ')})` : ''}\n`);
   const load = mine.filter((r) => r.mode === 'load');
   if (load.length) {
     console.log(
       table(
-        ['clients', 'docs', 'rate/s', 'edits/s (target)', 'deliveries/s (target)', 'p50 ms', 'p99 ms', 'max ms', 'undelivered', 'errors fail/err/close', 'server CPU s (core)', 'server us/edit', 'server peak RSS MiB', 'generator CPU (core)', 'gen loop p99 ms'],
+        ['clients', 'docs', 'rate/s', 'edits/s (target)', 'deliveries/s (target)', 'p50 ms', 'p99 ms', 'max ms', 'undelivered', 'errors fail/err/close', 'server CPU s (core)', 'server us/edit', 'server peak RSS MiB', 'generator CPU (core)', 'gen loop p99 ms', 'saturated'],
         load.map((r) =>
           r.error
-            ? [v(r.clients), v(r.docs), v(r.rate), `failed: ${r.error}`, '', '', '', '', '', '', '', '', '', '', '']
+            ? [v(r.clients), v(r.docs), v(r.rate), `failed: ${r.error}`, '', '', '', '', '', '', '', '', '', '', '', '']
             : [
                 r.clients,
                 r.docs,
@@ -61,6 +63,7 @@ for (const s of servers) {
                 v(r.server_peak_rss_mb),
                 v(r.gen_cpu_util),
                 v(r.gen_loop_delay_p99_ms),
+                [r.server_saturated ? 'server' : '', r.generator_saturated ? 'GENERATOR' : ''].filter(Boolean).join(', ') || 'no',
               ],
         ),
       ),

@@ -34,7 +34,7 @@ struct ClientOptions {
   std::chrono::milliseconds max_backoff{10000};
   std::chrono::milliseconds connect_timeout{5000};
   size_t max_frame_bytes = size_t{256} << 20;  // largest message accepted from the server
-  uint64_t max_batch_events = 20000;           // larger sends are split
+  uint64_t max_batch_events = 100000;          // larger sends are split (the server's default limit)
   bool tls_verify = true;                      // wss: check the server's certificate
 };
 

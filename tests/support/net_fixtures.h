@@ -1,0 +1,235 @@
+// Fixtures for server tests: a server on a loopback port (in-process), a raw WebSocket client that
+// sends whatever bytes a test wants, HTTP GET, and a DocStore over a real SQLite file.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "net/client.h"
+#include "net/server.h"
+#include "storage/store.h"
+
+namespace tandem::testing {
+
+using namespace std::chrono_literals;
+
+// The server's persistence over a real SQLite store.
+class StoreAdapter final : public net::DocStore {
+ public:
+  explicit StoreAdapter(storage::Store& s) : s_(s) {}
+  crdt::Result<crdt::Doc> load(const std::string& doc, const std::string& agent) override {
+    return s_.load(doc, agent, nullptr);
+  }
+  void append(const std::string& doc, uint64_t first, crdt::OpBatch b, Done done) override {
+    s_.append(doc, first, std::move(b), std::move(done));
+  }
+  void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, Done done) override {
+    s_.put_snapshot(doc, events, std::move(bytes), std::move(done));
+  }
+  crdt::Status flush() override { return s_.sync(); }
+
+ private:
+  storage::Store& s_;
+};
+
+// A server on 127.0.0.1, any free port, on its own threads.
+struct ServerFixture {
+  explicit ServerFixture(net::ServerOptions o = {}, net::DocStore* store = nullptr) {
+    o.host = "127.0.0.1";
+    o.port = 0;
+    if (o.threads == 0) o.threads = 2;
+    o.log_quiet = !std::getenv("TANDEM_TEST_LOGS");
+    if (!store) {
+      owned = net::make_memory_store();
+      store = owned.get();
+    }
+    server = std::make_unique<net::Server>(o, store);
+    auto st = server->start();
+    INFO(st.ToString());
+    REQUIRE(st.ok());
+    port = server->port();
+    thread = std::thread([this] { server->run(); });
+  }
+  ~ServerFixture() { stop(); }
+  void stop() {
+    if (!server) return;
+    server->stop();
+    thread.join();
+    server.reset();
+  }
+  std::string url(const std::string& doc, bool tls = false) const {
+    return std::string(tls ? "wss" : "ws") + "://127.0.0.1:" + std::to_string(port) + "/ws/" + doc;
+  }
+  std::unique_ptr<net::DocStore> owned;
+  std::unique_ptr<net::Server> server;
+  std::thread thread;
+  uint16_t port = 0;
+};
+
+inline std::unique_ptr<net::Client> make_client(const std::string& url, const std::string& agent,
+                                                const std::string& token = "", bool tls = false) {
+  net::ClientOptions o;
+  o.url = url;
+  o.agent = agent;
+  o.token = token;
+  o.min_backoff = 20ms;
+  o.max_backoff = 300ms;
+  o.tls_verify = !tls;
+  auto c = std::make_unique<net::Client>(o);
+  c->start();
+  return c;
+}
+
+// A WebSocket client that sends exactly what it is told, for hostile-input tests.
+class RawWs {
+ public:
+  struct Frame {
+    bool closed = false;       // the server closed the connection
+    uint16_t close_code = 0;
+    bool binary = false;
+    std::string data;
+  };
+
+  // Connects and upgrades. Returns the HTTP status if the upgrade was refused, 101 on success.
+  int connect(uint16_t port, const std::string& target, const std::string& origin = "") {
+    namespace beast = boost::beast;
+    beast::error_code ec;
+    boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address("127.0.0.1"), port);
+    beast::get_lowest_layer(ws_).connect(ep, ec);
+    if (ec) return -1;
+    ws_.set_option(beast::websocket::stream_base::decorator([origin](beast::websocket::request_type& req) {
+      if (!origin.empty()) req.set(beast::http::field::origin, origin);
+    }));
+    ws_.handshake("127.0.0.1:" + std::to_string(port), target, ec);
+    if (ec) return refused_status(port, target, origin);
+    ws_.auto_fragment(false);
+    return 101;
+  }
+
+  // The status of a refused upgrade, asked again over plain HTTP (Beast's handshake does not
+  // report it).
+  static int refused_status(uint16_t port, const std::string& target, const std::string& origin) {
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    boost::asio::io_context ioc;
+    beast::tcp_stream s(ioc);
+    beast::error_code ec;
+    s.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
+    if (ec) return -1;
+    http::request<http::empty_body> req(http::verb::get, target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::upgrade, "websocket");
+    req.set(http::field::connection, "Upgrade");
+    req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
+    req.set(http::field::sec_websocket_version, "13");
+    if (!origin.empty()) req.set(http::field::origin, origin);
+    http::write(s, req, ec);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(s, buf, res, ec);
+    return ec ? -1 : static_cast<int>(res.result_int());
+  }
+
+  void send(const std::string& bytes, bool binary = true) {
+    boost::beast::error_code ec;
+    ws_.binary(binary);
+    ws_.write(boost::asio::buffer(bytes), ec);
+  }
+
+  // The next frame, or closed (with the server's close code). Times out after `timeout`.
+  Frame read(std::chrono::milliseconds timeout = 5000ms) {
+    namespace beast = boost::beast;
+    Frame f;
+    buf_.consume(buf_.size());
+    bool done = false;
+    beast::error_code result;
+    ws_.async_read(buf_, [&](beast::error_code ec, std::size_t) {
+      result = ec;
+      done = true;
+    });
+    ioc_.restart();
+    ioc_.run_for(timeout);
+    if (!done) {
+      beast::get_lowest_layer(ws_).cancel();
+      ioc_.restart();
+      ioc_.run_for(1000ms);
+      f.closed = true;
+      f.close_code = 0;  // timed out
+      return f;
+    }
+    if (result) {
+      f.closed = true;
+      f.close_code = ws_.reason().code;
+      return f;
+    }
+    f.binary = ws_.got_binary();
+    f.data = beast::buffers_to_string(buf_.data());
+    return f;
+  }
+
+  // Reads frames until the connection closes; returns the last ERROR code seen and the close code.
+  std::pair<uint16_t, uint16_t> read_until_closed(std::chrono::milliseconds timeout = 5000ms) {
+    uint16_t error = 0;
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return {error, 0};
+      Frame f = read(left);
+      if (f.closed) return {error, f.close_code};
+      auto m = net::proto::decode(f.data);
+      if (m.ok()) {
+        if (auto* e = std::get_if<net::proto::Error>(&*m)) error = e->code;
+      }
+    }
+  }
+
+  boost::beast::websocket::stream<boost::beast::tcp_stream>& ws() { return ws_; }
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_{ioc_};
+  boost::beast::flat_buffer buf_;
+};
+
+// GET on the loopback server; returns (status, body).
+inline std::pair<int, std::string> http_get(uint16_t port, const std::string& target) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  boost::asio::io_context ioc;
+  beast::tcp_stream s(ioc);
+  beast::error_code ec;
+  s.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return {-1, ""};
+  http::request<http::empty_body> req(http::verb::get, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  http::write(s, req, ec);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res, ec);
+  if (ec) return {-1, ""};
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
+// Current resident memory of this process, in bytes.
+inline size_t rss_bytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long pages = 0, resident = 0;
+  const int n = std::fscanf(f, "%ld %ld", &pages, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<size_t>(resident) * 4096 : 0;
+}
+
+}  // namespace tandem::testing
