@@ -152,6 +152,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   ClientState state = ClientState::kOffline;
   std::map<uint64_t, uint32_t> pending;  // batch id -> own next seq once it is acknowledged
   crdt::Version base;                    // what the server holds, as far as this connection knows
+  crdt::Version welcomed;                // what the server held when it welcomed this connection
   std::function<void(const std::vector<crdt::Patch>&)> cb_change;
   std::function<void(ClientState)> cb_state;
   std::function<void(const PeerPresence&)> cb_presence;
@@ -373,6 +374,7 @@ void Client::Impl::on_frame(uint64_t g, const std::string& frame) {
     {
       std::lock_guard<std::mutex> lock(mu);
       base = w->doc_version;
+      welcomed = w->doc_version;
       pending.clear();
     }
     set_state(ClientState::kConnected);
@@ -584,7 +586,8 @@ bool Client::wait_synced(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(impl_->mu);
   return impl_->cv.wait_for(lock, timeout, [&] {
     return impl_->state == ClientState::kConnected && impl_->pending.empty() &&
-           impl_->base.next(impl_->agent) >= impl_->doc.version().next(impl_->agent);
+           impl_->base.next(impl_->agent) >= impl_->doc.version().next(impl_->agent) &&
+           impl_->doc.version().includes(impl_->welcomed);
   });
 }
 

@@ -72,7 +72,8 @@ class Client {
   ClientState state() const;
   // Batches sent and not yet acknowledged durable, and whether own edits wait to be sent.
   size_t unacknowledged() const;
-  // Until connected with every own edit acknowledged, or the timeout.
+  // Until connected, caught up with what the server held when it welcomed this connection, and
+  // with every own edit acknowledged durable; or the timeout.
   bool wait_synced(std::chrono::milliseconds timeout);
   // Until the local replica holds everything in `v`, or the timeout.
   bool wait_for(const crdt::Version& v, std::chrono::milliseconds timeout);

@@ -1,0 +1,174 @@
+// The real `tandem serve` process: killed with SIGKILL while clients keep editing offline,
+// restarted on the same file, and stopped with SIGTERM. Nothing acknowledged may be lost.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <regex>
+#include <thread>
+
+#include "crdt/utf8.h"
+#include "net/client.h"
+#include "storage/store.h"
+#include "support/random_edits.h"
+#include "support/temp_dir.h"
+
+using namespace std::chrono_literals;
+using tandem::crdt::Version;
+using tandem::net::Client;
+using tandem::testing::Rng;
+
+namespace {
+
+// `tandem serve` as a child process. Reads the port from its first line of output.
+class ServeProcess {
+ public:
+  ServeProcess(const std::string& data, uint16_t port) {
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      close(fds[1]);
+      const std::string p = std::to_string(port);
+      execl(TANDEM_BIN, "tandem", "serve", "--port", p.c_str(), "--data", data.c_str(), "--room-grace-ms", "200",
+            "--quiet", "1", "--threads", "2", nullptr);
+      _exit(127);
+    }
+    close(fds[1]);
+    FILE* out = fdopen(fds[0], "r");
+    char line[512] = {0};
+    REQUIRE(std::fgets(line, sizeof line, out) != nullptr);
+    std::fclose(out);
+    std::smatch m;
+    const std::string s(line);
+    REQUIRE(std::regex_search(s, m, std::regex(R"(:(\d+)/)")));
+    port_ = static_cast<uint16_t>(std::stoi(m[1]));
+  }
+  ~ServeProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  void kill9() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  // SIGTERM; returns the exit status.
+  int terminate() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  uint16_t port_ = 0;
+};
+
+std::unique_ptr<Client> make(uint16_t port, const std::string& agent) {
+  tandem::net::ClientOptions o;
+  o.url = "ws://127.0.0.1:" + std::to_string(port) + "/ws/notes";
+  o.agent = agent;
+  o.min_backoff = 50ms;
+  o.max_backoff = 400ms;
+  auto c = std::make_unique<Client>(o);
+  c->start();
+  return c;
+}
+
+void random_edits(Rng& rng, Client& c, int n) {
+  for (int i = 0; i < n; ++i) {
+    const auto len = static_cast<uint32_t>(tandem::crdt::utf8::count_code_points(c.text()));
+    if (len > 0 && rng.chance(0.3)) {
+      (void)c.remove(static_cast<uint32_t>(rng.below(len)), 1);
+    } else {
+      (void)c.insert(static_cast<uint32_t>(rng.below(len + 1)), tandem::testing::random_text(rng, 1 + rng.below(4)));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("process: SIGKILL mid-edit, restart on the same file, nothing acknowledged lost", "[net][process]") {
+  tandem::testing::TempDir dir;
+  Rng rng(77);
+  auto server = std::make_unique<ServeProcess>(dir.path(), 0);
+  const uint16_t port = server->port();
+  std::vector<std::unique_ptr<Client>> cs;
+  for (int i = 0; i < 4; ++i) cs.push_back(make(port, "writer" + std::to_string(i)));
+  Version acked;  // what the server acknowledged durable: each client's own operations after a sync
+  auto record_acked = [&acked](const Client& c) {
+    const uint32_t n = c.version().next(c.agent());
+    if (n > acked.next(c.agent())) acked.advance(c.agent(), n);
+  };
+  for (int round = 0; round < 3; ++round) {
+    INFO("round " << round);
+    for (auto& c : cs) random_edits(rng, *c, 20);
+    for (auto& c : cs) {
+      REQUIRE(c->wait_synced(10s));
+      record_acked(*c);  // its own operations only: others' may have been relayed before durable
+    }
+    // More edits, some in flight when the server dies; then edits made offline.
+    for (auto& c : cs) random_edits(rng, *c, 10);
+    server->kill9();
+    for (auto& c : cs) random_edits(rng, *c, 15);
+    std::this_thread::sleep_for(300ms);
+    server = std::make_unique<ServeProcess>(dir.path(), port);
+    // Whatever was acknowledged survived: a fresh client sees it before anyone resends anything.
+    {
+      auto probe = make(port, "probe" + std::to_string(round));
+      REQUIRE(probe->wait_synced(10s));
+      INFO("probe " << probe->version().ToString() << " acked " << acked.ToString());
+      CHECK(probe->version().includes(acked));
+    }
+    for (auto& c : cs) REQUIRE(c->wait_synced(15s));
+    Version all;
+    for (auto& c : cs) all.merge(c->version());
+    for (auto& c : cs) REQUIRE(c->wait_for(all, 10s));
+    for (auto& c : cs) REQUIRE(c->text() == cs[0]->text());
+    for (auto& c : cs) record_acked(*c);
+  }
+  const std::string text = cs[0]->text();
+  // SIGTERM: a clean exit, with the document in the store.
+  for (auto& c : cs) c->stop();
+  REQUIRE(server->terminate() == 0);
+  tandem::storage::StoreOptions so;
+  so.path = dir.file("tandem.db");
+  so.read_only = true;
+  auto store = tandem::storage::Store::open(so);
+  REQUIRE(store.ok());
+  auto loaded = (*store)->load("notes", "check", nullptr);
+  REQUIRE(loaded.ok());
+  CHECK(loaded->text() == text);
+  CHECK(loaded->version().includes(acked));
+  CHECK(*(*store)->integrity_check() == "ok");
+  CHECK_FALSE((*store)->snapshots("notes")->empty());  // SIGTERM snapshots open documents
+}
+
+TEST_CASE("process: SIGTERM tells clients the server is going away", "[net][process]") {
+  tandem::testing::TempDir dir;
+  ServeProcess server(dir.path(), 0);
+  auto c = make(server.port(), "solo");
+  REQUIRE(c->insert(0, "bye").ok());
+  REQUIRE(c->wait_synced(5s));
+  std::atomic<int> states{0};
+  c->on_state([&](tandem::net::ClientState s) {
+    if (s != tandem::net::ClientState::kConnected) ++states;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(server.terminate() == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  for (int i = 0; i < 50 && states == 0; ++i) std::this_thread::sleep_for(20ms);
+  CHECK(states > 0);
+  CHECK(c->state() != tandem::net::ClientState::kConnected);
+}
