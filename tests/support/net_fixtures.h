@@ -148,7 +148,8 @@ class RawWs {
     ws_.write(boost::asio::buffer(bytes), ec);
   }
 
-  // The next frame, or closed (with the server's close code). Times out after `timeout`.
+  // The next frame, or closed (with the server's close code, 1006 if the connection was cut
+  // without one, 0 on timeout).
   Frame read(std::chrono::milliseconds timeout = 5000ms) {
     namespace beast = boost::beast;
     Frame f;
@@ -171,7 +172,8 @@ class RawWs {
     }
     if (result) {
       f.closed = true;
-      f.close_code = ws_.reason().code;
+      // No close frame (the connection was cut): 1006, as browsers report it.
+      f.close_code = ws_.reason().code ? ws_.reason().code : 1006;
       return f;
     }
     f.binary = ws_.got_binary();
