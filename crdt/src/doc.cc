@@ -88,6 +88,11 @@ void append_patch(std::vector<Patch>* out, Patch p) {
 
 }  // namespace
 
+Status Doc::ValidateBatch(const OpBatch& batch) {
+  for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(validate_run(r));
+  return Status::OK();
+}
+
 Doc::Doc(std::string_view agent) : impl_(std::make_unique<Impl>()) {
   assert(ValidateAgent(agent).ok());
   impl_->agent_name = std::string(agent);
@@ -401,7 +406,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
     still_events += cand[i]->len;
   }
   if (still_events > d.limits.max_pending_events || still_pending.size() > d.limits.max_pending_runs) {
-    return rollback(Status::ResourceExhausted(
+    return rollback(Status::FailedPrecondition(
         "too many operations waiting for missing dependencies (" + num(still_events) + " events in " +
         num(still_pending.size()) + " runs; limits " + num(d.limits.max_pending_events) + " and " +
         num(d.limits.max_pending_runs) + ")"));

@@ -8,6 +8,7 @@ const char* Status::CodeName(Code code) {
     case Code::kInvalidArgument: return "InvalidArgument";
     case Code::kOutOfRange: return "OutOfRange";
     case Code::kNotFound: return "NotFound";
+    case Code::kFailedPrecondition: return "FailedPrecondition";
     case Code::kCorruption: return "Corruption";
     case Code::kResourceExhausted: return "ResourceExhausted";
     case Code::kNotSupported: return "NotSupported";

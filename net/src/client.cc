@@ -67,25 +67,63 @@ bool parse_url(const std::string& url, Url* out) {
   return !out->host.empty();
 }
 
-std::string random_agent() {
+std::string random_hex12() {
   std::random_device rd;
   std::mt19937_64 g((static_cast<uint64_t>(rd()) << 32) ^ rd());
   char buf[32];
-  std::snprintf(buf, sizeof buf, "client-%012llx", static_cast<unsigned long long>(g() & 0xFFFFFFFFFFFFULL));
+  std::snprintf(buf, sizeof buf, "%012llx", static_cast<unsigned long long>(g() & 0xFFFFFFFFFFFFULL));
   return buf;
 }
 
-// Splits a batch into batches of at most `max` events (runs are cut where needed).
-std::vector<crdt::OpBatch> split_batch(crdt::OpBatch batch, uint64_t max) {
+// The subject of an access token (its payload is "v1|subject|..." in base64url), or "".
+std::string token_subject(const std::string& token) {
+  static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string text;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : token.substr(0, token.find('.'))) {
+    const size_t v = kAlphabet.find(c);
+    if (v == std::string::npos) return "";
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      text.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  if (text.rfind("v1|", 0) != 0) return "";
+  return text.substr(3, text.find('|', 3) - 3);
+}
+
+std::string default_agent(const ClientOptions& o) {
+  const std::string sub = o.token.empty() ? "" : token_subject(o.token);
+  std::string a = sub.empty() ? "client-" + random_hex12() : sub + "/" + random_hex12();
+  return a.size() <= crdt::kMaxAgentBytes ? a : "client-" + random_hex12();
+}
+
+// Splits a batch into batches of at most `max` events and about `max_bytes` of encoding (runs are
+// cut where needed): the server refuses frames and batches past its limits.
+std::vector<crdt::OpBatch> split_batch(crdt::OpBatch batch, uint64_t max, size_t max_bytes) {
+  constexpr size_t kRunOverhead = 32;  // an encoded run's fields besides its text, at most
   std::vector<crdt::OpBatch> out(1);
   uint64_t in_last = 0;
+  size_t bytes_last = 0;
   for (auto& run : batch.runs) {
     while (run.len > 0) {
-      if (in_last == max) {
+      if (in_last == max || bytes_last + kRunOverhead + 4 > max_bytes) {
         out.emplace_back();
         in_last = 0;
+        bytes_last = 0;
       }
-      const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(run.len, max - in_last));
+      uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(run.len, max - in_last));
+      if (run.kind == crdt::OpKind::kInsert) {
+        // As many characters as fit in the bytes left (at least one).
+        const size_t room = max_bytes - bytes_last - kRunOverhead;
+        if (run.content.size() > room) {
+          const size_t cut = crdt::utf8::count_code_points(std::string_view(run.content).substr(0, room));
+          take = std::max<uint32_t>(1, std::min<uint32_t>(take, static_cast<uint32_t>(cut > 0 ? cut - 1 : 0)));
+        }
+      }
       crdt::OpRun part = run;
       part.len = take;
       if (take < run.len) {
@@ -104,10 +142,12 @@ std::vector<crdt::OpBatch> split_batch(crdt::OpBatch batch, uint64_t max) {
         } else if (run.kind == crdt::OpKind::kDeleteBackward) {
           rest.pos = run.pos - take;
         }
+        bytes_last += kRunOverhead + part.content.size();
         out.back().runs.push_back(std::move(part));
         in_last += take;
         run = std::move(rest);
       } else {
+        bytes_last += kRunOverhead + part.content.size();
         out.back().runs.push_back(std::move(part));
         in_last += take;
         run.len = 0;
@@ -130,7 +170,7 @@ class ConnBase {
 
 struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   explicit Impl(ClientOptions o)
-      : opt(std::move(o)), agent(opt.agent.empty() ? random_agent() : opt.agent), doc(agent), retry(ioc),
+      : opt(std::move(o)), agent(opt.agent.empty() ? default_agent(opt) : opt.agent), doc(agent), retry(ioc),
         tls(ssl::context::tls_client) {
     if (opt.tls_verify) {
       tls.set_default_verify_paths();
@@ -151,8 +191,10 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   crdt::Doc doc;
   ClientState state = ClientState::kOffline;
   std::map<uint64_t, uint32_t> pending;  // batch id -> own next seq once it is acknowledged
+  uint32_t acked_next = 0;               // own operations below this seq are durable at the server
   crdt::Version base;                    // what the server holds, as far as this connection knows
-  crdt::Version welcomed;                // what the server held when it welcomed this connection
+  crdt::Version welcomed;                // what the server held durably when it welcomed us
+  bool read_only = false;
   std::function<void(const std::vector<crdt::Patch>&)> cb_change;
   std::function<void(ClientState)> cb_state;
   std::function<void(const PeerPresence&)> cb_presence;
@@ -169,6 +211,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   asio::steady_timer retry;
   std::atomic<bool> flush_posted{false};
   uint16_t last_error = 0;
+  std::chrono::steady_clock::time_point connected_since;
   Url url;
   ssl::context tls;
   std::mt19937 rng{std::random_device{}()};
@@ -325,6 +368,13 @@ void Client::Impl::schedule_retry() {
     return;
   }
   set_state(ClientState::kConnecting);
+  // A connection that lasted was healthy: start the backoff again from the bottom. One that was
+  // closed soon after its WELCOME (the server refused something) keeps backing off.
+  if (connected_since != std::chrono::steady_clock::time_point() &&
+      std::chrono::steady_clock::now() - connected_since > std::chrono::seconds(5)) {
+    attempt = 0;
+  }
+  connected_since = {};
   // Exponential backoff with jitter: clients that lost the same server do not all come back at once.
   const double base_ms = std::min<double>(static_cast<double>(opt.max_backoff.count()),
                                           static_cast<double>(opt.min_backoff.count()) * (1 << std::min(attempt, 20)));
@@ -354,9 +404,19 @@ void Client::Impl::on_closed(uint64_t g) {
     std::lock_guard<std::mutex> lock(mu);
     pending.clear();  // the next connection resends whatever the server turns out to lack
   }
-  // Errors that another try cannot fix end the reconnecting.
-  if (last_error == proto::kForbidden || last_error == proto::kUnsupportedVersion || last_error == proto::kAgentInUse) {
-    running = false;
+  // Errors that another try cannot fix end the reconnecting: the same operations would be
+  // refused again.
+  switch (last_error) {
+    case proto::kBadMessage:
+    case proto::kForbidden:
+    case proto::kAgentInUse:
+    case proto::kTooLarge:
+    case proto::kRejected:
+    case proto::kUnsupportedVersion:
+      running = false;
+      break;
+    default:
+      break;
   }
   schedule_retry();
 }
@@ -369,12 +429,16 @@ void Client::Impl::on_frame(uint64_t g, const std::string& frame) {
     return;
   }
   if (auto* w = std::get_if<proto::Welcome>(&*msg)) {
-    attempt = 0;
     last_error = 0;
+    connected_since = std::chrono::steady_clock::now();
     {
       std::lock_guard<std::mutex> lock(mu);
+      // WELCOME carries what the server holds durably: own operations beyond it are resent
+      // (the server ignores the ones it already integrated) and acknowledged once durable.
       base = w->doc_version;
       welcomed = w->doc_version;
+      acked_next = std::max(acked_next, w->doc_version.next(agent));
+      read_only = w->read_only;
       pending.clear();
     }
     set_state(ClientState::kConnected);
@@ -411,8 +475,15 @@ void Client::Impl::on_frame(uint64_t g, const std::string& frame) {
   } else if (auto* a = std::get_if<proto::Ack>(&*msg)) {
     {
       std::lock_guard<std::mutex> lock(mu);
-      pending.erase(a->batch_id);
+      auto it = pending.find(a->batch_id);
+      if (it != pending.end()) {
+        // Acknowledgements may come out of order; a later batch's durability implies the earlier
+        // ones' (its operations depend on theirs).
+        acked_next = std::max(acked_next, it->second);
+        pending.erase(it);
+      }
     }
+    attempt = 0;
     cv.notify_all();
   } else if (auto* pu = std::get_if<proto::PresenceUpdate>(&*msg)) {
     std::function<void(const PeerPresence&)> cb;
@@ -441,30 +512,30 @@ void Client::Impl::on_frame(uint64_t g, const std::string& frame) {
 
 void Client::Impl::flush_own() {
   if (!conn || state != ClientState::kConnected) return;
-  crdt::OpBatch own;
-  uint32_t own_next;
+  std::vector<Frame> frames;
   {
+    // One critical section: whoever waits for "synced" must never see the operations counted as
+    // sent before their batch is recorded as pending.
     std::lock_guard<std::mutex> lock(mu);
-    own_next = doc.version().next(agent);
+    if (read_only) return;
+    const uint32_t own_next = doc.version().next(agent);
     if (base.next(agent) >= own_next) return;
-    crdt::Version from = base;
-    crdt::OpBatch all = doc.ops_since(from, crdt::Doc::DeletedText::kInclude);
+    crdt::OpBatch own;
+    crdt::OpBatch all = doc.ops_since(base, crdt::Doc::DeletedText::kInclude);
     // Only this replica's own operations: the server refuses anyone else's.
     for (auto& r : all.runs) {
       if (r.agent == agent) own.runs.push_back(std::move(r));
     }
     base.advance(agent, own_next);
-  }
-  for (auto& part : split_batch(std::move(own), opt.max_batch_events)) {
-    uint32_t next = 0;
-    for (const auto& r : part.runs) next = std::max(next, r.seq + r.len);
-    const uint64_t id = next_batch++;
-    {
-      std::lock_guard<std::mutex> lock(mu);
+    for (auto& part : split_batch(std::move(own), opt.max_batch_events, opt.max_batch_bytes)) {
+      uint32_t next = 0;
+      for (const auto& r : part.runs) next = std::max(next, r.seq + r.len);
+      const uint64_t id = next_batch++;
       pending[id] = next;
+      frames.push_back(std::make_shared<const std::string>(proto::encode(proto::Ops{id, crdt::codec::encode_ops(part)})));
     }
-    conn->send(std::make_shared<const std::string>(proto::encode(proto::Ops{id, crdt::codec::encode_ops(part)})));
   }
+  for (auto& f : frames) conn->send(std::move(f));
 }
 
 // ---- Client -----------------------------------------------------------------------------------
@@ -576,17 +647,21 @@ ClientState Client::state() const {
   return impl_->state;
 }
 
-size_t Client::unacknowledged() const {
+uint64_t Client::unacknowledged() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  const bool unsent = impl_->base.next(impl_->agent) < impl_->doc.version().next(impl_->agent);
-  return impl_->pending.size() + (unsent ? 1 : 0);
+  const uint32_t own = impl_->doc.version().next(impl_->agent);
+  return own > impl_->acked_next ? own - impl_->acked_next : 0;
+}
+
+bool Client::read_only() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->read_only;
 }
 
 bool Client::wait_synced(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(impl_->mu);
   return impl_->cv.wait_for(lock, timeout, [&] {
-    return impl_->state == ClientState::kConnected && impl_->pending.empty() &&
-           impl_->base.next(impl_->agent) >= impl_->doc.version().next(impl_->agent) &&
+    return impl_->state == ClientState::kConnected && impl_->acked_next >= impl_->doc.version().next(impl_->agent) &&
            impl_->doc.version().includes(impl_->welcomed);
   });
 }

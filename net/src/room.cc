@@ -19,13 +19,16 @@ std::shared_ptr<Room> Server::Impl::room(const std::string& doc) {
   std::lock_guard<std::mutex> lock(rooms_mu);
   auto& r = rooms[doc];
   if (!r) r = std::make_shared<Room>(*this, doc);
+  ++r->pending_joins;
   return r;
 }
 
-void Server::Impl::forget(const std::string& doc, const Room* room) {
+bool Server::Impl::forget(const std::string& doc, Room* room, bool force) {
   std::lock_guard<std::mutex> lock(rooms_mu);
+  if (room->pending_joins > 0 && !force) return false;
   auto it = rooms.find(doc);
   if (it != rooms.end() && it->second.get() == room) rooms.erase(it);
+  return true;
 }
 
 Room::Room(Server::Impl& server, std::string name)
@@ -49,6 +52,7 @@ bool Room::ensure_loaded(const std::shared_ptr<Session>& s) {
   }
   crdt::DocLimits limits;
   limits.max_pending_events = srv_.opt.max_held_events;
+  limits.max_pending_runs = static_cast<uint32_t>(std::min<uint64_t>(srv_.opt.max_held_events, UINT32_MAX));
   limits.max_length = srv_.opt.max_doc_chars;
   doc_->set_limits(limits);
   logged_ = snapshot_events_ = doc_->num_events();
@@ -62,48 +66,59 @@ bool Room::ensure_loaded(const std::shared_ptr<Session>& s) {
 
 void Room::join(std::shared_ptr<Session> s, proto::Hello hello) {
   boost::asio::post(strand_, [self = shared_from_this(), s = std::move(s), hello = std::move(hello)]() mutable {
+    {
+      std::lock_guard<std::mutex> lock(self->srv_.rooms_mu);
+      --self->pending_joins;
+    }
     if (self->closed_) {
-      // The room closed while the join was on its way: a new one takes it.
-      self->srv_.room(self->name_)->join(std::move(s), std::move(hello));
+      // Only a broken room closes with joins on their way: the client reconnects.
+      s->close_with(proto::kInternal, "the document was closed; reconnect");
       return;
     }
     self->grace_.cancel();
     if (!self->ensure_loaded(s)) return;
     crdt::Doc& doc = *self->doc_;
-    // An agent belongs to one live session: the newer one wins (a client reconnecting before its
-    // old connection was noticed gone), and the older one is told why it is closed.
-    for (const auto& a : s->agents) {
-      auto it = self->owners_.find(a);
-      if (it == self->owners_.end() || it->second == s->id) continue;
-      for (const auto& other : self->sessions_) {
-        if (other->id == it->second) other->close_with(proto::kAgentInUse, "agent '" + a + "' was taken over by a newer session");
-      }
-    }
     // A client may hold operations the server lost (a crash before they were durable), but never
     // more than could be held waiting for their dependencies.
     for (const auto& [agent, next] : hello.doc_version.entries()) {
       const uint32_t have = doc.version().next(agent);
       if (next > have && next - have > self->srv_.opt.max_held_events &&
           std::find(s->agents.begin(), s->agents.end(), agent) == s->agents.end()) {
-        s->close_with(proto::kBadMessage, "version claims " + std::to_string(next - have) + " operations of '" + agent +
-                                              "' that this server never had");
+        s->close_with(proto::kRejected, "version claims " + std::to_string(next - have) + " operations of '" + agent +
+                                            "' that this server never had");
         return;
       }
     }
+    // An agent belongs to one live session that may write: the newer one wins (a client
+    // reconnecting before its old connection was noticed gone), and the older one is told why.
+    // Read-only sessions own no agents.
+    if (!s->read_only) {
+      for (const auto& a : s->agents) {
+        auto it = self->owners_.find(a);
+        if (it != self->owners_.end() && it->second != s->id) {
+          for (const auto& other : self->sessions_) {
+            if (other->id == it->second) {
+              other->close_with(proto::kAgentInUse, "agent '" + a + "' was taken over by a newer session");
+            }
+          }
+        }
+        self->owners_[a] = s->id;
+      }
+    }
     self->sessions_.push_back(s);
-    for (const auto& a : s->agents) self->owners_[a] = s->id;
+    self->members_.insert(s->id);
     proto::Welcome w;
     w.session = s->id;
     w.read_only = s->read_only;
-    w.doc_version = doc.version();
-    s->send(make_frame(proto::encode(w)), 0);
+    w.doc_version = self->durable_;  // what is safe: the client resends its own operations beyond it
+    s->send(make_frame(proto::encode(w)), 0, true);
     crdt::OpBatch missing = doc.ops_since(hello.doc_version);
     if (!missing.empty()) {
       const uint64_t n = missing.events();
-      s->send(make_frame(proto::encode(proto::Ops{0, codec::encode_ops(missing)})), n);
+      s->send(make_frame(proto::encode(proto::Ops{0, codec::encode_ops(missing)})), n, true);
     }
     for (const auto& [sid, p] : self->presence_) {
-      s->send(make_frame(proto::encode(proto::PresenceUpdate{sid, p.first, p.second})), 0);
+      s->send(make_frame(proto::encode(proto::PresenceUpdate{sid, p.first, p.second})), 0, true);
     }
     self->srv_.log.info("session.join", {{"doc", self->name_},
                                          {"session", std::to_string(s->id)},
@@ -117,21 +132,17 @@ void Room::join(std::shared_ptr<Session> s, proto::Hello hello) {
 void Room::ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received) {
   boost::asio::post(strand_, [self = shared_from_this(), s = std::move(s), batch_id, batch = std::move(batch),
                               received]() mutable {
-    if (self->closed_ || !self->doc_) return;
+    if (self->closed_ || !self->doc_ || !self->members_.count(s->id)) return;
     crdt::Doc& doc = *self->doc_;
     const uint64_t n = batch.events();
     self->srv_.metrics.ops_in += n;
     crdt::OpBatch added;
     auto r = doc.apply(batch, &added);
     if (!r.ok()) {
+      // The session checked the batch's form (Doc::ValidateBatch): what is left is the document
+      // refusing it (positions, held operations past the bound) or a size limit.
       const auto& st = r.status();
-      uint16_t code = proto::kBadMessage;
-      if (st.code() == Status::Code::kResourceExhausted) {
-        code = st.message().find("document would exceed") != std::string::npos ? proto::kTooLarge : proto::kRejected;
-      } else if (st.message().find("past the end") != std::string::npos ||
-                 st.message().find("without their text") != std::string::npos) {
-        code = proto::kRejected;
-      }
+      const uint16_t code = st.code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kRejected;
       self->srv_.log.warn("ops.refused", {{"doc", self->name_}, {"session", std::to_string(s->id)}, {"error", st.ToString()}});
       s->close_with(code, st.message());
       return;
@@ -157,10 +168,17 @@ void Room::ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batc
       self->srv_.store->append(self->name_, first, added, [self, v = doc.version(), handed](Status st) {
         boost::asio::post(self->strand_, [self, st, v, handed] { self->on_durable(st, v, handed); });
       });
+      // The author, when one session owns every agent in what was added (held operations of
+      // others may have been released by this batch: then everyone gets the broadcast).
+      uint64_t author = s->id;
+      for (const auto& run : added.runs) {
+        auto o = self->owners_.find(run.agent);
+        if (o == self->owners_.end() || o->second != s->id) author = 0;
+      }
       if (self->outbox_.empty()) {
-        self->outbox_author_ = s->id;
+        self->outbox_author_ = author;
         self->outbox_since_ = received;
-      } else if (self->outbox_author_ != s->id) {
+      } else if (self->outbox_author_ != author) {
         self->outbox_author_ = 0;
       }
       for (auto& run : added.runs) self->outbox_.runs.push_back(std::move(run));
@@ -233,24 +251,26 @@ void Room::maybe_snapshot(bool force) {
 void Room::break_room(const std::string& why) {
   srv_.log.error("doc.broken", {{"doc", name_}, {"error", why}});
   for (const auto& s : sessions_) s->close_with(proto::kInternal, "the server could not store the document; reconnect");
-  close_room();
+  close_room(true);
 }
 
-void Room::close_room() {
-  if (closed_) return;
+bool Room::close_room(bool force) {
+  if (closed_) return true;
+  if (!srv_.forget(name_, this, force)) return false;  // a join is on its way: stay open
   closed_ = true;
   grace_.cancel();
   sessions_.clear();
+  members_.clear();
   owners_.clear();
   presence_.clear();
   acks_.clear();
   doc_.reset();
-  srv_.forget(name_, this);
+  return true;
 }
 
 void Room::presence(std::shared_ptr<Session> s, proto::Presence p) {
   boost::asio::post(strand_, [self = shared_from_this(), s = std::move(s), p = std::move(p)]() mutable {
-    if (self->closed_) return;
+    if (self->closed_ || !self->members_.count(s->id)) return;
     const Frame f = make_frame(proto::encode(proto::PresenceUpdate{s->id, s->agents.front(), p}));
     self->presence_[s->id] = {s->agents.front(), std::move(p)};
     self->send_to_others(s->id, f, 0);
@@ -262,6 +282,7 @@ void Room::leave(std::shared_ptr<Session> s) {
     auto it = std::find(self->sessions_.begin(), self->sessions_.end(), s);
     if (it == self->sessions_.end()) return;
     self->sessions_.erase(it);
+    self->members_.erase(s->id);
     for (const auto& a : s->agents) {
       auto o = self->owners_.find(a);
       if (o != self->owners_.end() && o->second == s->id) self->owners_.erase(o);
@@ -279,8 +300,9 @@ void Room::start_grace_timer() {
   grace_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec || self->closed_ || !self->sessions_.empty()) return;
     self->maybe_snapshot(true);
-    self->srv_.log.info("doc.close", {{"doc", self->name_}, {"events", std::to_string(self->logged_)}});
-    self->close_room();
+    if (self->close_room(false)) {
+      self->srv_.log.info("doc.close", {{"doc", self->name_}, {"events", std::to_string(self->logged_)}});
+    }
   });
 }
 
@@ -290,7 +312,7 @@ void Room::shutdown(std::function<void()> done) {
       self->flush();
       for (const auto& s : self->sessions_) s->close_plain(1001, "server going away");
       self->maybe_snapshot(true);
-      self->close_room();
+      self->close_room(true);
     }
     done();
   });

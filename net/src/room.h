@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "crdt/doc.h"
@@ -36,8 +37,10 @@ using Frame = std::shared_ptr<const std::string>;
 class Session : public std::enable_shared_from_this<Session> {
  public:
   virtual ~Session() = default;
-  // Queues a frame; `ops` counts the operations in it (metrics).
-  virtual void send(Frame frame, uint64_t ops) = 0;
+  // Queues a frame; `ops` counts the operations in it (metrics). `catch_up` frames (the WELCOME
+  // and what a joining client lacks) are never counted against the queue limit: a client must be
+  // able to open a document of any size.
+  virtual void send(Frame frame, uint64_t ops, bool catch_up = false) = 0;
   // Sends ERROR {code, message} and closes with that code.
   virtual void close_with(uint16_t code, std::string message) = 0;
   // Closes with a plain WebSocket close code (1001 going away).
@@ -76,7 +79,7 @@ class Room : public std::enable_shared_from_this<Room> {
   void on_durable(crdt::Status st, crdt::Version version, Clock::time_point handed);
   void maybe_snapshot(bool force);
   void break_room(const std::string& why);
-  void close_room();
+  bool close_room(bool force);
   void start_grace_timer();
   void send_to_others(uint64_t except, const Frame& f, uint64_t ops);
 
@@ -86,6 +89,7 @@ class Room : public std::enable_shared_from_this<Room> {
   boost::asio::steady_timer grace_;
   std::optional<crdt::Doc> doc_;
   std::vector<std::shared_ptr<Session>> sessions_;
+  std::unordered_set<uint64_t> members_;  // ids of sessions_, for the joined-yet check
   std::unordered_map<std::string, uint64_t> owners_;  // agent -> session id
   std::map<uint64_t, std::pair<std::string, proto::Presence>> presence_;
   std::deque<PendingAck> acks_;
@@ -99,6 +103,11 @@ class Room : public std::enable_shared_from_this<Room> {
   bool flush_posted_ = false;
   bool closed_ = false;
   bool counted_ = false;          // in metrics.open_documents
+
+ public:
+  // Joins on their way (taken in Server::Impl::room() under rooms_mu): the room does not unload
+  // while any is pending, so that no session is left holding a closed room.
+  size_t pending_joins = 0;  // under Server::Impl::rooms_mu
 };
 
 // Server::Impl members the room uses.
@@ -118,8 +127,9 @@ struct Server::Impl {
 
   // The room for `doc`, created if needed.
   std::shared_ptr<Room> room(const std::string& doc);
-  // Called by a room that closes, so that the next join makes a new one.
-  void forget(const std::string& doc, const Room* room);
+  // Called by a room that wants to close: true (and the room is forgotten, so that the next join
+  // makes a new one) unless joins are on their way to it, or `force`.
+  bool forget(const std::string& doc, Room* room, bool force);
 
   // The rest of the server (listener, sessions) lives in server.cc.
   struct Net;

@@ -64,6 +64,13 @@ const char* mime_type(const std::string& path) {
   return "application/octet-stream";
 }
 
+// At most n bytes of s, not cutting a UTF-8 sequence (a close reason must be valid UTF-8).
+std::string utf8_prefix(const std::string& s, size_t n) {
+  if (s.size() <= n) return s;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
 int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -79,8 +86,6 @@ struct Server::Impl::Net {
   std::mutex conn_mu;
   uint32_t sessions = 0;
   std::unordered_map<std::string, uint32_t> per_ip;
-  std::mutex live_mu;
-  std::vector<std::weak_ptr<Session>> live;  // for shutdown
   std::atomic<bool> shut_down{false};
   std::thread finisher;  // the last step of stop(): flush the store, stop the io_context
   uint16_t port = 0;
@@ -97,8 +102,9 @@ namespace {
 template <class Stream>
 class WsSession final : public Session {
  public:
-  WsSession(Server::Impl& srv, Stream&& stream, std::string doc, std::string ip, std::string subject)
-      : srv_(srv), ws_(std::move(stream)), doc_(std::move(doc)), ip_(std::move(ip)), subject_(std::move(subject)) {
+  WsSession(Server::Impl& srv, Stream&& stream, std::string doc, std::string ip, std::string subject, int64_t expires)
+      : srv_(srv), ws_(std::move(stream)), timer_(ws_.get_executor()), doc_(std::move(doc)), ip_(std::move(ip)),
+        subject_(std::move(subject)), expires_(expires) {
     peer = ip_;
     tokens_ = srv_.opt.max_messages_per_second;
     last_refill_ = Clock::now();
@@ -127,9 +133,9 @@ class WsSession final : public Session {
     ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, shared_self()));
   }
 
-  void send(Frame frame, uint64_t ops) override {
-    asio::post(ws_.get_executor(), [self = shared_self(), frame = std::move(frame), ops]() mutable {
-      self->enqueue(std::move(frame), ops, false);
+  void send(Frame frame, uint64_t ops, bool catch_up) override {
+    asio::post(ws_.get_executor(), [self = shared_self(), frame = std::move(frame), ops, catch_up]() mutable {
+      self->enqueue(std::move(frame), ops, catch_up);
     });
   }
 
@@ -141,7 +147,7 @@ class WsSession final : public Session {
                                             {"session", std::to_string(self->id)},
                                             {"code", std::to_string(code)},
                                             {"error", message}});
-      self->close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), message.substr(0, 120));
+      self->close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), utf8_prefix(message, 120));
       self->enqueue(std::make_shared<const std::string>(proto::encode(proto::Error{code, message})), 0, true);
       self->closing_ = true;
     });
@@ -161,12 +167,13 @@ class WsSession final : public Session {
 
   void on_accept(beast::error_code ec) {
     if (ec) return;  // the handshake failed or timed out: nothing to undo
-    {
-      std::lock_guard<std::mutex> lock(srv_.net->live_mu);
-      srv_.net->live.push_back(weak_from_this());
-    }
     ++srv_.metrics.connections;
     ++srv_.metrics.connections_total;
+    // A connection that never says HELLO would hold a slot forever (it answers pings).
+    timer_.expires_after(srv_.opt.handshake_timeout);
+    timer_.async_wait([self = shared_self()](beast::error_code e) {
+      if (!e && !self->room_) self->close_with(proto::kBadMessage, "no HELLO within the handshake timeout");
+    });
     do_read();
   }
 
@@ -253,6 +260,14 @@ class WsSession final : public Session {
     }
     id = srv_.next_session++;
     agents = std::move(h.agents);
+    timer_.cancel();
+    if (expires_ > 0) {
+      // The token's expiry ends the session too, not just new connections.
+      timer_.expires_after(std::chrono::seconds(std::max<int64_t>(0, expires_ - now_seconds())));
+      timer_.async_wait([self = shared_self()](beast::error_code e) {
+        if (!e) self->close_with(proto::kForbidden, "the access token expired");
+      });
+    }
     room_ = srv_.room(doc_);
     room_->join(shared_from_this(), std::move(h));
   }
@@ -270,6 +285,10 @@ class WsSession final : public Session {
     if (!batch.ok()) {
       const uint16_t code = batch.status().code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kBadMessage;
       close_with(code, batch.status().message());
+      return;
+    }
+    if (Status form = crdt::Doc::ValidateBatch(*batch); !form.ok()) {
+      close_with(proto::kBadMessage, form.message());
       return;
     }
     if (batch->events() > srv_.opt.max_batch_events) {
@@ -354,15 +373,18 @@ class WsSession final : public Session {
   void finish() {
     if (finished_) return;
     finished_ = true;
+    timer_.cancel();
     if (room_) room_->leave(shared_from_this());
   }
 
   Server::Impl& srv_;
   websocket::stream<Stream> ws_;
+  asio::steady_timer timer_;  // no HELLO in time, then the token's expiry
   beast::flat_buffer buf_;
   std::string doc_;
   std::string ip_;
   std::string subject_;
+  int64_t expires_ = 0;  // the token's expiry (seconds since 1970), 0: none
   std::shared_ptr<Room> room_;
   std::deque<std::pair<Frame, uint64_t>> queue_;
   size_t queued_bytes_ = 0;
@@ -447,6 +469,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     std::string subject;
     bool read_only = false;
+    int64_t expires = 0;
     if (!srv_.opt.auth_secret.empty()) {
       std::string token = query_param(target, "token");
       const std::string auth(req[http::field::authorization]);
@@ -466,6 +489,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       }
       subject = t->subject;
       read_only = !t->write;
+      expires = t->expires;
     }
     {
       std::lock_guard<std::mutex> lock(srv_.net->conn_mu);
@@ -483,7 +507,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       ++srv_.net->sessions;
     }
     beast::get_lowest_layer(stream_).expires_never();  // the WebSocket has its own timeouts
-    auto ws = std::make_shared<WsSession<Stream>>(srv_, std::move(stream_), doc, ip_, subject);
+    auto ws = std::make_shared<WsSession<Stream>>(srv_, std::move(stream_), doc, ip_, subject, expires);
     ws->read_only = read_only;
     ws->run(std::move(req));
   }

@@ -259,7 +259,7 @@ TEST_CASE("doc: held operations are bounded", "[doc][sync]") {
   b.set_limits(limits);
   auto r = b.apply(later);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == Code::kResourceExhausted);
+  CHECK(r.status().code() == Code::kFailedPrecondition);
   CHECK_THAT(r.status().message(), Catch::Contains("waiting for missing dependencies"));
   CHECK(b.pending_events() == 0);
   limits.max_pending_events = 1000;

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "crdt/utf8.h"
+#include "net/auth.h"
 #include "support/net_fixtures.h"
 #include "support/random_edits.h"
 #include "support/temp_dir.h"
@@ -228,4 +229,54 @@ TEST_CASE("features: random edits and disconnects converge, equal to the store a
   auto late = tandem::testing::make_client(again.url("shared"), "late");
   REQUIRE(late->wait_synced(5s));
   CHECK(late->text() == final_text);
+}
+
+TEST_CASE("features: a document larger than a session's queue limit still opens", "[net]") {
+  tandem::net::ServerOptions o;
+  o.max_queue_bytes = 64 << 10;
+  ServerFixture s(o);
+  auto a = tandem::testing::make_client(s.url("big"), "a");
+  // 1 MB of text: the client splits it into frames under the server's 1 MiB frame limit.
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text += "fifty bytes of text, more or less, again and ag\n";
+  REQUIRE(a->insert(0, text).ok());
+  REQUIRE(a->wait_synced(10s));
+  auto b = tandem::testing::make_client(s.url("big"), "b");
+  REQUIRE(b->wait_synced(10s));
+  CHECK(b->text() == text);
+  // A hundred thousand one-character edits apart from each other: many runs, split by size too.
+  for (uint32_t i = 0; i < 20000; ++i) REQUIRE(a->insert(i * 2, "x").ok());
+  REQUIRE(a->wait_synced(20s));
+  REQUIRE(b->wait_for(a->version(), 10s));
+  CHECK(b->text() == a->text());
+}
+
+TEST_CASE("features: read-only sessions keep their edits local; agents follow the token", "[net][auth]") {
+  tandem::net::ServerOptions o;
+  o.auth_secret = "k";
+  ServerFixture s(o);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  tandem::net::ClientOptions wo;
+  wo.url = s.url("doc");
+  wo.token = tandem::net::sign_token({"writer", "*", true, now + 600}, "k");
+  tandem::net::Client w(wo);  // no agent given: "writer/..." from the token
+  w.start();
+  CHECK(w.agent().rfind("writer/", 0) == 0);
+  REQUIRE(w.insert(0, "shared").ok());
+  REQUIRE(w.wait_synced(5s));
+  tandem::net::ClientOptions ro;
+  ro.url = s.url("doc");
+  ro.token = tandem::net::sign_token({"reader", "*", false, now + 600}, "k");
+  tandem::net::Client r(ro);
+  std::atomic<int> errors{0};
+  r.on_error([&](uint16_t, const std::string&) { ++errors; });
+  r.start();
+  REQUIRE(r.wait_for(w.version(), 5s));
+  CHECK(r.read_only());
+  REQUIRE(r.insert(0, "mine: ").ok());  // applied locally, never sent
+  std::this_thread::sleep_for(300ms);
+  CHECK(errors == 0);
+  CHECK(r.state() == tandem::net::ClientState::kConnected);
+  CHECK(r.unacknowledged() == 6);
+  CHECK(w.text() == "shared");
 }

@@ -109,7 +109,7 @@ TEST_CASE("hostile: malformed messages get an error and a close, and change noth
          tandem::crdt::Version v;
          v.advance("someone-else", 2000000000);
          return hello("raw", v);
-       }, false, proto::kBadMessage},
+       }, false, proto::kRejected},
       {"HELLO twice", [] { return hello("raw"); }, true, proto::kBadMessage},
       {"an ACK from a client", [] { return proto::encode(proto::Ack{1}); }, true, proto::kBadMessage},
   };
@@ -336,4 +336,30 @@ TEST_CASE("hostile: a client that stops reading is dropped and does not slow the
   REQUIRE(at != std::string::npos);
   const uint64_t peak = std::stoull(metrics.substr(at + 33));
   CHECK(peak <= (1u << 20) + 200000);
+}
+
+TEST_CASE("hostile: a connection that never says HELLO is closed after the handshake timeout", "[net][hostile]") {
+  tandem::net::ServerOptions o;
+  o.handshake_timeout = 300ms;
+  ServerFixture s(o);
+  RawWs raw;
+  REQUIRE(raw.connect(s.port, "/ws/doc") == 101);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto [error, close] = raw.read_until_closed(3s);
+  CHECK(error == proto::kBadMessage);
+  CHECK(close == proto::kBadMessage);
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+}
+
+TEST_CASE("hostile: a token that expires ends the session it opened", "[net][hostile][auth]") {
+  tandem::net::ServerOptions o;
+  o.auth_secret = "k";
+  ServerFixture s(o);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  RawWs raw;
+  REQUIRE(raw.connect(s.port, "/ws/doc?token=" + tandem::net::sign_token({"eve", "*", true, now + 2}, "k")) == 101);
+  raw.send(hello("eve/1"));
+  REQUIRE(raw.read().binary);
+  auto [error, close] = raw.read_until_closed(5s);
+  CHECK(error == proto::kForbidden);
 }

@@ -49,6 +49,9 @@ class Doc {
 
   // Agent names: 1..kMaxAgentBytes bytes of well-formed UTF-8.
   static Status ValidateAgent(std::string_view agent);
+  // What can be checked of a batch without a document: agent names, lengths, kinds, text
+  // (well-formed UTF-8 of the right length), parents. apply() checks this too.
+  static Status ValidateBatch(const OpBatch& batch);
 
   const std::string& agent() const;
   void set_limits(const DocLimits& limits);
@@ -81,7 +84,10 @@ class Doc {
   // batch that must be applied whole (see OpKind::kInsertDeleted).
   OpBatch ops_since(const Version& peer, DeletedText deleted = DeletedText::kOmit) const;
 
-  // Merges remote operations. Returns the changes to the visible text, in order. When `added` is
+  // Merges remote operations. Returns the changes to the visible text, in order. Errors:
+  // InvalidArgument (a malformed run, or a position past the end of the document at its
+  // parents), ResourceExhausted (past DocLimits::max_length or the event limit),
+  // FailedPrecondition (more held operations than DocLimits allows). When `added` is
   // set, it receives the events this call integrated (duplicates and still-held events left
   // out), in the order they were integrated, with every text this replica has: what a server
   // appends to its log. On error the replica is unchanged (no part of the batch is kept, not even

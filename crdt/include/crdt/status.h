@@ -22,6 +22,7 @@ class [[nodiscard]] Status {
     kInvalidArgument,   // the caller passed something malformed (bad UTF-8, bad agent name)
     kOutOfRange,        // a position or length past the end of the document
     kNotFound,          // no such document (storage, server)
+    kFailedPrecondition,  // what an operation depends on never arrived (held operations past the bound)
     kCorruption,        // bytes that do not decode (truncated, bad tag, inconsistent)
     kResourceExhausted, // a limit was reached (held ops, document size, container sizes)
     kNotSupported,      // a format version this build does not read
@@ -34,6 +35,7 @@ class [[nodiscard]] Status {
   static Status InvalidArgument(std::string_view msg) { return Status(Code::kInvalidArgument, msg); }
   static Status OutOfRange(std::string_view msg) { return Status(Code::kOutOfRange, msg); }
   static Status NotFound(std::string_view msg) { return Status(Code::kNotFound, msg); }
+  static Status FailedPrecondition(std::string_view msg) { return Status(Code::kFailedPrecondition, msg); }
   static Status Corruption(std::string_view msg) { return Status(Code::kCorruption, msg); }
   static Status ResourceExhausted(std::string_view msg) { return Status(Code::kResourceExhausted, msg); }
   static Status NotSupported(std::string_view msg) { return Status(Code::kNotSupported, msg); }

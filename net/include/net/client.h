@@ -27,7 +27,8 @@ namespace tandem::net {
 
 struct ClientOptions {
   std::string url;    // ws://HOST:PORT/ws/<doc-id> or wss://...
-  std::string agent;  // this replica's name; empty: "client-" and 12 random hex digits
+  std::string agent;  // this replica's name; empty: "client-" and 12 random hex digits, or, with a
+                      // token, "<its subject>/" and 12 random hex digits
   std::string token;  // when the server requires one
   std::string origin; // sent as the Origin header when set
   std::chrono::milliseconds min_backoff{100};
@@ -35,6 +36,7 @@ struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
   size_t max_frame_bytes = size_t{256} << 20;  // largest message accepted from the server
   uint64_t max_batch_events = 100000;          // larger sends are split (the server's default limit)
+  size_t max_batch_bytes = size_t{512} << 10;  // ... and so are batches whose text passes this
   bool tls_verify = true;                      // wss: check the server's certificate
 };
 
@@ -70,8 +72,10 @@ class Client {
   crdt::Version version() const;
   const std::string& agent() const;
   ClientState state() const;
-  // Batches sent and not yet acknowledged durable, and whether own edits wait to be sent.
-  size_t unacknowledged() const;
+  // Own operations (events) not yet acknowledged durable by the server.
+  uint64_t unacknowledged() const;
+  // The server said this session may only read: own edits stay local.
+  bool read_only() const;
   // Until connected, caught up with what the server held when it welcomed this connection, and
   // with every own edit acknowledged durable; or the timeout.
   bool wait_synced(std::chrono::milliseconds timeout);
@@ -82,7 +86,8 @@ class Client {
   void on_state(std::function<void(ClientState)> f);
   void on_presence(std::function<void(const PeerPresence&)> f);
   void on_leave(std::function<void(uint64_t session)> f);
-  // The server's ERROR before it closed the connection.
+  // The server's ERROR before it closed the connection. After errors that retrying cannot fix
+  // (4400, 4403, 4409, 4413, 4422, 4426) the client stays offline until start() is called again.
   void on_error(std::function<void(uint16_t code, const std::string& message)> f);
 
   struct Impl;

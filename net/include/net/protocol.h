@@ -36,9 +36,10 @@ enum Type : uint8_t {
 enum ErrorCode : uint16_t {
   kBadMessage = 4400,       // not msgpack, wrong shape, unknown type, a text frame, invalid ops
   kForbidden = 4403,        // ops from a read-only session, or for an agent it does not own
-  kAgentInUse = 4409,       // HELLO names an agent another live session owns
+  kAgentInUse = 4409,       // sent to a session whose agent a newer session (same agent) took over
   kTooLarge = 4413,         // a batch or the document past its limit
-  kRejected = 4422,         // ops the document refuses (positions out of range, held ops past the bound)
+  kRejected = 4422,         // ops the document refuses (positions out of range, held ops past the
+                            // bound), or a HELLO version claiming far more than the server ever had
   kUnsupportedVersion = 4426,
   kRateLimited = 4429,
   kInternal = 4500,         // the server could not store the document
@@ -100,7 +101,8 @@ struct Limits {
   size_t max_frame_bytes = size_t{1} << 20;
 };
 
-// Decodes one frame. Errors carry the message; protocol_code() gives the error code to send.
+// Decodes one frame. Every error is InvalidArgument (answered with kBadMessage), except a frame
+// over limits.max_frame_bytes (ResourceExhausted).
 crdt::Result<Message> decode(std::string_view frame, const Limits& limits = {});
 
 std::string encode(const Hello& m);
