@@ -60,6 +60,9 @@ std::string Metrics::text() const {
   metric("tandem_connections_refused_total", "counter", "Connections refused before the upgrade.", refused.load());
   metric("tandem_queued_bytes", "gauge", "Bytes waiting in sessions' outgoing queues.", queued_bytes.load());
   metric("tandem_session_queue_peak_bytes", "gauge", "The most bytes one session ever had queued.", queue_peak.load());
+  metric("tandem_loop_lag_seconds", "gauge", "How late the I/O threads ran the last 10 ms probe.",
+         static_cast<double>(loop_lag_us.load()) / 1e6);
+  metric("tandem_pacing_broadcasts", "gauge", "1 while the server runs late and paces broadcasts.", busy.load() ? 1 : 0);
   out += "# HELP tandem_errors_total Sessions closed with an error, by protocol error code.\n"
          "# TYPE tandem_errors_total counter\n";
   for (int i = 0; i < kCodes; ++i) {

@@ -34,6 +34,8 @@ struct Metrics {
   std::atomic<uint64_t> refused{0};           // connections refused before the upgrade
   std::atomic<int64_t> queued_bytes{0};       // unsent bytes in all sessions' queues
   std::atomic<uint64_t> queue_peak{0};        // the most one session ever had queued
+  std::atomic<int64_t> loop_lag_us{0};        // how late the last lag probe ran
+  std::atomic<bool> busy{false};              // the I/O threads are running late: pace broadcasts
   static constexpr int kCodes = 10;
   std::array<std::atomic<uint64_t>, kCodes> errors{};  // by protocol error code (see code_index)
   Histogram broadcast_latency;  // batch received -> its frames queued to every other session

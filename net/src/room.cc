@@ -32,7 +32,7 @@ bool Server::Impl::forget(const std::string& doc, Room* room, bool force) {
 }
 
 Room::Room(Server::Impl& server, std::string name)
-    : srv_(server), name_(std::move(name)), strand_(boost::asio::make_strand(server.ioc)), grace_(strand_) {}
+    : srv_(server), name_(std::move(name)), strand_(boost::asio::make_strand(server.ioc)), grace_(strand_), pace_(strand_) {}
 
 Room::~Room() {
   if (counted_) --srv_.metrics.open_documents;
@@ -182,11 +182,7 @@ void Room::ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batc
         self->outbox_author_ = 0;
       }
       for (auto& run : added.runs) self->outbox_.runs.push_back(std::move(run));
-      if (!self->flush_posted_) {
-        // Posted, not run now: batches already waiting on the strand join this broadcast.
-        self->flush_posted_ = true;
-        boost::asio::post(self->strand_, [self] { self->flush(); });
-      }
+      self->schedule_flush();
       self->maybe_snapshot(false);
     }
     bool durable = true;
@@ -199,8 +195,26 @@ void Room::ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batc
   });
 }
 
+void Room::schedule_flush() {
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  if (srv_.metrics.busy && srv_.opt.max_broadcast_delay.count() > 0) {
+    // Each broadcast costs a send per session: a room of n sessions broadcasts at most every
+    // n ms while the server runs late.
+    const auto gap = std::min<Clock::duration>(srv_.opt.max_broadcast_delay, std::chrono::milliseconds(sessions_.size()));
+    if (Clock::now() < last_flush_ + gap) {
+      pace_.expires_at(last_flush_ + gap);
+      pace_.async_wait([self = shared_from_this()](boost::system::error_code) { self->flush(); });
+      return;
+    }
+  }
+  // Posted, not run now: batches already waiting on the strand join this broadcast.
+  boost::asio::post(strand_, [self = shared_from_this()] { self->flush(); });
+}
+
 void Room::flush() {
   flush_posted_ = false;
+  last_flush_ = Clock::now();
   if (outbox_.empty() || closed_) return;
   const uint64_t n = outbox_.events();
   const Frame f = make_frame(proto::encode(proto::Ops{0, codec::encode_ops(outbox_)}));
@@ -259,6 +273,7 @@ bool Room::close_room(bool force) {
   if (!srv_.forget(name_, this, force)) return false;  // a join is on its way: stay open
   closed_ = true;
   grace_.cancel();
+  pace_.cancel();
   sessions_.clear();
   members_.clear();
   owners_.clear();

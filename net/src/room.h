@@ -75,6 +75,7 @@ class Room : public std::enable_shared_from_this<Room> {
   };
 
   bool ensure_loaded(const std::shared_ptr<Session>& s);
+  void schedule_flush();
   void flush();
   void on_durable(crdt::Status st, crdt::Version version, Clock::time_point handed);
   void maybe_snapshot(bool force);
@@ -87,6 +88,8 @@ class Room : public std::enable_shared_from_this<Room> {
   std::string name_;
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::steady_timer grace_;
+  boost::asio::steady_timer pace_;  // a paced broadcast (see ServerOptions::max_broadcast_delay)
+  Clock::time_point last_flush_;
   std::optional<crdt::Doc> doc_;
   std::vector<std::shared_ptr<Session>> sessions_;
   std::unordered_set<uint64_t> members_;  // ids of sessions_, for the joined-yet check

@@ -88,6 +88,7 @@ struct Server::Impl::Net {
   std::unordered_map<std::string, uint32_t> per_ip;
   std::atomic<bool> shut_down{false};
   std::thread finisher;  // the last step of stop(): flush the store, stop the io_context
+  std::optional<asio::steady_timer> lag_probe;
   uint16_t port = 0;
 };
 
@@ -630,6 +631,29 @@ Server::~Server() {
   if (impl_->net->finisher.joinable()) impl_->net->finisher.join();
 }
 
+namespace {
+
+// Every 10 ms: how late does a timer handler run? Late means handlers queue up behind each other
+// (the CPU is the bottleneck), and rooms start pacing their broadcasts (Room::schedule_flush).
+// Hysteresis keeps it from flapping.
+void probe_lag(Server::Impl& s) {
+  auto& t = *s.net->lag_probe;
+  t.expires_after(std::chrono::milliseconds(10));
+  t.async_wait([&s](beast::error_code ec) {
+    if (ec || s.stopping) return;
+    const auto lag = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - s.net->lag_probe->expiry());
+    s.metrics.loop_lag_us = lag.count();
+    if (lag > std::chrono::milliseconds(4)) {
+      s.metrics.busy = true;
+    } else if (lag < std::chrono::milliseconds(1)) {
+      s.metrics.busy = false;
+    }
+    probe_lag(s);
+  });
+}
+
+}  // namespace
+
 Status Server::start() {
   Impl& s = *impl_;
   if (!s.opt.tls_cert.empty() || !s.opt.tls_key.empty()) {
@@ -668,6 +692,8 @@ Status Server::start() {
     s.log.warn("server.open", {{"note", "no --auth-secret: anyone who can reach this port can read and write every document"}});
   }
   do_accept(s);
+  s.net->lag_probe.emplace(s.ioc);
+  probe_lag(s);
   return Status::OK();
 }
 
@@ -691,6 +717,7 @@ void Server::stop() {
     beast::error_code ec;
     s.net->acceptor.close(ec);
     s.net->signals.cancel();
+    if (s.net->lag_probe) s.net->lag_probe->cancel();
     std::vector<std::shared_ptr<Room>> rooms;
     {
       std::lock_guard<std::mutex> lock(s.rooms_mu);

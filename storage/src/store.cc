@@ -157,6 +157,7 @@ struct Store::Impl {
   std::condition_variable cv;
   std::vector<Item> queue;
   bool stopping = false;
+  bool writer_idle = false;  // waiting for work (not pacing): only then does enqueue wake it
   std::thread writer;
 
   // The writer's view of each document it has touched: its row id and how many events its log
@@ -175,11 +176,16 @@ struct Store::Impl {
   std::atomic<uint64_t> commits{0}, batches{0}, events{0}, failed{0};
 
   void enqueue(Item item) {
+    bool wake;
     {
       std::lock_guard<std::mutex> lock(mu);
       queue.push_back(std::move(item));
+      wake = writer_idle;
+      writer_idle = false;
     }
-    cv.notify_one();
+    // A pacing writer picks the item up when its interval ends; waking it for every append
+    // would cost a context switch each.
+    if (wake) cv.notify_one();
   }
 
   void run_writer();
@@ -375,13 +381,19 @@ void Store::Impl::commit_group(std::vector<Item>& group) {
 
 void Store::Impl::run_writer() {
   std::vector<Item> group;
+  auto last_start = std::chrono::steady_clock::now() - options.commit_interval;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu);
+      writer_idle = queue.empty();
       cv.wait(lock, [&] { return stopping || !queue.empty(); });
+      writer_idle = false;
       if (queue.empty()) return;  // stopping, nothing left
+      // Let more appends join this commit, unless the store is closing.
+      cv.wait_until(lock, last_start + options.commit_interval, [&] { return stopping; });
       group.swap(queue);
     }
+    last_start = std::chrono::steady_clock::now();
     commit_group(group);
     group.clear();
   }

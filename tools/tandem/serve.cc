@@ -81,6 +81,8 @@ int cmd_serve(Args& args) {
         "  --durability full|normal   full (default): every acknowledged edit survives power loss;\n"
         "                             normal: faster, but the last acknowledged edits before a power\n"
         "                             loss may be lost (a process crash loses nothing)\n"
+        "  --commit-interval-ms N     group commit: at most one commit per N ms, so that edits\n"
+        "                             arriving together share one fsync (4; 0: commit at once)\n"
         "  --threads N                I/O threads (one per core)\n"
         "  --static DIR               the editor's files (found next to the build by default)\n"
         "  --auth-secret S            require tokens signed with S (see tandem token); without it the\n"
@@ -94,7 +96,9 @@ int cmd_serve(Args& args) {
         "  --max-held-ops N [100000]         --max-connections N [20000]  --max-connections-per-ip N [256]\n"
         "  --max-messages-per-second N [200] --max-queue-bytes N [8388608]\n"
         "  --handshake-timeout-ms N [10000]  --idle-timeout-ms N [60000]  --room-grace-ms N [10000]\n"
-        "  --snapshot-every-ops N [10000]    --snapshot-every-ms N [60000]");
+        "  --snapshot-every-ops N [10000]    --snapshot-every-ms N [60000]\n"
+        "  --max-broadcast-delay-ms N [100]  when the server runs late, a room of n sessions sends one\n"
+        "                                    broadcast per n ms at most, capped at N (0: never pace)");
     return 0;
   }
   net::ServerOptions o;
@@ -102,6 +106,7 @@ int cmd_serve(Args& args) {
   o.port = static_cast<uint16_t>(args.number("--port", o.port));
   const std::string data = args.value("--data", "./data");
   const std::string durability = args.value("--durability", "full");
+  const uint64_t commit_interval_ms = args.number("--commit-interval-ms", 4);
   o.threads = static_cast<int>(args.number("--threads", 0));
   o.static_dir = args.value("--static", "");
   o.auth_secret = args.value("--auth-secret");
@@ -123,9 +128,12 @@ int cmd_serve(Args& args) {
   o.room_grace = std::chrono::milliseconds(args.number("--room-grace-ms", o.room_grace.count()));
   o.snapshot_every_events = args.number("--snapshot-every-ops", o.snapshot_every_events);
   o.snapshot_every = std::chrono::milliseconds(args.number("--snapshot-every-ms", o.snapshot_every.count()));
+  o.max_broadcast_delay =
+      std::chrono::milliseconds(args.number("--max-broadcast-delay-ms", o.max_broadcast_delay.count()));
   if (!args.ok()) return args.fail();
   if (!args.rest().empty()) return fail("serve takes no positional arguments (see --help)");
   if (durability != "full" && durability != "normal") return fail("--durability is full or normal");
+  if (commit_interval_ms > 1000) return fail("--commit-interval-ms is at most 1000");
   if (log_format != "text" && log_format != "json") return fail("--log-format is text or json");
   if (o.tls_cert.empty() != o.tls_key.empty()) return fail("--tls-cert and --tls-key go together");
   if (o.max_messages_per_second == 0 || o.max_frame_bytes < 64) return fail("limits must allow some traffic");
@@ -139,6 +147,7 @@ int cmd_serve(Args& args) {
   storage::StoreOptions so;
   so.path = (std::filesystem::path(data) / "tandem.db").string();
   so.durability = durability == "full" ? storage::Durability::kFull : storage::Durability::kNormal;
+  so.commit_interval = std::chrono::milliseconds(commit_interval_ms);
   auto store = storage::Store::open(so);
   if (!store.ok()) return fail(store.status());
   SqliteDocStore docs(**store);

@@ -51,6 +51,12 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60000};  // with pings every half of it
   std::chrono::milliseconds room_grace{10000};    // an empty room stays loaded this long
 
+  // Broadcast pacing under load. While the I/O threads run late (handlers wait more than a few
+  // ms), a room sends at most one broadcast per (1 ms x its sessions), capped at this, so that
+  // a large room's fan-out shrinks to what the CPU can carry instead of the backlog growing
+  // without bound. A server keeping up broadcasts every batch at once. 0: never pace.
+  std::chrono::milliseconds max_broadcast_delay{100};
+
   // Snapshots: every N events or T of activity, and when a room unloads.
   uint64_t snapshot_every_events = 10000;
   std::chrono::milliseconds snapshot_every{60000};

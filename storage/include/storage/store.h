@@ -67,6 +67,10 @@ struct StoreOptions {
   uint32_t keep_snapshots = 2;             // newest snapshots kept per document (at least 2)
   uint64_t max_pages = 0;                  // a size quota in SQLite pages (0: none); past it,
                                            // writes fail as on a full disk
+  // Group commit: a commit starts at least this long after the previous one started, so that
+  // under load many appends share one commit (and one fsync) at the cost of up to this much
+  // acknowledgement latency. An idle store commits at once.
+  std::chrono::microseconds commit_interval{4000};
 };
 
 struct DocInfo {

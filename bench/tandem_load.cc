@@ -1,0 +1,845 @@
+// tandem-load: puts a Tandem server under collaborative-editing load and measures it.
+//
+// C connections over D documents (client i works on document i % D), each typing R edits per
+// second on an open-loop schedule, all on one thread of this process. Reports edit-to-peer
+// latency (send -> arrival at every other client of the document), edits/s in, deliveries/s
+// out, deliveries never made, errors, and the server's CPU time and memory read from /proc, so
+// that server CPU per edit can be compared with the peer servers measured by bench/peers/load
+// (same JSON fields as its load.mjs, so its report.mjs prints both). Loopback only.
+//
+// How edits are made (the "lite" client of bench/peers/load/README.md, in C++): the generator
+// keeps, per document, the text's length, each client's caret and the latest event; a client's
+// edit is one event whose parent is that latest event, sent at once as one OPS batch. The
+// history the server sees is therefore causally linear (no concurrent edits to merge), as with
+// the Node generator's shared Y.Doc. Received OPS batches are decoded (not applied) to find
+// which edits they carry.
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "crdt/codec.h"
+#include "net/protocol.h"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using tandem::crdt::OpBatch;
+using tandem::crdt::OpKind;
+using tandem::crdt::OpRun;
+namespace proto = tandem::net::proto;
+namespace codec = tandem::crdt::codec;
+
+struct Options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  std::string path_prefix = "/ws/";
+  int clients = 20;
+  int docs = 4;
+  double rate = 5;
+  double seconds = 10;
+  double warmup = 3;
+  double drain = 5;
+  double settle = 5;
+  double connect_timeout = 120;
+  int connect_parallel = 200;
+  bool idle = false;
+  bool json = false;
+  int server_pid = 0;
+  uint64_t seed = 0;
+};
+
+[[noreturn]] void usage(int rc) {
+  std::fprintf(rc ? stderr : stdout, R"(usage:
+  tandem-load --url ws://127.0.0.1:PORT --clients C --docs D --rate R --seconds S [options]
+  tandem-load --url ws://127.0.0.1:PORT --clients C --docs D --idle [--settle T] [options]
+
+  --url URL              the server: ws://HOST:PORT (documents are /ws/load-<tag>-<d>);
+                         HOST must be a loopback address
+  --clients C            connections (20)
+  --docs D               documents; client i works on document i %% D (4)
+  --rate R               edits per second per client (5)
+  --seconds S            measured window (10)
+  --warmup W             typing before the window (3)
+  --drain T              after typing stops, wait at most T s for undelivered edits (5)
+  --idle                 open the connections, wait --settle s, report the server's memory
+  --settle T             idle: seconds to wait after all connected (5)
+  --connect-timeout T    seconds for all connections to be synced (120)
+  --connect-parallel N   connection attempts in flight at once (200)
+  --server-pid PID       read the server's CPU time and memory from /proc/PID
+  --seed N               random seed (default: from the clock)
+  --json                 print one JSON object on one line instead of text
+)");
+  std::exit(rc);
+}
+
+// Latencies in microseconds: exact below 64 us, then 32 buckets per power of two (3% wide).
+class Histogram {
+ public:
+  void add(int64_t us) {
+    if (us < 0) us = 0;
+    const size_t b = bucket(static_cast<uint64_t>(us));
+    if (b >= counts_.size()) counts_.resize(b + 1);
+    ++counts_[b];
+    ++n_;
+    sum_ += static_cast<double>(us);
+    max_ = std::max<int64_t>(max_, us);
+  }
+  uint64_t count() const { return n_; }
+  double max_ms() const { return static_cast<double>(max_) / 1000.0; }
+  double mean_ms() const { return n_ ? sum_ / static_cast<double>(n_) / 1000.0 : 0; }
+  // The midpoint of the bucket holding quantile q, capped at the maximum.
+  double quantile_ms(double q) const {
+    if (n_ == 0) return 0;
+    const uint64_t rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(n_)));
+    uint64_t seen = 0;
+    for (size_t b = 0; b < counts_.size(); ++b) {
+      seen += counts_[b];
+      if (seen >= std::max<uint64_t>(rank, 1)) {
+        const double lo = static_cast<double>(lower(b)), hi = static_cast<double>(lower(b + 1));
+        return std::min((lo + hi) / 2.0, static_cast<double>(max_)) / 1000.0;
+      }
+    }
+    return max_ms();
+  }
+
+ private:
+  static size_t bucket(uint64_t us) {
+    if (us < 64) return static_cast<size_t>(us);
+    const int e = 63 - __builtin_clzll(us);  // >= 6
+    const uint64_t sub = (us >> (e - 5)) - 32;
+    return 64 + static_cast<size_t>(e - 6) * 32 + static_cast<size_t>(sub);
+  }
+  static uint64_t lower(size_t b) {
+    if (b < 64) return b;
+    const size_t e = (b - 64) / 32 + 6, sub = (b - 64) % 32;
+    return (32 + sub) << (e - 5);
+  }
+  std::vector<uint64_t> counts_;
+  uint64_t n_ = 0;
+  double sum_ = 0;
+  int64_t max_ = 0;
+};
+
+struct ProcStat {
+  double cpu_s = 0;
+  double rss_mb = 0;
+  double hwm_mb = 0;
+  bool ok = false;
+};
+
+ProcStat read_proc(int pid) {
+  ProcStat p;
+  if (pid <= 0) return p;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return p;
+  // Fields after the command name (which may hold spaces), which ends with the last ')'.
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return p;
+  std::vector<std::string> f;
+  size_t i = close + 2;
+  while (i < line.size()) {
+    size_t j = line.find(' ', i);
+    if (j == std::string::npos) j = line.size();
+    f.push_back(line.substr(i, j - i));
+    i = j + 1;
+  }
+  if (f.size() < 13) return p;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  p.cpu_s = (std::stod(f[11]) + std::stod(f[12])) / tick;  // utime, stime: fields 14 and 15
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  while (std::getline(status, line)) {
+    auto kb = [&](const char* key, double* out) {
+      if (line.rfind(key, 0) == 0) *out = std::stod(line.substr(std::strlen(key))) / 1024.0;
+    };
+    kb("VmRSS:", &p.rss_mb);
+    kb("VmHWM:", &p.hwm_mb);
+  }
+  p.ok = true;
+  return p;
+}
+
+double self_cpu_s() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+double self_peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+double round_to(double v, int digits) {
+  const double m = std::pow(10.0, digits);
+  return std::round(v * m) / m;
+}
+
+constexpr std::string_view kText =
+    "The quick brown fox jumps over the lazy dog while the committee debates the minutes of the "
+    "previous meeting, which nobody remembers approving. Collaborative editing means that every "
+    "keystroke travels to every other person who has the document open, in order, within a blink. ";
+
+class Load;
+
+struct Conn {
+  Load* load = nullptr;
+  int index = 0;
+  int doc = 0;
+  int slot = 0;  // position among the clients of its document
+  std::string agent;
+  using Stream = websocket::stream<beast::tcp_stream>;
+  std::shared_ptr<Stream> ws;  // replaced on reconnect; handlers of an old one see it differ
+  beast::flat_buffer rbuf;
+  std::vector<std::shared_ptr<const std::string>> outq;
+  size_t out_head = 0;
+  bool writing = false;
+  bool synced = false;
+  bool ever_synced = false;
+  uint32_t next_seq = 0;
+  uint32_t caret = 0;
+  uint32_t own_run = 0;  // characters this client typed, contiguous, right before its caret
+  size_t text_pos = 0;
+  std::vector<int64_t> sent_us;         // by seq: when the edit was sent (us since the epoch)
+  std::vector<uint32_t> seen;           // by author slot: next seq of that author seen here
+};
+
+struct DocModel {
+  uint32_t length = 0;
+  int last_client = -1;
+  uint32_t last_seq = 0;
+  std::vector<int> members;
+};
+
+class Load {
+ public:
+  explicit Load(Options o) : opt_(std::move(o)), rng_(opt_.seed) {
+    char tag[16];
+    std::snprintf(tag, sizeof tag, "%06x", static_cast<unsigned>(rng_() & 0xffffff));
+    tag_ = tag;
+    docs_.resize(static_cast<size_t>(opt_.docs));
+    conns_.resize(static_cast<size_t>(opt_.clients));
+    for (int i = 0; i < opt_.clients; ++i) {
+      auto& c = conns_[static_cast<size_t>(i)];
+      c = std::make_unique<Conn>();
+      c->load = this;
+      c->index = i;
+      c->doc = i % opt_.docs;
+      c->slot = i / opt_.docs;
+      c->agent = "load-" + std::to_string(i);
+      c->text_pos = rng_() % kText.size();
+      docs_[static_cast<size_t>(c->doc)].members.push_back(i);
+    }
+    for (auto& c : conns_) c->seen.assign(docs_[static_cast<size_t>(c->doc)].members.size(), 0);
+    order_.resize(static_cast<size_t>(opt_.clients));
+    for (int i = 0; i < opt_.clients; ++i) order_[static_cast<size_t>(i)] = i;
+    std::shuffle(order_.begin(), order_.end(), rng_);
+    endpoint_ = tcp::endpoint(asio::ip::make_address(opt_.host), opt_.port);
+  }
+
+  nlohmann::json run() {
+    epoch_ = Clock::now();
+    const ProcStat before = read_proc(opt_.server_pid);
+    connect_all();
+    const double connect_s = now_s();
+    const ProcStat connected = read_proc(opt_.server_pid);
+    nlohmann::json r;
+    r["server"] = "tandem";
+    r["client"] = "native";
+    r["mode"] = opt_.idle ? "idle" : "load";
+    r["date"] = iso_now();
+    r["clients"] = opt_.clients;
+    r["docs"] = opt_.docs;
+    r["connect_s"] = round_to(connect_s, 2);
+    r["synced"] = synced_;
+    counting_ = true;
+    if (opt_.idle) {
+      const double t0 = now_s();
+      run_for(opt_.settle);
+      const ProcStat after = read_proc(opt_.server_pid);
+      const double t1 = now_s();
+      r["settle_s"] = opt_.settle;
+      fill_errors(r);
+      if (before.ok && after.ok) {
+        r["server_rss_before_mb"] = round_to(before.rss_mb, 1);
+        r["server_rss_after_mb"] = round_to(after.rss_mb, 1);
+        r["server_rss_per_conn_kb"] = round_to((after.rss_mb - before.rss_mb) * 1024.0 / opt_.clients, 2);
+        r["server_peak_rss_mb"] = round_to(after.hwm_mb, 1);
+        r["server_idle_cpu_util"] = round_to((after.cpu_s - connected.cpu_s) / (t1 - t0), 4);
+      }
+      r["gen_peak_rss_mb"] = round_to(self_peak_rss_mb(), 1);
+      return r;
+    }
+    // Typing: warmup, then the window, then the drain.
+    type_start_ = now_s();
+    win_start_ = type_start_ + opt_.warmup;
+    win_end_ = win_start_ + opt_.seconds;
+    start_ticks();
+    run_until(win_start_);
+    const ProcStat s1 = read_proc(opt_.server_pid);
+    const double gen_cpu1 = self_cpu_s();
+    in_window_ = true;
+    run_until(win_end_);
+    in_window_ = false;
+    typing_ = false;
+    const ProcStat s2 = read_proc(opt_.server_pid);
+    const double gen_cpu2 = self_cpu_s();
+    const double drain_start = now_s();
+    while (now_s() - drain_start < opt_.drain && win_observed_ < win_expected_) run_for(0.01);
+    const double drain_s = now_s() - drain_start;
+    const ProcStat end = read_proc(opt_.server_pid);
+    const double win = opt_.seconds;
+
+    r["rate"] = opt_.rate;
+    r["seconds"] = opt_.seconds;
+    r["warmup"] = opt_.warmup;
+    r["edits_target_per_s"] = round_to(opt_.clients * opt_.rate, 1);
+    r["edits_per_s"] = round_to(static_cast<double>(win_edits_) / win, 1);
+    r["edits_window"] = win_edits_;
+    r["inserts_window"] = win_inserts_;
+    r["deletes_window"] = win_edits_ - win_inserts_;
+    r["edits_skipped_window"] = win_skipped_;
+    double per_doc_fanout = 0;  // deliveries per edit, averaged over clients
+    for (const auto& c : conns_) per_doc_fanout += static_cast<double>(docs_[static_cast<size_t>(c->doc)].members.size() - 1);
+    r["deliveries_target_per_s"] = round_to(opt_.rate * per_doc_fanout, 1);
+    r["deliveries_per_s"] = round_to(static_cast<double>(deliveries_in_window_) / win, 1);
+    r["deliveries_expected"] = win_expected_;
+    r["deliveries_observed"] = win_observed_;
+    r["undelivered"] = win_expected_ - win_observed_;
+    r["drain_s"] = round_to(drain_s, 2);
+    r["latency_ms"] = {{"p50", round_to(lat_.quantile_ms(0.5), 3)},  {"p90", round_to(lat_.quantile_ms(0.9), 3)},
+                       {"p99", round_to(lat_.quantile_ms(0.99), 3)}, {"max", round_to(lat_.max_ms(), 3)},
+                       {"mean", round_to(lat_.mean_ms(), 3)},        {"samples", lat_.count()}};
+    r["ack_latency_ms"] = {{"p50", round_to(ack_.quantile_ms(0.5), 3)},
+                           {"p99", round_to(ack_.quantile_ms(0.99), 3)},
+                           {"max", round_to(ack_.max_ms(), 3)},
+                           {"samples", ack_.count()}};
+    fill_errors(r);
+    r["bad_messages"] = bad_messages_;
+    if (s1.ok && s2.ok) {
+      const double cpu = s2.cpu_s - s1.cpu_s;
+      r["server_cpu_s"] = round_to(cpu, 2);
+      r["server_cpu_util"] = round_to(cpu / win, 3);
+      r["server_us_per_edit"] = win_edits_ ? round_to(cpu * 1e6 / static_cast<double>(win_edits_), 1) : 0.0;
+      r["server_us_per_delivery"] =
+          deliveries_in_window_ ? round_to(cpu * 1e6 / static_cast<double>(deliveries_in_window_), 2) : 0.0;
+      r["server_rss_before_mb"] = round_to(before.rss_mb, 1);
+      r["server_rss_connected_mb"] = round_to(connected.rss_mb, 1);
+      r["server_rss_end_mb"] = round_to(end.rss_mb, 1);
+      r["server_peak_rss_mb"] = round_to(end.hwm_mb, 1);
+      r["server_saturated"] = cpu / win >= 0.9;
+    } else {
+      r["server_cpu_s"] = nullptr;
+      r["server_saturated"] = nullptr;
+    }
+    const double gen_cpu = gen_cpu2 - gen_cpu1;
+    r["gen_cpu_s"] = round_to(gen_cpu, 2);
+    r["gen_cpu_util"] = round_to(gen_cpu / win, 3);
+    r["gen_loop_delay_p99_ms"] = round_to(loop_.quantile_ms(0.99), 2);
+    r["gen_loop_delay_max_ms"] = round_to(loop_.max_ms(), 2);
+    r["gen_peak_rss_mb"] = round_to(self_peak_rss_mb(), 1);
+    r["generator_saturated"] = gen_cpu / win >= 0.9 || win_skipped_ > 0 || loop_.quantile_ms(0.99) >= 100;
+    return r;
+  }
+
+  // Connection events, called by the handlers below.
+  void on_welcome(Conn& c) {
+    if (!c.synced) {
+      c.synced = true;
+      if (!c.ever_synced) {
+        c.ever_synced = true;
+        ++synced_;
+        --connecting_;
+        pump_connects();
+      }
+    }
+  }
+  void on_lost(Conn& c, bool during_connect) {
+    const bool was_connecting = !c.ever_synced;
+    c.synced = false;
+    c.ws.reset();
+    c.outq.clear();
+    c.out_head = 0;
+    c.writing = false;
+    if (counting_) {
+      if (during_connect) ++conn_errors_;
+      else ++closes_;
+    }
+    if (stopping_) return;
+    if (was_connecting && during_connect && now_s() > opt_.connect_timeout) {
+      --connecting_;
+      ++connect_failed_;
+      pump_connects();
+      return;
+    }
+    // Reconnect after a pause; the catch-up that follows repeats what this client saw.
+    auto t = std::make_shared<asio::steady_timer>(ioc_, std::chrono::milliseconds(500 + rng_() % 500));
+    t->async_wait([this, &c, t](beast::error_code) {
+      if (!stopping_) open(c);
+    });
+  }
+  void on_ops(Conn& c, const proto::Ops& m);
+  void on_ack(Conn& c, uint64_t batch_id) {
+    if (batch_id == 0 || batch_id > c.sent_us.size()) return;
+    const int64_t sent = c.sent_us[batch_id - 1];
+    if (window_sent(sent)) ack_.add(now_us() - sent);
+  }
+  void on_error(Conn&, const proto::Error& e) {
+    if (counting_) ++server_errors_[e.code];
+    if (error_messages_ < 5) {
+      ++error_messages_;
+      std::fprintf(stderr, "tandem-load: server error %u: %s\n", e.code, e.message.c_str());
+    }
+  }
+  void on_bad_message(const std::string& why) {
+    ++bad_messages_;
+    if (error_messages_ < 5) {
+      ++error_messages_;
+      std::fprintf(stderr, "tandem-load: bad message from the server: %s\n", why.c_str());
+    }
+  }
+
+  void send(Conn& c, std::string frame);
+  void do_write(Conn& c);
+  void open(Conn& c);
+
+ private:
+  int64_t now_us() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - epoch_).count();
+  }
+  double now_s() const { return static_cast<double>(now_us()) / 1e6; }
+  bool window_sent(int64_t sent_us) const {
+    return sent_us >= static_cast<int64_t>(win_start_ * 1e6) && sent_us < static_cast<int64_t>(win_end_ * 1e6);
+  }
+  static std::string iso_now() {
+    const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+    return buf;
+  }
+
+  void run_for(double s) { run_until(now_s() + s); }
+  void run_until(double t) {
+    const auto deadline = epoch_ + std::chrono::microseconds(static_cast<int64_t>(t * 1e6));
+    while (Clock::now() < deadline) {
+      ioc_.restart();
+      ioc_.run_until(deadline);
+      // run_until returns early when no work is left (every connection gone).
+      if (Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  void connect_all() {
+    pump_connects();
+    while (synced_ + connect_failed_ < opt_.clients && now_s() < opt_.connect_timeout) run_for(0.05);
+    if (synced_ + connect_failed_ < opt_.clients) {
+      connect_failed_ = opt_.clients - synced_;
+      std::fprintf(stderr, "tandem-load: %d of %d connections not synced after %.0f s\n", connect_failed_,
+                   opt_.clients, opt_.connect_timeout);
+    }
+  }
+  void pump_connects() {
+    while (connecting_ < opt_.connect_parallel && next_connect_ < opt_.clients) {
+      ++connecting_;
+      open(*conns_[static_cast<size_t>(next_connect_++)]);
+    }
+  }
+
+  void fill_errors(nlohmann::json& r) {
+    nlohmann::json by_code = nlohmann::json::object();
+    for (const auto& [code, n] : server_errors_) by_code[std::to_string(code)] = n;
+    r["errors"] = {{"connect_failed", connect_failed_}, {"conn_errors", conn_errors_}, {"closes", closes_},
+                   {"server_errors", by_code}};
+  }
+
+  // The typing schedule: edit n of all C*R per second is due at type_start + n / (C*R) and goes
+  // to the next client of a fixed random order.
+  void start_ticks() {
+    typing_ = true;
+    tick_ = std::make_unique<asio::steady_timer>(ioc_);
+    last_tick_due_ = now_us();
+    schedule_tick();
+  }
+  void schedule_tick() {
+    last_tick_due_ += 1000;
+    tick_->expires_at(epoch_ + std::chrono::microseconds(last_tick_due_));
+    tick_->async_wait([this](beast::error_code ec) {
+      if (ec || !typing_) return;
+      const int64_t now = now_us();
+      if (in_window_) loop_.add(now - last_tick_due_);
+      type_due(now);
+      if (now - last_tick_due_ > 1000) last_tick_due_ = now;  // do not try to catch up with ticks
+      schedule_tick();
+    });
+  }
+  void type_due(int64_t now) {
+    const double per_s = opt_.clients * opt_.rate;
+    const double elapsed = static_cast<double>(now) / 1e6 - type_start_;
+    const uint64_t due = static_cast<uint64_t>(elapsed * per_s);
+    for (; issued_ < due; ++issued_) {
+      const double due_s = type_start_ + static_cast<double>(issued_) / per_s;
+      Conn& c = *conns_[static_cast<size_t>(order_[issued_ % order_.size()])];
+      const bool window = due_s >= win_start_ && due_s < win_end_;
+      if (static_cast<double>(now) / 1e6 - due_s > 1.0) {
+        if (window) ++win_skipped_;
+        continue;
+      }
+      if (!c.synced) {
+        if (window) ++win_offline_;
+        continue;
+      }
+      type_one(c, now);
+    }
+  }
+  void type_one(Conn& c, int64_t now);
+
+  Options opt_;
+  std::mt19937_64 rng_;
+  std::string tag_;
+  asio::io_context ioc_{1};
+  tcp::endpoint endpoint_;
+  Clock::time_point epoch_;
+  std::vector<std::unique_ptr<Conn>> conns_;
+  std::vector<DocModel> docs_;
+  std::vector<int> order_;
+  std::unique_ptr<asio::steady_timer> tick_;
+  int64_t last_tick_due_ = 0;
+  uint64_t issued_ = 0;
+  int next_connect_ = 0, connecting_ = 0, synced_ = 0;
+  bool counting_ = false, typing_ = false, in_window_ = false, stopping_ = false;
+  double type_start_ = 0, win_start_ = 0, win_end_ = 0;
+  uint64_t win_edits_ = 0, win_inserts_ = 0, win_skipped_ = 0, win_offline_ = 0;
+  uint64_t win_expected_ = 0, win_observed_ = 0, deliveries_in_window_ = 0;
+  int connect_failed_ = 0;
+  uint64_t conn_errors_ = 0, closes_ = 0, bad_messages_ = 0;
+  int error_messages_ = 0;
+  std::map<uint16_t, uint64_t> server_errors_;
+  Histogram lat_, ack_, loop_;
+};
+
+void Load::type_one(Conn& c, int64_t now) {
+  DocModel& d = docs_[static_cast<size_t>(c.doc)];
+  OpRun run;
+  run.agent = c.agent;
+  run.seq = c.next_seq++;
+  run.len = 1;
+  if (d.last_client >= 0) run.parents.push_back({conns_[static_cast<size_t>(d.last_client)]->agent, d.last_seq});
+  const uint32_t r = static_cast<uint32_t>(rng_() % 100);
+  bool insert = true;
+  if (r < 10 && c.own_run > 0 && c.caret > 0) {
+    insert = false;  // backspace over this client's own last character
+    run.kind = OpKind::kDeleteForward;
+    run.pos = c.caret - 1;
+    --c.own_run;
+  } else {
+    if (r >= 97 || c.caret > d.length) {  // jump somewhere, then type
+      c.caret = static_cast<uint32_t>(rng_() % (d.length + 1));
+      c.own_run = 0;
+    }
+    run.kind = OpKind::kInsert;
+    run.pos = c.caret;
+    run.content.assign(1, kText[c.text_pos++ % kText.size()]);
+    ++c.own_run;
+  }
+  // Everyone's caret stays on the same character.
+  for (int m : d.members) {
+    Conn& o = *conns_[static_cast<size_t>(m)];
+    if (&o == &c) continue;
+    if (insert && o.caret > run.pos) ++o.caret;
+    if (!insert && o.caret > run.pos) --o.caret;
+  }
+  if (insert) {
+    ++c.caret;
+    ++d.length;
+  } else {
+    --c.caret;
+    --d.length;
+  }
+  d.last_client = c.index;
+  d.last_seq = run.seq;
+  c.sent_us.push_back(now);
+  if (now >= static_cast<int64_t>(win_start_ * 1e6) && now < static_cast<int64_t>(win_end_ * 1e6)) {
+    ++win_edits_;
+    if (insert) ++win_inserts_;
+    win_expected_ += d.members.size() - 1;
+  }
+  OpBatch batch;
+  batch.runs.push_back(std::move(run));
+  send(c, proto::encode(proto::Ops{c.next_seq, codec::encode_ops(batch)}));
+}
+
+void Load::on_ops(Conn& c, const proto::Ops& m) {
+  auto batch = codec::decode_ops(m.encoded);
+  if (!batch.ok()) {
+    on_bad_message("undecodable ops: " + batch.status().ToString());
+    return;
+  }
+  const int64_t now = now_us();
+  const bool window_now = in_window_;
+  for (const OpRun& run : batch->runs) {
+    // Agents here are "load-<i>"; any other is not ours to count.
+    if (run.agent.size() <= 5 || run.agent.compare(0, 5, "load-") != 0) continue;
+    int author = -1;
+    const char* first = run.agent.data() + 5;
+    auto [end, ec] = std::from_chars(first, run.agent.data() + run.agent.size(), author);
+    if (ec != std::errc() || end != run.agent.data() + run.agent.size() || author < 0 || author >= opt_.clients) continue;
+    if (author == c.index) continue;
+    const Conn& a = *conns_[static_cast<size_t>(author)];
+    if (a.doc != c.doc) {
+      on_bad_message("an edit of another document arrived");
+      continue;
+    }
+    uint32_t& seen = c.seen[static_cast<size_t>(a.slot)];
+    for (uint32_t s = std::max(seen, run.seq); s < run.seq + run.len && s < a.sent_us.size(); ++s) {
+      if (window_now) ++deliveries_in_window_;
+      const int64_t sent = a.sent_us[s];
+      if (window_sent(sent)) {
+        ++win_observed_;
+        lat_.add(now - sent);
+      }
+    }
+    seen = std::max(seen, run.seq + run.len);
+  }
+}
+
+void Load::send(Conn& c, std::string frame) {
+  c.outq.push_back(std::make_shared<const std::string>(std::move(frame)));
+  if (!c.writing) do_write(c);
+}
+
+void Load::do_write(Conn& c) {
+  if (c.out_head >= c.outq.size()) {
+    c.outq.clear();
+    c.out_head = 0;
+    c.writing = false;
+    return;
+  }
+  c.writing = true;
+  auto ws = c.ws;
+  auto frame = c.outq[c.out_head];
+  ws->async_write(asio::buffer(*frame), [this, &c, ws, frame](beast::error_code ec, size_t) {
+    if (ws != c.ws) return;
+    if (ec) {
+      // The read side notices too and reconnects.
+      c.writing = false;
+      return;
+    }
+    ++c.out_head;
+    do_write(c);
+  });
+}
+
+void read_loop(Load& load, Conn& c, std::shared_ptr<Conn::Stream> ws);
+
+void Load::open(Conn& c) {
+  auto ws = std::make_shared<Conn::Stream>(ioc_);
+  c.ws = ws;
+  c.rbuf.clear();
+  beast::get_lowest_layer(*ws).expires_after(std::chrono::seconds(30));
+  beast::get_lowest_layer(*ws).async_connect(endpoint_, [this, &c, ws](beast::error_code ec) {
+    if (ws != c.ws) return;
+    if (ec) return on_lost(c, true);
+    beast::get_lowest_layer(*ws).socket().set_option(tcp::no_delay(true));
+    ws->binary(true);
+    ws->read_message_max(size_t{256} << 20);
+    const std::string target = opt_.path_prefix + "load-" + tag_ + "-" + std::to_string(c.doc);
+    ws->async_handshake(opt_.host + ":" + std::to_string(opt_.port), target, [this, &c, ws](beast::error_code ec2) {
+      if (ws != c.ws) return;
+      if (ec2) return on_lost(c, true);
+      beast::get_lowest_layer(*ws).expires_never();
+      ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
+      proto::Hello h;
+      h.agents = {c.agent};
+      // What this client saw, so that a reconnect is sent only what it missed. Edits it sent
+      // that never reached the server are not resent (a reconnect counts as a close).
+      const auto& members = docs_[static_cast<size_t>(c.doc)].members;
+      for (size_t slot = 0; slot < members.size(); ++slot) {
+        const Conn& a = *conns_[static_cast<size_t>(members[slot])];
+        const uint32_t n = &a == &c ? c.next_seq : c.seen[slot];
+        if (n > 0) h.doc_version.advance(a.agent, n);
+      }
+      send(c, proto::encode(h));
+      read_loop(*this, c, ws);
+    });
+  });
+}
+
+void read_loop(Load& load, Conn& c, std::shared_ptr<Conn::Stream> ws) {
+  ws->async_read(c.rbuf, [&load, &c, ws](beast::error_code ec, size_t) {
+    if (ws != c.ws) return;
+    if (ec) return load.on_lost(c, !c.synced);
+    const auto data = c.rbuf.cdata();
+    auto m = proto::decode(std::string_view(static_cast<const char*>(data.data()), data.size()));
+    c.rbuf.consume(c.rbuf.size());
+    if (!m.ok()) {
+      load.on_bad_message(m.status().ToString());
+    } else if (std::holds_alternative<proto::Welcome>(*m)) {
+      load.on_welcome(c);
+    } else if (auto* o = std::get_if<proto::Ops>(&*m)) {
+      load.on_ops(c, *o);
+    } else if (auto* a = std::get_if<proto::Ack>(&*m)) {
+      load.on_ack(c, a->batch_id);
+    } else if (auto* e = std::get_if<proto::Error>(&*m)) {
+      load.on_error(c, *e);
+    }
+    read_loop(load, c, ws);
+  });
+}
+
+bool parse_url(const std::string& url, Options* o) {
+  const std::string scheme = "ws://";
+  if (url.rfind(scheme, 0) != 0) return false;
+  std::string rest = url.substr(scheme.size());
+  const size_t slash = rest.find('/');
+  if (slash != std::string::npos) {
+    std::string path = rest.substr(slash);
+    if (path != "/" && path != "/ws" && path != "/ws/") return false;
+    rest = rest.substr(0, slash);
+  }
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string::npos) return false;
+  o->host = rest.substr(0, colon);
+  const int port = std::atoi(rest.c_str() + colon + 1);
+  if (port <= 0 || port > 65535) return false;
+  o->port = static_cast<uint16_t>(port);
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(o->host, ec);
+  if (ec) {
+    std::fprintf(stderr, "tandem-load: give the host as an IP address, not '%s'\n", o->host.c_str());
+    return false;
+  }
+  if (!addr.is_loopback()) {
+    std::fprintf(stderr, "tandem-load: %s is not a loopback address; load tests stay on this machine\n", o->host.c_str());
+    std::exit(2);
+  }
+  return true;
+}
+
+void print_text(const nlohmann::json& r) {
+  auto kv = [](const char* k, const std::string& v) { std::printf("  %-28s %s\n", k, v.c_str()); };
+  auto s = [](const nlohmann::json& v) { return v.is_null() ? std::string("n/a") : v.dump(); };
+  std::printf("tandem %s: clients=%d docs=%d\n", r["mode"].get<std::string>().c_str(), r["clients"].get<int>(),
+              r["docs"].get<int>());
+  kv("connect (all synced)", s(r["connect_s"]) + " s, " + s(r["synced"]) + " synced");
+  if (r["mode"] == "idle") {
+    kv("server RSS before/after", s(r.value("server_rss_before_mb", nlohmann::json())) + " / " +
+                                      s(r.value("server_rss_after_mb", nlohmann::json())) + " MiB");
+    kv("server RSS per connection", s(r.value("server_rss_per_conn_kb", nlohmann::json())) + " KiB");
+    kv("server CPU while idle", s(r.value("server_idle_cpu_util", nlohmann::json())) + " of a core");
+  } else {
+    kv("edits/s (target)", s(r["edits_per_s"]) + " (" + s(r["edits_target_per_s"]) + "), skipped " +
+                               s(r["edits_skipped_window"]));
+    kv("deliveries/s (target)", s(r["deliveries_per_s"]) + " (" + s(r["deliveries_target_per_s"]) + ")");
+    kv("deliveries expected/seen", s(r["deliveries_expected"]) + " / " + s(r["deliveries_observed"]) +
+                                       ", undelivered " + s(r["undelivered"]) + " (drain " + s(r["drain_s"]) + " s)");
+    const auto& l = r["latency_ms"];
+    kv("latency ms p50/p90/p99/max", s(l["p50"]) + " / " + s(l["p90"]) + " / " + s(l["p99"]) + " / " + s(l["max"]) +
+                                         " (" + s(l["samples"]) + " samples)");
+    const auto& a = r["ack_latency_ms"];
+    kv("durable ack ms p50/p99/max", s(a["p50"]) + " / " + s(a["p99"]) + " / " + s(a["max"]));
+    kv("server CPU", s(r["server_cpu_s"]) + " s (" + s(r.value("server_cpu_util", nlohmann::json())) + " of a core), " +
+                         s(r.value("server_us_per_edit", nlohmann::json())) + " us/edit");
+    kv("server peak RSS (VmHWM)", s(r.value("server_peak_rss_mb", nlohmann::json())) + " MiB");
+    kv("generator CPU", s(r["gen_cpu_s"]) + " s (" + s(r["gen_cpu_util"]) + " of a core), tick delay p99 " +
+                            s(r["gen_loop_delay_p99_ms"]) + " ms");
+    kv("saturated", "server " + s(r["server_saturated"]) + ", generator " + s(r["generator_saturated"]));
+  }
+  kv("errors", r["errors"].dump());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  bool have_url = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "tandem-load: %s needs a value\n", a.c_str());
+        usage(2);
+      }
+      return argv[++i];
+    };
+    auto num = [&](double lo, double hi) {
+      const std::string v = next();
+      char* end = nullptr;
+      const double d = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(d >= lo && d <= hi)) {
+        std::fprintf(stderr, "tandem-load: %s wants a number in [%g, %g], not '%s'\n", a.c_str(), lo, hi, v.c_str());
+        std::exit(2);
+      }
+      return d;
+    };
+    if (a == "-h" || a == "--help") usage(0);
+    else if (a == "--url") {
+      if (!parse_url(next(), &o)) {
+        std::fprintf(stderr, "tandem-load: --url wants ws://IP:PORT\n");
+        return 2;
+      }
+      have_url = true;
+    } else if (a == "--clients") o.clients = static_cast<int>(num(1, 1e6));
+    else if (a == "--docs") o.docs = static_cast<int>(num(1, 1e6));
+    else if (a == "--rate") o.rate = num(0.001, 1e4);
+    else if (a == "--seconds") o.seconds = num(0.1, 86400);
+    else if (a == "--warmup") o.warmup = num(0, 86400);
+    else if (a == "--drain") o.drain = num(0, 86400);
+    else if (a == "--settle") o.settle = num(0, 86400);
+    else if (a == "--connect-timeout") o.connect_timeout = num(1, 86400);
+    else if (a == "--connect-parallel") o.connect_parallel = static_cast<int>(num(1, 1e5));
+    else if (a == "--server-pid") o.server_pid = static_cast<int>(num(1, 1e9));
+    else if (a == "--seed") o.seed = static_cast<uint64_t>(num(0, 1e18));
+    else if (a == "--idle") o.idle = true;
+    else if (a == "--json") o.json = true;
+    else {
+      std::fprintf(stderr, "tandem-load: unknown argument %s\n", a.c_str());
+      usage(2);
+    }
+  }
+  if (!have_url) usage(2);
+  if (o.docs > o.clients) {
+    std::fprintf(stderr, "tandem-load: more documents (%d) than clients (%d)\n", o.docs, o.clients);
+    return 2;
+  }
+  if (o.seed == 0) o.seed = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < static_cast<rlim_t>(o.clients) + 64) {
+    nofile.rlim_cur = std::min<rlim_t>(nofile.rlim_max, static_cast<rlim_t>(o.clients) + 1024);
+    setrlimit(RLIMIT_NOFILE, &nofile);
+    if (nofile.rlim_cur < static_cast<rlim_t>(o.clients) + 64) {
+      std::fprintf(stderr, "tandem-load: the open-files limit (%lu) is too low for %d connections\n",
+                   static_cast<unsigned long>(nofile.rlim_cur), o.clients);
+      return 2;
+    }
+  }
+  Load load(o);
+  const nlohmann::json r = load.run();
+  if (o.json) std::printf("%s\n", r.dump().c_str());
+  else print_text(r);
+  return 0;
+}
