@@ -104,13 +104,21 @@ std::string default_agent(const ClientOptions& o) {
 // Splits a batch into batches of at most `max` events and about `max_bytes` of encoding (runs are
 // cut where needed): the server refuses frames and batches past its limits.
 std::vector<crdt::OpBatch> split_batch(crdt::OpBatch batch, uint64_t max, size_t max_bytes) {
-  constexpr size_t kRunOverhead = 32;  // an encoded run's fields besides its text, at most
+  max_bytes = std::max<size_t>(max_bytes, 4096);
+  // An encoded run's fields besides its text, at most: fixed fields, and each parent's agent and
+  // seq (agent names are written once per batch, so counting them per run overestimates).
+  auto overhead = [](const crdt::OpRun& r) {
+    size_t n = 32 + r.agent.size();
+    for (const auto& p : r.parents) n += 10 + p.agent.size();
+    return n;
+  };
   std::vector<crdt::OpBatch> out(1);
   uint64_t in_last = 0;
   size_t bytes_last = 0;
   for (auto& run : batch.runs) {
     while (run.len > 0) {
-      if (in_last == max || bytes_last + kRunOverhead + 4 > max_bytes) {
+      const size_t run_overhead = overhead(run);
+      if (in_last == max || bytes_last + run_overhead + 4 > max_bytes) {
         out.emplace_back();
         in_last = 0;
         bytes_last = 0;
@@ -118,7 +126,7 @@ std::vector<crdt::OpBatch> split_batch(crdt::OpBatch batch, uint64_t max, size_t
       uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(run.len, max - in_last));
       if (run.kind == crdt::OpKind::kInsert) {
         // As many characters as fit in the bytes left (at least one).
-        const size_t room = max_bytes - bytes_last - kRunOverhead;
+        const size_t room = max_bytes - bytes_last - run_overhead;
         if (run.content.size() > room) {
           const size_t cut = crdt::utf8::count_code_points(std::string_view(run.content).substr(0, room));
           take = std::max<uint32_t>(1, std::min<uint32_t>(take, static_cast<uint32_t>(cut > 0 ? cut - 1 : 0)));
@@ -142,12 +150,12 @@ std::vector<crdt::OpBatch> split_batch(crdt::OpBatch batch, uint64_t max, size_t
         } else if (run.kind == crdt::OpKind::kDeleteBackward) {
           rest.pos = run.pos - take;
         }
-        bytes_last += kRunOverhead + part.content.size();
+        bytes_last += run_overhead + part.content.size();
         out.back().runs.push_back(std::move(part));
         in_last += take;
         run = std::move(rest);
       } else {
-        bytes_last += kRunOverhead + part.content.size();
+        bytes_last += run_overhead + part.content.size();
         out.back().runs.push_back(std::move(part));
         in_last += take;
         run.len = 0;
@@ -231,6 +239,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void connect();
   void schedule_retry();
   void on_open(uint64_t g);
+  void on_refused(uint64_t g, unsigned http_status);
   void on_frame(uint64_t g, const std::string& frame);
   void on_closed(uint64_t g);
   void flush_own();
@@ -301,8 +310,11 @@ class Conn final : public ConnBase, public std::enable_shared_from_this<Conn<Str
     }));
     std::string target = c_.url.target;
     if (!c_.opt.token.empty()) target += (target.find('?') == std::string::npos ? "?token=" : "&token=") + c_.opt.token;
-    ws_.async_handshake(c_.url.host + ":" + c_.url.port, target, [self = this->shared_from_this()](beast::error_code ec) {
-      if (ec) return self->fail();
+    ws_.async_handshake(res_, c_.url.host + ":" + c_.url.port, target, [self = this->shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        if (ec == websocket::error::upgrade_declined) self->c_.on_refused(self->gen_, self->res_.result_int());
+        return self->fail();
+      }
       self->c_.on_open(self->gen_);
       self->do_read();
     });
@@ -338,6 +350,7 @@ class Conn final : public ConnBase, public std::enable_shared_from_this<Conn<Str
   uint64_t gen_;
   tcp::resolver resolver_;
   websocket::stream<Stream> ws_;
+  websocket::response_type res_;  // the server's answer to the upgrade
   beast::flat_buffer buf_;
   std::deque<Frame> q_;
   bool writing_ = false;
@@ -395,6 +408,30 @@ void Client::Impl::on_open(uint64_t g) {
     h.doc_version = doc.version();
   }
   conn->send(std::make_shared<const std::string>(proto::encode(h)));
+}
+
+// The server answered the upgrade with an HTTP error. 400 (a bad document id), 401 and 403 (the
+// token or the Origin) would be answered the same way again: stop, as after ERROR 4400/4403.
+// Others (503 at the connection limit, 429) are worth retrying.
+void Client::Impl::on_refused(uint64_t g, unsigned http_status) {
+  if (g != gen) return;
+  uint16_t code = 0;
+  std::string message = "the server refused the connection: HTTP " + std::to_string(http_status);
+  if (http_status == 400 || http_status == 404) {
+    code = proto::kBadMessage;
+    message += " (is the URL ws://HOST:PORT/ws/<doc-id>, with an id of [A-Za-z0-9._-]{1,128}?)";
+  } else if (http_status == 401 || http_status == 403) {
+    code = proto::kForbidden;
+    message += " (a missing, expired or forged token, or an Origin the server does not allow)";
+  }
+  if (code == 0) return;
+  last_error = code;
+  std::function<void(uint16_t, const std::string&)> cb;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    cb = cb_error;
+  }
+  if (cb) cb(code, message);
 }
 
 void Client::Impl::on_closed(uint64_t g) {
@@ -633,6 +670,11 @@ void Client::set_presence(proto::Presence p) {
 std::string Client::text() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->doc.text();
+}
+
+uint32_t Client::length() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->doc.length();
 }
 
 crdt::Version Client::version() const {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the load ladder against the peer servers (y-websocket, Hocuspocus).
+# Runs the load ladder against Tandem (tandem serve + tandem-load) and the peer servers
+# (y-websocket, Hocuspocus; load.mjs).
 #
 # For every server and every step a fresh server process is started pinned to
 # CPU 0 (taskset -c 0), the load generator runs pinned to CPU 1 (taskset -c 1),
@@ -14,8 +15,11 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../../.." && pwd)"
+TANDEM="${TANDEM:-$ROOT/build/tools/tandem/tandem}"
+TANDEM_LOAD="${TANDEM_LOAD:-$ROOT/build/bench/tandem-load}"
 
-SERVERS="yws,hocuspocus"
+SERVERS="tandem,yws,hocuspocus"
 CLIENT="lite"
 STEPS="1000:100:5,2000:20:5,10000:1000:1"   # clients:docs:rate
 IDLE="1000:100"                              # clients:docs ('' or 'none' to skip)
@@ -34,7 +38,8 @@ DRY_RUN=0
 usage() {
   cat <<EOF
 usage: bash ladder.sh [options]
-  --servers LIST      comma-separated: yws,hocuspocus (default $SERVERS)
+  --servers LIST      comma-separated: tandem,yws,hocuspocus (default $SERVERS)
+                      (tandem: \$TANDEM and \$TANDEM_LOAD, default the build/ folder)
   --client KIND       load generator clients: lite or provider (default $CLIENT; see README.md)
   --steps LIST        comma-separated clients:docs:rate (default $STEPS)
   --idle C[:D]        idle-memory run with C connections over D docs (default $IDLE; 'none' skips)
@@ -81,7 +86,7 @@ is_uint "$SERVER_CPU" && is_uint "$GEN_CPU" || die "bad CPU number"
 
 IFS=',' read -r -a SERVER_LIST <<<"$SERVERS"
 for s in "${SERVER_LIST[@]}"; do
-  case "$s" in yws|hocuspocus) ;; *) die "unknown server '$s' (yws or hocuspocus)" ;; esac
+  case "$s" in tandem|yws|hocuspocus) ;; *) die "unknown server '$s' (tandem, yws or hocuspocus)" ;; esac
 done
 case "$CLIENT" in lite|provider) ;; *) die "unknown client '$CLIENT' (lite or provider)" ;; esac
 IFS=',' read -r -a STEP_LIST <<<"$STEPS"
@@ -102,12 +107,45 @@ launcher() {
   esac
 }
 
+# The server and generator commands (run after taskset), as arrays.
+TANDEM_DATA=""
+server_cmd() { # server
+  if [ "$1" = tandem ]; then
+    SERVER_CMD=("$TANDEM" serve --host 127.0.0.1 --port "$PORT" --data "$TANDEM_DATA" --threads 1 --quiet 1
+                --max-connections 30000 --max-connections-per-ip 30000)
+  else
+    SERVER_CMD=(node "$(launcher "$1")" --host 127.0.0.1 --port "$PORT")
+  fi
+}
+gen_cmd() { # server args...
+  local s="$1"; shift
+  if [ "$s" = tandem ]; then
+    local a=() skip=0
+    for x in "$@"; do  # tandem-load takes load.mjs's options except --server and --client
+      if [ "$skip" = 1 ]; then skip=0; continue; fi
+      case "$x" in --server|--client) skip=1 ;; *) a+=("$x") ;; esac
+    done
+    GEN_CMD=("$TANDEM_LOAD" "${a[@]}")
+  else
+    GEN_CMD=(node $GEN_NODE_OPTS "$HERE/load.mjs" "$@")
+  fi
+}
+
 # Checks that need no server.
 NCPU=$(nproc)
 if [ "$SERVER_CPU" -ge "$NCPU" ] || [ "$GEN_CPU" -ge "$NCPU" ]; then
   die "this machine has $NCPU CPUs; cannot pin to CPU $SERVER_CPU and $GEN_CPU"
 fi
-[ -d "$HERE/../node_modules/yjs" ] || [ "$DRY_RUN" = 1 ] || die "run 'npm ci' in bench/peers first"
+NEED_NODE=0
+for s in "${SERVER_LIST[@]}"; do [ "$s" != tandem ] && NEED_NODE=1; done
+if [ "$NEED_NODE" = 1 ]; then
+  [ -d "$HERE/../node_modules/yjs" ] || [ "$DRY_RUN" = 1 ] || die "run 'npm ci' in bench/peers first"
+fi
+for s in "${SERVER_LIST[@]}"; do
+  if [ "$s" = tandem ] && [ "$DRY_RUN" != 1 ]; then
+    [ -x "$TANDEM" ] && [ -x "$TANDEM_LOAD" ] || die "build Tandem first (cmake --build build): need $TANDEM and $TANDEM_LOAD"
+  fi
+done
 
 # Open files: each process needs one descriptor per connection plus some.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -131,6 +169,7 @@ stop_server() {
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
   fi
+  if [ -n "$TANDEM_DATA" ]; then rm -rf "$TANDEM_DATA"; TANDEM_DATA=""; fi
 }
 trap stop_server EXIT
 trap 'stop_server; exit 130' INT TERM
@@ -141,7 +180,11 @@ start_server() { # server log
     echo "ladder: something already listens on 127.0.0.1:$PORT; choose another --port" >&2
     return 1
   fi
-  taskset -c "$SERVER_CPU" node "$(launcher "$s")" --host 127.0.0.1 --port "$PORT" >"$log" 2>&1 &
+  if [ "$s" = tandem ]; then
+    TANDEM_DATA="$(mktemp -d /tmp/tandem-ladder.XXXXXX)"
+  fi
+  server_cmd "$s"
+  taskset -c "$SERVER_CPU" "${SERVER_CMD[@]}" >"$log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && kill -0 "$SERVER_PID" 2>/dev/null; then return 0; fi
@@ -175,9 +218,15 @@ run_one() {
   local slog="$HERE/.ladder-server.log" glog="$HERE/.ladder-gen.log"
   echo "--- $s $mode clients=$c docs=$d${r:+ rate=$r}"
   if [ "$DRY_RUN" = 1 ]; then
-    echo "  taskset -c $SERVER_CPU node $(launcher "$s") --host 127.0.0.1 --port $PORT &"
-    echo "  timeout ${limit}s taskset -c $GEN_CPU node $GEN_NODE_OPTS $HERE/load.mjs ${args[*]} --server-pid \$SERVER_PID >> $OUT"
-    node "$HERE/load.mjs" "${args[@]}" --dry-run >/dev/null || die "load.mjs rejected: ${args[*]}"
+    TANDEM_DATA='$DATA'
+    server_cmd "$s"
+    gen_cmd "$s" "${args[@]}"
+    TANDEM_DATA=""
+    echo "  taskset -c $SERVER_CPU ${SERVER_CMD[*]} &"
+    echo "  timeout ${limit}s taskset -c $GEN_CPU ${GEN_CMD[*]} --server-pid \$SERVER_PID >> $OUT"
+    if [ "$s" != tandem ]; then
+      node "$HERE/load.mjs" "${args[@]}" --dry-run >/dev/null || die "load.mjs rejected: ${args[*]}"
+    fi
     return 0
   fi
   if [ "$NOFILE" -lt $(( c + 1024 )) ]; then
@@ -190,8 +239,8 @@ run_one() {
     return 0
   fi
   local line rc=0
-  line=$(timeout "${limit}s" taskset -c "$GEN_CPU" node $GEN_NODE_OPTS "$HERE/load.mjs" "${args[@]}" \
-           --server-pid "$SERVER_PID" 2>"$glog") || rc=$?
+  gen_cmd "$s" "${args[@]}"
+  line=$(timeout "${limit}s" taskset -c "$GEN_CPU" "${GEN_CMD[@]}" --server-pid "$SERVER_PID" 2>"$glog") || rc=$?
   local alive=1
   kill -0 "$SERVER_PID" 2>/dev/null || alive=0
   stop_server

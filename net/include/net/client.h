@@ -69,6 +69,7 @@ class Client {
   void set_presence(proto::Presence p);
 
   std::string text() const;
+  uint32_t length() const;  // in code points, the unit of insert() and remove() positions
   crdt::Version version() const;
   const std::string& agent() const;
   ClientState state() const;
@@ -88,6 +89,8 @@ class Client {
   void on_leave(std::function<void(uint64_t session)> f);
   // The server's ERROR before it closed the connection. After errors that retrying cannot fix
   // (4400, 4403, 4409, 4413, 4422, 4426) the client stays offline until start() is called again.
+  // An upgrade refused with HTTP 400/404 or 401/403 is reported (and ends the reconnecting) as
+  // 4400 or 4403, with the HTTP status in the message.
   void on_error(std::function<void(uint16_t code, const std::string& message)> f);
 
   struct Impl;
