@@ -17,6 +17,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 std::shared_ptr<Room> Server::Impl::room(const std::string& doc) {
   std::lock_guard<std::mutex> lock(rooms_mu);
+  if (stopping) return nullptr;
   auto& r = rooms[doc];
   if (!r) r = std::make_shared<Room>(*this, doc);
   ++r->pending_joins;
@@ -75,6 +76,16 @@ void Room::join(std::shared_ptr<Session> s, proto::Hello hello) {
       s->close_with(proto::kInternal, "the document was closed; reconnect");
       return;
     }
+    // Every way out below that leaves the room empty must start the grace timer again (the one
+    // that was running may have fired and found this join on its way): else it never unloads.
+    struct Refused {
+      Room& r;
+      bool joined = false;
+      ~Refused() {
+        if (!joined && r.sessions_.empty() && !r.closed_) r.start_grace_timer();
+      }
+    } refused{*self};
+    if (s->closed) return;  // gone before its turn came: nothing to load or send
     self->grace_.cancel();
     if (!self->ensure_loaded(s)) return;
     crdt::Doc& doc = *self->doc_;
@@ -107,6 +118,7 @@ void Room::join(std::shared_ptr<Session> s, proto::Hello hello) {
     }
     self->sessions_.push_back(s);
     self->members_.insert(s->id);
+    refused.joined = true;
     proto::Welcome w;
     w.session = s->id;
     w.read_only = s->read_only;

@@ -10,6 +10,7 @@
 //  4. Once closed_, the room accepts nothing: joins are sent back to the server for a new room.
 #pragma once
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <chrono>
 #include <deque>
@@ -38,13 +39,18 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   virtual ~Session() = default;
   // Queues a frame; `ops` counts the operations in it (metrics). `catch_up` frames (the WELCOME
-  // and what a joining client lacks) are never counted against the queue limit: a client must be
-  // able to open a document of any size.
+  // and what a joining client lacks) are never counted against the queue limit, nor are their
+  // bytes counted in the backlog the limit is checked on: a client must be able to open a
+  // document of any size. Nothing is queued once the session is closing.
   virtual void send(Frame frame, uint64_t ops, bool catch_up = false) = 0;
   // Sends ERROR {code, message} and closes with that code.
   virtual void close_with(uint16_t code, std::string message) = 0;
   // Closes with a plain WebSocket close code (1001 going away).
   virtual void close_plain(uint16_t code, std::string reason) = 0;
+
+  // Set by close_with, close_plain and the end of the connection, from any thread: a room skips
+  // a session that is already on its way out instead of sending it a document.
+  std::atomic<bool> closed{false};
 
   uint64_t id = 0;
   std::vector<std::string> agents;  // bound at HELLO
@@ -129,6 +135,7 @@ struct Server::Impl {
   ~Impl();
 
   // The room for `doc`, created if needed.
+  // nullptr once the server is stopping: no room opens after the shutdown collected them.
   std::shared_ptr<Room> room(const std::string& doc);
   // Called by a room that wants to close: true (and the room is forgotten, so that the next join
   // makes a new one) unless joins are on their way to it, or `force`.

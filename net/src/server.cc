@@ -136,11 +136,12 @@ class WsSession final : public Session {
 
   void send(Frame frame, uint64_t ops, bool catch_up) override {
     asio::post(ws_.get_executor(), [self = shared_self(), frame = std::move(frame), ops, catch_up]() mutable {
-      self->enqueue(std::move(frame), ops, catch_up);
+      self->enqueue(std::move(frame), ops, catch_up ? Kind::kCatchUp : Kind::kLive);
     });
   }
 
   void close_with(uint16_t code, std::string message) override {
+    closed = true;
     asio::post(ws_.get_executor(), [self = shared_self(), code, message = std::move(message)]() mutable {
       if (self->closing_) return;
       self->srv_.metrics.count_error(code);
@@ -149,12 +150,13 @@ class WsSession final : public Session {
                                             {"code", std::to_string(code)},
                                             {"error", message}});
       self->close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), utf8_prefix(message, 120));
-      self->enqueue(std::make_shared<const std::string>(proto::encode(proto::Error{code, message})), 0, true);
+      self->enqueue(std::make_shared<const std::string>(proto::encode(proto::Error{code, message})), 0, Kind::kError);
       self->closing_ = true;
     });
   }
 
   void close_plain(uint16_t code, std::string reason) override {
+    closed = true;
     asio::post(ws_.get_executor(), [self = shared_self(), code, reason = std::move(reason)] {
       if (self->closing_) return;
       self->closing_ = true;
@@ -270,6 +272,10 @@ class WsSession final : public Session {
       });
     }
     room_ = srv_.room(doc_);
+    if (!room_) {
+      close_plain(1001, "server going away");
+      return;
+    }
     room_->join(shared_from_this(), std::move(h));
   }
 
@@ -306,10 +312,15 @@ class WsSession final : public Session {
     room_->ops(shared_from_this(), o.batch_id, std::move(*batch), received);
   }
 
-  void enqueue(Frame frame, uint64_t ops, bool force) {
-    if (closing_ && !force) return;
-    // The limit is on the backlog: a frame larger than it still goes out when nothing waits.
-    if (!force && !queue_.empty() && queued_bytes_ + frame->size() > srv_.opt.max_queue_bytes) {
+  // kLive frames count against the queue limit; kCatchUp frames do not (their bytes are kept
+  // apart); only kError frames are queued once the session is closing.
+  enum class Kind { kLive, kCatchUp, kError };
+
+  void enqueue(Frame frame, uint64_t ops, Kind kind) {
+    if (closing_ && kind != Kind::kError) return;
+    // The limit is on the live backlog: a frame larger than it still goes out when nothing waits.
+    const size_t live = queued_bytes_ - exempt_bytes_;
+    if (kind == Kind::kLive && live > 0 && live + frame->size() > srv_.opt.max_queue_bytes) {
       // Dropping what this session could not take keeps everyone else unaffected; the client
       // resyncs when it reconnects.
       close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(proto::kTooSlow), "too slow: outgoing queue over limit; reconnect");
@@ -318,44 +329,57 @@ class WsSession final : public Session {
                                          {"queued_bytes", std::to_string(queued_bytes_)}});
       // Everything but the frame being written goes.
       while (queue_.size() > (writing_ ? 1 : 0)) {
-        release(queue_.back().first->size());
+        release(queue_.back());
         queue_.pop_back();
       }
       closing_ = true;
-      queue_.push_back({std::make_shared<const std::string>(proto::encode(
-                            proto::Error{proto::kTooSlow, "too slow: outgoing queue over limit; reconnect"})),
-                        0});
-      if (!writing_) do_write();
+      closed = true;
+      push({std::make_shared<const std::string>(
+                proto::encode(proto::Error{proto::kTooSlow, "too slow: outgoing queue over limit; reconnect"})),
+            0, false});
       return;
     }
-    queued_bytes_ += frame->size();
-    srv_.metrics.queued_bytes += static_cast<int64_t>(frame->size());
+    push({std::move(frame), ops, kind == Kind::kCatchUp});
+  }
+
+  struct Queued {
+    Frame frame;
+    uint64_t ops;
+    bool exempt;
+  };
+
+  void push(Queued q) {
+    const size_t n = q.frame->size();
+    queued_bytes_ += n;
+    if (q.exempt) exempt_bytes_ += n;
+    srv_.metrics.queued_bytes += static_cast<int64_t>(n);
     if (queued_bytes_ > srv_.metrics.queue_peak) srv_.metrics.queue_peak = queued_bytes_;
-    queue_.push_back({std::move(frame), ops});
+    queue_.push_back(std::move(q));
     if (!writing_) do_write();
   }
 
-  void release(size_t bytes) {
-    const size_t n = std::min(queued_bytes_, bytes);
+  void release(const Queued& q) {
+    const size_t n = q.frame->size();
     queued_bytes_ -= n;
+    if (q.exempt) exempt_bytes_ -= n;
     srv_.metrics.queued_bytes -= static_cast<int64_t>(n);
   }
 
   void do_write() {
     writing_ = true;
-    ws_.async_write(asio::buffer(*queue_.front().first), beast::bind_front_handler(&WsSession::on_write, shared_self()));
+    ws_.async_write(asio::buffer(*queue_.front().frame), beast::bind_front_handler(&WsSession::on_write, shared_self()));
   }
 
   void on_write(beast::error_code ec, std::size_t n) {
     if (ec) {
       writing_ = false;
-      for (const auto& q : queue_) release(q.first->size());
+      for (const auto& q : queue_) release(q);
       queue_.clear();
       return;  // the read side sees the failure and finishes
     }
     srv_.metrics.bytes_out += n;
-    srv_.metrics.ops_out += queue_.front().second;
-    release(queue_.front().first->size());
+    srv_.metrics.ops_out += queue_.front().ops;
+    release(queue_.front());
     queue_.pop_front();
     if (!queue_.empty()) {
       do_write();
@@ -374,6 +398,7 @@ class WsSession final : public Session {
   void finish() {
     if (finished_) return;
     finished_ = true;
+    closed = true;
     timer_.cancel();
     if (room_) room_->leave(shared_from_this());
   }
@@ -387,8 +412,9 @@ class WsSession final : public Session {
   std::string subject_;
   int64_t expires_ = 0;  // the token's expiry (seconds since 1970), 0: none
   std::shared_ptr<Room> room_;
-  std::deque<std::pair<Frame, uint64_t>> queue_;
+  std::deque<Queued> queue_;
   size_t queued_bytes_ = 0;
+  size_t exempt_bytes_ = 0;  // of queued_bytes_, catch-up frames
   bool writing_ = false;
   bool closing_ = false;
   bool close_sent_ = false;

@@ -78,7 +78,10 @@ class Client {
   // The server said this session may only read: own edits stay local.
   bool read_only() const;
   // Until connected, caught up with what the server held when it welcomed this connection, and
-  // with every own edit acknowledged durable; or the timeout.
+  // with every own edit acknowledged durable; or the timeout. Two limits: "caught up" is judged
+  // by the WELCOME's version, so after a server lost undurable operations of other clients this
+  // may return before those clients resent them; and a read-only session with local edits never
+  // syncs (its edits are never sent), so this waits for the whole timeout.
   bool wait_synced(std::chrono::milliseconds timeout);
   // Until the local replica holds everything in `v`, or the timeout.
   bool wait_for(const crdt::Version& v, std::chrono::milliseconds timeout);
