@@ -314,12 +314,33 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
     return st;
   };
 
-  // Candidates: held runs first (they are older), then the batch.
-  std::vector<const OpRun*> cand;
-  cand.reserve(d.pending.size() + batch.runs.size());
-  for (const OpRun& r : d.pending) cand.push_back(&r);
-  for (const OpRun& r : batch.runs) cand.push_back(&r);
-  std::vector<bool> done(cand.size(), false);
+  // Candidates: the batch's runs, then the held runs that waited for an agent this call advances
+  // (woken as it advances). Each failing candidate records the agent it waits for.
+  struct Cand {
+    const OpRun* run;
+    int64_t slot;  // -1: from the batch
+    std::string_view blocker;
+    bool done = false;
+  };
+  std::vector<Cand> cand;
+  cand.reserve(batch.runs.size());
+  for (const OpRun& r : batch.runs) cand.push_back({&r, -1, {}});
+  std::vector<uint8_t> woken;  // per held slot, once it is a candidate
+  std::vector<std::string_view> woken_agents;
+  auto wake = [&](std::string_view agent) {
+    if (d.pending_runs == 0) return;
+    auto it = d.waiting.find(agent);
+    if (it == d.waiting.end()) return;
+    if (woken.empty()) woken.assign(d.pending.size(), 0);
+    if (std::find(woken_agents.begin(), woken_agents.end(), agent) == woken_agents.end()) woken_agents.push_back(it->first);
+    for (uint32_t slot : it->second) {
+      if (slot < d.pending.size() && d.pending[slot].len > 0 && !woken[slot] && d.pending_blocker[slot] == agent) {
+        woken[slot] = 1;
+        cand.push_back({&d.pending[slot], slot, {}});
+      }
+    }
+  };
+  std::vector<uint32_t> touched;  // agents that advanced
 
   Frontier all = d.frontier;
   Frontier parents;
@@ -336,16 +357,19 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
   bool progress = true;
   while (progress) {
     progress = false;
-    for (size_t i = 0; i < cand.size(); ++i) {
-      if (done[i]) continue;
-      const OpRun& r = *cand[i];
+    for (size_t i = 0; i < cand.size(); ++i) {  // cand grows as runs are woken
+      if (cand[i].done) continue;
+      const OpRun& r = *cand[i].run;
       const uint32_t a = find_agent(r.agent);
       const uint32_t next = a == kNoLV ? 0 : log.next_seq(a);
       if (uint64_t{r.seq} + r.len <= next) {  // already held
-        done[i] = true;
+        cand[i].done = true;
         continue;
       }
-      if (r.seq > next) continue;  // an earlier op of its agent is missing
+      if (r.seq > next) {  // an earlier op of its agent is missing
+        cand[i].blocker = r.agent;
+        continue;
+      }
       const uint32_t skip = next - r.seq;
       parents.clear();
       if (skip > 0) {
@@ -356,6 +380,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
           const uint32_t pa = find_agent(p.agent);
           const LV plv = pa == kNoLV ? kNoLV : log.lv_of(pa, p.seq);
           if (plv == kNoLV) {
+            cand[i].blocker = p.agent;
             ready = false;
             break;
           }
@@ -393,22 +418,28 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
       const LV first = log.size();
       log.append(agent, next, parents, type_of(r.kind), pos, n, content, 0);
       OpLog::advance(&all, parents, first + n - 1);
-      done[i] = true;
+      cand[i].done = true;
       progress = true;
+      if (std::find(touched.begin(), touched.end(), agent) == touched.end()) touched.push_back(agent);
+      wake(r.agent);
     }
   }
 
-  std::vector<OpRun> still_pending;
-  uint64_t still_events = 0;
-  for (size_t i = 0; i < cand.size(); ++i) {
-    if (done[i]) continue;
-    still_pending.push_back(*cand[i]);
-    still_events += cand[i]->len;
+  uint64_t still_events = d.pending_events;
+  int64_t still_runs = d.pending_runs;
+  for (const Cand& c : cand) {
+    if (c.slot >= 0 && c.done) {
+      still_events -= c.run->len;
+      --still_runs;
+    } else if (c.slot < 0 && !c.done) {
+      still_events += c.run->len;
+      ++still_runs;
+    }
   }
-  if (still_events > d.limits.max_pending_events || still_pending.size() > d.limits.max_pending_runs) {
+  if (still_events > d.limits.max_pending_events || static_cast<uint64_t>(still_runs) > d.limits.max_pending_runs) {
     return rollback(Status::FailedPrecondition(
         "too many operations waiting for missing dependencies (" + num(still_events) + " events in " +
-        num(still_pending.size()) + " runs; limits " + num(d.limits.max_pending_events) + " and " +
+        num(static_cast<uint64_t>(still_runs)) + " runs; limits " + num(d.limits.max_pending_events) + " and " +
         num(d.limits.max_pending_runs) + ")"));
   }
 
@@ -505,13 +536,46 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
     runs_of(d, ranges, DeletedText::kInclude, added);
   }
   d.synced_version();
-  for (uint32_t a = 0; a < log.num_agents(); ++a) {
-    const uint32_t next = log.next_seq(a);
-    if (next > d.version.next(log.agent_name(a))) d.version.advance(log.agent_name(a), next);
-  }
+  for (uint32_t a : touched) d.version.advance(log.agent_name(a), log.next_seq(a));
   d.frontier = std::move(all);
-  d.pending = std::move(still_pending);
+  // The held runs: woken ones leave their agents' lists and go where they wait now.
+  for (std::string_view a : woken_agents) d.waiting.erase(d.waiting.find(a));
+  std::vector<std::pair<std::string, uint32_t>> waits;
+  for (const Cand& c : cand) {
+    if (c.slot >= 0) {
+      const auto slot = static_cast<uint32_t>(c.slot);
+      if (c.done) {
+        d.pending[slot] = OpRun{};
+        d.pending_blocker[slot].clear();
+        d.pending_free.push_back(slot);
+      } else {
+        d.pending_blocker[slot] = std::string(c.blocker);
+        waits.emplace_back(d.pending_blocker[slot], slot);
+      }
+    } else if (!c.done) {
+      uint32_t slot;
+      if (!d.pending_free.empty()) {
+        slot = d.pending_free.back();
+        d.pending_free.pop_back();
+        d.pending[slot] = *c.run;
+        d.pending_blocker[slot] = std::string(c.blocker);
+      } else {
+        slot = static_cast<uint32_t>(d.pending.size());
+        d.pending.push_back(*c.run);
+        d.pending_blocker.emplace_back(c.blocker);
+      }
+      waits.emplace_back(d.pending_blocker[slot], slot);
+    }
+  }
+  for (auto& [agent, slot] : waits) d.waiting[std::move(agent)].push_back(slot);
   d.pending_events = still_events;
+  d.pending_runs = static_cast<uint32_t>(still_runs);
+  if (d.pending_runs == 0) {
+    d.pending.clear();
+    d.pending_blocker.clear();
+    d.pending_free.clear();
+    d.waiting.clear();
+  }
   return patches;
 }
 
@@ -565,8 +629,24 @@ Status Doc::check_invariants() const {
   }
   if (!(expect == d.deleted)) return Status::Internal("deleted set differs from the text");
   uint64_t pending = 0;
-  for (const auto& r : d.pending) pending += r.len;
-  if (pending != d.pending_events) return Status::Internal("held event count");
+  uint32_t held_runs = 0, listed = 0;
+  for (const auto& r : d.pending) {
+    pending += r.len;
+    held_runs += r.len > 0 ? 1 : 0;
+  }
+  if (pending != d.pending_events || held_runs != d.pending_runs) return Status::Internal("held event count");
+  if (d.pending.size() != d.pending_blocker.size() || d.pending.size() != held_runs + d.pending_free.size()) {
+    return Status::Internal("held run slots");
+  }
+  for (const auto& [agent, slots] : d.waiting) {
+    for (uint32_t slot : slots) {
+      if (slot >= d.pending.size() || d.pending[slot].len == 0 || d.pending_blocker[slot] != agent) {
+        return Status::Internal("held run listed under the wrong agent");
+      }
+      ++listed;
+    }
+  }
+  if (listed != held_runs) return Status::Internal("held runs not listed once each");
   return Status::OK();
 }
 
@@ -574,8 +654,9 @@ size_t Doc::heap_bytes() const {
   const Impl& d = *impl_;
   size_t n = sizeof(Impl) + d.rope.heap_bytes() + d.log.heap_bytes() + d.frontier.capacity() * sizeof(LV) +
              d.deleted.heap_bytes() + d.scratch.capacity() * sizeof(LvRun);
-  n += d.pending.capacity() * sizeof(OpRun);
+  n += d.pending.capacity() * sizeof(OpRun) + d.pending_blocker.capacity() * sizeof(std::string);
   for (const auto& r : d.pending) n += r.content.capacity() + r.parents.capacity() * sizeof(OpId);
+  for (const auto& [agent, slots] : d.waiting) n += agent.capacity() + slots.capacity() * sizeof(uint32_t) + 32;
   for (const auto& e : d.version.entries()) n += sizeof(e) + e.first.capacity();
   return n;
 }

@@ -1,6 +1,7 @@
 // The inside of a Doc, shared by doc.cc and snapshot.cc.
 #pragma once
 
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -43,8 +44,15 @@ struct Doc::Impl {
     }
     return version;
   }
-  std::vector<OpRun> pending;   // runs waiting for their dependencies
+  // Runs held while their dependencies are missing, in slots that keep their index (a free slot
+  // has len 0), and per agent the slots whose run last waited for that agent: a merge looks only
+  // at the held runs that an agent it advanced may unblock, not at every held run.
+  std::vector<OpRun> pending;
+  std::vector<std::string> pending_blocker;  // per slot
+  std::vector<uint32_t> pending_free;
+  std::unordered_map<std::string, std::vector<uint32_t>, internal::AgentHash, std::equal_to<>> waiting;
   uint64_t pending_events = 0;
+  uint32_t pending_runs = 0;
   std::vector<internal::LvRun> scratch;  // reused by every delete
   internal::MergeCache merge_cache;
 

@@ -19,7 +19,7 @@ size_t index_of_last(const V& v, LV lv, F key) {
 }  // namespace
 
 uint32_t OpLog::find_agent(std::string_view name) const {
-  auto it = agent_index_.find(std::string(name));
+  auto it = agent_index_.find(name);
   return it == agent_index_.end() ? kNoLV : it->second;
 }
 

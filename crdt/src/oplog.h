@@ -30,6 +30,13 @@
 
 namespace tandem::crdt::internal {
 
+// Lets agent lookups take a string_view without building a std::string (a merge looks up every
+// parent's agent).
+struct AgentHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+
 // Real LVs stay below kUnderwater: the merge uses the range above it for the characters of the
 // document as it was where a merge starts (which it does not need to tell apart).
 inline constexpr LV kUnderwater = 0x80000000u;
@@ -137,7 +144,7 @@ class OpLog {
     std::vector<SeqSpan> spans;
   };
   std::vector<Agent> agents_;
-  std::unordered_map<std::string, uint32_t> agent_index_;
+  std::unordered_map<std::string, uint32_t, AgentHash, std::equal_to<>> agent_index_;
   std::vector<AgentSpan> agent_spans_;
   std::vector<GraphEntry> graph_;
   std::vector<OpSpan> ops_;

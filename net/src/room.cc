@@ -213,7 +213,7 @@ void Room::schedule_flush() {
   if (srv_.metrics.busy && srv_.opt.max_broadcast_delay.count() > 0) {
     // Each broadcast costs a send per session: a room of n sessions broadcasts at most every
     // n ms while the server runs late.
-    const auto gap = std::min<Clock::duration>(srv_.opt.max_broadcast_delay, std::chrono::milliseconds(sessions_.size()));
+    const auto gap = std::min<Clock::duration>(srv_.opt.max_broadcast_delay, std::chrono::milliseconds(4 * sessions_.size()));
     if (Clock::now() < last_flush_ + gap) {
       pace_.expires_at(last_flush_ + gap);
       pace_.async_wait([self = shared_from_this()](boost::system::error_code) { self->flush(); });

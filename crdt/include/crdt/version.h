@@ -21,7 +21,8 @@ struct OpId {
   std::string agent;
   uint32_t seq = 0;
   bool operator==(const OpId&) const = default;
-  auto operator<=>(const OpId&) const = default;
+  // Spelled out: the libc++ of the WebAssembly toolchain has no <=> for std::string.
+  bool operator<(const OpId& o) const { return agent != o.agent ? agent < o.agent : seq < o.seq; }
 };
 
 class Version {
