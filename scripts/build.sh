@@ -13,7 +13,7 @@ config="${1:-release}"
 case "$config" in
   release)
     dir="$root/build"
-    options=(-DCMAKE_BUILD_TYPE=Release -DTANDEM_WERROR=ON)
+    options=(-DCMAKE_BUILD_TYPE=Release -DTANDEM_WERROR=ON -DTANDEM_BROWSER_TESTS=ON)
     ;;
   asan)
     dir="$root/build-asan"
@@ -39,3 +39,10 @@ fi
 
 echo "build: $config (-j$(nproc))"
 cmake --build "$dir" -j "$(nproc)"
+
+# The web editor (WebAssembly engine + bundle) goes with the release build, where `tandem serve`
+# finds it (build/web-editor/dist) and the browser tests use it.
+if [[ "$config" == release ]]; then
+  echo "build: web editor"
+  bash "$root/web-editor/build.sh" "$dir/web-editor/dist"
+fi

@@ -22,6 +22,9 @@ PACKAGES=(
   nlohmann-json3-dev   # JSON traces
   clang-14             # fuzz targets (libFuzzer)
   libclang-rt-14-dev
+  emscripten           # the engine in WebAssembly (web-editor/build.sh)
+  node-acorn           # emscripten's optimizer needs acorn (NODE_PATH=/usr/share/nodejs)
+  chromium             # browser tests (playwright-core drives it; no browser is downloaded)
 )
 
 say() { echo "setup: $*"; }

@@ -1,0 +1,44 @@
+#!/bin/bash
+# Builds the web editor into OUT (default build/web-editor/dist, where `tandem serve` looks for
+# it): the engine compiled to WebAssembly with Debian's emscripten, and the app bundled with
+# esbuild. Intermediate files go to OUT/../obj.
+#   web-editor/build.sh [OUT]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+out=$(mkdir -p "${1:-$root/build/web-editor/dist}" && cd "${1:-$root/build/web-editor/dist}" && pwd)
+obj="$(dirname "$out")/obj"
+mkdir -p "$obj/msgpack-include" "$out/assets"
+
+# msgpack-cxx is header-only; expose only its headers to emcc (never the rest of /usr/include).
+msgpack_dir=$(dirname "$(find /usr/include /usr/local/include -maxdepth 1 -name msgpack.hpp 2>/dev/null | head -1)")
+[ -f "$msgpack_dir/msgpack.hpp" ] || { echo "build.sh: msgpack.hpp not found (apt-get install libmsgpack-cxx-dev)" >&2; exit 1; }
+ln -sfn "$msgpack_dir/msgpack.hpp" "$obj/msgpack-include/msgpack.hpp"
+ln -sfn "$msgpack_dir/msgpack" "$obj/msgpack-include/msgpack"
+
+# Debian's emscripten 3.1.6 runs its optimizer on Node and needs acorn from node-acorn.
+export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
+sources=("$root"/crdt/src/*.cc "$root/crdt/codec/src/codec.cc" "$here/wasm/binding.cc")
+wasm="$obj/tandem-engine.mjs"
+newest=$(ls -t "${sources[@]}" "$root"/crdt/include/crdt/*.h "$root"/crdt/src/*.h "$here/build.sh" | head -1)
+if [ ! -f "$wasm" ] || [ "$newest" -nt "$wasm" ]; then
+  echo "build.sh: compiling the engine to WebAssembly"
+  emcc -O2 -std=c++20 -fexceptions -Wall -Wextra \
+    -DMSGPACK_NO_BOOST -I "$root/crdt/include" -I "$root/crdt/src" -I "$root/crdt/codec/include" \
+    -I "$root/crdt/codec/src" -isystem "$obj/msgpack-include" \
+    "${sources[@]}" --bind \
+    -sMODULARIZE -sEXPORT_ES6 -sSINGLE_FILE -sALLOW_MEMORY_GROWTH -sENVIRONMENT=web,worker,node \
+    -sEXPORT_NAME=createEngine -sDISABLE_EXCEPTION_CATCHING=0 \
+    -o "$wasm"
+fi
+
+cd "$here"
+if [ ! -d node_modules/@codemirror/view ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+./node_modules/.bin/esbuild src/main.js --bundle --format=esm --minify --sourcemap --platform=browser --external:fs --external:path --external:module \
+  --alias:tandem-engine="$wasm" --outfile="$out/assets/app.js" --log-level=warning
+cp src/index.html "$out/index.html"
+cp src/style.css "$out/assets/style.css"
+cp src/sw.js "$out/sw.js"
+echo "build.sh: web editor in $out"
