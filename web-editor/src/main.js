@@ -245,7 +245,7 @@ async function editor(root, docId) {
   if (navigator.onLine === false) client.onStatus('offline');
   else client.start();
   view.focus();
-  window.tandem = { view, client, replica, agent, text: () => replica.text() };
+  window.tandem = { view, client, replica, agent, engine, text: () => replica.text() };
 }
 
 // ---- start -------------------------------------------------------------------------------------
