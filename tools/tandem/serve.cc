@@ -50,14 +50,16 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-// The editor's files: next to the build (build/web-editor/dist), or in the source tree.
+// The editor's files: in the build tree (build/web-editor/dist, for build/tools/tandem/tandem),
+// or installed beside the program (<prefix>/share/tandem/web, for <prefix>/bin/tandem).
 std::string default_static_dir() {
   char exe[4096];
   const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) {
     exe[n] = 0;
-    const auto build = std::filesystem::path(exe).parent_path().parent_path().parent_path();
-    for (const auto& p : {build / "web-editor" / "dist", build.parent_path() / "web-editor" / "dist"}) {
+    const auto bin = std::filesystem::path(exe).parent_path();
+    const auto build = bin.parent_path().parent_path();
+    for (const auto& p : {build / "web-editor" / "dist", bin.parent_path() / "share" / "tandem" / "web"}) {
       std::error_code ec;
       if (std::filesystem::exists(p / "index.html", ec)) return p.string();
     }

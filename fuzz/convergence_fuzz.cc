@@ -1,0 +1,100 @@
+// The input scripts a scenario of 2 to 5 replicas: who types or deletes what where, which
+// replica's new operations are sent, and which messages are delivered, duplicated, delivered
+// out of order or dropped (dropped ones are sent again at the end). Afterwards every replica
+// must hold the same text and the same version; a divergence aborts.
+#include <cstdint>
+#include <cstdlib>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "crdt/codec.h"
+#include "crdt/doc.h"
+
+using namespace tandem::crdt;
+
+namespace {
+
+void require(bool ok) {
+  if (!ok) std::abort();
+}
+
+struct Input {
+  const uint8_t* p;
+  size_t n;
+  uint8_t next() {
+    if (n == 0) return 0;
+    --n;
+    return *p++;
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  Input in{data, size};
+  const int replicas = 2 + in.next() % 4;
+  std::vector<Doc> docs;
+  std::vector<Version> sent(replicas);
+  std::vector<std::deque<std::string>> inbox(replicas);
+  for (int i = 0; i < replicas; ++i) docs.emplace_back(std::string(1, static_cast<char>('a' + i)));
+  static const char* kText[] = {"x", "yz", "👋", "世界", "e\u0301", "\n", "hello "};
+  std::vector<std::string> all;  // every message ever sent, for the final delivery
+  while (in.n > 0) {
+    const uint8_t op = in.next();
+    const int who = in.next() % replicas;
+    Doc& d = docs[who];
+    switch (op % 5) {
+      case 0:
+      case 1: {  // type
+        const uint32_t pos = d.length() == 0 ? 0 : in.next() % (d.length() + 1);
+        require(d.insert(pos, kText[in.next() % 7]).ok());
+        break;
+      }
+      case 2: {  // delete
+        if (d.length() == 0) break;
+        const uint32_t pos = in.next() % d.length();
+        const uint32_t len = 1 + in.next() % std::min<uint32_t>(4, d.length() - pos);
+        require(d.remove(pos, len).ok());
+        break;
+      }
+      case 3: {  // send what is new since the last send, to everyone
+        const std::string msg = codec::encode_ops(d.ops_since(sent[who]));
+        sent[who] = d.version();
+        all.push_back(msg);
+        for (int j = 0; j < replicas; ++j) {
+          if (j != who) inbox[j].push_back(msg);
+        }
+        break;
+      }
+      case 4: {  // deliver one message: oldest, newest (out of order), duplicate, or drop
+        auto& q = inbox[who];
+        if (q.empty()) break;
+        const uint8_t how = in.next() % 4;
+        const std::string msg = how == 1 ? q.back() : q.front();
+        if (how == 1) q.pop_back();
+        else if (how != 2) q.pop_front();
+        if (how == 3) break;  // dropped: the final delivery brings it
+        auto b = codec::decode_ops(msg);
+        require(b.ok());
+        require(d.apply(*b).ok());
+        break;
+      }
+    }
+  }
+  // Everything to everyone, then everyone's whole history to everyone.
+  for (int i = 0; i < replicas; ++i) all.push_back(codec::encode_ops(docs[i].ops_since(Version{})));
+  for (int j = 0; j < replicas; ++j) {
+    for (const auto& msg : all) {
+      auto b = codec::decode_ops(msg);
+      require(b.ok() && docs[j].apply(*b).ok());
+    }
+  }
+  for (int j = 1; j < replicas; ++j) {
+    require(docs[j].text() == docs[0].text());
+    require(docs[j].version() == docs[0].version());
+    require(docs[j].pending_events() == 0);
+  }
+  require(docs[0].check_invariants().ok());
+  return 0;
+}
