@@ -158,11 +158,15 @@ export class SyncClient {
         this.welcomed = true;
         this.welcomeAt = performance.now();
         this.readOnly = !!readOnly;
+        // Own operations within the server's durable version are safe; everything beyond it is
+        // sent (again), even what an earlier ACK covered, in case the server lost it since.
         const agent = this.replica.agent();
+        let durable = 0;
         for (let i = 0; i + 1 < version.length; i += 2) {
-          if (version[i] === agent) this.acked = Math.max(this.acked, version[i + 1]);
+          if (version[i] === agent) durable = version[i + 1];
         }
-        this.sent = this.acked;
+        this.acked = Math.max(this.acked, durable);
+        this.sent = durable;
         this.batches.clear();
         this.setStatus('connected');
         if (this.presence) this.send([PRESENCE, ...this.presence]);
