@@ -100,7 +100,7 @@ int cmd_serve(Args& args) {
         "  --handshake-timeout-ms N [10000]  --idle-timeout-ms N [60000]  --room-grace-ms N [10000]\n"
         "  --snapshot-every-ops N [10000]    --snapshot-every-ms N [60000]\n"
         "  --max-broadcast-delay-ms N [100]  when the server runs late, a room of n sessions sends one\n"
-        "                                    broadcast per n ms at most, capped at N (0: never pace)");
+        "                                    broadcast per 4n ms at most, capped at N (0: never pace)");
     return 0;
   }
   net::ServerOptions o;

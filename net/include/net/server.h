@@ -52,7 +52,7 @@ struct ServerOptions {
   std::chrono::milliseconds room_grace{10000};    // an empty room stays loaded this long
 
   // Broadcast pacing under load. While the I/O threads run late (handlers wait more than a few
-  // ms), a room sends at most one broadcast per (1 ms x its sessions), capped at this, so that
+  // ms), a room sends at most one broadcast per (4 ms x its sessions), capped at this, so that
   // a large room's fan-out shrinks to what the CPU can carry instead of the backlog growing
   // without bound. A server keeping up broadcasts every batch at once. 0: never pace.
   std::chrono::milliseconds max_broadcast_delay{100};
