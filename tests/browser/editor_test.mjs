@@ -200,7 +200,10 @@ try {
   await a.keyboard.press('Control+z');
   t = await converged(a, b);
   assert.ok(!t.includes('UNDO-ME') && t.startsWith('keep '), `undo removed only A's edit: ${JSON.stringify(t)}`);
-  log('undo takes back only one\'s own edit');
+  await a.keyboard.press('Control+y');
+  t = await converged(a, b);
+  assert.ok(t.includes('UNDO-ME') && t.startsWith('keep '), `redo brought A's edit back: ${JSON.stringify(t)}`);
+  log('undo takes back only one\'s own edit, redo brings it back');
 
   // What the server stores is what both pages show.
   const ended = await stopServer('SIGTERM');
