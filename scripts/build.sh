@@ -3,6 +3,7 @@
 #
 #   scripts/build.sh release   -> build/       optimized, warnings are errors
 #   scripts/build.sh asan      -> build-asan/  debug, AddressSanitizer + UBSan, no benchmarks
+#   scripts/build.sh tsan      -> build-tsan/  ThreadSanitizer, for the server's tests (not in CI)
 #
 # Configures when the build folder is new or this script's options changed; otherwise it only
 # builds (Ninja re-runs CMake by itself when a CMakeLists.txt changes).
@@ -19,8 +20,12 @@ case "$config" in
     dir="$root/build-asan"
     options=(-DCMAKE_BUILD_TYPE=Debug -DTANDEM_SANITIZE=ON -DTANDEM_BUILD_BENCH=OFF -DTANDEM_WERROR=ON)
     ;;
+  tsan)
+    dir="$root/build-tsan"
+    options=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTANDEM_TSAN=ON -DTANDEM_BUILD_BENCH=OFF -DTANDEM_WERROR=ON)
+    ;;
   *)
-    echo "usage: scripts/build.sh release|asan" >&2
+    echo "usage: scripts/build.sh release|asan|tsan" >&2
     exit 2
     ;;
 esac
