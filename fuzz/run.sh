@@ -20,16 +20,24 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-saniti
        -I "$root/crdt/include" -I "$root/crdt/src" -I "$root/crdt/codec/include" -I "$root/crdt/codec/src"
        -I "$root/net/include" -I "$root/net/src")
 
-# The library code, compiled once per change.
+# The library code, compiled once per change, two at a time.
+jobs="$(nproc)"
 objs=()
+pids=()
 for src in "$root"/crdt/src/*.cc "$root/crdt/codec/src/codec.cc" "$root/net/src/protocol.cc"; do
   o="$out/obj/$(basename "$(dirname "$(dirname "$src")")")-$(basename "${src%.cc}").o"
   if [[ ! -f "$o" || "$src" -nt "$o" || -n "$(find "$root/crdt" "$root/net/include" -name '*.h' -newer "$o" -print -quit)" ]]; then
     echo "fuzz: compile $(realpath --relative-to="$root" "$src")"
-    "$cxx" "${flags[@]}" -c "$src" -o "$o"
+    "$cxx" "${flags[@]}" -c "$src" -o "$o" &
+    pids+=($!)
+    if ((${#pids[@]} >= jobs)); then
+      wait "${pids[0]}"
+      pids=("${pids[@]:1}")
+    fi
   fi
   objs+=("$o")
 done
+for p in "${pids[@]}"; do wait "$p"; done
 
 failed=0
 for t in "${targets[@]}"; do
@@ -38,17 +46,37 @@ for t in "${targets[@]}"; do
     echo "fuzz: build $t"
     "$cxx" "${flags[@]}" -fsanitize=fuzzer "$here/$t.cc" "${objs[@]}" -o "$bin"
   fi
-  corpus="$out/corpus/$t"
+done
+
+# Runs one target; its exit status is the verdict.
+run_one() {
+  local t="$1" corpus="$out/corpus/$1"
   mkdir -p "$corpus"
   [[ -d "$here/corpus/$t" ]] && cp -n "$here/corpus/$t"/* "$corpus"/ 2>/dev/null || true
-  echo "fuzz: run $t for ${seconds}s"
-  if ! "$bin" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-       -artifact_prefix="$out/findings/$t-" "$corpus" 2>"$out/$t.log"; then
-    echo "fuzz: $t FOUND A PROBLEM; input in $out/findings/, log in $out/$t.log" >&2
-    tail -40 "$out/$t.log" >&2
-    failed=1
-  else
-    grep -E "stat::number_of_executed_units|cov:" "$out/$t.log" | tail -2
-  fi
+  "$out/$t" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="$out/findings/$t-" "$corpus" 2>"$out/$t.log"
+}
+
+# As many targets at once as there are cores.
+i=0
+while ((i < ${#targets[@]})); do
+  batch=("${targets[@]:i:jobs}")
+  i=$((i + jobs))
+  echo "fuzz: run ${batch[*]} for ${seconds}s"
+  declare -A pid_of=()
+  for t in "${batch[@]}"; do
+    run_one "$t" &
+    pid_of[$t]=$!
+  done
+  for t in "${batch[@]}"; do
+    if wait "${pid_of[$t]}"; then
+      echo "fuzz: $t: $(grep -E '^#[0-9]+.*DONE' "$out/$t.log" | tail -1)"
+    else
+      echo "fuzz: $t FOUND A PROBLEM; input in $out/findings/, log in $out/$t.log" >&2
+      tail -40 "$out/$t.log" >&2
+      failed=1
+    fi
+  done
+  unset pid_of
 done
 exit "$failed"
