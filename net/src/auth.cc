@@ -49,7 +49,9 @@ bool unb64url(std::string_view in, std::string* out) {
       out->push_back(static_cast<char>((acc >> bits) & 0xFF));
     }
   }
-  return true;
+  // Only the canonical encoding: no dangling character, and the unused low bits of the last one
+  // zero. Otherwise several strings decode alike, and a changed token could still verify.
+  return bits < 6 && (acc & ((1u << bits) - 1)) == 0;
 }
 
 std::string hmac(std::string_view secret, std::string_view data) {
@@ -83,9 +85,9 @@ Result<Token> verify_token(std::string_view token, std::string_view secret, int6
   const size_t dot = token.find('.');
   if (dot == std::string_view::npos || token.size() > 4096) return Status::InvalidArgument("malformed token");
   const std::string_view payload = token.substr(0, dot);
-  std::string sig;
-  if (!unb64url(token.substr(dot + 1), &sig)) return Status::InvalidArgument("malformed token");
-  const std::string want = hmac(secret, payload);
+  // The signature is compared as text with the canonical encoding of the expected MAC.
+  const std::string_view sig = token.substr(dot + 1);
+  const std::string want = b64url(hmac(secret, payload));
   if (sig.size() != want.size() || CRYPTO_memcmp(sig.data(), want.data(), want.size()) != 0) {
     return Status::InvalidArgument("bad token signature");
   }

@@ -255,6 +255,16 @@ TEST_CASE("hostile: tokens and origins", "[net][hostile][auth]") {
     RawWs raw;
     CHECK(raw.connect(s.port, "/ws/notes-1?token=" + token("alice", "notes-*", true, now - 1), origin) == 401);
   }
+  // Every one-character change of the token is refused: payload, signature, and the unused
+  // low bits of the signature's last character (a lenient decoder would ignore those).
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (char c : std::string("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")) {
+      if (c == good[i]) continue;
+      std::string changed = good;
+      changed[i] = c;
+      if (tandem::net::verify_token(changed, "s3cret", now).ok()) FAIL("a changed token verified: " << changed);
+    }
+  }
   {
     RawWs raw;
     std::string forged = good;
