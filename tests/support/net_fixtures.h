@@ -16,6 +16,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "net/client.h"
 #include "net/server.h"
@@ -92,6 +94,28 @@ inline std::unique_ptr<net::Client> make_client(const std::string& url, const st
   return c;
 }
 
+// GET on the loopback server with extra header fields; returns (status, body), or -1 when no
+// answer came.
+inline std::pair<int, std::string> http_get(uint16_t port, const std::string& target,
+                                            const std::vector<std::pair<boost::beast::http::field, std::string>>& fields = {}) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  boost::asio::io_context ioc;
+  beast::tcp_stream s(ioc);
+  beast::error_code ec;
+  s.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return {-1, ""};
+  http::request<http::empty_body> req(http::verb::get, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  for (const auto& [field, value] : fields) req.set(field, value);
+  http::write(s, req, ec);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res, ec);
+  if (ec) return {-1, ""};
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
 // A WebSocket client that sends exactly what it is told, for hostile-input tests.
 class RawWs {
  public:
@@ -121,25 +145,13 @@ class RawWs {
   // The status of a refused upgrade, asked again over plain HTTP (Beast's handshake does not
   // report it).
   static int refused_status(uint16_t port, const std::string& target, const std::string& origin) {
-    namespace beast = boost::beast;
-    namespace http = beast::http;
-    boost::asio::io_context ioc;
-    beast::tcp_stream s(ioc);
-    beast::error_code ec;
-    s.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
-    if (ec) return -1;
-    http::request<http::empty_body> req(http::verb::get, target, 11);
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::upgrade, "websocket");
-    req.set(http::field::connection, "Upgrade");
-    req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
-    req.set(http::field::sec_websocket_version, "13");
-    if (!origin.empty()) req.set(http::field::origin, origin);
-    http::write(s, req, ec);
-    beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    http::read(s, buf, res, ec);
-    return ec ? -1 : static_cast<int>(res.result_int());
+    namespace http = boost::beast::http;
+    std::vector<std::pair<http::field, std::string>> fields = {{http::field::upgrade, "websocket"},
+                                                               {http::field::connection, "Upgrade"},
+                                                               {http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ=="},
+                                                               {http::field::sec_websocket_version, "13"}};
+    if (!origin.empty()) fields.emplace_back(http::field::origin, origin);
+    return http_get(port, target, fields).first;
   }
 
   void send(const std::string& bytes, bool binary = true) {
@@ -204,25 +216,6 @@ class RawWs {
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_{ioc_};
   boost::beast::flat_buffer buf_;
 };
-
-// GET on the loopback server; returns (status, body).
-inline std::pair<int, std::string> http_get(uint16_t port, const std::string& target) {
-  namespace beast = boost::beast;
-  namespace http = beast::http;
-  boost::asio::io_context ioc;
-  beast::tcp_stream s(ioc);
-  beast::error_code ec;
-  s.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
-  if (ec) return {-1, ""};
-  http::request<http::empty_body> req(http::verb::get, target, 11);
-  req.set(http::field::host, "127.0.0.1");
-  http::write(s, req, ec);
-  beast::flat_buffer buf;
-  http::response<http::string_body> res;
-  http::read(s, buf, res, ec);
-  if (ec) return {-1, ""};
-  return {static_cast<int>(res.result_int()), res.body()};
-}
 
 // Current resident memory of this process, in bytes.
 inline size_t rss_bytes() {

@@ -142,12 +142,14 @@ async function editor(root, docId) {
     view.dispatch({ effects: setRemoteCursors.of(cursors) });
   };
 
+  const saveNow = () => store.put(docId, agent, replica.save(), client.acked, client.unsent())
+    .catch((e) => console.warn('tandem: saving failed', e));
   let saveTimer = null;
   const persist = () => {
     clearTimeout(saveTimer);
     saveTimer = setTimeout(() => {
       saveTimer = null;
-      store.put(docId, agent, replica.save(), client.acked, client.unsent()).catch((e) => console.warn('tandem: saving failed', e));
+      saveNow();
     }, 100);
   };
   const showUnsent = () => {
@@ -237,7 +239,7 @@ async function editor(root, docId) {
   });
   window.addEventListener('offline', () => client.stop());
   window.addEventListener('online', () => client.reconnectNow());
-  window.addEventListener('pagehide', () => store.put(docId, agent, replica.save(), client.acked, client.unsent()));
+  window.addEventListener('pagehide', saveNow);
 
   showPeople(client.peers);
   showUnsent();
