@@ -72,7 +72,7 @@ std::string hex32(int64_t v) {
 
 // Opens the file and brings its schema up to date (unless read-only).
 Result<std::unique_ptr<Database>> open_database(const StoreOptions& o, bool migrate) {
-  auto db = Database::open(o.path, o.read_only);
+  auto db = Database::open(o.path, o.read_only, o.vfs);
   if (!db.ok()) return db.status();
   Database& d = **db;
   TANDEM_RETURN_IF_ERROR(d.exec("PRAGMA busy_timeout = 10000"));
@@ -113,6 +113,10 @@ Result<std::unique_ptr<Database>> open_database(const StoreOptions& o, bool migr
   auto row = (*mode)->step();
   if (!row.ok()) return row.status();
   if (!*row || (*mode)->text(0) != "wal") return Status::IOError(o.path + ": cannot switch to WAL mode");
+  // The switch reports "wal" before it has rewritten the file's header; a failure to do that
+  // (a write or sync error) only shows on the next step.
+  auto end = (*mode)->step();
+  if (!end.ok()) return end.status().WithContext(o.path + ": cannot switch to WAL mode");
   mode->reset();
   // FULL syncs the WAL at every commit: an acknowledged batch survives power loss. NORMAL syncs
   // only at checkpoints, trading the last commits before a power loss for throughput.

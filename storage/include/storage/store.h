@@ -71,6 +71,9 @@ struct StoreOptions {
   // under load many appends share one commit (and one fsync) at the cost of up to this much
   // acknowledgement latency. An idle store commits at once.
   std::chrono::microseconds commit_interval{4000};
+  // The SQLite VFS to open the file with ("" is SQLite's default). Tests pass one that simulates
+  // power loss and I/O errors.
+  std::string vfs{};
 };
 
 struct DocInfo {

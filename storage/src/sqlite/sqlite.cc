@@ -91,11 +91,11 @@ bool Statement::is_null(int col) const { return sqlite3_column_type(stmt_, col) 
 
 // ---- Database ----
 
-Result<std::unique_ptr<Database>> Database::open(const std::string& path, bool read_only) {
+Result<std::unique_ptr<Database>> Database::open(const std::string& path, bool read_only, const std::string& vfs) {
   sqlite3* db = nullptr;
   const int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                     SQLITE_OPEN_NOMUTEX;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, vfs.empty() ? nullptr : vfs.c_str());
   if (rc != SQLITE_OK) {
     Status st = error(db, rc, "open " + path);
     sqlite3_close(db);

@@ -59,7 +59,8 @@ class Statement {
 class Database {
  public:
   // flags: SQLITE_OPEN_* (read-write-create by default).
-  static Result<std::unique_ptr<Database>> open(const std::string& path, bool read_only);
+  // vfs: a registered SQLite VFS name, or empty for the default.
+  static Result<std::unique_ptr<Database>> open(const std::string& path, bool read_only, const std::string& vfs = {});
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
