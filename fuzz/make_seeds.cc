@@ -1,7 +1,13 @@
-// Writes the seed corpora in fuzz/corpus/ (run by hand when the formats change):
-//   clang++-14 -std=c++20 ... make_seeds.cc <library objects> -o make_seeds && ./make_seeds fuzz/corpus
+// Writes the seed corpora in fuzz/corpus/ (run by hand when the formats change), from the
+// release build's libraries:
+//   g++ -std=c++20 -DMSGPACK_NO_BOOST -Icrdt/include -Icrdt/codec/include -Inet/include -Itools/trace fuzz/make_seeds.cc \
+//     build/tools/trace/libtandem_trace.a build/net/libtandem_net.a build/crdt/libtandem_codec.a \
+//     build/crdt/libtandem_crdt.a -lz -lssl -lcrypto -o /tmp/make_seeds
+//   /tmp/make_seeds fuzz/corpus ../shared/traces
 // Seeds: op batches, versions and snapshots of a short typing session with concurrent edits,
-// deletions and non-ASCII text; a recorded client session as protocol frames; UTF-8 samples.
+// deletions and non-ASCII text; a recorded client session as protocol frames; UTF-8 samples;
+// and from the start of each editing trace, its batch, its snapshot and its edits sent as OPS
+// by the sessions of session_fuzz (each seed within libFuzzer's -max_len of 4096 bytes).
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +17,7 @@
 #include "crdt/codec.h"
 #include "crdt/doc.h"
 #include "net/protocol.h"
+#include "trace.h"
 
 using namespace tandem;
 namespace fs = std::filesystem;
@@ -24,6 +31,74 @@ void write(const fs::path& dir, const std::string& name, const std::string& byte
 
 std::string frame(const std::string& m) {
   return std::string{static_cast<char>(m.size() >> 8), static_cast<char>(m.size() & 255)} + m;
+}
+
+// session_fuzz's framing: [selector][2 length bytes][message].
+std::string to(int session, const std::string& m) { return static_cast<char>(session) + frame(m); }
+
+std::string hello(const std::string& agent) {
+  net::proto::Hello h;
+  h.version = net::proto::kProtocolVersion;
+  h.agents = {agent};
+  return net::proto::encode(h);
+}
+
+// The first txns of a trace replayed into one replica, until `fits` says it is big enough;
+// returns the replica and how many txns it took.
+template <class Fits>
+std::pair<crdt::Doc, size_t> trace_prefix(const trace::Trace& t, Fits fits) {
+  crdt::Doc doc("typist");
+  size_t n = 0;
+  for (const auto& txn : t.txns) {
+    if (!fits(doc)) break;
+    for (const auto& p : txn.patches) {
+      if (p.del) (void)doc.remove(p.pos, p.del);
+      if (!p.ins.empty()) (void)doc.insert(p.pos, p.ins);
+    }
+    ++n;
+  }
+  return {std::move(doc), n};
+}
+
+void trace_seeds(const fs::path& out, const std::string& dir) {
+  for (const auto& path : trace::list_traces(dir)) {
+    auto t = trace::load(path);
+    if (!t.ok()) {
+      std::fprintf(stderr, "%s: %s\n", path.c_str(), t.status().ToString().c_str());
+      continue;
+    }
+    if (t->concurrent) continue;  // replayed here as one typist: the sequential ones suffice
+    auto small = [](const crdt::Doc& d) {
+      return crdt::codec::encode_ops(d.ops_since({})).size() < 2500 && crdt::codec::save(d).size() < 2500;
+    };
+    const auto [doc, n] = trace_prefix(*t, small);
+    const std::string batch = crdt::codec::encode_ops(doc.ops_since({})), snapshot = crdt::codec::save(doc);
+    if (batch.size() > 4096 || snapshot.size() > 4096) continue;  // a first paste too large to seed
+    write(out / "codec_fuzz", "trace-" + t->name + "-batch", batch);
+    write(out / "codec_fuzz", "trace-" + t->name + "-snapshot", snapshot);
+    // The same edits as a client sends them: one OPS per txn from session 0, a cursor now and
+    // then, session 2 mirroring them on its own document, the read-only session 1 trying once.
+    std::string script = to(0, hello("typist")) + to(1, hello("reader")) + to(2, hello("typist"));
+    crdt::Doc replay("typist");
+    for (size_t i = 0; i < n && script.size() < 3500; ++i) {
+      const auto before = replay.version();
+      for (const auto& p : t->txns[i].patches) {
+        if (p.del) (void)replay.remove(p.pos, p.del);
+        if (!p.ins.empty()) (void)replay.insert(p.pos, p.ins);
+      }
+      const std::string ops = net::proto::encode(net::proto::Ops{i + 1, crdt::codec::encode_ops(replay.ops_since(before))});
+      script += to(0, ops) + to(2, ops);
+      if (i % 8 == 0) {
+        net::proto::Presence p;
+        p.name = "Typist";
+        p.color = "#36c";
+        p.anchor = p.head = static_cast<uint32_t>(i);
+        script += to(0, net::proto::encode(p));
+      }
+      if (i == 3) script += to(1, ops);
+    }
+    write(out / "session_fuzz", "trace-" + t->name, script);
+  }
 }
 
 }  // namespace
@@ -61,6 +136,19 @@ int main(int argc, char** argv) {
   session += frame(net::proto::encode(net::proto::Ops{2, crdt::codec::encode_ops(from_b)}));
   write(out / "protocol_fuzz", "session", session);
 
+  // session_fuzz: three sessions join, write, move cursors; one reconnects with its version;
+  // the read-only one tries to write; text and garbage arrive.
+  std::string multi = to(0, net::proto::encode(h)) + to(1, hello("bob")) + to(2, hello("carol"));
+  multi += to(0, net::proto::encode(net::proto::Ops{1, crdt::codec::encode_ops(from_a)}));
+  multi += to(0, net::proto::encode(p)) + to(2, net::proto::encode(p));
+  net::proto::Hello back = h;
+  back.doc_version = a.version();
+  multi += to(3, net::proto::encode(back));
+  multi += to(0, net::proto::encode(net::proto::Ops{2, crdt::codec::encode_ops(from_b)}));
+  multi += to(1, net::proto::encode(net::proto::Ops{1, crdt::codec::encode_ops(from_b)}));
+  write(out / "session_fuzz", "three-sessions", multi);
+  write(out / "session_fuzz", "text-and-garbage", to(4, "hello") + to(0, "\xc1\xc1") + to(2, hello("carol")) + to(2, "\x91\x63"));
+
   std::string script;
   for (int i = 0; i < 64; ++i) script += static_cast<char>((i * 37 + 11) & 255);
   write(out / "convergence_fuzz", "mixed", script);
@@ -68,6 +156,7 @@ int main(int argc, char** argv) {
 
   write(out / "utf_fuzz", "mixed", "héllo 👋 世界 e\u0301\n");
   write(out / "utf_fuzz", "bad", std::string("\xed\xa0\x80\xc0\xaf\xf4\x90\x80\x80", 9));
+  if (argc > 2) trace_seeds(out, argv[2]);
   std::puts("seeds written");
   return 0;
 }

@@ -9,7 +9,7 @@ root="$(dirname "$here")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(codec_fuzz protocol_fuzz convergence_fuzz utf_fuzz)
+((${#targets[@]})) || targets=(codec_fuzz protocol_fuzz session_fuzz convergence_fuzz utf_fuzz)
 out="$root/build-fuzz"
 mkdir -p "$out/obj" "$out/findings"
 
@@ -24,9 +24,11 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-saniti
 jobs="$(nproc)"
 objs=()
 pids=()
-for src in "$root"/crdt/src/*.cc "$root/crdt/codec/src/codec.cc" "$root/net/src/protocol.cc"; do
+# The server side of net/ for session_fuzz: sessions and rooms (not the listener or the client).
+for src in "$root"/crdt/src/*.cc "$root/crdt/codec/src/codec.cc" \
+           "$root"/net/src/{protocol,auth,log,metrics,room,session,memory_store}.cc; do
   o="$out/obj/$(basename "$(dirname "$(dirname "$src")")")-$(basename "${src%.cc}").o"
-  if [[ ! -f "$o" || "$src" -nt "$o" || -n "$(find "$root/crdt" "$root/net/include" -name '*.h' -newer "$o" -print -quit)" ]]; then
+  if [[ ! -f "$o" || "$src" -nt "$o" || -n "$(find "$root/crdt" "$root/net/include" "$root/net/src" -name '*.h' -newer "$o" -print -quit)" ]]; then
     echo "fuzz: compile $(realpath --relative-to="$root" "$src")"
     "$cxx" "${flags[@]}" -c "$src" -o "$o" &
     pids+=($!)
@@ -44,7 +46,7 @@ for t in "${targets[@]}"; do
   bin="$out/$t"
   if [[ ! -x "$bin" || "$here/$t.cc" -nt "$bin" || -n "$(find "$out/obj" -newer "$bin" -print -quit)" ]]; then
     echo "fuzz: build $t"
-    "$cxx" "${flags[@]}" -fsanitize=fuzzer "$here/$t.cc" "${objs[@]}" -o "$bin"
+    "$cxx" "${flags[@]}" -fsanitize=fuzzer "$here/$t.cc" "${objs[@]}" -lssl -lcrypto -lpthread -o "$bin"
   fi
 done
 

@@ -28,7 +28,7 @@ std::string escape(std::string_view s) {
 }  // namespace
 
 void Logger::log(Level level, std::string_view event, std::initializer_list<Field> fields) {
-  if (quiet_ && level == kInfo) return;
+  if (silent_ || (quiet_ && level == kInfo)) return;
   const auto now = std::chrono::system_clock::now();
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   const std::time_t secs = static_cast<std::time_t>(ms / 1000);

@@ -15,7 +15,7 @@ class Logger {
   enum Level { kInfo, kWarn, kError };
   using Field = std::pair<std::string_view, std::string>;
 
-  Logger(bool json, bool quiet) : json_(json), quiet_(quiet) {}
+  Logger(bool json, bool quiet, bool silent = false) : json_(json), quiet_(quiet), silent_(silent) {}
   // event: a short stable name ("session.open"); fields: key/value pairs (doc=..., session=...).
   void log(Level level, std::string_view event, std::initializer_list<Field> fields);
   void info(std::string_view e, std::initializer_list<Field> f) { log(kInfo, e, f); }
@@ -26,6 +26,7 @@ class Logger {
   std::mutex mu_;
   bool json_;
   bool quiet_;
+  bool silent_;
 };
 
 }  // namespace tandem::net

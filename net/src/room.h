@@ -14,6 +14,7 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <deque>
+#include <exception>
 #include <map>
 #include <memory>
 #include <optional>
@@ -80,6 +81,12 @@ class Room : public std::enable_shared_from_this<Room> {
     std::vector<std::pair<std::string, uint32_t>> need;  // agent, next seq
   };
 
+  // The bodies of join() and ops(), on the strand.
+  void join_now(const std::shared_ptr<Session>& s, proto::Hello hello);
+  void ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received);
+  // An exception escaped a handler (a bug, memory exhausted): `s`'s session ends with kInternal,
+  // and when the document may be half changed, the room closes too (its clients resync).
+  void contain(const char* where, const std::exception& e, const std::shared_ptr<Session>& s, bool document);
   bool ensure_loaded(const std::shared_ptr<Session>& s);
   void schedule_flush();
   void flush();
@@ -131,8 +138,7 @@ struct Server::Impl {
   std::atomic<uint64_t> next_session{1};
   std::atomic<bool> stopping{false};
 
-  Impl(ServerOptions o, DocStore* s);  // in server.cc, where Net is complete
-  ~Impl();
+  Impl(ServerOptions o, DocStore* s) : opt(std::move(o)), store(s), log(opt.log_json, opt.log_quiet, opt.log_silent) {}
 
   // The room for `doc`, created if needed.
   // nullptr once the server is stopping: no room opens after the shutdown collected them.
@@ -142,8 +148,10 @@ struct Server::Impl {
   bool forget(const std::string& doc, Room* room, bool force);
 
   // The rest of the server (listener, sessions) lives in server.cc.
+  // Set by Server (server.cc, where Net is complete, as is its deleter); absent when sessions
+  // and rooms run without a network (the protocol fuzzer).
   struct Net;
-  std::unique_ptr<Net> net;
+  std::unique_ptr<Net, void (*)(Net*)> net{nullptr, nullptr};
 };
 
 }  // namespace tandem::net

@@ -15,6 +15,7 @@
 #include "crdt/codec.h"
 #include "net/auth.h"
 #include "room.h"
+#include "session.h"
 
 namespace tandem::net {
 
@@ -92,23 +93,18 @@ struct Server::Impl::Net {
   uint16_t port = 0;
 };
 
-Server::Impl::Impl(ServerOptions o, DocStore* s)
-    : opt(std::move(o)), store(s), ioc(), log(opt.log_json, opt.log_quiet) {}
-Server::Impl::~Impl() = default;
 
 namespace {
 
 // ---- WebSocket session ------------------------------------------------------------------------
 
 template <class Stream>
-class WsSession final : public Session {
+class WsSession final : public ClientSession {
  public:
   WsSession(Server::Impl& srv, Stream&& stream, std::string doc, std::string ip, std::string subject, int64_t expires)
-      : srv_(srv), ws_(std::move(stream)), timer_(ws_.get_executor()), doc_(std::move(doc)), ip_(std::move(ip)),
-        subject_(std::move(subject)), expires_(expires) {
+      : ClientSession(srv, std::move(doc), std::move(subject), expires), ws_(std::move(stream)),
+        timer_(ws_.get_executor()), ip_(std::move(ip)) {
     peer = ip_;
-    tokens_ = srv_.opt.max_messages_per_second;
-    last_refill_ = Clock::now();
   }
 
   ~WsSession() override {
@@ -175,7 +171,7 @@ class WsSession final : public Session {
     // A connection that never says HELLO would hold a slot forever (it answers pings).
     timer_.expires_after(srv_.opt.handshake_timeout);
     timer_.async_wait([self = shared_self()](beast::error_code e) {
-      if (!e && !self->room_) self->close_with(proto::kBadMessage, "no HELLO within the handshake timeout");
+      if (!e && !self->joined()) self->close_with(proto::kBadMessage, "no HELLO within the handshake timeout");
     });
     do_read();
   }
@@ -200,116 +196,20 @@ class WsSession final : public Session {
     }
     const std::string frame = beast::buffers_to_string(buf_.data());
     buf_.consume(buf_.size());
-    if (!ws_.got_binary()) {
-      close_with(proto::kBadMessage, "text frames are not part of the protocol; send binary msgpack");
-    } else if (!take_token()) {
-      close_with(proto::kRateLimited, "more than " + std::to_string(srv_.opt.max_messages_per_second) +
-                                          " messages per second");
-    } else {
-      handle(frame);
-    }
+    on_message(frame, ws_.got_binary());
     // Keep reading even when closing: the peer's close frame ends the session.
     do_read();
   }
 
-  bool take_token() {
-    const auto now = Clock::now();
-    const double rate = srv_.opt.max_messages_per_second;
-    tokens_ = std::min(rate, tokens_ + rate * std::chrono::duration<double>(now - last_refill_).count());
-    last_refill_ = now;
-    if (tokens_ < 1) return false;
-    tokens_ -= 1;
-    return true;
-  }
-
-  void handle(const std::string& frame) {
-    proto::Limits lim;
-    lim.max_frame_bytes = srv_.opt.max_frame_bytes;
-    auto msg = proto::decode(frame, lim);
-    if (!msg.ok()) {
-      close_with(proto::kBadMessage, msg.status().message());
-      return;
-    }
-    if (auto* h = std::get_if<proto::Hello>(&*msg)) {
-      on_hello(std::move(*h));
-    } else if (!room_) {
-      close_with(proto::kBadMessage, "the first message must be HELLO");
-    } else if (auto* o = std::get_if<proto::Ops>(&*msg)) {
-      on_ops(std::move(*o));
-    } else if (auto* p = std::get_if<proto::Presence>(&*msg)) {
-      room_->presence(shared_from_this(), std::move(*p));
-    } else {
-      close_with(proto::kBadMessage, "clients may send HELLO, OPS and PRESENCE only");
-    }
-  }
-
-  void on_hello(proto::Hello h) {
-    if (room_) {
-      close_with(proto::kBadMessage, "HELLO twice");
-      return;
-    }
-    if (h.version != proto::kProtocolVersion) {
-      close_with(proto::kUnsupportedVersion, "protocol version " + std::to_string(h.version) + " is not supported; this server speaks " +
-                                                 std::to_string(proto::kProtocolVersion));
-      return;
-    }
-    if (!subject_.empty()) {
-      for (const auto& a : h.agents) {
-        if (!agent_belongs_to(a, subject_)) {
-          close_with(proto::kForbidden, "agent '" + a + "' is not '" + subject_ + "' or '" + subject_ + "/...'");
-          return;
-        }
-      }
-    }
-    id = srv_.next_session++;
-    agents = std::move(h.agents);
+  // The token's expiry ends the session too, not just new connections.
+  void on_joined() override {
     timer_.cancel();
     if (expires_ > 0) {
-      // The token's expiry ends the session too, not just new connections.
       timer_.expires_after(std::chrono::seconds(std::max<int64_t>(0, expires_ - now_seconds())));
       timer_.async_wait([self = shared_self()](beast::error_code e) {
         if (!e) self->close_with(proto::kForbidden, "the access token expired");
       });
     }
-    room_ = srv_.room(doc_);
-    if (!room_) {
-      close_plain(1001, "server going away");
-      return;
-    }
-    room_->join(shared_from_this(), std::move(h));
-  }
-
-  void on_ops(proto::Ops o) {
-    const auto received = Clock::now();
-    if (read_only) {
-      close_with(proto::kForbidden, "this session is read-only");
-      return;
-    }
-    crdt::codec::DecodeLimits lim;
-    lim.max_bytes = srv_.opt.max_frame_bytes;
-    lim.max_runs = static_cast<uint32_t>(std::min<uint64_t>(srv_.opt.max_batch_events, UINT32_MAX));
-    auto batch = crdt::codec::decode_ops(o.encoded, lim);
-    if (!batch.ok()) {
-      const uint16_t code = batch.status().code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kBadMessage;
-      close_with(code, batch.status().message());
-      return;
-    }
-    if (Status form = crdt::Doc::ValidateBatch(*batch); !form.ok()) {
-      close_with(proto::kBadMessage, form.message());
-      return;
-    }
-    if (batch->events() > srv_.opt.max_batch_events) {
-      close_with(proto::kTooLarge, "a batch of " + std::to_string(batch->events()) + " operations (limit " +
-                                       std::to_string(srv_.opt.max_batch_events) + ")");
-      return;
-    }
-    for (const auto& r : batch->runs) {
-      if (std::find(agents.begin(), agents.end(), r.agent) == agents.end()) {
-        close_with(proto::kForbidden, "operations by agent '" + r.agent + "', which this session does not own");
-        return;
-      }
-    }
-    room_->ops(shared_from_this(), o.batch_id, std::move(*batch), received);
   }
 
   // kLive frames count against the queue limit; kCatchUp frames do not (their bytes are kept
@@ -400,18 +300,13 @@ class WsSession final : public Session {
     finished_ = true;
     closed = true;
     timer_.cancel();
-    if (room_) room_->leave(shared_from_this());
+    leave();
   }
 
-  Server::Impl& srv_;
   websocket::stream<Stream> ws_;
   asio::steady_timer timer_;  // no HELLO in time, then the token's expiry
   beast::flat_buffer buf_;
-  std::string doc_;
   std::string ip_;
-  std::string subject_;
-  int64_t expires_ = 0;  // the token's expiry (seconds since 1970), 0: none
-  std::shared_ptr<Room> room_;
   std::deque<Queued> queue_;
   size_t queued_bytes_ = 0;
   size_t exempt_bytes_ = 0;  // of queued_bytes_, catch-up frames
@@ -420,8 +315,6 @@ class WsSession final : public Session {
   bool close_sent_ = false;
   bool finished_ = false;
   websocket::close_reason close_reason_;
-  double tokens_ = 0;
-  Clock::time_point last_refill_;
 };
 
 // ---- HTTP session -----------------------------------------------------------------------------
@@ -606,45 +499,12 @@ void do_accept(Server::Impl& srv) {
   });
 }
 
-// In-memory DocStore: the log as op batches in a map, durable at once.
-class MemoryStore final : public DocStore {
- public:
-  crdt::Result<crdt::Doc> load(const std::string& doc, const std::string& agent) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = docs_.find(doc);
-    if (it == docs_.end()) return Status::NotFound("no document '" + doc + "'");
-    crdt::Doc d(agent);
-    for (const auto& b : it->second) {
-      auto r = d.apply(b);
-      if (!r.ok()) return r.status();
-    }
-    return d;
-  }
-  void append(const std::string& doc, uint64_t, crdt::OpBatch batch, Done done) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      docs_[doc].push_back(std::move(batch));
-    }
-    if (done) done(Status::OK());
-  }
-  void put_snapshot(const std::string&, uint64_t, std::string, Done done) override {
-    if (done) done(Status::OK());
-  }
-  Status flush() override { return Status::OK(); }
-
- private:
-  std::mutex mu_;
-  std::unordered_map<std::string, std::vector<crdt::OpBatch>> docs_;
-};
-
 }  // namespace
-
-std::unique_ptr<DocStore> make_memory_store() { return std::make_unique<MemoryStore>(); }
 
 // ---- Server -----------------------------------------------------------------------------------
 
 Server::Server(ServerOptions options, DocStore* store) : impl_(std::make_unique<Impl>(std::move(options), store)) {
-  impl_->net = std::make_unique<Impl::Net>(*impl_);
+  impl_->net = {new Impl::Net(*impl_), [](Impl::Net* n) { delete n; }};
 }
 
 Server::~Server() {
@@ -730,8 +590,20 @@ void Server::run() {
   const int n = s.opt.threads > 0 ? s.opt.threads : std::max(1u, std::thread::hardware_concurrency());
   auto guard = asio::make_work_guard(s.ioc);  // run() ends when stop() stops the io_context
   std::vector<std::thread> threads;
-  for (int i = 1; i < n; ++i) threads.emplace_back([&s] { s.ioc.run(); });
-  s.ioc.run();
+  // Sessions and rooms contain their own exceptions; anything else escaping a handler is logged
+  // and the thread goes back to work rather than take the server down.
+  auto work = [&s] {
+    for (;;) {
+      try {
+        s.ioc.run();
+        return;
+      } catch (const std::exception& e) {
+        s.log.error("handler.exception", {{"error", e.what()}});
+      }
+    }
+  };
+  for (int i = 1; i < n; ++i) threads.emplace_back(work);
+  work();
   for (auto& t : threads) t.join();
 }
 

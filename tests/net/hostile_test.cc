@@ -1,6 +1,8 @@
 // Every kind of bad input gets its error and close, leaves the server serving the others, and
 // persists nothing. Real server, real SQLite file, real sockets on 127.0.0.1.
 #include <catch2/catch.hpp>
+#include <functional>
+#include <stdexcept>
 
 #include "crdt/codec.h"
 #include "crdt/utf8.h"
@@ -42,15 +44,19 @@ OpRun insert_run(const std::string& agent, uint32_t seq, std::vector<OpId> paren
   return r;
 }
 
+using Wrap = std::function<std::unique_ptr<tandem::net::DocStore>(tandem::net::DocStore*)>;
+
 struct Env {
-  explicit Env(tandem::net::ServerOptions o = {}) {
+  // wrap: puts another DocStore between the server and the SQLite store.
+  explicit Env(tandem::net::ServerOptions o = {}, const Wrap& wrap = {}) {
     tandem::storage::StoreOptions so;
     so.path = tmp.file("t.db");
     auto s = tandem::storage::Store::open(so);
     REQUIRE(s.ok());
     store = std::move(*s);
     adapter = std::make_unique<tandem::testing::StoreAdapter>(*store);
-    server.emplace(o, adapter.get());
+    if (wrap) wrapper = wrap(adapter.get());
+    server.emplace(o, wrapper ? wrapper.get() : adapter.get());
     good = tandem::testing::make_client(server->url("doc"), "good");
     REQUIRE(good->insert(0, "base").ok());
     REQUIRE(good->wait_synced(5s));
@@ -72,6 +78,7 @@ struct Env {
   tandem::testing::TempDir tmp;
   std::unique_ptr<tandem::storage::Store> store;
   std::unique_ptr<tandem::testing::StoreAdapter> adapter;
+  std::unique_ptr<tandem::net::DocStore> wrapper;
   std::optional<ServerFixture> server;
   std::unique_ptr<tandem::net::Client> good;
 };
@@ -376,4 +383,71 @@ TEST_CASE("hostile: a token that expires ends the session it opened", "[net][hos
   REQUIRE(raw.read().binary);
   auto [error, close] = raw.read_until_closed(5s);
   CHECK(error == proto::kForbidden);
+}
+
+// A store whose code throws (a bug, or memory exhausted) for two documents: loading "boom-load",
+// appending to "boom-append". Everything else passes through.
+class ThrowingStore final : public tandem::net::DocStore {
+ public:
+  explicit ThrowingStore(tandem::net::DocStore* inner) : inner_(inner) {}
+  tandem::crdt::Result<tandem::crdt::Doc> load(const std::string& doc, const std::string& agent) override {
+    if (doc == "boom-load") throw std::runtime_error("load exploded");
+    return inner_->load(doc, agent);
+  }
+  void append(const std::string& doc, uint64_t first, OpBatch b, Done done) override {
+    if (doc == "boom-append") throw std::runtime_error("append exploded");
+    inner_->append(doc, first, std::move(b), std::move(done));
+  }
+  void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, Done done) override {
+    inner_->put_snapshot(doc, events, std::move(bytes), std::move(done));
+  }
+  tandem::crdt::Status flush() override { return inner_->flush(); }
+
+ private:
+  tandem::net::DocStore* inner_;
+};
+
+TEST_CASE("hostile: an exception in a handler ends only the sessions it touched", "[net][hostile]") {
+  Env env({}, [](tandem::net::DocStore* inner) { return std::make_unique<ThrowingStore>(inner); });
+  // A bystander in another document, joined before the explosions, with an edit on its way after.
+  RawWs calm;
+  REQUIRE(calm.connect(env.server->port, "/ws/calm") == 101);
+  calm.send(hello("calm"));
+  REQUIRE(calm.read().binary);  // WELCOME
+  {
+    INFO("the room's load throws: the joining session is closed with kInternal");
+    RawWs raw;
+    REQUIRE(raw.connect(env.server->port, "/ws/boom-load") == 101);
+    raw.send(hello("raw"));
+    auto [error, close] = raw.read_until_closed();
+    CHECK(error == proto::kInternal);
+    CHECK(close == proto::kInternal);
+  }
+  {
+    INFO("the room's append throws: its sessions are closed, the document is dropped and reloads");
+    RawWs writer, reader;
+    REQUIRE(writer.connect(env.server->port, "/ws/boom-append") == 101);
+    writer.send(hello("writer"));
+    REQUIRE(writer.read().binary);
+    REQUIRE(reader.connect(env.server->port, "/ws/boom-append") == 101);
+    reader.send(hello("reader"));
+    REQUIRE(reader.read().binary);
+    writer.send(ops_frame(OpBatch{{insert_run("writer", 0, {}, 0, "x")}}));
+    CHECK(writer.read_until_closed().second == proto::kInternal);
+    CHECK(reader.read_until_closed().second == proto::kInternal);
+    // Nothing was acknowledged, and a new session finds a fresh room (the store never had it).
+    RawWs again;
+    REQUIRE(again.connect(env.server->port, "/ws/boom-append") == 101);
+    again.send(hello("again"));
+    auto welcome = proto::decode(again.read().data, {});
+    REQUIRE(welcome.ok());
+    CHECK(std::get<proto::Welcome>(*welcome).doc_version.entries().empty());
+  }
+  // The bystander never noticed: its edit is acknowledged.
+  calm.send(ops_frame(OpBatch{{insert_run("calm", 0, {}, 0, "still here")}}, 7));
+  auto ack = proto::decode(calm.read().data, {});
+  REQUIRE(ack.ok());
+  REQUIRE(std::holds_alternative<proto::Ack>(*ack));
+  CHECK(std::get<proto::Ack>(*ack).batch_id == 7);
+  env.check_still_serving();
 }

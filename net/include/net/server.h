@@ -63,6 +63,7 @@ struct ServerOptions {
 
   bool log_json = false;
   bool log_quiet = false;  // only warnings and errors
+  bool log_silent = false;  // nothing at all (the protocol fuzzer)
   bool handle_signals = false;
 };
 
