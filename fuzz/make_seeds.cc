@@ -97,7 +97,7 @@ void trace_seeds(const fs::path& out, const std::string& dir) {
       }
       if (i == 3) script += to(1, ops);
     }
-    write(out / "session_fuzz", "trace-" + t->name, script);
+    if (script.size() <= 4096) write(out / "session_fuzz", "trace-" + t->name, script);
   }
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every libFuzzer target with clang-14 (-fsanitize=fuzzer,address,undefined) and runs
-# each for SECONDS seconds on its corpus (fuzz/corpus/<target>/, seeds; new inputs go to a
-# scratch copy). Exits non-zero on any finding; crashing inputs are kept in build-fuzz/findings/.
+# each for SECONDS seconds on its corpus: the seeds in fuzz/corpus/<target>/ and past findings in
+# fuzz/regressions/<target>/, copied to a scratch folder that takes the new inputs. Exits non-zero
+# on any finding; crashing inputs are kept in build-fuzz/findings/.
 #   fuzz/run.sh [SECONDS] [TARGET...]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,7 +55,10 @@ done
 run_one() {
   local t="$1" corpus="$out/corpus/$1"
   mkdir -p "$corpus"
-  [[ -d "$here/corpus/$t" ]] && cp -n "$here/corpus/$t"/* "$corpus"/ 2>/dev/null || true
+  # Seeds, and the inputs of past findings (fuzz/regressions/, also replayed by the tests).
+  for d in "$here/corpus/$t" "$here/regressions/$t"; do
+    [[ -d "$d" ]] && cp -n "$d"/* "$corpus"/ 2>/dev/null || true
+  done
   "$out/$t" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$out/findings/$t-" "$corpus" 2>"$out/$t.log"
 }

@@ -300,6 +300,17 @@ OpBatch Doc::ops_since(const Version& peer, DeletedText deleted) const {
 }
 
 Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
+  // Characters sent without their text must be deleted in the same apply. When a batch arrives
+  // before what its deletion depends on (out of order), its runs of unknown text are held with
+  // it, rather than the batch refused.
+  std::string blocker;
+  auto patches = apply_attempt(batch, added, {}, &blocker);
+  if (!patches.ok() && !blocker.empty()) patches = apply_attempt(batch, added, blocker, nullptr);
+  return patches;
+}
+
+Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* added, std::string_view hold_unknown,
+                                              std::string* retry_blocker) {
   Impl& d = *impl_;
   if (added) added->runs.clear();
   for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(validate_run(r));
@@ -389,6 +400,10 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
         if (!ready) continue;
         std::sort(parents.begin(), parents.end());
         parents.erase(std::unique(parents.begin(), parents.end()), parents.end());
+      }
+      if (r.kind == OpKind::kInsertDeleted && !hold_unknown.empty()) {
+        cand[i].blocker = hold_unknown;
+        continue;
       }
       const uint32_t n = r.len - skip;
       if (uint64_t{log.size()} + n > internal::kMaxEvents) {
@@ -502,6 +517,14 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
       if (d.rope.contains_placeholder()) {
         d.rope.build(text_before, runs_before);
         d.deleted = std::move(deleted_before);
+        if (retry_blocker) {
+          for (const Cand& c : cand) {
+            if (!c.done) {
+              *retry_blocker = std::string(c.blocker);
+              break;
+            }
+          }
+        }
         return rollback(Status::InvalidArgument(
             "batch inserts characters without their text (kInsertDeleted) that it does not also delete"));
       }
@@ -541,7 +564,17 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
   // The held runs: woken ones leave their agents' lists and go where they wait now.
   for (std::string_view a : woken_agents) d.waiting.erase(d.waiting.find(a));
   std::vector<std::pair<std::string, uint32_t>> waits;
-  for (const Cand& c : cand) {
+  // A blocker may view a name inside a held run, and the loop below moves held runs (clearing
+  // slots, growing d.pending): short names live inside the run itself, so take copies first.
+  std::vector<std::string> blockers;
+  for (size_t i = 0; i < cand.size(); ++i) {
+    if (!cand[i].done) {
+      if (blockers.empty()) blockers.resize(cand.size());
+      blockers[i] = std::string(cand[i].blocker);
+    }
+  }
+  for (size_t i = 0; i < cand.size(); ++i) {
+    const Cand& c = cand[i];
     if (c.slot >= 0) {
       const auto slot = static_cast<uint32_t>(c.slot);
       if (c.done) {
@@ -549,7 +582,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
         d.pending_blocker[slot].clear();
         d.pending_free.push_back(slot);
       } else {
-        d.pending_blocker[slot] = std::string(c.blocker);
+        d.pending_blocker[slot] = std::move(blockers[i]);
         waits.emplace_back(d.pending_blocker[slot], slot);
       }
     } else if (!c.done) {
@@ -558,11 +591,11 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
         slot = d.pending_free.back();
         d.pending_free.pop_back();
         d.pending[slot] = *c.run;
-        d.pending_blocker[slot] = std::string(c.blocker);
+        d.pending_blocker[slot] = std::move(blockers[i]);
       } else {
         slot = static_cast<uint32_t>(d.pending.size());
         d.pending.push_back(*c.run);
-        d.pending_blocker.emplace_back(c.blocker);
+        d.pending_blocker.push_back(std::move(blockers[i]));
       }
       waits.emplace_back(d.pending_blocker[slot], slot);
     }

@@ -80,8 +80,7 @@ void Room::join(std::shared_ptr<Session> s, proto::Hello hello) {
 }
 
 void Room::join_now(const std::shared_ptr<Session>& s, proto::Hello hello) {
-  const auto self = shared_from_this();
-  if (self->closed_) {
+  if (closed_) {
     // Only a broken room closes with joins on their way: the client reconnects.
     s->close_with(proto::kInternal, "the document was closed; reconnect");
     return;
@@ -94,16 +93,16 @@ void Room::join_now(const std::shared_ptr<Session>& s, proto::Hello hello) {
     ~Refused() {
       if (!joined && r.sessions_.empty() && !r.closed_) r.start_grace_timer();
     }
-  } refused{*self};
+  } refused{*this};
   if (s->closed) return;  // gone before its turn came: nothing to load or send
-  self->grace_.cancel();
-  if (!self->ensure_loaded(s)) return;
-  crdt::Doc& doc = *self->doc_;
+  grace_.cancel();
+  if (!ensure_loaded(s)) return;
+  crdt::Doc& doc = *doc_;
   // A client may hold operations the server lost (a crash before they were durable), but never
   // more than could be held waiting for their dependencies.
   for (const auto& [agent, next] : hello.doc_version.entries()) {
     const uint32_t have = doc.version().next(agent);
-    if (next > have && next - have > self->srv_.opt.max_held_events &&
+    if (next > have && next - have > srv_.opt.max_held_events &&
         std::find(s->agents.begin(), s->agents.end(), agent) == s->agents.end()) {
       s->close_with(proto::kRejected, "version claims " + std::to_string(next - have) + " operations of '" + agent +
                                           "' that this server never had");
@@ -115,34 +114,34 @@ void Room::join_now(const std::shared_ptr<Session>& s, proto::Hello hello) {
   // Read-only sessions own no agents.
   if (!s->read_only) {
     for (const auto& a : s->agents) {
-      auto it = self->owners_.find(a);
-      if (it != self->owners_.end() && it->second != s->id) {
-        for (const auto& other : self->sessions_) {
+      auto it = owners_.find(a);
+      if (it != owners_.end() && it->second != s->id) {
+        for (const auto& other : sessions_) {
           if (other->id == it->second) {
             other->close_with(proto::kAgentInUse, "agent '" + a + "' was taken over by a newer session");
           }
         }
       }
-      self->owners_[a] = s->id;
+      owners_[a] = s->id;
     }
   }
-  self->sessions_.push_back(s);
-  self->members_.insert(s->id);
+  sessions_.push_back(s);
+  members_.insert(s->id);
   refused.joined = true;
   proto::Welcome w;
   w.session = s->id;
   w.read_only = s->read_only;
-  w.doc_version = self->durable_;  // what is safe: the client resends its own operations beyond it
+  w.doc_version = durable_;  // what is safe: the client resends its own operations beyond it
   s->send(make_frame(proto::encode(w)), 0, true);
   crdt::OpBatch missing = doc.ops_since(hello.doc_version);
   if (!missing.empty()) {
     const uint64_t n = missing.events();
     s->send(make_frame(proto::encode(proto::Ops{0, codec::encode_ops(missing)})), n, true);
   }
-  for (const auto& [sid, p] : self->presence_) {
+  for (const auto& [sid, p] : presence_) {
     s->send(make_frame(proto::encode(proto::PresenceUpdate{sid, p.first, p.second})), 0, true);
   }
-  self->srv_.log.info("session.join", {{"doc", self->name_},
+  srv_.log.info("session.join", {{"doc", name_},
                                        {"session", std::to_string(s->id)},
                                        {"agent", s->agents.front()},
                                        {"peer", s->peer},
@@ -162,11 +161,10 @@ void Room::ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batc
 }
 
 void Room::ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received) {
-  const auto self = shared_from_this();
-  if (self->closed_ || !self->doc_ || !self->members_.count(s->id)) return;
-  crdt::Doc& doc = *self->doc_;
+  if (closed_ || !doc_ || !members_.count(s->id)) return;
+  crdt::Doc& doc = *doc_;
   const uint64_t n = batch.events();
-  self->srv_.metrics.ops_in += n;
+  srv_.metrics.ops_in += n;
   crdt::OpBatch added;
   auto r = doc.apply(batch, &added);
   if (!r.ok()) {
@@ -174,7 +172,7 @@ void Room::ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::O
     // refusing it (positions, held operations past the bound) or a size limit.
     const auto& st = r.status();
     const uint16_t code = st.code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kRejected;
-    self->srv_.log.warn("ops.refused", {{"doc", self->name_}, {"session", std::to_string(s->id)}, {"error", st.ToString()}});
+    srv_.log.warn("ops.refused", {{"doc", name_}, {"session", std::to_string(s->id)}, {"error", st.ToString()}});
     s->close_with(code, st.message());
     return;
   }
@@ -192,36 +190,36 @@ void Room::ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::O
   }
   const uint64_t added_events = added.events();
   if (added_events > 0) {
-    self->srv_.metrics.ops_integrated += added_events;
-    const uint64_t first = self->logged_;
-    self->logged_ += added_events;
+    srv_.metrics.ops_integrated += added_events;
+    const uint64_t first = logged_;
+    logged_ += added_events;
     const Clock::time_point handed = Clock::now();
-    self->srv_.store->append(self->name_, first, added, [self, v = doc.version(), handed](Status st) {
+    srv_.store->append(name_, first, added, [self = shared_from_this(), v = doc.version(), handed](Status st) {
       boost::asio::post(self->strand_, [self, st, v, handed] { self->on_durable(st, v, handed); });
     });
     // The author, when one session owns every agent in what was added (held operations of
     // others may have been released by this batch: then everyone gets the broadcast).
     uint64_t author = s->id;
     for (const auto& run : added.runs) {
-      auto o = self->owners_.find(run.agent);
-      if (o == self->owners_.end() || o->second != s->id) author = 0;
+      auto o = owners_.find(run.agent);
+      if (o == owners_.end() || o->second != s->id) author = 0;
     }
-    if (self->outbox_.empty()) {
-      self->outbox_author_ = author;
-      self->outbox_since_ = received;
-    } else if (self->outbox_author_ != author) {
-      self->outbox_author_ = 0;
+    if (outbox_.empty()) {
+      outbox_author_ = author;
+      outbox_since_ = received;
+    } else if (outbox_author_ != author) {
+      outbox_author_ = 0;
     }
-    for (auto& run : added.runs) self->outbox_.runs.push_back(std::move(run));
-    self->schedule_flush();
-    self->maybe_snapshot(false);
+    for (auto& run : added.runs) outbox_.runs.push_back(std::move(run));
+    schedule_flush();
+    maybe_snapshot(false);
   }
   bool durable = true;
-  for (const auto& [agent, next] : ack.need) durable = durable && self->durable_.next(agent) >= next;
+  for (const auto& [agent, next] : ack.need) durable = durable && durable_.next(agent) >= next;
   if (durable) {
     s->send(make_frame(proto::encode(proto::Ack{batch_id})), 0);
   } else {
-    self->acks_.push_back(std::move(ack));
+    acks_.push_back(std::move(ack));
   }
 }
 

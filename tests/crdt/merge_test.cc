@@ -165,3 +165,40 @@ TEST_CASE("long concurrent branches merge in one batch and one at a time alike",
     CHECK(ref.text() == one_batch.text());
   }
 }
+
+// Found by convergence_fuzz: a batch carrying characters without their text (kInsertDeleted)
+// whose deletion waits for another replica's operation used to be refused when it arrived
+// before that operation; its runs of unknown text are now held with the deletion.
+TEST_CASE("a batch with deleted text arriving before what its deletion needs is held, not refused", "[merge][held]") {
+  Doc a("a"), b("b"), c("c");
+  REQUIRE(a.insert(0, "hello").ok());
+  sync(b, a);
+  sync(c, a);
+  const Version c_has = c.version();
+  REQUIRE(a.insert(5, "tmp").ok());  // depends on a's own operations only
+  REQUIRE(b.insert(0, "X").ok());    // c does not get this yet
+  sync(a, b);                        // "Xhellotmp"
+  REQUIRE(a.remove(0, 1).ok());      // deletes b's X: depends on b's operation
+  REQUIRE(a.remove(5, 3).ok());      // deletes "tmp": its text is not sent
+  Version without_x = c_has;  // a's operations only, as a's own client would send them
+  without_x.advance("b", 1);
+  const OpBatch early = a.ops_since(without_x, Doc::DeletedText::kOmit);
+  bool unknown = false;
+  for (const auto& r : early.runs) unknown = unknown || r.kind == tandem::crdt::OpKind::kInsertDeleted;
+  REQUIRE(unknown);
+  auto r = c.apply(early);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  CHECK(c.text() == "hello");  // nothing of the batch is visible yet
+  CHECK(c.pending_events() == early.events());
+  sync(c, b);  // b's X arrives: the held batch follows
+  CHECK(c.pending_events() == 0);
+  CHECK(c.text() == a.text());
+  CHECK(c.version() == a.version());
+  REQUIRE(c.check_invariants().ok());
+  // A batch whose unknown text is never deleted is still refused.
+  Doc d("d");
+  OpBatch bad = a.ops_since({}, Doc::DeletedText::kOmit);
+  bad.runs.pop_back();  // drop the deletion of "tmp"
+  CHECK_FALSE(d.apply(bad).ok());
+}

@@ -368,8 +368,8 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
     --agent_left;
     r.agent = agent;
     if (!positions.read(&zpos)) return bad("truncated positions");
-    const int64_t pos = static_cast<int64_t>(predicted) + unzigzag(zpos);
-    if (pos < 0 || pos > UINT32_MAX) return bad("position out of range");
+    uint64_t pos;
+    if (!add_zigzag(predicted, zpos, UINT32_MAX, &pos)) return bad("position out of range");
     r.pos = static_cast<uint32_t>(pos);
     if (r.type == SnapshotData::kDeleteBackward && r.pos + uint64_t{1} < r.len) return bad("position out of range");
     predicted = predict_next(r.type, r.pos, r.len);
@@ -395,10 +395,12 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
   while (!text_runs.done()) {
     uint64_t z, len;
     if (!text_runs.read(&z) || !text_runs.read(&len)) return bad_bytes("snapshot: truncated text runs");
-    const int64_t ev = static_cast<int64_t>(prev_end) + unzigzag(z);
-    if (ev < 0 || static_cast<uint64_t>(ev) + len > first_event || len == 0) return bad_bytes("snapshot: text run out of range");
+    uint64_t ev;
+    if (!add_zigzag(prev_end, z, first_event, &ev) || len == 0 || len > first_event - ev) {
+      return bad_bytes("snapshot: text run out of range");
+    }
     data.text_runs.push_back({static_cast<uint32_t>(ev), static_cast<uint32_t>(len)});
-    prev_end = static_cast<uint64_t>(ev) + len;
+    prev_end = ev + len;
   }
   return data;
 }

@@ -20,6 +20,20 @@ inline void put_varint(std::string* out, uint64_t v) {
 inline uint64_t zigzag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
 inline int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
+// base plus the zigzag-encoded delta z, into *out if the sum lies in [0, limit]. Computed without
+// signed arithmetic: a hostile delta near 2^63 must be refused, not overflow.
+inline bool add_zigzag(uint64_t base, uint64_t z, uint64_t limit, uint64_t* out) {
+  const uint64_t magnitude = z >> 1;  // of a negative delta: magnitude + 1
+  if (z & 1) {
+    if (magnitude >= base) return false;
+    *out = base - magnitude - 1;
+  } else {
+    if (base > limit || magnitude > limit - base) return false;
+    *out = base + magnitude;
+  }
+  return *out <= limit;
+}
+
 class VarintReader {
  public:
   explicit VarintReader(std::string_view bytes) : p_(reinterpret_cast<const uint8_t*>(bytes.data())), end_(p_ + bytes.size()) {}

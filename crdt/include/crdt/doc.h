@@ -110,6 +110,12 @@ class Doc {
 
  private:
   explicit Doc(std::unique_ptr<Impl> impl);
+  // One try at apply(). With `hold_unknown` set, runs of unknown text (kInsertDeleted) are held
+  // (waiting for that agent) even when they could be integrated. Without it, when the batch
+  // fails only because such characters would stay visible while their deletion is held, the
+  // agent that deletion waits for is put in *retry_blocker, for a second try that holds them.
+  Result<std::vector<Patch>> apply_attempt(const OpBatch& batch, OpBatch* added, std::string_view hold_unknown,
+                                           std::string* retry_blocker);
   std::unique_ptr<Impl> impl_;
 };
 
