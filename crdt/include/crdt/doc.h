@@ -91,7 +91,9 @@ class Doc {
   // set, it receives the events this call integrated (duplicates and still-held events left
   // out), in the order they were integrated, with every text this replica has: what a server
   // appends to its log. On error the replica is unchanged (no part of the batch is kept, not even
-  // as held operations).
+  // as held operations). Runs whose dependencies are missing are held until they arrive; runs of
+  // unknown text (kInsertDeleted) are held too while their deletion is, so that such characters
+  // never show.
   Result<std::vector<Patch>> apply(const OpBatch& batch, OpBatch* added = nullptr);
   // Events held for missing dependencies.
   uint64_t pending_events() const;
