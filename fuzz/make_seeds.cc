@@ -17,7 +17,7 @@
 #include "crdt/codec.h"
 #include "crdt/doc.h"
 #include "net/protocol.h"
-#include "trace.h"
+#include "replay.h"
 
 using namespace tandem;
 namespace fs = std::filesystem;
@@ -51,10 +51,7 @@ std::pair<crdt::Doc, size_t> trace_prefix(const trace::Trace& t, Fits fits) {
   size_t n = 0;
   for (const auto& txn : t.txns) {
     if (!fits(doc)) break;
-    for (const auto& p : txn.patches) {
-      if (p.del) (void)doc.remove(p.pos, p.del);
-      if (!p.ins.empty()) (void)doc.insert(p.pos, p.ins);
-    }
+    (void)trace::apply_txn(txn, &doc);
     ++n;
   }
   return {std::move(doc), n};
@@ -82,10 +79,7 @@ void trace_seeds(const fs::path& out, const std::string& dir) {
     crdt::Doc replay("typist");
     for (size_t i = 0; i < n && script.size() < 3500; ++i) {
       const auto before = replay.version();
-      for (const auto& p : t->txns[i].patches) {
-        if (p.del) (void)replay.remove(p.pos, p.del);
-        if (!p.ins.empty()) (void)replay.insert(p.pos, p.ins);
-      }
+      (void)trace::apply_txn(t->txns[i], &replay);
       const std::string ops = net::proto::encode(net::proto::Ops{i + 1, crdt::codec::encode_ops(replay.ops_since(before))});
       script += to(0, ops) + to(2, ops);
       if (i % 8 == 0) {

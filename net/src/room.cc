@@ -225,14 +225,9 @@ void Room::ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::O
 
 void Room::contain(const char* where, const std::exception& e, const std::shared_ptr<Session>& s, bool document) {
   srv_.log.error("room.exception", {{"doc", name_}, {"session", std::to_string(s->id)}, {"in", where}, {"error", e.what()}});
-  if (document && !closed_) {
-    // The replica may be half changed: drop it; every client resyncs from the store.
-    for (const auto& other : sessions_) {
-      if (other != s) other->close_with(proto::kInternal, "internal error; reconnect");
-    }
-    close_room(true);
-  }
-  s->close_with(proto::kInternal, "internal error");
+  s->close_with(proto::kInternal, "internal error");  // first: a session keeps the first ERROR
+  // The replica may be half changed: drop it; every client resyncs from the store.
+  if (document && !closed_) break_room(std::string("an exception in ") + where, "internal error; reconnect");
 }
 
 void Room::schedule_flush() {
@@ -274,7 +269,7 @@ void Room::send_to_others(uint64_t except, const Frame& f, uint64_t ops) {
 void Room::on_durable(Status st, crdt::Version version, Clock::time_point handed) {
   if (closed_) return;
   if (!st.ok()) {
-    break_room("the store failed: " + st.ToString());
+    break_room("the store failed: " + st.ToString(), "the server could not store the document; reconnect");
     return;
   }
   srv_.metrics.commit_latency.observe(seconds_since(handed));
@@ -303,9 +298,9 @@ void Room::maybe_snapshot(bool force) {
   snapshot_time_ = Clock::now();
 }
 
-void Room::break_room(const std::string& why) {
+void Room::break_room(const std::string& why, const std::string& to_clients) {
   srv_.log.error("doc.broken", {{"doc", name_}, {"error", why}});
-  for (const auto& s : sessions_) s->close_with(proto::kInternal, "the server could not store the document; reconnect");
+  for (const auto& s : sessions_) s->close_with(proto::kInternal, to_clients);
   close_room(true);
 }
 

@@ -92,7 +92,8 @@ class Room : public std::enable_shared_from_this<Room> {
   void flush();
   void on_durable(crdt::Status st, crdt::Version version, Clock::time_point handed);
   void maybe_snapshot(bool force);
-  void break_room(const std::string& why);
+  // Closes every session with kInternal and `to_clients`, and the room (the next HELLO reloads).
+  void break_room(const std::string& why, const std::string& to_clients);
   bool close_room(bool force);
   void start_grace_timer();
   void send_to_others(uint64_t except, const Frame& f, uint64_t ops);

@@ -269,49 +269,49 @@ void CrashVfs::register_once() {
   if (!done) throw std::runtime_error("cannot register the crash VFS");
 }
 
-void CrashVfs::reset() {
+namespace {
+
+// Runs f on the state under its lock; the public calls come from test and writer threads alike.
+template <class F>
+auto locked(F f) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.mu);
+  return f(s);
+}
+
+void forget_all(State& s) {
   s.files.clear();
   s.calls = s.crash_at = s.fail_at = 0;
   s.crashed = s.failed = false;
   s.failed_call.clear();
 }
 
+}  // namespace
+
+void CrashVfs::reset() { locked(forget_all); }
+
 void CrashVfs::crash_at(uint64_t n) {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
-  s.crash_at = n ? s.calls + n : 0;
+  locked([n](State& s) { s.crash_at = n ? s.calls + n : 0; });
 }
 
 void CrashVfs::fail_at(uint64_t n) {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
-  s.fail_at = n ? s.calls + n : 0;
+  locked([n](State& s) { s.fail_at = n ? s.calls + n : 0; });
 }
 
 bool CrashVfs::crashed() {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
-  return s.crashed;
+  return locked([](State& s) { return s.crashed; });
 }
 
 bool CrashVfs::failed() {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
-  return s.failed;
+  return locked([](State& s) { return s.failed; });
 }
 
 std::string CrashVfs::failed_call() {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
-  return s.failed_call;
+  return locked([](State& s) { return s.failed_call; });
 }
 
 uint64_t CrashVfs::calls() {
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.mu);
-  return s.calls;
+  return locked([](State& s) { return s.calls; });
 }
 
 uint64_t CrashVfs::lose_power(Rng& rng) {
@@ -348,9 +348,7 @@ uint64_t CrashVfs::lose_power(Rng& rng) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(content.data(), static_cast<std::streamsize>(content.size()));
   }
-  s.files.clear();
-  s.crash_at = s.fail_at = 0;
-  s.crashed = s.failed = false;
+  forget_all(s);  // what is on disk now counts as synced
   return lost;
 }
 

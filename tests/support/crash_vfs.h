@@ -44,7 +44,8 @@ class CrashVfs {
 
   // After a crash, with every connection closed: rewrites each file the VFS saw as the disk may
   // have kept it, choosing per unsynced write to keep it, drop it or tear it. Returns how many
-  // unsynced writes were dropped or torn (0 means this crash lost nothing).
+  // unsynced writes were dropped or torn (0 means this crash lost nothing). Then forgets every
+  // file, as reset() does.
   static uint64_t lose_power(Rng& rng);
 };
 

@@ -8,20 +8,18 @@ using crdt::Doc;
 using crdt::Result;
 using crdt::Status;
 
-namespace {
-Status apply_patch(Doc* doc, const Patch& p) {
-  if (p.del) TANDEM_RETURN_IF_ERROR(doc->remove(p.pos, p.del));
-  if (!p.ins.empty()) TANDEM_RETURN_IF_ERROR(doc->insert(p.pos, p.ins));
+Status apply_txn(const Txn& txn, Doc* doc) {
+  for (const Patch& p : txn.patches) {
+    if (p.del) TANDEM_RETURN_IF_ERROR(doc->remove(p.pos, p.del));
+    if (!p.ins.empty()) TANDEM_RETURN_IF_ERROR(doc->insert(p.pos, p.ins));
+  }
   return Status::OK();
 }
-}  // namespace
 
 Status replay_local(const Trace& t, Doc* doc) {
   for (size_t i = 0; i < t.txns.size(); ++i) {
-    for (const Patch& p : t.txns[i].patches) {
-      Status st = apply_patch(doc, p);
-      if (!st.ok()) return st.WithContext(t.name + " txn " + std::to_string(i));
-    }
+    Status st = apply_txn(t.txns[i], doc);
+    if (!st.ok()) return st.WithContext(t.name + " txn " + std::to_string(i));
   }
   return Status::OK();
 }
@@ -53,10 +51,8 @@ Result<std::vector<Doc>> replay_concurrent(const Trace& t, bool merge_all,
       if (!r.ok()) return r.status().WithContext(t.name + " delivering txn " + std::to_string(x));
     }
     const crdt::Version before = doc.version();
-    for (const Patch& p : tx.patches) {
-      Status st = apply_patch(&doc, p);
-      if (!st.ok()) return st.WithContext(t.name + " txn " + std::to_string(i));
-    }
+    Status st = apply_txn(tx, &doc);
+    if (!st.ok()) return st.WithContext(t.name + " txn " + std::to_string(i));
     made[i] = doc.ops_since(before, Doc::DeletedText::kInclude);
     if (on_txn) on_txn(i, made[i]);
     s[i] = true;

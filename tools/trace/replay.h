@@ -9,6 +9,9 @@
 
 namespace tandem::trace {
 
+// Applies one txn's patches, in order, as local edits of `doc`.
+crdt::Status apply_txn(const Txn& txn, crdt::Doc* doc);
+
 // Applies every patch of a trace, in order, as local edits of `doc`.
 crdt::Status replay_local(const Trace& t, crdt::Doc* doc);
 
