@@ -4,7 +4,7 @@
 // converge to the same text, which the server stores (checked with `tandem export`).
 //   node editor_test.mjs --tandem BIN --static DIST [--artifacts DIR]
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -14,6 +14,15 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
+// Playwright refuses a Node.js older than it supports with a bare message deep in its loader:
+// say which Node.js this is and what the locked packages need before loading it.
+{
+  const check = spawnSync(process.execPath, [path.join(root, 'scripts/check-node.cjs'), path.join(root, 'web-editor'), 'the browser test'],
+                          { encoding: 'utf8' });
+  process.stdout.write(check.stdout);
+  process.stderr.write(check.stderr);
+  if (check.status !== 0) process.exit(1);
+}
 const { chromium } = createRequire(path.join(root, 'web-editor/package.json'))('playwright-core');
 
 const arg = (name, def) => {
