@@ -57,6 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   opt.max_messages_per_second = 1000000;  // the rate limit has its own test; here it would hide the rest
   opt.room_grace = 0ms;
   opt.log_silent = true;
+  opt.threads = 1;  // one io_context, polled below
   auto srv = std::make_unique<net::Server::Impl>(opt, store.get());
 
   std::shared_ptr<FuzzSession> live[3];

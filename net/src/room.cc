@@ -1,19 +1,38 @@
 #include "room.h"
 
+#include <thread>
+
 #include "crdt/codec.h"
+#include "ws_frame.h"
 
 namespace tandem::net {
 
 namespace codec = crdt::codec;
 using crdt::Status;
 
-namespace {
+Frame make_frame(std::string_view message) { return std::make_shared<const std::string>(ws::frame(ws::kBinary, message)); }
 
-Frame make_frame(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
+namespace {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 }  // namespace
+
+Server::Impl::Impl(ServerOptions o, DocStore* s)
+    : opt(std::move(o)),
+      store(s),
+      log(opt.log_json, opt.log_quiet, opt.log_silent),
+      threads([n = opt.threads] {
+        std::vector<std::unique_ptr<IoThread>> v;
+        const int count = n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        for (int i = 0; i < count; ++i) v.push_back(std::make_unique<IoThread>());
+        return v;
+      }()),
+      ioc(threads.front()->ioc) {}
+
+IoThread& Server::Impl::thread_for(std::string_view doc) {
+  return *threads[std::hash<std::string_view>{}(doc) % threads.size()];
+}
 
 std::shared_ptr<Room> Server::Impl::room(const std::string& doc) {
   std::lock_guard<std::mutex> lock(rooms_mu);
@@ -33,7 +52,21 @@ bool Server::Impl::forget(const std::string& doc, Room* room, bool force) {
 }
 
 Room::Room(Server::Impl& server, std::string name)
-    : srv_(server), name_(std::move(name)), strand_(boost::asio::make_strand(server.ioc)), grace_(strand_), pace_(strand_) {}
+    : srv_(server),
+      name_(std::move(name)),
+      thread_(server.thread_for(name_)),
+      ex_(thread_.ioc.get_executor()),
+      grace_(ex_),
+      pace_(ex_) {}
+
+template <class F>
+void Room::on_thread(F&& f) {
+  if (ex_.running_in_this_thread()) {
+    f();
+  } else {
+    boost::asio::post(ex_, std::forward<F>(f));
+  }
+}
 
 Room::~Room() {
   if (counted_) --srv_.metrics.open_documents;
@@ -66,7 +99,7 @@ bool Room::ensure_loaded(const std::shared_ptr<Session>& s) {
 }
 
 void Room::join(std::shared_ptr<Session> s, proto::Hello hello) {
-  boost::asio::post(strand_, [self = shared_from_this(), s = std::move(s), hello = std::move(hello)]() mutable {
+  on_thread([self = shared_from_this(), s = std::move(s), hello = std::move(hello)]() mutable {
     {
       std::lock_guard<std::mutex> lock(self->srv_.rooms_mu);
       --self->pending_joins;
@@ -150,8 +183,7 @@ void Room::join_now(const std::shared_ptr<Session>& s, proto::Hello hello) {
 }
 
 void Room::ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received) {
-  boost::asio::post(strand_, [self = shared_from_this(), s = std::move(s), batch_id, batch = std::move(batch),
-                              received]() mutable {
+  on_thread([self = shared_from_this(), s = std::move(s), batch_id, batch = std::move(batch), received]() mutable {
     try {
       self->ops_now(s, batch_id, std::move(batch), received);
     } catch (const std::exception& e) {
@@ -195,7 +227,7 @@ void Room::ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::O
     logged_ += added_events;
     const Clock::time_point handed = Clock::now();
     srv_.store->append(name_, first, added, [self = shared_from_this(), v = doc.version(), handed](Status st) {
-      boost::asio::post(self->strand_, [self, st, v, handed] { self->on_durable(st, v, handed); });
+      boost::asio::post(self->ex_, [self, st, v, handed] { self->on_durable(st, v, handed); });
     });
     // The author, when one session owns every agent in what was added (held operations of
     // others may have been released by this batch: then everyone gets the broadcast).
@@ -233,7 +265,7 @@ void Room::contain(const char* where, const std::exception& e, const std::shared
 void Room::schedule_flush() {
   if (flush_posted_) return;
   flush_posted_ = true;
-  if (srv_.metrics.busy && srv_.opt.max_broadcast_delay.count() > 0) {
+  if (thread_.busy && srv_.opt.max_broadcast_delay.count() > 0) {
     // Each broadcast costs a send per session (15-25 us here): a room of n sessions broadcasts
     // at most every 4n ms while the server runs late (1n ms still collapsed at 10 sessions per
     // room and 5,000 edits/s; docs/benchmarks.md).
@@ -244,8 +276,8 @@ void Room::schedule_flush() {
       return;
     }
   }
-  // Posted, not run now: batches already waiting on the strand join this broadcast.
-  boost::asio::post(strand_, [self = shared_from_this()] { self->flush(); });
+  // Posted, not run now: batches already read in this round of the thread join this broadcast.
+  boost::asio::post(ex_, [self = shared_from_this()] { self->flush(); });
 }
 
 void Room::flush() {
@@ -320,7 +352,7 @@ bool Room::close_room(bool force) {
 }
 
 void Room::presence(std::shared_ptr<Session> s, proto::Presence p) {
-  boost::asio::post(strand_, [self = shared_from_this(), s = std::move(s), p = std::move(p)]() mutable {
+  on_thread([self = shared_from_this(), s = std::move(s), p = std::move(p)]() mutable {
     if (self->closed_ || !self->members_.count(s->id)) return;
     const Frame f = make_frame(proto::encode(proto::PresenceUpdate{s->id, s->agents.front(), p}));
     self->presence_[s->id] = {s->agents.front(), std::move(p)};
@@ -329,7 +361,7 @@ void Room::presence(std::shared_ptr<Session> s, proto::Presence p) {
 }
 
 void Room::leave(std::shared_ptr<Session> s) {
-  boost::asio::post(strand_, [self = shared_from_this(), s = std::move(s)] {
+  on_thread([self = shared_from_this(), s = std::move(s)] {
     auto it = std::find(self->sessions_.begin(), self->sessions_.end(), s);
     if (it == self->sessions_.end()) return;
     self->sessions_.erase(it);
@@ -358,7 +390,7 @@ void Room::start_grace_timer() {
 }
 
 void Room::shutdown(std::function<void()> done) {
-  boost::asio::post(strand_, [self = shared_from_this(), done = std::move(done)] {
+  boost::asio::post(ex_, [self = shared_from_this(), done = std::move(done)] {
     if (!self->closed_) {
       self->flush();
       for (const auto& s : self->sessions_) s->close_plain(1001, "server going away");

@@ -1,7 +1,7 @@
 // Internals of the server shared by its translation units: the session interface a room talks to,
 // and the room itself. See server.h for the behaviour; here are the invariants.
 //
-// Room invariants (all state touched only on the room's strand):
+// Room invariants (all state touched only on the room's I/O thread):
 //  1. Every integrated event has been handed to the store, in integration order: logged_ equals
 //     the document's event count.
 //  2. durable_ is the document's version after the last append the store reported durable; a
@@ -32,7 +32,11 @@
 namespace tandem::net {
 
 using Clock = std::chrono::steady_clock;
+// One whole WebSocket frame (header and payload) as it goes on the wire, shared by every session
+// it is sent to: a server's frames are not masked, so the bytes are the same for all of them.
 using Frame = std::shared_ptr<const std::string>;
+// A binary frame holding one protocol message (proto::encode).
+Frame make_frame(std::string_view message);
 
 // What a room needs of a WebSocket session. send() and close_with() may be called from any
 // thread; the rest is fixed before the session joins.
@@ -59,12 +63,21 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string peer;                 // address, for logs
 };
 
+// One I/O thread's share of the server: its own io_context (run by that thread alone, so what
+// runs on it needs no strand), and whether it is running late (rooms on it pace broadcasts).
+struct IoThread {
+  boost::asio::io_context ioc{1};
+  std::atomic<bool> busy{false};
+  std::atomic<int64_t> lag_us{0};
+};
+
 class Room : public std::enable_shared_from_this<Room> {
  public:
   Room(Server::Impl& server, std::string name);
   ~Room();
 
-  // All of these post to the room's strand.
+  // All of these run on the room's thread: at once when called there (a session of this
+  // document on a plain socket), else posted.
   void join(std::shared_ptr<Session> s, proto::Hello hello);
   void ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received);
   void presence(std::shared_ptr<Session> s, proto::Presence p);
@@ -81,7 +94,10 @@ class Room : public std::enable_shared_from_this<Room> {
     std::vector<std::pair<std::string, uint32_t>> need;  // agent, next seq
   };
 
-  // The bodies of join() and ops(), on the strand.
+  // Runs f on the room's thread: now if this is it, else posted.
+  template <class F>
+  void on_thread(F&& f);
+  // The bodies of join() and ops(), on the room's thread.
   void join_now(const std::shared_ptr<Session>& s, proto::Hello hello);
   void ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received);
   // An exception escaped a handler (a bug, memory exhausted): `s`'s session ends with kInternal,
@@ -100,7 +116,8 @@ class Room : public std::enable_shared_from_this<Room> {
 
   Server::Impl& srv_;
   std::string name_;
-  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  IoThread& thread_;
+  boost::asio::io_context::executor_type ex_;  // thread_'s: every member below is touched only there
   boost::asio::steady_timer grace_;
   boost::asio::steady_timer pace_;  // a paced broadcast (see ServerOptions::max_broadcast_delay)
   Clock::time_point last_flush_;
@@ -128,18 +145,35 @@ class Room : public std::enable_shared_from_this<Room> {
 };
 
 // Server::Impl members the room uses.
+//
+// Threading: a document belongs to one I/O thread (a hash of its name), and so do its room and
+// the plain-TCP sessions that open it (their sockets move to that thread at the upgrade). An
+// edit is read, merged, broadcast and acknowledged on that thread, with no lock and no handoff;
+// only TLS sessions, which cannot move, post across. Documents spread over the threads.
 struct Server::Impl {
+  // Destroyed in reverse: the listener (net) and the rooms go while the I/O threads' contexts
+  // still exist, and sessions destroyed with those contexts' pending handlers still find the
+  // metrics and connection counts.
   ServerOptions opt;
   DocStore* store;
-  boost::asio::io_context ioc;
   Logger log;
   Metrics metrics;
+  struct Connections {
+    std::mutex mu;
+    uint32_t sessions = 0;  // WebSocket sessions, counted from the upgrade
+    std::unordered_map<std::string, uint32_t> per_ip;
+  } conns;
+  std::vector<std::unique_ptr<IoThread>> threads;
+  boost::asio::io_context& ioc;  // threads[0]'s: the listener, signals and shutdown run there
   std::mutex rooms_mu;
   std::unordered_map<std::string, std::shared_ptr<Room>> rooms;
   std::atomic<uint64_t> next_session{1};
   std::atomic<bool> stopping{false};
 
-  Impl(ServerOptions o, DocStore* s) : opt(std::move(o)), store(s), log(opt.log_json, opt.log_quiet, opt.log_silent) {}
+  Impl(ServerOptions o, DocStore* s);
+
+  // The I/O thread that owns `doc`.
+  IoThread& thread_for(std::string_view doc);
 
   // The room for `doc`, created if needed.
   // nullptr once the server is stopping: no room opens after the shutdown collected them.

@@ -5,8 +5,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -16,6 +16,7 @@
 #include "net/auth.h"
 #include "room.h"
 #include "session.h"
+#include "ws_frame.h"
 
 namespace tandem::net {
 
@@ -72,6 +73,8 @@ std::string utf8_prefix(const std::string& s, size_t n) {
   return s.substr(0, n);
 }
 
+std::string_view sv(beast::string_view v) { return {v.data(), v.size()}; }
+
 int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -84,12 +87,10 @@ struct Server::Impl::Net {
   tcp::acceptor acceptor;
   asio::signal_set signals;
   std::optional<ssl::context> tls;
-  std::mutex conn_mu;
-  uint32_t sessions = 0;
-  std::unordered_map<std::string, uint32_t> per_ip;
   std::atomic<bool> shut_down{false};
   std::thread finisher;  // the last step of stop(): flush the store, stop the io_context
-  std::optional<asio::steady_timer> lag_probe;
+  std::deque<asio::steady_timer> lag_probes;  // one per I/O thread
+  size_t next_thread = 0;                     // where the next connection is accepted
   uint16_t port = 0;
 };
 
@@ -97,108 +98,196 @@ struct Server::Impl::Net {
 namespace {
 
 // ---- WebSocket session ------------------------------------------------------------------------
+//
+// RFC 6455 on the socket directly (ws_frame.h), not through Beast's stream, so that a session
+// costs one system call per write of everything queued for it, and none per frame: frames queued
+// while a round of the I/O thread runs (broadcasts, acknowledgements) go out together in one
+// sendmsg at the end of that round. Reads use Asio's async_read_some, which reads speculatively
+// only when the socket reported data since the last short read.
+//
+// Stream is tcp::socket (plain; the socket lives on its document's I/O thread) or
+// beast::ssl_stream<beast::tcp_stream> (TLS; it stays on the thread that accepted it and writes
+// through async_write).
 
 template <class Stream>
 class WsSession final : public ClientSession {
+  static constexpr bool kPlain = std::is_same_v<Stream, tcp::socket>;
+  static constexpr size_t kReadBuffer = 2048;  // grown for a larger frame, shrunk back after
+  static constexpr size_t kMaxGather = 64;     // frames per write
+
  public:
-  WsSession(Server::Impl& srv, Stream&& stream, std::string doc, std::string ip, std::string subject, int64_t expires)
-      : ClientSession(srv, std::move(doc), std::move(subject), expires), ws_(std::move(stream)),
-        timer_(ws_.get_executor()), ip_(std::move(ip)) {
+  WsSession(Server::Impl& srv, IoThread& home, Stream&& stream, std::string doc, std::string ip, std::string subject,
+            int64_t expires)
+      : ClientSession(srv, std::move(doc), std::move(subject), expires),
+        ex_(home.ioc.get_executor()),
+        stream_(std::move(stream)),
+        timer_(ex_),
+        idle_timer_(ex_),
+        ip_(std::move(ip)),
+        parser_(true, srv.opt.max_frame_bytes) {
     peer = ip_;
   }
 
   ~WsSession() override {
     srv_.metrics.queued_bytes -= static_cast<int64_t>(queued_bytes_);
-    std::lock_guard<std::mutex> lock(srv_.net->conn_mu);
-    --srv_.net->sessions;
-    auto it = srv_.net->per_ip.find(ip_);
-    if (it != srv_.net->per_ip.end() && --it->second == 0) srv_.net->per_ip.erase(it);
-    --srv_.metrics.connections;
+    if (started_) --srv_.metrics.connections;
+    std::lock_guard<std::mutex> lock(srv_.conns.mu);
+    --srv_.conns.sessions;
+    auto it = srv_.conns.per_ip.find(ip_);
+    if (it != srv_.conns.per_ip.end() && --it->second == 0) srv_.conns.per_ip.erase(it);
   }
 
-  void run(http::request<http::empty_body> req) {
-    websocket::stream_base::timeout t;
-    t.handshake_timeout = srv_.opt.handshake_timeout;
-    t.idle_timeout = srv_.opt.idle_timeout;
-    t.keep_alive_pings = true;
-    ws_.set_option(t);
-    ws_.read_message_max(srv_.opt.max_frame_bytes);
-    ws_.auto_fragment(false);
-    ws_.binary(true);
-    ws_.set_option(websocket::stream_base::decorator(
-        [](websocket::response_type& res) { res.set(http::field::server, "tandem"); }));
-    ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, shared_self()));
+  // On the session's thread: writes the 101 response, then reads frames (starting with any
+  // bytes that came after the HTTP request).
+  void start(std::string response, std::string early) {
+    started_ = true;
+    ++srv_.metrics.connections;
+    ++srv_.metrics.connections_total;
+    if constexpr (kPlain) {
+      beast::error_code ec;
+      stream_.non_blocking(true, ec);
+    }
+    // A connection that never says HELLO would hold a slot forever (it answers pings).
+    timer_.expires_after(srv_.opt.handshake_timeout);
+    timer_.async_wait([self = shared_self()](beast::error_code e) {
+      if (!e && !self->joined()) self->close_with(proto::kBadMessage, "no HELLO within the handshake timeout");
+    });
+    arm_idle_timer();
+    push({std::make_shared<const std::string>(std::move(response)), 0, true, false});
+    in_.resize(std::max(kReadBuffer, early.size()));
+    std::memcpy(in_.data(), early.data(), early.size());
+    in_len_ = early.size();
+    if (in_len_ > 0) parse();
+    do_read();
   }
 
   void send(Frame frame, uint64_t ops, bool catch_up) override {
-    asio::post(ws_.get_executor(), [self = shared_self(), frame = std::move(frame), ops, catch_up]() mutable {
+    on_thread([self = shared_self(), frame = std::move(frame), ops, catch_up]() mutable {
       self->enqueue(std::move(frame), ops, catch_up ? Kind::kCatchUp : Kind::kLive);
     });
   }
 
   void close_with(uint16_t code, std::string message) override {
     closed = true;
-    asio::post(ws_.get_executor(), [self = shared_self(), code, message = std::move(message)]() mutable {
+    on_thread([self = shared_self(), code, message = std::move(message)]() mutable {
       if (self->closing_) return;
       self->srv_.metrics.count_error(code);
       self->srv_.log.warn("session.error", {{"doc", self->doc_},
                                             {"session", std::to_string(self->id)},
                                             {"code", std::to_string(code)},
                                             {"error", message}});
-      self->close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), utf8_prefix(message, 120));
-      self->enqueue(std::make_shared<const std::string>(proto::encode(proto::Error{code, message})), 0, Kind::kError);
-      self->closing_ = true;
+      self->enqueue(make_frame(proto::encode(proto::Error{code, message})), 0, Kind::kError);
+      self->begin_close(code, message);
     });
   }
 
   void close_plain(uint16_t code, std::string reason) override {
     closed = true;
-    asio::post(ws_.get_executor(), [self = shared_self(), code, reason = std::move(reason)] {
-      if (self->closing_) return;
-      self->closing_ = true;
-      self->close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
-      if (!self->writing_) self->do_close();
+    on_thread([self = shared_self(), code, reason = std::move(reason)] {
+      if (!self->closing_) self->begin_close(code, reason);
     });
   }
 
  private:
   std::shared_ptr<WsSession> shared_self() { return std::static_pointer_cast<WsSession>(shared_from_this()); }
 
-  void on_accept(beast::error_code ec) {
-    if (ec) return;  // the handshake failed or timed out: nothing to undo
-    ++srv_.metrics.connections;
-    ++srv_.metrics.connections_total;
-    // A connection that never says HELLO would hold a slot forever (it answers pings).
-    timer_.expires_after(srv_.opt.handshake_timeout);
-    timer_.async_wait([self = shared_self()](beast::error_code e) {
-      if (!e && !self->joined()) self->close_with(proto::kBadMessage, "no HELLO within the handshake timeout");
-    });
-    do_read();
+  template <class F>
+  void on_thread(F&& f) {
+    if (ex_.running_in_this_thread()) {
+      f();
+    } else {
+      asio::post(ex_, std::forward<F>(f));
+    }
   }
 
-  void do_read() { ws_.async_read(buf_, beast::bind_front_handler(&WsSession::on_read, shared_self())); }
+  void do_read() {
+    if (in_len_ == in_.size()) in_.resize(in_.size() * 2);  // parse() wants a larger frame
+    stream_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+                            beast::bind_front_handler(&WsSession::on_read, shared_self()));
+  }
 
   void on_read(beast::error_code ec, std::size_t n) {
     if (ec) {
-      if (ec == websocket::error::message_too_big) {
-        srv_.metrics.count_error(1009);
-        srv_.log.warn("session.error", {{"doc", doc_}, {"session", std::to_string(id)}, {"code", "1009"},
-                                        {"error", "message over " + std::to_string(srv_.opt.max_frame_bytes) + " bytes"}});
-      }
       finish();
       return;
     }
     srv_.metrics.bytes_in += n;
-    if (closing_) {
-      buf_.consume(buf_.size());
+    heard_ = true;
+    if (discard_) {  // closed: only the end of the connection is still of interest
       do_read();
       return;
     }
-    const std::string frame = beast::buffers_to_string(buf_.data());
-    buf_.consume(buf_.size());
-    on_message(frame, ws_.got_binary());
-    // Keep reading even when closing: the peer's close frame ends the session.
+    in_len_ += n;
+    parse();
+    if (in_len_ == 0 && in_.size() > 64 * kReadBuffer) {
+      in_.resize(kReadBuffer);
+      in_.shrink_to_fit();
+    }
     do_read();
+  }
+
+  // Handles every complete frame in in_[0, in_len_) and keeps the rest at the front.
+  void parse() {
+    size_t off = 0;
+    while (!discard_) {
+      auto e = parser_.next(in_.data() + off, in_len_ - off);
+      using K = ws::FrameParser::Kind;
+      if (e.kind == K::kNeedMore) {
+        if (e.need > in_.size() - off) {
+          if (off > 0) {
+            std::memmove(in_.data(), in_.data() + off, in_len_ - off);
+            in_len_ -= off;
+            off = 0;
+          }
+          in_.resize(std::max(e.need, in_.size()));
+        }
+        break;
+      }
+      off += e.consumed;
+      switch (e.kind) {
+        case K::kMessage:
+          // After a close, data is read and dropped (the close frame ends the session).
+          if (!closing_) on_message(e.payload, e.binary);
+          break;
+        case K::kPing:
+          if (!closing_) push({std::make_shared<const std::string>(ws::frame(ws::kPong, e.payload)), 0, true, false});
+          break;
+        case K::kClose:
+          peer_closed_ = true;
+          discard_ = true;
+          if (!closing_) {
+            // The client closes: answer with its code (RFC 6455 5.5.1), then end.
+            closing_ = true;
+            closed = true;
+            queue_close(e.close_code ? e.close_code : ws::kCloseNormal, "");
+          } else if (close_written_) {
+            teardown();
+          }
+          break;
+        case K::kError:
+          srv_.metrics.count_error(e.close_code);
+          srv_.log.warn("session.error", {{"doc", doc_}, {"session", std::to_string(id)},
+                                          {"code", std::to_string(e.close_code)},
+                                          {"error", e.close_code == ws::kCloseTooBig
+                                                        ? "message over " + std::to_string(srv_.opt.max_frame_bytes) + " bytes"
+                                                        : std::string(e.error)}});
+          // Fail the connection: the close frame, then the end, without waiting for an answer.
+          discard_ = true;
+          peer_closed_ = true;
+          closing_ = true;
+          closed = true;
+          queue_close(e.close_code, e.error);
+          break;
+        default:
+          break;
+      }
+    }
+    if (discard_) {
+      in_len_ = 0;
+    } else if (off > 0) {
+      std::memmove(in_.data(), in_.data() + off, in_len_ - off);
+      in_len_ -= off;
+    }
   }
 
   // The token's expiry ends the session too, not just new connections.
@@ -212,6 +301,23 @@ class WsSession final : public ClientSession {
     }
   }
 
+  // Every idle/2: a ping if anything was heard since the last firing (always at the first),
+  // else the connection is dropped.
+  void arm_idle_timer() {
+    idle_timer_.expires_after(srv_.opt.idle_timeout / 2);
+    idle_timer_.async_wait([self = shared_self()](beast::error_code e) {
+      if (e || self->torn_) return;
+      if (!self->heard_ && self->pinged_) {
+        self->drop();
+        return;
+      }
+      self->heard_ = false;
+      self->pinged_ = true;
+      if (!self->closing_) self->push({std::make_shared<const std::string>(ws::frame(ws::kPing, "")), 0, true, false});
+      self->arm_idle_timer();
+    });
+  }
+
   // kLive frames count against the queue limit; kCatchUp frames do not (their bytes are kept
   // apart); only kError frames are queued once the session is closing.
   enum class Kind { kLive, kCatchUp, kError };
@@ -223,39 +329,64 @@ class WsSession final : public ClientSession {
     if (kind == Kind::kLive && live > 0 && live + frame->size() > srv_.opt.max_queue_bytes) {
       // Dropping what this session could not take keeps everyone else unaffected; the client
       // resyncs when it reconnects.
-      close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(proto::kTooSlow), "too slow: outgoing queue over limit; reconnect");
       srv_.metrics.count_error(proto::kTooSlow);
       srv_.log.warn("session.too_slow", {{"doc", doc_}, {"session", std::to_string(id)},
                                          {"queued_bytes", std::to_string(queued_bytes_)}});
-      // Everything but the frame being written goes.
-      while (queue_.size() > (writing_ ? 1 : 0)) {
+      // Everything but what is being written goes.
+      while (queue_.size() > in_flight()) {
         release(queue_.back());
         queue_.pop_back();
       }
-      closing_ = true;
       closed = true;
-      push({std::make_shared<const std::string>(
-                proto::encode(proto::Error{proto::kTooSlow, "too slow: outgoing queue over limit; reconnect"})),
-            0, false});
+      static const std::string kWhy = "too slow: outgoing queue over limit; reconnect";
+      push({make_frame(proto::encode(proto::Error{proto::kTooSlow, kWhy})), 0, false, false});
+      begin_close(proto::kTooSlow, kWhy);
       return;
     }
-    push({std::move(frame), ops, kind == Kind::kCatchUp});
+    push({std::move(frame), ops, kind == Kind::kCatchUp, false});
+  }
+
+  void begin_close(uint16_t code, const std::string& reason) {
+    closing_ = true;
+    closed = true;
+    queue_close(code, utf8_prefix(reason, 120));
+    // The client has the handshake timeout to answer the close.
+    timer_.cancel();
+    timer_.expires_after(srv_.opt.handshake_timeout);
+    timer_.async_wait([self = shared_self()](beast::error_code e) {
+      if (!e) self->drop();
+    });
+  }
+
+  void queue_close(uint16_t code, std::string_view reason) {
+    if (close_queued_) return;
+    close_queued_ = true;
+    push({std::make_shared<const std::string>(ws::close_frame(code, reason)), 0, true, true});
   }
 
   struct Queued {
     Frame frame;
     uint64_t ops;
     bool exempt;
+    bool is_close;
   };
 
   void push(Queued q) {
+    if (torn_) return;
     const size_t n = q.frame->size();
     queued_bytes_ += n;
     if (q.exempt) exempt_bytes_ += n;
     srv_.metrics.queued_bytes += static_cast<int64_t>(n);
     if (queued_bytes_ > srv_.metrics.queue_peak) srv_.metrics.queue_peak = queued_bytes_;
     queue_.push_back(std::move(q));
-    if (!writing_) do_write();
+    // Written at the end of this round of the thread, with whatever else is queued by then.
+    if (!writing_ && !write_posted_) {
+      write_posted_ = true;
+      asio::post(ex_, [self = shared_self()] {
+        self->write_posted_ = false;
+        self->write_now();
+      });
+    }
   }
 
   void release(const Queued& q) {
@@ -265,34 +396,113 @@ class WsSession final : public ClientSession {
     srv_.metrics.queued_bytes -= static_cast<int64_t>(n);
   }
 
-  void do_write() {
-    writing_ = true;
-    ws_.async_write(asio::buffer(*queue_.front().frame), beast::bind_front_handler(&WsSession::on_write, shared_self()));
+  // Queue entries a write has started on, which must stay.
+  size_t in_flight() const {
+    if constexpr (kPlain) {
+      return head_off_ > 0 ? 1 : 0;
+    } else {
+      return writing_ ? gathered_ : 0;
+    }
   }
 
-  void on_write(beast::error_code ec, std::size_t n) {
-    if (ec) {
-      writing_ = false;
-      for (const auto& q : queue_) release(q);
-      queue_.clear();
-      return;  // the read side sees the failure and finishes
+  void gather() {
+    bufs_.clear();
+    for (size_t i = 0; i < queue_.size() && bufs_.size() < kMaxGather; ++i) {
+      const std::string& f = *queue_[i].frame;
+      const size_t off = i == 0 ? head_off_ : 0;
+      bufs_.emplace_back(f.data() + off, f.size() - off);
     }
+    gathered_ = bufs_.size();
+  }
+
+  void write_now() {
+    if (writing_ || torn_ || queue_.empty()) return;
+    gather();
+    if constexpr (kPlain) {
+      beast::error_code ec;
+      size_t n = stream_.write_some(bufs_, ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        n = 0;
+      } else if (ec) {
+        write_failed();
+        return;
+      }
+      consumed(n);
+      if (!queue_.empty()) {
+        // The socket is full: go on when it can take more.
+        writing_ = true;
+        stream_.async_wait(tcp::socket::wait_write, [self = shared_self()](beast::error_code e) {
+          self->writing_ = false;
+          if (e) return self->write_failed();
+          self->write_now();
+        });
+      }
+    } else {
+      writing_ = true;
+      asio::async_write(stream_, bufs_, [self = shared_self()](beast::error_code e, size_t n) {
+        self->writing_ = false;
+        if (e) return self->write_failed();
+        self->consumed(n);
+        self->write_now();
+      });
+    }
+  }
+
+  // n bytes from the front of the queue were written.
+  void consumed(size_t n) {
     srv_.metrics.bytes_out += n;
-    srv_.metrics.ops_out += queue_.front().ops;
-    release(queue_.front());
-    queue_.pop_front();
-    if (!queue_.empty()) {
-      do_write();
-      return;
+    while (n > 0) {
+      Queued& q = queue_.front();
+      const size_t left = q.frame->size() - head_off_;
+      if (n < left) {
+        head_off_ += n;
+        break;
+      }
+      n -= left;
+      head_off_ = 0;
+      srv_.metrics.ops_out += q.ops;
+      const bool was_close = q.is_close;
+      release(q);
+      queue_.pop_front();
+      if (was_close) {
+        close_written_ = true;
+        if (peer_closed_) teardown();
+      }
     }
-    writing_ = false;
-    if (closing_) do_close();
   }
 
-  void do_close() {
-    if (close_sent_) return;
-    close_sent_ = true;
-    ws_.async_close(close_reason_, [self = shared_self()](beast::error_code) {});
+  void write_failed() {
+    for (const auto& q : queue_) release(q);
+    queue_.clear();
+    head_off_ = 0;
+    drop();  // the read side sees the end and finishes
+  }
+
+  // After the closing handshake: no more writes; the read side waits for the peer's end of the
+  // connection (or the close timer) and finishes.
+  void teardown() {
+    if (torn_) return;
+    torn_ = true;
+    discard_ = true;
+    beast::error_code ec;
+    if constexpr (kPlain) {
+      stream_.shutdown(tcp::socket::shutdown_send, ec);
+    } else {
+      beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+  }
+
+  // Ends the connection at once, without a close frame (idle, write failure, close timeout).
+  void drop() {
+    torn_ = true;
+    discard_ = true;
+    closed = true;
+    beast::error_code ec;
+    if constexpr (kPlain) {
+      stream_.close(ec);
+    } else {
+      beast::get_lowest_layer(stream_).close();
+    }
   }
 
   void finish() {
@@ -300,29 +510,52 @@ class WsSession final : public ClientSession {
     finished_ = true;
     closed = true;
     timer_.cancel();
+    idle_timer_.cancel();
+    if (!torn_) drop();
+    else {
+      beast::error_code ec;
+      if constexpr (kPlain) stream_.close(ec);
+      else beast::get_lowest_layer(stream_).close();
+    }
     leave();
   }
 
-  websocket::stream<Stream> ws_;
-  asio::steady_timer timer_;  // no HELLO in time, then the token's expiry
-  beast::flat_buffer buf_;
+  asio::io_context::executor_type ex_;  // the thread this session runs on
+  Stream stream_;
+  asio::steady_timer timer_;       // no HELLO in time, then the token's expiry, then the close
+  asio::steady_timer idle_timer_;  // pings
   std::string ip_;
+  ws::FrameParser parser_;
+  std::vector<char> in_;
+  size_t in_len_ = 0;
   std::deque<Queued> queue_;
+  std::vector<asio::const_buffer> bufs_;
+  size_t gathered_ = 0;
+  size_t head_off_ = 0;  // bytes of the front frame already written
   size_t queued_bytes_ = 0;
-  size_t exempt_bytes_ = 0;  // of queued_bytes_, catch-up frames
+  size_t exempt_bytes_ = 0;  // of queued_bytes_, catch-up and control frames
+  bool started_ = false;
   bool writing_ = false;
-  bool closing_ = false;
-  bool close_sent_ = false;
+  bool write_posted_ = false;
+  bool closing_ = false;       // no more data frames: an ERROR or a close is on its way
+  bool close_queued_ = false;
+  bool close_written_ = false;
+  bool peer_closed_ = false;   // the peer's close frame arrived (or the connection failed)
+  bool discard_ = false;       // read and drop whatever else comes
+  bool torn_ = false;          // no more writes
+  bool heard_ = false;         // bytes arrived since the idle timer last fired
+  bool pinged_ = false;
   bool finished_ = false;
-  websocket::close_reason close_reason_;
 };
+
 
 // ---- HTTP session -----------------------------------------------------------------------------
 
 template <class Stream>
 class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
-  HttpSession(Server::Impl& srv, Stream&& stream, std::string ip) : srv_(srv), stream_(std::move(stream)), ip_(std::move(ip)) {}
+  HttpSession(Server::Impl& srv, IoThread& home, Stream&& stream, std::string ip)
+      : srv_(srv), home_(home), stream_(std::move(stream)), ip_(std::move(ip)) {}
 
   void run() {
     if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
@@ -376,6 +609,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       return;
     }
     const std::string doc = path.substr(4);
+    if (req[http::field::sec_websocket_version] != "13") {
+      refuse(http::status::upgrade_required, "Sec-WebSocket-Version must be 13");
+      return;
+    }
+    if (!ws::valid_client_key(sv(req[http::field::sec_websocket_key]))) {
+      refuse(http::status::bad_request, "Sec-WebSocket-Key is missing or is not base64 of 16 bytes");
+      return;
+    }
     if (srv_.stopping) {
       refuse(http::status::service_unavailable, "server is shutting down");
       return;
@@ -412,24 +653,54 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       expires = t->expires;
     }
     {
-      std::lock_guard<std::mutex> lock(srv_.net->conn_mu);
-      if (srv_.net->sessions >= srv_.opt.max_connections) {
+      std::lock_guard<std::mutex> lock(srv_.conns.mu);
+      if (srv_.conns.sessions >= srv_.opt.max_connections) {
         refuse(http::status::service_unavailable, "too many connections (" + std::to_string(srv_.opt.max_connections) + ")");
         return;
       }
-      uint32_t& mine = srv_.net->per_ip[ip_];
+      uint32_t& mine = srv_.conns.per_ip[ip_];
       if (mine >= srv_.opt.max_connections_per_ip) {
         refuse(http::status::too_many_requests,
                "too many connections from " + ip_ + " (" + std::to_string(srv_.opt.max_connections_per_ip) + ")");
         return;
       }
       ++mine;
-      ++srv_.net->sessions;
+      ++srv_.conns.sessions;
     }
     beast::get_lowest_layer(stream_).expires_never();  // the WebSocket has its own timeouts
-    auto ws = std::make_shared<WsSession<Stream>>(srv_, std::move(stream_), doc, ip_, subject, expires);
-    ws->read_only = read_only;
-    ws->run(std::move(req));
+    std::string response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: " + ws::accept_key(sv(req[http::field::sec_websocket_key])) +
+                           "\r\nServer: tandem\r\n\r\n";
+    std::string early = beast::buffers_to_string(buf_.data());  // frames sent right behind the request
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      // The socket moves to its document's I/O thread, where the room runs.
+      IoThread& t = srv_.thread_for(doc);
+      tcp::socket socket = stream_.release_socket();
+      beast::error_code ec;
+      const auto protocol = socket.local_endpoint(ec).protocol();
+      tcp::socket moved(t.ioc);
+      if (!ec) {
+        const auto fd = socket.release(ec);
+        if (!ec) moved.assign(protocol, fd, ec);
+      }
+      if (ec) {
+        srv_.log.warn("upgrade.failed", {{"peer", ip_}, {"error", ec.message()}});
+        std::lock_guard<std::mutex> lock(srv_.conns.mu);
+        --srv_.conns.sessions;
+        auto it = srv_.conns.per_ip.find(ip_);
+        if (it != srv_.conns.per_ip.end() && --it->second == 0) srv_.conns.per_ip.erase(it);
+        return;
+      }
+      auto session = std::make_shared<WsSession<tcp::socket>>(srv_, t, std::move(moved), doc, ip_, subject, expires);
+      session->read_only = read_only;
+      asio::post(t.ioc, [session, response = std::move(response), early = std::move(early)]() mutable {
+        session->start(std::move(response), std::move(early));
+      });
+    } else {
+      auto session = std::make_shared<WsSession<Stream>>(srv_, home_, std::move(stream_), doc, ip_, subject, expires);
+      session->read_only = read_only;
+      session->start(std::move(response), std::move(early));
+    }
   }
 
   void serve_static(const http::request<http::empty_body>& req, const std::string& path) {
@@ -472,6 +743,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   }
 
   Server::Impl& srv_;
+  IoThread& home_;
   Stream stream_;
   std::string ip_;
   beast::flat_buffer buf_;
@@ -479,7 +751,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 };
 
 void do_accept(Server::Impl& srv) {
-  srv.net->acceptor.async_accept(asio::make_strand(srv.ioc), [&srv](beast::error_code ec, tcp::socket socket) {
+  // New connections go round the I/O threads; a WebSocket then moves to its document's thread.
+  IoThread& home = *srv.threads[srv.net->next_thread++ % srv.threads.size()];
+  srv.net->acceptor.async_accept(home.ioc, [&srv, &home](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
       srv.log.warn("accept.failed", {{"error", ec.message()}});
@@ -488,11 +762,12 @@ void do_accept(Server::Impl& srv) {
       socket.set_option(tcp::no_delay(true), ignored);
       const std::string ip = socket.remote_endpoint(ignored).address().to_string();
       if (srv.net->tls) {
-        std::make_shared<HttpSession<beast::ssl_stream<beast::tcp_stream>>>(
-            srv, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *srv.net->tls), ip)
-            ->run();
+        auto http = std::make_shared<HttpSession<beast::ssl_stream<beast::tcp_stream>>>(
+            srv, home, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *srv.net->tls), ip);
+        asio::post(home.ioc, [http] { http->run(); });
       } else {
-        std::make_shared<HttpSession<beast::tcp_stream>>(srv, beast::tcp_stream(std::move(socket)), ip)->run();
+        auto http = std::make_shared<HttpSession<beast::tcp_stream>>(srv, home, beast::tcp_stream(std::move(socket)), ip);
+        asio::post(home.ioc, [http] { http->run(); });
       }
     }
     if (!srv.stopping) do_accept(srv);
@@ -510,31 +785,38 @@ Server::Server(ServerOptions options, DocStore* store) : impl_(std::make_unique<
 Server::~Server() {
   stop();
   if (!impl_->ioc.stopped() && impl_->net->port) {
-    // Nobody is running the io_context: run it until the shutdown is done.
-    impl_->ioc.restart();
-    impl_->ioc.run();
+    // Nobody is running the I/O threads: run them until the shutdown is done.
+    for (auto& t : impl_->threads) t->ioc.restart();
+    run();
   }
   if (impl_->net->finisher.joinable()) impl_->net->finisher.join();
 }
 
 namespace {
 
-// Every 10 ms: how late does a timer handler run? Late means handlers queue up behind each other
-// (the CPU is the bottleneck), and rooms start pacing their broadcasts (Room::schedule_flush).
-// Hysteresis keeps it from flapping.
-void probe_lag(Server::Impl& s) {
-  auto& t = *s.net->lag_probe;
-  t.expires_after(std::chrono::milliseconds(10));
-  t.async_wait([&s](beast::error_code ec) {
+// Every 10 ms, on each I/O thread: how late does a timer handler run? Late means handlers queue
+// up behind each other (the CPU is the bottleneck), and rooms on that thread start pacing their
+// broadcasts (Room::schedule_flush). Hysteresis keeps it from flapping.
+void probe_lag(Server::Impl& s, IoThread& t, asio::steady_timer& timer) {
+  timer.expires_after(std::chrono::milliseconds(10));
+  timer.async_wait([&s, &t, &timer](beast::error_code ec) {
     if (ec || s.stopping) return;
-    const auto lag = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - s.net->lag_probe->expiry());
-    s.metrics.loop_lag_us = lag.count();
+    const auto lag = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - timer.expiry());
+    t.lag_us = lag.count();
     if (lag > std::chrono::milliseconds(4)) {
-      s.metrics.busy = true;
+      t.busy = true;
     } else if (lag < std::chrono::milliseconds(1)) {
-      s.metrics.busy = false;
+      t.busy = false;
     }
-    probe_lag(s);
+    int64_t worst = 0;
+    bool any_busy = false;
+    for (const auto& other : s.threads) {
+      worst = std::max<int64_t>(worst, other->lag_us);
+      any_busy = any_busy || other->busy;
+    }
+    s.metrics.loop_lag_us = worst;
+    s.metrics.busy = any_busy;
+    probe_lag(s, t, timer);
   });
 }
 
@@ -578,8 +860,10 @@ Status Server::start() {
     s.log.warn("server.open", {{"note", "no --auth-secret: anyone who can reach this port can read and write every document"}});
   }
   do_accept(s);
-  s.net->lag_probe.emplace(s.ioc);
-  probe_lag(s);
+  for (auto& t : s.threads) {
+    auto& timer = s.net->lag_probes.emplace_back(t->ioc);
+    probe_lag(s, *t, timer);
+  }
   return Status::OK();
 }
 
@@ -587,23 +871,24 @@ uint16_t Server::port() const { return impl_->net->port; }
 
 void Server::run() {
   Impl& s = *impl_;
-  const int n = s.opt.threads > 0 ? s.opt.threads : std::max(1u, std::thread::hardware_concurrency());
-  auto guard = asio::make_work_guard(s.ioc);  // run() ends when stop() stops the io_context
-  std::vector<std::thread> threads;
+  // Each I/O thread runs its own io_context until stop() stops them all.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  for (auto& t : s.threads) guards.push_back(asio::make_work_guard(t->ioc));
   // Sessions and rooms contain their own exceptions; anything else escaping a handler is logged
   // and the thread goes back to work rather than take the server down.
-  auto work = [&s] {
+  auto work = [&s](asio::io_context& ioc) {
     for (;;) {
       try {
-        s.ioc.run();
+        ioc.run();
         return;
       } catch (const std::exception& e) {
         s.log.error("handler.exception", {{"error", e.what()}});
       }
     }
   };
-  for (int i = 1; i < n; ++i) threads.emplace_back(work);
-  work();
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < s.threads.size(); ++i) threads.emplace_back(work, std::ref(s.threads[i]->ioc));
+  work(s.threads[0]->ioc);
   for (auto& t : threads) t.join();
 }
 
@@ -615,7 +900,7 @@ void Server::stop() {
     beast::error_code ec;
     s.net->acceptor.close(ec);
     s.net->signals.cancel();
-    if (s.net->lag_probe) s.net->lag_probe->cancel();
+    for (auto& timer : s.net->lag_probes) timer.cancel();
     std::vector<std::shared_ptr<Room>> rooms;
     {
       std::lock_guard<std::mutex> lock(s.rooms_mu);
@@ -632,7 +917,7 @@ void Server::stop() {
         if (!st.ok()) s.log.error("server.flush_failed", {{"error", st.ToString()}});
         s.log.info("server.stopped", {});
         s.net->shut_down = true;
-        s.ioc.stop();
+        for (auto& t : s.threads) t->ioc.stop();
       });
     };
     for (auto& r : rooms) r->shutdown(one_done);

@@ -16,7 +16,7 @@ ClientSession::ClientSession(Server::Impl& srv, std::string doc, std::string sub
   last_refill_ = Clock::now();
 }
 
-void ClientSession::on_message(const std::string& frame, bool binary) {
+void ClientSession::on_message(std::string_view frame, bool binary) {
   if (!binary) {
     close_with(proto::kBadMessage, "text frames are not part of the protocol; send binary msgpack");
     return;
@@ -48,7 +48,7 @@ bool ClientSession::take_token() {
   return true;
 }
 
-void ClientSession::handle(const std::string& frame) {
+void ClientSession::handle(std::string_view frame) {
   proto::Limits lim;
   lim.max_frame_bytes = srv_.opt.max_frame_bytes;
   auto msg = proto::decode(frame, lim);

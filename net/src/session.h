@@ -21,7 +21,7 @@ class ClientSession : public Session {
   ClientSession(Server::Impl& srv, std::string doc, std::string subject, int64_t expires);
 
   // One complete message from the client.
-  void on_message(const std::string& frame, bool binary);
+  void on_message(std::string_view frame, bool binary);
   // The connection is gone: leave the room, if joined.
   void leave();
   bool joined() const { return room_ != nullptr; }
@@ -37,7 +37,7 @@ class ClientSession : public Session {
 
  private:
   bool take_token();
-  void handle(const std::string& frame);
+  void handle(std::string_view frame);
   void on_hello(proto::Hello h);
   void on_ops(proto::Ops o);
 
