@@ -66,6 +66,7 @@ struct Options {
   double connect_timeout = 120;
   int connect_parallel = 200;
   bool idle = false;
+  bool floor = false;  // the server is bench/floor-relay: no HELLO, WELCOME or ACK
   bool json = false;
   int server_pid = 0;
   uint64_t seed = 0;
@@ -88,6 +89,8 @@ struct Options {
   --settle T             idle: seconds to wait after all connected (5)
   --connect-timeout T    seconds for all connections to be synced (120)
   --connect-parallel N   connection attempts in flight at once (200)
+  --floor                the server is bench/floor-relay (it forwards frames and nothing else):
+                         send no HELLO, count a connection synced once upgraded, expect no ACK
   --server-pid PID       read the server's CPU time and memory from /proc/PID
   --seed N               random seed (default: from the clock)
   --json                 print one JSON object on one line instead of text
@@ -269,7 +272,7 @@ class Load {
     const double connect_s = now_s();
     const ProcStat connected = read_proc(opt_.server_pid);
     nlohmann::json r;
-    r["server"] = "tandem";
+    r["server"] = opt_.floor ? "floor-relay" : "tandem";
     r["client"] = "native";
     r["mode"] = opt_.idle ? "idle" : "load";
     r["date"] = iso_now();
@@ -683,7 +686,11 @@ void Load::open(Conn& c) {
         const uint32_t n = &a == &c ? c.next_seq : c.seen[slot];
         if (n > 0) h.doc_version.advance(a.agent, n);
       }
-      send(c, proto::encode(h));
+      if (opt_.floor) {
+        on_welcome(c);
+      } else {
+        send(c, proto::encode(h));
+      }
       read_loop(*this, c, ws);
     });
   });
@@ -743,7 +750,7 @@ bool parse_url(const std::string& url, Options* o) {
 void print_text(const nlohmann::json& r) {
   auto kv = [](const char* k, const std::string& v) { std::printf("  %-28s %s\n", k, v.c_str()); };
   auto s = [](const nlohmann::json& v) { return v.is_null() ? std::string("n/a") : v.dump(); };
-  std::printf("tandem %s: clients=%d docs=%d\n", r["mode"].get<std::string>().c_str(), r["clients"].get<int>(),
+  std::printf("%s %s: clients=%d docs=%d\n", r["server"].get<std::string>().c_str(), r["mode"].get<std::string>().c_str(), r["clients"].get<int>(),
               r["docs"].get<int>());
   kv("connect (all synced)", s(r["connect_s"]) + " s, " + s(r["synced"]) + " synced");
   if (r["mode"] == "idle") {
@@ -815,6 +822,7 @@ int main(int argc, char** argv) {
     else if (a == "--server-pid") o.server_pid = static_cast<int>(num(1, 1e9));
     else if (a == "--seed") o.seed = static_cast<uint64_t>(num(0, 1e18));
     else if (a == "--idle") o.idle = true;
+    else if (a == "--floor") o.floor = true;
     else if (a == "--json") o.json = true;
     else {
       std::fprintf(stderr, "tandem-load: unknown argument %s\n", a.c_str());

@@ -144,9 +144,14 @@ struct Item {
   std::string doc;
   uint64_t first = 0;
   uint64_t end = 0;
-  std::string bytes;
+  std::string bytes;    // a snapshot
+  crdt::OpBatch batch;  // an append; encoded by the writer, with the appends it joins
   std::vector<std::pair<std::string, uint64_t>> agents;
   Store::Done done;
+  // Appends of one document that follow each other in a group share one log row: the first of
+  // them holds the index of the last (its row's end), the others are `merged`.
+  size_t row_last = 0;
+  bool merged = false;
 };
 
 }  // namespace
@@ -177,7 +182,7 @@ struct Store::Impl {
   std::unordered_map<std::string, DocState> docs;  // writer thread only
   Status failure_since_sync;                       // writer thread only
 
-  std::atomic<uint64_t> commits{0}, batches{0}, events{0}, failed{0};
+  std::atomic<uint64_t> commits{0}, batches{0}, rows{0}, events{0}, failed{0};
 
   void enqueue(Item item) {
     bool wake;
@@ -196,7 +201,8 @@ struct Store::Impl {
   void commit_group(std::vector<Item>& group);
   // Validation failures are returned in *item_error with OK; SQL failures (which fail the whole
   // commit) as the result.
-  Status do_item(Item& item, Status* item_error);
+  // An append writes the row of `rows` (item first).
+  Status do_item(Item& item, const std::vector<Item*>& rows, Status* item_error);
   Result<DocState*> doc_state(const std::string& name, bool create);
   Status flush_docs();
 };
@@ -227,10 +233,11 @@ Result<Store::Impl::DocState*> Store::Impl::doc_state(const std::string& name, b
   return &docs.emplace(name, std::move(st)).first->second;
 }
 
-Status Store::Impl::do_item(Item& item, Status* item_error) {
+Status Store::Impl::do_item(Item& item, const std::vector<Item*>& rows, Status* item_error) {
   Database& db = *writer_db;
   switch (item.kind) {
     case Item::kAppend: {
+      // The row of `rows` (this item and the appends merged into it: see commit_group).
       auto ds = doc_state(item.doc, true);
       if (!ds.ok()) return ds.status();
       DocState& d = **ds;
@@ -239,24 +246,31 @@ Status Store::Impl::do_item(Item& item, Status* item_error) {
                                               " but its log holds " + num(d.pending) + " events");
         return Status::OK();
       }
+      const uint64_t end = rows.back()->end;
+      crdt::OpBatch joined;
+      for (Item* r : rows) {
+        for (auto& run : r->batch.runs) joined.runs.push_back(std::move(run));
+      }
       auto ins = db.cached("INSERT INTO log(doc, first_event, end_event, time_ms, batch) VALUES (?1, ?2, ?3, ?4, ?5)");
       if (!ins.ok()) return ins.status();
       sqlite::ScopedReset reset_ins(*ins);
-      (*ins)->bind(1, d.id).bind(2, static_cast<int64_t>(item.first)).bind(3, static_cast<int64_t>(item.end));
-      (*ins)->bind(4, now_ms()).bind_blob(5, pack_blob(item.bytes));
+      (*ins)->bind(1, d.id).bind(2, static_cast<int64_t>(item.first)).bind(3, static_cast<int64_t>(end));
+      (*ins)->bind(4, now_ms()).bind_blob(5, pack_blob(codec::encode_ops(joined)));
       TANDEM_RETURN_IF_ERROR((*ins)->run());
-      d.pending = item.end;
+      d.pending = end;
       d.dirty = true;
-      for (const auto& [agent, n] : item.agents) {
-        bool found = false;
-        for (auto& a : d.agents) {
-          if (a.first == agent) {
-            a.second += n;
-            found = true;
-            break;
+      for (Item* r : rows) {
+        for (const auto& [agent, n] : r->agents) {
+          bool found = false;
+          for (auto& a : d.agents) {
+            if (a.first == agent) {
+              a.second += n;
+              found = true;
+              break;
+            }
           }
+          if (!found) d.agents.emplace_back(agent, n);
         }
-        if (!found) d.agents.emplace_back(agent, n);
       }
       return Status::OK();
     }
@@ -342,11 +356,39 @@ void Store::Impl::commit_group(std::vector<Item>& group) {
   bool writes = false;
   for (const Item& it : group) writes = writes || it.kind != Item::kSync;
   if (writes) {
+    // The per-row cost of the log is most of a commit's: appends of one document that follow
+    // each other (each starts where the one before ended, nothing else of that document between
+    // them) go into one row. They succeed or fail together, as they would one by one.
+    std::unordered_map<std::string_view, size_t> open_row;  // doc -> its row's first item
+    for (size_t i = 0; i < group.size(); ++i) {
+      Item& it = group[i];
+      it.row_last = i;
+      it.merged = false;
+      auto o = open_row.find(it.doc);
+      if (it.kind == Item::kAppend && o != open_row.end() && group[group[o->second].row_last].end == it.first) {
+        group[o->second].row_last = i;
+        it.merged = true;
+      } else if (it.kind == Item::kAppend) {
+        open_row[it.doc] = i;
+      } else if (o != open_row.end()) {
+        open_row.erase(o);
+      }
+    }
     Database& db = *writer_db;
     sqlite::Transaction txn(&db);
     Status group_error = txn.begun();
+    std::vector<Item*> rows;
     for (size_t i = 0; i < group.size() && group_error.ok(); ++i) {
-      if (group[i].kind != Item::kSync) group_error = do_item(group[i], &results[i]);
+      Item& it = group[i];
+      if (it.kind == Item::kSync || it.merged) continue;
+      rows.clear();
+      if (it.kind == Item::kAppend) {
+        for (size_t j = i; j <= it.row_last; ++j) {
+          if (group[j].kind == Item::kAppend && group[j].doc == it.doc && (j == i || group[j].merged)) rows.push_back(&group[j]);
+        }
+      }
+      group_error = do_item(it, rows, &results[i]);
+      for (size_t k = 1; k < rows.size(); ++k) results[static_cast<size_t>(rows[k] - group.data())] = results[i];
     }
     if (group_error.ok()) group_error = flush_docs();
     if (group_error.ok()) group_error = txn.commit();
@@ -375,6 +417,7 @@ void Store::Impl::commit_group(std::vector<Item>& group) {
       if (failure_since_sync.ok()) failure_since_sync = results[i];
     } else if (it.kind == Item::kAppend) {
       ++batches;
+      if (!it.merged) ++rows;
       events += it.end - it.first;
     }
   }
@@ -436,7 +479,7 @@ Store::~Store() {
 const std::string& Store::path() const { return impl_->options.path; }
 
 Store::Stats Store::stats() const {
-  return {impl_->commits.load(), impl_->batches.load(), impl_->events.load(), impl_->failed.load()};
+  return {impl_->commits.load(), impl_->batches.load(), impl_->rows.load(), impl_->events.load(), impl_->failed.load()};
 }
 
 void Store::append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done) {
@@ -444,8 +487,8 @@ void Store::append(std::string doc, uint64_t first_event, crdt::OpBatch batch, D
     if (done) done(Status::IOError(impl_->options.path + " is open read-only"));
     return;
   }
-  Item it{Item::kAppend, std::move(doc), first_event, first_event + batch.events(), codec::encode_ops(batch), {}, std::move(done)};
-  for (const auto& r : batch.runs) {
+  Item it{Item::kAppend, std::move(doc), first_event, first_event + batch.events(), {}, std::move(batch), {}, std::move(done)};
+  for (const auto& r : it.batch.runs) {
     if (!it.agents.empty() && it.agents.back().first == r.agent) {
       it.agents.back().second += r.len;
     } else {
@@ -468,7 +511,7 @@ void Store::put_snapshot(std::string doc, uint64_t events, std::string bytes, Do
     if (done) done(Status::IOError(impl_->options.path + " is open read-only"));
     return;
   }
-  impl_->enqueue({Item::kSnapshot, std::move(doc), events, 0, std::move(bytes), {}, std::move(done)});
+  impl_->enqueue({Item::kSnapshot, std::move(doc), events, 0, std::move(bytes), {}, {}, std::move(done)});
 }
 
 void Store::remove_document(std::string doc, Done done) {
@@ -476,7 +519,7 @@ void Store::remove_document(std::string doc, Done done) {
     if (done) done(Status::IOError(impl_->options.path + " is open read-only"));
     return;
   }
-  impl_->enqueue({Item::kRemove, std::move(doc), 0, 0, {}, {}, std::move(done)});
+  impl_->enqueue({Item::kRemove, std::move(doc), 0, 0, {}, {}, {}, std::move(done)});
 }
 
 Status Store::sync() {
@@ -485,7 +528,7 @@ Status Store::sync() {
   std::condition_variable cv;
   bool done = false;
   Status result;
-  impl_->enqueue({Item::kSync, {}, 0, 0, {}, {}, [&](Status st) {
+  impl_->enqueue({Item::kSync, {}, 0, 0, {}, {}, {}, [&](Status st) {
                     std::lock_guard<std::mutex> lock(m);
                     result = st;
                     done = true;

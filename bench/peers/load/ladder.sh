@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the load ladder against Tandem (tandem serve + tandem-load) and the peer servers
-# (y-websocket, Hocuspocus; load.mjs).
+# Runs the load ladder against Tandem (tandem serve + tandem-load), the floor (bench/floor-relay,
+# the bare relay that server load is judged against, driven by tandem-load --floor) and the peer
+# servers (y-websocket, Hocuspocus; load.mjs).
 #
 # For every server and every step a fresh server process is started pinned to
 # CPU 0 (taskset -c 0), the load generator runs pinned to CPU 1 (taskset -c 1),
@@ -18,6 +19,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../../.." && pwd)"
 TANDEM="${TANDEM:-$ROOT/build/tools/tandem/tandem}"
 TANDEM_LOAD="${TANDEM_LOAD:-$ROOT/build/bench/tandem-load}"
+FLOOR_RELAY="${FLOOR_RELAY:-$ROOT/build/bench/floor-relay}"
 
 SERVERS="tandem,yws,hocuspocus"
 CLIENT="lite"
@@ -38,8 +40,9 @@ DRY_RUN=0
 usage() {
   cat <<EOF
 usage: bash ladder.sh [options]
-  --servers LIST      comma-separated: tandem,yws,hocuspocus (default $SERVERS)
-                      (tandem: \$TANDEM and \$TANDEM_LOAD, default the build/ folder)
+  --servers LIST      comma-separated: tandem,floor,yws,hocuspocus (default $SERVERS)
+                      (tandem: \$TANDEM and \$TANDEM_LOAD, floor: \$FLOOR_RELAY, default the
+                      build/ folder)
   --client KIND       load generator clients: lite or provider (default $CLIENT; see README.md)
   --steps LIST        comma-separated clients:docs:rate (default $STEPS)
   --idle C[:D]        idle-memory run with C connections over D docs (default $IDLE; 'none' skips)
@@ -86,7 +89,7 @@ is_uint "$SERVER_CPU" && is_uint "$GEN_CPU" || die "bad CPU number"
 
 IFS=',' read -r -a SERVER_LIST <<<"$SERVERS"
 for s in "${SERVER_LIST[@]}"; do
-  case "$s" in tandem|yws|hocuspocus) ;; *) die "unknown server '$s' (tandem, yws or hocuspocus)" ;; esac
+  case "$s" in tandem|floor|yws|hocuspocus) ;; *) die "unknown server '$s' (tandem, floor, yws or hocuspocus)" ;; esac
 done
 case "$CLIENT" in lite|provider) ;; *) die "unknown client '$CLIENT' (lite or provider)" ;; esac
 IFS=',' read -r -a STEP_LIST <<<"$STEPS"
@@ -113,19 +116,22 @@ server_cmd() { # server
   if [ "$1" = tandem ]; then
     SERVER_CMD=("$TANDEM" serve --host 127.0.0.1 --port "$PORT" --data "$TANDEM_DATA" --threads 1 --quiet 1
                 --max-connections 30000 --max-connections-per-ip 30000)
+  elif [ "$1" = floor ]; then
+    SERVER_CMD=("$FLOOR_RELAY" --host 127.0.0.1 --port "$PORT")
   else
     SERVER_CMD=(node "$(launcher "$1")" --host 127.0.0.1 --port "$PORT")
   fi
 }
 gen_cmd() { # server args...
   local s="$1"; shift
-  if [ "$s" = tandem ]; then
+  if [ "$s" = tandem ] || [ "$s" = floor ]; then
     local a=() skip=0
     for x in "$@"; do  # tandem-load takes load.mjs's options except --server and --client
       if [ "$skip" = 1 ]; then skip=0; continue; fi
       case "$x" in --server|--client) skip=1 ;; *) a+=("$x") ;; esac
     done
     GEN_CMD=("$TANDEM_LOAD" "${a[@]}")
+    [ "$s" = floor ] && GEN_CMD+=(--floor)
   else
     GEN_CMD=(node $GEN_NODE_OPTS "$HERE/load.mjs" "$@")
   fi
@@ -137,13 +143,16 @@ if [ "$SERVER_CPU" -ge "$NCPU" ] || [ "$GEN_CPU" -ge "$NCPU" ]; then
   die "this machine has $NCPU CPUs; cannot pin to CPU $SERVER_CPU and $GEN_CPU"
 fi
 NEED_NODE=0
-for s in "${SERVER_LIST[@]}"; do [ "$s" != tandem ] && NEED_NODE=1; done
+for s in "${SERVER_LIST[@]}"; do [ "$s" = yws ] || [ "$s" = hocuspocus ] && NEED_NODE=1; done
 if [ "$NEED_NODE" = 1 ]; then
   [ -d "$HERE/../node_modules/yjs" ] || [ "$DRY_RUN" = 1 ] || die "run 'npm ci' in bench/peers first"
 fi
 for s in "${SERVER_LIST[@]}"; do
   if [ "$s" = tandem ] && [ "$DRY_RUN" != 1 ]; then
     [ -x "$TANDEM" ] && [ -x "$TANDEM_LOAD" ] || die "build Tandem first (cmake --build build): need $TANDEM and $TANDEM_LOAD"
+  fi
+  if [ "$s" = floor ] && [ "$DRY_RUN" != 1 ]; then
+    [ -x "$FLOOR_RELAY" ] && [ -x "$TANDEM_LOAD" ] || die "build Tandem first (cmake --build build): need $FLOOR_RELAY and $TANDEM_LOAD"
   fi
 done
 
@@ -224,7 +233,7 @@ run_one() {
     TANDEM_DATA=""
     echo "  taskset -c $SERVER_CPU ${SERVER_CMD[*]} &"
     echo "  timeout ${limit}s taskset -c $GEN_CPU ${GEN_CMD[*]} --server-pid \$SERVER_PID >> $OUT"
-    if [ "$s" != tandem ]; then
+    if [ "$s" = yws ] || [ "$s" = hocuspocus ]; then
       node "$HERE/load.mjs" "${args[@]}" --dry-run >/dev/null || die "load.mjs rejected: ${args[*]}"
     fi
     return 0

@@ -144,6 +144,7 @@ class Store {
   struct Stats {
     uint64_t commits = 0;
     uint64_t batches = 0;  // appends committed
+    uint64_t rows = 0;     // log rows they took (consecutive appends of a document share one)
     uint64_t events = 0;
     uint64_t failed = 0;   // writes reported failed
   };
