@@ -33,6 +33,7 @@ if [ ! -f "$wasm" ] || [ "$newest" -nt "$wasm" ]; then
 fi
 
 cd "$here"
+node "$root/scripts/check-node.cjs" "$here" "the web editor build"
 if [ ! -d node_modules/@codemirror/view ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
