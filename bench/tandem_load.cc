@@ -13,13 +13,18 @@
 // history the server sees is therefore causally linear (no concurrent edits to merge), as with
 // the Node generator's shared Y.Doc. Received OPS batches are decoded (not applied) to find
 // which edits they carry.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -28,6 +33,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -38,13 +44,12 @@
 
 #include "crdt/codec.h"
 #include "net/protocol.h"
+#include "ws_frame.h"
 
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace websocket = beast::websocket;
-using tcp = asio::ip::tcp;
+namespace ws = tandem::net::ws;
 using Clock = std::chrono::steady_clock;
 using tandem::crdt::OpBatch;
 using tandem::crdt::OpKind;
@@ -216,12 +221,19 @@ struct Conn {
   int doc = 0;
   int slot = 0;  // position among the clients of its document
   std::string agent;
-  using Stream = websocket::stream<beast::tcp_stream>;
-  std::shared_ptr<Stream> ws;  // replaced on reconnect; handlers of an old one see it differ
-  beast::flat_buffer rbuf;
-  std::vector<std::shared_ptr<const std::string>> outq;
+  // The connection: a non-blocking socket on the generator's epoll, RFC 6455 by hand (ws_frame.h).
+  enum class State { kClosed, kConnecting, kUpgrading, kOpen } state = State::kClosed;
+  int fd = -1;
+  uint32_t generation = 0;  // of fd, in its epoll data: events of a closed socket are ignored
+  int64_t deadline_us = 0;  // connecting and upgrading must be done by then
+  std::string key;          // Sec-WebSocket-Key
+  std::vector<char> in;
+  size_t in_len = 0;
+  std::unique_ptr<ws::FrameParser> parser;
+  std::string out;          // frames not yet written
   size_t out_head = 0;
-  bool writing = false;
+  bool dirty = false;       // has output to write at the end of this loop turn
+  bool want_out = false;    // registered for EPOLLOUT
   bool synced = false;
   bool ever_synced = false;
   uint32_t next_seq = 0;
@@ -262,7 +274,10 @@ class Load {
     order_.resize(static_cast<size_t>(opt_.clients));
     for (int i = 0; i < opt_.clients; ++i) order_[static_cast<size_t>(i)] = i;
     std::shuffle(order_.begin(), order_.end(), rng_);
-    endpoint_ = tcp::endpoint(asio::ip::make_address(opt_.host), opt_.port);
+    endpoint_.sin_family = AF_INET;
+    endpoint_.sin_port = htons(opt_.port);
+    inet_pton(AF_INET, opt_.host.c_str(), &endpoint_.sin_addr);
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
   }
 
   nlohmann::json run() {
@@ -385,10 +400,7 @@ class Load {
   void on_lost(Conn& c, bool during_connect) {
     const bool was_connecting = !c.ever_synced;
     c.synced = false;
-    c.ws.reset();
-    c.outq.clear();
-    c.out_head = 0;
-    c.writing = false;
+    close_socket(c);
     if (counting_) {
       if (during_connect) ++conn_errors_;
       else ++closes_;
@@ -401,10 +413,7 @@ class Load {
       return;
     }
     // Reconnect after a pause; the catch-up that follows repeats what this client saw.
-    auto t = std::make_shared<asio::steady_timer>(ioc_, std::chrono::milliseconds(500 + rng_() % 500));
-    t->async_wait([this, &c, t](beast::error_code) {
-      if (!stopping_) open(c);
-    });
+    reconnects_.emplace(now_us() + 500000 + static_cast<int64_t>(rng_() % 500000), c.index);
   }
   void on_ops(Conn& c, const proto::Ops& m);
   void on_ack(Conn& c, uint64_t batch_id) {
@@ -427,8 +436,8 @@ class Load {
     }
   }
 
-  void send(Conn& c, std::string frame);
-  void do_write(Conn& c);
+  // Queues one protocol message as a masked binary frame; written at the end of the loop turn.
+  void send(Conn& c, std::string_view message);
   void open(Conn& c);
 
  private:
@@ -447,13 +456,67 @@ class Load {
   }
 
   void run_for(double s) { run_until(now_s() + s); }
+  // The event loop: epoll (level-triggered) until t, the typing tick every millisecond, and the
+  // reconnect and connect-timeout timers. What a turn queued for a socket goes out in one write.
   void run_until(double t) {
-    const auto deadline = epoch_ + std::chrono::microseconds(static_cast<int64_t>(t * 1e6));
-    while (Clock::now() < deadline) {
-      ioc_.restart();
-      ioc_.run_until(deadline);
-      // run_until returns early when no work is left (every connection gone).
-      if (Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const int64_t end = static_cast<int64_t>(t * 1e6);
+    std::vector<epoll_event> events(1024);
+    for (;;) {
+      int64_t now = now_us();
+      if (now >= end) break;
+      int64_t next = end;
+      if (typing_) next = std::min(next, last_tick_due_ + 1000);
+      if (!reconnects_.empty()) next = std::min(next, reconnects_.begin()->first);
+      if (!pending_deadlines_.empty()) next = std::min(next, *pending_deadlines_.begin());
+      const int64_t wait_us = std::max<int64_t>(0, next - now);
+      const timespec ts{static_cast<time_t>(wait_us / 1000000), static_cast<long>((wait_us % 1000000) * 1000)};
+      const int n = epoll_pwait2(epfd_, events.data(), static_cast<int>(events.size()), &ts, nullptr);
+      for (int i = 0; i < n; ++i) {
+        const uint64_t data = events[static_cast<size_t>(i)].data.u64;
+        Conn& c = *conns_[static_cast<size_t>(data & 0xFFFFFFFF)];
+        if (c.fd < 0 || c.generation != static_cast<uint32_t>(data >> 32)) continue;
+        on_event(c, events[static_cast<size_t>(i)].events);
+      }
+      now = now_us();
+      if (typing_ && now >= last_tick_due_ + 1000) tick(now);
+      while (!reconnects_.empty() && reconnects_.begin()->first <= now) {
+        const int index = reconnects_.begin()->second;
+        reconnects_.erase(reconnects_.begin());
+        if (!stopping_) open(*conns_[static_cast<size_t>(index)]);
+      }
+      if (!pending_deadlines_.empty() && *pending_deadlines_.begin() <= now) expire_connects(now);
+      flush_dirty();
+    }
+  }
+
+  void on_event(Conn& c, uint32_t ev);
+  void on_readable(Conn& c);
+  void on_upgrade_response(Conn& c);
+  void on_frames(Conn& c);
+  void on_message(Conn& c, std::string_view message);
+  void close_socket(Conn& c);
+  void set_out(Conn& c, bool want);
+  void mark_dirty(Conn& c) {
+    if (!c.dirty) {
+      c.dirty = true;
+      dirty_.push_back(c.index);
+    }
+  }
+  void flush(Conn& c);
+  void flush_dirty() {
+    for (size_t i = 0; i < dirty_.size(); ++i) flush(*conns_[static_cast<size_t>(dirty_[i])]);
+    dirty_.clear();
+  }
+  void expire_connects(int64_t now) {
+    pending_deadlines_.clear();
+    for (auto& c : conns_) {
+      if (c->state == Conn::State::kConnecting || c->state == Conn::State::kUpgrading) {
+        if (c->deadline_us <= now) {
+          on_lost(*c, true);
+        } else {
+          pending_deadlines_.insert(c->deadline_us);
+        }
+      }
     }
   }
 
@@ -484,21 +547,13 @@ class Load {
   // to the next client of a fixed random order.
   void start_ticks() {
     typing_ = true;
-    tick_ = std::make_unique<asio::steady_timer>(ioc_);
     last_tick_due_ = now_us();
-    schedule_tick();
   }
-  void schedule_tick() {
+  void tick(int64_t now) {
     last_tick_due_ += 1000;
-    tick_->expires_at(epoch_ + std::chrono::microseconds(last_tick_due_));
-    tick_->async_wait([this](beast::error_code ec) {
-      if (ec || !typing_) return;
-      const int64_t now = now_us();
-      if (in_window_) loop_.add(now - last_tick_due_);
-      type_due(now);
-      if (now - last_tick_due_ > 1000) last_tick_due_ = now;  // do not try to catch up with ticks
-      schedule_tick();
-    });
+    if (in_window_) loop_.add(now - last_tick_due_);
+    type_due(now);
+    if (now - last_tick_due_ > 1000) last_tick_due_ = now;  // do not try to catch up with ticks
   }
   void type_due(int64_t now) {
     const double per_s = opt_.clients * opt_.rate;
@@ -524,13 +579,16 @@ class Load {
   Options opt_;
   std::mt19937_64 rng_;
   std::string tag_;
-  asio::io_context ioc_{1};
-  tcp::endpoint endpoint_;
+  int epfd_ = -1;
+  sockaddr_in endpoint_{};
+  uint64_t mask_state_ = 0x9E3779B97F4A7C15ull;  // xorshift for masking keys
+  std::vector<int> dirty_;
+  std::multimap<int64_t, int> reconnects_;  // when, connection
+  std::set<int64_t> pending_deadlines_;     // of connections not yet open
   Clock::time_point epoch_;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<DocModel> docs_;
   std::vector<int> order_;
-  std::unique_ptr<asio::steady_timer> tick_;
   int64_t last_tick_due_ = 0;
   uint64_t issued_ = 0;
   int next_connect_ = 0, connecting_ = 0, synced_ = 0;
@@ -630,92 +688,226 @@ void Load::on_ops(Conn& c, const proto::Ops& m) {
   }
 }
 
-void Load::send(Conn& c, std::string frame) {
-  c.outq.push_back(std::make_shared<const std::string>(std::move(frame)));
-  if (!c.writing) do_write(c);
+void Load::send(Conn& c, std::string_view message) {
+  if (c.state != Conn::State::kOpen) return;
+  // xorshift64: masking keys need not be secret here, only present (RFC 6455 5.3).
+  mask_state_ ^= mask_state_ << 13;
+  mask_state_ ^= mask_state_ >> 7;
+  mask_state_ ^= mask_state_ << 17;
+  uint8_t mask[4];
+  std::memcpy(mask, &mask_state_, 4);
+  uint8_t header[ws::kMaxHeaderBytes];
+  const size_t h = ws::write_header(header, ws::kBinary, message.size(), mask);
+  const size_t at = c.out.size();
+  c.out.append(reinterpret_cast<const char*>(header), h);
+  c.out.append(message);
+  ws::apply_mask(c.out.data() + at + h, message.size(), mask);
+  mark_dirty(c);
 }
 
-void Load::do_write(Conn& c) {
-  if (c.out_head >= c.outq.size()) {
-    c.outq.clear();
-    c.out_head = 0;
-    c.writing = false;
-    return;
-  }
-  c.writing = true;
-  auto ws = c.ws;
-  auto frame = c.outq[c.out_head];
-  ws->async_write(asio::buffer(*frame), [this, &c, ws, frame](beast::error_code ec, size_t) {
-    if (ws != c.ws) return;
-    if (ec) {
-      // The read side notices too and reconnects.
-      c.writing = false;
+void Load::set_out(Conn& c, bool want) {
+  if (c.want_out == want || c.fd < 0) return;
+  c.want_out = want;
+  epoll_event ev{};
+  ev.events = EPOLLIN | (want ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+  ev.data.u64 = static_cast<uint64_t>(c.index) | (static_cast<uint64_t>(c.generation) << 32);
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+}
+
+void Load::flush(Conn& c) {
+  c.dirty = false;
+  if (c.fd < 0 || c.state == Conn::State::kConnecting) return;
+  while (c.out_head < c.out.size()) {
+    const ssize_t w = ::send(c.fd, c.out.data() + c.out_head, c.out.size() - c.out_head, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      on_lost(c, !c.synced);  // the read side would see it too
       return;
     }
-    ++c.out_head;
-    do_write(c);
-  });
+    c.out_head += static_cast<size_t>(w);
+  }
+  if (c.out_head == c.out.size()) {
+    c.out.clear();
+    c.out_head = 0;
+    set_out(c, false);
+  } else {
+    set_out(c, true);
+  }
 }
 
-void read_loop(Load& load, Conn& c, std::shared_ptr<Conn::Stream> ws);
+void Load::close_socket(Conn& c) {
+  if (c.fd >= 0) ::close(c.fd);  // also leaves the epoll set
+  c.fd = -1;
+  c.state = Conn::State::kClosed;
+  c.in_len = 0;
+  c.out.clear();
+  c.out_head = 0;
+  c.want_out = false;
+  c.parser.reset();
+}
 
 void Load::open(Conn& c) {
-  auto ws = std::make_shared<Conn::Stream>(ioc_);
-  c.ws = ws;
-  c.rbuf.clear();
-  beast::get_lowest_layer(*ws).expires_after(std::chrono::seconds(30));
-  beast::get_lowest_layer(*ws).async_connect(endpoint_, [this, &c, ws](beast::error_code ec) {
-    if (ws != c.ws) return;
-    if (ec) return on_lost(c, true);
-    beast::get_lowest_layer(*ws).socket().set_option(tcp::no_delay(true));
-    ws->binary(true);
-    ws->read_message_max(size_t{256} << 20);
-    const std::string target = opt_.path_prefix + "load-" + tag_ + "-" + std::to_string(c.doc);
-    ws->async_handshake(opt_.host + ":" + std::to_string(opt_.port), target, [this, &c, ws](beast::error_code ec2) {
-      if (ws != c.ws) return;
-      if (ec2) return on_lost(c, true);
-      beast::get_lowest_layer(*ws).expires_never();
-      ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
-      proto::Hello h;
-      h.agents = {c.agent};
-      // What this client saw, so that a reconnect is sent only what it missed. Edits it sent
-      // that never reached the server are not resent (a reconnect counts as a close).
-      const auto& members = docs_[static_cast<size_t>(c.doc)].members;
-      for (size_t slot = 0; slot < members.size(); ++slot) {
-        const Conn& a = *conns_[static_cast<size_t>(members[slot])];
-        const uint32_t n = &a == &c ? c.next_seq : c.seen[slot];
-        if (n > 0) h.doc_version.advance(a.agent, n);
-      }
-      if (opt_.floor) {
-        on_welcome(c);
-      } else {
-        send(c, proto::encode(h));
-      }
-      read_loop(*this, c, ws);
-    });
-  });
+  close_socket(c);
+  ++c.generation;
+  c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c.fd < 0) return on_lost(c, true);
+  const int one = 1;
+  setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&endpoint_), sizeof endpoint_) != 0 && errno != EINPROGRESS) {
+    return on_lost(c, true);
+  }
+  c.state = Conn::State::kConnecting;
+  c.deadline_us = now_us() + 30000000;
+  pending_deadlines_.insert(c.deadline_us);
+  if (c.in.size() < 4096) c.in.resize(4096);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT;
+  ev.data.u64 = static_cast<uint64_t>(c.index) | (static_cast<uint64_t>(c.generation) << 32);
+  epoll_ctl(epfd_, EPOLL_CTL_ADD, c.fd, &ev);
+  c.want_out = true;
 }
 
-void read_loop(Load& load, Conn& c, std::shared_ptr<Conn::Stream> ws) {
-  ws->async_read(c.rbuf, [&load, &c, ws](beast::error_code ec, size_t) {
-    if (ws != c.ws) return;
-    if (ec) return load.on_lost(c, !c.synced);
-    const auto data = c.rbuf.cdata();
-    auto m = proto::decode(std::string_view(static_cast<const char*>(data.data()), data.size()));
-    c.rbuf.consume(c.rbuf.size());
-    if (!m.ok()) {
-      load.on_bad_message(m.status().ToString());
-    } else if (std::holds_alternative<proto::Welcome>(*m)) {
-      load.on_welcome(c);
-    } else if (auto* o = std::get_if<proto::Ops>(&*m)) {
-      load.on_ops(c, *o);
-    } else if (auto* a = std::get_if<proto::Ack>(&*m)) {
-      load.on_ack(c, a->batch_id);
-    } else if (auto* e = std::get_if<proto::Error>(&*m)) {
-      load.on_error(c, *e);
+void Load::on_event(Conn& c, uint32_t ev) {
+  if (c.state == Conn::State::kConnecting) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0 || (ev & (EPOLLERR | EPOLLHUP))) return on_lost(c, true);
+    if (!(ev & EPOLLOUT)) return;
+    // The upgrade request.
+    uint8_t raw[16];
+    for (auto& b : raw) b = static_cast<uint8_t>(rng_());
+    static constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    c.key.clear();
+    for (int i = 0; i < 16; i += 3) {
+      const uint32_t v = (uint32_t{raw[i]} << 16) | (i + 1 < 16 ? uint32_t{raw[i + 1]} << 8 : 0) | (i + 2 < 16 ? raw[i + 2] : 0);
+      c.key += kB64[(v >> 18) & 63];
+      c.key += kB64[(v >> 12) & 63];
+      c.key += i + 1 < 16 ? kB64[(v >> 6) & 63] : '=';
+      c.key += i + 2 < 16 ? kB64[v & 63] : '=';
     }
-    read_loop(load, c, ws);
-  });
+    const std::string target = opt_.path_prefix + "load-" + tag_ + "-" + std::to_string(c.doc);
+    c.out = "GET " + target + " HTTP/1.1\r\nHost: " + opt_.host + ":" + std::to_string(opt_.port) +
+            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + c.key +
+            "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    c.out_head = 0;
+    c.state = Conn::State::kUpgrading;
+    flush(c);
+    return;
+  }
+  if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
+  if (c.fd >= 0 && (ev & EPOLLOUT) && !c.dirty) flush(c);
+}
+
+void Load::on_readable(Conn& c) {
+  for (;;) {
+    if (c.in_len == c.in.size()) c.in.resize(c.in.size() * 2);
+    const size_t space = c.in.size() - c.in_len;
+    const ssize_t r = ::recv(c.fd, c.in.data() + c.in_len, space, 0);
+    if (r == 0) return on_lost(c, !c.synced);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) on_lost(c, !c.synced);
+      return;
+    }
+    c.in_len += static_cast<size_t>(r);
+    if (c.state == Conn::State::kUpgrading) on_upgrade_response(c);
+    if (c.state == Conn::State::kOpen) on_frames(c);
+    // Level-triggered: a short read drained the socket; epoll reports what comes next.
+    if (c.fd < 0 || static_cast<size_t>(r) < space) return;
+  }
+}
+
+void Load::on_upgrade_response(Conn& c) {
+  const std::string_view got(c.in.data(), c.in_len);
+  const size_t end = got.find("\r\n\r\n");
+  if (end == std::string_view::npos) {
+    if (c.in_len > 16384) on_lost(c, true);
+    return;
+  }
+  const std::string head(got.substr(0, end + 2));
+  const std::string accept = "Sec-WebSocket-Accept: " + ws::accept_key(c.key) + "\r\n";
+  if (head.rfind("HTTP/1.1 101", 0) != 0 || head.find(accept) == std::string::npos) {
+    if (error_messages_ < 5) {
+      ++error_messages_;
+      std::fprintf(stderr, "tandem-load: upgrade refused: %s\n", head.substr(0, head.find('\r')).c_str());
+    }
+    return on_lost(c, true);
+  }
+  std::memmove(c.in.data(), c.in.data() + end + 4, c.in_len - end - 4);
+  c.in_len -= end + 4;
+  c.state = Conn::State::kOpen;
+  c.parser = std::make_unique<ws::FrameParser>(false, size_t{256} << 20);
+  if (opt_.floor) {
+    on_welcome(c);
+    return;
+  }
+  proto::Hello h;
+  h.agents = {c.agent};
+  // What this client saw, so that a reconnect is sent only what it missed. Edits it sent that
+  // never reached the server are not resent (a reconnect counts as a close).
+  const auto& members = docs_[static_cast<size_t>(c.doc)].members;
+  for (size_t slot = 0; slot < members.size(); ++slot) {
+    const Conn& a = *conns_[static_cast<size_t>(members[slot])];
+    const uint32_t n = &a == &c ? c.next_seq : c.seen[slot];
+    if (n > 0) h.doc_version.advance(a.agent, n);
+  }
+  send(c, proto::encode(h));
+}
+
+void Load::on_frames(Conn& c) {
+  size_t off = 0;
+  while (c.fd >= 0) {
+    auto e = c.parser->next(c.in.data() + off, c.in_len - off);
+    using K = ws::FrameParser::Kind;
+    if (e.kind == K::kNeedMore) {
+      if (e.need > c.in.size() - off) {
+        std::memmove(c.in.data(), c.in.data() + off, c.in_len - off);
+        c.in_len -= off;
+        off = 0;
+        c.in.resize(std::max(e.need, c.in.size()));
+      }
+      break;
+    }
+    off += e.consumed;
+    if (e.kind == K::kMessage) {
+      on_message(c, e.payload);
+    } else if (e.kind == K::kPing) {
+      // A pong carries the ping's data, masked like any client frame.
+      uint8_t mask[4] = {1, 2, 3, 4};
+      uint8_t header[ws::kMaxHeaderBytes];
+      const size_t h = ws::write_header(header, ws::kPong, e.payload.size(), mask);
+      const size_t at = c.out.size();
+      c.out.append(reinterpret_cast<const char*>(header), h);
+      c.out.append(e.payload);
+      ws::apply_mask(c.out.data() + at + h, e.payload.size(), mask);
+      mark_dirty(c);
+    } else if (e.kind == K::kClose || e.kind == K::kError) {
+      if (e.kind == K::kError) on_bad_message(std::string("framing: ") + e.error);
+      return on_lost(c, !c.synced);
+    }
+  }
+  if (c.fd < 0) return;
+  if (off > 0) {
+    std::memmove(c.in.data(), c.in.data() + off, c.in_len - off);
+    c.in_len -= off;
+  }
+}
+
+void Load::on_message(Conn& c, std::string_view message) {
+  auto m = proto::decode(message);
+  if (!m.ok()) {
+    on_bad_message(m.status().ToString());
+  } else if (std::holds_alternative<proto::Welcome>(*m)) {
+    on_welcome(c);
+  } else if (auto* o = std::get_if<proto::Ops>(&*m)) {
+    on_ops(c, *o);
+  } else if (auto* a = std::get_if<proto::Ack>(&*m)) {
+    on_ack(c, a->batch_id);
+  } else if (auto* e = std::get_if<proto::Error>(&*m)) {
+    on_error(c, *e);
+  }
 }
 
 bool parse_url(const std::string& url, Options* o) {

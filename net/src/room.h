@@ -52,6 +52,8 @@ class Session : public std::enable_shared_from_this<Session> {
   virtual void close_with(uint16_t code, std::string message) = 0;
   // Closes with a plain WebSocket close code (1001 going away).
   virtual void close_plain(uint16_t code, std::string reason) = 0;
+  // Writes what is queued; called by its I/O thread at the end of the round (IoThread::defer_write).
+  virtual void write_queued() {}
 
   // Set by close_with, close_plain and the end of the connection, from any thread: a room skips
   // a session that is already on its way out instead of sending it a document.
@@ -69,6 +71,26 @@ struct IoThread {
   boost::asio::io_context ioc{1};
   std::atomic<bool> busy{false};
   std::atomic<int64_t> lag_us{0};
+
+  // On this thread: `s` will write what it has queued once the handlers already waiting have
+  // run, together with whatever they queue for it; one handler does it for every such session.
+  void defer_write(std::shared_ptr<Session> s) {
+    to_write_.push_back(std::move(s));
+    if (write_posted_) return;
+    write_posted_ = true;
+    boost::asio::post(ioc, [this] {
+      write_posted_ = false;
+      std::vector<std::shared_ptr<Session>> now;
+      now.swap(to_write_);
+      for (auto& session : now) session->write_queued();
+      now.clear();
+      if (to_write_.empty()) to_write_.swap(now);  // keep the capacity
+    });
+  }
+
+ private:
+  std::vector<std::shared_ptr<Session>> to_write_;
+  bool write_posted_ = false;
 };
 
 class Room : public std::enable_shared_from_this<Room> {

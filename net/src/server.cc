@@ -119,6 +119,7 @@ class WsSession final : public ClientSession {
   WsSession(Server::Impl& srv, IoThread& home, Stream&& stream, std::string doc, std::string ip, std::string subject,
             int64_t expires)
       : ClientSession(srv, std::move(doc), std::move(subject), expires),
+        home_(home),
         ex_(home.ioc.get_executor()),
         stream_(std::move(stream)),
         timer_(ex_),
@@ -158,7 +159,13 @@ class WsSession final : public ClientSession {
     std::memcpy(in_.data(), early.data(), early.size());
     in_len_ = early.size();
     if (in_len_ > 0) parse();
-    do_read();
+    // Plain: what arrived before this thread had the socket may have signalled readiness
+    // already; read first, then wait.
+    if constexpr (kPlain) {
+      read_now();
+    } else {
+      do_read();
+    }
   }
 
   void send(Frame frame, uint64_t ops, bool catch_up) override {
@@ -200,30 +207,56 @@ class WsSession final : public ClientSession {
     }
   }
 
+  // Plain sockets: wait until readable, then read until a read comes back short. (Asio 1.74's
+  // async_read_some reads speculatively whenever the last read returned data, and on a socket
+  // with nothing more to read that is one EAGAIN per message.) No readiness is lost between the
+  // short read and the next wait: this session's thread is the only one that runs its
+  // io_context's epoll_wait, and it registers the wait before it gets back there.
+  // TLS: async_read_some through the TLS stream.
   void do_read() {
-    if (in_len_ == in_.size()) in_.resize(in_.size() * 2);  // parse() wants a larger frame
-    stream_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
-                            beast::bind_front_handler(&WsSession::on_read, shared_self()));
+    if constexpr (kPlain) {
+      stream_.async_wait(tcp::socket::wait_read, [self = shared_self()](beast::error_code ec) {
+        if (ec) return self->finish();
+        self->read_now();
+      });
+    } else {
+      if (in_len_ == in_.size()) in_.resize(in_.size() * 2);
+      stream_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+                              beast::bind_front_handler(&WsSession::on_read, shared_self()));
+    }
+  }
+
+  void read_now() {
+    for (;;) {
+      if (in_len_ == in_.size()) in_.resize(in_.size() * 2);  // parse() wants a larger frame
+      const size_t space = in_.size() - in_len_;
+      beast::error_code ec;
+      const size_t n = stream_.read_some(asio::buffer(in_.data() + in_len_, space), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+      if (ec) return finish();
+      consume_input(n);
+      if (finished_) return;
+      if (n < space) break;
+    }
+    do_read();
   }
 
   void on_read(beast::error_code ec, std::size_t n) {
-    if (ec) {
-      finish();
-      return;
-    }
+    if (ec) return finish();
+    consume_input(n);
+    do_read();
+  }
+
+  void consume_input(size_t n) {
     srv_.metrics.bytes_in += n;
     heard_ = true;
-    if (discard_) {  // closed: only the end of the connection is still of interest
-      do_read();
-      return;
-    }
+    if (discard_) return;  // closed: only the end of the connection is still of interest
     in_len_ += n;
     parse();
     if (in_len_ == 0 && in_.size() > 64 * kReadBuffer) {
       in_.resize(kReadBuffer);
       in_.shrink_to_fit();
     }
-    do_read();
   }
 
   // Handles every complete frame in in_[0, in_len_) and keeps the rest at the front.
@@ -382,11 +415,13 @@ class WsSession final : public ClientSession {
     // Written at the end of this round of the thread, with whatever else is queued by then.
     if (!writing_ && !write_posted_) {
       write_posted_ = true;
-      asio::post(ex_, [self = shared_self()] {
-        self->write_posted_ = false;
-        self->write_now();
-      });
+      home_.defer_write(shared_from_this());
     }
+  }
+
+  void write_queued() override {
+    write_posted_ = false;
+    write_now();
   }
 
   void release(const Queued& q) {
@@ -520,7 +555,8 @@ class WsSession final : public ClientSession {
     leave();
   }
 
-  asio::io_context::executor_type ex_;  // the thread this session runs on
+  IoThread& home_;                      // the thread this session runs on
+  asio::io_context::executor_type ex_;  // home_'s
   Stream stream_;
   asio::steady_timer timer_;       // no HELLO in time, then the token's expiry, then the close
   asio::steady_timer idle_timer_;  // pings

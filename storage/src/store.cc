@@ -1,5 +1,6 @@
 #include "storage/store.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -156,6 +157,46 @@ struct Item {
 
 }  // namespace
 
+// The end of a document's log: the events it holds.
+Result<uint64_t> logged_end(Database& db, int64_t doc) {
+  auto q = db.cached("SELECT end_event FROM log WHERE doc = ?1 ORDER BY first_event DESC LIMIT 1");
+  if (!q.ok()) return q.status();
+  sqlite::ScopedReset reset_q(*q);
+  (*q)->bind(1, doc);
+  auto row = (*q)->step();
+  if (!row.ok()) return row.status();
+  return *row ? static_cast<uint64_t>((*q)->int64(0)) : 0;
+}
+
+// Statistics of the log rows from event `from` on (the rows after a checkpoint): events per
+// agent added to *agents, and the time of the newest row.
+Status count_agents(Database& db, int64_t doc, uint64_t from, std::vector<std::pair<std::string, uint64_t>>* agents,
+                    int64_t* newest_ms = nullptr) {
+  auto q = db.cached("SELECT time_ms, batch FROM log WHERE doc = ?1 AND first_event >= ?2 ORDER BY first_event");
+  if (!q.ok()) return q.status();
+  sqlite::ScopedReset reset_q(*q);
+  (*q)->bind(1, doc).bind(2, static_cast<int64_t>(from));
+  for (;;) {
+    auto row = (*q)->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (newest_ms) *newest_ms = std::max(*newest_ms, (*q)->int64(0));
+    auto raw = unpack_blob((*q)->blob(1));
+    if (!raw.ok()) return raw.status();
+    auto batch = codec::decode_ops(*raw);
+    if (!batch.ok()) return batch.status();
+    for (const auto& r : batch->runs) {
+      auto it = std::find_if(agents->begin(), agents->end(), [&](const auto& a) { return a.first == r.agent; });
+      if (it == agents->end()) {
+        agents->emplace_back(r.agent, r.len);
+      } else {
+        it->second += r.len;
+      }
+    }
+  }
+  return Status::OK();
+}
+
 struct Store::Impl {
   StoreOptions options;
   std::unique_ptr<Database> writer_db;  // writer thread only
@@ -170,15 +211,24 @@ struct Store::Impl {
   std::thread writer;
 
   // The writer's view of each document it has touched: its row id and how many events its log
-  // holds. Appends are checked against it in memory, so that a commit costs one INSERT per batch
-  // and one UPDATE per document; it is dropped whenever a commit fails.
+  // holds. Appends are checked against it in memory, so that a commit costs one INSERT per
+  // document's row and nothing else; it is dropped whenever a commit fails.
+  //
+  // The documents row's statistics (events, updated_ms) and the agents table are a checkpoint:
+  // they describe the log up to documents.events, and readers add the rows after it (a second
+  // of edits at most, see kCheckpointEvery). Updating them at every commit cost as much as the
+  // log rows themselves.
   struct DocState {
     int64_t id = 0;
     uint64_t events = 0;      // committed
     uint64_t pending = 0;     // including this group's appends
-    bool dirty = false;
-    std::vector<std::pair<std::string, uint64_t>> agents;  // events per agent in this group
+    uint64_t checkpoint = 0;  // documents.events
+    bool dirty = false;       // appends since the checkpoint
+    bool agents_known = true;  // `agents` holds every event since the checkpoint
+    std::chrono::steady_clock::time_point checkpointed;
+    std::vector<std::pair<std::string, uint64_t>> agents;  // events per agent since the checkpoint
   };
+  static constexpr std::chrono::seconds kCheckpointEvery{1};
   std::unordered_map<std::string, DocState> docs;  // writer thread only
   Status failure_since_sync;                       // writer thread only
 
@@ -198,13 +248,16 @@ struct Store::Impl {
   }
 
   void run_writer();
+  void final_checkpoint();
   void commit_group(std::vector<Item>& group);
   // Validation failures are returned in *item_error with OK; SQL failures (which fail the whole
   // commit) as the result.
   // An append writes the row of `rows` (item first).
   Status do_item(Item& item, const std::vector<Item*>& rows, Status* item_error);
   Result<DocState*> doc_state(const std::string& name, bool create);
-  Status flush_docs();
+  // Writes the checkpoint of every document with appends since its own, if it is older than
+  // kCheckpointEvery, or `forced` holds its name, or `all`.
+  Status flush_docs(const std::vector<std::string>& forced, bool all);
 };
 
 Result<Store::Impl::DocState*> Store::Impl::doc_state(const std::string& name, bool create) {
@@ -218,9 +271,17 @@ Result<Store::Impl::DocState*> Store::Impl::doc_state(const std::string& name, b
   auto row = (*q)->step();
   if (!row.ok()) return row.status();
   DocState st;
+  st.checkpointed = std::chrono::steady_clock::now();
   if (*row) {
     st.id = (*q)->int64(0);
-    st.events = st.pending = static_cast<uint64_t>((*q)->int64(1));
+    st.checkpoint = static_cast<uint64_t>((*q)->int64(1));
+    (*q)->reset();
+    auto logged = logged_end(db, st.id);
+    if (!logged.ok()) return logged.status();
+    st.events = st.pending = *logged;
+    // Rows after the checkpoint, from a run that ended without writing it: counted at the next.
+    st.agents_known = st.events == st.checkpoint;
+    st.dirty = !st.agents_known;
   } else {
     if (!create) return nullptr;
     auto ins = db.cached("INSERT INTO documents(name, events, created_ms, updated_ms) VALUES (?1, 0, ?2, ?2)");
@@ -327,12 +388,22 @@ Status Store::Impl::do_item(Item& item, const std::vector<Item*>& rows, Status* 
   return Status::Internal("unknown write");
 }
 
-// One UPDATE per document changed in this group, and its agents' counts.
-Status Store::Impl::flush_docs() {
+// The checkpoints that are due: one UPDATE per document, and its agents' counts.
+Status Store::Impl::flush_docs(const std::vector<std::string>& forced, bool all) {
   Database& db = *writer_db;
   const int64_t now = now_ms();
+  const auto steady = std::chrono::steady_clock::now();
   for (auto& [name, d] : docs) {
     if (!d.dirty) continue;
+    if (!all && steady - d.checkpointed < kCheckpointEvery &&
+        std::find(forced.begin(), forced.end(), name) == forced.end()) {
+      continue;
+    }
+    if (!d.agents_known) {
+      d.agents.clear();
+      TANDEM_RETURN_IF_ERROR(count_agents(db, d.id, d.checkpoint, &d.agents));
+      d.agents_known = true;
+    }
     auto upd = db.cached("UPDATE documents SET events = ?1, updated_ms = ?2 WHERE id = ?3");
     if (!upd.ok()) return upd.status();
     sqlite::ScopedReset reset_upd(*upd);
@@ -347,6 +418,10 @@ Status Store::Impl::flush_docs() {
       (*a)->bind(1, d.id).bind_text(2, agent).bind(3, static_cast<int64_t>(n));
       TANDEM_RETURN_IF_ERROR((*a)->run());
     }
+    d.agents.clear();
+    d.checkpoint = d.pending;
+    d.checkpointed = steady;
+    d.dirty = false;
   }
   return Status::OK();
 }
@@ -390,7 +465,13 @@ void Store::Impl::commit_group(std::vector<Item>& group) {
       group_error = do_item(it, rows, &results[i]);
       for (size_t k = 1; k < rows.size(); ++k) results[static_cast<size_t>(rows[k] - group.data())] = results[i];
     }
-    if (group_error.ok()) group_error = flush_docs();
+    if (group_error.ok()) {
+      std::vector<std::string> forced;  // a snapshot checkpoints its document too
+      for (const Item& it : group) {
+        if (it.kind == Item::kSnapshot) forced.push_back(it.doc);
+      }
+      group_error = flush_docs(forced, false);
+    }
     if (group_error.ok()) group_error = txn.commit();
     if (!group_error.ok()) {
       txn.rollback();
@@ -400,11 +481,7 @@ void Store::Impl::commit_group(std::vector<Item>& group) {
       }
     } else {
       ++commits;
-      for (auto& [name, d] : docs) {
-        d.events = d.pending;
-        d.dirty = false;
-        d.agents.clear();
-      }
+      for (auto& [name, d] : docs) d.events = d.pending;
     }
   }
   for (size_t i = 0; i < group.size(); ++i) {
@@ -435,7 +512,11 @@ void Store::Impl::run_writer() {
       writer_idle = queue.empty();
       cv.wait(lock, [&] { return stopping || !queue.empty(); });
       writer_idle = false;
-      if (queue.empty()) return;  // stopping, nothing left
+      if (queue.empty()) {  // stopping, nothing left: the last checkpoints
+        lock.unlock();
+        final_checkpoint();
+        return;
+      }
       // Let more appends join this commit, unless the store is closing.
       cv.wait_until(lock, last_start + options.commit_interval, [&] { return stopping; });
       group.swap(queue);
@@ -444,6 +525,18 @@ void Store::Impl::run_writer() {
     commit_group(group);
     group.clear();
   }
+}
+
+void Store::Impl::final_checkpoint() {
+  bool any = false;
+  for (const auto& [name, d] : docs) any = any || d.dirty;
+  if (!any) return;
+  sqlite::Transaction txn(writer_db.get());
+  Status st = txn.begun();
+  if (st.ok()) st = flush_docs({}, true);
+  if (st.ok()) st = txn.commit();
+  // A failure here loses nothing: readers count the log after the last checkpoint.
+  (void)st;
 }
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -543,15 +636,20 @@ Status Store::sync() {
 
 namespace {
 
+// The document's row id and the events its log holds.
 Result<std::pair<int64_t, uint64_t>> find_doc(Database& db, std::string_view name) {
-  auto q = db.cached("SELECT id, events FROM documents WHERE name = ?1");
+  auto q = db.cached("SELECT id FROM documents WHERE name = ?1");
   if (!q.ok()) return q.status();
   sqlite::ScopedReset reset_q(*q);
   (*q)->bind_text(1, name);
   auto row = (*q)->step();
   if (!row.ok()) return row.status();
   if (!*row) return Status::NotFound("no document '" + std::string(name) + "'");
-  return std::make_pair((*q)->int64(0), static_cast<uint64_t>((*q)->int64(1)));
+  const int64_t id = (*q)->int64(0);
+  (*q)->reset();
+  auto events = logged_end(db, id);
+  if (!events.ok()) return events.status();
+  return std::make_pair(id, *events);
 }
 
 }  // namespace
@@ -720,6 +818,13 @@ Status fill_info(Database& db, int64_t id, DocInfo* info, bool with_agents) {
     info->snapshot_bytes = static_cast<uint64_t>((*s)->int64(2));
   }
   (*s)->reset();
+  // The checkpoint, plus the rows after it.
+  const uint64_t checkpoint = info->events;
+  auto logged = logged_end(db, id);
+  if (!logged.ok()) return logged.status();
+  info->events = *logged;
+  std::vector<std::pair<std::string, uint64_t>> tail;
+  if (*logged > checkpoint) TANDEM_RETURN_IF_ERROR(count_agents(db, id, checkpoint, &tail, &info->updated_ms));
   if (with_agents) {
     auto a = db.cached("SELECT name, events FROM agents WHERE doc = ?1 ORDER BY name");
     if (!a.ok()) return a.status();
@@ -732,15 +837,41 @@ Status fill_info(Database& db, int64_t id, DocInfo* info, bool with_agents) {
       info->agents.emplace_back(std::string((*a)->text(0)), static_cast<uint64_t>((*a)->int64(1)));
     }
     (*a)->reset();
+    for (const auto& [agent, n] : tail) {
+      auto it = std::find_if(info->agents.begin(), info->agents.end(), [&](const auto& x) { return x.first == agent; });
+      if (it == info->agents.end()) {
+        info->agents.emplace_back(agent, n);
+      } else {
+        it->second += n;
+      }
+    }
+    std::sort(info->agents.begin(), info->agents.end());
   }
   return Status::OK();
 }
 
 }  // namespace
 
+namespace {
+
+// One read transaction for what follows (a checkpoint committed in between would be counted
+// twice), ended when it goes out of scope.
+struct ReadTxn {
+  explicit ReadTxn(Database& d) : db(d), begun(d.exec("BEGIN")) {}
+  ~ReadTxn() {
+    if (begun.ok()) (void)db.exec("COMMIT");
+  }
+  Database& db;
+  Status begun;
+};
+
+}  // namespace
+
 Result<std::vector<DocInfo>> Store::list() {
   std::lock_guard<std::mutex> lock(impl_->reader_mu);
   Database& db = *impl_->reader_db;
+  ReadTxn txn(db);
+  TANDEM_RETURN_IF_ERROR(txn.begun);
   auto q = db.prepare("SELECT id FROM documents ORDER BY name");
   if (!q.ok()) return q.status();
   std::vector<int64_t> ids;
@@ -758,6 +889,8 @@ Result<std::vector<DocInfo>> Store::list() {
 Result<DocInfo> Store::info(std::string_view doc) {
   std::lock_guard<std::mutex> lock(impl_->reader_mu);
   Database& db = *impl_->reader_db;
+  ReadTxn txn(db);
+  TANDEM_RETURN_IF_ERROR(txn.begun);
   auto d = find_doc(db, doc);
   if (!d.ok()) return d.status();
   DocInfo info;

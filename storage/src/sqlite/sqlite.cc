@@ -154,8 +154,21 @@ int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(d
 
 // ---- Transaction ----
 
+namespace {
+
+// BEGIN, COMMIT and ROLLBACK through cached statements: the writer runs hundreds of
+// transactions a second, and parsing the three words again each time was a tenth of its work.
+Status run_cached(Database* db, const char* sql) {
+  auto st = db->cached(sql);
+  if (!st.ok()) return st.status();
+  ScopedReset reset(*st);
+  return (*st)->run();
+}
+
+}  // namespace
+
 Transaction::Transaction(Database* db) : db_(db) {
-  begun_ = db_->exec("BEGIN IMMEDIATE");
+  begun_ = run_cached(db_, "BEGIN IMMEDIATE");
   open_ = begun_.ok();
 }
 
@@ -165,7 +178,7 @@ Transaction::~Transaction() {
 
 Status Transaction::commit() {
   if (!open_) return begun_.ok() ? Status::Internal("transaction already finished") : begun_;
-  Status st = db_->exec("COMMIT");
+  Status st = run_cached(db_, "COMMIT");
   if (st.ok()) {
     open_ = false;
   } else {
@@ -176,7 +189,7 @@ Status Transaction::commit() {
 
 void Transaction::rollback() {
   if (!open_) return;
-  (void)db_->exec("ROLLBACK");
+  (void)run_cached(db_, "ROLLBACK");
   open_ = false;
 }
 
