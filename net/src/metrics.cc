@@ -62,7 +62,12 @@ std::string Metrics::text() const {
   metric("tandem_session_queue_peak_bytes", "gauge", "The most bytes one session ever had queued.", queue_peak.load());
   metric("tandem_loop_lag_seconds", "gauge", "How late the I/O threads ran the last 10 ms probe.",
          static_cast<double>(loop_lag_us.load()) / 1e6);
-  metric("tandem_pacing_broadcasts", "gauge", "1 while the server runs late and paces broadcasts.", busy.load() ? 1 : 0);
+  metric("tandem_pacing_broadcasts", "gauge", "1 while an I/O thread is short of time and paces broadcasts.", busy.load() ? 1 : 0);
+  metric("tandem_pacing_seconds_per_session", "gauge",
+         "Pacing: a room of n sessions broadcasts at most once per n times this (the largest of the I/O threads).",
+         static_cast<double>(pace_us.load()) / 1e6);
+  metric("tandem_io_thread_utilization", "gauge", "The busiest I/O thread's share of the last 100 ms spent working.",
+         static_cast<double>(io_util_permille.load()) / 1000.0);
   out += "# HELP tandem_errors_total Sessions closed with an error, by protocol error code.\n"
          "# TYPE tandem_errors_total counter\n";
   for (int i = 0; i < kCodes; ++i) {

@@ -35,7 +35,9 @@ struct Metrics {
   std::atomic<int64_t> queued_bytes{0};       // unsent bytes in all sessions' queues
   std::atomic<uint64_t> queue_peak{0};        // the most one session ever had queued
   std::atomic<int64_t> loop_lag_us{0};        // how late the last lag probe ran
-  std::atomic<bool> busy{false};              // the I/O threads are running late: pace broadcasts
+  std::atomic<bool> busy{false};              // some I/O thread paces broadcasts
+  std::atomic<int64_t> pace_us{0};            // the largest pacing per session of the I/O threads
+  std::atomic<int64_t> io_util_permille{0};   // the busiest I/O thread's share of its time working
   static constexpr int kCodes = 10;
   std::array<std::atomic<uint64_t>, kCodes> errors{};  // by protocol error code (see code_index)
   Histogram broadcast_latency;  // batch received -> its frames queued to every other session

@@ -30,6 +30,37 @@ Server::Impl::Impl(ServerOptions o, DocStore* s)
       }()),
       ioc(threads.front()->ioc) {}
 
+void IoThread::defer_broadcast(std::shared_ptr<Room> r) {
+  to_broadcast_.push_back(std::move(r));
+  if (!posted_) {
+    posted_ = true;
+    boost::asio::post(ioc, [this] { end_of_round(); });
+  }
+}
+
+void IoThread::defer_write(std::shared_ptr<Session> s) {
+  to_write_.push_back(std::move(s));
+  if (!posted_) {
+    posted_ = true;
+    boost::asio::post(ioc, [this] { end_of_round(); });
+  }
+}
+
+void IoThread::end_of_round() {
+  posted_ = false;
+  std::vector<std::shared_ptr<Room>> rooms;
+  rooms.swap(to_broadcast_);
+  for (auto& r : rooms) r->flush();
+  std::vector<std::shared_ptr<Session>> sessions;
+  sessions.swap(to_write_);
+  for (auto& s : sessions) s->write_queued();
+  // Keep the capacity for the next round, unless this round queued more.
+  rooms.clear();
+  sessions.clear();
+  if (to_broadcast_.empty()) to_broadcast_.swap(rooms);
+  if (to_write_.empty()) to_write_.swap(sessions);
+}
+
 IoThread& Server::Impl::thread_for(std::string_view doc) {
   return *threads[std::hash<std::string_view>{}(doc) % threads.size()];
 }
@@ -265,31 +296,39 @@ void Room::contain(const char* where, const std::exception& e, const std::shared
 void Room::schedule_flush() {
   if (flush_posted_) return;
   flush_posted_ = true;
-  if (thread_.busy && srv_.opt.max_broadcast_delay.count() > 0) {
-    // Each broadcast costs a send per session (15-25 us here): a room of n sessions broadcasts
-    // at most every 4n ms while the server runs late (1n ms still collapsed at 10 sessions per
-    // room and 5,000 edits/s; docs/benchmarks.md).
-    const auto gap = std::min<Clock::duration>(srv_.opt.max_broadcast_delay, std::chrono::milliseconds(4 * sessions_.size()));
+  if (thread_.pace_us_per_session > 0) {
+    // Each broadcast costs a send per session: while the thread is short of time, a room of n
+    // sessions broadcasts at most every n * pace (IoThread), so that fan-out shrinks to what
+    // the CPU can carry instead of the backlog growing without bound.
+    const auto gap = std::min<Clock::duration>(
+        srv_.opt.max_broadcast_delay,
+        std::chrono::microseconds(thread_.pace_us_per_session * static_cast<int64_t>(sessions_.size())));
     if (Clock::now() < last_flush_ + gap) {
       pace_.expires_at(last_flush_ + gap);
       pace_.async_wait([self = shared_from_this()](boost::system::error_code) { self->flush(); });
       return;
     }
   }
-  // Posted, not run now: batches already read in this round of the thread join this broadcast.
-  boost::asio::post(ex_, [self = shared_from_this()] { self->flush(); });
+  // At the end of the round: batches read in this round of the thread join this broadcast.
+  thread_.defer_broadcast(shared_from_this());
 }
 
 void Room::flush() {
   flush_posted_ = false;
   last_flush_ = Clock::now();
-  if (outbox_.empty() || closed_) return;
-  const uint64_t n = outbox_.events();
-  const Frame f = make_frame(proto::encode(proto::Ops{0, codec::encode_ops(outbox_)}));
-  // One author: everyone else. Several: everyone (an author ignores its own operations).
-  send_to_others(outbox_author_, f, n);
-  srv_.metrics.broadcast_latency.observe(seconds_since(outbox_since_));
-  outbox_.runs.clear();
+  if (closed_) return;
+  if (!outbox_.empty()) {
+    const uint64_t n = outbox_.events();
+    const Frame f = make_frame(proto::encode(proto::Ops{0, codec::encode_ops(outbox_)}));
+    // One author: everyone else. Several: everyone (an author ignores its own operations).
+    send_to_others(outbox_author_, f, n);
+    srv_.metrics.broadcast_latency.observe(seconds_since(outbox_since_));
+    outbox_.runs.clear();
+  }
+  for (auto& [session, batch_id] : ready_acks_) {
+    if (auto s = session.lock()) s->send(make_frame(proto::encode(proto::Ack{batch_id})), 0);
+  }
+  ready_acks_.clear();
 }
 
 void Room::send_to_others(uint64_t except, const Frame& f, uint64_t ops) {
@@ -313,9 +352,12 @@ void Room::on_durable(Status st, crdt::Version version, Clock::time_point handed
       ++it;
       continue;
     }
-    if (auto s = it->session.lock()) s->send(make_frame(proto::encode(proto::Ack{it->batch_id})), 0);
+    ready_acks_.emplace_back(std::move(it->session), it->batch_id);
     it = acks_.erase(it);
   }
+  // Acknowledgements go out with the room's next broadcast: in one write with it to each
+  // session, also when broadcasts are paced.
+  if (!ready_acks_.empty()) schedule_flush();
 }
 
 void Room::maybe_snapshot(bool force) {
@@ -347,6 +389,7 @@ bool Room::close_room(bool force) {
   owners_.clear();
   presence_.clear();
   acks_.clear();
+  ready_acks_.clear();
   doc_.reset();
   return true;
 }

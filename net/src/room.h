@@ -65,35 +65,37 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string peer;                 // address, for logs
 };
 
+class Room;
+
 // One I/O thread's share of the server: its own io_context (run by that thread alone, so what
 // runs on it needs no strand), and whether it is running late (rooms on it pace broadcasts).
 struct IoThread {
   boost::asio::io_context ioc{1};
-  std::atomic<bool> busy{false};
+  std::atomic<bool> busy{false};       // pacing: pace_us_per_session > 0
   std::atomic<int64_t> lag_us{0};
+  // Broadcast pacing (ServerOptions::max_broadcast_delay): while this thread is busy, a room of
+  // n sessions broadcasts at most once per n * pace_us_per_session. Set by the thread's probe
+  // (server.cc) from its own CPU use: it grows while the thread works more than three quarters
+  // of the time (or runs late), and shrinks to nothing below three fifths. Only this thread
+  // reads it.
+  int64_t pace_us_per_session = 0;
 
-  // On this thread: `s` will write what it has queued once the handlers already waiting have
-  // run, together with whatever they queue for it; one handler does it for every such session.
-  void defer_write(std::shared_ptr<Session> s) {
-    to_write_.push_back(std::move(s));
-    if (write_posted_) return;
-    write_posted_ = true;
-    boost::asio::post(ioc, [this] {
-      write_posted_ = false;
-      std::vector<std::shared_ptr<Session>> now;
-      now.swap(to_write_);
-      for (auto& session : now) session->write_queued();
-      now.clear();
-      if (to_write_.empty()) to_write_.swap(now);  // keep the capacity
-    });
-  }
+  // The end of a round, on this thread: once the handlers already waiting have run, the rooms
+  // given to defer_broadcast broadcast what they integrated, then the sessions given to
+  // defer_write write everything queued for them, each in one system call. One posted handler
+  // does both, so that a round costs one more look at epoll, not one per room and session.
+  void defer_broadcast(std::shared_ptr<Room> r);
+  void defer_write(std::shared_ptr<Session> s);
 
  private:
+  void end_of_round();
+  std::vector<std::shared_ptr<Room>> to_broadcast_;
   std::vector<std::shared_ptr<Session>> to_write_;
-  bool write_posted_ = false;
+  bool posted_ = false;
 };
 
 class Room : public std::enable_shared_from_this<Room> {
+  friend struct IoThread;
  public:
   Room(Server::Impl& server, std::string name);
   ~Room();
@@ -149,6 +151,7 @@ class Room : public std::enable_shared_from_this<Room> {
   std::unordered_map<std::string, uint64_t> owners_;  // agent -> session id
   std::map<uint64_t, std::pair<std::string, proto::Presence>> presence_;
   std::deque<PendingAck> acks_;
+  std::vector<std::pair<std::weak_ptr<Session>, uint64_t>> ready_acks_;  // durable, sent at the next flush
   crdt::Version durable_;
   uint64_t logged_ = 0;
   uint64_t snapshot_events_ = 0;  // events covered by the last snapshot

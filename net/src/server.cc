@@ -81,6 +81,8 @@ int64_t now_seconds() {
 
 }  // namespace
 
+struct LagProbe;
+
 // What the network side of the server keeps: the acceptor, TLS, connection counts.
 struct Server::Impl::Net {
   explicit Net(Server::Impl& impl) : acceptor(impl.ioc), signals(impl.ioc) {}
@@ -89,7 +91,7 @@ struct Server::Impl::Net {
   std::optional<ssl::context> tls;
   std::atomic<bool> shut_down{false};
   std::thread finisher;  // the last step of stop(): flush the store, stop the io_context
-  std::deque<asio::steady_timer> lag_probes;  // one per I/O thread
+  std::vector<std::unique_ptr<LagProbe>> lag_probes;  // one per I/O thread
   size_t next_thread = 0;                     // where the next connection is accepted
   uint16_t port = 0;
 };
@@ -830,33 +832,83 @@ Server::~Server() {
 
 namespace {
 
-// Every 10 ms, on each I/O thread: how late does a timer handler run? Late means handlers queue
-// up behind each other (the CPU is the bottleneck), and rooms on that thread start pacing their
-// broadcasts (Room::schedule_flush). Hysteresis keeps it from flapping.
-void probe_lag(Server::Impl& s, IoThread& t, asio::steady_timer& timer) {
-  timer.expires_after(std::chrono::milliseconds(10));
-  timer.async_wait([&s, &t, &timer](beast::error_code ec) {
-    if (ec || s.stopping) return;
-    const auto lag = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - timer.expiry());
-    t.lag_us = lag.count();
-    if (lag > std::chrono::milliseconds(4)) {
-      t.busy = true;
-    } else if (lag < std::chrono::milliseconds(1)) {
-      t.busy = false;
-    }
-    int64_t worst = 0;
-    bool any_busy = false;
-    for (const auto& other : s.threads) {
-      worst = std::max<int64_t>(worst, other->lag_us);
-      any_busy = any_busy || other->busy;
-    }
-    s.metrics.loop_lag_us = worst;
-    s.metrics.busy = any_busy;
-    probe_lag(s, t, timer);
-  });
-}
-
 }  // namespace
+
+// Every 10 ms, on each I/O thread: how late does a timer handler run, and, every 100 ms, how
+// much of its time did the thread work? Broadcast pacing follows (IoThread::pace_us_per_session):
+// it grows by half (and 100 us) while the thread works over 75% of the time or runs more than
+// 4 ms late, and halves while it works under 60% and runs less than 1 ms late. A server that
+// keeps up with room to spare never paces; one past its capacity coalesces broadcasts until
+// its sends fit.
+struct LagProbe {
+  Server::Impl& s;
+  IoThread& t;
+  asio::steady_timer timer;
+  int ticks = 0;
+  Clock::time_point since = Clock::now();
+  int64_t cpu_ns_since = 0;
+  int64_t worst_lag_us = 0;
+  int64_t util_permille = 0;
+
+  static int64_t thread_cpu_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
+
+  void arm() {
+    timer.expires_after(std::chrono::milliseconds(10));
+    timer.async_wait([this](beast::error_code ec) {
+      if (ec || s.stopping) return;
+      const auto lag = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - timer.expiry()).count();
+      t.lag_us = lag;
+      worst_lag_us = std::max<int64_t>(worst_lag_us, lag);
+      if (++ticks == 1) {
+        since = Clock::now();
+        cpu_ns_since = thread_cpu_ns();
+      } else if (ticks > 10) {
+        const auto now = Clock::now();
+        const int64_t cpu = thread_cpu_ns();
+        const double wall = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - since).count());
+        const double util = wall > 0 ? static_cast<double>(cpu - cpu_ns_since) / wall : 0;
+        adjust(util);
+        util_permille = static_cast<int64_t>(util * 1000);
+        ticks = 1;
+        since = now;
+        cpu_ns_since = cpu;
+        worst_lag_us = 0;
+      }
+      int64_t worst = 0, pace = 0;
+      bool any_busy = false;
+      for (const auto& other : s.threads) {
+        worst = std::max<int64_t>(worst, other->lag_us);
+        any_busy = any_busy || other->busy;
+      }
+      for (const auto& probe : s.net->lag_probes) {
+        pace = std::max(pace, probe->t.pace_us_per_session);
+      }
+      s.metrics.loop_lag_us = worst;
+      s.metrics.busy = any_busy;
+      s.metrics.pace_us = pace;
+      if (ticks == 1) s.metrics.io_util_permille = util_permille;
+      arm();
+    });
+  }
+
+  void adjust(double util) {
+    const int64_t max_us = std::chrono::duration_cast<std::chrono::microseconds>(s.opt.max_broadcast_delay).count();
+    int64_t& pace = t.pace_us_per_session;
+    if (max_us <= 0) {
+      pace = 0;
+    } else if (util > 0.85) {
+      pace = std::min<int64_t>(max_us, pace + pace / 2 + 100);
+    } else if (util < 0.7) {
+      pace = pace < 100 ? 0 : pace / 2;
+    }
+    t.busy = pace > 0;
+  }
+};
+
 
 Status Server::start() {
   Impl& s = *impl_;
@@ -897,8 +949,8 @@ Status Server::start() {
   }
   do_accept(s);
   for (auto& t : s.threads) {
-    auto& timer = s.net->lag_probes.emplace_back(t->ioc);
-    probe_lag(s, *t, timer);
+    s.net->lag_probes.emplace_back(new LagProbe{s, *t, asio::steady_timer(t->ioc)});
+    s.net->lag_probes.back()->arm();
   }
   return Status::OK();
 }
@@ -936,7 +988,7 @@ void Server::stop() {
     beast::error_code ec;
     s.net->acceptor.close(ec);
     s.net->signals.cancel();
-    for (auto& timer : s.net->lag_probes) timer.cancel();
+    for (auto& probe : s.net->lag_probes) probe->timer.cancel();
     std::vector<std::shared_ptr<Room>> rooms;
     {
       std::lock_guard<std::mutex> lock(s.rooms_mu);

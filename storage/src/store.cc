@@ -60,6 +60,10 @@ const char* const kMigrations[] = {
     "  name TEXT NOT NULL,"
     "  events INTEGER NOT NULL,"
     "  PRIMARY KEY (doc, name)) WITHOUT ROWID;",
+    // v1 -> v2: the journal (see "the journal" below); its rows are appends not yet in the log.
+    "CREATE TABLE journal ("
+    "  id INTEGER PRIMARY KEY,"
+    "  data BLOB NOT NULL);",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -149,16 +153,123 @@ struct Item {
   crdt::OpBatch batch;  // an append; encoded by the writer, with the appends it joins
   std::vector<std::pair<std::string, uint64_t>> agents;
   Store::Done done;
-  // Appends of one document that follow each other in a group share one log row: the first of
-  // them holds the index of the last (its row's end), the others are `merged`.
+  // Appends of one document that follow each other in a group share one entry: the first of
+  // them holds the index of the last, the others are `merged`.
   size_t row_last = 0;
   bool merged = false;
 };
 
+using AgentCounts = std::vector<std::pair<std::string, uint64_t>>;
+
+void add_agent(AgentCounts* counts, std::string_view agent, uint64_t n) {
+  for (auto& [name, events] : *counts) {
+    if (name == agent) {
+      events += n;
+      return;
+    }
+  }
+  counts->emplace_back(agent, n);
+}
+
 }  // namespace
 
-// The end of a document's log: the events it holds.
-Result<uint64_t> logged_end(Database& db, int64_t doc) {
+// ---- the journal ----
+//
+// A commit writes one journal row holding every append of its group (for all documents), so
+// that its cost does not grow with the number of documents it touches: with a row per document
+// in the log table, each document's index page was written at every commit, and a commit
+// touching a few dozen documents wrote a few dozen pages. About once a second (and at snapshots,
+// removals and close) the writer folds the journal into the log: one log row per document for
+// all its entries, one update of its statistics, and the journal rows deleted, in one commit.
+// Readers see the log plus the journal's entries for the document, in one read transaction.
+//
+// A journal row is pack_blob of entries, each: doc id, first event, end event, time (ms), batch
+// length, all LEB128, then the encoded batch.
+
+struct JournalEntry {
+  int64_t doc = 0;
+  uint64_t first = 0;
+  uint64_t end = 0;
+  int64_t time_ms = 0;
+  std::string batch;   // codec::encode_ops
+  AgentCounts agents;  // events per agent in the batch
+};
+
+namespace {
+
+void put_varint(std::string* out, uint64_t v) {
+  for (;; v >>= 7) {
+    out->push_back(static_cast<char>((v & 0x7F) | (v >= 0x80 ? 0x80 : 0)));
+    if (v < 0x80) return;
+  }
+}
+
+bool get_varint(std::string_view* in, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (in->empty()) return false;
+    const auto b = static_cast<unsigned char>(in->front());
+    in->remove_prefix(1);
+    *v |= static_cast<uint64_t>(b & 0x7F) << shift;
+    if (!(b & 0x80)) return true;
+  }
+  return false;
+}
+
+std::string encode_journal(const std::vector<JournalEntry>& entries) {
+  std::string raw;
+  for (const auto& e : entries) {
+    put_varint(&raw, static_cast<uint64_t>(e.doc));
+    put_varint(&raw, e.first);
+    put_varint(&raw, e.end);
+    put_varint(&raw, static_cast<uint64_t>(e.time_ms));
+    put_varint(&raw, e.batch.size());
+    raw.append(e.batch);
+  }
+  // Not compressed: a journal row lives a second, and is read back rarely.
+  return raw;
+}
+
+// Appends the entries of one stored journal row (of document `only`, or all when it is 0) to
+// *out; with `count_agents`, each entry's agents too (its batch decoded).
+Status decode_journal(std::string_view in, int64_t only, bool count_agents, std::vector<JournalEntry>* out) {
+  while (!in.empty()) {
+    uint64_t doc, first, end, time, len;
+    if (!get_varint(&in, &doc) || !get_varint(&in, &first) || !get_varint(&in, &end) || !get_varint(&in, &time) ||
+        !get_varint(&in, &len) || len > in.size() || end < first) {
+      return Status::Corruption("journal row is malformed");
+    }
+    const std::string_view batch = in.substr(0, len);
+    in.remove_prefix(len);
+    if (only != 0 && static_cast<int64_t>(doc) != only) continue;
+    JournalEntry e{static_cast<int64_t>(doc), first, end, static_cast<int64_t>(time), std::string(batch), {}};
+    if (count_agents) {
+      auto ops = codec::decode_ops(batch);
+      if (!ops.ok()) return ops.status().WithContext("journal entry");
+      for (const auto& r : ops->runs) add_agent(&e.agents, r.agent, r.len);
+    }
+    out->push_back(std::move(e));
+  }
+  return Status::OK();
+}
+
+// Every journal entry (of document `only`, or all when it is 0), oldest first.
+Status read_journal(Database& db, int64_t only, bool count_agents, std::vector<JournalEntry>* out, int64_t* last_id = nullptr) {
+  auto q = db.cached("SELECT id, data FROM journal ORDER BY id");
+  if (!q.ok()) return q.status();
+  sqlite::ScopedReset reset_q(*q);
+  for (;;) {
+    auto row = (*q)->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (last_id) *last_id = (*q)->int64(0);
+    TANDEM_RETURN_IF_ERROR(decode_journal((*q)->blob(1), only, count_agents, out));
+  }
+  return Status::OK();
+}
+
+// The end of a document's log table (without the journal).
+Result<uint64_t> log_table_end(Database& db, int64_t doc) {
   auto q = db.cached("SELECT end_event FROM log WHERE doc = ?1 ORDER BY first_event DESC LIMIT 1");
   if (!q.ok()) return q.status();
   sqlite::ScopedReset reset_q(*q);
@@ -168,34 +279,7 @@ Result<uint64_t> logged_end(Database& db, int64_t doc) {
   return *row ? static_cast<uint64_t>((*q)->int64(0)) : 0;
 }
 
-// Statistics of the log rows from event `from` on (the rows after a checkpoint): events per
-// agent added to *agents, and the time of the newest row.
-Status count_agents(Database& db, int64_t doc, uint64_t from, std::vector<std::pair<std::string, uint64_t>>* agents,
-                    int64_t* newest_ms = nullptr) {
-  auto q = db.cached("SELECT time_ms, batch FROM log WHERE doc = ?1 AND first_event >= ?2 ORDER BY first_event");
-  if (!q.ok()) return q.status();
-  sqlite::ScopedReset reset_q(*q);
-  (*q)->bind(1, doc).bind(2, static_cast<int64_t>(from));
-  for (;;) {
-    auto row = (*q)->step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    if (newest_ms) *newest_ms = std::max(*newest_ms, (*q)->int64(0));
-    auto raw = unpack_blob((*q)->blob(1));
-    if (!raw.ok()) return raw.status();
-    auto batch = codec::decode_ops(*raw);
-    if (!batch.ok()) return batch.status();
-    for (const auto& r : batch->runs) {
-      auto it = std::find_if(agents->begin(), agents->end(), [&](const auto& a) { return a.first == r.agent; });
-      if (it == agents->end()) {
-        agents->emplace_back(r.agent, r.len);
-      } else {
-        it->second += r.len;
-      }
-    }
-  }
-  return Status::OK();
-}
+}  // namespace
 
 struct Store::Impl {
   StoreOptions options;
@@ -211,26 +295,23 @@ struct Store::Impl {
   std::thread writer;
 
   // The writer's view of each document it has touched: its row id and how many events its log
-  // holds. Appends are checked against it in memory, so that a commit costs one INSERT per
-  // document's row and nothing else; it is dropped whenever a commit fails.
-  //
-  // The documents row's statistics (events, updated_ms) and the agents table are a checkpoint:
-  // they describe the log up to documents.events, and readers add the rows after it (a second
-  // of edits at most, see kCheckpointEvery). Updating them at every commit cost as much as the
-  // log rows themselves.
+  // and the journal hold. Appends are checked against it in memory; it is dropped whenever a
+  // commit fails.
   struct DocState {
     int64_t id = 0;
-    uint64_t events = 0;      // committed
-    uint64_t pending = 0;     // including this group's appends
-    uint64_t checkpoint = 0;  // documents.events
-    bool dirty = false;       // appends since the checkpoint
-    bool agents_known = true;  // `agents` holds every event since the checkpoint
-    std::chrono::steady_clock::time_point checkpointed;
-    std::vector<std::pair<std::string, uint64_t>> agents;  // events per agent since the checkpoint
+    uint64_t events = 0;   // committed
+    uint64_t pending = 0;  // including this group's appends
   };
-  static constexpr std::chrono::seconds kCheckpointEvery{1};
   std::unordered_map<std::string, DocState> docs;  // writer thread only
   Status failure_since_sync;                       // writer thread only
+
+  // The journal's entries, as in its table (writer thread only; reloaded after a failed commit).
+  std::vector<JournalEntry> journal;
+  size_t journal_bytes = 0;
+  std::chrono::steady_clock::time_point journal_since;  // when its oldest entry was written
+  bool journal_stale = true;
+  static constexpr std::chrono::seconds kFoldEvery{1};
+  static constexpr size_t kFoldBytes = size_t{4} << 20;
 
   std::atomic<uint64_t> commits{0}, batches{0}, rows{0}, events{0}, failed{0};
 
@@ -248,40 +329,50 @@ struct Store::Impl {
   }
 
   void run_writer();
-  void final_checkpoint();
+  void final_fold();
   void commit_group(std::vector<Item>& group);
   // Validation failures are returned in *item_error with OK; SQL failures (which fail the whole
-  // commit) as the result.
-  // An append writes the row of `rows` (item first).
-  Status do_item(Item& item, const std::vector<Item*>& rows, Status* item_error);
+  // commit) as the result. An append adds the entry of `rows` (item first) to *entries.
+  Status do_item(Item& item, const std::vector<Item*>& rows, std::vector<JournalEntry>* entries, Status* item_error);
   Result<DocState*> doc_state(const std::string& name, bool create);
-  // Writes the checkpoint of every document with appends since its own, if it is older than
-  // kCheckpointEvery, or `forced` holds its name, or `all`.
-  Status flush_docs(const std::vector<std::string>& forced, bool all);
+  Status load_journal();
+  // Moves the journal's entries and `entries` into the log table, one row per document (per run
+  // of consecutive entries), updates those documents' statistics, and empties the journal table.
+  Status fold(std::vector<JournalEntry>& entries);
+  bool folded_ = false;  // by the transaction being built
 };
+
+Status Store::Impl::load_journal() {
+  journal.clear();
+  journal_bytes = 0;
+  TANDEM_RETURN_IF_ERROR(read_journal(*writer_db, 0, true, &journal));
+  for (const auto& e : journal) journal_bytes += e.batch.size();
+  journal_since = std::chrono::steady_clock::now();
+  journal_stale = false;
+  return Status::OK();
+}
 
 Result<Store::Impl::DocState*> Store::Impl::doc_state(const std::string& name, bool create) {
   auto it = docs.find(name);
   if (it != docs.end()) return &it->second;
   Database& db = *writer_db;
-  auto q = db.cached("SELECT id, events FROM documents WHERE name = ?1");
+  auto q = db.cached("SELECT id FROM documents WHERE name = ?1");
   if (!q.ok()) return q.status();
   sqlite::ScopedReset reset_q(*q);
   (*q)->bind_text(1, name);
   auto row = (*q)->step();
   if (!row.ok()) return row.status();
   DocState st;
-  st.checkpointed = std::chrono::steady_clock::now();
   if (*row) {
     st.id = (*q)->int64(0);
-    st.checkpoint = static_cast<uint64_t>((*q)->int64(1));
     (*q)->reset();
-    auto logged = logged_end(db, st.id);
+    auto logged = log_table_end(db, st.id);
     if (!logged.ok()) return logged.status();
-    st.events = st.pending = *logged;
-    // Rows after the checkpoint, from a run that ended without writing it: counted at the next.
-    st.agents_known = st.events == st.checkpoint;
-    st.dirty = !st.agents_known;
+    st.events = *logged;
+    for (const auto& e : journal) {
+      if (e.doc == st.id) st.events = std::max(st.events, e.end);
+    }
+    st.pending = st.events;
   } else {
     if (!create) return nullptr;
     auto ins = db.cached("INSERT INTO documents(name, events, created_ms, updated_ms) VALUES (?1, 0, ?2, ?2)");
@@ -294,11 +385,11 @@ Result<Store::Impl::DocState*> Store::Impl::doc_state(const std::string& name, b
   return &docs.emplace(name, std::move(st)).first->second;
 }
 
-Status Store::Impl::do_item(Item& item, const std::vector<Item*>& rows, Status* item_error) {
+Status Store::Impl::do_item(Item& item, const std::vector<Item*>& rows, std::vector<JournalEntry>* entries,
+                            Status* item_error) {
   Database& db = *writer_db;
   switch (item.kind) {
     case Item::kAppend: {
-      // The row of `rows` (this item and the appends merged into it: see commit_group).
       auto ds = doc_state(item.doc, true);
       if (!ds.ok()) return ds.status();
       DocState& d = **ds;
@@ -307,32 +398,19 @@ Status Store::Impl::do_item(Item& item, const std::vector<Item*>& rows, Status* 
                                               " but its log holds " + num(d.pending) + " events");
         return Status::OK();
       }
-      const uint64_t end = rows.back()->end;
+      JournalEntry e;
+      e.doc = d.id;
+      e.first = item.first;
+      e.end = rows.back()->end;
+      e.time_ms = now_ms();
       crdt::OpBatch joined;
       for (Item* r : rows) {
         for (auto& run : r->batch.runs) joined.runs.push_back(std::move(run));
+        for (const auto& [agent, n] : r->agents) add_agent(&e.agents, agent, n);
       }
-      auto ins = db.cached("INSERT INTO log(doc, first_event, end_event, time_ms, batch) VALUES (?1, ?2, ?3, ?4, ?5)");
-      if (!ins.ok()) return ins.status();
-      sqlite::ScopedReset reset_ins(*ins);
-      (*ins)->bind(1, d.id).bind(2, static_cast<int64_t>(item.first)).bind(3, static_cast<int64_t>(end));
-      (*ins)->bind(4, now_ms()).bind_blob(5, pack_blob(codec::encode_ops(joined)));
-      TANDEM_RETURN_IF_ERROR((*ins)->run());
-      d.pending = end;
-      d.dirty = true;
-      for (Item* r : rows) {
-        for (const auto& [agent, n] : r->agents) {
-          bool found = false;
-          for (auto& a : d.agents) {
-            if (a.first == agent) {
-              a.second += n;
-              found = true;
-              break;
-            }
-          }
-          if (!found) d.agents.emplace_back(agent, n);
-        }
-      }
+      e.batch = codec::encode_ops(joined);
+      d.pending = e.end;
+      entries->push_back(std::move(e));
       return Status::OK();
     }
     case Item::kSnapshot: {
@@ -370,6 +448,8 @@ Status Store::Impl::do_item(Item& item, const std::vector<Item*>& rows, Status* 
         *item_error = Status::NotFound("no document '" + item.doc + "'");
         return Status::OK();
       }
+      // Its entries leave the journal first (fold), then everything of it goes.
+      TANDEM_RETURN_IF_ERROR(fold(*entries));
       const int64_t id = (**ds).id;
       for (const char* sql : {"DELETE FROM log WHERE doc = ?1", "DELETE FROM snapshots WHERE doc = ?1",
                               "DELETE FROM agents WHERE doc = ?1", "DELETE FROM documents WHERE id = ?1"}) {
@@ -388,41 +468,59 @@ Status Store::Impl::do_item(Item& item, const std::vector<Item*>& rows, Status* 
   return Status::Internal("unknown write");
 }
 
-// The checkpoints that are due: one UPDATE per document, and its agents' counts.
-Status Store::Impl::flush_docs(const std::vector<std::string>& forced, bool all) {
+Status Store::Impl::fold(std::vector<JournalEntry>& entries) {
   Database& db = *writer_db;
+  // The journal (older) then this group's entries: per document, in order.
+  std::vector<JournalEntry*> all;
+  for (auto& e : journal) all.push_back(&e);
+  for (auto& e : entries) all.push_back(&e);
+  if (all.empty()) return Status::OK();
+  std::stable_sort(all.begin(), all.end(), [](const JournalEntry* a, const JournalEntry* b) { return a->doc < b->doc; });
   const int64_t now = now_ms();
-  const auto steady = std::chrono::steady_clock::now();
-  for (auto& [name, d] : docs) {
-    if (!d.dirty) continue;
-    if (!all && steady - d.checkpointed < kCheckpointEvery &&
-        std::find(forced.begin(), forced.end(), name) == forced.end()) {
-      continue;
-    }
-    if (!d.agents_known) {
-      d.agents.clear();
-      TANDEM_RETURN_IF_ERROR(count_agents(db, d.id, d.checkpoint, &d.agents));
-      d.agents_known = true;
+  for (size_t i = 0; i < all.size();) {
+    const int64_t doc = all[i]->doc;
+    size_t j = i;
+    AgentCounts agents;
+    int64_t newest = 0;
+    while (j < all.size() && all[j]->doc == doc) {
+      // A run of entries that follow each other becomes one log row: their encoded batches one
+      // after the other (codec::decode_ops_sequence reads them), so that folding decodes nothing.
+      size_t k = j;
+      std::string joined;
+      while (k < all.size() && all[k]->doc == doc && (k == j || all[k]->first == all[k - 1]->end)) {
+        joined.append(all[k]->batch);
+        for (const auto& [agent, n] : all[k]->agents) add_agent(&agents, agent, n);
+        newest = std::max(newest, all[k]->time_ms);
+        ++k;
+      }
+      auto ins = db.cached("INSERT INTO log(doc, first_event, end_event, time_ms, batch) VALUES (?1, ?2, ?3, ?4, ?5)");
+      if (!ins.ok()) return ins.status();
+      sqlite::ScopedReset reset_ins(*ins);
+      (*ins)->bind(1, doc).bind(2, static_cast<int64_t>(all[j]->first)).bind(3, static_cast<int64_t>(all[k - 1]->end));
+      (*ins)->bind(4, all[k - 1]->time_ms).bind_blob(5, pack_blob(joined));
+      TANDEM_RETURN_IF_ERROR((*ins)->run());
+      j = k;
     }
     auto upd = db.cached("UPDATE documents SET events = ?1, updated_ms = ?2 WHERE id = ?3");
     if (!upd.ok()) return upd.status();
     sqlite::ScopedReset reset_upd(*upd);
-    (*upd)->bind(1, static_cast<int64_t>(d.pending)).bind(2, now).bind(3, d.id);
+    (*upd)->bind(1, static_cast<int64_t>(all[j - 1]->end)).bind(2, newest ? newest : now).bind(3, doc);
     TANDEM_RETURN_IF_ERROR((*upd)->run());
-    for (const auto& [agent, n] : d.agents) {
+    for (const auto& [agent, n] : agents) {
       auto a = db.cached(
           "INSERT INTO agents(doc, name, events) VALUES (?1, ?2, ?3) "
           "ON CONFLICT(doc, name) DO UPDATE SET events = events + excluded.events");
       if (!a.ok()) return a.status();
       sqlite::ScopedReset reset_a(*a);
-      (*a)->bind(1, d.id).bind_text(2, agent).bind(3, static_cast<int64_t>(n));
+      (*a)->bind(1, doc).bind_text(2, agent).bind(3, static_cast<int64_t>(n));
       TANDEM_RETURN_IF_ERROR((*a)->run());
     }
-    d.agents.clear();
-    d.checkpoint = d.pending;
-    d.checkpointed = steady;
-    d.dirty = false;
+    i = j;
   }
+  TANDEM_RETURN_IF_ERROR(db.exec("DELETE FROM journal"));
+  // Both are in the log now; the caller forgets the journal once this commit succeeds.
+  entries.clear();
+  folded_ = true;
   return Status::OK();
 }
 
@@ -431,10 +529,10 @@ void Store::Impl::commit_group(std::vector<Item>& group) {
   bool writes = false;
   for (const Item& it : group) writes = writes || it.kind != Item::kSync;
   if (writes) {
-    // The per-row cost of the log is most of a commit's: appends of one document that follow
-    // each other (each starts where the one before ended, nothing else of that document between
-    // them) go into one row. They succeed or fail together, as they would one by one.
-    std::unordered_map<std::string_view, size_t> open_row;  // doc -> its row's first item
+    // Appends of one document that follow each other (each starts where the one before ended,
+    // nothing else of that document between them) become one entry. They succeed or fail
+    // together, as they would one by one.
+    std::unordered_map<std::string_view, size_t> open_row;  // doc -> its entry's first item
     for (size_t i = 0; i < group.size(); ++i) {
       Item& it = group[i];
       it.row_last = i;
@@ -452,6 +550,9 @@ void Store::Impl::commit_group(std::vector<Item>& group) {
     Database& db = *writer_db;
     sqlite::Transaction txn(&db);
     Status group_error = txn.begun();
+    folded_ = false;
+    if (group_error.ok() && journal_stale) group_error = load_journal();
+    std::vector<JournalEntry> entries;  // this group's
     std::vector<Item*> rows;
     for (size_t i = 0; i < group.size() && group_error.ok(); ++i) {
       Item& it = group[i];
@@ -462,26 +563,47 @@ void Store::Impl::commit_group(std::vector<Item>& group) {
           if (group[j].kind == Item::kAppend && group[j].doc == it.doc && (j == i || group[j].merged)) rows.push_back(&group[j]);
         }
       }
-      group_error = do_item(it, rows, &results[i]);
+      group_error = do_item(it, rows, &entries, &results[i]);
       for (size_t k = 1; k < rows.size(); ++k) results[static_cast<size_t>(rows[k] - group.data())] = results[i];
     }
-    if (group_error.ok()) {
-      std::vector<std::string> forced;  // a snapshot checkpoints its document too
-      for (const Item& it : group) {
-        if (it.kind == Item::kSnapshot) forced.push_back(it.doc);
+    size_t entry_bytes = 0;
+    for (const auto& e : entries) entry_bytes += e.batch.size();
+    const bool fold_now = group_error.ok() && (!journal.empty() || !entries.empty()) &&
+                          ((!journal.empty() && std::chrono::steady_clock::now() - journal_since >= kFoldEvery) ||
+                           journal_bytes + entry_bytes >= kFoldBytes);
+    if (group_error.ok() && fold_now) {
+      group_error = fold(entries);
+    } else if (group_error.ok() && !entries.empty()) {
+      auto ins = db.cached("INSERT INTO journal(data) VALUES (?1)");
+      group_error = ins.status();
+      if (ins.ok()) {
+        sqlite::ScopedReset reset_ins(*ins);
+        (*ins)->bind_blob(1, encode_journal(entries));
+        group_error = (*ins)->run();
       }
-      group_error = flush_docs(forced, false);
     }
     if (group_error.ok()) group_error = txn.commit();
     if (!group_error.ok()) {
       txn.rollback();
       docs.clear();  // the view may hold what was just rolled back
+      journal_stale = true;
       for (size_t i = 0; i < group.size(); ++i) {
         if (group[i].kind != Item::kSync && results[i].ok()) results[i] = group_error;
       }
     } else {
       ++commits;
       for (auto& [name, d] : docs) d.events = d.pending;
+      if (folded_) {
+        journal.clear();
+        journal_bytes = 0;
+      }
+      if (!entries.empty()) {
+        if (journal.empty()) journal_since = std::chrono::steady_clock::now();
+        for (auto& e : entries) {
+          journal_bytes += e.batch.size();
+          journal.push_back(std::move(e));
+        }
+      }
     }
   }
   for (size_t i = 0; i < group.size(); ++i) {
@@ -510,11 +632,22 @@ void Store::Impl::run_writer() {
     {
       std::unique_lock<std::mutex> lock(mu);
       writer_idle = queue.empty();
-      cv.wait(lock, [&] { return stopping || !queue.empty(); });
+      // An idle writer folds the journal once it is due, so that readers find it short.
+      const bool due = !journal.empty() && !journal_stale;
+      if (due) {
+        cv.wait_until(lock, journal_since + kFoldEvery, [&] { return stopping || !queue.empty(); });
+      } else {
+        cv.wait(lock, [&] { return stopping || !queue.empty(); });
+      }
       writer_idle = false;
-      if (queue.empty()) {  // stopping, nothing left: the last checkpoints
+      if (queue.empty() && !stopping) {
         lock.unlock();
-        final_checkpoint();
+        final_fold();
+        continue;
+      }
+      if (queue.empty()) {  // stopping, nothing left: the journal goes into the log
+        lock.unlock();
+        final_fold();
         return;
       }
       // Let more appends join this commit, unless the store is closing.
@@ -527,16 +660,24 @@ void Store::Impl::run_writer() {
   }
 }
 
-void Store::Impl::final_checkpoint() {
-  bool any = false;
-  for (const auto& [name, d] : docs) any = any || d.dirty;
-  if (!any) return;
+void Store::Impl::final_fold() {
+  if (journal.empty() && !journal_stale) return;
   sqlite::Transaction txn(writer_db.get());
   Status st = txn.begun();
-  if (st.ok()) st = flush_docs({}, true);
+  folded_ = false;
+  if (st.ok() && journal_stale) st = load_journal();
+  std::vector<JournalEntry> none;
+  if (st.ok() && !journal.empty()) st = fold(none);
   if (st.ok()) st = txn.commit();
-  // A failure here loses nothing: readers count the log after the last checkpoint.
-  (void)st;
+  if (st.ok()) {
+    journal.clear();
+    journal_bytes = 0;
+    journal_stale = false;
+  } else {
+    // Nothing is lost: the journal stays, and readers and the next writer read it.
+    txn.rollback();
+    journal_stale = true;
+  }
 }
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -633,11 +774,30 @@ Status Store::sync() {
 }
 
 // ---- reads ----
+//
+// A document's log is its log table's rows plus its journal entries (see "the journal"), read in
+// one transaction so that a fold committed in between is seen whole or not at all.
 
 namespace {
 
-// The document's row id and the events its log holds.
-Result<std::pair<int64_t, uint64_t>> find_doc(Database& db, std::string_view name) {
+// One read transaction, ended when it goes out of scope.
+struct ReadTxn {
+  explicit ReadTxn(Database& d) : db(d), begun(d.exec("BEGIN")) {}
+  ~ReadTxn() {
+    if (begun.ok()) (void)db.exec("COMMIT");
+  }
+  Database& db;
+  Status begun;
+};
+
+struct Found {
+  int64_t id = 0;
+  uint64_t events = 0;                // in the log table and the journal
+  std::vector<JournalEntry> journal;  // the document's entries
+};
+
+// The document's row id, its journal entries and the events its log holds.
+Result<Found> find_doc(Database& db, std::string_view name, bool count_agents = false) {
   auto q = db.cached("SELECT id FROM documents WHERE name = ?1");
   if (!q.ok()) return q.status();
   sqlite::ScopedReset reset_q(*q);
@@ -645,48 +805,45 @@ Result<std::pair<int64_t, uint64_t>> find_doc(Database& db, std::string_view nam
   auto row = (*q)->step();
   if (!row.ok()) return row.status();
   if (!*row) return Status::NotFound("no document '" + std::string(name) + "'");
-  const int64_t id = (*q)->int64(0);
+  Found f;
+  f.id = (*q)->int64(0);
   (*q)->reset();
-  auto events = logged_end(db, id);
+  auto events = log_table_end(db, f.id);
   if (!events.ok()) return events.status();
-  return std::make_pair(id, *events);
+  f.events = *events;
+  TANDEM_RETURN_IF_ERROR(read_journal(db, f.id, count_agents, &f.journal));
+  for (const auto& e : f.journal) f.events = std::max(f.events, e.end);
+  return f;
 }
 
 }  // namespace
 
 Result<uint64_t> Store::logged_events(std::string_view doc) {
   std::lock_guard<std::mutex> lock(impl_->reader_mu);
+  ReadTxn txn(*impl_->reader_db);
+  TANDEM_RETURN_IF_ERROR(txn.begun);
   auto d = find_doc(*impl_->reader_db, doc);
   if (!d.ok()) return d.status();
-  return d->second;
+  return d->events;
 }
 
 Result<crdt::Doc> Store::load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) {
   std::lock_guard<std::mutex> lock(impl_->reader_mu);
   Database& db = *impl_->reader_db;
+  // The transaction first: it ends after the statements below are reset, whatever the way out.
+  ReadTxn txn(db);
+  TANDEM_RETURN_IF_ERROR(txn.begun);
   auto snaps = db.cached("SELECT events, data FROM snapshots WHERE doc = ?1 ORDER BY events DESC");
   if (!snaps.ok()) return snaps.status();
   sqlite::ScopedReset reset_snaps(*snaps);
   auto rows = db.cached("SELECT first_event, end_event, batch FROM log WHERE doc = ?1 AND end_event > ?2 ORDER BY first_event");
   if (!rows.ok()) return rows.status();
-  // Read everything in one transaction, so that a concurrent commit cannot slip in between; the
-  // statements are reset before it ends, whatever path leaves this function.
-  TANDEM_RETURN_IF_ERROR(db.exec("BEGIN"));
-  struct End {
-    Database& db;
-    Statement* a;
-    Statement* b;
-    ~End() {
-      a->reset();
-      b->reset();
-      (void)db.exec("COMMIT");
-    }
-  } end{db, *snaps, *rows};
+  sqlite::ScopedReset reset_rows(*rows);
   auto d = find_doc(db, doc);
   if (!d.ok()) return d.status();
   std::optional<crdt::Doc> replica;
   uint64_t base = 0;
-  (*snaps)->bind(1, d->first);
+  (*snaps)->bind(1, d->id);
   for (;;) {
     auto row = (*snaps)->step();
     if (!row.ok()) return row.status();
@@ -705,36 +862,41 @@ Result<crdt::Doc> Store::load(std::string_view doc, std::string_view agent, std:
                           "); using an older one and more of the log");
     }
   }
+  (*snaps)->reset();
   if (!replica) {
     auto st = crdt::Doc::ValidateAgent(agent);
     if (!st.ok()) return st;
     replica.emplace(agent);
   }
-  (*rows)->bind(1, d->first).bind(2, static_cast<int64_t>(base));
   uint64_t at = base;
+  // One log row or journal entry: its events from `at` on.
+  auto apply = [&](uint64_t first, uint64_t stop, std::string_view raw) -> Status {
+    if (stop <= at) return Status::OK();
+    if (first > at) return Status::Corruption("log of '" + std::string(doc) + "' has a gap at event " + num(at));
+    auto batch = codec::decode_ops_sequence(raw);
+    if (!batch.ok()) return batch.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
+    // A row that starts inside the snapshot: its first events are known and skipped by apply.
+    auto applied = replica->apply(*batch);
+    if (!applied.ok()) return applied.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
+    at = stop;
+    return Status::OK();
+  };
+  (*rows)->bind(1, d->id).bind(2, static_cast<int64_t>(base));
   for (;;) {
     auto row = (*rows)->step();
     if (!row.ok()) return row.status();
     if (!*row) break;
     const auto first = static_cast<uint64_t>((*rows)->int64(0));
     const auto stop = static_cast<uint64_t>((*rows)->int64(1));
-    if (first > at) return Status::Corruption("log of '" + std::string(doc) + "' has a gap at event " + num(at));
     auto raw = unpack_blob((*rows)->blob(2));
     if (!raw.ok()) return raw.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
-    auto batch = codec::decode_ops(*raw);
-    if (!batch.ok()) {
-      return batch.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
-    }
-    // A row that starts inside the snapshot: its first events are known and skipped by apply.
-    auto applied = replica->apply(*batch);
-    if (!applied.ok()) {
-      return applied.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
-    }
-    at = stop;
+    TANDEM_RETURN_IF_ERROR(apply(first, stop, *raw));
   }
-  if (replica->num_events() != d->second) {
+  (*rows)->reset();
+  for (const auto& e : d->journal) TANDEM_RETURN_IF_ERROR(apply(e.first, e.end, e.batch));
+  if (replica->num_events() != d->events) {
     return Status::Corruption("log of '" + std::string(doc) + "' rebuilds " + num(replica->num_events()) +
-                              " events; the document records " + num(d->second));
+                              " events; the document records " + num(d->events));
   }
   return std::move(*replica);
 }
@@ -742,14 +904,16 @@ Result<crdt::Doc> Store::load(std::string_view doc, std::string_view agent, std:
 Result<std::vector<LogRow>> Store::read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) {
   std::lock_guard<std::mutex> lock(impl_->reader_mu);
   Database& db = *impl_->reader_db;
-  auto d = find_doc(db, doc);
-  if (!d.ok()) return d.status();
+  ReadTxn txn(db);
+  TANDEM_RETURN_IF_ERROR(txn.begun);
   auto q = db.cached(
       "SELECT first_event, end_event, time_ms, batch FROM log WHERE doc = ?1 AND end_event > ?2 AND first_event < ?3 "
       "ORDER BY first_event");
   if (!q.ok()) return q.status();
   sqlite::ScopedReset reset_q(*q);
-  (*q)->bind(1, d->first).bind(2, static_cast<int64_t>(from_event));
+  auto d = find_doc(db, doc);
+  if (!d.ok()) return d.status();
+  (*q)->bind(1, d->id).bind(2, static_cast<int64_t>(from_event));
   (*q)->bind(3, static_cast<int64_t>(std::min<uint64_t>(to_event, INT64_MAX)));
   std::vector<LogRow> out;
   for (;;) {
@@ -758,22 +922,34 @@ Result<std::vector<LogRow>> Store::read_log(std::string_view doc, uint64_t from_
     if (!*row) break;
     auto raw = unpack_blob((*q)->blob(3));
     if (!raw.ok()) return raw.status().WithContext("log of '" + std::string(doc) + "'");
+    // A row of several batches (a fold) is handed out as one.
+    auto one = codec::decode_ops(*raw);
+    if (!one.ok()) {
+      auto joined = codec::decode_ops_sequence(*raw);
+      if (!joined.ok()) return joined.status().WithContext("log of '" + std::string(doc) + "'");
+      *raw = codec::encode_ops(*joined);
+    }
     out.push_back({static_cast<uint64_t>((*q)->int64(0)), static_cast<uint64_t>((*q)->int64(1)), (*q)->int64(2),
                    std::move(*raw)});
   }
   (*q)->reset();
+  for (auto& e : d->journal) {
+    if (e.end > from_event && e.first < to_event) out.push_back({e.first, e.end, e.time_ms, std::move(e.batch)});
+  }
   return out;
 }
 
 Result<std::vector<SnapshotInfo>> Store::snapshots(std::string_view doc) {
   std::lock_guard<std::mutex> lock(impl_->reader_mu);
   Database& db = *impl_->reader_db;
+  ReadTxn txn(db);
+  TANDEM_RETURN_IF_ERROR(txn.begun);
   auto d = find_doc(db, doc);
   if (!d.ok()) return d.status();
   auto q = db.cached("SELECT events, time_ms, length(data) FROM snapshots WHERE doc = ?1 ORDER BY events DESC");
   if (!q.ok()) return q.status();
   sqlite::ScopedReset reset_q(*q);
-  (*q)->bind(1, d->first);
+  (*q)->bind(1, d->id);
   std::vector<SnapshotInfo> out;
   for (;;) {
     auto row = (*q)->step();
@@ -787,7 +963,9 @@ Result<std::vector<SnapshotInfo>> Store::snapshots(std::string_view doc) {
 
 namespace {
 
-Status fill_info(Database& db, int64_t id, DocInfo* info, bool with_agents) {
+// The documents row and the agents table describe the log table; `journal` (the document's
+// entries, with their agents) adds the rest.
+Status fill_info(Database& db, int64_t id, const std::vector<JournalEntry>& journal, DocInfo* info, bool with_agents) {
   auto q = db.cached(
       "SELECT name, events, created_ms, updated_ms,"
       " (SELECT count(*) FROM log WHERE doc = d.id), (SELECT coalesce(sum(length(batch)), 0) FROM log WHERE doc = d.id),"
@@ -806,6 +984,12 @@ Status fill_info(Database& db, int64_t id, DocInfo* info, bool with_agents) {
   info->log_bytes = static_cast<uint64_t>((*q)->int64(5));
   info->snapshots = static_cast<uint32_t>((*q)->int64(6));
   (*q)->reset();
+  for (const auto& e : journal) {
+    info->events = std::max(info->events, e.end);
+    info->updated_ms = std::max(info->updated_ms, e.time_ms);
+    ++info->log_rows;
+    info->log_bytes += e.batch.size();
+  }
   auto s = db.cached("SELECT events, time_ms, length(data) FROM snapshots WHERE doc = ?1 ORDER BY events DESC LIMIT 1");
   if (!s.ok()) return s.status();
   sqlite::ScopedReset reset_s(*s);
@@ -818,52 +1002,27 @@ Status fill_info(Database& db, int64_t id, DocInfo* info, bool with_agents) {
     info->snapshot_bytes = static_cast<uint64_t>((*s)->int64(2));
   }
   (*s)->reset();
-  // The checkpoint, plus the rows after it.
-  const uint64_t checkpoint = info->events;
-  auto logged = logged_end(db, id);
-  if (!logged.ok()) return logged.status();
-  info->events = *logged;
-  std::vector<std::pair<std::string, uint64_t>> tail;
-  if (*logged > checkpoint) TANDEM_RETURN_IF_ERROR(count_agents(db, id, checkpoint, &tail, &info->updated_ms));
   if (with_agents) {
     auto a = db.cached("SELECT name, events FROM agents WHERE doc = ?1 ORDER BY name");
     if (!a.ok()) return a.status();
     sqlite::ScopedReset reset_a(*a);
     (*a)->bind(1, id);
+    AgentCounts agents;
     for (;;) {
       row = (*a)->step();
       if (!row.ok()) return row.status();
       if (!*row) break;
-      info->agents.emplace_back(std::string((*a)->text(0)), static_cast<uint64_t>((*a)->int64(1)));
+      agents.emplace_back(std::string((*a)->text(0)), static_cast<uint64_t>((*a)->int64(1)));
     }
     (*a)->reset();
-    for (const auto& [agent, n] : tail) {
-      auto it = std::find_if(info->agents.begin(), info->agents.end(), [&](const auto& x) { return x.first == agent; });
-      if (it == info->agents.end()) {
-        info->agents.emplace_back(agent, n);
-      } else {
-        it->second += n;
-      }
+    for (const auto& e : journal) {
+      for (const auto& [agent, n] : e.agents) add_agent(&agents, agent, n);
     }
-    std::sort(info->agents.begin(), info->agents.end());
+    std::sort(agents.begin(), agents.end());
+    info->agents = std::move(agents);
   }
   return Status::OK();
 }
-
-}  // namespace
-
-namespace {
-
-// One read transaction for what follows (a checkpoint committed in between would be counted
-// twice), ended when it goes out of scope.
-struct ReadTxn {
-  explicit ReadTxn(Database& d) : db(d), begun(d.exec("BEGIN")) {}
-  ~ReadTxn() {
-    if (begun.ok()) (void)db.exec("COMMIT");
-  }
-  Database& db;
-  Status begun;
-};
 
 }  // namespace
 
@@ -872,6 +1031,10 @@ Result<std::vector<DocInfo>> Store::list() {
   Database& db = *impl_->reader_db;
   ReadTxn txn(db);
   TANDEM_RETURN_IF_ERROR(txn.begun);
+  std::vector<JournalEntry> journal;
+  TANDEM_RETURN_IF_ERROR(read_journal(db, 0, true, &journal));
+  std::unordered_map<int64_t, std::vector<JournalEntry>> by_doc;
+  for (auto& e : journal) by_doc[e.doc].push_back(std::move(e));
   auto q = db.prepare("SELECT id FROM documents ORDER BY name");
   if (!q.ok()) return q.status();
   std::vector<int64_t> ids;
@@ -881,8 +1044,9 @@ Result<std::vector<DocInfo>> Store::list() {
     if (!*row) break;
     ids.push_back((*q)->int64(0));
   }
+  q->reset();
   std::vector<DocInfo> out(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) TANDEM_RETURN_IF_ERROR(fill_info(db, ids[i], &out[i], true));
+  for (size_t i = 0; i < ids.size(); ++i) TANDEM_RETURN_IF_ERROR(fill_info(db, ids[i], by_doc[ids[i]], &out[i], true));
   return out;
 }
 
@@ -891,10 +1055,10 @@ Result<DocInfo> Store::info(std::string_view doc) {
   Database& db = *impl_->reader_db;
   ReadTxn txn(db);
   TANDEM_RETURN_IF_ERROR(txn.begun);
-  auto d = find_doc(db, doc);
+  auto d = find_doc(db, doc, true);
   if (!d.ok()) return d.status();
   DocInfo info;
-  TANDEM_RETURN_IF_ERROR(fill_info(db, d->first, &info, true));
+  TANDEM_RETURN_IF_ERROR(fill_info(db, d->id, d->journal, &info, true));
   return info;
 }
 

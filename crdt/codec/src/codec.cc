@@ -23,9 +23,11 @@ using Packer = msgpack::packer<StringSink>;
 // Objects reference the input buffer instead of copying strings.
 bool reference_buffer(msgpack::type::object_type, std::size_t, void*) { return true; }
 
-// Unpacks exactly one msgpack object filling all of `bytes`, with limits that make any container
-// header claiming more elements than there are bytes fail before allocation.
-Status unpack_one(std::string_view bytes, size_t depth, const DecodeLimits& limits, msgpack::object_handle* oh) {
+// Unpacks exactly one msgpack object filling all of `bytes` (or, with `consumed`, its first
+// object, whose size is stored there), with limits that make any container header claiming more
+// elements than there are bytes fail before allocation.
+Status unpack_one(std::string_view bytes, size_t depth, const DecodeLimits& limits, msgpack::object_handle* oh,
+                  size_t* consumed = nullptr) {
   if (bytes.size() > limits.max_bytes) {
     return Status::ResourceExhausted("message of " + num(bytes.size()) + " bytes exceeds the limit of " +
                                      num(limits.max_bytes));
@@ -42,6 +44,10 @@ Status unpack_one(std::string_view bytes, size_t depth, const DecodeLimits& limi
     return Status::Corruption("msgpack truncated");
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("not msgpack: ") + e.what());
+  }
+  if (consumed) {
+    *consumed = off;
+    return Status::OK();
   }
   if (off != bytes.size()) return Status::Corruption("trailing bytes after the msgpack message");
   return Status::OK();
@@ -155,9 +161,12 @@ std::string encode_ops(const OpBatch& batch) {
   return out;
 }
 
-Result<OpBatch> decode_ops(std::string_view bytes, const DecodeLimits& limits) {
+namespace {
+
+// The op batch at the start of `bytes`; with `consumed`, bytes may follow it.
+Result<OpBatch> decode_one_batch(std::string_view bytes, const DecodeLimits& limits, size_t* consumed) {
   msgpack::object_handle oh;
-  TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 4, limits, &oh));
+  TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 4, limits, &oh, consumed));
   const msgpack::object* top;
   uint32_t ntop;
   if (!as_array(oh.get(), &top, &ntop) || ntop != 3) return bad_bytes("op batch: expected [format, agents, runs]");
@@ -210,6 +219,28 @@ Result<OpBatch> decode_ops(std::string_view bytes, const DecodeLimits& limits) {
     }
   }
   return batch;
+}
+
+}  // namespace
+
+Result<OpBatch> decode_ops(std::string_view bytes, const DecodeLimits& limits) {
+  return decode_one_batch(bytes, limits, nullptr);
+}
+
+Result<OpBatch> decode_ops_sequence(std::string_view bytes, const DecodeLimits& limits) {
+  if (bytes.empty()) return Status::Corruption("empty message");
+  OpBatch all;
+  while (!bytes.empty()) {
+    size_t used = 0;
+    auto one = decode_one_batch(bytes, limits, &used);
+    if (!one.ok()) return one.status();
+    if (all.runs.size() + one->runs.size() > limits.max_runs) {
+      return Status::ResourceExhausted("op batches with over " + num(limits.max_runs) + " runs");
+    }
+    for (auto& r : one->runs) all.runs.push_back(std::move(r));
+    bytes.remove_prefix(used);
+  }
+  return all;
 }
 
 // ---- versions ---------------------------------------------------------------------------------

@@ -12,9 +12,13 @@
 // the last commits before a power loss may be lost, though they were reported durable.
 //
 // The log. Each document's events are numbered 0, 1, 2, ... in the order the server integrated
-// them. A log row holds the events [first_event, end_event) as one encoded op batch, with the time
-// it was committed, so any range of history is read without decoding the rest. Rows of one
-// document tile its numbering without gaps or overlaps (append checks it in the transaction).
+// them. A log row holds the events [first_event, end_event) as encoded op batches (one, or several
+// one after the other), with the time they were committed, so any range of history is read
+// without decoding the rest. Rows of one document tile its numbering without gaps or overlaps
+// (append checks it in the transaction). A commit writes its appends, for all documents, as one
+// row of a journal; about once a second the journal is folded into per-document log rows (see
+// store.cc), so that a commit's cost does not grow with the documents it touches. Readers see
+// log and journal together; read_log hands out each row as one batch.
 //
 // Snapshots hold a whole replica (codec::save) and the number of events it covers. Loading a
 // document takes its newest snapshot that decodes, plus the log rows after it.
@@ -43,7 +47,7 @@ using crdt::Result;
 using crdt::Status;
 
 // The schema this build writes; it refuses files from a newer one.
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 // PRAGMA application_id of Tandem databases ("TNDM").
 inline constexpr int32_t kApplicationId = 0x544E444D;
 
@@ -144,7 +148,7 @@ class Store {
   struct Stats {
     uint64_t commits = 0;
     uint64_t batches = 0;  // appends committed
-    uint64_t rows = 0;     // log rows they took (consecutive appends of a document share one)
+    uint64_t rows = 0;     // journal entries they took (consecutive appends of a document share one)
     uint64_t events = 0;
     uint64_t failed = 0;   // writes reported failed
   };
