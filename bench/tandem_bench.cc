@@ -224,12 +224,14 @@ struct StoreRow {
 // (window 1: each waits for the previous; a server's clients do not wait, so its documents have
 // many). One driver thread serves them all, as a server's event loop would (a thread per writer
 // measures the kernel's scheduler instead).
-StoreRow bench_writers(const std::string& dir, int writers, int batch, int window, double seconds, storage::Durability d) {
+StoreRow bench_writers(const std::string& dir, int writers, int batch, int window, double seconds, storage::Durability d,
+                       std::chrono::microseconds interval) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   storage::StoreOptions o;
   o.path = dir + "/bench.db";
   o.durability = d;
+  o.commit_interval = interval;
   auto store = storage::Store::open(o);
   if (!store.ok()) die(store.status().ToString());
   struct Writer {
@@ -309,6 +311,7 @@ StoreRow bench_writers(const std::string& dir, int writers, int batch, int windo
 int cmd_store(int argc, char** argv) {
   std::vector<int> writer_counts = {1, 10, 100};
   int batch = 10, runs = 3, window = 1;
+  auto interval = storage::StoreOptions{}.commit_interval;
   double seconds = 3;
   bool normal = false;
   std::string trace_file, dir = (std::filesystem::temp_directory_path() / "tandem-bench-store").string();
@@ -332,6 +335,8 @@ int cmd_store(int argc, char** argv) {
       seconds = std::atof(next().c_str());
     } else if (a == "--window") {
       window = std::max(1, std::atoi(next().c_str()));
+    } else if (a == "--commit-interval-us") {
+      interval = std::chrono::microseconds(std::max(0, std::atoi(next().c_str())));
     } else if (a == "--runs") {
       runs = std::max(1, std::atoi(next().c_str()));
     } else if (a == "--durability") {
@@ -343,7 +348,7 @@ int cmd_store(int argc, char** argv) {
     } else if (a == "--help" || a == "-h") {
       std::printf(
           "usage: tandem-bench store [--writers 1,10,100] [--batch K] [--window B] [--seconds S] [--runs N]\n"
-          "                          [--durability full|normal] [--trace FILE] [--dir DIR]\n"
+          "                          [--durability full|normal] [--commit-interval-us U] [--trace FILE] [--dir DIR]\n"
           "  Durable append throughput: W writers, each appending batches of K typed characters to its\n"
           "  own document with up to B of them not yet durable (default 1: each waits for the one\n"
           "  before); ops/s, commits/s, batches and log rows per commit and acknowledgement latency,\n"
@@ -356,12 +361,12 @@ int cmd_store(int argc, char** argv) {
     }
   }
   const auto d = normal ? storage::Durability::kNormal : storage::Durability::kFull;
-  std::printf("%-8s %12s %12s %14s %12s %10s %10s %12s   (batches of %d ops, %d in flight each, %s, median of %d x %.0f s)\n",
+  std::printf("%-8s %12s %12s %14s %12s %10s %10s %12s   (batches of %d ops, %d in flight each, %s, commit interval %lld us, median of %d x %.0f s)\n",
               "writers", "ops/s", "commits/s", "batches/commit", "rows/commit", "ack p50 ms", "ack p99 ms", "bytes/op",
-              batch, window, normal ? "NORMAL" : "FULL", runs, seconds);
+              batch, window, normal ? "NORMAL" : "FULL", static_cast<long long>(interval.count()), runs, seconds);
   for (int w : writer_counts) {
     std::vector<StoreRow> rs;
-    for (int r = 0; r < runs; ++r) rs.push_back(bench_writers(dir, w, batch, window, seconds, d));
+    for (int r = 0; r < runs; ++r) rs.push_back(bench_writers(dir, w, batch, window, seconds, d, interval));
     auto med = [&](double StoreRow::*f) {
       std::vector<double> v;
       for (const auto& x : rs) v.push_back(x.*f);

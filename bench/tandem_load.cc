@@ -72,6 +72,7 @@ struct Options {
   int connect_parallel = 200;
   bool idle = false;
   bool floor = false;  // the server is bench/floor-relay: no HELLO, WELCOME or ACK
+  double probe = 0;    // > 0: two more clients on a document of their own, each typing this often
   bool json = false;
   int server_pid = 0;
   uint64_t seed = 0;
@@ -94,6 +95,9 @@ struct Options {
   --settle T             idle: seconds to wait after all connected (5)
   --connect-timeout T    seconds for all connections to be synced (120)
   --connect-parallel N   connection attempts in flight at once (200)
+  --probe R              two more clients on a quiet document of their own, each typing R edits
+                         per second; their edit-to-peer latency is reported apart ("probe"):
+                         what a busy server does to a document that is not busy
   --floor                the server is bench/floor-relay (it forwards frames and nothing else):
                          send no HELLO, count a connection synced once upgraded, expect no ACK
   --server-pid PID       read the server's CPU time and memory from /proc/PID
@@ -257,15 +261,18 @@ class Load {
     char tag[16];
     std::snprintf(tag, sizeof tag, "%06x", static_cast<unsigned>(rng_() & 0xffffff));
     tag_ = tag;
-    docs_.resize(static_cast<size_t>(opt_.docs));
-    conns_.resize(static_cast<size_t>(opt_.clients));
-    for (int i = 0; i < opt_.clients; ++i) {
+    const int probes = opt_.probe > 0 ? 2 : 0;
+    total_ = opt_.clients + probes;
+    probe_doc_ = probes ? opt_.docs : -1;
+    docs_.resize(static_cast<size_t>(opt_.docs + (probes ? 1 : 0)));
+    conns_.resize(static_cast<size_t>(total_));
+    for (int i = 0; i < total_; ++i) {
       auto& c = conns_[static_cast<size_t>(i)];
       c = std::make_unique<Conn>();
       c->load = this;
       c->index = i;
-      c->doc = i % opt_.docs;
-      c->slot = i / opt_.docs;
+      c->doc = i < opt_.clients ? i % opt_.docs : probe_doc_;
+      c->slot = i < opt_.clients ? i / opt_.docs : i - opt_.clients;
       c->agent = "load-" + std::to_string(i);
       c->text_pos = rng_() % kText.size();
       docs_[static_cast<size_t>(c->doc)].members.push_back(i);
@@ -353,6 +360,11 @@ class Load {
     r["latency_ms"] = {{"p50", round_to(lat_.quantile_ms(0.5), 3)},  {"p90", round_to(lat_.quantile_ms(0.9), 3)},
                        {"p99", round_to(lat_.quantile_ms(0.99), 3)}, {"max", round_to(lat_.max_ms(), 3)},
                        {"mean", round_to(lat_.mean_ms(), 3)},        {"samples", lat_.count()}};
+    if (probe_doc_ >= 0) {
+      r["probe"] = {{"rate", opt_.probe}, {"p50", round_to(probe_lat_.quantile_ms(0.5), 3)},
+                    {"p99", round_to(probe_lat_.quantile_ms(0.99), 3)}, {"max", round_to(probe_lat_.max_ms(), 3)},
+                    {"samples", probe_lat_.count()}, {"undelivered", probe_expected_ - probe_observed_}};
+    }
     r["ack_latency_ms"] = {{"p50", round_to(ack_.quantile_ms(0.5), 3)},
                            {"p99", round_to(ack_.quantile_ms(0.99), 3)},
                            {"max", round_to(ack_.max_ms(), 3)},
@@ -522,15 +534,15 @@ class Load {
 
   void connect_all() {
     pump_connects();
-    while (synced_ + connect_failed_ < opt_.clients && now_s() < opt_.connect_timeout) run_for(0.05);
-    if (synced_ + connect_failed_ < opt_.clients) {
-      connect_failed_ = opt_.clients - synced_;
+    while (synced_ + connect_failed_ < total_ && now_s() < opt_.connect_timeout) run_for(0.05);
+    if (synced_ + connect_failed_ < total_) {
+      connect_failed_ = total_ - synced_;
       std::fprintf(stderr, "tandem-load: %d of %d connections not synced after %.0f s\n", connect_failed_,
-                   opt_.clients, opt_.connect_timeout);
+                   total_, opt_.connect_timeout);
     }
   }
   void pump_connects() {
-    while (connecting_ < opt_.connect_parallel && next_connect_ < opt_.clients) {
+    while (connecting_ < opt_.connect_parallel && next_connect_ < total_) {
       ++connecting_;
       open(*conns_[static_cast<size_t>(next_connect_++)]);
     }
@@ -553,6 +565,12 @@ class Load {
     last_tick_due_ += 1000;
     if (in_window_) loop_.add(now - last_tick_due_);
     type_due(now);
+    // The probe's two clients type in turn, each at --probe edits per second.
+    if (probe_doc_ >= 0 && now >= next_probe_us_) {
+      Conn& c = *conns_[static_cast<size_t>(opt_.clients + static_cast<int>(probe_turn_++ % 2))];
+      if (c.synced) type_one(c, now);
+      next_probe_us_ = std::max(next_probe_us_ + static_cast<int64_t>(1e6 / (2 * opt_.probe)), now - 1000000);
+    }
     if (now - last_tick_due_ > 1000) last_tick_due_ = now;  // do not try to catch up with ticks
   }
   void type_due(int64_t now) {
@@ -590,6 +608,12 @@ class Load {
   std::vector<DocModel> docs_;
   std::vector<int> order_;
   int64_t last_tick_due_ = 0;
+  int total_ = 0;        // connections, with the probe's
+  int probe_doc_ = -1;   // the probe's document, or -1
+  uint64_t probe_turn_ = 0;
+  int64_t next_probe_us_ = 0;
+  uint64_t probe_expected_ = 0, probe_observed_ = 0;
+  Histogram probe_lat_;
   uint64_t issued_ = 0;
   int next_connect_ = 0, connecting_ = 0, synced_ = 0;
   bool counting_ = false, typing_ = false, in_window_ = false, stopping_ = false;
@@ -644,7 +668,9 @@ void Load::type_one(Conn& c, int64_t now) {
   d.last_client = c.index;
   d.last_seq = run.seq;
   c.sent_us.push_back(now);
-  if (now >= static_cast<int64_t>(win_start_ * 1e6) && now < static_cast<int64_t>(win_end_ * 1e6)) {
+  if (c.doc == probe_doc_) {
+    if (window_sent(now)) probe_expected_ += d.members.size() - 1;
+  } else if (now >= static_cast<int64_t>(win_start_ * 1e6) && now < static_cast<int64_t>(win_end_ * 1e6)) {
     ++win_edits_;
     if (insert) ++win_inserts_;
     win_expected_ += d.members.size() - 1;
@@ -668,7 +694,7 @@ void Load::on_ops(Conn& c, const proto::Ops& m) {
     int author = -1;
     const char* first = run.agent.data() + 5;
     auto [end, ec] = std::from_chars(first, run.agent.data() + run.agent.size(), author);
-    if (ec != std::errc() || end != run.agent.data() + run.agent.size() || author < 0 || author >= opt_.clients) continue;
+    if (ec != std::errc() || end != run.agent.data() + run.agent.size() || author < 0 || author >= total_) continue;
     if (author == c.index) continue;
     const Conn& a = *conns_[static_cast<size_t>(author)];
     if (a.doc != c.doc) {
@@ -676,9 +702,17 @@ void Load::on_ops(Conn& c, const proto::Ops& m) {
       continue;
     }
     uint32_t& seen = c.seen[static_cast<size_t>(a.slot)];
+    const bool probe = c.doc == probe_doc_;
     for (uint32_t s = std::max(seen, run.seq); s < run.seq + run.len && s < a.sent_us.size(); ++s) {
-      if (window_now) ++deliveries_in_window_;
       const int64_t sent = a.sent_us[s];
+      if (probe) {
+        if (window_sent(sent)) {
+          ++probe_observed_;
+          probe_lat_.add(now - sent);
+        }
+        continue;
+      }
+      if (window_now) ++deliveries_in_window_;
       if (window_sent(sent)) {
         ++win_observed_;
         lat_.add(now - sent);
@@ -960,6 +994,11 @@ void print_text(const nlohmann::json& r) {
     kv("latency ms p50/p90/p99/max", s(l["p50"]) + " / " + s(l["p90"]) + " / " + s(l["p99"]) + " / " + s(l["max"]) +
                                          " (" + s(l["samples"]) + " samples)");
     const auto& a = r["ack_latency_ms"];
+    if (r.contains("probe")) {
+      const auto& p = r["probe"];
+      kv("probe (quiet doc) ms p50/p99", s(p["p50"]) + " / " + s(p["p99"]) + " / max " + s(p["max"]) + " (" +
+                                             s(p["samples"]) + " samples, undelivered " + s(p["undelivered"]) + ")");
+    }
     kv("durable ack ms p50/p99/max", s(a["p50"]) + " / " + s(a["p99"]) + " / " + s(a["max"]));
     kv("server CPU", s(r["server_cpu_s"]) + " s (" + s(r.value("server_cpu_util", nlohmann::json())) + " of a core), " +
                          s(r.value("server_us_per_edit", nlohmann::json())) + " us/edit");
@@ -1015,6 +1054,7 @@ int main(int argc, char** argv) {
     else if (a == "--seed") o.seed = static_cast<uint64_t>(num(0, 1e18));
     else if (a == "--idle") o.idle = true;
     else if (a == "--floor") o.floor = true;
+    else if (a == "--probe") o.probe = num(0.001, 1000);
     else if (a == "--json") o.json = true;
     else {
       std::fprintf(stderr, "tandem-load: unknown argument %s\n", a.c_str());

@@ -296,13 +296,14 @@ void Room::contain(const char* where, const std::exception& e, const std::shared
 void Room::schedule_flush() {
   if (flush_posted_) return;
   flush_posted_ = true;
-  if (thread_.pace_us_per_session > 0) {
+  const int64_t pace = thread_.pace_us_per_session.load(std::memory_order_relaxed);
+  if (pace > 0) {
     // Each broadcast costs a send per session: while the thread is short of time, a room of n
     // sessions broadcasts at most every n * pace (IoThread), so that fan-out shrinks to what
     // the CPU can carry instead of the backlog growing without bound.
     const auto gap = std::min<Clock::duration>(
         srv_.opt.max_broadcast_delay,
-        std::chrono::microseconds(thread_.pace_us_per_session * static_cast<int64_t>(sessions_.size())));
+        std::chrono::microseconds(pace * static_cast<int64_t>(sessions_.size())));
     if (Clock::now() < last_flush_ + gap) {
       pace_.expires_at(last_flush_ + gap);
       pace_.async_wait([self = shared_from_this()](boost::system::error_code) { self->flush(); });

@@ -77,8 +77,8 @@ struct IoThread {
   // n sessions broadcasts at most once per n * pace_us_per_session. Set by the thread's probe
   // (server.cc) from its own CPU use: it grows while the thread works more than three quarters
   // of the time (or runs late), and shrinks to nothing below three fifths. Only this thread
-  // reads it.
-  int64_t pace_us_per_session = 0;
+  // writes it (the metrics read it from the others).
+  std::atomic<int64_t> pace_us_per_session{0};
 
   // The end of a round, on this thread: once the handlers already waiting have run, the rooms
   // given to defer_broadcast broadcast what they integrated, then the sessions given to

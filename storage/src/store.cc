@@ -287,11 +287,18 @@ struct Store::Impl {
   std::unique_ptr<Database> reader_db;  // under reader_mu
   std::mutex reader_mu;
 
+  // Appends come from every I/O thread: they are pushed on a lock-free stack (newest first), so
+  // that no lock is shared on the way of an edit. The mutex and condition variable only put the
+  // writer to sleep when it has nothing to do, and wake it.
+  struct Node {
+    Item item;
+    Node* next;
+  };
+  std::atomic<Node*> inbox{nullptr};
+  std::atomic<bool> writer_idle{false};  // asleep for lack of work: the next enqueue wakes it
+  std::atomic<bool> stopping{false};
   std::mutex mu;
   std::condition_variable cv;
-  std::vector<Item> queue;
-  bool stopping = false;
-  bool writer_idle = false;  // waiting for work (not pacing): only then does enqueue wake it
   std::thread writer;
 
   // The writer's view of each document it has touched: its row id and how many events its log
@@ -316,17 +323,31 @@ struct Store::Impl {
   std::atomic<uint64_t> commits{0}, batches{0}, rows{0}, events{0}, failed{0};
 
   void enqueue(Item item) {
-    bool wake;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      queue.push_back(std::move(item));
-      wake = writer_idle;
-      writer_idle = false;
+    Node* n = new Node{std::move(item), inbox.load(std::memory_order_relaxed)};
+    // Sequentially consistent with the writer's "writer_idle = true, then look at the inbox".
+    while (!inbox.compare_exchange_weak(n->next, n)) {
     }
     // A pacing writer picks the item up when its interval ends; waking it for every append
     // would cost a context switch each.
-    if (wake) cv.notify_one();
+    if (writer_idle.load() && writer_idle.exchange(false)) wake();
   }
+  void wake() {
+    std::lock_guard<std::mutex> lock(mu);
+    cv.notify_one();
+  }
+  // Everything enqueued so far, oldest first, appended to *out.
+  void take(std::vector<Item>* out) {
+    Node* n = inbox.exchange(nullptr, std::memory_order_acquire);
+    const size_t first = out->size();
+    while (n) {
+      out->push_back(std::move(n->item));
+      Node* next = n->next;
+      delete n;
+      n = next;
+    }
+    std::reverse(out->begin() + static_cast<std::ptrdiff_t>(first), out->end());
+  }
+  bool inbox_empty() const { return inbox.load() == nullptr; }
 
   void run_writer();
   void final_fold();
@@ -629,31 +650,30 @@ void Store::Impl::run_writer() {
   std::vector<Item> group;
   auto last_start = std::chrono::steady_clock::now() - options.commit_interval;
   for (;;) {
-    {
+    if (inbox_empty()) {
       std::unique_lock<std::mutex> lock(mu);
-      writer_idle = queue.empty();
+      writer_idle = true;
+      // writer_idle is cleared by the enqueue that wakes the writer (under mu), or here.
+      auto awake = [&] { return stopping.load() || !inbox_empty(); };
       // An idle writer folds the journal once it is due, so that readers find it short.
-      const bool due = !journal.empty() && !journal_stale;
-      if (due) {
-        cv.wait_until(lock, journal_since + kFoldEvery, [&] { return stopping || !queue.empty(); });
+      if (!journal.empty() && !journal_stale) {
+        cv.wait_until(lock, journal_since + kFoldEvery, awake);
       } else {
-        cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        cv.wait(lock, awake);
       }
       writer_idle = false;
-      if (queue.empty() && !stopping) {
-        lock.unlock();
-        final_fold();
-        continue;
-      }
-      if (queue.empty()) {  // stopping, nothing left: the journal goes into the log
-        lock.unlock();
-        final_fold();
-        return;
-      }
-      // Let more appends join this commit, unless the store is closing.
-      cv.wait_until(lock, last_start + options.commit_interval, [&] { return stopping; });
-      group.swap(queue);
     }
+    if (inbox_empty()) {
+      final_fold();
+      if (stopping) return;  // nothing left: the journal went into the log
+      continue;
+    }
+    // Let more appends join this commit, unless the store is closing.
+    if (!stopping) {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait_until(lock, last_start + options.commit_interval, [&] { return stopping.load(); });
+    }
+    take(&group);
     last_start = std::chrono::steady_clock::now();
     commit_group(group);
     group.clear();
@@ -708,6 +728,9 @@ Store::~Store() {
   }
   impl_->cv.notify_all();
   if (impl_->writer.joinable()) impl_->writer.join();
+  // A read-only store has no writer; anything enqueued (refused at once) is not there.
+  std::vector<Item> left;
+  impl_->take(&left);
 }
 
 const std::string& Store::path() const { return impl_->options.path; }

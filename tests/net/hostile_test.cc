@@ -323,6 +323,9 @@ TEST_CASE("hostile: a client that stops reading is dropped and does not slow the
   o.max_queue_bytes = 1 << 20;
   o.max_frame_bytes = 2 << 20;
   o.max_messages_per_second = 100000;
+  // The slow client reads its ERROR and close only after the writer is done; the server waits
+  // for the close to be answered this long (under ThreadSanitizer the writing takes ~20 s).
+  o.handshake_timeout = std::chrono::seconds(60);
   ServerFixture s(o);
   auto writer = tandem::testing::make_client(s.url("busy"), "writer");
   auto reader = tandem::testing::make_client(s.url("busy"), "reader");

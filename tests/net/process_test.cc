@@ -14,6 +14,7 @@
 #include "storage/store.h"
 #include "support/random_edits.h"
 #include "support/temp_dir.h"
+#include "support/test_threads.h"
 
 using namespace std::chrono_literals;
 using tandem::crdt::Version;
@@ -35,8 +36,9 @@ class ServeProcess {
       close(fds[0]);
       close(fds[1]);
       const std::string p = std::to_string(port);
+      const std::string threads = std::to_string(tandem::testing::test_threads());
       execl(TANDEM_BIN, "tandem", "serve", "--port", p.c_str(), "--data", data.c_str(), "--room-grace-ms", "200",
-            "--quiet", "1", "--threads", "2", nullptr);
+            "--quiet", "1", "--threads", threads.c_str(), nullptr);
       _exit(127);
     }
     close(fds[1]);

@@ -5,6 +5,7 @@
 #include "net/client.h"
 #include "net/server.h"
 #include "crdt/utf8.h"
+#include "support/test_threads.h"
 #include "support/random_edits.h"
 
 using namespace std::chrono_literals;
@@ -20,7 +21,7 @@ namespace {
 struct TestServer {
   explicit TestServer(ServerOptions o = {}) {
     o.port = 0;
-    o.threads = 2;
+    o.threads = tandem::testing::test_threads();
     o.log_quiet = true;
     store = tandem::net::make_memory_store();
     server = std::make_unique<Server>(o, store.get());

@@ -22,6 +22,7 @@
 #include "net/client.h"
 #include "net/server.h"
 #include "storage/store.h"
+#include "support/test_threads.h"
 
 namespace tandem::testing {
 
@@ -51,7 +52,7 @@ struct ServerFixture {
   explicit ServerFixture(net::ServerOptions o = {}, net::DocStore* store = nullptr) {
     o.host = "127.0.0.1";
     o.port = 0;
-    if (o.threads == 0) o.threads = 2;
+    if (o.threads == 0) o.threads = test_threads();
     o.log_quiet = !std::getenv("TANDEM_TEST_LOGS");
     if (!store) {
       owned = net::make_memory_store();

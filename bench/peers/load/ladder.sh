@@ -36,6 +36,8 @@ GEN_CPU=1
 GEN_NODE_OPTS="--max-old-space-size=8192"
 CONNECT_TIMEOUT=300
 DRY_RUN=0
+PROBE=""
+REPEAT=1
 
 usage() {
   cat <<EOF
@@ -54,6 +56,9 @@ usage: bash ladder.sh [options]
   --out FILE          JSON lines file to append to (default bench/peers/load/results-DATE.jsonl)
   --server-cpu N      CPU for the server (default $SERVER_CPU)
   --gen-cpu N         CPU for the load generator (default $GEN_CPU)
+  --probe R           tandem and floor: two more clients on a quiet document, R edits/s each,
+                      their latency reported apart (tandem-load --probe)
+  --repeat N          run every step N times (default 1), servers taking turns
   --dry-run           print the commands and checks, run nothing
   -h, --help          this text
 EOF
@@ -76,6 +81,8 @@ while [ $# -gt 0 ]; do
     --server-cpu) SERVER_CPU="${2:?}"; shift 2 ;;
     --gen-cpu) GEN_CPU="${2:?}"; shift 2 ;;
     --dry-run) DRY_RUN=1; shift ;;
+    --probe) PROBE="${2:?}"; shift 2 ;;
+    --repeat) REPEAT="${2:?}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -132,6 +139,7 @@ gen_cmd() { # server args...
     done
     GEN_CMD=("$TANDEM_LOAD" "${a[@]}")
     [ "$s" = floor ] && GEN_CMD+=(--floor)
+    [ -n "$PROBE" ] && [ "$mode_now" = load ] && GEN_CMD+=(--probe "$PROBE")
   else
     GEN_CMD=(node $GEN_NODE_OPTS "$HERE/load.mjs" "$@")
   fi
@@ -214,6 +222,7 @@ error_line() { # server mode clients docs rate message
 # One run: server, mode (load|idle), clients, docs, rate.
 run_one() {
   local s="$1" mode="$2" c="$3" d="$4" r="${5:-}"
+  mode_now="$mode"
   local args=(--server "$s" --client "$CLIENT" --url "ws://127.0.0.1:$PORT" --clients "$c" --docs "$d" --json
               --connect-timeout "$CONNECT_TIMEOUT")
   local limit
@@ -274,15 +283,22 @@ run_one() {
     });'
 }
 
-for s in "${SERVER_LIST[@]}"; do
-  for st in "${STEP_LIST[@]}"; do
-    IFS=':' read -r c d r <<<"$st"
-    run_one "$s" load "$c" "$d" "$r"
+mode_now=load
+# Steps in order; within a step the servers take turns, so that every server of a step sees the
+# machine in about the same state (it drifts between a fast and a slow state).
+for st in "${STEP_LIST[@]}"; do
+  IFS=':' read -r c d r <<<"$st"
+  for _ in $(seq 1 "$REPEAT"); do
+    for s in "${SERVER_LIST[@]}"; do
+      run_one "$s" load "$c" "$d" "$r"
+    done
   done
-  if [ -n "$IDLE_C" ]; then
-    run_one "$s" idle "$IDLE_C" "$IDLE_D"
-  fi
 done
+if [ -n "$IDLE_C" ]; then
+  for s in "${SERVER_LIST[@]}"; do
+    run_one "$s" idle "$IDLE_C" "$IDLE_D"
+  done
+fi
 
 if [ "$DRY_RUN" = 1 ]; then
   echo "dry run: nothing was started"
