@@ -25,6 +25,10 @@ PACKAGES=(
   emscripten           # the engine in WebAssembly (web-editor/build.sh)
   node-acorn           # emscripten's optimizer needs acorn (NODE_PATH=/usr/share/nodejs)
   chromium             # browser tests (playwright-core drives it; no browser is downloaded)
+  pkgconf              # finds libpq for CMake
+  libpq-dev            # the PostgreSQL store (storage/src/pg)
+  postgresql           # the shared log of several nodes: scripts/cluster and the cluster tests
+  haproxy              # in front of several nodes: scripts/cluster and the cluster tests
 )
 
 say() { echo "setup: $*"; }

@@ -31,7 +31,7 @@ class MemoryStore final : public DocStore {
     }
     if (done) done(Status::OK());
   }
-  void put_snapshot(const std::string&, uint64_t, std::string, Done done) override {
+  void put_snapshot(const std::string&, uint64_t, std::string, std::string, Done done) override {
     if (done) done(Status::OK());
   }
   Status flush() override { return Status::OK(); }

@@ -53,6 +53,8 @@ std::string Metrics::text() const {
   metric("tandem_open_documents", "gauge", "Documents loaded in a room.", open_documents.load());
   metric("tandem_ops_in_total", "counter", "Operations received from clients.", ops_in.load());
   metric("tandem_ops_integrated_total", "counter", "Operations that were new to the server.", ops_integrated.load());
+  metric("tandem_remote_ops_total", "counter", "Operations other nodes logged in the shared store, new here.",
+         remote_ops.load());
   metric("tandem_ops_out_total", "counter", "Operations sent to clients (once per receiving session).", ops_out.load());
   metric("tandem_bytes_in_total", "counter", "WebSocket payload bytes received.", bytes_in.load());
   metric("tandem_bytes_out_total", "counter", "WebSocket payload bytes sent.", bytes_out.load());

@@ -28,6 +28,7 @@ struct Metrics {
   std::atomic<uint64_t> ops_in{0};            // events received in OPS (before deduplication)
   std::atomic<uint64_t> ops_integrated{0};    // events that were new
   std::atomic<uint64_t> ops_out{0};           // events sent to sessions (one per session)
+  std::atomic<uint64_t> remote_ops{0};        // events other nodes logged, integrated here
   std::atomic<uint64_t> bytes_in{0};
   std::atomic<uint64_t> bytes_out{0};
   std::atomic<uint64_t> http_requests{0};

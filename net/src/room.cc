@@ -123,6 +123,11 @@ bool Room::ensure_loaded(const std::shared_ptr<Session>& s) {
   logged_ = snapshot_events_ = doc_->num_events();
   durable_ = doc_->version();
   snapshot_time_ = Clock::now();
+  // A store shared with other nodes hands over what they append to this document from now on.
+  srv_.store->watch(name_, [weak = weak_from_this()](crdt::OpBatch batch, std::string position) {
+    if (auto self = weak.lock()) self->remote(std::move(batch), std::move(position));
+  });
+  watching_ = true;
   counted_ = true;
   ++srv_.metrics.open_documents;
   srv_.log.info("doc.open", {{"doc", name_}, {"events", std::to_string(logged_)}, {"chars", std::to_string(doc_->length())}});
@@ -345,7 +350,51 @@ void Room::on_durable(Status st, crdt::Version version, Clock::time_point handed
     return;
   }
   srv_.metrics.commit_latency.observe(seconds_since(handed));
-  durable_ = std::move(version);
+  durable_.merge(version);  // merged: operations of other nodes may have made it further already
+  release_acks();
+}
+
+void Room::remote(crdt::OpBatch batch, std::string position) {
+  on_thread([self = shared_from_this(), batch = std::move(batch), position = std::move(position)]() mutable {
+    try {
+      self->remote_now(std::move(batch), std::move(position));
+    } catch (const std::exception& e) {
+      self->srv_.log.error("room.exception", {{"doc", self->name_}, {"in", "remote"}, {"error", e.what()}});
+      if (!self->closed_) self->break_room("an exception in remote", "internal error; reconnect");
+    }
+  });
+}
+
+void Room::remote_now(crdt::OpBatch batch, std::string position) {
+  if (closed_ || !doc_) return;
+  crdt::OpBatch added;
+  auto r = doc_->apply(batch, &added);
+  if (!r.ok()) {
+    // Another node logged it, so it was valid there: a limit of this node's (held operations,
+    // document size) refuses it. Its sessions resync from the store when they reconnect.
+    srv_.log.warn("remote.refused", {{"doc", name_}, {"error", r.status().ToString()}});
+    return;
+  }
+  remote_position_ = std::move(position);
+  // What another node logged is durable: acknowledgements waiting for it (a client that sent the
+  // same operations to both nodes) can go.
+  crdt::Version logged;
+  for (const auto& run : batch.runs) {
+    if (run.seq + run.len > logged.next(run.agent)) logged.advance(run.agent, run.seq + run.len);
+  }
+  durable_.merge(logged);
+  release_acks();
+  if (added.events() == 0) return;
+  srv_.metrics.ops_integrated += added.events();
+  srv_.metrics.remote_ops += added.events();
+  // To every session here (author 0: none of them wrote it).
+  if (outbox_.empty()) outbox_since_ = Clock::now();
+  outbox_author_ = 0;
+  for (auto& run : added.runs) outbox_.runs.push_back(std::move(run));
+  schedule_flush();
+}
+
+void Room::release_acks() {
   for (auto it = acks_.begin(); it != acks_.end();) {
     bool ok = true;
     for (const auto& [agent, next] : it->need) ok = ok && durable_.next(agent) >= next;
@@ -366,7 +415,7 @@ void Room::maybe_snapshot(bool force) {
   const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - snapshot_time_);
   if (!force && logged_ - snapshot_events_ < srv_.opt.snapshot_every_events && since < srv_.opt.snapshot_every) return;
   const uint64_t events = logged_;
-  srv_.store->put_snapshot(name_, events, codec::save(*doc_), [this_log = &srv_.log, name = name_](Status st) {
+  srv_.store->put_snapshot(name_, events, codec::save(*doc_), remote_position_, [this_log = &srv_.log, name = name_](Status st) {
     if (!st.ok()) this_log->warn("snapshot.failed", {{"doc", name}, {"error", st.ToString()}});
   });
   snapshot_events_ = events;
@@ -383,6 +432,8 @@ bool Room::close_room(bool force) {
   if (closed_) return true;
   if (!srv_.forget(name_, this, force)) return false;  // a join is on its way: stay open
   closed_ = true;
+  if (watching_) srv_.store->unwatch(name_);
+  watching_ = false;
   grace_.cancel();
   pace_.cancel();
   sessions_.clear();

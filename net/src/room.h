@@ -105,6 +105,9 @@ class Room : public std::enable_shared_from_this<Room> {
   void join(std::shared_ptr<Session> s, proto::Hello hello);
   void ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received);
   void presence(std::shared_ptr<Session> s, proto::Presence p);
+  // Operations another node appended (DocStore::watch), durable already, and the store's
+  // position after them: integrated and broadcast to every session here, never appended.
+  void remote(crdt::OpBatch batch, std::string position);
   void leave(std::shared_ptr<Session> s);
   // Server shutdown: close every session (going away), snapshot, close the room; then done().
   void shutdown(std::function<void()> done);
@@ -131,6 +134,9 @@ class Room : public std::enable_shared_from_this<Room> {
   void schedule_flush();
   void flush();
   void on_durable(crdt::Status st, crdt::Version version, Clock::time_point handed);
+  void remote_now(crdt::OpBatch batch, std::string position);
+  // Moves the acknowledgements that durable_ now covers to ready_acks_.
+  void release_acks();
   void maybe_snapshot(bool force);
   // Closes every session with kInternal and `to_clients`, and the room (the next HELLO reloads).
   void break_room(const std::string& why, const std::string& to_clients);
@@ -153,6 +159,8 @@ class Room : public std::enable_shared_from_this<Room> {
   std::deque<PendingAck> acks_;
   std::vector<std::pair<std::weak_ptr<Session>, uint64_t>> ready_acks_;  // durable, sent at the next flush
   crdt::Version durable_;
+  std::string remote_position_;  // of the last remote batch integrated: what snapshots cover
+  bool watching_ = false;
   uint64_t logged_ = 0;
   uint64_t snapshot_events_ = 0;  // events covered by the last snapshot
   Clock::time_point snapshot_time_;

@@ -628,7 +628,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
       respond(req, http::status::method_not_allowed, "text/plain", "only GET\n");
     } else if (path == "/healthz") {
-      respond(req, http::status::ok, "text/plain", srv_.stopping ? "stopping\n" : "ok\n");
+      // A stopping server fails its health check first, so that a balancer sends no one here.
+      respond(req, srv_.stopping ? http::status::service_unavailable : http::status::ok, "text/plain",
+              srv_.stopping ? "stopping\n" : "ok\n");
     } else if (path == "/metrics") {
       respond(req, http::status::ok, "text/plain; version=0.0.4", srv_.metrics.text());
     } else {
@@ -996,8 +998,9 @@ void Server::run() {
 void Server::stop() {
   Impl& s = *impl_;
   if (s.stopping.exchange(true)) return;
-  s.log.info("server.stopping", {});
-  asio::post(s.ioc, [&s] {
+  s.log.info("server.stopping", {{"drain_ms", std::to_string(s.opt.drain.count())}});
+  auto drain = std::make_shared<asio::steady_timer>(s.ioc, s.opt.drain);
+  drain->async_wait([&s, drain](beast::error_code) {
     beast::error_code ec;
     s.net->acceptor.close(ec);
     s.net->signals.cancel();

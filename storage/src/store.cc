@@ -12,6 +12,7 @@
 #include "crdt/codec.h"
 #include "crdt/utf8.h"
 #include "blob.h"
+#include "inbox.h"
 #include "sqlite/sqlite.h"
 
 namespace tandem::storage {
@@ -287,18 +288,7 @@ struct Store::Impl {
   std::unique_ptr<Database> reader_db;  // under reader_mu
   std::mutex reader_mu;
 
-  // Appends come from every I/O thread: they are pushed on a lock-free stack (newest first), so
-  // that no lock is shared on the way of an edit. The mutex and condition variable only put the
-  // writer to sleep when it has nothing to do, and wake it.
-  struct Node {
-    Item item;
-    Node* next;
-  };
-  std::atomic<Node*> inbox{nullptr};
-  std::atomic<bool> writer_idle{false};  // asleep for lack of work: the next enqueue wakes it
-  std::atomic<bool> stopping{false};
-  std::mutex mu;
-  std::condition_variable cv;
+  Inbox<Item> inbox;  // from every I/O thread, without a shared lock
   std::thread writer;
 
   // The writer's view of each document it has touched: its row id and how many events its log
@@ -322,32 +312,7 @@ struct Store::Impl {
 
   std::atomic<uint64_t> commits{0}, batches{0}, rows{0}, events{0}, failed{0};
 
-  void enqueue(Item item) {
-    Node* n = new Node{std::move(item), inbox.load(std::memory_order_relaxed)};
-    // Sequentially consistent with the writer's "writer_idle = true, then look at the inbox".
-    while (!inbox.compare_exchange_weak(n->next, n)) {
-    }
-    // A pacing writer picks the item up when its interval ends; waking it for every append
-    // would cost a context switch each.
-    if (writer_idle.load() && writer_idle.exchange(false)) wake();
-  }
-  void wake() {
-    std::lock_guard<std::mutex> lock(mu);
-    cv.notify_one();
-  }
-  // Everything enqueued so far, oldest first, appended to *out.
-  void take(std::vector<Item>* out) {
-    Node* n = inbox.exchange(nullptr, std::memory_order_acquire);
-    const size_t first = out->size();
-    while (n) {
-      out->push_back(std::move(n->item));
-      Node* next = n->next;
-      delete n;
-      n = next;
-    }
-    std::reverse(out->begin() + static_cast<std::ptrdiff_t>(first), out->end());
-  }
-  bool inbox_empty() const { return inbox.load() == nullptr; }
+  void enqueue(Item item) { inbox.push(std::move(item)); }
 
   void run_writer();
   void final_fold();
@@ -647,33 +612,26 @@ void Store::Impl::commit_group(std::vector<Item>& group) {
 }
 
 void Store::Impl::run_writer() {
+  yield_to_io_threads();
   std::vector<Item> group;
   auto last_start = std::chrono::steady_clock::now() - options.commit_interval;
   for (;;) {
-    if (inbox_empty()) {
-      std::unique_lock<std::mutex> lock(mu);
-      writer_idle = true;
-      // writer_idle is cleared by the enqueue that wakes the writer (under mu), or here.
-      auto awake = [&] { return stopping.load() || !inbox_empty(); };
+    if (inbox.empty()) {
       // An idle writer folds the journal once it is due, so that readers find it short.
       if (!journal.empty() && !journal_stale) {
-        cv.wait_until(lock, journal_since + kFoldEvery, awake);
+        inbox.wait(journal_since + kFoldEvery);
       } else {
-        cv.wait(lock, awake);
+        inbox.wait();
       }
-      writer_idle = false;
     }
-    if (inbox_empty()) {
+    if (inbox.empty()) {
       final_fold();
-      if (stopping) return;  // nothing left: the journal went into the log
+      if (inbox.stopping()) return;  // nothing left: the journal went into the log
       continue;
     }
     // Let more appends join this commit, unless the store is closing.
-    if (!stopping) {
-      std::unique_lock<std::mutex> lock(mu);
-      cv.wait_until(lock, last_start + options.commit_interval, [&] { return stopping.load(); });
-    }
-    take(&group);
+    if (!inbox.stopping()) inbox.pause_until(last_start + options.commit_interval);
+    inbox.take(&group);
     last_start = std::chrono::steady_clock::now();
     commit_group(group);
     group.clear();
@@ -722,15 +680,8 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
 }
 
 Store::~Store() {
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->stopping = true;
-  }
-  impl_->cv.notify_all();
+  impl_->inbox.stop();
   if (impl_->writer.joinable()) impl_->writer.join();
-  // A read-only store has no writer; anything enqueued (refused at once) is not there.
-  std::vector<Item> left;
-  impl_->take(&left);
 }
 
 const std::string& Store::path() const { return impl_->options.path; }
@@ -763,7 +714,7 @@ void Store::append(std::string doc, uint64_t first_event, crdt::OpBatch batch, D
   impl_->enqueue(std::move(it));
 }
 
-void Store::put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done) {
+void Store::put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done, std::string) {
   if (impl_->options.read_only) {
     if (done) done(Status::IOError(impl_->options.path + " is open read-only"));
     return;

@@ -401,8 +401,9 @@ class ThrowingStore final : public tandem::net::DocStore {
     if (doc == "boom-append") throw std::runtime_error("append exploded");
     inner_->append(doc, first, std::move(b), std::move(done));
   }
-  void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, Done done) override {
-    inner_->put_snapshot(doc, events, std::move(bytes), std::move(done));
+  void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, std::string position,
+                    Done done) override {
+    inner_->put_snapshot(doc, events, std::move(bytes), std::move(position), std::move(done));
   }
   tandem::crdt::Status flush() override { return inner_->flush(); }
 

@@ -21,6 +21,7 @@
 
 #include "net/client.h"
 #include "net/server.h"
+#include "log_doc_store.h"
 #include "storage/store.h"
 #include "support/test_threads.h"
 
@@ -28,23 +29,10 @@ namespace tandem::testing {
 
 using namespace std::chrono_literals;
 
-// The server's persistence over a real SQLite store.
-class StoreAdapter final : public net::DocStore {
- public:
-  explicit StoreAdapter(storage::Store& s) : s_(s) {}
-  crdt::Result<crdt::Doc> load(const std::string& doc, const std::string& agent) override {
-    return s_.load(doc, agent, nullptr);
-  }
-  void append(const std::string& doc, uint64_t first, crdt::OpBatch b, Done done) override {
-    s_.append(doc, first, std::move(b), std::move(done));
-  }
-  void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, Done done) override {
-    s_.put_snapshot(doc, events, std::move(bytes), std::move(done));
-  }
-  crdt::Status flush() override { return s_.sync(); }
-
- private:
-  storage::Store& s_;
+// The server's persistence over a real store (SQLite or PostgreSQL), as `tandem serve` has it,
+// without printing the store's warnings.
+struct StoreAdapter : cli::LogDocStore {
+  explicit StoreAdapter(storage::LogStore& s) : LogDocStore(s, true) {}
 };
 
 // A server on 127.0.0.1, any free port, on its own threads.

@@ -11,7 +11,7 @@ using crdt::OpBatch;
 using crdt::Result;
 using crdt::Status;
 
-Result<Doc> import_trace(storage::Store& store, const std::string& doc, const trace::Trace& t,
+Result<Doc> import_trace(storage::LogStore& store, const std::string& doc, const trace::Trace& t,
                          const ImportOptions& options, const Progress& progress) {
   if (auto have = store.logged_events(doc); have.ok()) {
     return Status::InvalidArgument("document '" + doc + "' already exists (" + std::to_string(*have) + " events)");
@@ -72,7 +72,7 @@ Result<Doc> import_trace(storage::Store& store, const std::string& doc, const tr
   return server;
 }
 
-Result<Doc> replay_log(storage::Store& store, const std::string& doc, uint64_t at_event, int64_t until_ms,
+Result<Doc> replay_log(storage::LogStore& store, const std::string& doc, uint64_t at_event, int64_t until_ms,
                        const Progress& progress) {
   auto total = store.logged_events(doc);
   if (!total.ok()) return total.status();

@@ -26,12 +26,12 @@ struct ImportOptions {
 // Appends the trace's history to a new document `doc`: a server-side replica integrates every
 // transaction in trace order (concurrent traces: as their agents made them), and its events go to
 // the log in rows of at most row_events. Fails if `doc` exists. Returns the replica.
-crdt::Result<crdt::Doc> import_trace(storage::Store& store, const std::string& doc, const trace::Trace& t,
+crdt::Result<crdt::Doc> import_trace(storage::LogStore& store, const std::string& doc, const trace::Trace& t,
                                      const ImportOptions& options = {}, const Progress& progress = {});
 
 // Rebuilds `doc` from its log alone, as it was after its first `at_event` events and/or with
 // only the rows committed at or before `until_ms`.
-crdt::Result<crdt::Doc> replay_log(storage::Store& store, const std::string& doc, uint64_t at_event = UINT64_MAX,
+crdt::Result<crdt::Doc> replay_log(storage::LogStore& store, const std::string& doc, uint64_t at_event = UINT64_MAX,
                                    int64_t until_ms = INT64_MAX, const Progress& progress = {});
 
 }  // namespace tandem::history

@@ -22,8 +22,6 @@ namespace codec = crdt::codec;
 using crdt::Doc;
 using crdt::OpBatch;
 using crdt::Status;
-using storage::Store;
-using storage::StoreOptions;
 
 namespace {
 
@@ -96,18 +94,9 @@ class ProgressBar {
   uint64_t shown_ = 0;
 };
 
-Result<std::unique_ptr<Store>> open_store(const std::string& path, bool read_only) {
-  if (path.empty()) return Status::InvalidArgument("--db FILE is required");
-  if (read_only && !std::filesystem::exists(path)) return Status::NotFound("no database at " + path);
-  if (!read_only) {
-    std::error_code ec;
-    const auto dir = std::filesystem::path(path).parent_path();
-    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
-  }
-  StoreOptions o;
-  o.path = path;
-  o.read_only = read_only;
-  return Store::open(o);
+// A SQLite file or a postgresql:// connection (storage::open_log_store).
+Result<std::unique_ptr<storage::LogStore>> open_store(const std::string& target, bool read_only) {
+  return storage::open_log_store(target, read_only);
 }
 
 }  // namespace
@@ -115,7 +104,7 @@ Result<std::unique_ptr<Store>> open_store(const std::string& path, bool read_onl
 int cmd_import(Args& args) {
   if (args.help()) {
     std::puts(
-        "usage: tandem import --db FILE --doc ID TRACE.json[.gz] [--row-events N]\n"
+        "usage: tandem import --db FILE|URI --doc ID TRACE.json[.gz] [--row-events N]\n"
         "  Loads an editing trace (the josephg/editing-traces format, as in ../shared/traces) as the\n"
         "  history of a new document: a server-side replica integrates every transaction in trace\n"
         "  order, its operations go to the log (N events per log row at most, default 1024), and\n"
@@ -144,7 +133,7 @@ int cmd_import(Args& args) {
 int cmd_replay(Args& args) {
   if (args.help()) {
     std::puts(
-        "usage: tandem replay --db FILE --doc ID [--at-op N | --at-time T] [--out FILE]\n"
+        "usage: tandem replay --db FILE|URI --doc ID [--at-op N | --at-time T] [--out FILE]\n"
         "  Rebuilds the document from its log alone (no snapshot) as it was after its first N\n"
         "  operations (events, in the order the server received them), or with what was logged up\n"
         "  to time T (milliseconds since 1970, or UTC like 2026-11-28T17:00:00), and prints the\n"
@@ -178,7 +167,7 @@ int cmd_replay(Args& args) {
 int cmd_export(Args& args) {
   if (args.help()) {
     std::puts(
-        "usage: tandem export --db FILE --doc ID [--format text|json]\n"
+        "usage: tandem export --db FILE|URI --doc ID [--format text|json]\n"
         "  text: the current text (from the newest snapshot and the log after it).\n"
         "  json: the history, one operation run per line, in the order the server received them:\n"
         "    {\"id\":[agent,seq],\"parents\":[[agent,seq],...],\"time\":ISO-8601,\"pos\":N,\n"
@@ -244,10 +233,12 @@ int cmd_export(Args& args) {
 int cmd_inspect(Args& args) {
   if (args.help()) {
     std::puts(
-        "usage: tandem inspect --db FILE [--doc ID]\n"
+        "usage: tandem inspect --db FILE|URI [--doc ID]\n"
         "  The documents in a database: operations, log rows and bytes, snapshots and their age,\n"
         "  agents, last change; with --doc, one document in detail (its text length too). Then\n"
-        "  SQLite's PRAGMA integrity_check.");
+        "  the database's check (SQLite's PRAGMA integrity_check; for PostgreSQL, every document\n"
+        "  loaded and every node's head matched with its rows).\n"
+        "  URI: a PostgreSQL database shared by several servers (postgresql://USER:PASS@HOST:PORT/DB).");
     return 0;
   }
   const std::string db = args.value("--db"), doc = args.value("--doc");

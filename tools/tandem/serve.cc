@@ -6,8 +6,10 @@
 #include <filesystem>
 
 #include "cli.h"
+#include "log_doc_store.h"
 #include "net/auth.h"
 #include "net/server.h"
+#include "storage/pg_store.h"
 #include "storage/store.h"
 
 namespace tandem::cli {
@@ -15,28 +17,6 @@ namespace tandem::cli {
 using crdt::Status;
 
 namespace {
-
-// The server's persistence, filled with the SQLite store.
-class SqliteDocStore final : public net::DocStore {
- public:
-  explicit SqliteDocStore(storage::Store& store) : store_(store) {}
-  crdt::Result<crdt::Doc> load(const std::string& doc, const std::string& agent) override {
-    std::vector<std::string> warnings;
-    auto d = store_.load(doc, agent, &warnings);
-    for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
-    return d;
-  }
-  void append(const std::string& doc, uint64_t first, crdt::OpBatch batch, Done done) override {
-    store_.append(doc, first, std::move(batch), std::move(done));
-  }
-  void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, Done done) override {
-    store_.put_snapshot(doc, events, std::move(bytes), std::move(done));
-  }
-  Status flush() override { return store_.sync(); }
-
- private:
-  storage::Store& store_;
-};
 
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
@@ -80,6 +60,12 @@ int cmd_serve(Args& args) {
         "  --host H                   listen address (127.0.0.1)\n"
         "  --port N                   port (8080; 0: any free port, printed at start)\n"
         "  --data DIR                 where the database lives: DIR/tandem.db (./data)\n"
+        "  --store postgresql://USER:PASS@HOST:PORT/DB\n"
+        "                             keep documents in PostgreSQL instead, shared with other\n"
+        "                             nodes serving the same documents (docs/scale-out.md); a\n"
+        "                             libpq connection URI. --data and --durability do not apply\n"
+        "  --drain-ms N               on SIGTERM, fail /healthz and refuse new sessions for N ms\n"
+        "                             before closing the open ones (0; a balancer needs a few seconds)"
         "  --durability full|normal   full (default): every acknowledged edit survives power loss;\n"
         "                             normal: faster, but the last acknowledged edits before a power\n"
         "                             loss may be lost (a process crash loses nothing)\n"
@@ -107,6 +93,8 @@ int cmd_serve(Args& args) {
   o.host = args.value("--host", o.host);
   o.port = static_cast<uint16_t>(args.number("--port", o.port));
   const std::string data = args.value("--data", "./data");
+  const std::string store_uri = args.value("--store");
+  o.drain = std::chrono::milliseconds(args.number("--drain-ms", 0));
   const std::string durability = args.value("--durability", "full");
   const uint64_t commit_interval_ms = args.number("--commit-interval-ms", 4);
   o.threads = static_cast<int>(args.number("--threads", 0));
@@ -143,21 +131,39 @@ int cmd_serve(Args& args) {
   o.handle_signals = true;
   if (o.static_dir.empty()) o.static_dir = default_static_dir();
 
-  std::error_code ec;
-  std::filesystem::create_directories(data, ec);
-  if (ec) return fail("cannot create " + data + ": " + ec.message());
-  storage::StoreOptions so;
-  so.path = (std::filesystem::path(data) / "tandem.db").string();
-  so.durability = durability == "full" ? storage::Durability::kFull : storage::Durability::kNormal;
-  so.commit_interval = std::chrono::milliseconds(commit_interval_ms);
-  auto store = storage::Store::open(so);
-  if (!store.ok()) return fail(store.status());
-  SqliteDocStore docs(**store);
+  std::unique_ptr<storage::LogStore> store;
+  std::string where;
+  if (!store_uri.empty()) {
+    if (store_uri.rfind("postgresql://", 0) != 0 && store_uri.rfind("postgres://", 0) != 0) {
+      return fail("--store wants a PostgreSQL URI, postgresql://USER:PASS@HOST:PORT/DB");
+    }
+    storage::PgOptions po;
+    po.conninfo = store_uri;
+    po.commit_interval = std::chrono::milliseconds(commit_interval_ms);
+    po.log = [](const std::string& line) { std::fprintf(stderr, "tandem: %s\n", line.c_str()); };
+    auto pg = storage::PgStore::open(po);
+    if (!pg.ok()) return fail(pg.status());
+    where = (*pg)->path() + " as node " + (*pg)->node();
+    store = std::move(*pg);
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(data, ec);
+    if (ec) return fail("cannot create " + data + ": " + ec.message());
+    storage::StoreOptions so;
+    so.path = (std::filesystem::path(data) / "tandem.db").string();
+    so.durability = durability == "full" ? storage::Durability::kFull : storage::Durability::kNormal;
+    so.commit_interval = std::chrono::milliseconds(commit_interval_ms);
+    auto sqlite = storage::Store::open(so);
+    if (!sqlite.ok()) return fail(sqlite.status());
+    where = so.path;
+    store = std::move(*sqlite);
+  }
+  LogDocStore docs(*store);
   net::Server server(o, &docs);
   Status st = server.start();
   if (!st.ok()) return fail(st);
   std::printf("tandem: serving %s on %s://%s:%u/ (data in %s)\n", o.static_dir.empty() ? "the sync server" : "the editor",
-              o.tls_cert.empty() ? "http" : "https", o.host.c_str(), static_cast<unsigned>(server.port()), so.path.c_str());
+              o.tls_cert.empty() ? "http" : "https", o.host.c_str(), static_cast<unsigned>(server.port()), where.c_str());
   std::fflush(stdout);
   server.run();
   return 0;

@@ -138,8 +138,8 @@ gen_cmd() { # server args...
       case "$x" in --server|--client) skip=1 ;; *) a+=("$x") ;; esac
     done
     GEN_CMD=("$TANDEM_LOAD" "${a[@]}")
-    [ "$s" = floor ] && GEN_CMD+=(--floor)
-    [ -n "$PROBE" ] && [ "$mode_now" = load ] && GEN_CMD+=(--probe "$PROBE")
+    if [ "$s" = floor ]; then GEN_CMD+=(--floor); fi
+    if [ -n "$PROBE" ] && [ "$mode_now" = load ]; then GEN_CMD+=(--probe "$PROBE"); fi
   else
     GEN_CMD=(node $GEN_NODE_OPTS "$HERE/load.mjs" "$@")
   fi

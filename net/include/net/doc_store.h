@@ -4,8 +4,14 @@
 // client its batch is durable only when the store calls back with OK. The `tandem` program fills
 // this with the SQLite store (storage/); tests can use the in-memory one below.
 //
-// Threading: load() is called from a document's strand and may block. append() and
-// put_snapshot() must not block; their callbacks may run on any thread.
+// A store may be shared by several servers (nodes): then a document may be open on several at
+// once, each appending what its own clients send, and each must learn what the others append:
+// watch() delivers those operations, with the store's position after them, which the server
+// hands back with its next snapshot (a snapshot covers what the replica integrated, and no more).
+// A store of one node leaves watch() empty.
+//
+// Threading: load() is called from a document's thread and may block. append(), put_snapshot()
+// and watch() must not block; their callbacks may run on any thread.
 #pragma once
 
 #include <functional>
@@ -26,10 +32,19 @@ class DocStore {
   virtual crdt::Result<crdt::Doc> load(const std::string& doc, const std::string& agent) = 0;
   // Events [first_event, first_event + batch.events()) of `doc`, in the order integrated.
   virtual void append(const std::string& doc, uint64_t first_event, crdt::OpBatch batch, Done done) = 0;
-  // A snapshot (codec::save) covering the first `events` events; queued after their appends.
-  virtual void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, Done done) = 0;
+  // A snapshot (codec::save) covering the first `events` events the server appended, queued after
+  // their appends, and the operations of other nodes up to `position` (the last position
+  // watch() delivered and the server integrated; empty: what load() read).
+  virtual void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, std::string position,
+                            Done done) = 0;
   // Waits until everything handed over so far is durable (or failed); the first failure.
   virtual crdt::Status flush() = 0;
+
+  // Operations other nodes append to `doc` from where the last load() of it left off, each with
+  // the store's position after it, until unwatch(). They are durable already.
+  using Remote = std::function<void(crdt::OpBatch batch, std::string position)>;
+  virtual void watch(const std::string& doc, Remote on_remote) { (void)doc, (void)on_remote; }
+  virtual void unwatch(const std::string& doc) { (void)doc; }
 };
 
 // Keeps everything in memory, acknowledging at once: for tests and for running without a disk.

@@ -57,6 +57,11 @@ struct ServerOptions {
   // without bound. A server keeping up broadcasts every batch at once. 0: never pace.
   std::chrono::milliseconds max_broadcast_delay{100};
 
+  // On stop(): /healthz answers 503 and new WebSockets are refused at once, but sessions are kept
+  // this long before they are closed, so that a balancer checking /healthz stops sending new
+  // clients here first (the sessions then reconnect through it to other nodes).
+  std::chrono::milliseconds drain{0};
+
   // Snapshots: every N events or T of activity, and when a room unloads.
   uint64_t snapshot_every_events = 10000;
   std::chrono::milliseconds snapshot_every{60000};
@@ -80,8 +85,9 @@ class Server {
   uint16_t port() const;
   // Runs the I/O threads until stop() has finished its graceful shutdown.
   void run();
-  // Stops accepting, closes every session with "going away", snapshots open documents, flushes
-  // the store. Returns at once; run() returns when it is done.
+  // Fails /healthz and refuses new sessions, waits ServerOptions::drain, then stops accepting,
+  // closes every session with "going away", snapshots open documents, flushes the store.
+  // Returns at once; run() returns when it is done.
   void stop();
   // The /metrics text.
   std::string metrics() const;

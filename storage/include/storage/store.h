@@ -40,6 +40,7 @@
 #include "crdt/doc.h"
 #include "crdt/op.h"
 #include "crdt/status.h"
+#include "storage/log_store.h"
 
 namespace tandem::storage {
 
@@ -80,80 +81,46 @@ struct StoreOptions {
   std::string vfs{};
 };
 
-struct DocInfo {
-  std::string name;
-  uint64_t events = 0;         // events in the log
-  uint64_t log_rows = 0;
-  uint64_t log_bytes = 0;      // encoded op batches
-  uint32_t snapshots = 0;
-  uint64_t snapshot_bytes = 0;  // of the newest one
-  uint64_t snapshot_events = 0;  // events it covers
-  int64_t snapshot_ms = 0;       // when it was taken (0: none)
-  int64_t created_ms = 0;
-  int64_t updated_ms = 0;
-  std::vector<std::pair<std::string, uint64_t>> agents;  // agent name, events (list: omitted)
-};
-
-struct LogRow {
-  uint64_t first_event = 0;
-  uint64_t end_event = 0;
-  int64_t time_ms = 0;
-  std::string batch;  // codec::encode_ops
-};
-
-struct SnapshotInfo {
-  uint64_t events = 0;
-  int64_t time_ms = 0;
-  uint64_t bytes = 0;
-};
-
-class Store {
+class Store final : public LogStore {
  public:
-  using Done = std::function<void(Status)>;
 
   // Opens (creating if needed) and migrates the database. Refuses a file that is not a Tandem
   // database or that a newer Tandem wrote.
   static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
   // Commits everything queued, then closes.
-  ~Store();
+  ~Store() override;
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
   // Appends events [first_event, first_event + batch.events()) to `doc`'s log, creating the
   // document on its first append. first_event must equal the events already logged for `doc`
   // (else InvalidArgument, nothing written). `done(OK)` means the batch is durable.
-  void append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done);
+  void append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done) override;
   // Stores a snapshot covering the first `events` events (which must all be logged by the time
   // the snapshot is written: queue it after their appends) and drops all but the newest
   // keep_snapshots.
-  void put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done);
-  void remove_document(std::string doc, Done done);
+  void put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done,
+                    std::string position = {}) override;
+  void remove_document(std::string doc, Done done) override;
   // Waits until everything queued before the call has been committed or has failed; returns the
   // first failure among those, or OK.
-  Status sync();
+  Status sync() override;
 
   // Newest valid snapshot plus the log after it. Snapshots that do not decode are skipped with a
   // line in *warnings. NotFound-style InvalidArgument if the document does not exist.
-  Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings);
-  // Whether the document exists, and how many events its log holds.
-  Result<uint64_t> logged_events(std::string_view doc);
-  // Log rows that hold any of the events [from_event, to_event), in order.
-  Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event);
-  Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc);
-  Result<std::vector<DocInfo>> list();
-  Result<DocInfo> info(std::string_view doc);
-  // PRAGMA integrity_check: "ok" or the problems it found.
-  Result<std::string> integrity_check();
+  Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) override;
+  Result<uint64_t> logged_events(std::string_view doc) override;
+  Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) override;
+  Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) override;
+  Result<std::vector<DocInfo>> list() override;
+  Result<DocInfo> info(std::string_view doc) override;
+  // PRAGMA integrity_check.
+  Result<std::string> integrity_check() override;
 
-  struct Stats {
-    uint64_t commits = 0;
-    uint64_t batches = 0;  // appends committed
-    uint64_t rows = 0;     // journal entries they took (consecutive appends of a document share one)
-    uint64_t events = 0;
-    uint64_t failed = 0;   // writes reported failed
-  };
-  Stats stats() const;
-  const std::string& path() const;
+  // rows: journal entries (consecutive appends of a document in a commit share one).
+  using Stats = StoreStats;
+  Stats stats() const override;
+  const std::string& path() const override;
 
   struct Impl;
 

@@ -1,0 +1,116 @@
+// LogStore: what every Tandem store keeps and offers, whichever database holds it: documents,
+// their operation logs, snapshots, and reads of all three. Store (store.h) keeps them in one
+// SQLite file for a single node; PgStore (pg_store.h) in PostgreSQL, shared by several nodes.
+//
+// The log. Each document's events are numbered 0, 1, 2, ... in log order: for SQLite the order one
+// server integrated them; for PostgreSQL the order the nodes' rows were inserted, where two nodes
+// may both have logged an operation a client sent to each (loading skips such repeats; they are
+// counted in `events`). A log row holds events [first_event, end_event).
+//
+// Threading: append, put_snapshot, remove_document and sync may be called from any thread; their
+// callbacks run on a thread of the store's (keep them short, do not call sync() from them). Reads
+// may be called from any thread and see everything committed before they start.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "crdt/doc.h"
+#include "crdt/op.h"
+#include "crdt/status.h"
+
+namespace tandem::storage {
+
+using crdt::Result;
+using crdt::Status;
+
+struct DocInfo {
+  std::string name;
+  uint64_t events = 0;         // events in the log
+  uint64_t log_rows = 0;
+  uint64_t log_bytes = 0;      // encoded op batches
+  uint32_t snapshots = 0;
+  uint64_t snapshot_bytes = 0;  // of the newest one
+  uint64_t snapshot_events = 0;  // events it covers
+  int64_t snapshot_ms = 0;       // when it was taken (0: none)
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+  std::vector<std::pair<std::string, uint64_t>> agents;  // agent name, events
+};
+
+struct LogRow {
+  uint64_t first_event = 0;
+  uint64_t end_event = 0;
+  int64_t time_ms = 0;
+  std::string batch;  // codec::encode_ops
+};
+
+struct SnapshotInfo {
+  uint64_t events = 0;
+  int64_t time_ms = 0;
+  uint64_t bytes = 0;
+};
+
+struct StoreStats {
+  uint64_t commits = 0;
+  uint64_t batches = 0;  // appends committed
+  uint64_t rows = 0;     // rows they took (consecutive appends of a document may share one)
+  uint64_t events = 0;
+  uint64_t failed = 0;   // writes reported failed
+};
+
+class LogStore {
+ public:
+  using Done = std::function<void(Status)>;
+  virtual ~LogStore() = default;
+
+  // Appends `batch` to `doc`'s log, creating the document on its first append. first_event is
+  // the writer's count of events it logged before (SQLite checks it against the log and refuses
+  // a gap or an overlap; PostgreSQL, where other nodes append too, keeps no such count).
+  // `done(OK)` means the batch is durable.
+  virtual void append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done) = 0;
+  // Stores a snapshot of what the writer had logged when it queued it (`events` of its log) and,
+  // for a shared store, of the other nodes' operations up to `position` (what watch() delivered
+  // last; empty: what load() read). A single-node store ignores `position`.
+  virtual void put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done,
+                            std::string position = {}) = 0;
+  virtual void remove_document(std::string doc, Done done) = 0;
+  // Waits until everything queued before the call has been committed or has failed; returns the
+  // first failure among those, or OK.
+  virtual Status sync() = 0;
+
+  // Newest usable snapshot plus the log after it. Snapshots that do not decode are skipped with a
+  // line in *warnings. NotFound if the document does not exist.
+  virtual Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) = 0;
+  // Whether the document exists, and how many events its log holds.
+  virtual Result<uint64_t> logged_events(std::string_view doc) = 0;
+  // Log rows that hold any of the events [from_event, to_event), in order, each as one batch.
+  virtual Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) = 0;
+  virtual Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) = 0;
+  virtual Result<std::vector<DocInfo>> list() = 0;
+  virtual Result<DocInfo> info(std::string_view doc) = 0;
+  // The database's own consistency check: "ok" or the problems it found.
+  virtual Result<std::string> integrity_check() = 0;
+
+  virtual StoreStats stats() const = 0;
+  // The file, or the database (without its password), for messages.
+  virtual const std::string& path() const = 0;
+
+  // A shared store only (PostgreSQL): operations other nodes append to `doc` from the position
+  // its last load() reached on, each batch to `on_remote` (from a thread of the store's) with the
+  // position after it, as soon as the store learns of it, until unwatch(). A single-node store
+  // never calls it.
+  using Remote = std::function<void(crdt::OpBatch batch, std::string position)>;
+  virtual void watch(const std::string& doc, Remote on_remote) { (void)doc, (void)on_remote; }
+  virtual void unwatch(const std::string& doc) { (void)doc; }
+};
+
+// Opens the store a target names: "postgresql://..." or "postgres://..." (a libpq connection
+// URI) opens PgStore, anything else is an SQLite file for Store. read_only: offline inspection.
+Result<std::unique_ptr<LogStore>> open_log_store(const std::string& target, bool read_only);
+
+}  // namespace tandem::storage
