@@ -28,6 +28,7 @@
 #include "crdt/doc.h"
 #include "history.h"
 #include "replay.h"
+#include "storage/pg_store.h"
 #include "storage/store.h"
 #include "trace.h"
 
@@ -224,24 +225,41 @@ struct StoreRow {
 // (window 1: each waits for the previous; a server's clients do not wait, so its documents have
 // many). One driver thread serves them all, as a server's event loop would (a thread per writer
 // measures the kernel's scheduler instead).
-StoreRow bench_writers(const std::string& dir, int writers, int batch, int window, double seconds, storage::Durability d,
-                       std::chrono::microseconds interval) {
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+// pg: a PostgreSQL URI: `nodes` stores (as many Tandem nodes) on that database, the writers
+// spread over them, each run on documents of its own; else SQLite in `dir`.
+StoreRow bench_writers(const std::string& dir, const std::string& pg, int nodes, int writers, int batch, int window,
+                       double seconds, storage::Durability d, std::chrono::microseconds interval) {
+  std::vector<std::unique_ptr<storage::LogStore>> stores;
   storage::StoreOptions o;
-  o.path = dir + "/bench.db";
-  o.durability = d;
-  o.commit_interval = interval;
-  auto store = storage::Store::open(o);
-  if (!store.ok()) die(store.status().ToString());
+  std::string tag;
+  if (pg.empty()) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    o.path = dir + "/bench.db";
+    o.durability = d;
+    o.commit_interval = interval;
+    auto store = storage::Store::open(o);
+    if (!store.ok()) die(store.status().ToString());
+    stores.push_back(std::move(*store));
+  } else {
+    for (int n = 0; n < nodes; ++n) {
+      storage::PgOptions po;
+      po.conninfo = pg;
+      po.commit_interval = interval;
+      auto store = storage::PgStore::open(po);
+      if (!store.ok()) die(store.status().ToString());
+      stores.push_back(std::move(*store));
+    }
+    tag = std::string(1, '-').append(std::to_string(std::chrono::system_clock::now().time_since_epoch().count()));
+  }
   struct Writer {
-    explicit Writer(int w) : doc("writer" + std::to_string(w)), name("doc" + std::to_string(w)) {}
+    Writer(int w, const std::string& tag) : doc("writer" + std::to_string(w)), name("doc" + std::to_string(w) + tag) {}
     Doc doc;
     std::string name;
     std::deque<Clock::time_point> sent;  // of the batches in flight, oldest first
   };
   std::vector<Writer> ws;
-  for (int w = 0; w < writers; ++w) ws.emplace_back(w);
+  for (int w = 0; w < writers; ++w) ws.emplace_back(w, tag);
   std::mutex m;
   std::condition_variable cv;
   std::vector<int> ready;  // writers whose last batch is durable
@@ -255,7 +273,7 @@ StoreRow bench_writers(const std::string& dir, int writers, int batch, int windo
       die("insert");
     }
     wr.sent.push_back(Clock::now());
-    (*store)->append(wr.name, wr.doc.num_events() - static_cast<uint64_t>(batch), wr.doc.ops_since(v),
+    stores[static_cast<size_t>(w) % stores.size()]->append(wr.name, wr.doc.num_events() - static_cast<uint64_t>(batch), wr.doc.ops_since(v),
                      [&, w](crdt::Status st) {
                        std::lock_guard<std::mutex> lock(m);
                        failed = failed || !st.ok();
@@ -263,7 +281,17 @@ StoreRow bench_writers(const std::string& dir, int writers, int batch, int windo
                        cv.notify_one();
                      });
   };
-  const auto s0 = (*store)->stats();
+  auto totals = [&] {
+    storage::StoreStats t;
+    for (const auto& st : stores) {
+      const auto x = st->stats();
+      t.commits += x.commits;
+      t.batches += x.batches;
+      t.rows += x.rows;
+    }
+    return t;
+  };
+  const auto s0 = totals();
   const auto t0 = Clock::now();
   const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   for (int k = 0; k < window; ++k) {
@@ -291,7 +319,7 @@ StoreRow bench_writers(const std::string& dir, int writers, int batch, int windo
     batch_ready.clear();
   }
   const double elapsed = ms_since(t0) / 1000;
-  const auto s1 = (*store)->stats();
+  const auto s1 = totals();
   std::sort(lat.begin(), lat.end());
   StoreRow r;
   r.writers = writers;
@@ -303,8 +331,10 @@ StoreRow bench_writers(const std::string& dir, int writers, int batch, int windo
       static_cast<double>(s1.rows - s0.rows) / std::max<double>(1, static_cast<double>(s1.commits - s0.commits));
   r.p50_ack_ms = lat.empty() ? 0 : lat[lat.size() / 2];
   r.p99_ack_ms = lat.empty() ? 0 : lat[lat.size() * 99 / 100];
-  store->reset();  // closing checkpoints the WAL into the file
-  r.bytes_per_op = static_cast<double>(std::filesystem::file_size(o.path)) / static_cast<double>(std::max<uint64_t>(1, ops));
+  stores.clear();  // closing checkpoints the WAL into the file
+  if (pg.empty()) {
+    r.bytes_per_op = static_cast<double>(std::filesystem::file_size(o.path)) / static_cast<double>(std::max<uint64_t>(1, ops));
+  }
   return r;
 }
 
@@ -312,6 +342,8 @@ int cmd_store(int argc, char** argv) {
   std::vector<int> writer_counts = {1, 10, 100};
   int batch = 10, runs = 3, window = 1;
   auto interval = storage::StoreOptions{}.commit_interval;
+  std::string pg;
+  int nodes = 1;
   double seconds = 3;
   bool normal = false;
   std::string trace_file, dir = (std::filesystem::temp_directory_path() / "tandem-bench-store").string();
@@ -335,6 +367,10 @@ int cmd_store(int argc, char** argv) {
       seconds = std::atof(next().c_str());
     } else if (a == "--window") {
       window = std::max(1, std::atoi(next().c_str()));
+    } else if (a == "--pg") {
+      pg = next();
+    } else if (a == "--nodes") {
+      nodes = std::max(1, std::atoi(next().c_str()));
     } else if (a == "--commit-interval-us") {
       interval = std::chrono::microseconds(std::max(0, std::atoi(next().c_str())));
     } else if (a == "--runs") {
@@ -349,6 +385,7 @@ int cmd_store(int argc, char** argv) {
       std::printf(
           "usage: tandem-bench store [--writers 1,10,100] [--batch K] [--window B] [--seconds S] [--runs N]\n"
           "                          [--durability full|normal] [--commit-interval-us U] [--trace FILE] [--dir DIR]\n"
+          "                          [--pg postgresql://... [--nodes N]]\n"
           "  Durable append throughput: W writers, each appending batches of K typed characters to its\n"
           "  own document with up to B of them not yet durable (default 1: each waits for the one\n"
           "  before); ops/s, commits/s, batches and log rows per commit and acknowledgement latency,\n"
@@ -363,10 +400,11 @@ int cmd_store(int argc, char** argv) {
   const auto d = normal ? storage::Durability::kNormal : storage::Durability::kFull;
   std::printf("%-8s %12s %12s %14s %12s %10s %10s %12s   (batches of %d ops, %d in flight each, %s, commit interval %lld us, median of %d x %.0f s)\n",
               "writers", "ops/s", "commits/s", "batches/commit", "rows/commit", "ack p50 ms", "ack p99 ms", "bytes/op",
-              batch, window, normal ? "NORMAL" : "FULL", static_cast<long long>(interval.count()), runs, seconds);
+              batch, window, pg.empty() ? (normal ? "SQLite NORMAL" : "SQLite FULL") : std::to_string(nodes).append(" PostgreSQL nodes").c_str(),
+              static_cast<long long>(interval.count()), runs, seconds);
   for (int w : writer_counts) {
     std::vector<StoreRow> rs;
-    for (int r = 0; r < runs; ++r) rs.push_back(bench_writers(dir, w, batch, window, seconds, d, interval));
+    for (int r = 0; r < runs; ++r) rs.push_back(bench_writers(dir, pg, nodes, w, batch, window, seconds, d, interval));
     auto med = [&](double StoreRow::*f) {
       std::vector<double> v;
       for (const auto& x : rs) v.push_back(x.*f);

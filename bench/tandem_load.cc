@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <cerrno>
+#include <csignal>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -60,6 +61,9 @@ namespace codec = tandem::crdt::codec;
 struct Options {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
+  std::vector<std::pair<std::string, uint16_t>> servers;  // every --url; client i uses i % size
+  int kill_pid = 0;         // --kill PID@T: SIGKILL PID T seconds into the typing ...
+  double kill_at = 0;       // ... and report how long its clients took to be synced again
   std::string path_prefix = "/ws/";
   int clients = 20;
   int docs = 4;
@@ -84,7 +88,11 @@ struct Options {
   tandem-load --url ws://127.0.0.1:PORT --clients C --docs D --idle [--settle T] [options]
 
   --url URL              the server: ws://HOST:PORT (documents are /ws/load-<tag>-<d>);
-                         HOST must be a loopback address
+                         HOST must be a loopback address. Several (a list with commas, or
+                         --url again): client i connects to the (i mod n)-th, so clients of one
+                         document sit on different nodes of a cluster
+  --kill PID@T           T seconds after typing starts, SIGKILL process PID (a node) and report
+                         the failover: how long each client it dropped took to be synced again
   --clients C            connections (20)
   --docs D               documents; client i works on document i %% D (4)
   --rate R               edits per second per client (5)
@@ -225,6 +233,7 @@ struct Conn {
   int doc = 0;
   int slot = 0;  // position among the clients of its document
   std::string agent;
+  size_t server = 0;  // index into Options::servers
   // The connection: a non-blocking socket on the generator's epoll, RFC 6455 by hand (ws_frame.h).
   enum class State { kClosed, kConnecting, kUpgrading, kOpen } state = State::kClosed;
   int fd = -1;
@@ -274,6 +283,7 @@ class Load {
       c->doc = i < opt_.clients ? i % opt_.docs : probe_doc_;
       c->slot = i < opt_.clients ? i / opt_.docs : i - opt_.clients;
       c->agent = "load-" + std::to_string(i);
+      c->server = static_cast<size_t>(i) % opt_.servers.size();
       c->text_pos = rng_() % kText.size();
       docs_[static_cast<size_t>(c->doc)].members.push_back(i);
     }
@@ -281,9 +291,13 @@ class Load {
     order_.resize(static_cast<size_t>(opt_.clients));
     for (int i = 0; i < opt_.clients; ++i) order_[static_cast<size_t>(i)] = i;
     std::shuffle(order_.begin(), order_.end(), rng_);
-    endpoint_.sin_family = AF_INET;
-    endpoint_.sin_port = htons(opt_.port);
-    inet_pton(AF_INET, opt_.host.c_str(), &endpoint_.sin_addr);
+    for (const auto& [host, port] : opt_.servers) {
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(port);
+      inet_pton(AF_INET, host.c_str(), &a.sin_addr);
+      endpoints_.push_back(a);
+    }
     epfd_ = epoll_create1(EPOLL_CLOEXEC);
   }
 
@@ -365,6 +379,16 @@ class Load {
                     {"p99", round_to(probe_lat_.quantile_ms(0.99), 3)}, {"max", round_to(probe_lat_.max_ms(), 3)},
                     {"samples", probe_lat_.count()}, {"undelivered", probe_expected_ - probe_observed_}};
     }
+    if (killed_us_ >= 0) {
+      std::vector<int64_t> f = failover_us_;
+      std::sort(f.begin(), f.end());
+      size_t still_lost = 0;
+      for (int64_t t : lost_at_) still_lost += t >= 0;
+      r["failover"] = {{"clients", f.size()},
+                       {"not_synced_again", still_lost},
+                       {"p50_ms", f.empty() ? 0.0 : round_to(static_cast<double>(f[f.size() / 2]) / 1000.0, 1)},
+                       {"max_ms", f.empty() ? 0.0 : round_to(static_cast<double>(f.back()) / 1000.0, 1)}};
+    }
     r["ack_latency_ms"] = {{"p50", round_to(ack_.quantile_ms(0.5), 3)},
                            {"p99", round_to(ack_.quantile_ms(0.99), 3)},
                            {"max", round_to(ack_.max_ms(), 3)},
@@ -399,6 +423,10 @@ class Load {
 
   // Connection events, called by the handlers below.
   void on_welcome(Conn& c) {
+    if (!c.synced && killed_us_ >= 0 && lost_at_[static_cast<size_t>(c.index)] >= 0) {
+      failover_us_.push_back(now_us() - killed_us_);
+      lost_at_[static_cast<size_t>(c.index)] = -1;
+    }
     if (!c.synced) {
       c.synced = true;
       if (!c.ever_synced) {
@@ -411,6 +439,7 @@ class Load {
   }
   void on_lost(Conn& c, bool during_connect) {
     const bool was_connecting = !c.ever_synced;
+    if (killed_us_ >= 0 && c.synced && lost_at_[static_cast<size_t>(c.index)] < 0) lost_at_[static_cast<size_t>(c.index)] = now_us();
     c.synced = false;
     close_socket(c);
     if (counting_) {
@@ -562,6 +591,11 @@ class Load {
     last_tick_due_ = now_us();
   }
   void tick(int64_t now) {
+    if (opt_.kill_pid > 0 && killed_us_ < 0 && now >= static_cast<int64_t>((type_start_ + opt_.kill_at) * 1e6)) {
+      lost_at_.assign(conns_.size(), -1);
+      killed_us_ = now;
+      ::kill(opt_.kill_pid, SIGKILL);
+    }
     last_tick_due_ += 1000;
     if (in_window_) loop_.add(now - last_tick_due_);
     type_due(now);
@@ -598,7 +632,10 @@ class Load {
   std::mt19937_64 rng_;
   std::string tag_;
   int epfd_ = -1;
-  sockaddr_in endpoint_{};
+  std::vector<sockaddr_in> endpoints_;  // by Options::servers
+  int64_t killed_us_ = -1;              // when --kill's SIGKILL went out
+  std::vector<int64_t> failover_us_;    // per dropped client: kill to synced again
+  std::vector<int64_t> lost_at_;        // per client: when its connection was lost after the kill
   uint64_t mask_state_ = 0x9E3779B97F4A7C15ull;  // xorshift for masking keys
   std::vector<int> dirty_;
   std::multimap<int64_t, int> reconnects_;  // when, connection
@@ -788,7 +825,8 @@ void Load::open(Conn& c) {
   if (c.fd < 0) return on_lost(c, true);
   const int one = 1;
   setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&endpoint_), sizeof endpoint_) != 0 && errno != EINPROGRESS) {
+  const sockaddr_in& endpoint = endpoints_[c.server];
+  if (::connect(c.fd, reinterpret_cast<const sockaddr*>(&endpoint), sizeof endpoint) != 0 && errno != EINPROGRESS) {
     return on_lost(c, true);
   }
   c.state = Conn::State::kConnecting;
@@ -822,7 +860,8 @@ void Load::on_event(Conn& c, uint32_t ev) {
       c.key += i + 2 < 16 ? kB64[v & 63] : '=';
     }
     const std::string target = opt_.path_prefix + "load-" + tag_ + "-" + std::to_string(c.doc);
-    c.out = "GET " + target + " HTTP/1.1\r\nHost: " + opt_.host + ":" + std::to_string(opt_.port) +
+    c.out = "GET " + target + " HTTP/1.1\r\nHost: " + opt_.servers[c.server].first + ":" +
+            std::to_string(opt_.servers[c.server].second) +
             "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + c.key +
             "\r\nSec-WebSocket-Version: 13\r\n\r\n";
     c.out_head = 0;
@@ -944,7 +983,7 @@ void Load::on_message(Conn& c, std::string_view message) {
   }
 }
 
-bool parse_url(const std::string& url, Options* o) {
+bool parse_one_url(const std::string& url, Options* o) {
   const std::string scheme = "ws://";
   if (url.rfind(scheme, 0) != 0) return false;
   std::string rest = url.substr(scheme.size());
@@ -969,6 +1008,18 @@ bool parse_url(const std::string& url, Options* o) {
   if (!addr.is_loopback()) {
     std::fprintf(stderr, "tandem-load: %s is not a loopback address; load tests stay on this machine\n", o->host.c_str());
     std::exit(2);
+  }
+  o->servers.emplace_back(o->host, o->port);
+  return true;
+}
+
+bool parse_url(const std::string& urls, Options* o) {
+  size_t at = 0;
+  while (at <= urls.size()) {
+    const size_t comma = urls.find(',', at);
+    if (!parse_one_url(urls.substr(at, comma == std::string::npos ? std::string::npos : comma - at), o)) return false;
+    if (comma == std::string::npos) break;
+    at = comma + 1;
   }
   return true;
 }
@@ -998,6 +1049,11 @@ void print_text(const nlohmann::json& r) {
       const auto& p = r["probe"];
       kv("probe (quiet doc) ms p50/p99", s(p["p50"]) + " / " + s(p["p99"]) + " / max " + s(p["max"]) + " (" +
                                              s(p["samples"]) + " samples, undelivered " + s(p["undelivered"]) + ")");
+    }
+    if (r.contains("failover")) {
+      const auto& f = r["failover"];
+      kv("failover: clients synced again", s(f["clients"]) + " after the kill, p50 " + s(f["p50_ms"]) + " ms, max " +
+                                                  s(f["max_ms"]) + " ms, never " + s(f["not_synced_again"]));
     }
     kv("durable ack ms p50/p99/max", s(a["p50"]) + " / " + s(a["p99"]) + " / " + s(a["max"]));
     kv("server CPU", s(r["server_cpu_s"]) + " s (" + s(r.value("server_cpu_util", nlohmann::json())) + " of a core), " +
@@ -1054,6 +1110,16 @@ int main(int argc, char** argv) {
     else if (a == "--seed") o.seed = static_cast<uint64_t>(num(0, 1e18));
     else if (a == "--idle") o.idle = true;
     else if (a == "--floor") o.floor = true;
+    else if (a == "--kill") {
+      const std::string v = next();
+      const size_t atsign = v.find('@');
+      o.kill_pid = atsign == std::string::npos ? 0 : std::atoi(v.substr(0, atsign).c_str());
+      o.kill_at = atsign == std::string::npos ? 0 : std::atof(v.substr(atsign + 1).c_str());
+      if (o.kill_pid <= 0) {
+        std::fprintf(stderr, "tandem-load: --kill wants PID@SECONDS\n");
+        return 2;
+      }
+    }
     else if (a == "--probe") o.probe = num(0.001, 1000);
     else if (a == "--json") o.json = true;
     else {

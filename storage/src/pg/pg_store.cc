@@ -35,19 +35,20 @@ int64_t now_ms() {
 // node numbers its own rows of a document, gap-free and in commit order (pg_store.h).
 const char* const kCreate =
     "CREATE SCHEMA IF NOT EXISTS tandem;"
-    "CREATE TABLE tandem.meta (key text PRIMARY KEY, value text NOT NULL);"
-    "CREATE TABLE tandem.documents (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, created_ms bigint NOT NULL);"
-    "CREATE TABLE tandem.log (id bigserial PRIMARY KEY, doc bigint NOT NULL, node text NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS tandem.meta (key text PRIMARY KEY, value text NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS tandem.documents (id bigserial PRIMARY KEY, name text NOT NULL UNIQUE,"
+    "  created_ms bigint NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS tandem.log (id bigserial PRIMARY KEY, doc bigint NOT NULL, node text NOT NULL,"
     "  node_seq bigint NOT NULL, time_ms bigint NOT NULL, events integer NOT NULL, batch bytea NOT NULL,"
     "  UNIQUE (doc, node, node_seq));"
-    "CREATE INDEX log_doc_id ON tandem.log (doc, id);"
-    "CREATE TABLE tandem.heads (doc bigint NOT NULL, node text NOT NULL, node_seq bigint NOT NULL,"
+    "CREATE INDEX IF NOT EXISTS log_doc_id ON tandem.log (doc, id);"
+    "CREATE TABLE IF NOT EXISTS tandem.heads (doc bigint NOT NULL, node text NOT NULL, node_seq bigint NOT NULL,"
     "  PRIMARY KEY (doc, node));"
-    "CREATE TABLE tandem.snapshots (id bigserial PRIMARY KEY, doc bigint NOT NULL, time_ms bigint NOT NULL,"
-    "  events bigint NOT NULL, cursors text NOT NULL, data bytea NOT NULL);"
-    "CREATE INDEX snapshots_doc ON tandem.snapshots (doc, id);"
-    "CREATE TABLE tandem.nodes (node text PRIMARY KEY, started_ms bigint NOT NULL, host text NOT NULL);"
-    "INSERT INTO tandem.meta VALUES ('application', 'tandem'), ('schema', '1');";
+    "CREATE TABLE IF NOT EXISTS tandem.snapshots (id bigserial PRIMARY KEY, doc bigint NOT NULL,"
+    "  time_ms bigint NOT NULL, events bigint NOT NULL, cursors text NOT NULL, data bytea NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS snapshots_doc ON tandem.snapshots (doc, id);"
+    "CREATE TABLE IF NOT EXISTS tandem.nodes (node text PRIMARY KEY, started_ms bigint NOT NULL, host text NOT NULL);"
+    "INSERT INTO tandem.meta VALUES ('application', 'tandem'), ('schema', '1') ON CONFLICT (key) DO NOTHING;";
 
 // Where a reader stands in a document: per node, the last node_seq it has.
 using Cursors = std::map<std::string, int64_t>;
@@ -246,7 +247,8 @@ Status check_schema(pq::Conn& c, const std::string& where, bool read_only) {
       return Status::OK();
     }
     if (read_only) return Status::NotFound(where + " holds no Tandem data (no schema \"tandem\")");
-    // Several nodes may start at once: one creates, the others wait for it and find it made.
+    // Several nodes may start at once: the lock lets one create at a time, and every statement
+    // tolerates finding its object made by another.
     Status st = c.exec("BEGIN");
     if (st.ok()) st = c.exec("SELECT pg_advisory_xact_lock(1414415437)");
     if (st.ok()) {
