@@ -276,6 +276,7 @@ StoreRow bench_writers(const std::string& dir, const std::string& pg, int nodes,
     stores[static_cast<size_t>(w) % stores.size()]->append(wr.name, wr.doc.num_events() - static_cast<uint64_t>(batch), wr.doc.ops_since(v),
                      [&, w](crdt::Status st) {
                        std::lock_guard<std::mutex> lock(m);
+                       if (!st.ok() && !failed) std::fprintf(stderr, "tandem-bench: %s\n", st.ToString().c_str());
                        failed = failed || !st.ok();
                        ready.push_back(w);
                        cv.notify_one();

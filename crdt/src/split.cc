@@ -6,6 +6,53 @@
 
 namespace tandem::crdt {
 
+std::pair<OpRun, OpRun> cut_run(OpRun run, uint32_t at) {
+  OpRun rest = run;
+  rest.seq = run.seq + at;
+  rest.len = run.len - at;
+  rest.parents = {{run.agent, run.seq + at - 1}};
+  if (run.kind == OpKind::kInsert) {
+    const size_t b = utf8::byte_offset(run.content, at);
+    rest.content = run.content.substr(b);
+    run.content.resize(b);
+    rest.pos = run.pos + at;
+  } else if (run.kind == OpKind::kInsertDeleted) {
+    rest.pos = run.pos + at;
+  } else if (run.kind == OpKind::kDeleteBackward) {
+    rest.pos = run.pos - at;
+  }
+  run.len = at;
+  return {std::move(run), std::move(rest)};
+}
+
+OpBatch without_events(const OpBatch& batch, const OpBatch& remove) {
+  OpBatch out;
+  for (OpRun run : batch.runs) {
+    // Cut away every range of `remove` of the same agent, front to back.
+    bool dropped = false;
+    for (const auto& r : remove.runs) {
+      if (r.agent != run.agent || run.len == 0) continue;
+      const uint32_t lo = std::max(run.seq, r.seq), hi = std::min(run.seq + run.len, r.seq + r.len);
+      if (lo >= hi) continue;
+      if (lo > run.seq) {
+        const uint32_t at = lo - run.seq;
+        auto [before, rest] = cut_run(std::move(run), at);
+        out.runs.push_back(std::move(before));
+        run = std::move(rest);
+      }
+      if (hi < run.seq + run.len) {
+        const uint32_t at = hi - run.seq;
+        run = cut_run(std::move(run), at).second;
+      } else {
+        dropped = true;
+        break;
+      }
+    }
+    if (!dropped && run.len > 0) out.runs.push_back(std::move(run));
+  }
+  return out;
+}
+
 std::vector<OpBatch> split_batch(OpBatch batch, uint64_t max, size_t max_bytes) {
   for (const auto& run : batch.runs) {
     if (run.kind == OpKind::kInsertDeleted) return {std::move(batch)};  // must stay whole
@@ -39,31 +86,16 @@ std::vector<OpBatch> split_batch(OpBatch batch, uint64_t max, size_t max_bytes) 
           take = std::max<uint32_t>(1, std::min<uint32_t>(take, static_cast<uint32_t>(cut > 0 ? cut - 1 : 0)));
         }
       }
-      OpRun part = run;
-      part.len = take;
       if (take < run.len) {
         // The rest continues from the part's last event.
-        OpRun rest = run;
-        rest.seq = run.seq + take;
-        rest.len = run.len - take;
-        rest.parents = {{run.agent, run.seq + take - 1}};
-        if (run.kind == OpKind::kInsert) {
-          const size_t b = utf8::byte_offset(run.content, take);
-          part.content = run.content.substr(0, b);
-          rest.content = run.content.substr(b);
-          rest.pos = run.pos + take;
-        } else if (run.kind == OpKind::kInsertDeleted) {
-          rest.pos = run.pos + take;
-        } else if (run.kind == OpKind::kDeleteBackward) {
-          rest.pos = run.pos - take;
-        }
+        auto [part, rest] = cut_run(std::move(run), take);
         bytes_last += run_overhead + part.content.size();
         out.back().runs.push_back(std::move(part));
         in_last += take;
         run = std::move(rest);
       } else {
-        bytes_last += run_overhead + part.content.size();
-        out.back().runs.push_back(std::move(part));
+        bytes_last += run_overhead + run.content.size();
+        out.back().runs.push_back(run);
         in_last += take;
         run.len = 0;
       }

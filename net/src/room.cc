@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "crdt/codec.h"
+#include "crdt/split.h"
 #include "ws_frame.h"
 
 namespace tandem::net {
@@ -259,12 +260,7 @@ void Room::ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::O
   const uint64_t added_events = added.events();
   if (added_events > 0) {
     srv_.metrics.ops_integrated += added_events;
-    const uint64_t first = logged_;
-    logged_ += added_events;
-    const Clock::time_point handed = Clock::now();
-    srv_.store->append(name_, first, added, [self = shared_from_this(), v = doc.version(), handed](Status st) {
-      boost::asio::post(self->ex_, [self, st, v, handed] { self->on_durable(st, v, handed); });
-    });
+    log_events(added);
     // The author, when one session owns every agent in what was added (held operations of
     // others may have been released by this batch: then everyone gets the broadcast).
     uint64_t author = s->id;
@@ -289,6 +285,15 @@ void Room::ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::O
   } else {
     acks_.push_back(std::move(ack));
   }
+}
+
+void Room::log_events(const crdt::OpBatch& events) {
+  const uint64_t first = logged_;
+  logged_ += events.events();
+  const Clock::time_point handed = Clock::now();
+  srv_.store->append(name_, first, events, [self = shared_from_this(), v = doc_->version(), handed](Status st) {
+    boost::asio::post(self->ex_, [self, st, v, handed] { self->on_durable(st, v, handed); });
+  });
 }
 
 void Room::contain(const char* where, const std::exception& e, const std::shared_ptr<Session>& s, bool document) {
@@ -376,6 +381,12 @@ void Room::remote_now(crdt::OpBatch batch, std::string position) {
     return;
   }
   remote_position_ = std::move(position);
+  // The batch may have released operations of this node's own clients that were held waiting for
+  // it: those are not in the log yet.
+  if (added.events() > 0) {
+    const crdt::OpBatch ours = crdt::without_events(added, batch);
+    if (ours.events() > 0) log_events(ours);
+  }
   // What another node logged is durable: acknowledgements waiting for it (a client that sent the
   // same operations to both nodes) can go.
   crdt::Version logged;

@@ -135,6 +135,8 @@ class Room : public std::enable_shared_from_this<Room> {
   void flush();
   void on_durable(crdt::Status st, crdt::Version version, Clock::time_point handed);
   void remote_now(crdt::OpBatch batch, std::string position);
+  // Hands integrated events to the store (invariant 1), and on_durable when they are durable.
+  void log_events(const crdt::OpBatch& events);
   // Moves the acknowledgements that durable_ now covers to ready_acks_.
   void release_acks();
   void maybe_snapshot(bool force);

@@ -22,6 +22,7 @@
 #include "crdt/codec.h"
 #include "net/client.h"
 #include "storage/pg_store.h"
+#include "support/net_fixtures.h"
 #include "support/pg_server.h"
 #include "support/random_edits.h"
 #include "support/temp_dir.h"
@@ -351,6 +352,47 @@ TEST_CASE("cluster: a node stopped with SIGTERM fails its health check, then dra
   REQUIRE(n > 0);
   CHECK(std::string(buf).rfind("HTTP/1.1 503", 0) == 0);
   CHECK(x->state() == tandem::net::ClientState::kConnected);
+}
+
+TEST_CASE("cluster: a client's operations held at one node for another node's are logged when those arrive",
+          "[cluster]") {
+  // y's edit depends on x's, which reaches node 1 only through the log: node 1 holds y's edit,
+  // integrates it when x's row arrives, and must then log it itself (and acknowledge it).
+  namespace proto = tandem::net::proto;
+  Cluster c(2);
+  tandem::crdt::Doc x("x");
+  REQUIRE(x.insert(0, "hello").ok());
+  const auto first = x.ops_since(Version{});
+  tandem::crdt::Doc y("y");
+  REQUIRE(y.apply(first).ok());
+  REQUIRE(y.insert(5, "!").ok());
+  const auto second = y.ops_since(x.version());
+  auto hello = [](const std::string& agent) {
+    proto::Hello h;
+    h.agents = {agent};
+    return proto::encode(h);
+  };
+  auto ops = [](const tandem::crdt::OpBatch& b) { return proto::encode(proto::Ops{1, tandem::crdt::codec::encode_ops(b)}); };
+  tandem::testing::RawWs a, b;
+  REQUIRE(a.connect(static_cast<uint16_t>(c.ports[0]), "/ws/held") == 101);
+  REQUIRE(b.connect(static_cast<uint16_t>(c.ports[1]), "/ws/held") == 101);
+  a.send(hello("x"));
+  b.send(hello("y"));
+  REQUIRE(std::holds_alternative<proto::Welcome>(*proto::decode(a.read().data)));
+  REQUIRE(std::holds_alternative<proto::Welcome>(*proto::decode(b.read().data)));
+  b.send(ops(second));  // held: x's operations are not at node 1
+  a.send(ops(first));
+  // Node 1's ACK of y's batch, once x's row has come through the log and y's edit is logged.
+  bool acked = false;
+  for (int i = 0; i < 20 && !acked; ++i) {
+    auto f = b.read(10s);
+    REQUIRE_FALSE(f.closed);
+    auto m = proto::decode(f.data);
+    REQUIRE(m.ok());
+    if (auto* ack = std::get_if<proto::Ack>(&*m)) acked = ack->batch_id == 1;
+  }
+  CHECK(acked);
+  CHECK(from_log(c.pg, "held").text() == "hello!");
 }
 
 TEST_CASE("cluster: two nodes that both hold a document and both append never corrupt it", "[cluster]") {

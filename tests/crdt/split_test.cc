@@ -61,3 +61,43 @@ TEST_CASE("split_batch: a batch with kInsertDeleted runs stays whole", "[crdt][s
   CHECK(apply_all(Doc("empty"), parts) == "world");
   CHECK(split_batch(OpBatch{}, 10, 4096).empty());
 }
+
+TEST_CASE("without_events: drops exactly the events of the other batch, cutting runs", "[crdt][split]") {
+  // Two agents' histories; "remote" holds some ranges of them, cutting runs in the middle.
+  Doc a("alice"), b("bob");
+  REQUIRE(a.insert(0, "héllo wörld 👋").ok());
+  REQUIRE(b.apply(a.ops_since(Version{})).ok());
+  REQUIRE(b.insert(3, "XYZ").ok());
+  REQUIRE(b.remove(0, 2).ok());
+  REQUIRE(a.apply(b.ops_since(a.version())).ok());
+  REQUIRE(a.insert(a.length(), " end").ok());
+  const OpBatch all = a.ops_since(Version{}, Doc::DeletedText::kInclude);
+  // Every way to take out one contiguous range of each agent's operations.
+  for (uint32_t lo = 0; lo < 14; lo += 3) {
+    for (uint32_t hi = lo + 1; hi <= 18; hi += 4) {
+      OpBatch remote;
+      for (const auto& part : split_batch(all, 1, 0)) {
+        for (const auto& r : part.runs) {
+          if (r.agent == "alice" && r.seq >= lo && r.seq < hi) remote.runs.push_back(r);
+          if (r.agent == "bob" && r.seq >= lo / 2 && r.seq < hi / 2) remote.runs.push_back(r);
+        }
+      }
+      const OpBatch rest = without_events(all, remote);
+      CHECK(rest.events() + remote.events() == all.events());
+      for (const auto& x : rest.runs) {
+        for (const auto& y : remote.runs) {
+          if (x.agent == y.agent) CHECK((x.seq + x.len <= y.seq || y.seq + y.len <= x.seq));
+        }
+      }
+      // The two together rebuild the document, in either order.
+      Doc one("one"), two("two");
+      REQUIRE(one.apply(remote).ok());
+      REQUIRE(one.apply(rest).ok());
+      REQUIRE(two.apply(rest).ok());
+      REQUIRE(two.apply(remote).ok());
+      CHECK(one.pending_events() == 0);
+      CHECK(one.text() == a.text());
+      CHECK(two.text() == a.text());
+    }
+  }
+}

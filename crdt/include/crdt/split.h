@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "crdt/op.h"
@@ -15,5 +16,14 @@ namespace tandem::crdt {
 // same effect as the whole. A batch holding kInsertDeleted runs is returned whole, since cutting
 // it could separate such a run from the deletes it relies on (op.h).
 std::vector<OpBatch> split_batch(OpBatch batch, uint64_t max_events, size_t max_bytes);
+
+// A run cut after its first `at` events (0 < at < run.len): the rest continues with its own
+// previous event as parent, its text and position adjusted.
+std::pair<OpRun, OpRun> cut_run(OpRun run, uint32_t at);
+
+// `batch` without the events (by id) that `remove` holds, runs cut where needed. A server that
+// integrated operations another node logged uses it to find what else they released (its own
+// clients' held operations), which it must log itself.
+OpBatch without_events(const OpBatch& batch, const OpBatch& remove);
 
 }  // namespace tandem::crdt

@@ -439,20 +439,51 @@ Status PgStore::Impl::try_commit(std::vector<Item>& group, std::vector<Row>& row
   }
   std::vector<pq::Conn::Statement> sql;
   const int64_t now = now_ms();
-  size_t next_row = 0;
   std::vector<std::string> notify;
+  bool removes = false;
+  for (const Item& it : group) removes = removes || it.kind == Item::kRemove;
+  // Without removals (almost always) the log rows go in as one statement whatever their number:
+  // arrays of their numbers and one blob of all their batches, cut apart by the database.
+  const bool batched = !removes && !rows.empty();
+  if (batched) {
+    std::string docs = "{", seqs = "{", events = "{", offsets = "{", lengths = "{", blob;
+    for (size_t k = 0; k < rows.size(); ++k) {
+      const Row& r = rows[k];
+      const char* sep = k ? "," : "";
+      docs.append(sep).append(std::to_string(r.doc));
+      seqs.append(sep).append(std::to_string(r.node_seq));
+      events.append(sep).append(std::to_string(r.events));
+      offsets.append(sep).append(std::to_string(blob.size()));
+      lengths.append(sep).append(std::to_string(r.batch.size()));
+      blob += r.batch;
+    }
+    for (auto* a : {&docs, &seqs, &events, &offsets, &lengths}) a->push_back('}');
+    sql.push_back({"INSERT INTO tandem.log (doc, node, node_seq, time_ms, events, batch)"
+                   " SELECT d, $2::text, s, $3::bigint, e, substring($8::bytea FROM o::integer + 1 FOR l)"
+                   " FROM unnest($1::bigint[], $4::bigint[], $5::integer[], $6::bigint[], $7::integer[]) AS t(d, s, e, o, l)"
+                   " ON CONFLICT (doc, node, node_seq) DO NOTHING",
+                   {Param::text(docs), Param::text(node), Param::num(now), Param::text(seqs), Param::text(events),
+                    Param::text(offsets), Param::text(lengths), Param::bytes(std::move(blob))}});
+    sql.push_back({"INSERT INTO tandem.heads (doc, node, node_seq)"
+                   " SELECT d, $2::text, max(s) FROM unnest($1::bigint[], $3::bigint[]) AS t(d, s) GROUP BY d"
+                   " ON CONFLICT (doc, node) DO UPDATE SET node_seq = GREATEST(tandem.heads.node_seq, excluded.node_seq)",
+                   {Param::text(docs), Param::text(node), Param::text(seqs)}});
+  }
+  size_t next_row = 0;
   for (size_t i = 0; i < group.size(); ++i) {
     Item& it = group[i];
     if (it.kind == Item::kAppend) {
       if (next_row < rows.size() && rows[next_row].first_item == i) {
         const Row& r = rows[next_row++];
-        sql.push_back({"INSERT INTO tandem.log (doc, node, node_seq, time_ms, events, batch) VALUES ($1, $2, $3, $4, $5, $6) "
-                       "ON CONFLICT (doc, node, node_seq) DO NOTHING",
-                       {Param::num(r.doc), Param::text(node), Param::num(r.node_seq), Param::num(now), Param::num(r.events),
-                        Param::bytes(r.batch)}});
-        sql.push_back({"INSERT INTO tandem.heads (doc, node, node_seq) VALUES ($1, $2, $3) ON CONFLICT (doc, node) "
-                       "DO UPDATE SET node_seq = GREATEST(tandem.heads.node_seq, excluded.node_seq)",
-                       {Param::num(r.doc), Param::text(node), Param::num(r.node_seq)}});
+        if (!batched) {
+          sql.push_back({"INSERT INTO tandem.log (doc, node, node_seq, time_ms, events, batch) VALUES ($1, $2, $3, $4, $5, $6) "
+                         "ON CONFLICT (doc, node, node_seq) DO NOTHING",
+                         {Param::num(r.doc), Param::text(node), Param::num(r.node_seq), Param::num(now), Param::num(r.events),
+                          Param::bytes(r.batch)}});
+          sql.push_back({"INSERT INTO tandem.heads (doc, node, node_seq) VALUES ($1, $2, $3) ON CONFLICT (doc, node) "
+                         "DO UPDATE SET node_seq = GREATEST(tandem.heads.node_seq, excluded.node_seq)",
+                         {Param::num(r.doc), Param::text(node), Param::num(r.node_seq)}});
+        }
         if (std::find(notify.begin(), notify.end(), it.doc) == notify.end()) notify.push_back(it.doc);
       }
     } else if (it.kind == Item::kSnapshot) {
@@ -473,7 +504,21 @@ Status PgStore::Impl::try_commit(std::vector<Item>& group, std::vector<Row>& row
       sql.push_back({"DELETE FROM tandem.documents WHERE id = $1", {Param::num(id)}});
     }
   }
-  for (const auto& doc : notify) sql.push_back({"SELECT pg_notify('tandem', $1)", {Param::text(doc)}});
+  // One notification per document, in one statement (the listeners read the heads anyway).
+  if (!notify.empty()) {
+    std::string names = "{";
+    for (size_t k = 0; k < notify.size(); ++k) {
+      if (k) names.push_back(',');
+      names.push_back('"');
+      for (char ch : notify[k]) {
+        if (ch == '"' || ch == '\\') names.push_back('\\');
+        names.push_back(ch);
+      }
+      names.push_back('"');
+    }
+    names.push_back('}');
+    sql.push_back({"SELECT pg_notify('tandem', d) FROM unnest($1::text[]) AS t(d)", {Param::text(names)}});
+  }
   if (sql.empty()) return Status::OK();
   st = wconn->transaction(sql);
   if (!st.ok()) *retry = !wconn->alive();
