@@ -900,8 +900,13 @@ void Load::on_upgrade_response(Conn& c) {
     return;
   }
   const std::string head(got.substr(0, end + 2));
-  const std::string accept = "Sec-WebSocket-Accept: " + ws::accept_key(c.key) + "\r\n";
-  if (head.rfind("HTTP/1.1 101", 0) != 0 || head.find(accept) == std::string::npos) {
+  // Header names are case-insensitive (HAProxy sends them in lower case).
+  std::string lower = head;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  const std::string accept = "sec-websocket-accept: " + ws::accept_key(c.key) + "\r\n";
+  std::string accept_lower = accept;
+  for (char& ch : accept_lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (head.rfind("HTTP/1.1 101", 0) != 0 || lower.find(accept_lower) == std::string::npos) {
     if (error_messages_ < 5) {
       ++error_messages_;
       std::fprintf(stderr, "tandem-load: upgrade refused: %s\n", head.substr(0, head.find('\r')).c_str());
