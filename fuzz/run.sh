@@ -2,7 +2,7 @@
 # Builds every libFuzzer target with clang-14 (-fsanitize=fuzzer,address,undefined) and runs
 # each for SECONDS seconds on its corpus: the seeds in fuzz/corpus/<target>/ and past findings in
 # fuzz/regressions/<target>/, copied to a scratch folder that takes the new inputs. Exits non-zero
-# on any finding; crashing inputs are kept in build-fuzz/findings/.
+# on any finding (1) or when a target does not build (3); crashing inputs are kept in build-fuzz/findings/.
 #   fuzz/run.sh [SECONDS] [TARGET...]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,27 +27,28 @@ objs=()
 pids=()
 # The server side of net/ for session_fuzz: sessions and rooms (not the listener or the client).
 for src in "$root"/crdt/src/*.cc "$root/crdt/codec/src/codec.cc" \
-           "$root"/net/src/{protocol,auth,log,metrics,room,session,memory_store}.cc; do
+           "$root"/net/src/{protocol,auth,log,metrics,room,session,memory_store,ws_frame}.cc; do
   o="$out/obj/$(basename "$(dirname "$(dirname "$src")")")-$(basename "${src%.cc}").o"
   if [[ ! -f "$o" || "$src" -nt "$o" || -n "$(find "$root/crdt" "$root/net/include" "$root/net/src" -name '*.h' -newer "$o" -print -quit)" ]]; then
     echo "fuzz: compile $(realpath --relative-to="$root" "$src")"
     "$cxx" "${flags[@]}" -c "$src" -o "$o" &
     pids+=($!)
     if ((${#pids[@]} >= jobs)); then
-      wait "${pids[0]}"
+      wait "${pids[0]}" || { echo "fuzz: a library file did not compile" >&2; exit 3; }
       pids=("${pids[@]:1}")
     fi
   fi
   objs+=("$o")
 done
-for p in "${pids[@]}"; do wait "$p"; done
+for p in "${pids[@]}"; do wait "$p" || { echo "fuzz: a library file did not compile" >&2; exit 3; }; done
 
 failed=0
 for t in "${targets[@]}"; do
   bin="$out/$t"
   if [[ ! -x "$bin" || "$here/$t.cc" -nt "$bin" || -n "$(find "$out/obj" -newer "$bin" -print -quit)" ]]; then
     echo "fuzz: build $t"
-    "$cxx" "${flags[@]}" -fsanitize=fuzzer "$here/$t.cc" "${objs[@]}" -lssl -lcrypto -lpthread -o "$bin"
+    "$cxx" "${flags[@]}" -fsanitize=fuzzer "$here/$t.cc" "${objs[@]}" -lssl -lcrypto -lpthread -o "$bin" ||
+      { echo "fuzz: $t did not build" >&2; exit 3; }
   fi
 done
 
