@@ -17,6 +17,25 @@
 
 namespace tandem::storage {
 
+// Hands `send` a callback taking a Status, blocks until the writer calls it, and returns that status:
+// sync() of a store waits this way for everything queued before it.
+template <class Status, class Send>
+Status wait_for_writer(Send send) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  Status result;
+  send([&](Status st) {
+    std::lock_guard<std::mutex> lock(m);
+    result = st;
+    done = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return done; });
+  return result;
+}
+
 // Lowers the calling thread's scheduling priority (nice +5): a store's writer does its work in
 // bursts (a commit, folding the journal) and must not take the core from the I/O threads that
 // answer clients while it does; its commits wait on the disk most of the time anyway.

@@ -732,19 +732,7 @@ void Store::remove_document(std::string doc, Done done) {
 
 Status Store::sync() {
   if (impl_->options.read_only) return Status::OK();
-  std::mutex m;
-  std::condition_variable cv;
-  bool done = false;
-  Status result;
-  impl_->enqueue({Item::kSync, {}, 0, 0, {}, {}, {}, [&](Status st) {
-                    std::lock_guard<std::mutex> lock(m);
-                    result = st;
-                    done = true;
-                    cv.notify_one();
-                  }});
-  std::unique_lock<std::mutex> lock(m);
-  cv.wait(lock, [&] { return done; });
-  return result;
+  return wait_for_writer<Status>([&](Done done) { impl_->enqueue({Item::kSync, {}, 0, 0, {}, {}, {}, std::move(done)}); });
 }
 
 // ---- reads ----

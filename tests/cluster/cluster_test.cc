@@ -40,23 +40,46 @@ using tandem::testing::TempDir;
 
 namespace {
 
+// Starts PROGRAM ARGS... (a path, or a name looked up in PATH) with its output appended to `log`.
+pid_t spawn(const std::vector<std::string>& command, const std::string& log) {
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+    }
+    std::vector<std::string> a = command;
+    std::vector<char*> argv;
+    for (auto& x : a) argv.push_back(x.data());
+    argv.push_back(nullptr);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Runs `tandem ARGS...` to its end, returns its exit status and what it printed.
+int run_tandem(const std::vector<std::string>& args, const std::string& log, std::string* out) {
+  std::remove(log.c_str());
+  std::vector<std::string> command = {TANDEM_BIN};
+  command.insert(command.end(), args.begin(), args.end());
+  const pid_t pid = spawn(command, log);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  std::ifstream in(log);
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 // A `tandem serve --store ...` process.
 class Node {
  public:
   Node(const std::string& uri, int port, const std::string& log) : port_(port) {
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-      const std::string p = std::to_string(port);
-      execl(TANDEM_BIN, "tandem", "serve", "--store", uri.c_str(), "--port", p.c_str(), "--threads", "2", "--quiet",
-            "1", "--drain-ms", "1500", "--room-grace-ms", "500", nullptr);
-      _exit(127);
-    }
+    pid_ = spawn({TANDEM_BIN, "serve", "--store", uri, "--port", std::to_string(port), "--threads", "2", "--quiet", "1",
+                  "--drain-ms", "1500", "--room-grace-ms", "500"},
+                 log);
     REQUIRE(wait_listening(port_, 15s));
   }
   ~Node() { kill(SIGKILL); }
@@ -111,17 +134,7 @@ class Proxy {
     const std::string cfg = dir.file("haproxy.cfg");
     std::ofstream(cfg) << cfg_text;
     const std::string log = dir.file("haproxy.log");
-    pid_ = fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-      execlp("haproxy", "haproxy", "-db", "-f", cfg.c_str(), nullptr);
-      _exit(127);
-    }
+    pid_ = spawn({"haproxy", "-db", "-f", cfg}, log);
     if (!Node::wait_listening(port_, 10s)) {
       std::ifstream l(log);
       FAIL("HAProxy did not start:\n" << std::string(std::istreambuf_iterator<char>(l), {}));
@@ -417,28 +430,6 @@ TEST_CASE("cluster: two nodes that both hold a document and both append never co
   CHECK(late->text() == cs[0]->text());
 }
 
-// Runs `tandem ARGS...`, returns its exit status and what it printed.
-int run_tandem(const std::vector<std::string>& args, const std::string& log, std::string* out) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<std::string> a = {"tandem"};
-    a.insert(a.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& x : a) argv.push_back(x.data());
-    argv.push_back(nullptr);
-    execv(TANDEM_BIN, argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  std::ifstream in(log);
-  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 TEST_CASE("cluster: tandem export, replay and inspect read the shared log", "[cluster]") {
   Cluster c(1);
   auto x = client(c.nodes[0]->url("minutes"), "scribe");
@@ -463,21 +454,7 @@ TEST_CASE("cluster: bad configuration gets a clear message and a non-zero exit",
   TempDir dir;
   PgServer pg;
   auto serve = [&](const std::string& uri, std::string* out) {
-    const std::string log = dir.file("serve.log");
-    std::remove(log.c_str());
-    const pid_t pid = fork();
-    if (pid == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      execl(TANDEM_BIN, "tandem", "serve", "--store", uri.c_str(), "--port", "0", "--quiet", "1", nullptr);
-      _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    std::ifstream in(log);
-    out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return run_tandem({"serve", "--store", uri, "--port", "0", "--quiet", "1"}, dir.file("serve.log"), out);
   };
   std::string out;
   SECTION("unreachable") {

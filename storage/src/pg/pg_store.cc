@@ -354,19 +354,7 @@ void PgStore::remove_document(std::string doc, Done done) {
 
 Status PgStore::sync() {
   if (impl_->opt.read_only) return Status::OK();
-  std::mutex m;
-  std::condition_variable cv;
-  bool done = false;
-  Status result;
-  impl_->inbox.push({Item::kSync, {}, {}, 0, {}, {}, [&](Status st) {
-                       std::lock_guard<std::mutex> lock(m);
-                       result = st;
-                       done = true;
-                       cv.notify_one();
-                     }});
-  std::unique_lock<std::mutex> lock(m);
-  cv.wait(lock, [&] { return done; });
-  return result;
+  return wait_for_writer<Status>([&](Done done) { impl_->inbox.push({Item::kSync, {}, {}, 0, {}, {}, std::move(done)}); });
 }
 
 Status PgStore::Impl::connect_writer() {
