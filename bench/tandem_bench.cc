@@ -7,6 +7,8 @@
 // encoded history into an empty replica (decode included), (c) encoding a snapshot, (d) loading
 // it (decode, rebuild, and one read of the text); medians of N runs. Plus the snapshot size and
 // the heap the replica holds after (a), measured by counting every allocation of this process.
+// Concurrent traces add (e) ingest: one replica receives every transaction, in the trace's order,
+// each as its own batch (as a server receives them from its clients).
 #include <malloc.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,6 +87,7 @@ struct Row {
   uint64_t ops = 0;
   uint64_t final_len = 0;
   double local_ms = 0, merge_ms = 0, encode_ms = 0, load_ms = 0;
+  double ingest_ms = -1;  // concurrent traces only
   size_t snapshot_bytes = 0;
   int64_t memory_bytes = 0;
 };
@@ -94,27 +98,42 @@ Doc replay_or_die(const trace::Trace& t) {
   return std::move(*doc);
 }
 
-Row bench_trace(const trace::Trace& t, int runs) {
+Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
   Row row;
   row.trace = t.name;
   row.ops = t.num_patches;
-  std::vector<double> local, merge, encode, load;
+  std::vector<double> local, merge, encode, load, ingest;
 
   // Heap held by the replica after (a): allocations made by the replay that are still live.
-  {
+  std::optional<Doc> full;
+  if (with_local) {
     const int64_t before = g_live_bytes.load();
-    Doc doc = replay_or_die(t);
-    if (!doc.check_invariants().ok()) die(t.name + ": invariants");
+    full = replay_or_die(t);
+    if (!full->check_invariants().ok()) die(t.name + ": invariants");
     row.memory_bytes = g_live_bytes.load() - before;
-    if (doc.text() != t.end_content) die(t.name + ": replay does not reach endContent");
-    row.final_len = doc.length();
   }
+  // What each transaction's author sent, for (e).
+  std::vector<crdt::OpBatch> batches;
+  if (t.concurrent) {
+    batches.resize(t.txns.size());
+    auto docs = trace::replay_concurrent(t, true, [&](uint32_t i, const crdt::OpBatch& b) { batches[i] = b; });
+    if (!docs.ok()) die(t.name + ": " + docs.status().ToString());
+    if (!full) full = std::move(docs->front());
+  } else if (!full) {
+    full = replay_or_die(t);
+  }
+  if (full->text() != t.end_content) die(t.name + ": replay does not reach endContent");
+  row.final_len = full->length();
+  const std::string history = codec::encode_ops(full->ops_since({}));
+  full.reset();
+
   for (int i = 0; i < runs; ++i) {
     auto t0 = Clock::now();
-    Doc doc = replay_or_die(t);
-    local.push_back(ms_since(t0));
+    if (with_local) {
+      Doc doc = replay_or_die(t);
+      local.push_back(ms_since(t0));
+    }
 
-    const std::string history = codec::encode_ops(doc.ops_since({}));
     t0 = Clock::now();
     auto batch = codec::decode_ops(history);
     if (!batch.ok()) die(t.name + ": " + batch.status().ToString());
@@ -124,8 +143,9 @@ Row bench_trace(const trace::Trace& t, int runs) {
     if (!patches.ok()) die(t.name + ": merge: " + patches.status().ToString());
     if (fresh.text() != t.end_content) die(t.name + ": merged replica does not reach endContent");
 
+    // Snapshots are canonical: the merged replica encodes to the replayed one's bytes.
     t0 = Clock::now();
-    const std::string snap = codec::save(doc);
+    const std::string snap = codec::save(fresh);
     encode.push_back(ms_since(t0));
     row.snapshot_bytes = snap.size();
 
@@ -135,8 +155,20 @@ Row bench_trace(const trace::Trace& t, int runs) {
     const std::string text = loaded->text();
     load.push_back(ms_since(t0));
     if (text != t.end_content) die(t.name + ": loaded snapshot does not hold endContent");
+
+    if (t.concurrent) {
+      t0 = Clock::now();
+      Doc server("server");
+      for (size_t k = 0; k < batches.size(); ++k) {
+        auto r = server.apply(batches[k]);
+        if (!r.ok()) die(t.name + ": ingest of txn " + std::to_string(k) + ": " + r.status().ToString());
+      }
+      ingest.push_back(ms_since(t0));
+      if (server.text() != t.end_content) die(t.name + ": ingested replica does not reach endContent");
+    }
   }
-  row.local_ms = median(local);
+  if (t.concurrent) row.ingest_ms = median(ingest);
+  row.local_ms = with_local ? median(local) : -1;
   row.merge_ms = median(merge);
   row.encode_ms = median(encode);
   row.load_ms = median(load);
@@ -152,25 +184,37 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
+std::string fmt_ms(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+std::string fmt2(double v) { return fmt_ms(v, 2); }
+std::string fmt3(double v) { return fmt_ms(v, 3); }
+
 int cmd_trace(int argc, char** argv) {
-  bool json = false, emit = false;
+  bool json = false, emit = false, with_local = true;
   int runs = 5;
   std::vector<std::string> files;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--json") {
       json = true;
+    } else if (a == "--no-local") {
+      with_local = false;
     } else if (a == "--emit-text") {
       emit = true;
     } else if (a == "--runs" && i + 1 < argc) {
       runs = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--help" || a == "-h") {
       std::printf(
-          "usage: tandem-bench trace [--json | --emit-text] [--runs N] FILE...\n"
+          "usage: tandem-bench trace [--json | --emit-text] [--runs N] [--no-local] FILE...\n"
           "  Benchmarks the engine on editing traces (josephg/editing-traces format, .json or .json.gz).\n"
           "  --json       one JSON object per trace per line\n"
           "  --emit-text  print only the final text of the (single) trace\n"
-          "  --runs N     runs per measurement; the median is reported (default 5)\n");
+          "  --runs N     runs per measurement; the median is reported (default 5)\n"
+          "  --no-local   skip the local replay and the heap figure (the replay still runs once for\n"
+          "               concurrent traces, untimed, to make their transactions' batches)\n");
       return 0;
     } else if (!a.empty() && a[0] == '-') {
       die("unknown option " + a + " (see --help)");
@@ -188,24 +232,32 @@ int cmd_trace(int argc, char** argv) {
     return 0;
   }
   if (!json) {
-    std::printf("%-22s %8s %9s %9s %9s %9s %9s %10s %10s\n", "trace", "ops", "final_len", "local_ms", "merge_ms",
-                "encode_ms", "load_ms", "snap_bytes", "mem_bytes");
+    std::printf("%-22s %8s %9s %9s %9s %9s %9s %9s %10s %10s\n", "trace", "ops", "final_len", "local_ms", "merge_ms",
+                "ingest_ms", "encode_ms", "load_ms", "snap_bytes", "mem_bytes");
   }
   for (const auto& f : files) {
     auto t = trace::load(f);
     if (!t.ok()) die(t.status().ToString());
-    const Row r = bench_trace(*t, runs);
+    const Row r = bench_trace(*t, runs, with_local);
+    // Columns a run did not measure are "-" in the table and left out of the JSON.
+    const bool has_local = r.local_ms >= 0, has_ingest = r.ingest_ms >= 0;
     if (json) {
-      std::printf(
-          "{\"trace\":\"%s\",\"ops\":%llu,\"final_len\":%llu,\"local_ms\":%.3f,\"merge_ms\":%.3f,\"encode_ms\":%.3f,"
-          "\"load_ms\":%.3f,\"snapshot_bytes\":%zu,\"memory_bytes\":%lld,\"runs\":%d}\n",
-          json_escape(r.trace).c_str(), static_cast<unsigned long long>(r.ops),
-          static_cast<unsigned long long>(r.final_len), r.local_ms, r.merge_ms, r.encode_ms, r.load_ms,
-          r.snapshot_bytes, static_cast<long long>(r.memory_bytes), runs);
+      std::string line = "{\"trace\":\"" + json_escape(r.trace) + "\",\"ops\":" + std::to_string(r.ops) +
+                         ",\"final_len\":" + std::to_string(r.final_len);
+      if (has_local) line.append(",\"local_ms\":").append(fmt3(r.local_ms));
+      line.append(",\"merge_ms\":").append(fmt3(r.merge_ms));
+      if (has_ingest) line.append(",\"ingest_ms\":").append(fmt3(r.ingest_ms));
+      line.append(",\"encode_ms\":").append(fmt3(r.encode_ms));
+      line.append(",\"load_ms\":").append(fmt3(r.load_ms));
+      line.append(",\"snapshot_bytes\":").append(std::to_string(r.snapshot_bytes));
+      if (has_local) line.append(",\"memory_bytes\":").append(std::to_string(r.memory_bytes));
+      line.append(",\"runs\":").append(std::to_string(runs)).append("}\n");
+      std::fputs(line.c_str(), stdout);
     } else {
-      std::printf("%-22s %8llu %9llu %9.2f %9.2f %9.2f %9.2f %10zu %10lld\n", r.trace.c_str(),
-                  static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.final_len), r.local_ms,
-                  r.merge_ms, r.encode_ms, r.load_ms, r.snapshot_bytes, static_cast<long long>(r.memory_bytes));
+      std::printf("%-22s %8llu %9llu %9s %9.2f %9s %9.2f %9.2f %10zu %10s\n", r.trace.c_str(),
+                  static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.final_len),
+                  has_local ? fmt2(r.local_ms).c_str() : "-", r.merge_ms, has_ingest ? fmt2(r.ingest_ms).c_str() : "-",
+                  r.encode_ms, r.load_ms, r.snapshot_bytes, has_local ? std::to_string(r.memory_bytes).c_str() : "-");
     }
     std::fflush(stdout);
   }

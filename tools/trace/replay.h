@@ -17,7 +17,7 @@ crdt::Status replay_local(const Trace& t, crdt::Doc* doc);
 
 // Replays a concurrent trace with one replica per agent (named "agent0", "agent1", ...): before a
 // txn is applied on its agent's replica, that replica receives every ancestor txn it has not
-// seen, each as the op batch captured when the txn was made. When `merge_all`, every replica
+// seen, each as the op batch captured when the txn was made. When `merge_all`, the first replica
 // then receives all the others' operations.
 // `on_txn`, when set, receives each txn's op batch as it is made (in trace order).
 crdt::Result<std::vector<crdt::Doc>> replay_concurrent(
