@@ -655,9 +655,10 @@ using merge_detail::Unit;
 struct MergeCache::State {
   explicit State(const OpLog& log) : tracker(log) {}
   Tracker tracker;
-  bool active = false;    // the tracker holds a concurrent stretch that may continue
+  bool active = false;    // the tracker can take more events (see `end`)
   LV base = kNoLV;        // the version its placeholder stands for (kNoLV: the empty document)
-  LV end = 0;             // events below this are in the tracker, or at or below `base`
+  LV end = 0;             // events below this are in the tracker, or at or below `base`; events
+                          // from here on are not (they may have applied directly since)
   Frontier prepare;       // the tracker's prepare version
   Frontier processed;     // the frontier of every event below `end`
   std::vector<Span> spans;  // events the tracker processed, ascending
@@ -703,17 +704,18 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
   out->clear();
   if (!cache->state_) cache->state_ = std::make_unique<MergeCache::State>(*log);
   MergeCache::State& st = *cache->state_;
-  const bool resume = st.can_continue(*log);
-
-  // The events to walk: the diverging part of the two histories, or, when a tracker from an
-  // earlier merge is still holding this concurrent stretch, just the events since then.
+  // The events to walk: the diverging part of the two histories, or the events a tracker kept
+  // from an earlier merge has not seen yet, whichever is fewer. A kept tracker stands for every
+  // event since its base up to st.end; events after that (local edits, or remote ones that
+  // applied directly) it takes as old events, without output.
   LV common = kNoLV;
   std::vector<Span> zone;
+  const bool can_resume = st.active && st.can_continue(*log);
+  const bool resume = !log->find_conflicting(doc_frontier, all, &common, &zone,
+                                             can_resume ? log->size() - st.end : UINT64_MAX);
   if (resume) {
-    zone.push_back({st.end, log->size()});
-  } else {
-    st.active = false;
-    log->find_conflicting(doc_frontier, all, &common, &zone);
+    zone.assign(1, {st.end, log->size()});
+    common = kNoLV;
   }
   std::vector<Unit> units;
   for (const Span& s : zone) {
@@ -802,6 +804,7 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
       st.base = processed.empty() ? kNoLV : processed[0];
       tracker.reset(st.base == kNoLV ? 0 : log->len_after(st.base));
       st.spans.clear();
+      st.active = true;
       prepare = processed;
       active = true;
     }
@@ -820,10 +823,16 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
     st.add_span(u.start, u.end);
     prepare.assign(1, u.end - 1);
     OpLog::advance(&processed, parents, u.end - 1);
-    if (critical_after && processed.size() == 1 && processed[0] == u.end - 1) active = false;
+    if (critical_after && processed.size() == 1 && processed[0] == u.end - 1) {
+      // Every event the tracker took is an ancestor of this one, and every later one descends
+      // from it: they apply directly, and the tracker stays as it is for later merges (an event
+      // that arrives with parents before this point resumes it instead of walking back again).
+      active = false;
+      st.end = u.end;
+      st.prepare = prepare;
+      st.processed = processed;
+    }
   }
-  // Keep the tracker for the next merge if the concurrent stretch is still open.
-  st.active = active;
   if (active) {
     st.end = log->size();
     st.prepare = std::move(prepare);

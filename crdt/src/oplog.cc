@@ -225,8 +225,10 @@ struct QItem {
 
 }  // namespace
 
-void OpLog::find_conflicting(const Frontier& a, const Frontier& b, LV* common, std::vector<Span>* zone) const {
+bool OpLog::find_conflicting(const Frontier& a, const Frontier& b, LV* common, std::vector<Span>* zone,
+                             uint64_t max_events) const {
   zone->clear();
+  uint64_t events = 0;
   std::priority_queue<QItem> q;
   if (a.empty()) q.push({kRoot, kA});
   for (LV x : a) q.push({x, kA});
@@ -250,6 +252,8 @@ void OpLog::find_conflicting(const Frontier& a, const Frontier& b, LV* common, s
     const GraphEntry& g = graph_[graph_index(lv)];
     LV lower = g.start;
     if (!q.empty() && q.top().lv >= static_cast<int64_t>(g.start)) lower = static_cast<LV>(q.top().lv) + 1;
+    events += lv + 1 - lower;
+    if (events > max_events) return false;
     if (!zone->empty() && zone->back().start == lv + 1) {
       zone->back().start = lower;
     } else {
@@ -264,6 +268,7 @@ void OpLog::find_conflicting(const Frontier& a, const Frontier& b, LV* common, s
     }
   }
   std::reverse(zone->begin(), zone->end());
+  return true;
 }
 
 void OpLog::diff(const Frontier& a, const Frontier& b, std::vector<Span>* only_a, std::vector<Span>* only_b) const {

@@ -128,7 +128,9 @@ class OpLog {
   // The events of both a and b's histories that are not in the history of their nearest common
   // single-event version `*common` (kNoLV: the empty document), as ascending spans. Every event
   // in those spans descends from *common.
-  void find_conflicting(const Frontier& a, const Frontier& b, LV* common, std::vector<Span>* zone) const;
+  // Gives up, returning false, once the zone holds more than `max_events` events.
+  bool find_conflicting(const Frontier& a, const Frontier& b, LV* common, std::vector<Span>* zone,
+                        uint64_t max_events = UINT64_MAX) const;
   // Spans in a's history but not b's, and in b's but not a's, both ascending.
   void diff(const Frontier& a, const Frontier& b, std::vector<Span>* only_a, std::vector<Span>* only_b) const;
 
