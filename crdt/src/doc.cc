@@ -487,6 +487,7 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
     // the edits in between may show text this replica does not have.
     uint32_t lo = UINT32_MAX, tail = UINT32_MAX;
     const uint32_t old_u16 = d.rope.length_utf16();
+    std::vector<LvRun> removed;  // added to d.deleted at once, after the loop
     for (const auto& x : xf) {
       if (x.insert) {
         const std::string_view content = log.content(x.lv, x.len);
@@ -508,11 +509,12 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
           d.rope.remove(x.pos, x.len, nullptr, &d.scratch);
           append_patch(&patches, {x.pos, x.len, {}, u0, u1 - u0, 0});
         }
-        for (const LvRun& r : d.scratch) d.deleted.add(r.lv, r.len);
+        removed.insert(removed.end(), d.scratch.begin(), d.scratch.end());
         lo = std::min(lo, x.pos);
         tail = std::min(tail, d.rope.length() - x.pos);
       }
     }
+    d.deleted.add_all(&removed);
     if (has_unknown) {
       if (d.rope.contains_placeholder()) {
         d.rope.build(text_before, runs_before);

@@ -51,6 +51,38 @@ class LvSet {
     runs_.erase(it + 1, last);
   }
 
+  // Adds many runs at once (sorted here, any order given): linear in the set's size, where adding
+  // them one by one would move the tail of the set for each (a merge deletes all over the text).
+  void add_all(std::vector<LvRun>* more) {
+    if (more->size() < 8) {
+      for (const LvRun& r : *more) add(r.lv, r.len);
+      return;
+    }
+    std::sort(more->begin(), more->end(), [](const LvRun& a, const LvRun& b) { return a.lv < b.lv; });
+    std::vector<LvRun> merged;
+    merged.reserve(runs_.size() + more->size());
+    auto push = [&](const LvRun& r) {
+      if (r.len == 0) return;
+      if (!merged.empty() && merged.back().lv + merged.back().len >= r.lv) {
+        const LV end = std::max(merged.back().lv + merged.back().len, r.lv + r.len);
+        merged.back().len = end - merged.back().lv;
+      } else {
+        merged.push_back(r);
+      }
+    };
+    auto a = runs_.begin();
+    auto b = more->begin();
+    while (a != runs_.end() || b != more->end()) {
+      if (b == more->end() || (a != runs_.end() && a->lv <= b->lv)) {
+        push(*a++);
+      } else {
+        push(*b++);
+      }
+    }
+    runs_.swap(merged);
+    hint_ = 0;
+  }
+
   // Calls f(start, end, in_set) for the consecutive pieces of [a, b), in order.
   template <typename F>
   void partition(LV a, LV b, F f) const {

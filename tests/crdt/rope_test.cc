@@ -1,7 +1,10 @@
 // The rope against a simple model: a vector of (character, LV).
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include "crdt/utf8.h"
+#include "lv_set.h"
 #include "rope.h"
 #include "support/random_edits.h"
 
@@ -162,4 +165,43 @@ TEST_CASE("rope: placeholders count as one character", "[rope]") {
   rope.remove(1, 2, nullptr, nullptr);
   CHECK_FALSE(rope.contains_placeholder());
   CHECK(rope.text() == "ab");
+}
+
+// The deleted-character set: runs added all at once (as a merge does) give exactly the set that
+// adding them one by one gives, both against a plain set of LVs.
+TEST_CASE("LvSet add_all equals adding one by one", "[crdt][lvset]") {
+  using tandem::crdt::internal::LvSet;
+  Rng rng(7);
+  for (int round = 0; round < 200; ++round) {
+    LvSet one, all;
+    std::set<LV> model;
+    const int start = static_cast<int>(rng.below(20));
+    for (int i = 0; i < start; ++i) {
+      const LV lv = static_cast<LV>(rng.below(300));
+      const uint32_t len = 1 + static_cast<uint32_t>(rng.below(6));
+      one.add(lv, len);
+      all.add(lv, len);
+      for (uint32_t k = 0; k < len; ++k) model.insert(lv + k);
+    }
+    std::vector<LvRun> more;
+    const int n = static_cast<int>(rng.below(40));
+    for (int i = 0; i < n; ++i) {
+      const LV lv = static_cast<LV>(rng.below(300));
+      const uint32_t len = 1 + static_cast<uint32_t>(rng.below(6));
+      more.push_back({lv, len});
+      one.add(lv, len);
+      for (uint32_t k = 0; k < len; ++k) model.insert(lv + k);
+    }
+    all.add_all(&more);
+    REQUIRE(all == one);
+    std::vector<LvRun> expect;
+    for (LV lv : model) {
+      if (!expect.empty() && expect.back().lv + expect.back().len == lv) {
+        ++expect.back().len;
+      } else {
+        expect.push_back({lv, 1});
+      }
+    }
+    CHECK(all.runs() == expect);
+  }
 }
