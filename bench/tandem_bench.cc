@@ -1,6 +1,7 @@
 // tandem-bench: benchmarks of the engine on editing traces.
 //
-//   tandem-bench trace [--json | --emit-text] [--runs N] FILE...
+//   tandem-bench trace [--json | --emit-text] [--runs N] [--no-local] FILE...
+//   tandem-bench branch [--runs N] [--fork F] [--branch B] TRACE   (see cmd_branch)
 //
 // Per trace: (a) replaying the edits as local ops (concurrent traces: one replica per agent,
 // merging as the trace's causal graph says, then everything merged), (b) merging the whole
@@ -264,6 +265,81 @@ int cmd_trace(int argc, char** argv) {
   return 0;
 }
 
+// ---- tandem-bench branch ---------------------------------------------------------------------
+//
+// A replica holding a long history merges a concurrent branch: the cost must follow the branch and
+// how far back it forked, not the length of the history. The history is a prefix of a sequential
+// trace (the first H events); the branch (another replica, B keystrokes typed at one place) forked
+// F events before the end.
+
+int cmd_branch(int argc, char** argv) {
+  int runs = 7;
+  uint64_t fork_back = 1000, branch_len = 100;
+  std::string file;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--runs" && i + 1 < argc) {
+      runs = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--fork" && i + 1 < argc) {
+      fork_back = std::strtoull(argv[++i], nullptr, 10);
+    } else if (a == "--branch" && i + 1 < argc) {
+      branch_len = std::max<uint64_t>(1, std::strtoull(argv[++i], nullptr, 10));
+    } else if (a == "--help" || a == "-h") {
+      std::printf(
+          "usage: tandem-bench branch [--runs N] [--fork F] [--branch B] TRACE\n"
+          "  Merges a B-keystroke branch that forked F events back into replicas holding the first\n"
+          "  1/8, 1/4, 1/2 and all of a sequential trace's events; prints the median merge time.\n");
+      return 0;
+    } else if (!a.empty() && a[0] == '-') {
+      die("unknown option " + a + " (see --help)");
+    } else {
+      file = a;
+    }
+  }
+  if (file.empty()) die("no trace file given (see --help)");
+  auto t = trace::load(file);
+  if (!t.ok()) die(t.status().ToString());
+  if (t->concurrent) die(t->name + " is a concurrent trace; branch takes a sequential one");
+  // Events after each transaction, to cut the history at a number of events.
+  std::vector<uint64_t> events_after;
+  {
+    Doc probe("probe");
+    for (const auto& txn : t->txns) {
+      if (!trace::apply_txn(txn, &probe).ok()) die(t->name + ": replay failed");
+      events_after.push_back(probe.num_events());
+    }
+  }
+  const uint64_t total = events_after.empty() ? 0 : events_after.back();
+  std::printf("%-12s %10s %8s %8s %10s %10s %10s\n", "trace", "history", "fork", "branch", "merge_us", "walked",
+              "replayed");
+  for (uint64_t h : {total / 8, total / 4, total / 2, total}) {
+    if (h <= fork_back) continue;
+    std::vector<double> us;
+    Doc::MergeWork work;
+    for (int r = 0; r < runs; ++r) {
+      Doc main("main");
+      size_t k = 0;
+      while (k < t->txns.size() && events_after[k] <= h - fork_back) (void)trace::apply_txn(t->txns[k++], &main);
+      Doc side("side");
+      if (!side.apply(main.ops_since({})).ok()) die("fork failed");
+      while (k < t->txns.size() && events_after[k] <= h) (void)trace::apply_txn(t->txns[k++], &main);
+      const uint32_t at = side.length() / 2;
+      for (uint64_t i = 0; i < branch_len; ++i) (void)side.insert(at + static_cast<uint32_t>(i), "x");
+      const crdt::OpBatch batch = side.ops_since(main.version());
+      const auto t0 = Clock::now();
+      auto merged = main.apply(batch);
+      us.push_back(ms_since(t0) * 1000);
+      if (!merged.ok()) die("merge failed: " + merged.status().ToString());
+      work = main.last_merge_work();
+    }
+    std::printf("%-12s %10llu %8llu %8llu %10.1f %10llu %10llu\n", t->name.c_str(),
+                static_cast<unsigned long long>(h), static_cast<unsigned long long>(fork_back),
+                static_cast<unsigned long long>(branch_len), median(us), static_cast<unsigned long long>(work.walked),
+                static_cast<unsigned long long>(work.replayed));
+  }
+  return 0;
+}
+
 // ---- tandem-bench store ---------------------------------------------------------------------
 
 struct StoreRow {
@@ -516,12 +592,14 @@ int cmd_store(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::printf(
-        "usage: tandem-bench trace [--json | --emit-text] [--runs N] FILE...\n"
+        "usage: tandem-bench trace [--json | --emit-text] [--runs N] [--no-local] FILE...\n"
+        "       tandem-bench branch [--runs N] [--fork F] [--branch B] TRACE\n"
         "       tandem-bench store [--writers 1,10,100] [--batch K] [--seconds S] [--trace FILE] ...\n");
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
   if (cmd == "trace") return cmd_trace(argc - 2, argv + 2);
+  if (cmd == "branch") return cmd_branch(argc - 2, argv + 2);
   if (cmd == "store") return cmd_store(argc - 2, argv + 2);
   die("unknown command '" + cmd + "' (see --help)");
 }

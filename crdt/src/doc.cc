@@ -201,6 +201,10 @@ const Version& Doc::version() const { return impl_->synced_version(); }
 uint64_t Doc::num_events() const { return impl_->log.size(); }
 uint64_t Doc::pending_events() const { return impl_->pending_events; }
 
+Doc::MergeWork Doc::last_merge_work() const {
+  return {impl_->merge_cache.last_walked, impl_->merge_cache.last_replayed};
+}
+
 namespace {
 
 struct Range {

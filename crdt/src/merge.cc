@@ -717,6 +717,9 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
     zone.assign(1, {st.end, log->size()});
     common = kNoLV;
   }
+  cache->last_walked = 0;
+  cache->last_replayed = 0;
+  for (const Span& s : zone) cache->last_walked += s.end - s.start;
   std::vector<Unit> units;
   for (const Span& s : zone) {
     for (LV lv = s.start; lv < s.end;) {
@@ -813,6 +816,7 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
       for (auto it = only_a.rbegin(); it != only_a.rend(); ++it) tracker.retreat(*it);
       for (const Span& s : only_b) tracker.advance(s);
     }
+    cache->last_replayed += n;
     if (is_new && u.start == op.lv) log->set_len_before(u.op_index, tracker.prep_len());
     const size_t before = out->size();
     TANDEM_RETURN_IF_ERROR(tracker.apply(op, u.start, n, is_new ? out : nullptr));

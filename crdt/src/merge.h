@@ -43,6 +43,9 @@ class MergeCache {
   MergeCache& operator=(const MergeCache&) = delete;
   void clear();
   bool holds_tracker() const;
+  // Events the last transform visited, and how many of them went through the tracker.
+  uint64_t last_walked = 0;
+  uint64_t last_replayed = 0;
   struct State;
 
  private:

@@ -202,3 +202,34 @@ TEST_CASE("a batch with deleted text arriving before what its deletion needs is 
   bad.runs.pop_back();  // drop the deletion of "tmp"
   CHECK_FALSE(d.apply(bad).ok());
 }
+
+// Eg-walker's promise: merging a branch costs the branch and what happened since it forked, not the
+// history before the fork. The walk is counted (Doc::last_merge_work), not timed.
+TEST_CASE("merging a branch walks what happened since its fork, not the history before it", "[merge][cost]") {
+  for (int history : {2000, 8000, 32000}) {
+    INFO("history of " << history << " edits");
+    Rng rng(static_cast<uint64_t>(history));
+    Doc main("main");
+    for (int i = 0; i < history; ++i) tandem::testing::random_edit(rng, main, true);
+    Doc side("side");
+    sync(side, main);
+    const uint64_t fork = main.num_events();
+    for (int i = 0; i < 300; ++i) tandem::testing::random_edit(rng, main, true);
+    for (int i = 0; i < 30; ++i) tandem::testing::random_edit(rng, side, true);
+    const uint64_t since = main.num_events() - fork, branch = side.num_events() - fork;
+    sync(main, side);
+    CHECK(main.last_merge_work().walked == since + branch);
+    CHECK(main.last_merge_work().replayed <= since + branch);
+    sync(side, main);
+    CHECK(side.last_merge_work().walked == since + branch);
+    CHECK(main.text() == side.text());
+    // An edit made on top of the merge walks only itself (through the tracker the merge kept: the
+    // version has two heads, so the merge's tracker is resumed rather than rebuilt).
+    Doc third("third");
+    sync(third, main);
+    tandem::testing::random_edit(rng, third, true);
+    const uint64_t before = main.num_events();
+    sync(main, third);
+    CHECK(main.last_merge_work().walked == main.num_events() - before);
+  }
+}

@@ -97,6 +97,14 @@ class Doc {
   Result<std::vector<Patch>> apply(const OpBatch& batch, OpBatch* added = nullptr);
   // Events held for missing dependencies.
   uint64_t pending_events() const;
+  // What the last apply() that merged anything walked: how the cost of a merge grows (for tests
+  // and benchmarks). `walked`: events the merge visited (new ones and the old ones it had to
+  // replay beside them); `replayed`: those of them that went through the merge's tracker.
+  struct MergeWork {
+    uint64_t walked = 0;
+    uint64_t replayed = 0;
+  };
+  MergeWork last_merge_work() const;
 
   // Full consistency check of the internal structures (slow; for tests and fuzzers).
   Status check_invariants() const;
