@@ -20,7 +20,7 @@ const REPO_ROOT = resolve(HERE, '..', '..');
 const SCRIPT = fileURLToPath(import.meta.url);
 
 // Order used for output. Each entry: short name and adapter module.
-const PEERS = ['yjs', 'loro', 'automerge', 'json-joy'];
+const PEERS = ['yjs', 'loro', 'automerge', 'json-joy', 'diamond-types'];
 
 const USAGE = `usage: node run.mjs [options]
 
