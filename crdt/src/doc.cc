@@ -16,9 +16,31 @@ constexpr size_t kMaxParents = 1024;
 
 std::string run_name(const OpRun& r) { return "(" + r.agent + ", " + num(r.seq) + ")"; }
 
+// Remembers the last few agent names found valid: the runs of a batch name the same few agents
+// over and over, and comparing a name costs less than validating it again. The names are views
+// into the batch being checked.
+class AgentCheck {
+ public:
+  Status operator()(std::string_view agent) {
+    for (std::string_view v : valid_) {
+      if (!v.empty() && v == agent) return Status::OK();
+    }
+    Status st = Doc::ValidateAgent(agent);
+    if (st.ok()) {
+      valid_[next_] = agent;
+      next_ = (next_ + 1) % 4;
+    }
+    return st;
+  }
+
+ private:
+  std::string_view valid_[4];
+  int next_ = 0;
+};
+
 // Checks what can be checked of a run without the document.
-Status validate_run(const OpRun& r) {
-  TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(r.agent).WithContext("op run agent"));
+Status validate_run(const OpRun& r, AgentCheck& check_agent) {
+  TANDEM_RETURN_IF_ERROR(check_agent(r.agent).WithContext("op run agent"));
   if (r.len == 0) return Status::InvalidArgument("op run " + run_name(r) + " is empty");
   if (r.len > internal::kMaxEvents || uint64_t{r.seq} + r.len > UINT32_MAX) {
     return Status::InvalidArgument("op run " + run_name(r) + " has too many events");
@@ -52,7 +74,7 @@ Status validate_run(const OpRun& r) {
   }
   if (r.parents.size() > kMaxParents) return Status::InvalidArgument("op run " + run_name(r) + " has too many parents");
   for (const OpId& p : r.parents) {
-    TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(p.agent).WithContext("parent agent"));
+    TANDEM_RETURN_IF_ERROR(check_agent(p.agent).WithContext("parent agent"));
     if (p.agent == r.agent && p.seq >= r.seq) {
       return Status::InvalidArgument("op run " + run_name(r) + " depends on its own future");
     }
@@ -89,7 +111,8 @@ void append_patch(std::vector<Patch>* out, Patch p) {
 }  // namespace
 
 Status Doc::ValidateBatch(const OpBatch& batch) {
-  for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(validate_run(r));
+  AgentCheck check_agent;
+  for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(validate_run(r, check_agent));
   return Status::OK();
 }
 
@@ -317,7 +340,8 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
                                               std::string* retry_blocker) {
   Impl& d = *impl_;
   if (added) added->runs.clear();
-  for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(validate_run(r));
+  AgentCheck check_agent;
+  for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(validate_run(r, check_agent));
   if (batch.runs.empty()) return std::vector<Patch>{};
 
   OpLog& log = d.log;

@@ -4,7 +4,6 @@
 #include <cassert>
 #include <cstring>
 #include <map>
-#include <queue>
 #include <string>
 
 namespace tandem::crdt::internal {
@@ -566,57 +565,58 @@ void order_units(const OpLog& log, const std::vector<Unit>& units, LV first_new,
     return lv < it->end ? it - units.begin() : -1;
   };
   std::vector<uint32_t> waiting(nu, 0);
-  std::vector<std::pair<uint32_t, uint32_t>> edges;  // (parent unit, child unit)
-  std::vector<int64_t> cont_of(nu, -1);               // the unit whose last event is the only parent
+  std::vector<std::pair<uint32_t, uint32_t>> edges;  // (parent unit, child unit), by child
+  std::vector<uint8_t> edge_last;                      // the parent is its unit's last event
+  std::vector<uint32_t> edges_of(nu + 1, 0);           // unit c's edges: [edges_of[c], edges_of[c + 1])
+  std::vector<uint8_t> outside(nu, 0);                 // a parent outside the zone, or none at all
+  std::vector<int64_t> cont_of(nu, -1);                // the unit whose last event is the only parent
   Frontier parents;
   for (uint32_t c = 0; c < nu; ++c) {
     log.parents_of(units[c].start, &parents);
+    outside[c] = parents.empty();
     for (LV p : parents) {
-      const int64_t j = unit_of(p);
-      if (j < 0) continue;
+      // Most often the parent ends the unit just before.
+      const int64_t j = c > 0 && p >= units[c - 1].start && p < units[c - 1].end ? c - 1 : unit_of(p);
+      if (j < 0) {
+        outside[c] = 1;
+        continue;
+      }
+      const bool last = p == units[j].end - 1;
       edges.push_back({static_cast<uint32_t>(j), c});
+      edge_last.push_back(last);
       ++waiting[c];
-      if (parents.size() == 1 && p == units[j].end - 1) cont_of[c] = j;
+      if (parents.size() == 1 && last) cont_of[c] = j;
     }
+    edges_of[c + 1] = static_cast<uint32_t>(edges.size());
   }
-  std::sort(edges.begin(), edges.end());
+  // Children of each unit, ascending: kids[first[j] .. first[j + 1]) (a counting sort of edges).
+  std::vector<uint32_t> first(nu + 1, 0), kids(edges.size());
+  for (const auto& e : edges) ++first[e.first + 1];
+  for (size_t j = 0; j < nu; ++j) first[j + 1] += first[j];
+  {
+    std::vector<uint32_t> fill(first.begin(), first.end() - 1);
+    for (const auto& e : edges) kids[fill[e.first]++] = e.second;
+  }
   std::vector<uint32_t> order;
   order.reserve(nu);
   {
+    // Units are in LV order, a topological order with the old events first, so the lowest unit not
+    // done yet is always ready; from each unit the walk goes on into the unit that continues it.
     std::vector<bool> done(nu, false);
     size_t old_total = 0, old_done = 0;
     for (const Unit& u : units) old_total += u.start < first_new;
-    std::priority_queue<uint32_t, std::vector<uint32_t>, std::greater<>> ready_old, ready_new;
-    auto push = [&](uint32_t c) { (units[c].start < first_new ? ready_old : ready_new).push(c); };
-    for (uint32_t c = 0; c < nu; ++c) {
-      if (waiting[c] == 0) push(c);
-    }
-    auto children = [&](uint32_t j) {
-      auto lo = std::lower_bound(edges.begin(), edges.end(), std::make_pair(j, 0u));
-      auto hi = std::lower_bound(lo, edges.end(), std::make_pair(j + 1, 0u));
-      return std::make_pair(lo, hi);
-    };
-    for (;;) {
-      auto& heap = !ready_old.empty() ? ready_old : ready_new;
-      while (!heap.empty() && done[heap.top()]) heap.pop();
-      if (heap.empty()) {
-        if (&heap == &ready_new || ready_new.empty()) break;
-        continue;
-      }
-      uint32_t i = heap.top();
-      heap.pop();
+    size_t scan = 0;
+    while (order.size() < nu) {
+      while (done[scan]) ++scan;
+      uint32_t i = static_cast<uint32_t>(scan);
       for (;;) {
         done[i] = true;
         order.push_back(i);
         if (units[i].start < first_new) ++old_done;
         int64_t next = -1;
-        auto [lo, hi] = children(i);
-        for (auto e = lo; e != hi; ++e) {
-          const uint32_t c = e->second;
-          if (--waiting[c] == 0) push(c);
-        }
-        for (auto e = lo; e != hi && next < 0; ++e) {
-          const uint32_t c = e->second;
+        for (uint32_t e = first[i]; e < first[i + 1]; ++e) --waiting[kids[e]];
+        for (uint32_t e = first[i]; e < first[i + 1] && next < 0; ++e) {
+          const uint32_t c = kids[e];
           const bool c_new = units[c].start >= first_new;
           if (!done[c] && waiting[c] == 0 && cont_of[c] == i && (!c_new || old_done == old_total)) next = c;
         }
@@ -632,12 +632,10 @@ void order_units(const OpLog& log, const std::vector<Unit>& units, LV first_new,
   for (size_t k = 0; k < nu; ++k) pos_of[order[k]] = static_cast<int64_t>(k);
   std::vector<int64_t> suffix(nu + 1, INT64_MAX);
   for (size_t k = nu; k-- > 0;) {
-    const Unit& u = units[order[k]];
-    log.parents_of(u.start, &parents);
-    int64_t key = parents.empty() ? -1 : INT64_MAX;
-    for (LV p : parents) {
-      const int64_t j = unit_of(p);
-      key = std::min(key, j < 0 ? -1 : 2 * pos_of[j] + (p == units[j].end - 1 ? 1 : 0));
+    const uint32_t c = order[k];
+    int64_t key = outside[c] ? -1 : INT64_MAX;
+    for (uint32_t e = edges_of[c]; e < edges_of[c + 1]; ++e) {
+      key = std::min(key, 2 * pos_of[edges[e].first] + edge_last[e]);
     }
     suffix[k] = std::min(suffix[k + 1], key);
   }

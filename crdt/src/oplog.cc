@@ -76,9 +76,9 @@ std::string_view OpLog::content(LV lv, uint32_t n) const {
   const OpSpan& op = ops_[op_index(lv)];
   assert(op.type == kIns && lv + n <= op.end());
   std::string_view rest = std::string_view(arena_).substr(op.content);
-  const size_t b0 = utf8::byte_offset(rest, lv - op.lv);
+  const size_t b0 = op.one_byte ? lv - op.lv : utf8::byte_offset(rest, lv - op.lv);
   rest = rest.substr(b0);
-  return rest.substr(0, utf8::byte_offset(rest, n));
+  return rest.substr(0, op.one_byte ? n : utf8::byte_offset(rest, n));
 }
 
 void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType type, uint32_t pos,
@@ -100,6 +100,7 @@ void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType
       last.len += len;
       agents_[agent].spans.back().len += len;
       graph_.back().end += len;
+      if (type == kIns) last.one_byte = last.one_byte && track_content_ && content.size() == len;
       if (type == kIns && track_content_) {
         if (content.size() == 1) {
           arena_.push_back(content[0]);
@@ -149,6 +150,7 @@ void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType
     }
     last.len += take;
   }
+  if (take > 0 && type == kIns) ops_.back().one_byte = ops_.back().one_byte && track_content_ && content.size() == len;
   if (take > 0 && type == kIns && track_content_) arena_.append(content);
   if (take < len) {
     const uint32_t rest = len - take;
@@ -157,6 +159,7 @@ void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType
     OpType rest_type = type == kDelBack && rest == 1 ? kDelFwd : type;
     ops_.push_back({lv + take, rest, rest_pos, take ? rest_len_before : len_before,
                     type == kIns ? static_cast<uint32_t>(arena_.size()) : 0, static_cast<uint8_t>(rest_type)});
+    ops_.back().one_byte = type == kIns && track_content_ && content.size() == len;
     if (type == kIns && track_content_) arena_.append(content);
   }
   end_ += len;
@@ -198,6 +201,7 @@ void OpLog::replace_arena(std::string arena, const std::vector<uint32_t>& offset
   size_t i = 0;
   for (auto& op : ops_) {
     if (op.type == kIns) op.content = offsets[i++];
+    op.one_byte = false;  // not known for the new text; content() scans
   }
 }
 

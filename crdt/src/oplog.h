@@ -59,6 +59,7 @@ struct OpSpan {
   uint32_t len_before;  // document length at the first event's parents
   uint32_t content;     // kIns: byte offset of its text in the arena
   uint8_t type;
+  bool one_byte = false;  // kIns: each character of its text is one byte (content() need not scan)
 
   LV end() const { return lv + len; }
   // Position of event lv + k.
