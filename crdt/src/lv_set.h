@@ -51,16 +51,23 @@ class LvSet {
     runs_.erase(it + 1, last);
   }
 
-  // Adds many runs at once (sorted here, any order given): linear in the set's size, where adding
-  // them one by one would move the tail of the set for each (a merge deletes all over the text).
+  // Adds many runs at once (sorted here, any order given): one pass over the part of the set they
+  // reach, where adding them one by one would move the tail of the set for each (a merge deletes
+  // all over the text).
   void add_all(std::vector<LvRun>* more) {
     if (more->size() < 8) {
       for (const LvRun& r : *more) add(r.lv, r.len);
       return;
     }
     sort_by_lv(more);
+    // Only the runs the new ones can touch are rewritten: [lo, hi).
+    LV last_end = 0;
+    for (const LvRun& r : *more) last_end = std::max(last_end, r.lv + r.len);
+    const LV first = more->front().lv;
+    auto lo = std::lower_bound(runs_.begin(), runs_.end(), first, [](const LvRun& r, LV x) { return r.lv + r.len < x; });
+    auto hi = std::upper_bound(lo, runs_.end(), last_end, [](LV x, const LvRun& r) { return x < r.lv; });
     std::vector<LvRun> merged;
-    merged.reserve(runs_.size() + more->size());
+    merged.reserve(static_cast<size_t>(hi - lo) + more->size());
     auto push = [&](const LvRun& r) {
       if (r.len == 0) return;
       if (!merged.empty() && merged.back().lv + merged.back().len >= r.lv) {
@@ -70,16 +77,24 @@ class LvSet {
         merged.push_back(r);
       }
     };
-    auto a = runs_.begin();
+    auto a = lo;
     auto b = more->begin();
-    while (a != runs_.end() || b != more->end()) {
-      if (b == more->end() || (a != runs_.end() && a->lv <= b->lv)) {
+    while (a != hi || b != more->end()) {
+      if (b == more->end() || (a != hi && a->lv <= b->lv)) {
         push(*a++);
       } else {
         push(*b++);
       }
     }
-    runs_.swap(merged);
+    const size_t at = static_cast<size_t>(lo - runs_.begin()), old_n = static_cast<size_t>(hi - lo);
+    const size_t keep = std::min(old_n, merged.size());
+    std::copy(merged.begin(), merged.begin() + static_cast<std::ptrdiff_t>(keep), runs_.begin() + static_cast<std::ptrdiff_t>(at));
+    if (merged.size() < old_n) {
+      runs_.erase(runs_.begin() + static_cast<std::ptrdiff_t>(at + keep), runs_.begin() + static_cast<std::ptrdiff_t>(at + old_n));
+    } else {
+      runs_.insert(runs_.begin() + static_cast<std::ptrdiff_t>(at + keep), merged.begin() + static_cast<std::ptrdiff_t>(keep),
+                   merged.end());
+    }
     hint_ = 0;
   }
 
@@ -116,7 +131,7 @@ class LvSet {
   // A merge hands over hundreds of thousands of runs: two passes of a 16-bit radix sort, where a
   // comparison sort costs several times more.
   static void sort_by_lv(std::vector<LvRun>* v) {
-    if (v->size() < 256) {
+    if (v->size() < 8192) {
       std::sort(v->begin(), v->end(), [](const LvRun& a, const LvRun& b) { return a.lv < b.lv; });
       return;
     }

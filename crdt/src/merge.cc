@@ -204,9 +204,10 @@ class Tracker {
       const uint32_t eff = emit ? eff_pos(c) : 0;
       Cursor seg = isolate(c, take);
       Rec& s = at(seg);
+      const Counts was = rec_counts(s);
       s.state = 2;
       s.del = true;
-      refresh_up(seg.leaf);
+      add_up(seg.leaf, was, rec_counts(s));
       if (emit) out->push_back({false, eff, take, 0});
       w += take;
     }
@@ -274,6 +275,20 @@ class Tracker {
       c->off = 0;
     }
     return true;
+  }
+
+  static Counts rec_counts(const Rec& r) { return {r.len, r.state == 1 ? r.len : 0, r.del ? 0 : r.len}; }
+
+  // One record of `node` went from `was` to `now`: its ancestors' counts change by the difference
+  // (unsigned arithmetic wraps, so a decrease works too), without recounting any node.
+  static void add_up(Node* node, const Counts& was, const Counts& now) {
+    const uint32_t dr = now.raw - was.raw, dp = now.prep - was.prep, de = now.eff - was.eff;
+    if (dr == 0 && dp == 0 && de == 0) return;
+    for (Node* n = node; n->parent; n = n->parent) {
+      n->parent->raw[n->slot] += dr;
+      n->parent->prep[n->slot] += dp;
+      n->parent->eff[n->slot] += de;
+    }
   }
 
   static void refresh_up(Node* node) {
@@ -449,7 +464,7 @@ class Tracker {
     }
     insert_into_leaf(l, c.idx, rec);
     index_set(rec.lv, rec.lv + rec.len, l);
-    refresh_up(l);
+    add_up(l, {}, rec_counts(rec));
     return {l, c.idx, 0};
   }
 
@@ -472,8 +487,9 @@ class Tracker {
       const Cursor c = cursor_at_lv(start);
       const uint32_t take = std::min(len, at(c).len - c.off);
       const Cursor seg = isolate(c, take);
+      const Counts was = rec_counts(at(seg));
       fn(&at(seg));
-      refresh_up(seg.leaf);
+      add_up(seg.leaf, was, rec_counts(at(seg)));
       start += take;
       len -= take;
     }
