@@ -103,6 +103,7 @@ class Tracker {
 
   void reset(uint32_t placeholder_len) {
     free_nodes(root_);
+    hint_leaf_ = nullptr;
     index_.clear();
     dels_.clear();
     auto* leaf = new Leaf();
@@ -344,6 +345,18 @@ class Tracker {
   }
 
   Cursor cursor_at_lv(LV x) const {
+    // Retreating, advancing and deleting visit neighbouring records one after another: look next
+    // to the record found last before asking the index. (LVs are unique in the tracker, so a record
+    // holding x is the one; leaves live until reset, which clears the hint.)
+    if (Leaf* l = hint_leaf_) {
+      for (int i = hint_idx_; i < l->n && i < hint_idx_ + 3; ++i) {
+        const Rec& r = l->recs[i];
+        if (x >= r.lv && x < r.lv + r.len) {
+          hint_idx_ = i;
+          return {l, i, x - r.lv};
+        }
+      }
+    }
     auto it = index_.upper_bound(x);
     assert(it != index_.begin());
     --it;
@@ -351,7 +364,11 @@ class Tracker {
     Leaf* l = it->second.second;
     for (int i = 0; i < l->n; ++i) {
       const Rec& r = l->recs[i];
-      if (x >= r.lv && x < r.lv + r.len) return {l, i, x - r.lv};
+      if (x >= r.lv && x < r.lv + r.len) {
+        hint_leaf_ = l;
+        hint_idx_ = i;
+        return {l, i, x - r.lv};
+      }
     }
     assert(false && "index points at the wrong leaf");
     return {l, 0, 0};
@@ -558,6 +575,8 @@ class Tracker {
   Node* root_ = nullptr;
   // LV ranges -> the leaf holding their records: start -> (end, leaf).
   std::map<LV, std::pair<LV, Leaf*>> index_;
+  mutable Leaf* hint_leaf_ = nullptr;  // where cursor_at_lv found a record last
+  mutable int hint_idx_ = 0;
   // Delete events handled by this tracker, ascending.
   std::vector<DelTarget> dels_;
   std::vector<DelTarget> del_scratch_;

@@ -55,7 +55,13 @@ size_t OpLog::graph_index(LV lv) const {
 }
 
 size_t OpLog::op_index(LV lv) const {
-  return index_of_last(ops_, lv, [](const OpSpan& e) { return e.lv; });
+  // A merge asks for the same span, or the next one, many times in a row.
+  const size_t h = op_hint_;
+  if (h < ops_.size() && lv >= ops_[h].lv) {
+    if (lv < ops_[h].end()) return h;
+    if (h + 1 < ops_.size() && lv < ops_[h + 1].end()) return op_hint_ = h + 1;
+  }
+  return op_hint_ = index_of_last(ops_, lv, [](const OpSpan& e) { return e.lv; });
 }
 
 void OpLog::parents_of(LV lv, Frontier* out) const {
