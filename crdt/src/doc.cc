@@ -437,7 +437,7 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
       if (uint64_t{log.size()} + n > internal::kMaxEvents) {
         return rollback(Status::ResourceExhausted("document has too many operations"));
       }
-      const uint32_t agent = log.intern_agent(r.agent);
+      const uint32_t agent = a != kNoLV ? a : log.intern_agent(r.agent);
       std::string_view content;
       std::string placeholders;
       uint32_t pos = r.pos;

@@ -206,8 +206,11 @@ void OpLog::replace_arena(std::string arena, const std::vector<uint32_t>& offset
   arena_ = std::move(arena);
   size_t i = 0;
   for (auto& op : ops_) {
-    if (op.type == kIns) op.content = offsets[i++];
-    op.one_byte = false;  // not known for the new text; content() scans
+    if (op.type != kIns) continue;
+    op.content = offsets[i];
+    const size_t bytes = (i + 1 < offsets.size() ? offsets[i + 1] : arena_.size()) - offsets[i];
+    op.one_byte = bytes == op.len;
+    ++i;
   }
 }
 

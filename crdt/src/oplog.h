@@ -121,7 +121,8 @@ class OpLog {
   // Text of the insert events [lv, lv + n), which lie in one op span.
   std::string_view content(LV lv, uint32_t n) const;
   const std::string& arena() const { return arena_; }
-  // Replaces the arena; offsets[i] is the text offset of the i-th insert op span.
+  // Replaces the arena; offsets[i] is the text offset of the i-th insert op span, and the spans'
+  // texts follow each other in that order with nothing in between.
   void replace_arena(std::string arena, const std::vector<uint32_t>& offsets);
   // A log kept only for its shape (canonical snapshots) does not store text.
   void set_track_content(bool track) { track_content_ = track; }

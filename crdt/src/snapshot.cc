@@ -211,6 +211,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   // The log, checking each run against the document length at its parents.
   std::string placeholders;
   size_t agents_seen = 0;
+  std::vector<uint32_t> interned(data.agents.size(), internal::kNoLV);  // snapshot agent -> log agent
   Frontier parents;
   for (size_t i = 0; i < data.runs.size(); ++i) {
     const SnapshotData::Run& r = data.runs[i];
@@ -240,7 +241,8 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
                     : r.type == SnapshotData::kDeleteForward ? pos + n <= lb
                                                               : pos < lb && pos + 1 >= n;
     if (!ok) return bad("position out of range");
-    const uint32_t a = log.intern_agent(data.agents[r.agent]);
+    uint32_t& a = interned[r.agent];
+    if (a == internal::kNoLV) a = log.intern_agent(data.agents[r.agent]);
     const uint64_t seq = log.next_seq(a);
     if (seq + n > UINT32_MAX) return bad("too many events for one agent");
     if (r.type == SnapshotData::kInsert && placeholders.size() < r.len) {
