@@ -163,8 +163,137 @@ std::string encode_ops(const OpBatch& batch) {
 
 namespace {
 
+// Reads the msgpack forms encode_ops writes, straight from the bytes: no object tree, no copy of
+// the agent table per run. Any other form, any limit reached and any error make it give up, and
+// the generic decoder below (which names the error) decides instead; so what this accepts, the
+// generic one accepts too, with the same result (fuzz/codec_fuzz.cc checks that they agree).
+class Reader {
+ public:
+  explicit Reader(std::string_view b) : p_(reinterpret_cast<const uint8_t*>(b.data())), end_(p_ + b.size()) {}
+  size_t left() const { return static_cast<size_t>(end_ - p_); }
+  bool array(uint32_t* n) {
+    if (p_ >= end_) return false;
+    const uint8_t t = *p_;
+    if ((t & 0xf0) == 0x90) {
+      *n = t & 0x0f;
+      ++p_;
+    } else if (t == 0xdc) {
+      if (!be(1, 2, n)) return false;
+    } else if (t == 0xdd) {
+      if (!be(1, 4, n)) return false;
+    } else {
+      return false;
+    }
+    return *n <= left();  // every element takes a byte at least
+  }
+  bool u32(uint32_t* v) {
+    if (p_ >= end_) return false;
+    const uint8_t t = *p_;
+    if (t < 0x80) {
+      *v = t;
+      ++p_;
+      return true;
+    }
+    if (t == 0xcc) return be(1, 1, v);
+    if (t == 0xcd) return be(1, 2, v);
+    if (t == 0xce) return be(1, 4, v);
+    return false;
+  }
+  bool str(std::string_view* s) {
+    if (p_ >= end_) return false;
+    const uint8_t t = *p_;
+    uint32_t n;
+    if ((t & 0xe0) == 0xa0) {
+      n = t & 0x1f;
+      ++p_;
+    } else if (t == 0xd9) {
+      if (!be(1, 1, &n)) return false;
+    } else if (t == 0xda) {
+      if (!be(1, 2, &n)) return false;
+    } else if (t == 0xdb) {
+      if (!be(1, 4, &n)) return false;
+    } else {
+      return false;
+    }
+    if (n > left()) return false;
+    *s = std::string_view(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return true;
+  }
+  bool nil() {
+    if (p_ >= end_ || *p_ != 0xc0) return false;
+    ++p_;
+    return true;
+  }
+  bool at_nil() const { return p_ < end_ && *p_ == 0xc0; }
+
+ private:
+  // A big-endian integer of `n` bytes after a `skip`-byte tag.
+  bool be(size_t skip, size_t n, uint32_t* v) {
+    if (left() < skip + n) return false;
+    uint32_t x = 0;
+    for (size_t i = 0; i < n; ++i) x = (x << 8) | p_[skip + i];
+    p_ += skip + n;
+    *v = x;
+    return true;
+  }
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+bool decode_batch_fast(std::string_view bytes, const DecodeLimits& limits, size_t* consumed, OpBatch* out) {
+  if (bytes.empty() || bytes.size() > limits.max_bytes) return false;
+  Reader in(bytes);
+  uint32_t n, format, nagents, nruns;
+  if (!in.array(&n) || n != 3 || !in.u32(&format) || format != kOpsFormat) return false;
+  if (!in.array(&nagents) || nagents > limits.max_agents) return false;
+  std::vector<std::string_view> agents(nagents);
+  for (auto& a : agents) {
+    if (!in.str(&a) || !Doc::ValidateAgent(a).ok()) return false;
+  }
+  if (!in.array(&nruns) || nruns > limits.max_runs) return false;
+  OpBatch batch;
+  batch.runs.resize(nruns);
+  for (OpRun& r : batch.runs) {
+    uint32_t nf, agent, kind;
+    if (!in.array(&nf) || nf != 7 || !in.u32(&agent) || agent >= nagents || !in.u32(&r.seq) || !in.u32(&kind) ||
+        kind > static_cast<uint32_t>(OpKind::kDeleteBackward) || !in.u32(&r.pos) || !in.u32(&r.len) || r.len == 0) {
+      return false;
+    }
+    r.agent = agents[agent];
+    r.kind = static_cast<OpKind>(kind);
+    if (in.nil()) {
+      if (r.seq == 0) return false;
+      r.parents.push_back({r.agent, r.seq - 1});
+    } else {
+      uint32_t np;
+      if (!in.array(&np) || np % 2 != 0 || np / 2 > limits.max_parents) return false;
+      r.parents.resize(np / 2);
+      for (OpId& id : r.parents) {
+        uint32_t pa;
+        if (!in.u32(&pa) || pa >= nagents || !in.u32(&id.seq)) return false;
+        id.agent = agents[pa];
+      }
+    }
+    if (r.kind == OpKind::kInsert) {
+      std::string_view text;
+      if (!in.str(&text)) return false;
+      r.content.assign(text);
+    } else if (!in.nil()) {
+      return false;
+    }
+  }
+  if (consumed) {
+    *consumed = bytes.size() - in.left();
+  } else if (in.left() != 0) {
+    return false;
+  }
+  *out = std::move(batch);
+  return true;
+}
+
 // The op batch at the start of `bytes`; with `consumed`, bytes may follow it.
-Result<OpBatch> decode_one_batch(std::string_view bytes, const DecodeLimits& limits, size_t* consumed) {
+Result<OpBatch> decode_one_batch_generic(std::string_view bytes, const DecodeLimits& limits, size_t* consumed) {
   msgpack::object_handle oh;
   TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 4, limits, &oh, consumed));
   const msgpack::object* top;
@@ -221,10 +350,20 @@ Result<OpBatch> decode_one_batch(std::string_view bytes, const DecodeLimits& lim
   return batch;
 }
 
+Result<OpBatch> decode_one_batch(std::string_view bytes, const DecodeLimits& limits, size_t* consumed) {
+  OpBatch batch;
+  if (decode_batch_fast(bytes, limits, consumed, &batch)) return batch;
+  return decode_one_batch_generic(bytes, limits, consumed);
+}
+
 }  // namespace
 
 Result<OpBatch> decode_ops(std::string_view bytes, const DecodeLimits& limits) {
   return decode_one_batch(bytes, limits, nullptr);
+}
+
+Result<OpBatch> decode_ops_generic(std::string_view bytes, const DecodeLimits& limits) {
+  return decode_one_batch_generic(bytes, limits, nullptr);
 }
 
 Result<OpBatch> decode_ops_sequence(std::string_view bytes, const DecodeLimits& limits) {

@@ -32,6 +32,9 @@ struct DecodeLimits {
 
 std::string encode_ops(const OpBatch& batch);
 Result<OpBatch> decode_ops(std::string_view bytes, const DecodeLimits& limits = {});
+// The same through a generic msgpack parse, which decode_ops only uses for what its own reader
+// does not take; for tests and fuzzers, which check that both agree.
+Result<OpBatch> decode_ops_generic(std::string_view bytes, const DecodeLimits& limits = {});
 // One or more encode_ops outputs written one after the other, as one batch of all their runs in
 // order (the store's log rows hold such sequences: joining them needs no decoding).
 Result<OpBatch> decode_ops_sequence(std::string_view bytes, const DecodeLimits& limits = {});
