@@ -295,7 +295,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     return Status::Corruption("snapshot text length " + num(covered) + " does not match its history (" +
                               num(log.len_after(d.frontier[0])) + ")");
   }
-  std::sort(vis.begin(), vis.end(), [](const Vis& a, const Vis& b) { return a.lv < b.lv; });
+  internal::sort_by_lv_field(&vis);
   for (size_t k = 1; k < vis.size(); ++k) {
     if (vis[k].lv < vis[k - 1].lv + vis[k - 1].len) return Status::Corruption("snapshot shows a character twice");
   }
