@@ -13,26 +13,27 @@
 
 namespace tandem::crdt::internal {
 
-// Sorts records by their `lv` field. Merges and snapshot loads sort hundreds of thousands of runs:
-// two passes of a 16-bit radix sort (stable) cost a fraction of a comparison sort there.
+// Sorts records by their `lv` field. Merges and snapshot loads sort thousands to hundreds of
+// thousands of runs: three passes of an 11-bit radix sort (stable) cost a fraction of a
+// comparison sort there.
 template <class T>
 void sort_by_lv_field(std::vector<T>* v) {
-  if (v->size() < 8192) {
+  if (v->size() < 256) {
     std::sort(v->begin(), v->end(), [](const T& a, const T& b) { return a.lv < b.lv; });
     return;
   }
   std::vector<T> tmp(v->size());
-  std::vector<uint32_t> count(1 << 16);
-  for (int shift = 0; shift < 32; shift += 16) {
-    std::fill(count.begin(), count.end(), 0);
-    for (const T& r : *v) ++count[(r.lv >> shift) & 0xFFFF];
+  uint32_t count[1 << 11];
+  for (int shift = 0; shift < 32; shift += 11) {
+    std::fill(std::begin(count), std::end(count), 0);
+    for (const T& r : *v) ++count[(r.lv >> shift) & 0x7FF];
     uint32_t at = 0;
     for (auto& c : count) {
       const uint32_t k = c;
       c = at;
       at += k;
     }
-    for (const T& r : *v) tmp[count[(r.lv >> shift) & 0xFFFF]++] = r;
+    for (const T& r : *v) tmp[count[(r.lv >> shift) & 0x7FF]++] = r;
     v->swap(tmp);
   }
 }
