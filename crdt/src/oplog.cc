@@ -51,15 +51,30 @@ AgentSpan OpLog::id_of(LV lv) const {
 }
 
 size_t OpLog::graph_index(LV lv) const {
-  return index_of_last(graph_, lv, [](const GraphEntry& e) { return e.start; });
+  // As op_index: the same entry, the next or the one before, most of the time.
+  const size_t h = graph_hint_;
+  if (h < graph_.size()) {
+    if (lv >= graph_[h].start) {
+      if (lv < graph_[h].end) return h;
+      if (h + 1 < graph_.size() && lv < graph_[h + 1].end) return graph_hint_ = h + 1;
+    } else if (h > 0 && lv >= graph_[h - 1].start) {
+      return graph_hint_ = h - 1;
+    }
+  }
+  return graph_hint_ = index_of_last(graph_, lv, [](const GraphEntry& e) { return e.start; });
 }
 
 size_t OpLog::op_index(LV lv) const {
-  // A merge asks for the same span, or the next one, many times in a row.
+  // A merge asks for the same span, or the next one (advancing) or the one before (retreating),
+  // many times in a row.
   const size_t h = op_hint_;
-  if (h < ops_.size() && lv >= ops_[h].lv) {
-    if (lv < ops_[h].end()) return h;
-    if (h + 1 < ops_.size() && lv < ops_[h + 1].end()) return op_hint_ = h + 1;
+  if (h < ops_.size()) {
+    if (lv >= ops_[h].lv) {
+      if (lv < ops_[h].end()) return h;
+      if (h + 1 < ops_.size() && lv < ops_[h + 1].end()) return op_hint_ = h + 1;
+    } else if (h > 0 && lv >= ops_[h - 1].lv) {
+      return op_hint_ = h - 1;
+    }
   }
   return op_hint_ = index_of_last(ops_, lv, [](const OpSpan& e) { return e.lv; });
 }

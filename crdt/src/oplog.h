@@ -155,7 +155,8 @@ class OpLog {
   std::string arena_;
   LV end_ = 0;
   bool track_content_ = true;
-  mutable size_t op_hint_ = 0;  // the span op_index found last
+  mutable size_t op_hint_ = 0;     // the span op_index found last
+  mutable size_t graph_hint_ = 0;  // the entry graph_index found last
 };
 
 }  // namespace tandem::crdt::internal
