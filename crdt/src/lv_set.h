@@ -90,7 +90,7 @@ class LvSet {
       for (const LvRun& r : *more) add(r.lv, r.len);
       return;
     }
-    sort_by_lv(more);
+    sort_by_lv_field(more);
     // Only the runs the new ones can touch are rewritten: [lo, hi).
     LV last_end = 0;
     for (const LvRun& r : *more) last_end = std::max(last_end, r.lv + r.len);
@@ -159,8 +159,6 @@ class LvSet {
   bool operator==(const LvSet& o) const { return runs_ == o.runs_; }
 
  private:
-  static void sort_by_lv(std::vector<LvRun>* v) { sort_by_lv_field(v); }
-
   std::vector<LvRun> runs_;
   size_t hint_ = 0;  // index of the run changed last
 };

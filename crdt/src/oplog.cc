@@ -16,6 +16,24 @@ size_t index_of_last(const V& v, LV lv, F key) {
   assert(it != v.begin());
   return static_cast<size_t>(it - v.begin()) - 1;
 }
+
+// As index_of_last for entries that tile the LVs, trying first the entry found last (*hint), the
+// next one (walking forward) and the one before (a merge retreats backwards): a merge asks for the
+// same few entries many times in a row.
+template <typename V, typename Start, typename End>
+size_t index_near(const V& v, LV lv, size_t* hint, Start start, End end) {
+  const size_t h = *hint;
+  if (h < v.size()) {
+    if (lv >= start(v[h])) {
+      if (lv < end(v[h])) return h;
+      if (h + 1 < v.size() && lv < end(v[h + 1])) return *hint = h + 1;
+    } else if (h > 0 && lv >= start(v[h - 1])) {
+      return *hint = h - 1;
+    }
+  }
+  return *hint = index_of_last(v, lv, start);
+}
+
 }  // namespace
 
 uint32_t OpLog::find_agent(std::string_view name) const {
@@ -51,32 +69,12 @@ AgentSpan OpLog::id_of(LV lv) const {
 }
 
 size_t OpLog::graph_index(LV lv) const {
-  // As op_index: the same entry, the next or the one before, most of the time.
-  const size_t h = graph_hint_;
-  if (h < graph_.size()) {
-    if (lv >= graph_[h].start) {
-      if (lv < graph_[h].end) return h;
-      if (h + 1 < graph_.size() && lv < graph_[h + 1].end) return graph_hint_ = h + 1;
-    } else if (h > 0 && lv >= graph_[h - 1].start) {
-      return graph_hint_ = h - 1;
-    }
-  }
-  return graph_hint_ = index_of_last(graph_, lv, [](const GraphEntry& e) { return e.start; });
+  return index_near(graph_, lv, &graph_hint_, [](const GraphEntry& e) { return e.start; },
+                    [](const GraphEntry& e) { return e.end; });
 }
 
 size_t OpLog::op_index(LV lv) const {
-  // A merge asks for the same span, or the next one (advancing) or the one before (retreating),
-  // many times in a row.
-  const size_t h = op_hint_;
-  if (h < ops_.size()) {
-    if (lv >= ops_[h].lv) {
-      if (lv < ops_[h].end()) return h;
-      if (h + 1 < ops_.size() && lv < ops_[h + 1].end()) return op_hint_ = h + 1;
-    } else if (h > 0 && lv >= ops_[h - 1].lv) {
-      return op_hint_ = h - 1;
-    }
-  }
-  return op_hint_ = index_of_last(ops_, lv, [](const OpSpan& e) { return e.lv; });
+  return index_near(ops_, lv, &op_hint_, [](const OpSpan& e) { return e.lv; }, [](const OpSpan& e) { return e.end(); });
 }
 
 void OpLog::parents_of(LV lv, Frontier* out) const {

@@ -34,6 +34,7 @@ using tandem::net::ClientOptions;
 using tandem::storage::PgOptions;
 using tandem::storage::PgStore;
 using tandem::testing::free_tcp_port;
+using tandem::testing::make_client;
 using tandem::testing::PgServer;
 using tandem::testing::Rng;
 using tandem::testing::TempDir;
@@ -153,16 +154,6 @@ class Proxy {
   pid_t pid_ = -1;
 };
 
-std::unique_ptr<Client> client(const std::string& url, const std::string& agent) {
-  ClientOptions o;
-  o.url = url;
-  o.agent = agent;
-  o.min_backoff = 50ms;
-  o.max_backoff = 500ms;
-  auto c = std::make_unique<Client>(o);
-  c->start();
-  return c;
-}
 
 // Each client's own operations acknowledged durable: what the log must hold at the end.
 struct Acked {
@@ -238,8 +229,10 @@ TEST_CASE("cluster: clients of one document on three nodes, direct and through H
   Cluster c;
   Proxy proxy(c.ports, c.dir);
   std::vector<std::unique_ptr<Client>> cs;
-  for (int i = 0; i < 3; ++i) cs.push_back(client(c.nodes[static_cast<size_t>(i)]->url("shared"), "direct" + std::to_string(i)));
-  for (int i = 0; i < 3; ++i) cs.push_back(client(proxy.url("shared"), "proxied" + std::to_string(i)));
+  for (int i = 0; i < 3; ++i) {
+    cs.push_back(make_client(c.nodes[static_cast<size_t>(i)]->url("shared"), "direct" + std::to_string(i)));
+  }
+  for (int i = 0; i < 3; ++i) cs.push_back(make_client(proxy.url("shared"), "proxied" + std::to_string(i)));
   for (auto& x : cs) REQUIRE(x->wait_synced(10s));
   Rng rng(2026);
   for (int round = 0; round < 40; ++round) {
@@ -261,7 +254,9 @@ TEST_CASE("cluster: SIGKILL of a node under load: clients move through HAProxy, 
   std::vector<std::string> docs;
   for (int d = 0; d < 6; ++d) {
     docs.push_back("doc-" + std::to_string(d));
-    for (int k = 0; k < 2; ++k) cs.push_back(client(proxy.url(docs.back()), "w" + std::to_string(d) + "-" + std::to_string(k)));
+    for (int k = 0; k < 2; ++k) {
+      cs.push_back(make_client(proxy.url(docs.back()), "w" + std::to_string(d) + "-" + std::to_string(k)));
+    }
   }
   for (auto& x : cs) REQUIRE(x->wait_synced(10s));
   Acked acked;
@@ -312,8 +307,8 @@ TEST_CASE("cluster: PostgreSQL stopped and restarted under load: nodes resume wi
           "[cluster]") {
   Cluster c(2);
   std::vector<std::unique_ptr<Client>> cs;
-  cs.push_back(client(c.nodes[0]->url("notes"), "a"));
-  cs.push_back(client(c.nodes[1]->url("notes"), "b"));
+  cs.push_back(make_client(c.nodes[0]->url("notes"), "a"));
+  cs.push_back(make_client(c.nodes[1]->url("notes"), "b"));
   for (auto& x : cs) REQUIRE(x->wait_synced(10s));
   const pid_t pid0 = c.nodes[0]->pid(), pid1 = c.nodes[1]->pid();
   Acked acked;
@@ -346,7 +341,7 @@ TEST_CASE("cluster: PostgreSQL stopped and restarted under load: nodes resume wi
 
 TEST_CASE("cluster: a node stopped with SIGTERM fails its health check, then drains", "[cluster]") {
   Cluster c(1);
-  auto x = client(c.nodes[0]->url("d"), "a");
+  auto x = make_client(c.nodes[0]->url("d"), "a");
   REQUIRE(x->wait_synced(10s));
   ::kill(c.nodes[0]->pid(), SIGTERM);
   std::this_thread::sleep_for(200ms);
@@ -411,7 +406,9 @@ TEST_CASE("cluster: a client's operations held at one node for another node's ar
 TEST_CASE("cluster: two nodes that both hold a document and both append never corrupt it", "[cluster]") {
   Cluster c(2);
   std::vector<std::unique_ptr<Client>> cs;
-  for (int i = 0; i < 4; ++i) cs.push_back(client(c.nodes[static_cast<size_t>(i % 2)]->url("contested"), "c" + std::to_string(i)));
+  for (int i = 0; i < 4; ++i) {
+    cs.push_back(make_client(c.nodes[static_cast<size_t>(i % 2)]->url("contested"), "c" + std::to_string(i)));
+  }
   for (auto& x : cs) REQUIRE(x->wait_synced(10s));
   Rng rng(5);
   for (int round = 0; round < 60; ++round) {
@@ -425,14 +422,14 @@ TEST_CASE("cluster: two nodes that both hold a document and both append never co
   CHECK(log.version() == cs[0]->version());
   // And a fresh node loads the same.
   Node third(c.pg.uri(), free_tcp_port(), c.dir.file("third.log"));
-  auto late = client(third.url("contested"), "late");
+  auto late = make_client(third.url("contested"), "late");
   REQUIRE(late->wait_synced(10s));
   CHECK(late->text() == cs[0]->text());
 }
 
 TEST_CASE("cluster: tandem export, replay and inspect read the shared log", "[cluster]") {
   Cluster c(1);
-  auto x = client(c.nodes[0]->url("minutes"), "scribe");
+  auto x = make_client(c.nodes[0]->url("minutes"), "scribe");
   REQUIRE(x->wait_synced(10s));
   REQUIRE(x->insert(0, "Agenda: \xE6\x97\xA5 1. budget").ok());
   REQUIRE(x->wait_synced(10s));

@@ -16,6 +16,20 @@ namespace utf8 = tandem::crdt::utf8;
 
 namespace {
 
+// Consecutive LVs (in the order given) collapsed into runs.
+template <class LVs>
+std::vector<LvRun> runs_of(const LVs& lvs) {
+  std::vector<LvRun> out;
+  for (LV lv : lvs) {
+    if (!out.empty() && out.back().lv + out.back().len == lv) {
+      ++out.back().len;
+    } else {
+      out.push_back({lv, 1});
+    }
+  }
+  return out;
+}
+
 struct Model {
   std::vector<std::string> chars;
   std::vector<LV> lvs;
@@ -25,17 +39,7 @@ struct Model {
     for (const auto& c : chars) s += c;
     return s;
   }
-  std::vector<LvRun> runs() const {
-    std::vector<LvRun> out;
-    for (LV lv : lvs) {
-      if (!out.empty() && out.back().lv + out.back().len == lv) {
-        ++out.back().len;
-      } else {
-        out.push_back({lv, 1});
-      }
-    }
-    return out;
-  }
+  std::vector<LvRun> runs() const { return runs_of(lvs); }
 };
 
 std::vector<std::string> split_chars(const std::string& s) {
@@ -196,14 +200,6 @@ TEST_CASE("LvSet add_all equals adding one by one", "[crdt][lvset]") {
     }
     all.add_all(&more);
     REQUIRE(all == one);
-    std::vector<LvRun> expect;
-    for (LV lv : model) {
-      if (!expect.empty() && expect.back().lv + expect.back().len == lv) {
-        ++expect.back().len;
-      } else {
-        expect.push_back({lv, 1});
-      }
-    }
-    CHECK(all.runs() == expect);
+    CHECK(all.runs() == runs_of(model));
   }
 }
