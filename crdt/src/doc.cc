@@ -393,6 +393,7 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
     cached_index = log.find_agent(name);
     return cached_index;
   };
+  std::string placeholders;  // log.append copies what it needs
   bool progress = true;
   while (progress) {
     progress = false;
@@ -439,7 +440,6 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
       }
       const uint32_t agent = a != kNoLV ? a : log.intern_agent(r.agent);
       std::string_view content;
-      std::string placeholders;
       uint32_t pos = r.pos;
       switch (r.kind) {
         case OpKind::kInsert:
@@ -447,8 +447,8 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
           pos += skip;
           break;
         case OpKind::kInsertDeleted:
-          placeholders.assign(n, static_cast<char>(internal::kPlaceholderByte));
-          content = placeholders;
+          if (placeholders.size() < n) placeholders.assign(n, static_cast<char>(internal::kPlaceholderByte));
+          content = std::string_view(placeholders).substr(0, n);
           pos += skip;
           has_unknown = true;
           break;

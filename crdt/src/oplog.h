@@ -106,6 +106,8 @@ class OpLog {
   // `len` characters. `len_before` may be 0 when not yet known (see set_len_before).
   void append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType type, uint32_t pos,
               uint32_t len, std::string_view content, uint32_t len_before);
+  // Room for `runs` more appends without growing (a snapshot load knows its run count).
+  void reserve_runs(size_t runs) { ops_.reserve(ops_.size() + runs); }
   // Forgets every event from LV `end` on, and every agent interned after the first `num_agents`.
   void truncate(LV end, size_t num_agents);
 

@@ -253,13 +253,18 @@ void Rope::refresh(Node* node) {
 std::vector<Rope::Leaf*> Rope::chop(std::string_view text, const std::vector<LvRun>& runs,
                                     size_t target_bytes) const {
   std::vector<Leaf*> out;
+  // The runs cover the text: as many code points as bytes means one byte each, and no counting.
+  uint64_t total_cp = 0;
+  for (const LvRun& r : runs) total_cp += r.len;
+  const bool one_byte = total_cp == text.size();
   size_t bpos = 0, ri = 0;
   uint32_t roff = 0;
   while (bpos < text.size()) {
     size_t end = std::min(text.size(), bpos + target_bytes);
-    while (end < text.size() && end > bpos && is_cont(text[end])) --end;
+    while (!one_byte && end < text.size() && end > bpos && is_cont(text[end])) --end;
     if (end == bpos) end = bpos + 1;  // unreachable with target_bytes >= 4
-    uint32_t ccp = static_cast<uint32_t>(utf8::count_code_points(text.substr(bpos, end - bpos)));
+    uint32_t ccp = one_byte ? static_cast<uint32_t>(end - bpos)
+                            : static_cast<uint32_t>(utf8::count_code_points(text.substr(bpos, end - bpos)));
     auto* leaf = new Leaf();
     uint32_t need = ccp;
     while (need > 0 && leaf->nruns < kChopRuns) {
@@ -275,7 +280,7 @@ std::vector<Rope::Leaf*> Rope::chop(std::string_view text, const std::vector<LvR
     }
     if (need > 0) {
       ccp -= need;
-      end = bpos + utf8::byte_offset(text.substr(bpos, end - bpos), ccp);
+      end = bpos + (one_byte ? ccp : utf8::byte_offset(text.substr(bpos, end - bpos), ccp));
     }
     const std::string_view chunk = text.substr(bpos, end - bpos);
     std::memcpy(leaf->text, chunk.data(), chunk.size());

@@ -208,8 +208,10 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   }
   if (data.events() > internal::kMaxEvents) return Status::Corruption("snapshot has too many events");
 
-  // The log, checking each run against the document length at its parents.
-  std::string placeholders;
+  // The log, checking each run against the document length at its parents. Its text is filled
+  // in afterwards, from the snapshot's text (replace_arena).
+  log.set_track_content(false);
+  log.reserve_runs(data.runs.size());
   size_t agents_seen = 0;
   std::vector<uint32_t> interned(data.agents.size(), internal::kNoLV);  // snapshot agent -> log agent
   Frontier parents;
@@ -245,11 +247,8 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     if (a == internal::kNoLV) a = log.intern_agent(data.agents[r.agent]);
     const uint64_t seq = log.next_seq(a);
     if (seq + n > UINT32_MAX) return bad("too many events for one agent");
-    if (r.type == SnapshotData::kInsert && placeholders.size() < r.len) {
-      placeholders.assign(r.len, static_cast<char>(internal::kPlaceholderByte));
-    }
-    log.append(a, static_cast<uint32_t>(seq), parents, static_cast<internal::OpType>(r.type), r.pos, r.len,
-               std::string_view(placeholders).substr(0, r.type == SnapshotData::kInsert ? r.len : 0), len_before);
+    log.append(a, static_cast<uint32_t>(seq), parents, static_cast<internal::OpType>(r.type), r.pos, r.len, {},
+               len_before);
   }
   if (log.ops().size() != data.runs.size() && !data.runs.empty()) {
     // Runs that the log merged were not maximal: the bytes were not written by Tandem.
@@ -269,6 +268,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   auto info = utf8::inspect(data.text);
   if (!info.ok()) return info.status().WithContext("snapshot text");
   uint64_t covered = 0;
+  const bool one_byte = info->code_points == data.text.size();  // then code points are bytes
   struct Vis {
     LV lv;
     uint32_t len;
@@ -284,7 +284,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     if (t.len == 0 || uint64_t{t.event} + t.len > log.size()) return Status::Corruption("snapshot text run out of range");
     if (covered + t.len > info->code_points) return Status::Corruption("snapshot text runs exceed the text");
     covered += t.len;
-    const size_t b = utf8::byte_offset(rest, t.len);
+    const size_t b = one_byte ? t.len : utf8::byte_offset(rest, t.len);
     vis.push_back({t.event, t.len, byte});
     runs.push_back({t.event, t.len});
     byte += b;
@@ -316,8 +316,8 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
         const Vis& v = vis[vi];
         const LV stop = std::min(op.end(), v.lv + v.len);
         std::string_view piece = std::string_view(data.text).substr(v.byte);
-        const size_t b0 = utf8::byte_offset(piece, at - v.lv);
-        const size_t b1 = utf8::byte_offset(piece, stop - v.lv);
+        const size_t b0 = one_byte ? at - v.lv : utf8::byte_offset(piece, at - v.lv);
+        const size_t b1 = one_byte ? stop - v.lv : utf8::byte_offset(piece, stop - v.lv);
         arena.append(piece.substr(b0, b1 - b0));
         vis_chars += stop - at;
         at = stop;
@@ -332,6 +332,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   // Every visible character must be an insert event.
   if (vis_chars != covered) return Status::Corruption("snapshot text shows characters that are not inserts");
   log.replace_arena(std::move(arena), offsets);
+  log.set_track_content(true);
   d.rope.build(data.text, runs);
 
   for (uint32_t a = 0; a < log.num_agents(); ++a) d.version.advance(log.agent_name(a), log.next_seq(a));

@@ -26,8 +26,7 @@ std::string Status::ToString() const {
   return out;
 }
 
-Status Status::WithContext(std::string_view context) const {
-  if (ok()) return *this;
+Status Status::Prefixed(std::string_view context) const {
   std::string msg(context);
   msg += ": ";
   msg += msg_;

@@ -49,12 +49,14 @@ class [[nodiscard]] Status {
   std::string ToString() const;
   static const char* CodeName(Code code);
 
-  // Returns a copy whose message is prefixed with `context: `.
-  Status WithContext(std::string_view context) const;
+  // Returns a copy whose message is prefixed with `context: ` (OK stays OK; inline, as hot
+  // paths check their inputs with it).
+  Status WithContext(std::string_view context) const { return ok() ? Status() : Prefixed(context); }
 
   bool operator==(const Status& o) const { return code_ == o.code_ && msg_ == o.msg_; }
 
  private:
+  Status Prefixed(std::string_view context) const;
   Status(Code code, std::string_view msg) : code_(code), msg_(msg) {}
   Code code_ = Code::kOk;
   std::string msg_;
