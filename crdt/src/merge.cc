@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
-#include <map>
 #include <string>
 
 namespace tandem::crdt::internal {
@@ -94,6 +93,114 @@ void insert_into_leaf(Leaf* l, int at, const Rec& r) {
   ++l->n;
 }
 
+// Disjoint LV ranges -> the leaf holding their records. Sorted entries in chunks of at most
+// kMaxChunk, found through the chunks' first starts (a std::map spent a cache miss per level of a
+// tree with a node per record: a fifth of a many-author replay went to its lookups).
+class LvIndex {
+ public:
+  void clear() {
+    chunks_.clear();
+    firsts_.clear();
+  }
+
+  // The leaf of the range that holds x (REQUIRES one).
+  Leaf* find(LV x) const {
+    const size_t c = chunk_of(x);
+    assert(c != kNone);
+    const auto& ch = chunks_[c];
+    auto it = std::upper_bound(ch.begin(), ch.end(), x, [](LV v, const Entry& e) { return v < e.start; });
+    assert(it != ch.begin());
+    --it;
+    assert(x < it->end);
+    return it->leaf;
+  }
+
+  // [start, end) now lives in `leaf`; the parts of other ranges outside it keep theirs.
+  void set(LV start, LV end, Leaf* leaf) {
+    for (;;) {
+      const size_t c = chunk_of(end - 1);
+      if (c == kNone) break;
+      auto& ch = chunks_[c];
+      auto it = std::upper_bound(ch.begin(), ch.end(), end - 1, [](LV v, const Entry& e) { return v < e.start; });
+      if (it == ch.begin()) break;
+      --it;
+      if (it->end <= start) break;  // the last range starting before `end` does not reach `start`
+      const Entry old = *it;
+      if (old.start <= start && old.end >= end) {
+        // Inside one range (a record moving to a new leaf): split it where it stands.
+        Entry pieces[3];
+        int n = 0;
+        if (old.start < start) pieces[n++] = {old.start, start, old.leaf};
+        pieces[n++] = {start, end, leaf};
+        if (old.end > end) pieces[n++] = {end, old.end, old.leaf};
+        *it = pieces[0];
+        const size_t at = static_cast<size_t>(it - ch.begin());
+        ch.insert(ch.begin() + static_cast<std::ptrdiff_t>(at + 1), pieces + 1, pieces + n);
+        firsts_[c] = ch.front().start;
+        split_if_full(c);
+        return;
+      }
+      erase_at(c, static_cast<size_t>(it - ch.begin()));
+      if (old.start < start) insert({old.start, start, old.leaf});
+      if (old.end > end) insert({end, old.end, old.leaf});
+    }
+    insert({start, end, leaf});
+  }
+
+ private:
+  struct Entry {
+    LV start, end;
+    Leaf* leaf;
+  };
+  static constexpr size_t kMaxChunk = 256;
+  static constexpr size_t kNone = SIZE_MAX;
+
+  // The last chunk whose first range starts at or before x.
+  size_t chunk_of(LV x) const {
+    auto it = std::upper_bound(firsts_.begin(), firsts_.end(), x);
+    return it == firsts_.begin() ? kNone : static_cast<size_t>(it - firsts_.begin()) - 1;
+  }
+
+  void insert(const Entry& e) {
+    if (chunks_.empty()) {
+      chunks_.push_back({e});
+      firsts_.push_back(e.start);
+      return;
+    }
+    size_t c = chunk_of(e.start);
+    if (c == kNone) c = 0;
+    auto& ch = chunks_[c];
+    auto it = std::upper_bound(ch.begin(), ch.end(), e.start, [](LV v, const Entry& x) { return v < x.start; });
+    ch.insert(it, e);
+    firsts_[c] = ch.front().start;
+    split_if_full(c);
+  }
+
+  void erase_at(size_t c, size_t i) {
+    auto& ch = chunks_[c];
+    ch.erase(ch.begin() + static_cast<std::ptrdiff_t>(i));
+    if (ch.empty()) {
+      chunks_.erase(chunks_.begin() + static_cast<std::ptrdiff_t>(c));
+      firsts_.erase(firsts_.begin() + static_cast<std::ptrdiff_t>(c));
+    } else {
+      firsts_[c] = ch.front().start;
+    }
+  }
+
+  void split_if_full(size_t c) {
+    if (chunks_[c].size() <= kMaxChunk) return;
+    const auto half = static_cast<std::ptrdiff_t>(chunks_[c].size() / 2);
+    std::vector<Entry> upper(chunks_[c].begin() + half, chunks_[c].end());
+    chunks_[c].resize(static_cast<size_t>(half));
+    const LV first = upper.front().start;
+    chunks_.insert(chunks_.begin() + static_cast<std::ptrdiff_t>(c + 1), std::move(upper));
+    firsts_.insert(firsts_.begin() + static_cast<std::ptrdiff_t>(c + 1), first);
+  }
+
+  std::vector<std::vector<Entry>> chunks_;
+  std::vector<LV> firsts_;  // chunks_[c].front().start
+};
+
 class Tracker {
  public:
   explicit Tracker(const OpLog& log) : log_(log) {}
@@ -111,7 +218,7 @@ class Tracker {
     if (placeholder_len > 0) {
       leaf->recs[0] = {kUnderwater, placeholder_len, kNoLV, kNoLV, 1, false};
       leaf->n = 1;
-      index_[kUnderwater] = {kUnderwater + placeholder_len, leaf};
+      index_.set(kUnderwater, kUnderwater + placeholder_len, leaf);
     }
   }
 
@@ -357,11 +464,7 @@ class Tracker {
         }
       }
     }
-    auto it = index_.upper_bound(x);
-    assert(it != index_.begin());
-    --it;
-    assert(x < it->second.first);
-    Leaf* l = it->second.second;
+    Leaf* l = index_.find(x);
     for (int i = 0; i < l->n; ++i) {
       const Rec& r = l->recs[i];
       if (x >= r.lv && x < r.lv + r.len) {
@@ -375,33 +478,6 @@ class Tracker {
   }
 
   uint32_t raw_pos_of_lv(LV x) const { return x == kNoLV ? counts_of(root_).raw : raw_pos(cursor_at_lv(x)); }
-
-  void index_set(LV start, LV end, Leaf* leaf) {
-    auto it = index_.upper_bound(start);
-    if (it != index_.begin()) {
-      auto prev = std::prev(it);
-      if (prev->second.first > start) {
-        const auto tail = prev->second;
-        if (prev->first == start) {
-          index_.erase(prev);
-        } else {
-          prev->second.first = start;
-        }
-        if (tail.first > end) index_[end] = tail;
-      }
-    }
-    it = index_.lower_bound(start);
-    while (it != index_.end() && it->first < end) {
-      if (it->second.first > end) {
-        const auto val = it->second;
-        index_.erase(it);
-        index_[end] = val;
-        break;
-      }
-      it = index_.erase(it);
-    }
-    index_[start] = {end, leaf};
-  }
 
   void insert_sibling(Node* after, Node* node) {
     Inner* p = after->parent;
@@ -463,7 +539,7 @@ class Tracker {
     r->n = static_cast<uint8_t>(l->n - half);
     std::memcpy(r->recs, l->recs + half, r->n * sizeof(Rec));
     l->n = static_cast<uint8_t>(half);
-    for (int i = 0; i < r->n; ++i) index_set(r->recs[i].lv, r->recs[i].lv + r->recs[i].len, r);
+    for (int i = 0; i < r->n; ++i) index_.set(r->recs[i].lv, r->recs[i].lv + r->recs[i].len, r);
     insert_sibling(l, r);
     if (c->idx >= half) {
       c->leaf = r;
@@ -480,7 +556,7 @@ class Tracker {
       c.off = 0;
     }
     insert_into_leaf(l, c.idx, rec);
-    index_set(rec.lv, rec.lv + rec.len, l);
+    index_.set(rec.lv, rec.lv + rec.len, l);
     add_up(l, {}, rec_counts(rec));
     return {l, c.idx, 0};
   }
@@ -573,8 +649,7 @@ class Tracker {
 
   const OpLog& log_;
   Node* root_ = nullptr;
-  // LV ranges -> the leaf holding their records: start -> (end, leaf).
-  std::map<LV, std::pair<LV, Leaf*>> index_;
+  LvIndex index_;  // LV ranges -> the leaf holding their records
   mutable Leaf* hint_leaf_ = nullptr;  // where cursor_at_lv found a record last
   mutable int hint_idx_ = 0;
   // Delete events handled by this tracker, ascending.
