@@ -108,6 +108,41 @@ void append_patch(std::vector<Patch>* out, Patch p) {
   out->push_back(std::move(p));
 }
 
+// Appends the LVs of the characters of `content` (starting at `lv`) that are placeholders for
+// text this replica does not have (kPlaceholderByte, a byte no UTF-8 text contains).
+void placeholder_runs(std::string_view content, LV lv, std::vector<LvRun>* out) {
+  if (content.find(static_cast<char>(internal::kPlaceholderByte)) == std::string_view::npos) return;
+  for (unsigned char c : content) {
+    if ((c & 0xC0) == 0x80) continue;  // inside a character
+    if (c == internal::kPlaceholderByte) {
+      if (!out->empty() && out->back().lv + out->back().len == lv) {
+        ++out->back().len;
+      } else {
+        out->push_back({lv, 1});
+      }
+    }
+    ++lv;
+  }
+}
+
+// Is every LV of `inner` in one of the runs of `outer`? (Both are sorted here.)
+bool covered_by(std::vector<LvRun>* inner, std::vector<LvRun>* outer) {
+  if (inner->empty()) return true;
+  internal::sort_by_lv_field(inner);
+  internal::sort_by_lv_field(outer);
+  size_t j = 0;
+  for (const LvRun& r : *inner) {
+    LV at = r.lv;
+    const LV end = r.lv + r.len;
+    while (at < end) {
+      while (j < outer->size() && (*outer)[j].lv + (*outer)[j].len <= at) ++j;
+      if (j == outer->size() || (*outer)[j].lv > at) return false;
+      at = std::min<LV>(end, (*outer)[j].lv + (*outer)[j].len);
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 Status Doc::ValidateBatch(const OpBatch& batch) {
@@ -500,17 +535,15 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
     }
 
     // With characters of unknown text in play the batch may turn out invalid after applying it
-    // (such characters left visible): keep what is needed to put the text back.
-    std::string text_before;
-    std::vector<LvRun> runs_before;
-    internal::LvSet deleted_before;
-    if (has_unknown) {
-      text_before = d.rope.text();
-      d.rope.for_each_chunk([&](std::string_view, const LvRun* r, size_t n) {
-        runs_before.insert(runs_before.end(), r, r + n);
-      });
-      deleted_before = d.deleted;
-    }
+    // (such characters left visible): then the rope is put back from what each step removed,
+    // newest first (the batch's own size, where a copy of the text would cost the document's).
+    struct Removed {
+      uint32_t pos;
+      std::string text;
+      std::vector<LvRun> runs;
+    };
+    std::vector<Removed> undo_removed;
+    std::vector<LvRun> placeholder_lvs;  // inserted without text: all must end up removed
     // With characters of unknown text in play, report one patch for the whole changed region:
     // the edits in between may show text this replica does not have.
     uint32_t lo = UINT32_MAX, tail = UINT32_MAX;
@@ -523,6 +556,8 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
           const uint32_t u16 = d.rope.utf16_of(x.pos);
           append_patch(&patches, {x.pos, 0, std::string(content), u16, 0,
                                  static_cast<uint32_t>(utf8::count_utf16(content))});
+        } else {
+          placeholder_runs(content, x.lv, &placeholder_lvs);
         }
         d.rope.insert(x.pos, content, x.len, x.lv);
         lo = std::min(lo, x.pos);
@@ -530,7 +565,10 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
       } else {
         d.scratch.clear();
         if (has_unknown) {
-          d.rope.remove(x.pos, x.len, nullptr, &d.scratch);
+          Removed& u = undo_removed.emplace_back();
+          u.pos = x.pos;
+          d.rope.remove(x.pos, x.len, &u.text, &d.scratch);
+          u.runs = d.scratch;
         } else {
           const uint32_t u0 = d.rope.utf16_of(x.pos);
           const uint32_t u1 = d.rope.utf16_of(x.pos + x.len);
@@ -542,22 +580,30 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
         tail = std::min(tail, d.rope.length() - x.pos);
       }
     }
-    d.deleted.add_all(&removed);
-    if (has_unknown) {
-      if (d.rope.contains_placeholder()) {
-        d.rope.build(text_before, runs_before);
-        d.deleted = std::move(deleted_before);
-        if (retry_blocker) {
-          for (const Cand& c : cand) {
-            if (!c.done) {
-              *retry_blocker = std::string(c.blocker);
-              break;
-            }
+    if (has_unknown && !covered_by(&placeholder_lvs, &removed)) {
+      // Undo, newest first: inserts are removed again, removals put back.
+      size_t next_removed = undo_removed.size();
+      for (auto it = xf.rbegin(); it != xf.rend(); ++it) {
+        if (it->insert) {
+          d.rope.remove(it->pos, it->len, nullptr, nullptr);
+        } else {
+          const Removed& u = undo_removed[--next_removed];
+          d.rope.insert_runs(u.pos, u.text, u.runs);
+        }
+      }
+      if (retry_blocker) {
+        for (const Cand& c : cand) {
+          if (!c.done) {
+            *retry_blocker = std::string(c.blocker);
+            break;
           }
         }
-        return rollback(Status::InvalidArgument(
-            "batch inserts characters without their text (kInsertDeleted) that it does not also delete"));
       }
+      return rollback(Status::InvalidArgument(
+          "batch inserts characters without their text (kInsertDeleted) that it does not also delete"));
+    }
+    d.deleted.add_all(&removed);
+    if (has_unknown) {
       if (!xf.empty()) {
         const uint32_t new_len32 = d.rope.length();
         const uint32_t mid = new_len32 - lo - tail;

@@ -461,6 +461,16 @@ void Rope::insert(uint32_t pos, std::string_view text, uint32_t ncp, LV lv) {
   insert_slow(leaf, off, text, &r, 1);
 }
 
+void Rope::insert_runs(uint32_t pos, std::string_view text, const std::vector<LvRun>& runs) {
+  size_t b = 0;
+  for (const LvRun& r : runs) {
+    const size_t nb = utf8::byte_offset(text.substr(b), r.len);
+    insert(pos, text.substr(b, nb), r.len, r.lv);
+    pos += r.len;
+    b += nb;
+  }
+}
+
 void Rope::maybe_merge_with_next(Leaf* leaf) {
   if (leaf->nbytes >= kLeafBytes / 4 || !leaf->parent) return;
   Inner* p = leaf->parent;

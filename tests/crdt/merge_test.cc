@@ -203,6 +203,34 @@ TEST_CASE("a batch with deleted text arriving before what its deletion needs is 
   CHECK_FALSE(d.apply(bad).ok());
 }
 
+// A refused batch leaves nothing behind: its unknown text shown, the replica's text was put back
+// step by step (characters it removed from the middle of a multi-byte text included).
+TEST_CASE("a batch refused for showing unknown text leaves the replica as it was", "[merge][held]") {
+  Doc a("a"), d("d");
+  REQUIRE(a.insert(0, "h\xc3\xa9llo w\xc3\xb6rld \xe4\xb8\xad").ok());
+  sync(d, a);
+  REQUIRE(a.remove(0, 2).ok());        // removes text d shows
+  REQUIRE(a.insert(4, "tmp").ok());
+  REQUIRE(a.remove(8, 2).ok());        // more of d's text, after the insert
+  REQUIRE(a.remove(4, 3).ok());        // "tmp": sent without its text
+  OpBatch bad = a.ops_since(d.version(), Doc::DeletedText::kOmit);
+  bad.runs.pop_back();  // drop the deletion of "tmp"
+  const std::string text = d.text();
+  const OpBatch history = d.ops_since({}, Doc::DeletedText::kOmit);
+  const auto version = d.version();
+  auto refused = d.apply(bad);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().message().find("without their text") != std::string::npos);
+  CHECK(d.text() == text);
+  CHECK(d.version() == version);
+  CHECK(d.ops_since({}, Doc::DeletedText::kOmit) == history);
+  REQUIRE(d.check_invariants().ok());
+  // The whole batch still applies afterwards.
+  sync(d, a);
+  CHECK(d.text() == a.text());
+  REQUIRE(d.check_invariants().ok());
+}
+
 // Eg-walker's promise: merging a branch costs the branch and what happened since it forked, not the
 // history before the fork. The walk is counted (Doc::last_merge_work), not timed.
 TEST_CASE("merging a branch walks what happened since its fork, not the history before it", "[merge][cost]") {
