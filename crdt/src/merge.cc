@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <memory>
 #include <string>
 
 namespace tandem::crdt::internal {
@@ -93,9 +94,10 @@ void insert_into_leaf(Leaf* l, int at, const Rec& r) {
   ++l->n;
 }
 
-// Disjoint LV ranges -> the leaf holding their records. Sorted entries in chunks of at most
-// kMaxChunk, found through the chunks' first starts (a std::map spent a cache miss per level of a
-// tree with a node per record: a fifth of a many-author replay went to its lookups).
+// Disjoint LV ranges -> the leaf holding their records. Sorted ranges in chunks of at most
+// kMaxChunk, found through the chunks' first starts, each chunk's starts packed together for
+// the search (a std::map spent a cache miss per level of a tree with a node per record: a fifth
+// of a many-author replay went to its lookups).
 class LvIndex {
  public:
   void clear() {
@@ -107,12 +109,10 @@ class LvIndex {
   Leaf* find(LV x) const {
     const size_t c = chunk_of(x);
     assert(c != kNone);
-    const auto& ch = chunks_[c];
-    auto it = std::upper_bound(ch.begin(), ch.end(), x, [](LV v, const Entry& e) { return v < e.start; });
-    assert(it != ch.begin());
-    --it;
-    assert(x < it->end);
-    return it->leaf;
+    const Chunk& ch = *chunks_[c];
+    const size_t i = ch.last_at_or_before(x);
+    assert(i != kNone && x < ch.end[i]);
+    return ch.leaf[i];
   }
 
   // [start, end) now lives in `leaf`; the parts of other ranges outside it keep theirs.
@@ -120,40 +120,61 @@ class LvIndex {
     for (;;) {
       const size_t c = chunk_of(end - 1);
       if (c == kNone) break;
-      auto& ch = chunks_[c];
-      auto it = std::upper_bound(ch.begin(), ch.end(), end - 1, [](LV v, const Entry& e) { return v < e.start; });
-      if (it == ch.begin()) break;
-      --it;
-      if (it->end <= start) break;  // the last range starting before `end` does not reach `start`
-      const Entry old = *it;
-      if (old.start <= start && old.end >= end) {
+      Chunk& ch = *chunks_[c];
+      const size_t i = ch.last_at_or_before(end - 1);
+      if (i == kNone || ch.end[i] <= start) break;  // the last range starting before `end` ends before `start`
+      const LV old_start = ch.start[i], old_end = ch.end[i];
+      Leaf* const old_leaf = ch.leaf[i];
+      if (old_start <= start && old_end >= end) {
         // Inside one range (a record moving to a new leaf): split it where it stands.
-        Entry pieces[3];
-        int n = 0;
-        if (old.start < start) pieces[n++] = {old.start, start, old.leaf};
-        pieces[n++] = {start, end, leaf};
-        if (old.end > end) pieces[n++] = {end, old.end, old.leaf};
-        *it = pieces[0];
-        const size_t at = static_cast<size_t>(it - ch.begin());
-        ch.insert(ch.begin() + static_cast<std::ptrdiff_t>(at + 1), pieces + 1, pieces + n);
-        firsts_[c] = ch.front().start;
+        size_t at = i;
+        if (old_start < start) {
+          ch.end[at] = start;
+          ch.insert_at(++at, start, end, leaf);
+        } else {
+          ch.end[at] = end;
+          ch.leaf[at] = leaf;
+        }
+        if (old_end > end) ch.insert_at(at + 1, end, old_end, old_leaf);
         split_if_full(c);
         return;
       }
-      erase_at(c, static_cast<size_t>(it - ch.begin()));
-      if (old.start < start) insert({old.start, start, old.leaf});
-      if (old.end > end) insert({end, old.end, old.leaf});
+      erase_at(c, i);
+      if (old_start < start) insert(old_start, start, old_leaf);
+      if (old_end > end) insert(end, old_end, old_leaf);
     }
-    insert({start, end, leaf});
+    insert(start, end, leaf);
   }
 
  private:
-  struct Entry {
-    LV start, end;
-    Leaf* leaf;
-  };
-  static constexpr size_t kMaxChunk = 256;
+  static constexpr size_t kMaxChunk = 128;
   static constexpr size_t kNone = SIZE_MAX;
+  struct Chunk {
+    size_t n = 0;
+    LV start[kMaxChunk + 2];  // two spare: a split inserts up to two before the chunk is split
+    LV end[kMaxChunk + 2];
+    Leaf* leaf[kMaxChunk + 2];
+
+    size_t last_at_or_before(LV x) const {
+      const LV* it = std::upper_bound(start, start + n, x);
+      return it == start ? kNone : static_cast<size_t>(it - start) - 1;
+    }
+    void insert_at(size_t i, LV s, LV e, Leaf* l) {
+      std::memmove(start + i + 1, start + i, (n - i) * sizeof(LV));
+      std::memmove(end + i + 1, end + i, (n - i) * sizeof(LV));
+      std::memmove(leaf + i + 1, leaf + i, (n - i) * sizeof(Leaf*));
+      start[i] = s;
+      end[i] = e;
+      leaf[i] = l;
+      ++n;
+    }
+    void erase_at(size_t i) {
+      std::memmove(start + i, start + i + 1, (n - i - 1) * sizeof(LV));
+      std::memmove(end + i, end + i + 1, (n - i - 1) * sizeof(LV));
+      std::memmove(leaf + i, leaf + i + 1, (n - i - 1) * sizeof(Leaf*));
+      --n;
+    }
+  };
 
   // The last chunk whose first range starts at or before x.
   size_t chunk_of(LV x) const {
@@ -161,44 +182,48 @@ class LvIndex {
     return it == firsts_.begin() ? kNone : static_cast<size_t>(it - firsts_.begin()) - 1;
   }
 
-  void insert(const Entry& e) {
+  void insert(LV s, LV e, Leaf* l) {
     if (chunks_.empty()) {
-      chunks_.push_back({e});
-      firsts_.push_back(e.start);
-      return;
+      chunks_.push_back(std::make_unique<Chunk>());
+      firsts_.push_back(s);
     }
-    size_t c = chunk_of(e.start);
+    size_t c = chunk_of(s);
     if (c == kNone) c = 0;
-    auto& ch = chunks_[c];
-    auto it = std::upper_bound(ch.begin(), ch.end(), e.start, [](LV v, const Entry& x) { return v < x.start; });
-    ch.insert(it, e);
-    firsts_[c] = ch.front().start;
+    Chunk& ch = *chunks_[c];
+    const size_t i = ch.last_at_or_before(s);
+    ch.insert_at(i == kNone ? 0 : i + 1, s, e, l);
+    firsts_[c] = ch.start[0];
     split_if_full(c);
   }
 
   void erase_at(size_t c, size_t i) {
-    auto& ch = chunks_[c];
-    ch.erase(ch.begin() + static_cast<std::ptrdiff_t>(i));
-    if (ch.empty()) {
+    Chunk& ch = *chunks_[c];
+    ch.erase_at(i);
+    if (ch.n == 0) {
       chunks_.erase(chunks_.begin() + static_cast<std::ptrdiff_t>(c));
       firsts_.erase(firsts_.begin() + static_cast<std::ptrdiff_t>(c));
     } else {
-      firsts_[c] = ch.front().start;
+      firsts_[c] = ch.start[0];
     }
   }
 
   void split_if_full(size_t c) {
-    if (chunks_[c].size() <= kMaxChunk) return;
-    const auto half = static_cast<std::ptrdiff_t>(chunks_[c].size() / 2);
-    std::vector<Entry> upper(chunks_[c].begin() + half, chunks_[c].end());
-    chunks_[c].resize(static_cast<size_t>(half));
-    const LV first = upper.front().start;
+    Chunk& ch = *chunks_[c];
+    if (ch.n <= kMaxChunk) return;
+    auto upper = std::make_unique<Chunk>();
+    const size_t half = ch.n / 2;
+    upper->n = ch.n - half;
+    std::memcpy(upper->start, ch.start + half, upper->n * sizeof(LV));
+    std::memcpy(upper->end, ch.end + half, upper->n * sizeof(LV));
+    std::memcpy(upper->leaf, ch.leaf + half, upper->n * sizeof(Leaf*));
+    ch.n = half;
+    const LV first = upper->start[0];
     chunks_.insert(chunks_.begin() + static_cast<std::ptrdiff_t>(c + 1), std::move(upper));
     firsts_.insert(firsts_.begin() + static_cast<std::ptrdiff_t>(c + 1), first);
   }
 
-  std::vector<std::vector<Entry>> chunks_;
-  std::vector<LV> firsts_;  // chunks_[c].front().start
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  std::vector<LV> firsts_;  // chunks_[c]->start[0]
 };
 
 class Tracker {
@@ -467,7 +492,7 @@ class Tracker {
     Leaf* l = index_.find(x);
     for (int i = 0; i < l->n; ++i) {
       const Rec& r = l->recs[i];
-      if (x >= r.lv && x < r.lv + r.len) {
+      if (x - r.lv < r.len) {  // r.lv <= x < r.lv + r.len, in one unsigned comparison
         hint_leaf_ = l;
         hint_idx_ = i;
         return {l, i, x - r.lv};
