@@ -108,41 +108,6 @@ void append_patch(std::vector<Patch>* out, Patch p) {
   out->push_back(std::move(p));
 }
 
-// Appends the LVs of the characters of `content` (starting at `lv`) that are placeholders for
-// text this replica does not have (kPlaceholderByte, a byte no UTF-8 text contains).
-void placeholder_runs(std::string_view content, LV lv, std::vector<LvRun>* out) {
-  if (content.find(static_cast<char>(internal::kPlaceholderByte)) == std::string_view::npos) return;
-  for (unsigned char c : content) {
-    if ((c & 0xC0) == 0x80) continue;  // inside a character
-    if (c == internal::kPlaceholderByte) {
-      if (!out->empty() && out->back().lv + out->back().len == lv) {
-        ++out->back().len;
-      } else {
-        out->push_back({lv, 1});
-      }
-    }
-    ++lv;
-  }
-}
-
-// Is every LV of `inner` in one of the runs of `outer`? (Both are sorted here.)
-bool covered_by(std::vector<LvRun>* inner, std::vector<LvRun>* outer) {
-  if (inner->empty()) return true;
-  internal::sort_by_lv_field(inner);
-  internal::sort_by_lv_field(outer);
-  size_t j = 0;
-  for (const LvRun& r : *inner) {
-    LV at = r.lv;
-    const LV end = r.lv + r.len;
-    while (at < end) {
-      while (j < outer->size() && (*outer)[j].lv + (*outer)[j].len <= at) ++j;
-      if (j == outer->size() || (*outer)[j].lv > at) return false;
-      at = std::min<LV>(end, (*outer)[j].lv + (*outer)[j].len);
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 Status Doc::ValidateBatch(const OpBatch& batch) {
@@ -539,36 +504,46 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
     // newest first (the batch's own size, where a copy of the text would cost the document's).
     struct Removed {
       uint32_t pos;
-      std::string text;
-      std::vector<LvRun> runs;
+      size_t text_end, runs_end;  // in undo_text, undo_runs
     };
     std::vector<Removed> undo_removed;
-    std::vector<LvRun> placeholder_lvs;  // inserted without text: all must end up removed
+    std::string undo_text;
+    std::vector<LvRun> undo_runs;
+    // Characters inserted without their text must all be removed again: none was visible before.
+    uint64_t placeholders_in = 0, placeholders_out = 0;
+    const auto count_placeholders = [](std::string_view t) {
+      return static_cast<uint64_t>(std::count(t.begin(), t.end(), static_cast<char>(internal::kPlaceholderByte)));
+    };
     // With characters of unknown text in play, report one patch for the whole changed region:
-    // the edits in between may show text this replica does not have.
+    // the edits in between may show text this replica does not have. So too when the replica
+    // showed no text: its first sync (or a whole history) is one insert of the result.
+    const bool one_patch = has_unknown || old_len == 0;
     uint32_t lo = UINT32_MAX, tail = UINT32_MAX;
     const uint32_t old_u16 = d.rope.length_utf16();
     std::vector<LvRun> removed;  // added to d.deleted at once, after the loop
     for (const auto& x : xf) {
       if (x.insert) {
         const std::string_view content = log.content(x.lv, x.len);
-        if (!has_unknown) {
+        if (!one_patch) {
           const uint32_t u16 = d.rope.utf16_of(x.pos);
           append_patch(&patches, {x.pos, 0, std::string(content), u16, 0,
                                  static_cast<uint32_t>(utf8::count_utf16(content))});
-        } else {
-          placeholder_runs(content, x.lv, &placeholder_lvs);
+        } else if (has_unknown && old_len > 0) {
+          placeholders_in += count_placeholders(content);
         }
         d.rope.insert(x.pos, content, x.len, x.lv);
         lo = std::min(lo, x.pos);
         tail = std::min(tail, d.rope.length() - (x.pos + x.len));
       } else {
         d.scratch.clear();
-        if (has_unknown) {
-          Removed& u = undo_removed.emplace_back();
-          u.pos = x.pos;
-          d.rope.remove(x.pos, x.len, &u.text, &d.scratch);
-          u.runs = d.scratch;
+        if (has_unknown && old_len > 0) {  // (an empty text is put back by clearing)
+          const size_t text_start = undo_text.size();
+          d.rope.remove(x.pos, x.len, &undo_text, &d.scratch);
+          placeholders_out += count_placeholders(std::string_view(undo_text).substr(text_start));
+          undo_runs.insert(undo_runs.end(), d.scratch.begin(), d.scratch.end());
+          undo_removed.push_back({x.pos, undo_text.size(), undo_runs.size()});
+        } else if (one_patch) {
+          d.rope.remove(x.pos, x.len, nullptr, &d.scratch);
         } else {
           const uint32_t u0 = d.rope.utf16_of(x.pos);
           const uint32_t u1 = d.rope.utf16_of(x.pos + x.len);
@@ -580,15 +555,21 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
         tail = std::min(tail, d.rope.length() - x.pos);
       }
     }
-    if (has_unknown && !covered_by(&placeholder_lvs, &removed)) {
+    // (Into an empty text, the result is checked instead: it is what the batch made.)
+    if (placeholders_in != placeholders_out || (has_unknown && old_len == 0 && d.rope.contains_placeholder())) {
       // Undo, newest first: inserts are removed again, removals put back.
       size_t next_removed = undo_removed.size();
-      for (auto it = xf.rbegin(); it != xf.rend(); ++it) {
+      if (old_len == 0) d.rope.clear();
+      for (auto it = xf.rbegin(); it != xf.rend() && old_len > 0; ++it) {
         if (it->insert) {
           d.rope.remove(it->pos, it->len, nullptr, nullptr);
         } else {
           const Removed& u = undo_removed[--next_removed];
-          d.rope.insert_runs(u.pos, u.text, u.runs);
+          const size_t text_start = next_removed ? undo_removed[next_removed - 1].text_end : 0;
+          const size_t runs_start = next_removed ? undo_removed[next_removed - 1].runs_end : 0;
+          const std::vector<LvRun> runs(undo_runs.begin() + static_cast<std::ptrdiff_t>(runs_start),
+                                        undo_runs.begin() + static_cast<std::ptrdiff_t>(u.runs_end));
+          d.rope.insert_runs(u.pos, std::string_view(undo_text).substr(text_start, u.text_end - text_start), runs);
         }
       }
       if (retry_blocker) {
@@ -602,8 +583,8 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
       return rollback(Status::InvalidArgument(
           "batch inserts characters without their text (kInsertDeleted) that it does not also delete"));
     }
-    d.deleted.add_all(&removed);
-    if (has_unknown) {
+    d.deleted.add_all(removed);
+    if (one_patch) {
       if (!xf.empty()) {
         const uint32_t new_len32 = d.rope.length();
         const uint32_t mid = new_len32 - lo - tail;

@@ -2,8 +2,11 @@
 //
 // The replica keeps the set of inserted characters that are no longer in the text, so that it
 // can tell which inserts to send without their text (see OpKind::kInsertDeleted) without walking
-// the document. Deletes mostly extend a run at one of its ends (typing, backspacing), which is
-// O(log n); a new run in the middle costs a vector insert.
+// the document. Deletes mostly extend a run at one of its ends (typing, backspacing): O(1) at the
+// run changed last. Other runs wait in a buffer and join the sorted runs in one pass when the
+// buffer holds an eighth as many runs as the set, or the set is read: a merge's runs, spread over
+// the whole text, each cost a pass over the set before (a tenth of a many-author replay). Reads
+// are const but may do that pass: like the Doc holding it, a set is used from one thread at a time.
 #pragma once
 
 #include <algorithm>
@@ -58,80 +61,25 @@ class LvSet {
       }
     }
     // Past the last run and not touching it: rebuilding the set in LV order (snapshot load) lands here.
-    if (runs_.empty() || runs_.back().lv + runs_.back().len < lv) {
+    if (pending_.empty() && (runs_.empty() || runs_.back().lv + runs_.back().len < lv)) {
       hint_ = runs_.size();
       runs_.push_back({lv, len});
       return;
     }
-    LV end = lv + len;
-    // First run that ends at or after lv (could touch or overlap).
-    auto it = std::lower_bound(runs_.begin(), runs_.end(), lv,
-                               [](const LvRun& r, LV x) { return r.lv + r.len < x; });
-    auto last = it;
-    while (last != runs_.end() && last->lv <= end) {
-      lv = std::min(lv, last->lv);
-      end = std::max(end, last->lv + last->len);
-      ++last;
-    }
-    hint_ = static_cast<size_t>(it - runs_.begin());
-    if (it == last) {
-      runs_.insert(it, {lv, end - lv});
-      return;
-    }
-    *it = {lv, end - lv};
-    runs_.erase(it + 1, last);
+    pending_.push_back({lv, len});
+    maybe_flush();
   }
 
-  // Adds many runs at once (sorted here, any order given): one pass over the part of the set they
-  // reach, where adding them one by one would move the tail of the set for each (a merge deletes
-  // all over the text).
-  void add_all(std::vector<LvRun>* more) {
-    if (more->size() < 8) {
-      for (const LvRun& r : *more) add(r.lv, r.len);
-      return;
-    }
-    sort_by_lv_field(more);
-    // Only the runs the new ones can touch are rewritten: [lo, hi).
-    LV last_end = 0;
-    for (const LvRun& r : *more) last_end = std::max(last_end, r.lv + r.len);
-    const LV first = more->front().lv;
-    auto lo = std::lower_bound(runs_.begin(), runs_.end(), first, [](const LvRun& r, LV x) { return r.lv + r.len < x; });
-    auto hi = std::upper_bound(lo, runs_.end(), last_end, [](LV x, const LvRun& r) { return x < r.lv; });
-    std::vector<LvRun> merged;
-    merged.reserve(static_cast<size_t>(hi - lo) + more->size());
-    auto push = [&](const LvRun& r) {
-      if (r.len == 0) return;
-      if (!merged.empty() && merged.back().lv + merged.back().len >= r.lv) {
-        const LV end = std::max(merged.back().lv + merged.back().len, r.lv + r.len);
-        merged.back().len = end - merged.back().lv;
-      } else {
-        merged.push_back(r);
-      }
-    };
-    auto a = lo;
-    auto b = more->begin();
-    while (a != hi || b != more->end()) {
-      if (b == more->end() || (a != hi && a->lv <= b->lv)) {
-        push(*a++);
-      } else {
-        push(*b++);
-      }
-    }
-    const size_t at = static_cast<size_t>(lo - runs_.begin()), old_n = static_cast<size_t>(hi - lo);
-    const size_t keep = std::min(old_n, merged.size());
-    std::copy(merged.begin(), merged.begin() + static_cast<std::ptrdiff_t>(keep), runs_.begin() + static_cast<std::ptrdiff_t>(at));
-    if (merged.size() < old_n) {
-      runs_.erase(runs_.begin() + static_cast<std::ptrdiff_t>(at + keep), runs_.begin() + static_cast<std::ptrdiff_t>(at + old_n));
-    } else {
-      runs_.insert(runs_.begin() + static_cast<std::ptrdiff_t>(at + keep), merged.begin() + static_cast<std::ptrdiff_t>(keep),
-                   merged.end());
-    }
-    hint_ = 0;
+  // Adds many runs at once, in any order (a merge's deleted runs).
+  void add_all(const std::vector<LvRun>& more) {
+    pending_.insert(pending_.end(), more.begin(), more.end());
+    maybe_flush();
   }
 
   // Calls f(start, end, in_set) for the consecutive pieces of [a, b), in order.
   template <typename F>
   void partition(LV a, LV b, F f) const {
+    flush();
     auto it = std::upper_bound(runs_.begin(), runs_.end(), a, [](LV x, const LvRun& r) { return x < r.lv; });
     if (it != runs_.begin() && std::prev(it)->lv + std::prev(it)->len > a) --it;
     while (a < b) {
@@ -150,17 +98,69 @@ class LvSet {
     }
   }
 
-  const std::vector<LvRun>& runs() const { return runs_; }
+  const std::vector<LvRun>& runs() const {
+    flush();
+    return runs_;
+  }
   void clear() {
     runs_.clear();
+    pending_.clear();
     hint_ = 0;
   }
-  size_t heap_bytes() const { return runs_.capacity() * sizeof(LvRun); }
-  bool operator==(const LvSet& o) const { return runs_ == o.runs_; }
+  size_t heap_bytes() const { return (runs_.capacity() + pending_.capacity()) * sizeof(LvRun); }
+  bool operator==(const LvSet& o) const { return runs() == o.runs(); }
 
  private:
-  std::vector<LvRun> runs_;
-  size_t hint_ = 0;  // index of the run changed last
+  void maybe_flush() {
+    if (pending_.size() >= 64 + runs_.size() / 8) flush();
+  }
+
+  void flush() const {
+    if (pending_.empty()) return;
+    sort_by_lv_field(&pending_);
+    // Only the runs the new ones can touch are rewritten: [lo, hi).
+    LV last_end = 0;
+    for (const LvRun& r : pending_) last_end = std::max(last_end, r.lv + r.len);
+    const LV first = pending_.front().lv;
+    auto lo = std::lower_bound(runs_.begin(), runs_.end(), first, [](const LvRun& r, LV x) { return r.lv + r.len < x; });
+    auto hi = std::upper_bound(lo, runs_.end(), last_end, [](LV x, const LvRun& r) { return x < r.lv; });
+    std::vector<LvRun> merged;
+    merged.reserve(static_cast<size_t>(hi - lo) + pending_.size());
+    auto push = [&](const LvRun& r) {
+      if (r.len == 0) return;
+      if (!merged.empty() && merged.back().lv + merged.back().len >= r.lv) {
+        const LV end = std::max(merged.back().lv + merged.back().len, r.lv + r.len);
+        merged.back().len = end - merged.back().lv;
+      } else {
+        merged.push_back(r);
+      }
+    };
+    auto a = lo;
+    auto b = pending_.begin();
+    while (a != hi || b != pending_.end()) {
+      if (b == pending_.end() || (a != hi && a->lv <= b->lv)) {
+        push(*a++);
+      } else {
+        push(*b++);
+      }
+    }
+    const size_t at = static_cast<size_t>(lo - runs_.begin()), old_n = static_cast<size_t>(hi - lo);
+    const size_t keep = std::min(old_n, merged.size());
+    std::copy(merged.begin(), merged.begin() + static_cast<std::ptrdiff_t>(keep), runs_.begin() + static_cast<std::ptrdiff_t>(at));
+    if (merged.size() < old_n) {
+      runs_.erase(runs_.begin() + static_cast<std::ptrdiff_t>(at + keep), runs_.begin() + static_cast<std::ptrdiff_t>(at + old_n));
+    } else {
+      runs_.insert(runs_.begin() + static_cast<std::ptrdiff_t>(at + keep), merged.begin() + static_cast<std::ptrdiff_t>(keep),
+                   merged.end());
+    }
+    pending_.clear();
+    hint_ = 0;
+  }
+
+  // Mutable: reads join the pending runs first (see the top of this file).
+  mutable std::vector<LvRun> runs_;
+  mutable std::vector<LvRun> pending_;  // added, not yet in runs_; any order
+  mutable size_t hint_ = 0;             // index of the run changed last
 };
 
 }  // namespace tandem::crdt::internal

@@ -615,9 +615,7 @@ class Tracker {
 
   // Adds `delta` to the delete count of every character deleted by the events [a, b).
   void change_deleted(LV a, LV b, int delta) {
-    auto it = std::upper_bound(dels_.begin(), dels_.end(), a,
-                               [](LV x, const DelTarget& d) { return x < d.start; });
-    if (it != dels_.begin()) --it;
+    auto it = dels_.begin() + static_cast<std::ptrdiff_t>(del_at(a));
     for (; it != dels_.end() && it->start < b; ++it) {
       const LV x = std::max(a, it->start), y = std::min(b, it->end);
       if (x >= y) continue;
@@ -627,6 +625,20 @@ class Tracker {
         r->state = static_cast<uint32_t>(static_cast<int64_t>(r->state) + delta);
       });
     }
+  }
+
+  // The last entry of dels_ that starts at or before `a` (0 if none). Retreating and advancing
+  // visit delete spans in order, so the entry found last or a neighbour is usually the one.
+  size_t del_at(LV a) const {
+    const size_t n = dels_.size();
+    auto fits = [&](size_t i) { return i < n && dels_[i].start <= a && (i + 1 == n || dels_[i + 1].start > a); };
+    const size_t h = del_hint_;
+    if (fits(h)) return h;
+    if (fits(h + 1)) return del_hint_ = h + 1;
+    if (h > 0 && fits(h - 1)) return del_hint_ = h - 1;
+    auto it = std::upper_bound(dels_.begin(), dels_.end(), a, [](LV x, const DelTarget& d) { return x < d.start; });
+    del_hint_ = it == dels_.begin() ? 0 : static_cast<size_t>(it - dels_.begin()) - 1;
+    return del_hint_;
   }
 
   // Places `item` among the concurrent inserts that follow its left origin (the cursor is just
@@ -679,6 +691,7 @@ class Tracker {
   mutable int hint_idx_ = 0;
   // Delete events handled by this tracker, ascending.
   std::vector<DelTarget> dels_;
+  mutable size_t del_hint_ = 0;  // see del_at
   std::vector<DelTarget> del_scratch_;
 };
 

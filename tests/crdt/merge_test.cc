@@ -229,6 +229,17 @@ TEST_CASE("a batch refused for showing unknown text leaves the replica as it was
   sync(d, a);
   CHECK(d.text() == a.text());
   REQUIRE(d.check_invariants().ok());
+  // The same into a replica that shows no text yet (put back by clearing).
+  Doc e("e");
+  OpBatch bad_all = a.ops_since({}, Doc::DeletedText::kOmit);
+  bad_all.runs.pop_back();
+  REQUIRE_FALSE(e.apply(bad_all).ok());
+  CHECK(e.text().empty());
+  CHECK(e.num_events() == 0);
+  REQUIRE(e.check_invariants().ok());
+  sync(e, a);
+  CHECK(e.text() == a.text());
+  REQUIRE(e.check_invariants().ok());
 }
 
 // Eg-walker's promise: merging a branch costs the branch and what happened since it forked, not the

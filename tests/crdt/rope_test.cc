@@ -198,7 +198,7 @@ TEST_CASE("LvSet add_all equals adding one by one", "[crdt][lvset]") {
       one.add(lv, len);
       for (uint32_t k = 0; k < len; ++k) model.insert(lv + k);
     }
-    all.add_all(&more);
+    all.add_all(more);
     REQUIRE(all == one);
     CHECK(all.runs() == runs_of(model));
   }
