@@ -17,8 +17,8 @@
 namespace tandem::crdt::internal {
 
 // Sorts records by their `lv` field. Merges and snapshot loads sort thousands to hundreds of
-// thousands of runs: three passes of an 11-bit radix sort (stable) cost a fraction of a
-// comparison sort there.
+// thousands of runs: up to three passes of an 11-bit radix sort (stable; as many as the largest
+// LV needs) cost a fraction of a comparison sort there.
 template <class T>
 void sort_by_lv_field(std::vector<T>* v) {
   if (v->size() < 256) {
@@ -27,7 +27,9 @@ void sort_by_lv_field(std::vector<T>* v) {
   }
   std::vector<T> tmp(v->size());
   uint32_t count[1 << 11];
-  for (int shift = 0; shift < 32; shift += 11) {
+  LV max_lv = 0;
+  for (const T& r : *v) max_lv = std::max<LV>(max_lv, r.lv);
+  for (int shift = 0; shift < 32 && (shift == 0 || (max_lv >> shift) != 0); shift += 11) {  // digits above the largest LV are 0
     std::fill(std::begin(count), std::end(count), 0);
     for (const T& r : *v) ++count[(r.lv >> shift) & 0x7FF];
     uint32_t at = 0;

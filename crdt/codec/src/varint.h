@@ -39,6 +39,23 @@ class VarintReader {
   explicit VarintReader(std::string_view bytes) : p_(reinterpret_cast<const uint8_t*>(bytes.data())), end_(p_ + bytes.size()) {}
   // False on truncation or a value over 64 bits.
   bool read(uint64_t* v) {
+    if (p_ != end_ && *p_ < 0x80) {  // most values fit in one byte: keep that path inlined
+      *v = *p_++;
+      return true;
+    }
+    return read_long(v);
+  }
+  bool read32(uint32_t* v) {
+    uint64_t x;
+    if (!read(&x) || x > UINT32_MAX) return false;
+    *v = static_cast<uint32_t>(x);
+    return true;
+  }
+  bool done() const { return p_ == end_; }
+  size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+
+ private:
+  bool read_long(uint64_t* v) {
     uint64_t result = 0;
     for (int shift = 0; shift < 64; shift += 7) {
       if (p_ == end_) return false;
@@ -52,16 +69,7 @@ class VarintReader {
     }
     return false;
   }
-  bool read32(uint32_t* v) {
-    uint64_t x;
-    if (!read(&x) || x > UINT32_MAX) return false;
-    *v = static_cast<uint32_t>(x);
-    return true;
-  }
-  bool done() const { return p_ == end_; }
-  size_t remaining() const { return static_cast<size_t>(end_ - p_); }
 
- private:
   const uint8_t* p_;
   const uint8_t* end_;
 };
