@@ -38,7 +38,7 @@ class VarintReader {
  public:
   explicit VarintReader(std::string_view bytes) : p_(reinterpret_cast<const uint8_t*>(bytes.data())), end_(p_ + bytes.size()) {}
   // False on truncation or a value over 64 bits.
-  bool read(uint64_t* v) {
+  [[gnu::always_inline]] bool read(uint64_t* v) {
     if (p_ != end_ && *p_ < 0x80) {  // most values fit in one byte: keep that path inlined
       *v = *p_++;
       return true;
@@ -55,7 +55,7 @@ class VarintReader {
   size_t remaining() const { return static_cast<size_t>(end_ - p_); }
 
  private:
-  bool read_long(uint64_t* v) {
+  [[gnu::noinline]] bool read_long(uint64_t* v) {  // so that read() stays small enough to inline
     uint64_t result = 0;
     for (int shift = 0; shift < 64; shift += 7) {
       if (p_ == end_) return false;
