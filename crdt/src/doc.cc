@@ -380,6 +380,7 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
     }
   };
   std::vector<uint32_t> touched;  // agents that advanced
+  std::vector<uint8_t> is_touched;  // by agent index (a batch of a git history names 194 agents)
 
   Frontier all = d.frontier;
   Frontier parents;
@@ -463,7 +464,11 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
       OpLog::advance(&all, parents, first + n - 1);
       cand[i].done = true;
       progress = true;
-      if (std::find(touched.begin(), touched.end(), agent) == touched.end()) touched.push_back(agent);
+      if (agent >= is_touched.size()) is_touched.resize(agent + 1, 0);
+      if (!is_touched[agent]) {
+        is_touched[agent] = 1;
+        touched.push_back(agent);
+      }
       wake(r.agent);
     }
   }
