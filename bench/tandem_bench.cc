@@ -159,13 +159,10 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
 
     if (t.concurrent) {
       t0 = Clock::now();
-      Doc server("server");
-      for (size_t k = 0; k < batches.size(); ++k) {
-        auto r = server.apply(batches[k]);
-        if (!r.ok()) die(t.name + ": ingest of txn " + std::to_string(k) + ": " + r.status().ToString());
-      }
+      auto server = trace::ingest(batches);
       ingest.push_back(ms_since(t0));
-      if (server.text() != t.end_content) die(t.name + ": ingested replica does not reach endContent");
+      if (!server.ok()) die(t.name + ": " + server.status().ToString());
+      if (server->text() != t.end_content) die(t.name + ": ingested replica does not reach endContent");
     }
   }
   if (t.concurrent) row.ingest_ms = median(ingest);

@@ -563,18 +563,21 @@ Result<std::vector<Patch>> Doc::apply_attempt(const OpBatch& batch, OpBatch* add
     // (Into an empty text, the result is checked instead: it is what the batch made.)
     if (placeholders_in != placeholders_out || (has_unknown && old_len == 0 && d.rope.contains_placeholder())) {
       // Undo, newest first: inserts are removed again, removals put back.
-      size_t next_removed = undo_removed.size();
-      if (old_len == 0) d.rope.clear();
-      for (auto it = xf.rbegin(); it != xf.rend() && old_len > 0; ++it) {
-        if (it->insert) {
-          d.rope.remove(it->pos, it->len, nullptr, nullptr);
-        } else {
-          const Removed& u = undo_removed[--next_removed];
-          const size_t text_start = next_removed ? undo_removed[next_removed - 1].text_end : 0;
-          const size_t runs_start = next_removed ? undo_removed[next_removed - 1].runs_end : 0;
-          const std::vector<LvRun> runs(undo_runs.begin() + static_cast<std::ptrdiff_t>(runs_start),
-                                        undo_runs.begin() + static_cast<std::ptrdiff_t>(u.runs_end));
-          d.rope.insert_runs(u.pos, std::string_view(undo_text).substr(text_start, u.text_end - text_start), runs);
+      if (old_len == 0) {
+        d.rope.clear();
+      } else {
+        size_t next_removed = undo_removed.size();
+        for (auto it = xf.rbegin(); it != xf.rend(); ++it) {
+          if (it->insert) {
+            d.rope.remove(it->pos, it->len, nullptr, nullptr);
+          } else {
+            const Removed& u = undo_removed[--next_removed];
+            const size_t text_start = next_removed ? undo_removed[next_removed - 1].text_end : 0;
+            const size_t runs_start = next_removed ? undo_removed[next_removed - 1].runs_end : 0;
+            const std::vector<LvRun> runs(undo_runs.begin() + static_cast<std::ptrdiff_t>(runs_start),
+                                          undo_runs.begin() + static_cast<std::ptrdiff_t>(u.runs_end));
+            d.rope.insert_runs(u.pos, std::string_view(undo_text).substr(text_start, u.text_end - text_start), runs);
+          }
         }
       }
       if (retry_blocker) {

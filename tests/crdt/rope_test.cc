@@ -188,7 +188,8 @@ TEST_CASE("LvSet add_all equals adding one by one", "[crdt][lvset]") {
       for (uint32_t k = 0; k < len; ++k) model.insert(lv + k);
     }
     std::vector<LvRun> more;
-    // Every tenth round hands over up to thousands of runs spread over 2^20 LVs (the radix sort's path).
+    // Every tenth round hands over up to thousands of runs spread over 2^24 LVs (all three passes of
+    // the radix sort).
     const bool big = round % 10 == 0;
     const int n = static_cast<int>(big ? 100 + rng.below(3000) : rng.below(40));
     for (int i = 0; i < n; ++i) {

@@ -58,14 +58,12 @@ void check_trace(const std::string& file) {
 
   // Ingest: every transaction, in the trace's order, each as its own batch.
   if (t->concurrent) {
-    Doc server("server");
-    for (size_t k = 0; k < batches.size(); ++k) {
-      INFO("txn " << k);
-      REQUIRE(server.apply(batches[k]).ok());
-    }
-    CHECK(server.text() == t->end_content);
-    CHECK(server.check_invariants().ok());
-    CHECK(codec::save(server) == bytes);
+    auto server = trace::ingest(batches);
+    INFO(server.status().ToString());
+    REQUIRE(server.ok());
+    CHECK(server->text() == t->end_content);
+    CHECK(server->check_invariants().ok());
+    CHECK(codec::save(*server) == bytes);
   }
 }
 

@@ -66,6 +66,15 @@ Result<std::vector<Doc>> replay_concurrent(const Trace& t, bool merge_all,
   return docs;
 }
 
+Result<Doc> ingest(const std::vector<crdt::OpBatch>& batches) {
+  Doc server("server");
+  for (size_t k = 0; k < batches.size(); ++k) {
+    auto r = server.apply(batches[k]);
+    if (!r.ok()) return r.status().WithContext("ingest of txn " + std::to_string(k));
+  }
+  return server;
+}
+
 Result<Doc> replay(const Trace& t) {
   if (!t.concurrent) {
     Doc doc("agent0");

@@ -23,6 +23,10 @@ crdt::Status replay_local(const Trace& t, crdt::Doc* doc);
 crdt::Result<std::vector<crdt::Doc>> replay_concurrent(
     const Trace& t, bool merge_all, const std::function<void(uint32_t, const crdt::OpBatch&)>& on_txn = {});
 
+// One replica (agent "server") receives every batch, in order, each as its own apply, as a server
+// receives its clients' transactions. Errors name the batch's index.
+crdt::Result<crdt::Doc> ingest(const std::vector<crdt::OpBatch>& batches);
+
 // Any trace: sequential traces replay into one replica, concurrent ones as above (merged).
 // Returns the replica holding everything.
 crdt::Result<crdt::Doc> replay(const Trace& t);

@@ -225,7 +225,6 @@ class Reader {
     ++p_;
     return true;
   }
-  bool at_nil() const { return p_ < end_ && *p_ == 0xc0; }
 
  private:
   // A big-endian integer of `n` bytes after a `skip`-byte tag.
