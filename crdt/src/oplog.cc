@@ -100,6 +100,24 @@ std::string_view OpLog::content(LV lv, uint32_t n) const {
   return rest.substr(0, op.one_byte ? n : utf8::byte_offset(rest, n));
 }
 
+namespace {
+
+// How many leading events of a run extend span `last`, when the run continues last's agent and
+// follows its last event: typing on from its end, deleting forward at its position, or
+// backspacing from its start. *to_back: `last` turns into a backspace run.
+uint32_t extend_by(const OpSpan& last, OpType type, uint32_t pos, uint32_t len, bool* to_back) {
+  if (type == kIns) return last.type == kIns && pos == last.pos + last.len ? len : 0;
+  if (last.type == kDelFwd && pos == last.pos) return type == kDelFwd ? len : 1;  // a backspace continues one event
+  if (last.type != kIns && (last.type == kDelBack || last.len == 1) && last.pos >= last.len &&
+      pos == last.pos - last.len) {
+    *to_back = true;
+    return type == kDelBack ? len : 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
 void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType type, uint32_t pos,
                    uint32_t len, std::string_view content, uint32_t len_before) {
   assert(len > 0 && seq == next_seq(agent));
@@ -158,15 +176,9 @@ void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType
   uint32_t take = 0;
   if (linear && agent_continues && !ops_.empty()) {
     OpSpan& last = ops_.back();
-    if (type == kIns) {
-      if (last.type == kIns && pos == last.pos + last.len) take = len;
-    } else if (last.type == kDelFwd && pos == last.pos) {
-      take = type == kDelFwd ? len : 1;  // a backspace run continues a forward one for one event
-    } else if (last.type != kIns && (last.type == kDelBack || last.len == 1) && last.pos >= last.len &&
-               pos == last.pos - last.len) {
-      last.type = kDelBack;
-      take = type == kDelBack ? len : 1;
-    }
+    bool to_back = false;
+    take = extend_by(last, type, pos, len, &to_back);
+    if (to_back) last.type = kDelBack;
     last.len += take;
   }
   if (take > 0 && type == kIns) ops_.back().one_byte = ops_.back().one_byte && track_content_ && content.size() == len;
@@ -182,6 +194,35 @@ void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType
     if (type == kIns && track_content_) arena_.append(content);
   }
   end_ += len;
+}
+
+OpLog::SpanResult OpLog::append_span(uint32_t agent, const Frontier& parents, OpType type, uint32_t pos, uint32_t len,
+                                     uint32_t len_before) {
+  const LV lv = end_;
+  auto& sp = agents_[agent].spans;
+  const uint32_t seq = sp.empty() ? 0 : sp.back().seq + sp.back().len;
+  if (uint64_t{seq} + len > UINT32_MAX) return SpanResult::kSeqOverflow;
+  if (type == kDelBack && len == 1) type = kDelFwd;
+  const bool linear = parents.size() == 1 && parents[0] + 1 == lv;
+  const bool agent_continues = !agent_spans_.empty() && agent_spans_.back().agent == agent &&
+                               agent_spans_.back().seq + (lv - agent_spans_.back().lv) == seq;
+  bool to_back = false;
+  if (linear && agent_continues && extend_by(ops_.back(), type, pos, len, &to_back) > 0) return SpanResult::kContinues;
+
+  if (!agent_continues) agent_spans_.push_back({lv, agent, seq});
+  if (!sp.empty() && sp.back().lv + sp.back().len == lv) {
+    sp.back().len += len;
+  } else {
+    sp.push_back({seq, lv, len});
+  }
+  if (linear) {
+    graph_.back().end += len;
+  } else {
+    graph_.push_back({lv, lv + len, parents});
+  }
+  ops_.push_back({lv, len, pos, len_before, 0, static_cast<uint8_t>(type)});
+  end_ += len;
+  return SpanResult::kOk;
 }
 
 void OpLog::truncate(LV end, size_t num_agents) {

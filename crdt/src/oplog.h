@@ -106,6 +106,13 @@ class OpLog {
   // `len` characters. `len_before` may be 0 when not yet known (see set_len_before).
   void append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType type, uint32_t pos,
               uint32_t len, std::string_view content, uint32_t len_before);
+  // Appends a run that begins an op span of its own, as every run of a snapshot Tandem wrote does
+  // (its runs are maximal): append without the merging and without text (see replace_arena).
+  // Appends nothing and says why if the run would extend the last op span, or if the agent's
+  // seqs would pass 2^32.
+  enum class SpanResult { kOk, kContinues, kSeqOverflow };
+  SpanResult append_span(uint32_t agent, const Frontier& parents, OpType type, uint32_t pos, uint32_t len,
+                         uint32_t len_before);
   // Room for `runs` more appends without growing (a snapshot load knows its run count).
   void reserve_runs(size_t runs) { ops_.reserve(ops_.size() + runs); }
   // Forgets every event from LV `end` on, and every agent interned after the first `num_agents`.

@@ -210,7 +210,6 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
 
   // The log, checking each run against the document length at its parents. Its text is filled
   // in afterwards, from the snapshot's text (replace_arena).
-  log.set_track_content(false);
   log.reserve_runs(data.runs.size());
   size_t agents_seen = 0;
   std::vector<uint32_t> interned(data.agents.size(), internal::kNoLV);  // snapshot agent -> log agent
@@ -245,14 +244,15 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     if (!ok) return bad("position out of range");
     uint32_t& a = interned[r.agent];
     if (a == internal::kNoLV) a = log.intern_agent(data.agents[r.agent]);
-    const uint64_t seq = log.next_seq(a);
-    if (seq + n > UINT32_MAX) return bad("too many events for one agent");
-    log.append(a, static_cast<uint32_t>(seq), parents, static_cast<internal::OpType>(r.type), r.pos, r.len, {},
-               len_before);
-  }
-  if (log.ops().size() != data.runs.size() && !data.runs.empty()) {
-    // Runs that the log merged were not maximal: the bytes were not written by Tandem.
-    return Status::Corruption("snapshot runs are not in canonical form");
+    switch (log.append_span(a, parents, static_cast<internal::OpType>(r.type), r.pos, r.len, len_before)) {
+      case OpLog::SpanResult::kOk:
+        break;
+      case OpLog::SpanResult::kSeqOverflow:
+        return bad("too many events for one agent");
+      case OpLog::SpanResult::kContinues:
+        // A run that extends the one before is not maximal: the bytes were not written by Tandem.
+        return Status::Corruption("snapshot runs are not in canonical form");
+    }
   }
 
   // The frontier: last events of graph entries that no entry names as a parent.
@@ -332,7 +332,6 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   // Every visible character must be an insert event.
   if (vis_chars != covered) return Status::Corruption("snapshot text shows characters that are not inserts");
   log.replace_arena(std::move(arena), offsets);
-  log.set_track_content(true);
   d.rope.build(data.text, runs);
 
   for (uint32_t a = 0; a < log.num_agents(); ++a) d.version.advance(log.agent_name(a), log.next_seq(a));
