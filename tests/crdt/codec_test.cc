@@ -222,6 +222,19 @@ TEST_CASE("codec: snapshots that lie are refused", "[codec][corruption]") {
     bad.runs[0].follows_previous = false;
     CHECK_FALSE(Doc::from_snapshot(bad, "x").ok());
   }
+  {
+    auto bad = data;  // "hello" typed as two runs that one run would hold: not what Tandem writes
+    REQUIRE(bad.runs[0].len == 5);
+    bad.runs[0].len = 2;
+    tandem::crdt::SnapshotData::Run rest = bad.runs[0];
+    rest.len = 3;
+    rest.pos = 2;
+    rest.follows_previous = true;
+    bad.runs.insert(bad.runs.begin() + 1, rest);
+    auto loaded = Doc::from_snapshot(bad, "x");
+    CHECK(loaded.status().code() == Code::kCorruption);
+    CHECK_THAT(loaded.status().message(), Catch::Contains("canonical"));
+  }
   CHECK(codec::decode_snapshot(B("\x99\x02\x90\x00\xc4\x00\xc4\x00\xc4\x00\xc4\x00\xa0\xc4\x00")).status().code() ==
         Code::kNotSupported);
   CHECK(codec::decode_snapshot(B("\x99\x01\x90\x05\xc4\x00\xc4\x00\xc4\x00\xc4\x00\xa0\xc4\x00")).status().code() ==
