@@ -77,7 +77,7 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 
 std::string sign_token(const Token& t, std::string_view secret) {
   const std::string payload =
-      b64url("v1|" + t.subject + "|" + t.doc_pattern + "|" + (t.write ? "w" : "r") + "|" + std::to_string(t.expires));
+      b64url("v1|" + t.subject + "|" + t.doc_patterns.at(0) + "|" + (t.write ? "w" : "r") + "|" + std::to_string(t.expires));
   return payload + "." + b64url(hmac(secret, payload));
 }
 
@@ -98,9 +98,16 @@ Result<Token> verify_token(std::string_view token, std::string_view secret, int6
       f[4].find_first_not_of("0123456789") != std::string_view::npos || f[4].size() > 18) {
     return Status::InvalidArgument("malformed token payload");
   }
-  Token t{std::string(f[1]), std::string(f[2]), f[3] == "w", std::stoll(std::string(f[4]))};
+  Token t{std::string(f[1]), {std::string(f[2])}, f[3] == "w", std::stoll(std::string(f[4]))};
   if (t.expires <= now_seconds) return Status::OutOfRange("token expired");
   return t;
+}
+
+bool Token::grants(std::string_view doc) const {
+  for (const auto& p : doc_patterns) {
+    if (pattern_matches(p, doc)) return true;
+  }
+  return false;
 }
 
 bool pattern_matches(std::string_view pattern, std::string_view doc) {

@@ -1,5 +1,7 @@
 #include "net/client.h"
 
+#include <jwt.h>
+
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -75,8 +77,17 @@ std::string random_hex12() {
   return buf;
 }
 
-// The subject of an access token (its payload is "v1|subject|..." in base64url), or "".
+// The subject of an access token (its payload is "v1|subject|..." in base64url; a JWT's is its
+// `sub` claim, read here without checking the signature: the server checks it), or "".
 std::string token_subject(const std::string& token) {
+  if (std::count(token.begin(), token.end(), '.') == 2) {
+    jwt_t* j = nullptr;
+    if (jwt_decode(&j, token.c_str(), nullptr, 0) != 0) return "";
+    const char* sub = jwt_get_grant(j, "sub");
+    std::string out = sub ? sub : "";
+    jwt_free(j);
+    return out;
+  }
   static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string text;
   uint32_t acc = 0;

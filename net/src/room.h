@@ -26,6 +26,8 @@
 #include "crdt/doc.h"
 #include "log.h"
 #include "metrics.h"
+#include "net/auth.h"
+#include "net/jwt.h"
 #include "net/protocol.h"
 #include "net/server.h"
 
@@ -204,6 +206,12 @@ struct Server::Impl {
   std::unordered_map<std::string, std::shared_ptr<Room>> rooms;
   std::atomic<uint64_t> next_session{1};
   std::atomic<bool> stopping{false};
+  std::shared_ptr<const JwtVerifier> jwt;  // set by start() when ServerOptions::jwt is
+
+  bool auth_on() const { return jwt || !opt.auth_secret.empty(); }
+  // The grant a token carries: a JWT when JWTs are configured, else (or when it is not shaped like
+  // one) Tandem's own format. Errors: the verifier's, or a missing token.
+  crdt::Result<Token> authorize(std::string_view token) const;
 
   Impl(ServerOptions o, DocStore* s);
 

@@ -53,6 +53,15 @@ std::string query_param(std::string_view target, std::string_view key) {
   return {};
 }
 
+// A request's token: ?token= (browsers cannot set headers on a WebSocket) or Authorization: Bearer.
+template <class Req>
+std::string token_of(const Req& req, std::string_view target) {
+  std::string token = query_param(target, "token");
+  const std::string auth(req[http::field::authorization]);
+  if (token.empty() && auth.rfind("Bearer ", 0) == 0) token = auth.substr(7);
+  return token;
+}
+
 const char* mime_type(const std::string& path) {
   auto ends = [&](const char* ext) { return path.size() >= strlen(ext) && path.compare(path.size() - strlen(ext), strlen(ext), ext) == 0; };
   if (ends(".html")) return "text/html; charset=utf-8";
@@ -80,6 +89,13 @@ int64_t now_seconds() {
 }
 
 }  // namespace
+
+crdt::Result<Token> Server::Impl::authorize(std::string_view token) const {
+  if (token.empty()) return Status::InvalidArgument("a token is required (?token= or Authorization: Bearer)");
+  if (jwt && (opt.auth_secret.empty() || JwtVerifier::looks_like_jwt(token))) return jwt->verify(token, now_seconds());
+  if (opt.auth_secret.empty()) return Status::InvalidArgument("this server takes JWTs only");
+  return verify_token(token, opt.auth_secret, now_seconds());
+}
 
 struct LagProbe;
 
@@ -671,20 +687,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     std::string subject;
     bool read_only = false;
     int64_t expires = 0;
-    if (!srv_.opt.auth_secret.empty()) {
-      std::string token = query_param(target, "token");
-      const std::string auth(req[http::field::authorization]);
-      if (token.empty() && auth.rfind("Bearer ", 0) == 0) token = auth.substr(7);
-      if (token.empty()) {
-        refuse(http::status::unauthorized, "a token is required (?token= or Authorization: Bearer)");
-        return;
-      }
-      auto t = verify_token(token, srv_.opt.auth_secret, now_seconds());
+    if (srv_.auth_on()) {
+      auto t = srv_.authorize(token_of(req, target));
       if (!t.ok()) {
         refuse(http::status::unauthorized, t.status().message());
         return;
       }
-      if (!pattern_matches(t->doc_pattern, doc)) {
+      if (!t->grants(doc)) {
         refuse(http::status::forbidden, "the token does not grant document '" + doc + "'");
         return;
       }
@@ -927,6 +936,11 @@ struct LagProbe {
 
 Status Server::start() {
   Impl& s = *impl_;
+  if (s.opt.jwt.enabled()) {
+    auto v = JwtVerifier::Load(s.opt.jwt);
+    if (!v.ok()) return v.status();
+    s.jwt = *v;
+  }
   if (!s.opt.tls_cert.empty() || !s.opt.tls_key.empty()) {
     s.net->tls.emplace(ssl::context::tls_server);
     beast::error_code ec;
@@ -958,9 +972,9 @@ Status Server::start() {
   }
   const std::string scheme = s.net->tls ? "https" : "http";
   s.log.info("server.listen", {{"url", scheme + "://" + s.opt.host + ":" + std::to_string(s.net->port) + "/"},
-                               {"auth", s.opt.auth_secret.empty() ? "off" : "on"}});
-  if (s.opt.auth_secret.empty()) {
-    s.log.warn("server.open", {{"note", "no --auth-secret: anyone who can reach this port can read and write every document"}});
+                               {"auth", !s.auth_on() ? "off" : s.jwt && !s.opt.auth_secret.empty() ? "jwt+token" : s.jwt ? "jwt" : "token"}});
+  if (!s.auth_on()) {
+    s.log.warn("server.open", {{"note", "no --auth-secret or --jwt-*: anyone who can reach this port can read and write every document"}});
   }
   do_accept(s);
   for (auto& t : s.threads) {

@@ -289,7 +289,7 @@ TEST_CASE("features: read-only sessions keep their edits local, agents follow th
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   tandem::net::ClientOptions wo;
   wo.url = s.url("doc");
-  wo.token = tandem::net::sign_token({"writer", "*", true, now + 600}, "k");
+  wo.token = tandem::net::sign_token({"writer", {"*"}, true, now + 600}, "k");
   tandem::net::Client w(wo);  // no agent given: "writer/..." from the token
   w.start();
   CHECK(w.agent().rfind("writer/", 0) == 0);
@@ -297,7 +297,7 @@ TEST_CASE("features: read-only sessions keep their edits local, agents follow th
   REQUIRE(w.wait_synced(5s));
   tandem::net::ClientOptions ro;
   ro.url = s.url("doc");
-  ro.token = tandem::net::sign_token({"reader", "*", false, now + 600}, "k");
+  ro.token = tandem::net::sign_token({"reader", {"*"}, false, now + 600}, "k");
   tandem::net::Client r(ro);
   std::atomic<int> errors{0};
   r.on_error([&](uint16_t, const std::string&) { ++errors; });

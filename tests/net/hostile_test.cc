@@ -250,7 +250,7 @@ TEST_CASE("hostile: tokens and origins", "[net][hostile][auth]") {
   ServerFixture s(o);
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   auto token = [&](std::string sub, std::string pattern, bool write, int64_t exp, std::string secret = "s3cret") {
-    return tandem::net::sign_token({std::move(sub), std::move(pattern), write, exp}, secret);
+    return tandem::net::sign_token({std::move(sub), {std::move(pattern)}, write, exp}, secret);
   };
   const std::string origin = "https://notes.example";
   const std::string good = token("alice", "notes-*", true, now + 600);
@@ -381,7 +381,7 @@ TEST_CASE("hostile: a token that expires ends the session it opened", "[net][hos
   ServerFixture s(o);
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   RawWs raw;
-  REQUIRE(raw.connect(s.port, "/ws/doc?token=" + tandem::net::sign_token({"eve", "*", true, now + 2}, "k")) == 101);
+  REQUIRE(raw.connect(s.port, "/ws/doc?token=" + tandem::net::sign_token({"eve", {"*"}, true, now + 2}, "k")) == 101);
   raw.send(hello("eve/1"));
   REQUIRE(raw.read().binary);
   auto [error, close] = raw.read_until_closed(5s);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include "cli.h"
 #include "log_doc_store.h"
@@ -75,6 +76,15 @@ int cmd_serve(Args& args) {
         "  --static DIR               the editor's files (found next to the build by default)\n"
         "  --auth-secret S            require tokens signed with S (see tandem token); without it the\n"
         "                             server is open to anyone who can reach it\n"
+        "  --jwt-secret-file F        accept HS256 JWTs signed with the secret in F (32 bytes or more;\n"
+        "                             --jwt-secret S takes it on the command line, visible in ps)\n"
+        "  --jwt-public-key F         accept RS256 or ES256 JWTs signed for this PEM public key\n"
+        "  --jwt-jwks F               accept RS256/ES256 JWTs signed for a key of this JWKS file\n"
+        "  --jwt-audience A           JWTs must name A in aud      --jwt-issuer I  and I in iss\n"
+        "  --jwt-doc-claim C          the claim with the document pattern(s) a JWT grants (doc)\n"
+        "  --jwt-mode-claim C         the claim saying read or write (mode; absent: read)\n"
+        "  --jwt-leeway-s N           clock skew allowed on exp and nbf (0)\n"
+        "                             (docs/protocol.md: which kind of token to choose)\n"
         "  --allow-origin A,B         accept WebSocket upgrades only from these exact Origins\n"
         "  --tls-cert F --tls-key K   serve https:// and wss:// with this PEM certificate and key\n"
         "  --log-format text|json     (text)\n"
@@ -100,6 +110,15 @@ int cmd_serve(Args& args) {
   o.threads = static_cast<int>(args.number("--threads", 0));
   o.static_dir = args.value("--static", "");
   o.auth_secret = args.value("--auth-secret");
+  o.jwt.hs256_secret = args.value("--jwt-secret");
+  const std::string jwt_secret_file = args.value("--jwt-secret-file");
+  o.jwt.public_key_file = args.value("--jwt-public-key");
+  o.jwt.jwks_file = args.value("--jwt-jwks");
+  o.jwt.audience = args.value("--jwt-audience");
+  o.jwt.issuer = args.value("--jwt-issuer");
+  o.jwt.doc_claim = args.value("--jwt-doc-claim", o.jwt.doc_claim);
+  o.jwt.mode_claim = args.value("--jwt-mode-claim", o.jwt.mode_claim);
+  o.jwt.leeway_seconds = static_cast<int64_t>(args.number("--jwt-leeway-s", 0));
   o.allowed_origins = split_commas(args.value("--allow-origin"));
   o.tls_cert = args.value("--tls-cert");
   o.tls_key = args.value("--tls-key");
@@ -127,6 +146,15 @@ int cmd_serve(Args& args) {
   if (log_format != "text" && log_format != "json") return fail("--log-format is text or json");
   if (o.tls_cert.empty() != o.tls_key.empty()) return fail("--tls-cert and --tls-key go together");
   if (o.max_messages_per_second == 0 || o.max_frame_bytes < 64) return fail("limits must allow some traffic");
+  if (!jwt_secret_file.empty()) {
+    if (!o.jwt.hs256_secret.empty()) return fail("--jwt-secret and --jwt-secret-file: give one");
+    std::ifstream in(jwt_secret_file, std::ios::binary);
+    if (!in) return fail("cannot read --jwt-secret-file " + jwt_secret_file);
+    std::getline(in, o.jwt.hs256_secret);  // one line; a trailing newline is not part of it
+  }
+  if (!o.jwt.enabled() && (!o.jwt.audience.empty() || !o.jwt.issuer.empty())) {
+    return fail("--jwt-audience and --jwt-issuer need a JWT key (--jwt-secret-file, --jwt-public-key or --jwt-jwks)");
+  }
   o.log_json = log_format == "json";
   o.handle_signals = true;
   if (o.static_dir.empty()) o.static_dir = default_static_dir();
@@ -182,13 +210,14 @@ int cmd_token(Args& args) {
   net::Token t;
   const std::string secret = args.value("--secret");
   t.subject = args.value("--sub");
-  t.doc_pattern = args.value("--doc", "*");
+  const std::string pattern = args.value("--doc", "*");
+  t.doc_patterns = {pattern};
   const std::string mode = args.value("--mode", "write");
   const uint64_t ttl = args.number("--ttl", 86400);
   if (!args.ok()) return args.fail();
   if (secret.empty() || t.subject.empty()) return fail("token needs --secret and --sub (see --help)");
   if (mode != "read" && mode != "write") return fail("--mode is read or write");
-  if (t.subject.find('|') != std::string::npos || t.doc_pattern.find('|') != std::string::npos) {
+  if (t.subject.find('|') != std::string::npos || pattern.find('|') != std::string::npos) {
     return fail("names and patterns may not contain '|'");
   }
   t.write = mode == "write";

@@ -81,18 +81,52 @@ function lockAgent(agent) {
   });
 }
 
-async function chooseAgent(docId, records) {
+// The access token a server with auth wants: given once as /d/<doc>?token=..., kept for this tab
+// (sessionStorage) and taken out of the address bar, where it would be shared with the link.
+function pageToken() {
+  const params = new URLSearchParams(location.search);
+  const given = params.get('token');
+  if (given) {
+    sessionStorage.setItem('tandem-token', given);
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
+    return given;
+  }
+  return sessionStorage.getItem('tandem-token') || '';
+}
+
+// Who a token is for: a JWT's `sub`, or the subject of Tandem's own "v1|subject|..." tokens. Read
+// only to name this tab's agent "<subject>/..." as the server requires; the server checks the rest.
+function tokenSubject(token) {
+  const parts = token.split('.');
+  const decode = (p) => atob(p.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (p.length % 4)) % 4));
+  try {
+    if (parts.length === 3) return String(JSON.parse(decode(parts[1])).sub || '');
+    if (parts.length === 2) {
+      const f = decode(parts[0]).split('|');
+      return f[0] === 'v1' ? f[1] : '';
+    }
+  } catch (e) {
+    console.warn('tandem: cannot read the token', e);
+  }
+  return '';
+}
+
+async function chooseAgent(docId, records, subject) {
   const key = `tandem-agent:${docId}`;
+  const prefix = subject ? `${subject}/` : 'web-';
+  const usable = (a) => !subject || a.startsWith(prefix);  // with auth, only the token's own agents
   const mine = sessionStorage.getItem(key);
   let agent = null;
-  if (mine && (await lockAgent(mine))) agent = mine;
+  if (mine && usable(mine) && (await lockAgent(mine))) agent = mine;
   // Edits left unsent by a page that is gone: continue as its agent, so that they are sent.
   for (const r of records) {
     if (agent) break;
-    if (r.unsent > 0 && (await lockAgent(r.agent))) agent = r.agent;
+    if (r.unsent > 0 && usable(r.agent) && (await lockAgent(r.agent))) agent = r.agent;
   }
   while (!agent) {
-    const a = `web-${randomHex(12)}`;
+    const a = `${prefix}${randomHex(12)}`;
     if (await lockAgent(a)) agent = a;
   }
   sessionStorage.setItem(key, agent);
@@ -114,7 +148,8 @@ async function editor(root, docId) {
 
   const [engine, store] = await Promise.all([createEngine(), ReplicaStore.open()]);
   const records = await store.list(docId);
-  const agent = await chooseAgent(docId, records);
+  const token = pageToken();
+  const agent = await chooseAgent(docId, records, token ? tokenSubject(token) : '');
   const saved = records.find((r) => r.agent === agent);
   let replica = saved ? engine.Replica.load(saved.snapshot, agent) : null;
   const acked = replica ? saved.acked : 0;
@@ -159,7 +194,8 @@ async function editor(root, docId) {
   };
 
   const client = new SyncClient({
-    url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/${docId}`,
+    url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/${docId}` +
+      (token ? `?token=${encodeURIComponent(token)}` : ''),
     replica,
     acked,
     onRemote(patches) {

@@ -1,4 +1,5 @@
-// Access tokens: HMAC-SHA256-signed, carrying who, which documents, read or write, and until when.
+// Access tokens of Tandem's own format (`tandem token`; for JSON Web Tokens from an app's auth
+// server, see jwt.h): HMAC-SHA256-signed, carrying who, which documents, read or write, and until when.
 //
 //   token   = base64url(payload) "." base64url(HMAC-SHA256(secret, base64url(payload)))
 //   payload = "v1|" subject "|" doc-pattern "|" ("r" | "w") "|" expiry (seconds since 1970)
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "crdt/status.h"
 
@@ -18,11 +20,14 @@ namespace tandem::net {
 
 struct Token {
   std::string subject;
-  std::string doc_pattern;
+  std::vector<std::string> doc_patterns;  // this format carries one; a JWT may carry several
   bool write = false;
   int64_t expires = 0;  // seconds since 1970
+
+  bool grants(std::string_view doc) const;
 };
 
+// REQUIRES: t.doc_patterns holds exactly one pattern.
 std::string sign_token(const Token& t, std::string_view secret);
 // Errors: InvalidArgument (malformed, forged: "bad signature"), OutOfRange (expired).
 crdt::Result<Token> verify_token(std::string_view token, std::string_view secret, int64_t now_seconds);

@@ -24,6 +24,7 @@
 
 #include "crdt/status.h"
 #include "net/doc_store.h"
+#include "net/jwt.h"
 
 namespace tandem::net {
 
@@ -34,7 +35,9 @@ struct ServerOptions {
   std::string static_dir;  // the editor's files; empty: none
 
   // Security.
-  std::string auth_secret;                   // empty: open, for local use (logged at start)
+  std::string auth_secret;                   // auth.h tokens (`tandem token`); empty: not accepted
+  JwtOptions jwt;                            // JWTs from the app's auth server (jwt.h); none: not accepted
+                                             // neither: open, for local use (logged at start)
   std::vector<std::string> allowed_origins;  // exact matches; empty: any Origin
   std::string tls_cert, tls_key;             // PEM files; both set: wss:// and https://
 
@@ -80,7 +83,8 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds the port. Errors: IOError (address in use, bad certificate).
+  // Binds the port. Errors: IOError (address in use, bad certificate, unreadable key file),
+  // InvalidArgument (a JWT key file that holds no usable key).
   crdt::Status start();
   uint16_t port() const;
   // Runs the I/O threads until stop() has finished its graceful shutdown.
