@@ -221,6 +221,44 @@ Result<uint32_t> Doc::pos_from_utf16(uint32_t utf16) const {
 }
 
 const Version& Doc::version() const { return impl_->synced_version(); }
+
+Result<std::vector<OpId>> Doc::frontier_of(const Version& v) const {
+  const Impl& d = *impl_;
+  const OpLog& log = d.log;
+  if (!d.synced_version().includes(v)) return Status::NotFound("this replica does not hold all of version " + v.ToString());
+  Frontier tips;
+  if (v == d.synced_version()) {
+    tips = d.frontier;
+  } else {
+    Frontier last;  // each agent's last event in v
+    for (const auto& [agent, next] : v.entries()) last.push_back(log.lv_of(log.find_agent(agent), next - 1));
+    std::sort(last.begin(), last.end(), std::greater<>());
+    std::vector<Span> only_tips, only_last;
+    for (LV lv : last) {
+      // Newest first: an event already in the history of the tips chosen is not a tip.
+      if (!tips.empty()) {
+        log.diff(tips, Frontier{lv}, &only_tips, &only_last);
+        if (only_last.empty()) continue;
+      }
+      tips.push_back(lv);
+    }
+    std::sort(tips.begin(), tips.end());
+    // v must be a whole history: the tips' history holds exactly v's events.
+    log.diff(tips, Frontier{}, &only_tips, &only_last);
+    uint64_t events = 0;
+    for (const Span& sp : only_tips) events += sp.end - sp.start;
+    if (events != v.total()) {
+      return Status::InvalidArgument("version " + v.ToString() +
+                                     " is not one the document had: it leaves out operations its operations depend on");
+    }
+  }
+  std::vector<OpId> out;
+  for (LV lv : tips) {
+    const auto id = log.id_of(lv);
+    out.push_back(OpId{log.agent_name(id.agent), id.seq});
+  }
+  return out;
+}
 uint64_t Doc::num_events() const { return impl_->log.size(); }
 uint64_t Doc::pending_events() const { return impl_->pending_events; }
 

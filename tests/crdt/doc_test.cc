@@ -423,3 +423,53 @@ TEST_CASE("doc: apply reports exactly the events it added, with their text", "[d
   REQUIRE(e.apply(got).ok());
   CHECK(e.text() == a.text());
 }
+
+TEST_CASE("doc: an operation made as of an older version merges with what came after it", "[doc][sync]") {
+  Doc a("a"), b("b");
+  REQUIRE(a.insert(0, "hello world").ok());
+  REQUIRE(b.apply(a.ops_since({})).ok());
+  const Version old = b.version();
+  // Since then: a capitalises the first word, b appends.
+  REQUIRE(a.remove(0, 5).ok());
+  REQUIRE(a.insert(0, "HELLO").ok());
+  REQUIRE(b.insert(11, "!").ok());
+  REQUIRE(a.apply(b.ops_since(a.version())).ok());
+  REQUIRE(a.text() == "HELLO world!");
+  // A backend that read the text at `old` inserts before "world" (position 6 then).
+  auto parents = a.frontier_of(old);
+  REQUIRE(parents.ok());
+  CHECK(*parents == std::vector<OpId>{{"a", 10}});
+  OpRun r;
+  r.agent = "api";
+  r.parents = *parents;
+  r.pos = 6;
+  r.len = 4;
+  r.content = "big ";
+  REQUIRE(a.apply(OpBatch{{r}}).ok());
+  CHECK(a.text() == "HELLO big world!");
+  REQUIRE(b.apply(a.ops_since(b.version())).ok());
+  CHECK(b.text() == a.text());
+  // The current version's tips: a's capitals, b's "!" and the backend's insert are concurrent.
+  auto now = b.frontier_of(b.version());
+  REQUIRE(now.ok());
+  CHECK(now->size() == 3);
+  Doc c("c");
+  REQUIRE(c.apply(a.ops_since({})).ok());
+  REQUIRE(c.insert(0, ">").ok());
+  REQUIRE(b.insert(0, "<").ok());
+  REQUIRE(c.apply(b.ops_since(c.version())).ok());
+  auto both = c.frontier_of(c.version());
+  REQUIRE(both.ok());
+  CHECK(both->size() == 2);
+  // Versions the replica does not hold, and ones no history had, are refused.
+  Version ahead = c.version();
+  ahead.advance("zed", 3);
+  CHECK(c.frontier_of(ahead).status().code() == Code::kNotFound);
+  Version gap;  // b's "!" without the "hello world" it was typed into
+  gap.advance("b", 1);
+  CHECK(c.frontier_of(gap).status().code() == Code::kInvalidArgument);
+  Version empty;
+  auto root = c.frontier_of(empty);
+  REQUIRE(root.ok());
+  CHECK(root->empty());
+}

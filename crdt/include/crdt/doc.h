@@ -72,6 +72,11 @@ class Doc {
 
   // What this replica holds.
   const Version& version() const;
+  // The operations at the tips of version `v`'s history: the parents for an operation made as of
+  // `v` (OpRun::parents), which then merges with everything concurrent to it. Errors: NotFound
+  // (this replica does not hold all of v), InvalidArgument (v is not the version of a history:
+  // it leaves out something its operations depend on).
+  Result<std::vector<OpId>> frontier_of(const Version& v) const;
   uint64_t num_events() const;
   // Which text an op batch carries for inserted characters that are deleted by now.
   enum class DeletedText {
