@@ -393,6 +393,7 @@ void Client::Impl::on_closed(uint64_t g) {
     case proto::kBadMessage:
     case proto::kForbidden:
     case proto::kAgentInUse:
+    case proto::kDeleted:
     case proto::kTooLarge:
     case proto::kRejected:
     case proto::kUnsupportedVersion:

@@ -242,7 +242,9 @@ Result<Token> JwtVerifier::verify(std::string_view token, int64_t now) const {
   for (const Key& k : keys_) accepted = accepted || k.alg == alg;
   if (!accepted) {
     std::string want;
-    for (const Key& k : keys_) want += (want.empty() ? "" : ", ") + alg_name(k.alg);
+    for (const Key& k : keys_) {
+      if (want.find(alg_name(k.alg)) == std::string::npos) want += (want.empty() ? "" : ", ") + alg_name(k.alg);
+    }
     return Status::InvalidArgument("token algorithm " + alg_name(alg) + " is not accepted here (" + want + ")");
   }
   JwtPtr verified;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -35,6 +36,31 @@ class MemoryStore final : public DocStore {
     if (done) done(Status::OK());
   }
   Status flush() override { return Status::OK(); }
+  crdt::Result<std::vector<Summary>> list() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<Summary> out;
+    for (const auto& [name, batches] : docs_) {
+      Summary s;
+      s.name = name;
+      for (const auto& b : batches) {
+        s.events += b.events();
+        for (const auto& r : b.runs) {
+          if (r.seq + r.len > s.version.next(r.agent)) s.version.advance(r.agent, r.seq + r.len);
+        }
+      }
+      out.push_back(std::move(s));
+    }
+    std::sort(out.begin(), out.end(), [](const Summary& a, const Summary& b) { return a.name < b.name; });
+    return out;
+  }
+  void remove(const std::string& doc, Done done) override {
+    size_t n;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      n = docs_.erase(doc);
+    }
+    done(n ? Status::OK() : Status::NotFound("no document '" + doc + "'"));
+  }
 
  private:
   std::mutex mu_;

@@ -59,6 +59,7 @@ std::string Metrics::text() const {
   metric("tandem_bytes_in_total", "counter", "WebSocket payload bytes received.", bytes_in.load());
   metric("tandem_bytes_out_total", "counter", "WebSocket payload bytes sent.", bytes_out.load());
   metric("tandem_http_requests_total", "counter", "HTTP requests, upgrades included.", http_requests.load());
+  metric("tandem_api_requests_total", "counter", "HTTP API requests (/api/).", api_requests.load());
   metric("tandem_connections_refused_total", "counter", "Connections refused before the upgrade.", refused.load());
   metric("tandem_queued_bytes", "gauge", "Bytes waiting in sessions' outgoing queues.", queued_bytes.load());
   metric("tandem_session_queue_peak_bytes", "gauge", "The most bytes one session ever had queued.", queue_peak.load());

@@ -32,6 +32,7 @@ struct Metrics {
   std::atomic<uint64_t> bytes_in{0};
   std::atomic<uint64_t> bytes_out{0};
   std::atomic<uint64_t> http_requests{0};
+  std::atomic<uint64_t> api_requests{0};  // of them, to /api/
   std::atomic<uint64_t> refused{0};           // connections refused before the upgrade
   std::atomic<int64_t> queued_bytes{0};       // unsent bytes in all sessions' queues
   std::atomic<uint64_t> queue_peak{0};        // the most one session ever had queued

@@ -15,6 +15,7 @@ const char* ErrorName(uint16_t code) {
     case kBadMessage: return "bad message";
     case kForbidden: return "forbidden";
     case kAgentInUse: return "agent in use";
+    case kDeleted: return "document deleted";
     case kTooLarge: return "too large";
     case kRejected: return "rejected";
     case kUnsupportedVersion: return "unsupported protocol version";

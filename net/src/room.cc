@@ -445,6 +445,13 @@ bool Room::close_room(bool force) {
   closed_ = true;
   if (watching_) srv_.store->unwatch(name_);
   watching_ = false;
+  // Sessions were closed before; what still listens for an ACK is an HTTP API edit (http_api.cc).
+  for (auto& [session, batch_id] : ready_acks_) {
+    if (auto s = session.lock()) s->send(make_frame(proto::encode(proto::Ack{batch_id})), 0);
+  }
+  for (auto& a : acks_) {
+    if (auto s = a.session.lock()) s->close_with(proto::kInternal, "the document closed before the edit was stored");
+  }
   grace_.cancel();
   pace_.cancel();
   sessions_.clear();
@@ -492,6 +499,74 @@ void Room::start_grace_timer() {
     if (self->close_room(false)) {
       self->srv_.log.info("doc.close", {{"doc", self->name_}, {"events", std::to_string(self->logged_)}});
     }
+  });
+}
+
+void Room::api_read(std::shared_ptr<Session> s, std::function<void(const crdt::Doc&)> read) {
+  on_thread([self = shared_from_this(), s = std::move(s), read = std::move(read)] {
+    {
+      std::lock_guard<std::mutex> lock(self->srv_.rooms_mu);
+      --self->pending_joins;
+    }
+    if (self->closed_) {
+      s->close_with(proto::kInternal, "the document was closed; try again");
+      return;
+    }
+    self->grace_.cancel();
+    if (self->ensure_loaded(s)) {
+      if (self->doc_->num_events() == 0) {
+        s->close_with(proto::kDeleted, "no document '" + self->name_ + "'");
+      } else {
+        read(*self->doc_);
+      }
+    }
+    if (self->sessions_.empty() && !self->closed_) self->start_grace_timer();
+  });
+}
+
+void Room::api_edit(std::shared_ptr<Session> s, std::function<crdt::Result<crdt::OpBatch>(const crdt::Doc&)> make) {
+  on_thread([self = shared_from_this(), s = std::move(s), make = std::move(make)] {
+    {
+      std::lock_guard<std::mutex> lock(self->srv_.rooms_mu);
+      --self->pending_joins;
+    }
+    if (self->closed_) {
+      s->close_with(proto::kInternal, "the document was closed; try again");
+      return;
+    }
+    self->grace_.cancel();
+    try {
+      if (self->ensure_loaded(s)) {
+        // Invariant 3: the seqs of an agent a live session writes as are that session's to give.
+        if (self->owners_.count(s->agents.front())) {
+          s->close_with(proto::kAgentInUse, "agent '" + s->agents.front() + "' is in use by a connected session");
+        } else if (auto batch = make(*self->doc_); !batch.ok()) {
+          s->close_with(proto::kRejected, batch.status().message());
+        } else {
+          self->members_.insert(s->id);
+          self->ops_now(s, 1, std::move(*batch), Clock::now());
+          self->members_.erase(s->id);
+        }
+      }
+    } catch (const std::exception& e) {
+      self->contain("api_edit", e, s, true);
+    }
+    if (self->sessions_.empty() && !self->closed_) self->start_grace_timer();
+  });
+}
+
+void Room::api_delete(std::function<void()> done) {
+  on_thread([self = shared_from_this(), done = std::move(done)] {
+    {
+      std::lock_guard<std::mutex> lock(self->srv_.rooms_mu);
+      --self->pending_joins;
+    }
+    if (!self->closed_) {
+      self->flush();
+      for (const auto& s : self->sessions_) s->close_with(proto::kDeleted, "the document was deleted");
+      self->close_room(true);
+    }
+    done();
   });
 }
 

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -111,6 +112,17 @@ class Room : public std::enable_shared_from_this<Room> {
   // position after them: integrated and broadcast to every session here, never appended.
   void remote(crdt::OpBatch batch, std::string position);
   void leave(std::shared_ptr<Session> s);
+  // The HTTP API (http_api.cc). Each request stands in as a session `s` that never joins: its
+  // close_with() reports a failure (kInternal: the store; kAgentInUse: a live session writes as
+  // its agent; kRejected, kTooLarge: the document refuses the edit), its send() the ACK.
+  // Like join(), each expects a pending_joins count taken by Server::Impl::room().
+  // Reads the document on the room's thread; close_with(kDeleted) when it was never written.
+  void api_read(std::shared_ptr<Session> s, std::function<void(const crdt::Doc&)> read);
+  // Applies the batch `make` builds from the document as this room holds it, as s's batch 1 under
+  // its agent: broadcast to every session, ACK to s when durable.
+  void api_edit(std::shared_ptr<Session> s, std::function<crdt::Result<crdt::OpBatch>(const crdt::Doc&)> make);
+  // Closes every session with kDeleted and the room (the store removes the data); then done().
+  void api_delete(std::function<void()> done);
   // Server shutdown: close every session (going away), snapshot, close the room; then done().
   void shutdown(std::function<void()> done);
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "crdt/codec.h"
+#include "http_api.h"
 #include "net/auth.h"
 #include "room.h"
 #include "session.h"
@@ -29,29 +30,6 @@ using tcp = asio::ip::tcp;
 using crdt::Status;
 
 namespace {
-
-bool valid_doc_id(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
-  }
-  return true;
-}
-
-std::string query_param(std::string_view target, std::string_view key) {
-  const size_t q = target.find('?');
-  if (q == std::string_view::npos) return {};
-  std::string_view rest = target.substr(q + 1);
-  while (!rest.empty()) {
-    const size_t amp = rest.find('&');
-    const std::string_view kv = rest.substr(0, amp);
-    const size_t eq = kv.find('=');
-    if (eq != std::string_view::npos && kv.substr(0, eq) == key) return std::string(kv.substr(eq + 1));
-    if (amp == std::string_view::npos) break;
-    rest = rest.substr(amp + 1);
-  }
-  return {};
-}
 
 // A request's token: ?token= (browsers cannot set headers on a WebSocket) or Authorization: Bearer.
 template <class Req>
@@ -110,6 +88,8 @@ struct Server::Impl::Net {
   std::vector<std::unique_ptr<LagProbe>> lag_probes;  // one per I/O thread
   size_t next_thread = 0;                     // where the next connection is accepted
   uint16_t port = 0;
+  // The HTTP API's store reads (listing, rebuilding past versions), off the I/O threads.
+  asio::thread_pool api_pool{2};
 };
 
 
@@ -607,6 +587,8 @@ class WsSession final : public ClientSession {
 
 template <class Stream>
 class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
+  using Request = http::request<http::string_body>;
+
  public:
   HttpSession(Server::Impl& srv, IoThread& home, Stream&& stream, std::string ip)
       : srv_(srv), home_(home), stream_(std::move(stream)), ip_(std::move(ip)) {}
@@ -626,12 +608,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   void do_read() {
     parser_.emplace();
     parser_->header_limit(8192);
-    parser_->body_limit(0);  // none of our requests has a body
+    parser_->body_limit(srv_.opt.max_frame_bytes);  // the HTTP API's edits: as large as a WebSocket message
     beast::get_lowest_layer(stream_).expires_after(srv_.opt.handshake_timeout);
     http::async_read(stream_, buf_, *parser_, beast::bind_front_handler(&HttpSession::on_read, this->shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::body_limit) {
+      Request req(parser_->get().base());
+      req.keep_alive(false);
+      auto e = api_error(413, "too_large", "request body over " + std::to_string(srv_.opt.max_frame_bytes) + " bytes");
+      respond(req, http::status::payload_too_large, "application/json", std::move(e.body), false);
+      return;
+    }
     if (ec) return;  // closed, timed out, or malformed: drop the connection
     ++srv_.metrics.http_requests;
     auto req = parser_->release();
@@ -639,6 +628,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     const std::string path = target.substr(0, target.find('?'));
     if (websocket::is_upgrade(req)) {
       upgrade(std::move(req), target, path);
+      return;
+    }
+    if (is_api_path(path)) {
+      ++srv_.metrics.api_requests;
+      ApiRequest api{std::string(req.method_string()), target, std::move(req.body()), token_of(req, target)};
+      auto self = this->shared_from_this();
+      auto shared_req = std::make_shared<Request>(std::move(req));
+      handle_api(srv_, srv_.net->api_pool.get_executor(), std::move(api), [self, shared_req](ApiResponse r) {
+        asio::post(self->stream_.get_executor(), [self, shared_req, r = std::move(r)]() mutable {
+          self->respond(*shared_req, static_cast<http::status>(r.status), "application/json", std::move(r.body));
+        });
+      });
       return;
     }
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
@@ -654,7 +655,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
   }
 
-  void upgrade(http::request<http::empty_body> req, const std::string& target, const std::string& path) {
+  void upgrade(Request req, const std::string& target, const std::string& path) {
     auto refuse = [&](http::status st, std::string why) {
       ++srv_.metrics.refused;
       srv_.log.warn("upgrade.refused", {{"peer", ip_}, {"path", path}, {"status", std::to_string(static_cast<int>(st))}, {"why", why}});
@@ -752,7 +753,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
   }
 
-  void serve_static(const http::request<http::empty_body>& req, const std::string& path) {
+  void serve_static(const Request& req, const std::string& path) {
     if (srv_.opt.static_dir.empty()) {
       respond(req, http::status::not_found, "text/plain", "no editor is installed on this server\n");
       return;
@@ -772,7 +773,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     respond(req, http::status::ok, mime_type(file), std::move(body));
   }
 
-  void respond(const http::request<http::empty_body>& req, http::status st, const char* type, std::string body,
+  void respond(const Request& req, http::status st, const char* type, std::string body,
                bool keep_alive = true) {
     auto res = std::make_shared<http::response<http::string_body>>(st, req.version());
     res->set(http::field::server, "tandem");
@@ -796,7 +797,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   Stream stream_;
   std::string ip_;
   beast::flat_buffer buf_;
-  std::optional<http::request_parser<http::empty_body>> parser_;
+  std::optional<http::request_parser<http::string_body>> parser_;
 };
 
 void do_accept(Server::Impl& srv) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "net/doc_store.h"
+#include "history.h"
 #include "storage/log_store.h"
 
 namespace tandem::cli {
@@ -32,6 +33,32 @@ class LogDocStore : public net::DocStore {
     store_.put_snapshot(doc, events, std::move(bytes), std::move(done), std::move(position));
   }
   crdt::Status flush() override { return store_.sync(); }
+  crdt::Result<std::vector<Summary>> list() override {
+    auto docs = store_.list();
+    if (!docs.ok()) return docs.status();
+    std::vector<Summary> out;
+    for (const auto& d : *docs) {
+      Summary s;
+      s.name = d.name;
+      s.events = d.events;
+      s.bytes = d.log_bytes + d.snapshot_bytes;
+      s.updated_ms = d.updated_ms;
+      for (const auto& [agent, events] : d.agents) s.version.advance(agent, static_cast<uint32_t>(events));
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+  crdt::Result<crdt::Doc> load_past(const std::string& doc, uint64_t at_event, int64_t until_ms) override {
+    return history::replay_log(store_, doc, at_event, until_ms);
+  }
+  void remove(const std::string& doc, Done done) override {
+    auto exists = store_.logged_events(doc);
+    if (!exists.ok()) {
+      done(exists.status());
+      return;
+    }
+    store_.remove_document(doc, std::move(done));
+  }
   void watch(const std::string& doc, Remote on_remote) override { store_.watch(doc, std::move(on_remote)); }
   void unwatch(const std::string& doc) override { store_.unwatch(doc); }
 

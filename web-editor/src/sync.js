@@ -6,7 +6,7 @@ import { encode, decode } from './msgpack.js';
 const HELLO = 1, OPS = 2, ACK = 3, PRESENCE = 4, PRESENCE_UPDATE = 5, LEAVE = 6, WELCOME = 10, ERROR = 15;
 const PROTOCOL_VERSION = 1;
 // Errors that retrying cannot fix (section 10, step 10).
-const TERMINAL = new Set([4400, 4403, 4409, 4413, 4422, 4426]);
+const TERMINAL = new Set([4400, 4403, 4409, 4410, 4413, 4422, 4426]);
 const MAX_BATCH_EVENTS = 100000;
 const MAX_BATCH_BYTES = 512 * 1024;  // half the server's default message limit
 const MIN_BACKOFF_MS = 100, MAX_BACKOFF_MS = 10000;

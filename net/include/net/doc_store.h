@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "crdt/doc.h"
 #include "crdt/op.h"
@@ -39,6 +40,27 @@ class DocStore {
                             Done done) = 0;
   // Waits until everything handed over so far is durable (or failed); the first failure.
   virtual crdt::Status flush() = 0;
+
+  // For the HTTP API (docs/http-api.md); a store without them answers NotSupported.
+  struct Summary {
+    std::string name;
+    uint64_t events = 0;      // logged
+    uint64_t bytes = 0;       // stored: the log and the newest snapshot
+    int64_t updated_ms = 0;   // last append, ms since 1970
+    crdt::Version version;    // agent -> operations logged
+  };
+  virtual crdt::Result<std::vector<Summary>> list() { return crdt::Status::NotSupported("this store cannot list documents"); }
+  // The document as it was after its first `at_event` logged events and with only what was
+  // committed at or before `until_ms` (either may be unbounded: UINT64_MAX, INT64_MAX).
+  virtual crdt::Result<crdt::Doc> load_past(const std::string& doc, uint64_t at_event, int64_t until_ms) {
+    (void)doc, (void)at_event, (void)until_ms;
+    return crdt::Status::NotSupported("this store keeps no history to rebuild");
+  }
+  // Removes the document, its log and its snapshots. NotFound if it was never written.
+  virtual void remove(const std::string& doc, Done done) {
+    (void)doc;
+    done(crdt::Status::NotSupported("this store cannot delete documents"));
+  }
 
   // Operations other nodes append to `doc` from where the last load() of it left off, each with
   // the store's position after it, until unwatch(). They are durable already.

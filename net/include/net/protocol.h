@@ -37,6 +37,7 @@ enum ErrorCode : uint16_t {
   kBadMessage = 4400,       // not msgpack, wrong shape, unknown type, a text frame, invalid ops
   kForbidden = 4403,        // ops from a read-only session, or for an agent it does not own
   kAgentInUse = 4409,       // sent to a session whose agent a newer session (same agent) took over
+  kDeleted = 4410,          // the document was deleted (HTTP API): do not reconnect or resend
   kTooLarge = 4413,         // a batch or the document past its limit
   kRejected = 4422,         // ops the document refuses (positions out of range, held ops past the
                             // bound), or a HELLO version claiming far more than the server ever had

@@ -1,0 +1,430 @@
+#include "http_api.h"
+
+#include <boost/asio/post.hpp>
+#include <atomic>
+#include <cctype>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "crdt/utf8.h"
+
+namespace tandem::net {
+
+using crdt::Result;
+using crdt::Status;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxEdits = 10000;
+
+std::string iso_time(int64_t ms) {
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];  // room for any int the compiler can imagine in each field
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+// ms since 1970 from digits, or from ISO 8601 UTC ("2026-11-29T19:30:00Z", optional .fff).
+bool parse_time(const std::string& s, int64_t* ms) {
+  if (!s.empty() && s.size() <= 15 && s.find_first_not_of("0123456789") == std::string::npos) {
+    *ms = std::stoll(s);
+    return true;
+  }
+  std::tm tm{};
+  int frac = 0, n = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                  &tm.tm_sec, &n) != 6) {
+    return false;
+  }
+  std::string rest = s.substr(static_cast<size_t>(n));
+  if (rest.size() == 5 && rest[0] == '.' && rest.back() == 'Z' && std::isdigit(static_cast<unsigned char>(rest[1])) &&
+      std::isdigit(static_cast<unsigned char>(rest[2])) && std::isdigit(static_cast<unsigned char>(rest[3]))) {
+    frac = std::stoi(rest.substr(1, 3));
+  } else if (rest != "Z") {
+    return false;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  *ms = static_cast<int64_t>(timegm(&tm)) * 1000 + frac;
+  return true;
+}
+
+json version_json(const crdt::Version& v) {
+  json out = json::object();
+  for (const auto& [agent, next] : v.entries()) out[agent] = next;
+  return out;
+}
+
+Result<crdt::Version> version_from(const json& j) {
+  if (!j.is_object()) return Status::InvalidArgument("version must be an object of agent: operation count");
+  crdt::Version v;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    TANDEM_RETURN_IF_ERROR(crdt::Doc::ValidateAgent(it.key()).WithContext("version"));
+    if (!it.value().is_number_unsigned() || it.value().get<uint64_t>() > UINT32_MAX) {
+      return Status::InvalidArgument("version: '" + it.key() + "' must map to a count of operations");
+    }
+    if (it.value().get<uint64_t>() > 0) v.advance(it.key(), it.value().get<uint32_t>());
+  }
+  return v;
+}
+
+ApiResponse ok(const json& body) { return {200, body.dump()}; }
+
+// Stands in for a session in the room (room.h): a failure and the ACK come back through it, and
+// exactly one reply goes out, whichever comes first.
+class ApiWaiter final : public Session {
+ public:
+  using Reply = std::function<void(ApiResponse)>;
+  // The room holds a waiting edit's session weakly (PendingAck): the waiter keeps itself alive
+  // until it has replied.
+  static std::shared_ptr<ApiWaiter> make(Server::Impl& srv, Reply reply) {
+    auto w = std::make_shared<ApiWaiter>(std::move(reply));
+    w->id = srv.next_session++;
+    w->self_ = w;
+    return w;
+  }
+  explicit ApiWaiter(Reply reply) : reply_(std::move(reply)) { peer = "http"; }
+
+  void finish(ApiResponse r) {
+    bool expected = false;
+    if (!done_.compare_exchange_strong(expected, true)) return;
+    closed = true;
+    reply_(std::move(r));
+    reply_ = nullptr;
+    on_ack = nullptr;
+    self_.reset();
+  }
+  void send(Frame, uint64_t, bool) override {
+    if (on_ack) finish(on_ack());
+  }
+  void close_with(uint16_t code, std::string message) override {
+    if (!make_error.ok()) {
+      const bool unknown = make_error.code() == Status::Code::kNotFound;
+      finish(api_error(unknown ? 409 : 422, unknown ? "version_unknown" : "bad_edit", make_error.message()));
+      return;
+    }
+    switch (code) {
+      case proto::kDeleted: finish(api_error(404, "not_found", message)); return;
+      case proto::kAgentInUse: finish(api_error(409, "agent_in_use", message)); return;
+      case proto::kRejected: finish(api_error(422, "rejected", message)); return;
+      case proto::kTooLarge: finish(api_error(413, "too_large", message)); return;
+      case proto::kForbidden: finish(api_error(403, "forbidden", message)); return;
+      default: finish(api_error(code == proto::kInternal ? 503 : 500, "unavailable", message));
+    }
+  }
+  void close_plain(uint16_t, std::string reason) override { finish(api_error(503, "unavailable", reason)); }
+
+  std::function<ApiResponse()> on_ack;  // the reply once the edit is durable
+  Status make_error;                    // why the edit could not be built, if it could not
+
+ private:
+  Reply reply_;
+  std::atomic<bool> done_{false};
+  std::shared_ptr<ApiWaiter> self_;
+};
+
+// Who may do what: an open server lets anyone do anything.
+struct Caller {
+  bool open = true;
+  Token token;
+  bool may_read(const std::string& doc) const { return open || token.grants(doc); }
+  bool may_write(const std::string& doc) const { return open || (token.write && token.grants(doc)); }
+};
+
+void list_docs(Server::Impl& srv, const Caller& caller, const std::function<void(ApiResponse)>& reply) {
+  auto docs = srv.store->list();
+  if (!docs.ok()) {
+    const bool unsupported = docs.status().code() == Status::Code::kNotSupported;
+    reply(api_error(unsupported ? 501 : 500, unsupported ? "not_supported" : "store_failed", docs.status().message()));
+    return;
+  }
+  json out = json::array();
+  for (const auto& d : *docs) {
+    if (!caller.may_read(d.name)) continue;
+    out.push_back({{"doc", d.name},
+                   {"events", d.events},
+                   {"bytes", d.bytes},
+                   {"updated", d.updated_ms ? iso_time(d.updated_ms) : ""},
+                   {"updated_ms", d.updated_ms},
+                   {"version", version_json(d.version)}});
+  }
+  reply(ok({{"documents", out}}));
+}
+
+json doc_json(const std::string& id, const crdt::Doc& d) {
+  return {{"doc", id},
+          {"text", d.text()},
+          {"version", version_json(d.version())},
+          {"events", d.num_events()},
+          {"length", d.length()},
+          {"length_utf16", d.length_utf16()}};
+}
+
+// {"agent": A, "version": {...} (absent: as the document is now), "edits": [{"at": P, "insert": T} |
+// {"at": P, "delete": N}, ...]}: each edit's position is in the text the ones before it left.
+struct EditRequest {
+  std::string agent;
+  std::optional<crdt::Version> version;
+  struct Edit {
+    uint32_t at;
+    std::string insert;
+    uint32_t remove;
+  };
+  std::vector<Edit> edits;
+};
+
+Result<EditRequest> parse_edit(const std::string& body) {
+  const json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("the body must be a JSON object");
+  EditRequest r;
+  if (!j.contains("agent") || !j["agent"].is_string()) return Status::InvalidArgument("'agent' (a string) is required");
+  r.agent = j["agent"].get<std::string>();
+  TANDEM_RETURN_IF_ERROR(crdt::Doc::ValidateAgent(r.agent).WithContext("agent"));
+  if (j.contains("version")) {
+    auto v = version_from(j["version"]);
+    if (!v.ok()) return v.status();
+    r.version = std::move(*v);
+  }
+  if (!j.contains("edits") || !j["edits"].is_array() || j["edits"].empty()) {
+    return Status::InvalidArgument("'edits' must be a non-empty array");
+  }
+  if (j["edits"].size() > kMaxEdits) return Status::ResourceExhausted("at most " + std::to_string(kMaxEdits) + " edits per request");
+  for (size_t i = 0; i < j["edits"].size(); ++i) {
+    const json& e = j["edits"][i];
+    const std::string where = "edit " + std::to_string(i);
+    if (!e.is_object() || !e.contains("at") || !e["at"].is_number_unsigned() || e["at"].get<uint64_t>() > UINT32_MAX) {
+      return Status::InvalidArgument(where + ": 'at' (a position in code points) is required");
+    }
+    EditRequest::Edit ed{e["at"].get<uint32_t>(), {}, 0};
+    const bool ins = e.contains("insert"), del = e.contains("delete");
+    if (ins == del) return Status::InvalidArgument(where + ": give either 'insert' (text) or 'delete' (a count)");
+    if (ins) {
+      if (!e["insert"].is_string() || e["insert"].get<std::string>().empty()) {
+        return Status::InvalidArgument(where + ": 'insert' must be non-empty text");
+      }
+      ed.insert = e["insert"].get<std::string>();
+      auto info = crdt::utf8::inspect(ed.insert);
+      if (!info.ok()) return info.status().WithContext(where);
+    } else {
+      if (!e["delete"].is_number_unsigned() || e["delete"].get<uint64_t>() == 0 || e["delete"].get<uint64_t>() > UINT32_MAX) {
+        return Status::InvalidArgument(where + ": 'delete' must be a count of 1 or more");
+      }
+      ed.remove = e["delete"].get<uint32_t>();
+    }
+    r.edits.push_back(std::move(ed));
+  }
+  return r;
+}
+
+// The batch for `r` as of its version in `doc`: the first edit's parents are the tips of that
+// version, each later one follows the one before.
+Result<crdt::OpBatch> build_batch(const EditRequest& r, const crdt::Doc& doc, crdt::Version* after) {
+  auto parents = doc.frontier_of(r.version ? *r.version : doc.version());
+  if (!parents.ok()) return parents.status();
+  crdt::OpBatch b;
+  uint32_t seq = doc.version().next(r.agent);
+  std::vector<crdt::OpId> prev = std::move(*parents);
+  for (const auto& e : r.edits) {
+    crdt::OpRun run;
+    run.agent = r.agent;
+    run.seq = seq;
+    run.parents = std::move(prev);
+    run.pos = e.at;
+    if (!e.insert.empty()) {
+      run.kind = crdt::OpKind::kInsert;
+      run.len = static_cast<uint32_t>(crdt::utf8::count_code_points(e.insert));
+      run.content = e.insert;
+    } else {
+      run.kind = crdt::OpKind::kDeleteForward;
+      run.len = e.remove;
+    }
+    if (uint64_t{seq} + run.len > UINT32_MAX) return Status::ResourceExhausted("agent '" + r.agent + "' has too many operations");
+    seq += run.len;
+    prev = {{r.agent, seq - 1}};
+    b.runs.push_back(std::move(run));
+  }
+  TANDEM_RETURN_IF_ERROR(crdt::Doc::ValidateBatch(b));
+  *after = doc.version();
+  after->advance(r.agent, seq);
+  return b;
+}
+
+}  // namespace
+
+bool valid_doc_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+std::string query_param(std::string_view target, std::string_view key) {
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    const std::string_view kv = rest.substr(0, amp);
+    const size_t eq = kv.find('=');
+    if (eq != std::string_view::npos && kv.substr(0, eq) == key) return std::string(kv.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    rest = rest.substr(amp + 1);
+  }
+  return {};
+}
+
+ApiResponse api_error(unsigned status, std::string_view code, std::string_view message) {
+  return {status, json{{"error", {{"code", code}, {"message", message}}}}.dump()};
+}
+
+bool is_api_path(std::string_view path) { return path == "/api/docs" || path.rfind("/api/", 0) == 0; }
+
+void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiRequest req,
+                std::function<void(ApiResponse)> reply) {
+  const std::string path = req.target.substr(0, req.target.find('?'));
+  Caller caller;
+  if (srv.auth_on()) {
+    auto t = srv.authorize(req.token);
+    if (!t.ok()) {
+      reply(api_error(401, "unauthorized", t.status().message()));
+      return;
+    }
+    caller.open = false;
+    caller.token = std::move(*t);
+  }
+  if (path == "/api/docs") {
+    if (req.method != "GET") {
+      reply(api_error(405, "method_not_allowed", "GET /api/docs lists documents"));
+      return;
+    }
+    boost::asio::post(blocking, [&srv, caller, reply] { list_docs(srv, caller, reply); });
+    return;
+  }
+  std::string id = path.rfind("/api/docs/", 0) == 0 ? path.substr(10) : std::string();
+  const bool edits = id.size() > 6 && id.compare(id.size() - 6, 6, "/edits") == 0;
+  if (edits) id.resize(id.size() - 6);
+  if (!valid_doc_id(id)) {
+    reply(api_error(404, "not_found",
+                    "no such endpoint: /api/docs, /api/docs/<doc-id> and /api/docs/<doc-id>/edits (doc ids match "
+                    "[A-Za-z0-9._-]{1,128})"));
+    return;
+  }
+  const bool write = req.method != "GET";
+  if (write ? !caller.may_write(id) : !caller.may_read(id)) {
+    reply(api_error(403, "forbidden",
+                    "the token does not grant " + std::string(write ? "writing" : "reading") + " document '" + id + "'"));
+    return;
+  }
+  if (srv.stopping) {
+    reply(api_error(503, "unavailable", "server is shutting down"));
+    return;
+  }
+
+  if (edits) {
+    if (req.method != "POST") {
+      reply(api_error(405, "method_not_allowed", "POST /api/docs/<doc-id>/edits applies edits"));
+      return;
+    }
+    auto r = parse_edit(req.body);
+    if (!r.ok()) {
+      const bool big = r.status().code() == Status::Code::kResourceExhausted;
+      reply(api_error(big ? 413 : 400, big ? "too_large" : "bad_request", r.status().message()));
+      return;
+    }
+    if (!caller.open && !agent_belongs_to(r->agent, caller.token.subject)) {
+      reply(api_error(403, "forbidden", "agent '" + r->agent + "' is not '" + caller.token.subject + "' or '" +
+                                            caller.token.subject + "/...'"));
+      return;
+    }
+    auto room = srv.room(id);
+    if (!room) {
+      reply(api_error(503, "unavailable", "server is shutting down"));
+      return;
+    }
+    auto waiter = ApiWaiter::make(srv, std::move(reply));
+    waiter->agents = {r->agent};
+    auto after = std::make_shared<crdt::Version>();
+    waiter->on_ack = [id, after] {
+      return ok({{"doc", id}, {"version", version_json(*after)}, {"events", after->total()}});
+    };
+    room->api_edit(waiter, [waiter, edit = std::move(*r), after](const crdt::Doc& doc) -> Result<crdt::OpBatch> {
+      auto b = build_batch(edit, doc, after.get());
+      if (!b.ok()) waiter->make_error = b.status();
+      return b;
+    });
+    return;
+  }
+
+  if (req.method == "DELETE") {
+    auto room = srv.room(id);
+    if (!room) {
+      reply(api_error(503, "unavailable", "server is shutting down"));
+      return;
+    }
+    room->api_delete([&srv, id, reply] {
+      srv.store->remove(id, [id, reply](Status st) {
+        if (st.ok()) {
+          reply(ok({{"deleted", id}}));
+        } else if (st.code() == Status::Code::kNotFound) {
+          reply(api_error(404, "not_found", "no document '" + id + "'"));
+        } else {
+          const bool unsupported = st.code() == Status::Code::kNotSupported;
+          reply(api_error(unsupported ? 501 : 500, unsupported ? "not_supported" : "store_failed", st.message()));
+        }
+      });
+    });
+    return;
+  }
+  if (req.method != "GET") {
+    reply(api_error(405, "method_not_allowed", "GET reads a document, DELETE deletes it, POST .../edits edits it"));
+    return;
+  }
+  const std::string at_text = query_param(req.target, "at"), until_text = query_param(req.target, "until");
+  if (!at_text.empty() || !until_text.empty()) {
+    uint64_t at = UINT64_MAX;
+    int64_t until = INT64_MAX;
+    if (!at_text.empty()) {
+      if (at_text.size() > 18 || at_text.find_first_not_of("0123456789") != std::string::npos) {
+        reply(api_error(400, "bad_request", "'at' is a number of logged events"));
+        return;
+      }
+      at = std::stoull(at_text);
+    }
+    std::string until_decoded = until_text;
+    for (size_t p; (p = until_decoded.find("%3A")) != std::string::npos;) until_decoded.replace(p, 3, ":");
+    if (!until_text.empty() && !parse_time(until_decoded, &until)) {
+      reply(api_error(400, "bad_request", "'until' is ms since 1970 or an ISO 8601 UTC time like 2026-11-29T19:30:00Z"));
+      return;
+    }
+    boost::asio::post(blocking, [&srv, id, at, until, reply] {
+      auto d = srv.store->load_past(id, at, until);
+      if (!d.ok()) {
+        const auto c = d.status().code();
+        if (c == Status::Code::kNotFound) {
+          reply(api_error(404, "not_found", d.status().message()));
+        } else {
+          reply(api_error(c == Status::Code::kNotSupported ? 501 : 500, c == Status::Code::kNotSupported ? "not_supported" : "store_failed",
+                          d.status().message()));
+        }
+        return;
+      }
+      reply(ok(doc_json(id, *d)));
+    });
+    return;
+  }
+  auto room = srv.room(id);
+  if (!room) {
+    reply(api_error(503, "unavailable", "server is shutting down"));
+    return;
+  }
+  auto waiter = ApiWaiter::make(srv, std::move(reply));
+  room->api_read(waiter, [waiter, id](const crdt::Doc& d) { waiter->finish(ok(doc_json(id, d))); });
+}
+
+}  // namespace tandem::net
