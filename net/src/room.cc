@@ -355,7 +355,14 @@ void Room::on_durable(Status st, crdt::Version version, Clock::time_point handed
     return;
   }
   srv_.metrics.commit_latency.observe(seconds_since(handed));
+  std::vector<std::string> authors;  // whose operations this commit made durable: the webhook's "agents"
+  if (srv_.webhooks) {
+    for (const auto& [agent, next] : version.entries()) {
+      if (next > durable_.next(agent)) authors.push_back(agent);
+    }
+  }
   durable_.merge(version);  // merged: operations of other nodes may have made it further already
+  if (!authors.empty()) srv_.webhooks->changed(name_, durable_, durable_.total(), authors);
   release_acks();
 }
 

@@ -30,6 +30,7 @@
 #include "net/auth.h"
 #include "net/jwt.h"
 #include "net/protocol.h"
+#include "net/webhook.h"
 #include "net/server.h"
 
 namespace tandem::net {
@@ -219,6 +220,7 @@ struct Server::Impl {
   std::atomic<uint64_t> next_session{1};
   std::atomic<bool> stopping{false};
   std::shared_ptr<const JwtVerifier> jwt;  // set by start() when ServerOptions::jwt is
+  std::unique_ptr<Webhooks> webhooks;      // set by start() when ServerOptions::webhook.url is
 
   bool auth_on() const { return jwt || !opt.auth_secret.empty(); }
   // The grant a token carries: a JWT when JWTs are configured, else (or when it is not shaped like

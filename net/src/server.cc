@@ -942,6 +942,17 @@ Status Server::start() {
     if (!v.ok()) return v.status();
     s.jwt = *v;
   }
+  if (!s.opt.webhook.url.empty()) {
+    auto w = Webhooks::Start(s.opt.webhook, [&s](std::string_view event, std::string detail, bool warning) {
+      if (warning) {
+        s.log.warn(event, {{"detail", std::move(detail)}});
+      } else {
+        s.log.info(event, {{"detail", std::move(detail)}});
+      }
+    });
+    if (!w.ok()) return w.status().WithContext("--webhook-url");
+    s.webhooks = std::move(*w);
+  }
   if (!s.opt.tls_cert.empty() || !s.opt.tls_key.empty()) {
     s.net->tls.emplace(ssl::context::tls_server);
     beast::error_code ec;
@@ -1037,6 +1048,11 @@ void Server::stop() {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the close frames go out
         Status st = s.store->flush();
         if (!st.ok()) s.log.error("server.flush_failed", {{"error", st.ToString()}});
+        // Changes that are durable now are due to the webhook after its debounce: give them a
+        // bounded while (what is left is logged as dropped when the server goes).
+        if (s.webhooks && !s.webhooks->drain(s.opt.webhook_drain + s.opt.webhook.debounce)) {
+          s.log.warn("webhook.undelivered", {{"pending", std::to_string(s.webhooks->stats().pending)}});
+        }
         s.log.info("server.stopped", {});
         s.net->shut_down = true;
         for (auto& t : s.threads) t->ioc.stop();

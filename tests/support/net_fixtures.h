@@ -105,6 +105,31 @@ inline std::pair<int, std::string> http_get(uint16_t port, const std::string& ta
   return {static_cast<int>(res.result_int()), res.body()};
 }
 
+// Any method with a body on the loopback server; returns (status, body), or -1 when no answer came.
+inline std::pair<int, std::string> http_request(uint16_t port, boost::beast::http::verb method, const std::string& target,
+                                                const std::string& body, const std::string& bearer = "") {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  boost::asio::io_context ioc;
+  beast::tcp_stream s(ioc);
+  beast::error_code ec;
+  s.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return {-1, ""};
+  s.expires_after(std::chrono::seconds(30));
+  http::request<http::string_body> req(method, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  if (!bearer.empty()) req.set(http::field::authorization, "Bearer " + bearer);
+  if (!body.empty()) req.set(http::field::content_type, "application/json");
+  req.body() = body;
+  req.prepare_payload();
+  http::write(s, req, ec);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(s, buf, res, ec);
+  if (ec) return {-1, ""};
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
 // A WebSocket client that sends exactly what it is told, for hostile-input tests.
 class RawWs {
  public:

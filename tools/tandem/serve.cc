@@ -85,6 +85,12 @@ int cmd_serve(Args& args) {
         "  --jwt-mode-claim C         the claim saying read or write (mode; absent: read)\n"
         "  --jwt-leeway-s N           clock skew allowed on exp and nbf (0)\n"
         "                             (docs/protocol.md: which kind of token to choose)\n"
+        "  --webhook-url URL          after a document's changes settle, POST a signed JSON about\n"
+        "                             them here (http:// or https://; docs/http-api.md, Webhooks)\n"
+        "  --webhook-secret-file F    sign webhooks with the secret in F (X-Tandem-Signature)\n"
+        "  --webhook-debounce-ms N    changes settle this long before a POST (2000)\n"
+        "  --webhook-timeout-ms N     per attempt (10000)\n"
+        "  --webhook-retry-window-s N retry a failing POST with backoff this long (3600)\n"
         "  --allow-origin A,B         accept WebSocket upgrades only from these exact Origins\n"
         "  --tls-cert F --tls-key K   serve https:// and wss:// with this PEM certificate and key\n"
         "  --log-format text|json     (text)\n"
@@ -119,6 +125,11 @@ int cmd_serve(Args& args) {
   o.jwt.doc_claim = args.value("--jwt-doc-claim", o.jwt.doc_claim);
   o.jwt.mode_claim = args.value("--jwt-mode-claim", o.jwt.mode_claim);
   o.jwt.leeway_seconds = static_cast<int64_t>(args.number("--jwt-leeway-s", 0));
+  o.webhook.url = args.value("--webhook-url");
+  const std::string webhook_secret_file = args.value("--webhook-secret-file");
+  o.webhook.debounce = std::chrono::milliseconds(args.number("--webhook-debounce-ms", o.webhook.debounce.count()));
+  o.webhook.timeout = std::chrono::milliseconds(args.number("--webhook-timeout-ms", o.webhook.timeout.count()));
+  o.webhook.retry_window = std::chrono::seconds(args.number("--webhook-retry-window-s", 3600));
   o.allowed_origins = split_commas(args.value("--allow-origin"));
   o.tls_cert = args.value("--tls-cert");
   o.tls_key = args.value("--tls-key");
@@ -152,6 +163,14 @@ int cmd_serve(Args& args) {
     if (!in) return fail("cannot read --jwt-secret-file " + jwt_secret_file);
     std::getline(in, o.jwt.hs256_secret);  // one line; a trailing newline is not part of it
   }
+  if (!webhook_secret_file.empty()) {
+    std::ifstream in(webhook_secret_file, std::ios::binary);
+    if (!in) return fail("cannot read --webhook-secret-file " + webhook_secret_file);
+    std::getline(in, o.webhook.secret);
+    if (o.webhook.secret.empty()) return fail("--webhook-secret-file " + webhook_secret_file + " is empty");
+  }
+  if (o.webhook.url.empty() && !webhook_secret_file.empty()) return fail("--webhook-secret-file needs --webhook-url");
+  if (auto st = net::ValidateWebhookOptions(o.webhook); !st.ok()) return fail(st.WithContext("--webhook-url"));
   if (!o.jwt.enabled() && (!o.jwt.audience.empty() || !o.jwt.issuer.empty())) {
     return fail("--jwt-audience and --jwt-issuer need a JWT key (--jwt-secret-file, --jwt-public-key or --jwt-jwks)");
   }

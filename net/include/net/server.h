@@ -25,6 +25,7 @@
 #include "crdt/status.h"
 #include "net/doc_store.h"
 #include "net/jwt.h"
+#include "net/webhook.h"
 
 namespace tandem::net {
 
@@ -60,6 +61,11 @@ struct ServerOptions {
   // without bound. A server keeping up broadcasts every batch at once. 0: never pace.
   std::chrono::milliseconds max_broadcast_delay{100};
 
+  // Change webhooks (webhook.h): after a document's durable changes settle, a signed POST to
+  // webhook.url. On stop(), up to webhook_drain for what is due to go out.
+  WebhookOptions webhook;
+  std::chrono::milliseconds webhook_drain{5000};
+
   // On stop(): /healthz answers 503 and new WebSockets are refused at once, but sessions are kept
   // this long before they are closed, so that a balancer checking /healthz stops sending new
   // clients here first (the sessions then reconnect through it to other nodes).
@@ -84,7 +90,7 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Binds the port. Errors: IOError (address in use, bad certificate, unreadable key file),
-  // InvalidArgument (a JWT key file that holds no usable key).
+  // InvalidArgument (a JWT key file that holds no usable key, a bad webhook URL).
   crdt::Status start();
   uint16_t port() const;
   // Runs the I/O threads until stop() has finished its graceful shutdown.

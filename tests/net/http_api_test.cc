@@ -1,0 +1,250 @@
+// The HTTP API (docs/http-api.md) on a server on loopback, beside real WebSocket editors: edits
+// as of a version merge with concurrent typing, reach the editors at once, and are answered only
+// once durable; reads now and in the past; deletes close the editors for good; every bad request
+// gets a JSON error with its own code.
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "net/auth.h"
+#include "support/net_fixtures.h"
+#include "support/temp_dir.h"
+
+using namespace tandem::testing;
+using tandem::crdt::Status;
+using json = nlohmann::json;
+namespace http = boost::beast::http;
+
+namespace {
+
+// A store whose appends are durable only when the test opens the gate.
+class GateStore : public tandem::net::DocStore {
+ public:
+  explicit GateStore(tandem::net::DocStore& inner) : inner_(inner) {}
+  tandem::crdt::Result<tandem::crdt::Doc> load(const std::string& doc, const std::string& agent) override {
+    return inner_.load(doc, agent);
+  }
+  void append(const std::string& doc, uint64_t first, tandem::crdt::OpBatch batch, Done done) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (open_) {
+      lock.unlock();
+      inner_.append(doc, first, std::move(batch), std::move(done));
+      return;
+    }
+    held_.push_back([this, doc, first, batch = std::move(batch), done = std::move(done)]() mutable {
+      inner_.append(doc, first, std::move(batch), std::move(done));
+    });
+  }
+  void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, std::string position, Done done) override {
+    inner_.put_snapshot(doc, events, std::move(bytes), std::move(position), std::move(done));
+  }
+  Status flush() override { return inner_.flush(); }
+  tandem::crdt::Result<std::vector<Summary>> list() override { return inner_.list(); }
+  tandem::crdt::Result<tandem::crdt::Doc> load_past(const std::string& doc, uint64_t at, int64_t until) override {
+    return inner_.load_past(doc, at, until);
+  }
+  void remove(const std::string& doc, Done done) override { inner_.remove(doc, std::move(done)); }
+
+  void set_open(bool open) {
+    std::vector<std::function<void()>> run;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = open;
+      if (open) run.swap(held_);
+    }
+    for (auto& f : run) f();
+  }
+  size_t held() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size();
+  }
+
+ private:
+  tandem::net::DocStore& inner_;
+  std::mutex mu_;
+  bool open_ = true;
+  std::vector<std::function<void()>> held_;
+};
+
+json parse(const std::pair<int, std::string>& r) {
+  INFO("HTTP " << r.first << ": " << r.second);
+  auto j = json::parse(r.second, nullptr, false);
+  REQUIRE_FALSE(j.is_discarded());
+  return j;
+}
+
+std::string error_code(const std::pair<int, std::string>& r) {
+  auto j = parse(r);
+  REQUIRE(j.contains("error"));
+  CHECK(j["error"]["message"].get<std::string>().size() > 5);
+  return j["error"]["code"].get<std::string>();
+}
+
+bool eventually(const std::function<bool()>& f, std::chrono::milliseconds limit = 5000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!f()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("http api: an edit as of an old version merges with typing since, reaches editors, waits for durability",
+          "[net][http-api]") {
+  TempDir dir;
+  auto sqlite = tandem::storage::Store::open({dir.file("t.db")});
+  REQUIRE(sqlite.ok());
+  StoreAdapter adapter(**sqlite);
+  GateStore gate(adapter);
+  ServerFixture s({}, &gate);
+  auto editor = make_client(s.url("notes"), "editor");
+  REQUIRE(editor->insert(0, "hello world").ok());
+  REQUIRE(editor->wait_synced(5s));
+
+  // The backend reads the document ...
+  auto read = parse(http_get(s.port, "/api/docs/notes"));
+  CHECK(read["text"] == "hello world");
+  CHECK(read["version"] == json{{"editor", 11}});
+  // ... the editor keeps typing ...
+  REQUIRE(editor->insert(0, ">> ").ok());
+  REQUIRE(editor->insert(14, "!").ok());
+  REQUIRE(editor->wait_synced(5s));
+  // ... and the backend's edit, made against what it read, lands where it meant it to.
+  gate.set_open(false);
+  json edit = {{"agent", "backend"},
+               {"version", read["version"]},
+               {"edits", json::array({{{"at", 6}, {"delete", 5}}, {{"at", 6}, {"insert", "there"}}})}};
+  std::pair<int, std::string> answer;
+  std::thread poster([&] { answer = http_request(s.port, http::verb::post, "/api/docs/notes/edits", edit.dump()); });
+  // Every editor has it at once; the answer waits for the store.
+  CHECK(eventually([&] { return editor->text() == ">> hello there!"; }));
+  std::this_thread::sleep_for(200ms);
+  CHECK(answer.first == 0);  // no answer yet
+  CHECK(gate.held() > 0);
+  gate.set_open(true);
+  poster.join();
+  REQUIRE(answer.first == 200);
+  auto done = parse(answer);
+  CHECK(done["version"] == json{{"backend", 10}, {"editor", 15}});
+  auto now = parse(http_get(s.port, "/api/docs/notes"));
+  CHECK(now["text"] == ">> hello there!");
+  CHECK(now["version"] == done["version"]);
+  // Without a version: as the document is now.
+  REQUIRE(http_request(s.port, http::verb::post, "/api/docs/notes/edits",
+                       R"({"agent":"backend","edits":[{"at":0,"delete":3}]})").first == 200);
+  CHECK(eventually([&] { return editor->text() == "hello there!"; }));
+
+  // The past, rebuilt from the log: after 11 events, and before anything was written.
+  auto past = parse(http_get(s.port, "/api/docs/notes?at=11"));
+  CHECK(past["text"] == "hello world");
+  auto before = parse(http_get(s.port, "/api/docs/notes?until=2001-01-01T00:00:00Z"));
+  CHECK(before["text"] == "");
+  // The list.
+  auto list = parse(http_get(s.port, "/api/docs"));
+  REQUIRE(list["documents"].size() == 1);
+  CHECK(list["documents"][0]["doc"] == "notes");
+  CHECK(list["documents"][0]["events"] == 28);
+  CHECK(list["documents"][0]["version"] == json{{"backend", 13}, {"editor", 15}});
+  CHECK(list["documents"][0]["bytes"].get<uint64_t>() > 0);
+}
+
+TEST_CASE("http api: bad requests get JSON errors with their own codes, and change nothing", "[net][http-api]") {
+  tandem::net::ServerOptions o;
+  o.max_frame_bytes = 4096;
+  ServerFixture s(o);
+  auto editor = make_client(s.url("doc"), "editor");
+  REQUIRE(editor->insert(0, "abc").ok());
+  REQUIRE(editor->wait_synced(5s));
+  auto post = [&](const std::string& body) { return http_request(s.port, http::verb::post, "/api/docs/doc/edits", body); };
+
+  CHECK(error_code(post("not json")) == "bad_request");
+  CHECK(error_code(post(R"({"edits":[{"at":0,"insert":"x"}]})")) == "bad_request");  // no agent
+  CHECK(error_code(post(R"({"agent":"b","edits":[]})")) == "bad_request");
+  CHECK(error_code(post(R"({"agent":"b","edits":[{"at":0}]})")) == "bad_request");
+  CHECK(error_code(post(R"({"agent":"b","edits":[{"at":0,"insert":"x","delete":1}]})")) == "bad_request");
+  CHECK(error_code(post("{\"agent\":\"b\",\"edits\":[{\"at\":0,\"insert\":\"\xff\"}]}")) == "bad_request");  // not UTF-8
+  CHECK(error_code(post(R"({"agent":"b","edits":[{"at":9,"insert":"x"}]})")) == "rejected");  // past the end
+  CHECK(error_code(post(R"({"agent":"b","version":{"nobody":4},"edits":[{"at":0,"insert":"x"}]})")) ==
+        "version_unknown");
+  CHECK(error_code(post(R"({"agent":"editor","edits":[{"at":0,"insert":"x"}]})")) == "agent_in_use");
+  auto big = post(R"({"agent":"b","edits":[{"at":0,"insert":")" + std::string(5000, 'x') + R"("}]})");
+  CHECK(big.first == 413);
+  CHECK(error_code(big) == "too_large");
+  CHECK(error_code(http_get(s.port, "/api/docs/never-written")) == "not_found");
+  CHECK(error_code(http_get(s.port, "/api/docs/bad%20id")) == "not_found");
+  CHECK(error_code(http_request(s.port, http::verb::put, "/api/docs/doc", "")) == "method_not_allowed");
+  CHECK(error_code(http_get(s.port, "/api/docs/doc?at=x")) == "bad_request");
+  CHECK(error_code(http_get(s.port, "/api/docs/doc?until=yesterday")) == "bad_request");
+  // The memory store keeps no history to rebuild.
+  CHECK(error_code(http_get(s.port, "/api/docs/doc?at=1")) == "not_supported");
+  std::this_thread::sleep_for(100ms);
+  CHECK(editor->text() == "abc");
+  CHECK(parse(http_get(s.port, "/api/docs/doc"))["text"] == "abc");
+}
+
+TEST_CASE("http api: the same tokens as the WebSocket decide who may list, read, write and delete", "[net][http-api][auth]") {
+  tandem::net::ServerOptions o;
+  o.auth_secret = "k";
+  ServerFixture s(o);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::string writer = tandem::net::sign_token({"app", {"notes-*"}, true, now + 600}, "k");
+  const std::string reader = tandem::net::sign_token({"viewer", {"notes-1"}, false, now + 600}, "k");
+  const std::string expired = tandem::net::sign_token({"app", {"*"}, true, now - 1}, "k");
+  auto post = [&](const std::string& doc, const std::string& agent, const std::string& token) {
+    return http_request(s.port, http::verb::post, "/api/docs/" + doc + "/edits",
+                        R"({"agent":")" + agent + R"(","edits":[{"at":0,"insert":"x"}]})", token);
+  };
+  CHECK(error_code(post("notes-1", "app", "")) == "unauthorized");
+  CHECK(error_code(post("notes-1", "app", expired)) == "unauthorized");
+  CHECK(error_code(post("notes-1", "app", "garbage.token")) == "unauthorized");
+  CHECK(post("notes-1", "app/backend", writer).first == 200);
+  CHECK(post("notes-2", "app", writer).first == 200);
+  CHECK(error_code(post("notes-1", "mallory", writer)) == "forbidden");     // not the subject's agent
+  CHECK(error_code(post("secret", "app", writer)) == "forbidden");          // not in the pattern
+  CHECK(error_code(post("notes-1", "viewer", reader)) == "forbidden");      // read-only
+  CHECK(http_request(s.port, http::verb::get, "/api/docs/notes-1", "", reader).first == 200);
+  CHECK(error_code(http_request(s.port, http::verb::get, "/api/docs/notes-2", "", reader)) == "forbidden");
+  CHECK(error_code(http_request(s.port, http::verb::delete_, "/api/docs/notes-1", "", reader)) == "forbidden");
+  // ?token= works as on the WebSocket; a list shows only what the token grants.
+  auto all = parse(http_get(s.port, "/api/docs?token=" + writer));
+  CHECK(all["documents"].size() == 2);
+  auto mine = parse(http_request(s.port, http::verb::get, "/api/docs", "", reader));
+  REQUIRE(mine["documents"].size() == 1);
+  CHECK(mine["documents"][0]["doc"] == "notes-1");
+}
+
+TEST_CASE("http api: deleting a document closes its editors for good and removes it from the store", "[net][http-api]") {
+  TempDir dir;
+  auto sqlite = tandem::storage::Store::open({dir.file("t.db")});
+  REQUIRE(sqlite.ok());
+  StoreAdapter adapter(**sqlite);
+  ServerFixture s({}, &adapter);
+  auto editor = make_client(s.url("gone"), "editor");
+  auto other = make_client(s.url("kept"), "other");
+  std::atomic<uint16_t> error{0};
+  editor->on_error([&](uint16_t code, const std::string&) { error = code; });
+  REQUIRE(editor->insert(0, "draft").ok());
+  REQUIRE(other->insert(0, "keep me").ok());
+  REQUIRE(editor->wait_synced(5s));
+  REQUIRE(other->wait_synced(5s));
+  auto del = http_request(s.port, http::verb::delete_, "/api/docs/gone", "");
+  REQUIRE(del.first == 200);
+  CHECK(parse(del)["deleted"] == "gone");
+  CHECK(eventually([&] { return error == tandem::net::proto::kDeleted; }));
+  CHECK(eventually([&] { return editor->state() == tandem::net::ClientState::kOffline; }));
+  std::this_thread::sleep_for(500ms);  // longer than its backoff: it does not come back
+  CHECK(editor->state() == tandem::net::ClientState::kOffline);
+  CHECK(error_code(http_get(s.port, "/api/docs/gone")) == "not_found");
+  CHECK(error_code(http_request(s.port, http::verb::delete_, "/api/docs/gone", "")) == "not_found");
+  auto list = parse(http_get(s.port, "/api/docs"));
+  REQUIRE(list["documents"].size() == 1);
+  CHECK(list["documents"][0]["doc"] == "kept");
+  CHECK((*sqlite)->logged_events("gone").status().code() == Status::Code::kNotFound);
+  CHECK(other->state() == tandem::net::ClientState::kConnected);
+  CHECK(parse(http_get(s.port, "/api/docs/kept"))["text"] == "keep me");
+}
