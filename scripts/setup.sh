@@ -32,6 +32,8 @@ PACKAGES=(
   libjwt-dev           # JSON Web Tokens (net/src/jwt.cc)
   python3-jwt          # an independent JWT implementation: the auth tests mint tokens with it
   python3-cryptography # PyJWT's RS256/ES256
+  curl                 # docs/http-api.md's examples, run by a test
+  openssl              # ... which make a key pair with it
 )
 
 say() { echo "setup: $*"; }
