@@ -1,7 +1,8 @@
 // Two real Chromium pages on one document, against a real `tandem serve` on loopback:
 // concurrent typing with emoji and CJK, presence labels, both offline with edits and a reload
 // while offline, the server killed (SIGKILL) and restarted mid-session; every time both pages
-// converge to the same text, which the server stores (checked with `tandem export`).
+// converge to the same text, which the server stores (checked with `tandem export`); then, with
+// JWT auth, a page given a token on its URL.
 //   node editor_test.mjs --tandem BIN --static DIST [--artifacts DIR]
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -52,8 +53,8 @@ async function freePort() {
 const data = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-browser-'));
 const port = await freePort();
 let server = null;
-function startServer() {
-  server = spawn(tandem, ['serve', '--port', String(port), '--data', data, '--static', staticDir, '--quiet', '1'],
+function startServer(extra = []) {
+  server = spawn(tandem, ['serve', '--port', String(port), '--data', data, '--static', staticDir, '--quiet', '1', ...extra],
                  { stdio: ['ignore', 'inherit', 'inherit'] });
   return waitFor(async () => {
     try {
@@ -221,6 +222,41 @@ try {
   log('the stored text equals both pages');
   await ctxA.close();
   await ctxB.close();
+
+  // With JWT auth: a page given a token (minted by PyJWT) on its URL connects, edits as the
+  // token's subject, keeps the token over a reload but not in the address bar; a page without one
+  // never connects.
+  const secret = 'browser-test-secret-0123456789abcdef';
+  const secretFile = path.join(data, 'jwt-secret');
+  fs.writeFileSync(secretFile, `${secret}\n`);
+  await startServer(['--jwt-secret-file', secretFile]);
+  const token = execFileSync('/usr/bin/python3', ['-c', `
+import json, sys, time, jwt
+claims = {"sub": "ada", "doc": "jwt-*", "mode": "write", "exp": int(time.time()) + 600}
+print(jwt.encode(claims, sys.argv[1], algorithm="HS256"))`, secret], { encoding: 'utf8' }).trim();
+  const ctxC = await browser.newContext({ viewport: { width: 640, height: 420 } });
+  const c = await ctxC.newPage();
+  c.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') log('page C:', m.text()); });
+  await c.goto(`http://127.0.0.1:${port}/d/jwt-doc?token=${token}`);
+  await waitStatus(c, ['connected']);
+  assert.equal(new URL(c.url()).search, '', 'the token is taken out of the address bar');
+  assert.match(await c.evaluate(() => window.tandem.agent), /^ada\//);
+  await typeAt(c, 0, 'signed in');
+  await waitFor(async () => (await unsent(c)) === 0, 10000, "the JWT page's edit to be acknowledged");
+  await c.reload();
+  await c.waitForFunction(() => window.tandem && window.tandem.view);
+  await waitStatus(c, ['connected']);
+  const api = await (await fetch(`http://127.0.0.1:${port}/api/docs/jwt-doc`, { headers: { authorization: `Bearer ${token}` } })).json();
+  assert.equal(api.text, 'signed in');
+  assert.equal(await text(c), 'signed in');
+  const anonymous = await ctxC.newPage();
+  await anonymous.goto(`http://127.0.0.1:${port}/d/jwt-doc`);
+  await anonymous.waitForFunction(() => window.tandem && window.tandem.view);
+  await sleep(1500);
+  assert.notEqual(await status(anonymous), 'connected');
+  assert.equal(await text(anonymous), '');
+  await ctxC.close();
+  log('a page with a JWT edits as its subject; one without stays out');
 } catch (e) {
   failed = true;
   console.error('FAILED:', e);

@@ -90,7 +90,7 @@ function pageToken() {
     sessionStorage.setItem('tandem-token', given);
     params.delete('token');
     const rest = params.toString();
-    history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
+    window.history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
     return given;
   }
   return sessionStorage.getItem('tandem-token') || '';
