@@ -254,6 +254,13 @@ Result<crdt::OpBatch> build_batch(const EditRequest& r, const crdt::Doc& doc, cr
   return b;
 }
 
+// The document's room (with a pending_joins count, room.h), or a reply that the server is stopping.
+std::shared_ptr<Room> room_or_reply(Server::Impl& srv, const std::string& id, const std::function<void(ApiResponse)>& reply) {
+  auto room = srv.room(id);
+  if (!room) reply(api_error(503, "unavailable", "server is shutting down"));
+  return room;
+}
+
 }  // namespace
 
 bool valid_doc_id(std::string_view id) {
@@ -342,11 +349,8 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
                                             caller.token.subject + "/...'"));
       return;
     }
-    auto room = srv.room(id);
-    if (!room) {
-      reply(api_error(503, "unavailable", "server is shutting down"));
-      return;
-    }
+    auto room = room_or_reply(srv, id, reply);
+    if (!room) return;
     auto waiter = ApiWaiter::make(srv, std::move(reply));
     waiter->agents = {r->agent};
     auto after = std::make_shared<crdt::Version>();
@@ -362,11 +366,8 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
   }
 
   if (req.method == "DELETE") {
-    auto room = srv.room(id);
-    if (!room) {
-      reply(api_error(503, "unavailable", "server is shutting down"));
-      return;
-    }
+    auto room = room_or_reply(srv, id, reply);
+    if (!room) return;
     room->api_delete([&srv, id, reply] {
       srv.store->remove(id, [id, reply](Status st) {
         if (st.ok()) {
@@ -418,11 +419,8 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
     });
     return;
   }
-  auto room = srv.room(id);
-  if (!room) {
-    reply(api_error(503, "unavailable", "server is shutting down"));
-    return;
-  }
+  auto room = room_or_reply(srv, id, reply);
+  if (!room) return;
   auto waiter = ApiWaiter::make(srv, std::move(reply));
   room->api_read(waiter, [waiter, id](const crdt::Doc& d) { waiter->finish(ok(doc_json(id, d))); });
 }

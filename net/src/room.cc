@@ -509,30 +509,9 @@ void Room::start_grace_timer() {
   });
 }
 
-void Room::api_read(std::shared_ptr<Session> s, std::function<void(const crdt::Doc&)> read) {
-  on_thread([self = shared_from_this(), s = std::move(s), read = std::move(read)] {
-    {
-      std::lock_guard<std::mutex> lock(self->srv_.rooms_mu);
-      --self->pending_joins;
-    }
-    if (self->closed_) {
-      s->close_with(proto::kInternal, "the document was closed; try again");
-      return;
-    }
-    self->grace_.cancel();
-    if (self->ensure_loaded(s)) {
-      if (self->doc_->num_events() == 0) {
-        s->close_with(proto::kDeleted, "no document '" + self->name_ + "'");
-      } else {
-        read(*self->doc_);
-      }
-    }
-    if (self->sessions_.empty() && !self->closed_) self->start_grace_timer();
-  });
-}
-
-void Room::api_edit(std::shared_ptr<Session> s, std::function<crdt::Result<crdt::OpBatch>(const crdt::Doc&)> make) {
-  on_thread([self = shared_from_this(), s = std::move(s), make = std::move(make)] {
+template <class F>
+void Room::api_call(std::shared_ptr<Session> s, F body) {
+  on_thread([self = shared_from_this(), s = std::move(s), body = std::move(body)]() mutable {
     {
       std::lock_guard<std::mutex> lock(self->srv_.rooms_mu);
       --self->pending_joins;
@@ -543,22 +522,36 @@ void Room::api_edit(std::shared_ptr<Session> s, std::function<crdt::Result<crdt:
     }
     self->grace_.cancel();
     try {
-      if (self->ensure_loaded(s)) {
-        // Invariant 3: the seqs of an agent a live session writes as are that session's to give.
-        if (self->owners_.count(s->agents.front())) {
-          s->close_with(proto::kAgentInUse, "agent '" + s->agents.front() + "' is in use by a connected session");
-        } else if (auto batch = make(*self->doc_); !batch.ok()) {
-          s->close_with(proto::kRejected, batch.status().message());
-        } else {
-          self->members_.insert(s->id);
-          self->ops_now(s, 1, std::move(*batch), Clock::now());
-          self->members_.erase(s->id);
-        }
-      }
+      if (self->ensure_loaded(s)) body(*self, s);
     } catch (const std::exception& e) {
-      self->contain("api_edit", e, s, true);
+      self->contain("an HTTP API call", e, s, true);
     }
-    if (self->sessions_.empty() && !self->closed_) self->start_grace_timer();
+    if (self->sessions_.empty() && !self->closed_) self->start_grace_timer();  // nobody else keeps it loaded
+  });
+}
+
+void Room::api_read(std::shared_ptr<Session> s, std::function<void(const crdt::Doc&)> read) {
+  api_call(std::move(s), [read = std::move(read)](Room& r, const std::shared_ptr<Session>& s) {
+    if (r.doc_->num_events() == 0) {
+      s->close_with(proto::kDeleted, "no document '" + r.name_ + "'");
+    } else {
+      read(*r.doc_);
+    }
+  });
+}
+
+void Room::api_edit(std::shared_ptr<Session> s, std::function<crdt::Result<crdt::OpBatch>(const crdt::Doc&)> make) {
+  api_call(std::move(s), [make = std::move(make)](Room& r, const std::shared_ptr<Session>& s) {
+    // Invariant 3: the seqs of an agent a live session writes as are that session's to give.
+    if (r.owners_.count(s->agents.front())) {
+      s->close_with(proto::kAgentInUse, "agent '" + s->agents.front() + "' is in use by a connected session");
+    } else if (auto batch = make(*r.doc_); !batch.ok()) {
+      s->close_with(proto::kRejected, batch.status().message());
+    } else {
+      r.members_.insert(s->id);
+      r.ops_now(s, 1, std::move(*batch), Clock::now());
+      r.members_.erase(s->id);
+    }
   });
 }
 

@@ -139,6 +139,10 @@ class Room : public std::enable_shared_from_this<Room> {
   // Runs f on the room's thread: now if this is it, else posted.
   template <class F>
   void on_thread(F&& f);
+  // The frame of the HTTP API's calls: on the room's thread, with the document loaded, then the
+  // grace timer again if no session keeps the room. body(Room&, const std::shared_ptr<Session>&).
+  template <class F>
+  void api_call(std::shared_ptr<Session> s, F body);
   // The bodies of join() and ops(), on the room's thread.
   void join_now(const std::shared_ptr<Session>& s, proto::Hello hello);
   void ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received);

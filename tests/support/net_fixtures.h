@@ -83,31 +83,11 @@ inline std::unique_ptr<net::Client> make_client(const std::string& url, const st
   return c;
 }
 
-// GET on the loopback server with extra header fields; returns (status, body), or -1 when no
-// answer came.
-inline std::pair<int, std::string> http_get(uint16_t port, const std::string& target,
-                                            const std::vector<std::pair<boost::beast::http::field, std::string>>& fields = {}) {
-  namespace beast = boost::beast;
-  namespace http = beast::http;
-  boost::asio::io_context ioc;
-  beast::tcp_stream s(ioc);
-  beast::error_code ec;
-  s.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
-  if (ec) return {-1, ""};
-  http::request<http::empty_body> req(http::verb::get, target, 11);
-  req.set(http::field::host, "127.0.0.1");
-  for (const auto& [field, value] : fields) req.set(field, value);
-  http::write(s, req, ec);
-  beast::flat_buffer buf;
-  http::response<http::string_body> res;
-  http::read(s, buf, res, ec);
-  if (ec) return {-1, ""};
-  return {static_cast<int>(res.result_int()), res.body()};
-}
-
-// Any method with a body on the loopback server; returns (status, body), or -1 when no answer came.
+// A request with any method and body on the loopback server; returns (status, body), or -1 when
+// no answer came.
 inline std::pair<int, std::string> http_request(uint16_t port, boost::beast::http::verb method, const std::string& target,
-                                                const std::string& body, const std::string& bearer = "") {
+                                                const std::string& body, const std::string& bearer = "",
+                                                const std::vector<std::pair<boost::beast::http::field, std::string>>& fields = {}) {
   namespace beast = boost::beast;
   namespace http = beast::http;
   boost::asio::io_context ioc;
@@ -120,14 +100,21 @@ inline std::pair<int, std::string> http_request(uint16_t port, boost::beast::htt
   req.set(http::field::host, "127.0.0.1");
   if (!bearer.empty()) req.set(http::field::authorization, "Bearer " + bearer);
   if (!body.empty()) req.set(http::field::content_type, "application/json");
+  for (const auto& [field, value] : fields) req.set(field, value);
   req.body() = body;
-  req.prepare_payload();
+  if (method != http::verb::get || !body.empty()) req.prepare_payload();
   http::write(s, req, ec);
   beast::flat_buffer buf;
   http::response<http::string_body> res;
   http::read(s, buf, res, ec);
   if (ec) return {-1, ""};
   return {static_cast<int>(res.result_int()), res.body()};
+}
+
+// GET with extra header fields.
+inline std::pair<int, std::string> http_get(uint16_t port, const std::string& target,
+                                            const std::vector<std::pair<boost::beast::http::field, std::string>>& fields = {}) {
+  return http_request(port, boost::beast::http::verb::get, target, "", "", fields);
 }
 
 // A WebSocket client that sends exactly what it is told, for hostile-input tests.
