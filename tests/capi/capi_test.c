@@ -1,0 +1,145 @@
+/* The C API from C11, built with -Wall -Wextra -Wpedantic -Werror: two replicas editing, merging
+ * through encoded bytes, UTF-16 positions, snapshots, and every kind of bad input failing with a
+ * code and a message while the replicas stay as they were. Exits non-zero on the first failure. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tandem/tandem.h"
+
+static int failures = 0;
+#define CHECK(cond)                                                   \
+  do {                                                                \
+    if (!(cond)) {                                                    \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                     \
+    }                                                                 \
+  } while (0)
+
+static int text_is(const tandem_doc* d, const char* want) {
+  size_t len = 0;
+  char* t = tandem_doc_text(d, &len);
+  int ok = t && len == strlen(want) && memcmp(t, want, len) == 0;
+  if (!ok) fprintf(stderr, "text is \"%s\", want \"%s\"\n", t ? t : "(null)", want);
+  tandem_string_free(t);
+  return ok;
+}
+
+/* Sends what `to` lacks from `from`; returns the number of patches `to` reported. */
+static size_t sync_docs(const tandem_doc* from, tandem_doc* to) {
+  uint8_t *version = NULL, *ops = NULL;
+  size_t version_len = 0, ops_len = 0, n = 0;
+  tandem_patch* patches = NULL;
+  CHECK(tandem_doc_version(to, &version, &version_len, NULL) == TANDEM_OK);
+  CHECK(tandem_doc_encode_since(from, version, version_len, &ops, &ops_len, NULL) == TANDEM_OK);
+  CHECK(tandem_doc_apply(to, ops, ops_len, &patches, &n, NULL) == TANDEM_OK);
+  tandem_patches_free(patches, n);
+  tandem_bytes_free(version);
+  tandem_bytes_free(ops);
+  return n;
+}
+
+int main(void) {
+  tandem_error* err = NULL;
+  CHECK(tandem_api_version() == TANDEM_API_VERSION);
+  tandem_doc* a = tandem_doc_new("alice", &err);
+  tandem_doc* b = tandem_doc_new("bob", &err);
+  CHECK(a && b && err == NULL);
+
+  CHECK(tandem_doc_insert(a, 0, "hello", 5, NULL) == TANDEM_OK);
+  CHECK(sync_docs(a, b) == 1);
+  CHECK(text_is(b, "hello"));
+  /* Concurrent edits at both ends converge. */
+  CHECK(tandem_doc_insert(a, 5, " world", 6, NULL) == TANDEM_OK);
+  CHECK(tandem_doc_insert(b, 0, "\xe2\x86\x92 ", 4, NULL) == TANDEM_OK); /* "→ " */
+  sync_docs(a, b);
+  sync_docs(b, a);
+  CHECK(text_is(a, "\xe2\x86\x92 hello world"));
+  CHECK(text_is(b, "\xe2\x86\x92 hello world"));
+  CHECK(tandem_doc_length(a) == 13);
+
+  /* UTF-16: an emoji is two units; positions after it count them. */
+  CHECK(tandem_doc_insert_utf16(a, 0, "\xf0\x9f\x98\x80", 4, NULL) == TANDEM_OK); /* 😀 */
+  CHECK(tandem_doc_length_utf16(a) == 15 && tandem_doc_length(a) == 14);
+  CHECK(tandem_doc_delete_utf16(a, 0, 2, NULL) == TANDEM_OK);
+  CHECK(text_is(a, "\xe2\x86\x92 hello world"));
+  CHECK(tandem_doc_insert_utf16(a, 0, "\xf0\x9f\x98\x80", 4, NULL) == TANDEM_OK);
+  CHECK(tandem_doc_delete_utf16(a, 1, 1, &err) == TANDEM_INVALID_ARGUMENT); /* inside the pair */
+  CHECK(err && tandem_error_code(err) == TANDEM_INVALID_ARGUMENT && strlen(tandem_error_message(err)) > 0);
+  tandem_error_free(err);
+  err = NULL;
+  CHECK(tandem_doc_delete(a, 0, 1, NULL) == TANDEM_OK);
+
+  /* Bad input fails with its own code and message; nothing changes. */
+  CHECK(tandem_doc_insert(a, 99, "x", 1, &err) == TANDEM_OUT_OF_RANGE);
+  CHECK(err && strlen(tandem_error_message(err)) > 0);
+  tandem_error_free(err);
+  err = NULL;
+  CHECK(tandem_doc_insert(a, 0, "\xff", 1, &err) == TANDEM_INVALID_ARGUMENT);
+  tandem_error_free(err);
+  err = NULL;
+  CHECK(tandem_doc_delete(a, 10, 50, NULL) == TANDEM_OUT_OF_RANGE);
+  CHECK(tandem_doc_insert(NULL, 0, "x", 1, NULL) == TANDEM_INVALID_ARGUMENT);
+  CHECK(tandem_doc_insert(a, 0, NULL, 3, NULL) == TANDEM_INVALID_ARGUMENT);
+  CHECK(tandem_doc_new("", NULL) == NULL);
+  CHECK(tandem_doc_new(NULL, NULL) == NULL);
+  {
+    const uint8_t junk[] = {0x93, 0x01, 0xff, 0x00};
+    tandem_patch* patches = (tandem_patch*)1;
+    size_t n = 7;
+    CHECK(tandem_doc_apply(a, junk, sizeof junk, &patches, &n, &err) != TANDEM_OK);
+    CHECK(err && tandem_error_code(err) != TANDEM_OK);
+    CHECK(patches == NULL && n == 0);
+    tandem_error_free(err);
+    err = NULL;
+    uint8_t* out = NULL;
+    size_t out_len = 0;
+    CHECK(tandem_doc_encode_since(a, junk, sizeof junk, &out, &out_len, &err) != TANDEM_OK);
+    tandem_error_free(err);
+    err = NULL;
+    CHECK(tandem_doc_load(junk, sizeof junk, "carol", &err) == NULL && err != NULL);
+    tandem_error_free(err);
+    err = NULL;
+  }
+  CHECK(text_is(a, "\xe2\x86\x92 hello world"));
+
+  /* A snapshot round trip. */
+  {
+    uint8_t* snap = NULL;
+    size_t snap_len = 0;
+    CHECK(tandem_doc_save(a, &snap, &snap_len, NULL) == TANDEM_OK && snap_len > 0);
+    tandem_doc* c = tandem_doc_load(snap, snap_len, "carol", &err);
+    CHECK(c != NULL);
+    CHECK(text_is(c, "\xe2\x86\x92 hello world"));
+    CHECK(tandem_doc_insert(c, 0, "!", 1, NULL) == TANDEM_OK);
+    sync_docs(c, b);
+    sync_docs(a, b);
+    CHECK(text_is(b, "!\xe2\x86\x92 hello world"));
+    tandem_doc_free(c);
+    tandem_bytes_free(snap);
+  }
+  /* NULL handles are harmless. */
+  tandem_doc_free(NULL);
+  tandem_client_free(NULL);
+  tandem_error_free(NULL);
+  CHECK(tandem_doc_length(NULL) == 0 && tandem_doc_text(NULL, NULL) == NULL);
+  CHECK(tandem_client_open(NULL, NULL, NULL, &err) == NULL && tandem_error_code(err) == TANDEM_INVALID_ARGUMENT);
+  tandem_error_free(err);
+  err = NULL;
+  {
+    tandem_client_options o;
+    memset(&o, 0, sizeof o);
+    o.url = "http://not-a-websocket";
+    CHECK(tandem_client_open(&o, NULL, NULL, &err) == NULL && tandem_error_code(err) == TANDEM_INVALID_ARGUMENT);
+    tandem_error_free(err);
+    err = NULL;
+  }
+  tandem_doc_free(a);
+  tandem_doc_free(b);
+  if (failures) {
+    fprintf(stderr, "%d checks failed\n", failures);
+    return 1;
+  }
+  printf("capi: all checks passed\n");
+  return 0;
+}

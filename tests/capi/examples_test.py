@@ -1,0 +1,55 @@
+#!/usr/bin/python3
+"""The C API's examples against a real `tandem serve` on loopback: the C example adds a line, then
+two Python processes (examples/python/note_sync.py, ctypes, no build step) each add one and wait
+for the other's; both end with the same note, which the server holds (read back through its
+HTTP API).
+
+usage: examples_test.py TANDEM_BIN LIBTANDEM NOTE_C_BIN NOTE_SYNC_PY [--no-python]"""
+import json, os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+
+tandem, lib, note_c, note_py = sys.argv[1:5]
+python = "--no-python" not in sys.argv[5:]
+
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+port = s.getsockname()[1]
+s.close()
+data = tempfile.mkdtemp(prefix="tandem-capi-")
+server = subprocess.Popen([tandem, "serve", "--port", str(port), "--data", data, "--quiet", "1"])
+try:
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.05)
+    url = f"ws://127.0.0.1:{port}/ws/shopping-list"
+    c = subprocess.run([note_c, url, "milk from C"], capture_output=True, text=True, timeout=60)
+    print(c.stdout, c.stderr)
+    assert c.returncode == 0 and "stored as client-" in c.stdout and "milk from C\n" in c.stdout, "the C example"
+    want = ["milk from C"]
+    if python:
+        env = dict(os.environ, TANDEM_LIB=lib)
+        a = subprocess.Popen(["/usr/bin/python3", note_py, url, "eggs from Python A", "--wait-for", "tea from Python B"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        b = subprocess.Popen(["/usr/bin/python3", note_py, url, "tea from Python B", "--wait-for", "eggs from Python A"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        out_a, err_a = a.communicate(timeout=60)
+        out_b, err_b = b.communicate(timeout=60)
+        print(out_a, err_a, out_b, err_b)
+        assert a.returncode == 0 and b.returncode == 0, "both Python processes"
+        note_a = out_a.split("---\n")[1]
+        note_b = out_b.split("---\n")[1]
+        assert note_a == note_b, f"the two processes end with different notes: {note_a!r} / {note_b!r}"
+        want += ["eggs from Python A", "tea from Python B"]
+    stored = json.load(urllib.request.urlopen(base + "/api/docs/shopping-list", timeout=10))["text"]
+    lines = stored.splitlines()
+    assert sorted(lines) == sorted(want), f"the server holds {stored!r}"
+    if python:
+        assert stored == note_a, f"the server holds {stored!r}, the processes showed {note_a!r}"
+    print(f"ok: the server holds {stored!r}")
+finally:
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=30)
+    shutil.rmtree(data, ignore_errors=True)
