@@ -2,8 +2,12 @@
 // replica, never used by two live replicas at once (a Web Lock held for the life of the page), and
 // continuing a gone page's agent when it left edits unsent, so that they are sent.
 
+// Random hex digits from Web Crypto (browsers, Node.js 19+); Node.js 18 has no global `crypto`,
+// so there Math.random stands in (pass `agent` to openDocument for a name of your own).
 export function randomHex(n) {
-  const b = globalThis.crypto.getRandomValues(new Uint8Array(n / 2));
+  const b = new Uint8Array(n / 2);
+  if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(b);
+  else for (let i = 0; i < b.length; ++i) b[i] = Math.floor(Math.random() * 256);
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
