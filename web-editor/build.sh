@@ -32,13 +32,23 @@ if [ ! -f "$wasm" ] || [ "$newest" -nt "$wasm" ]; then
     -o "$wasm"
 fi
 
-cd "$here"
+# The app is built on the JavaScript client package (clients/js, a `file:` dependency, so a link):
+# each folder installs its own locked packages. The client's own (@msgpack/msgpack) live in
+# clients/js/node_modules; CodeMirror is its peer and comes from here. --preserve-symlinks makes
+# esbuild resolve the linked package's imports as if it were installed here, so that there is one
+# copy of CodeMirror in the bundle.
+client="$root/clients/js"
+node "$root/scripts/check-node.cjs" "$client" "the JavaScript client package"
 node "$root/scripts/check-node.cjs" "$here" "the web editor build"
-if [ ! -d node_modules/@codemirror/view ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -d "$client/node_modules/@msgpack/msgpack" ] || [ "$client/package-lock.json" -nt "$client/node_modules/.package-lock.json" ]; then
+  (cd "$client" && npm ci --no-audit --no-fund)
+fi
+cd "$here"
+if [ ! -d node_modules/@codemirror/view ] || [ ! -e node_modules/@tandem/client ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 ./node_modules/.bin/esbuild src/main.js --bundle --format=esm --minify --sourcemap --platform=browser --external:fs --external:path --external:module \
-  --alias:tandem-engine="$wasm" --outfile="$out/assets/app.js" --log-level=warning
+  --preserve-symlinks --alias:tandem-engine="$wasm" --outfile="$out/assets/app.js" --log-level=warning
 cp src/index.html "$out/index.html"
 cp src/style.css "$out/assets/style.css"
 cp src/sw.js "$out/sw.js"

@@ -1,16 +1,15 @@
 // The Tandem web editor: `/` picks a document, `/d/<doc-id>` edits it (docs/protocol.md).
-import { ChangeSet, EditorState, Annotation, Transaction } from '@codemirror/state';
+// The sync client, engine loading, offline store and presence come from the @tandem/client
+// package (clients/js); this file is the pages around them.
+import { EditorState } from '@codemirror/state';
 import { EditorView, keymap, lineNumbers, drawSelection, highlightActiveLine } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
 import createEngine from 'tandem-engine';
-import { SyncClient } from './sync.js';
-import { ReplicaStore } from './store.js';
-import { remoteCursors, setRemoteCursors, colorFor } from './presence.js';
+import { openDocument, colorFor, DOC_ID } from '@tandem/client';
+import { tandemSync } from '@tandem/client/codemirror';
 
-const DOC_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const RECENT_KEY = 'tandem-recent';
 const NAME_KEY = 'tandem-name';
-const remote = Annotation.define();
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -69,18 +68,6 @@ function picker(root) {
 
 // ---- `/d/<doc-id>`: the editor -----------------------------------------------------------------
 
-// Holds a Web Lock named after the agent for the life of the page: an agent must be used by one
-// replica at a time, and a duplicated tab copies sessionStorage.
-function lockAgent(agent) {
-  if (!navigator.locks) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    navigator.locks.request(`tandem-agent:${agent}`, { ifAvailable: true }, (lock) => {
-      resolve(!!lock);
-      return lock ? new Promise(() => {}) : undefined;
-    });
-  });
-}
-
 // The access token a server with auth wants: given once as /d/<doc>?token=..., kept for this tab
 // (sessionStorage) and taken out of the address bar, where it would be shared with the link.
 function pageToken() {
@@ -96,43 +83,6 @@ function pageToken() {
   return sessionStorage.getItem('tandem-token') || '';
 }
 
-// Who a token is for: a JWT's `sub`, or the subject of Tandem's own "v1|subject|..." tokens. Read
-// only to name this tab's agent "<subject>/..." as the server requires; the server checks the rest.
-function tokenSubject(token) {
-  const parts = token.split('.');
-  const decode = (p) => atob(p.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (p.length % 4)) % 4));
-  try {
-    if (parts.length === 3) return String(JSON.parse(decode(parts[1])).sub || '');
-    if (parts.length === 2) {
-      const f = decode(parts[0]).split('|');
-      return f[0] === 'v1' ? f[1] : '';
-    }
-  } catch (e) {
-    console.warn('tandem: cannot read the token', e);
-  }
-  return '';
-}
-
-async function chooseAgent(docId, records, subject) {
-  const key = `tandem-agent:${docId}`;
-  const prefix = subject ? `${subject}/` : 'web-';
-  const usable = (a) => !subject || a.startsWith(prefix);  // with auth, only the token's own agents
-  const mine = sessionStorage.getItem(key);
-  let agent = null;
-  if (mine && usable(mine) && (await lockAgent(mine))) agent = mine;
-  // Edits left unsent by a page that is gone: continue as its agent, so that they are sent.
-  for (const r of records) {
-    if (agent) break;
-    if (r.unsent > 0 && usable(r.agent) && (await lockAgent(r.agent))) agent = r.agent;
-  }
-  while (!agent) {
-    const a = `${prefix}${randomHex(12)}`;
-    if (await lockAgent(a)) agent = a;
-  }
-  sessionStorage.setItem(key, agent);
-  return agent;
-}
-
 async function editor(root, docId) {
   document.title = `${docId} · Tandem`;
   remember(docId);
@@ -140,129 +90,58 @@ async function editor(root, docId) {
   const unsent = el('span', { testid: 'unsent', class: 'unsent' });
   const nameInput = el('input', { testid: 'name', placeholder: 'your name', maxlength: '40' });
   const people = el('ul', { testid: 'people' });
+  const count = el('span', { class: 'count', testid: 'people-count' }, '1');
+  // On a narrow screen the list of who is here folds away behind this button.
+  const toggle = el('button', { type: 'button', class: 'people-toggle', testid: 'people-toggle',
+                                'aria-expanded': 'false', title: 'Who is here' }, 'Here ', count);
   const host = el('div', { class: 'editor' });
+  const aside = el('aside', { testid: 'people-panel' }, el('h2', {}, 'Here'), people);
+  const main = el('main', {}, host, aside);
   root.append(
     el('header', {}, el('a', { href: '/', class: 'home' }, 'Tandem'), el('span', { class: 'doc', testid: 'doc-id' }, docId),
-       status, unsent, el('label', {}, 'Name ', nameInput)),
-    el('main', {}, host, el('aside', {}, el('h2', {}, 'Here'), people)));
+       status, unsent, el('label', {}, el('span', { class: 'name-label' }, 'Name '), nameInput), toggle),
+    main);
+  toggle.addEventListener('click', () => {
+    const open = main.classList.toggle('people-open');
+    toggle.setAttribute('aria-expanded', String(open));
+  });
 
-  const [engine, store] = await Promise.all([createEngine(), ReplicaStore.open()]);
-  const records = await store.list(docId);
-  const token = pageToken();
-  const agent = await chooseAgent(docId, records, token ? tokenSubject(token) : '');
-  const saved = records.find((r) => r.agent === agent);
-  let replica = saved ? engine.Replica.load(saved.snapshot, agent) : null;
-  const acked = replica ? saved.acked : 0;
-  if (!replica) replica = new engine.Replica(agent);
-
+  const doc = await openDocument({ engine: createEngine, docId, token: pageToken() });
+  const agent = doc.agent;
   let myName = localStorage.getItem(NAME_KEY) || `guest-${agent.slice(-4)}`;
   nameInput.value = myName;
-  const myColor = () => colorFor(myName);
 
-  let view = null;
-  const showPeople = (peers) => {
-    people.replaceChildren(el('li', { class: 'me' }, el('span', { class: 'dot', style: `background:${myColor()}` }), `${myName} (you)`));
-    for (const [, p] of peers) {
-      people.append(el('li', {}, el('span', { class: 'dot', style: `background:${p.color}` }), p.name || p.agent));
-    }
+  const showStatus = (s, detail) => {
+    status.textContent = s;
+    status.className = `status ${s}`;
+    status.title = detail || '';
   };
-  const showCursors = (peers) => {
-    const cursors = [];
-    for (const [id, p] of peers) {
-      if (p.head === null || p.head === undefined) continue;
-      const head = replica.to16(p.head);
-      const anchor = p.anchor === null || p.anchor === undefined ? head : replica.to16(p.anchor);
-      cursors.push({ id, name: p.name || p.agent, color: p.color || colorFor(p.agent), anchor, head });
+  const showPeople = () => {
+    const peers = doc.peers();
+    people.replaceChildren(el('li', { class: 'me' }, el('span', { class: 'dot', style: `background:${colorFor(myName)}` }), `${myName} (you)`));
+    for (const p of peers) {
+      people.append(el('li', {}, el('span', { class: 'dot', style: `background:${p.color}` }), p.name));
     }
-    view.dispatch({ effects: setRemoteCursors.of(cursors) });
-  };
-
-  const saveNow = () => store.put(docId, agent, replica.save(), client.acked, client.unsent())
-    .catch((e) => console.warn('tandem: saving failed', e));
-  let saveTimer = null;
-  const persist = () => {
-    clearTimeout(saveTimer);
-    saveTimer = setTimeout(() => {
-      saveTimer = null;
-      saveNow();
-    }, 100);
+    count.textContent = String(peers.length + 1);
   };
   const showUnsent = () => {
-    const n = client.unsent();
+    const n = doc.unsent();
     unsent.textContent = n ? `${n} unsent` : 'all saved';
     unsent.dataset.count = String(n);
   };
+  doc.on('status', showStatus);
+  doc.on('presence', showPeople);
+  doc.on('unsent', showUnsent);
+  doc.setPresence({ name: myName, color: colorFor(myName) });
 
-  const client = new SyncClient({
-    url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/${docId}` +
-      (token ? `?token=${encodeURIComponent(token)}` : ''),
-    replica,
-    acked,
-    onRemote(patches) {
-      let changes = ChangeSet.empty(view.state.doc.length);
-      for (const [from, len, text] of patches) {
-        changes = changes.compose(ChangeSet.of({ from, to: from + len, insert: text }, changes.newLength, '\n'));
-      }
-      view.dispatch({ changes, annotations: [remote.of(true), Transaction.addToHistory.of(false)] });
-      if (view.state.doc.length !== replica.length16()) {
-        // Never expected; if it happens, the engine's text wins.
-        console.error('tandem: editor and replica disagree; reloading the text');
-        view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: replica.text() },
-                        annotations: [remote.of(true), Transaction.addToHistory.of(false)] });
-      }
-      persist();
-    },
-    onStatus(s, detail) {
-      status.textContent = s;
-      status.className = `status ${s}`;
-      status.title = detail || '';
-    },
-    onPresence(peers) {
-      showPeople(peers);
-      showCursors(peers);
-    },
-    onProgress() {
-      showUnsent();
-      persist();
-    },
-  });
-
-  const sendPresence = (state) => {
-    const sel = state.selection.main;
-    client.setPresence(myName, myColor(), replica.from16(sel.anchor), replica.from16(sel.head));
-  };
-  view = new EditorView({
+  const view = new EditorView({
     parent: host,
     state: EditorState.create({
-      doc: replica.text(),
+      doc: doc.text(),
       extensions: [
-        EditorState.lineSeparator.of('\n'),  // "\r" is a character like any other, as in the engine
         lineNumbers(), drawSelection(), highlightActiveLine(), history(), EditorView.lineWrapping,
         keymap.of([...defaultKeymap, ...historyKeymap]),
-        remoteCursors,
-        EditorView.updateListener.of((u) => {
-          let local = false;
-          for (const tr of u.transactions) {
-            if (!tr.docChanged || tr.annotation(remote)) continue;
-            local = true;
-            tr.changes.iterChanges((fromA, toA, fromB, _toB, inserted) => {
-              if (toA > fromA) {
-                const err = replica.remove16(fromB, toA - fromA);
-                if (err) console.error('tandem: remove', err);
-              }
-              if (inserted.length) {
-                const err = replica.insert16(fromB, inserted.toString());
-                if (err) console.error('tandem: insert', err);
-              }
-            });
-          }
-          if (local) {
-            client.flush();
-            showUnsent();
-            persist();
-          }
-          if (u.selectionSet || u.docChanged) sendPresence(u.state);
-        }),
+        tandemSync(doc),
       ],
     }),
   });
@@ -270,20 +149,15 @@ async function editor(root, docId) {
   nameInput.addEventListener('input', () => {
     myName = nameInput.value.trim().slice(0, 40) || `guest-${agent.slice(-4)}`;
     localStorage.setItem(NAME_KEY, myName);
-    showPeople(client.peers);
-    sendPresence(view.state);
+    doc.setPresence({ name: myName, color: colorFor(myName) });
+    showPeople();
   });
-  window.addEventListener('offline', () => client.stop());
-  window.addEventListener('online', () => client.reconnectNow());
-  window.addEventListener('pagehide', saveNow);
 
-  showPeople(client.peers);
+  showStatus(doc.status);
+  showPeople();
   showUnsent();
-  sendPresence(view.state);
-  if (navigator.onLine === false) client.onStatus('offline');
-  else client.start();
   view.focus();
-  window.tandem = { view, client, replica, agent, engine, text: () => replica.text() };
+  window.tandem = { view, client: doc, doc, replica: doc.replica, agent, text: () => doc.text() };
 }
 
 // ---- start -------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // The protocol client of docs/protocol.md (section 10, "Writing a client"), for the browser:
 // one WebSocket per document, HELLO/WELCOME, own operations sent until acknowledged durable,
 // remote OPS applied whole, presence, reconnect with exponential backoff and jitter.
-import { encode, decode } from './msgpack.js';
+import { encode, decode } from './wire.js';
 
 const HELLO = 1, OPS = 2, ACK = 3, PRESENCE = 4, PRESENCE_UPDATE = 5, LEAVE = 6, WELCOME = 10, ERROR = 15;
 const PROTOCOL_VERSION = 1;
@@ -15,8 +15,11 @@ export class SyncClient {
   // replica: an engine Replica. acked: own events already known durable (from storage).
   // Callbacks: onRemote(patches) for remote changes, onStatus(status, detail),
   // onPresence(peers Map), onProgress() when the count of unsent edits may have changed.
-  constructor({ url, replica, acked = 0, onRemote, onStatus, onPresence, onProgress }) {
+  // webSocket: the WebSocket class (default globalThis.WebSocket; on Node.js 18, e.g. the `ws`
+  // package's).
+  constructor({ url, replica, acked = 0, onRemote, onStatus, onPresence, onProgress, webSocket }) {
     this.url = url;
+    this.WebSocket = webSocket || globalThis.WebSocket;
     this.replica = replica;
     this.acked = acked;
     this.onRemote = onRemote;
@@ -76,7 +79,7 @@ export class SyncClient {
     this.setStatus('connecting');
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new this.WebSocket(this.url);
     } catch (e) {
       this.error = { code: 0, message: String(e) };
       this.lost();
@@ -91,7 +94,7 @@ export class SyncClient {
       if (typeof ev.data === 'string') return this.drop('a text frame from the server');
       let msg;
       try {
-        msg = decode(new Uint8Array(ev.data));
+        msg = decode(ev.data instanceof ArrayBuffer ? new Uint8Array(ev.data) : ev.data);
       } catch (e) {
         return this.drop(`undecodable message: ${e.message}`);
       }
@@ -148,7 +151,7 @@ export class SyncClient {
   }
 
   send(msg) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(encode(msg));
+    if (this.ws && this.ws.readyState === 1 /* OPEN */) this.ws.send(encode(msg));
   }
 
   receive(msg) {

@@ -1,0 +1,7 @@
+// @tandem/client: a Tandem document in a web app (see ../README.md).
+export { openDocument, TandemDocument, socketUrl, DOC_ID } from './document.js';
+export { ReplicaStore } from './store.js';
+export { SyncClient } from './sync.js';
+export { tokenSubject } from './agent.js';
+export { colorFor } from './color.js';
+export { encode, decode } from './wire.js';
