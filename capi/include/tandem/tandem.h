@@ -146,6 +146,10 @@ TANDEM_API tandem_client* tandem_client_open(const tandem_client_options* option
 /* Disconnects, stops the I/O thread, and frees. No callback runs after it returns. */
 TANDEM_API void tandem_client_free(tandem_client* client);
 
+/* Edits at positions in the text as the client holds it when the call runs (remote changes may
+ * arrive between reading the text and editing: an app that edits from another thread's view of
+ * the text should apply remote patches to that view first). The _utf16 calls convert through a
+ * copy of the text: linear in its length. */
 TANDEM_API tandem_status tandem_client_insert(tandem_client* client, uint32_t pos, const char* text, size_t text_len,
                                               tandem_error** err);
 TANDEM_API tandem_status tandem_client_delete(tandem_client* client, uint32_t pos, uint32_t len, tandem_error** err);
