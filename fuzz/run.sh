@@ -25,9 +25,10 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-saniti
 jobs="$(nproc)"
 objs=()
 pids=()
-# The server side of net/ for session_fuzz: sessions and rooms (not the listener or the client).
+# The server side of net/ for session_fuzz: sessions and rooms (not the listener or the client),
+# with what a room refers to (the JWT verifier and webhooks it may hold).
 for src in "$root"/crdt/src/*.cc "$root/crdt/codec/src/codec.cc" \
-           "$root"/net/src/{protocol,auth,log,metrics,room,session,memory_store,ws_frame}.cc; do
+           "$root"/net/src/{protocol,auth,jwt,webhook,log,metrics,room,session,memory_store,ws_frame}.cc; do
   o="$out/obj/$(basename "$(dirname "$(dirname "$src")")")-$(basename "${src%.cc}").o"
   if [[ ! -f "$o" || "$src" -nt "$o" || -n "$(find "$root/crdt" "$root/net/include" "$root/net/src" -name '*.h' -newer "$o" -print -quit)" ]]; then
     echo "fuzz: compile $(realpath --relative-to="$root" "$src")"
@@ -47,7 +48,7 @@ for t in "${targets[@]}"; do
   bin="$out/$t"
   if [[ ! -x "$bin" || "$here/$t.cc" -nt "$bin" || -n "$(find "$out/obj" -newer "$bin" -print -quit)" ]]; then
     echo "fuzz: build $t"
-    "$cxx" "${flags[@]}" -fsanitize=fuzzer "$here/$t.cc" "${objs[@]}" -lssl -lcrypto -lpthread -o "$bin" ||
+    "$cxx" "${flags[@]}" -fsanitize=fuzzer "$here/$t.cc" "${objs[@]}" -ljwt -lssl -lcrypto -lpthread -o "$bin" ||
       { echo "fuzz: $t did not build" >&2; exit 3; }
   fi
 done

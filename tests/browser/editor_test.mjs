@@ -5,31 +5,13 @@
 // JWT auth, a page given a token on its URL.
 //   node editor_test.mjs --tandem BIN --static DIST [--artifacts DIR]
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { arg, checkNode, freePort, launchChromium, log, sleep, tandemServer, waitFor, waitStatus, status } from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-// Playwright refuses a Node.js older than it supports with a bare message deep in its loader:
-// say which Node.js this is and what the locked packages need before loading it.
-{
-  const check = spawnSync(process.execPath, [path.join(root, 'scripts/check-node.cjs'), path.join(root, 'web-editor'), 'the browser test'],
-                          { encoding: 'utf8' });
-  process.stdout.write(check.stdout);
-  process.stderr.write(check.stderr);
-  if (check.status !== 0) process.exit(1);
-}
-const { chromium } = createRequire(path.join(root, 'web-editor/package.json'))('playwright-core');
-
-const arg = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : def;
-};
+checkNode('the browser test');
 const tandem = arg('--tandem');
 const staticDir = arg('--static');
 const artifacts = arg('--artifacts', path.join(os.tmpdir(), 'tandem-artifacts'));
@@ -37,58 +19,15 @@ assert.ok(tandem && fs.existsSync(tandem), '--tandem BIN');
 assert.ok(staticDir && fs.existsSync(path.join(staticDir, 'index.html')), `--static DIR with index.html (run web-editor/build.sh): ${staticDir}`);
 fs.mkdirSync(artifacts, { recursive: true });
 
-const log = (...a) => console.log(`[${(performance.now() / 1000).toFixed(1)}s]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 const data = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-browser-'));
 const port = await freePort();
-let server = null;
-function startServer(extra = []) {
-  server = spawn(tandem, ['serve', '--port', String(port), '--data', data, '--static', staticDir, '--quiet', '1', ...extra],
-                 { stdio: ['ignore', 'inherit', 'inherit'] });
-  return waitFor(async () => {
-    try {
-      return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
-    } catch {
-      return false;
-    }
-  }, 10000, 'the server to answer /healthz');
-}
-async function stopServer(signal) {
-  const s = server;
-  server = null;
-  const exited = new Promise((r) => s.once('exit', (code, sig) => r({ code, sig })));
-  s.kill(signal);
-  return exited;
-}
+const server = tandemServer({ tandem, port, data, site: staticDir });
+const startServer = (extra) => server.start(extra);
+const stopServer = (signal) => server.stop(signal);
 
-async function waitFor(fn, ms, what) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-const status = (page) => page.textContent('[data-testid=status]');
 const text = (page) => page.evaluate(() => window.tandem.text());
 const shown = (page) => page.evaluate(() => window.tandem.view.state.doc.toString());
 const unsent = (page) => page.evaluate(() => window.tandem.client.unsent());
-async function waitStatus(page, want, ms = 15000) {
-  await waitFor(async () => want.includes(await status(page)), ms, `status ${want.join('/')} (now ${await status(page)})`);
-}
 // Both pages show the same text as their replicas, and nothing is left unsent.
 async function converged(a, b, ms = 20000) {
   await waitFor(async () => {
@@ -110,12 +49,7 @@ function exported(doc) {
   return execFileSync(tandem, ['export', '--db', path.join(data, 'tandem.db'), '--doc', doc], { encoding: 'utf8' });
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync', '--disable-quic'],
-});
+const browser = await launchChromium();
 const doc = `browser-${process.pid}`;
 const url = `http://127.0.0.1:${port}/d/${doc}`;
 let failed = false;
@@ -262,7 +196,7 @@ print(jwt.encode(claims, sys.argv[1], algorithm="HS256"))`, secret], { encoding:
   console.error('FAILED:', e);
 } finally {
   await browser.close().catch(() => {});
-  if (server) await stopServer('SIGKILL');
+  if (server.running) await stopServer('SIGKILL');
   fs.rmSync(data, { recursive: true, force: true });
 }
 if (failed) process.exit(1);

@@ -8,31 +8,17 @@
 // on the first line has its name label inside the editor.
 //   node textarea_test.mjs --tandem BIN --static DIST [--engine tandem-engine.mjs] [--artifacts DIR]
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { arg, checkNode, freePort, launchChromium, log, requireEditor, root, tandemServer, waitFor, waitStatus, status } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-{
-  const check = spawnSync(process.execPath, [path.join(root, 'scripts/check-node.cjs'), path.join(root, 'web-editor'), 'the browser test'],
-                          { encoding: 'utf8' });
-  process.stdout.write(check.stdout);
-  process.stderr.write(check.stderr);
-  if (check.status !== 0) process.exit(1);
-}
-const requireEditor = createRequire(path.join(root, 'web-editor/package.json'));
-const { chromium } = requireEditor('playwright-core');
+checkNode('the browser test');
 const esbuild = requireEditor('esbuild');
 
-const arg = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : def;
-};
 const tandem = arg('--tandem');
 const staticDir = arg('--static');
 const engine = path.resolve(arg('--engine', staticDir ? path.join(staticDir, '../obj/tandem-engine.mjs') : ''));
@@ -41,27 +27,6 @@ assert.ok(tandem && fs.existsSync(tandem), '--tandem BIN');
 assert.ok(staticDir && fs.existsSync(path.join(staticDir, 'index.html')), `--static DIR with index.html (run web-editor/build.sh): ${staticDir}`);
 assert.ok(fs.existsSync(engine), `the engine (--engine, default DIST/../obj/tandem-engine.mjs): ${engine}`);
 fs.mkdirSync(artifacts, { recursive: true });
-
-const log = (...a) => console.log(`[${(performance.now() / 1000).toFixed(1)}s]`, ...a);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(fn, ms, what) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // What the server serves: the web editor as built, plus the textarea page bundled now with the
 // package as the web editor resolves it (web-editor/node_modules/@tandem/client -> clients/js).
@@ -78,30 +43,10 @@ await esbuild.build({
 log('textarea page bundled');
 
 const port = await freePort();
-let server = null;
-function startServer() {
-  server = spawn(tandem, ['serve', '--port', String(port), '--data', data, '--static', site, '--quiet', '1'],
-                 { stdio: ['ignore', 'inherit', 'inherit'] });
-  return waitFor(async () => {
-    try {
-      return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
-    } catch {
-      return false;
-    }
-  }, 10000, 'the server to answer /healthz');
-}
-async function stopServer(signal) {
-  const s = server;
-  server = null;
-  const exited = new Promise((r) => s.once('exit', (code, sig) => r({ code, sig })));
-  s.kill(signal);
-  return exited;
-}
+const server = tandemServer({ tandem, port, data, site });
+const startServer = (extra) => server.start(extra);
+const stopServer = (signal) => server.stop(signal);
 
-const status = (page) => page.textContent('[data-testid=status]');
-async function waitStatus(page, want, ms = 15000) {
-  await waitFor(async () => want.includes(await status(page)), ms, `status ${want.join('/')} (now ${await status(page)})`);
-}
 // The editor's replica, the editor's view, the textarea page's document and its <textarea> all
 // hold the same text, and neither page has anything unsent.
 async function converged(ed, ta, ms = 20000) {
@@ -140,12 +85,7 @@ function exported(doc) {
   return execFileSync(tandem, ['export', '--db', path.join(data, 'tandem.db'), '--doc', doc], { encoding: 'utf8' });
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync', '--disable-quic'],
-});
+const browser = await launchChromium();
 const doc = `textarea-${process.pid}`;
 let failed = false;
 try {
@@ -280,7 +220,7 @@ try {
   console.error('FAILED:', e);
 } finally {
   await browser.close().catch(() => {});
-  if (server) await stopServer('SIGKILL');
+  if (server.running) await stopServer('SIGKILL');
   fs.rmSync(data, { recursive: true, force: true });
 }
 if (failed) process.exit(1);

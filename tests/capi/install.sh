@@ -1,10 +1,11 @@
 #!/bin/sh
 # `cmake --install` puts libtandem (with its soname links), tandem.h and tandem.pc under a prefix,
 # and a C program builds against them with pkg-config alone and runs.
-#   install.sh BUILD_DIR SOURCE_DIR
+#   install.sh BUILD_DIR SOURCE_DIR [EXTRA_CFLAGS]   (a sanitizer build's library needs its flags)
 set -eu
 build=$1
 src=$2
+extra=${3:-}
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
@@ -13,8 +14,8 @@ libdir=$(dirname "$(find "$prefix" -name 'libtandem.so.0' | head -1)")
 [ -L "$libdir/libtandem.so" ] && [ -L "$libdir/libtandem.so.0" ] || { echo "no soname links in $libdir"; ls -l "$libdir"; exit 1; }
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 [ "$(pkg-config --modversion tandem)" = "0.1.0" ] || { echo "tandem.pc: $(pkg-config --modversion tandem)"; exit 1; }
-# shellcheck disable=SC2046
-cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$src/examples/c/note.c" $(pkg-config --cflags --libs tandem) -o "$prefix/note"
+# shellcheck disable=SC2046,SC2086
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror $extra "$src/examples/c/note.c" $(pkg-config --cflags --libs tandem) -o "$prefix/note"
 LD_LIBRARY_PATH="$libdir" ldd "$prefix/note" | grep -q "libtandem.so.0 => $libdir" || { echo "note does not load the installed library"; exit 1; }
 # Without a server it cannot sync: it says so and fails, without crashing.
 set +e
