@@ -104,8 +104,7 @@ Result<uint32_t> cp_from_utf16(std::string_view text, uint32_t units) {
   size_t i = 0;
   while (u < units) {
     if (i >= text.size()) return Status::OutOfRange("UTF-16 offset " + std::to_string(units) + " is past the end");
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    const size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    const size_t n = tandem::crdt::utf8::seq_len(static_cast<unsigned char>(text[i]));
     u += n == 4 ? 2 : 1;
     i += n;
     ++cp;

@@ -42,13 +42,11 @@ int main(int argc, char** argv) {
   /* Catch up first, so that the line goes at the end of what the server holds. */
   if (!tandem_client_wait_synced(note, 10000)) fprintf(stderr, "not synced yet; the line is kept and sent later\n");
   size_t len = 0;
-  char* text = tandem_client_text(note, &len);
-  tandem_string_free(text);
   char line[4096];
   snprintf(line, sizeof line, "%s\n", argv[2]);
   /* The end of the note in code points. */
   uint32_t end = 0;
-  text = tandem_client_text(note, &len);
+  char* text = tandem_client_text(note, &len);
   for (size_t i = 0; i < len; ++i) end += ((unsigned char)text[i] & 0xC0) != 0x80;
   tandem_string_free(text);
   if (tandem_client_insert(note, end, line, strlen(line), &err) != TANDEM_OK) {

@@ -1,4 +1,5 @@
 #include "net/client.h"
+#include "net/jwt.h"
 
 #include <jwt.h>
 
@@ -80,7 +81,7 @@ std::string random_hex12() {
 // The subject of an access token (its payload is "v1|subject|..." in base64url; a JWT's is its
 // `sub` claim, read here without checking the signature: the server checks it), or "".
 std::string token_subject(const std::string& token) {
-  if (std::count(token.begin(), token.end(), '.') == 2) {
+  if (JwtVerifier::looks_like_jwt(token)) {
     jwt_t* j = nullptr;
     if (jwt_decode(&j, token.c_str(), nullptr, 0) != 0) return "";
     const char* sub = jwt_get_grant(j, "sub");

@@ -290,7 +290,7 @@ ApiResponse api_error(unsigned status, std::string_view code, std::string_view m
   return {status, json{{"error", {{"code", code}, {"message", message}}}}.dump()};
 }
 
-bool is_api_path(std::string_view path) { return path == "/api/docs" || path.rfind("/api/", 0) == 0; }
+bool is_api_path(std::string_view path) { return path.rfind("/api/", 0) == 0; }
 
 void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiRequest req,
                 std::function<void(ApiResponse)> reply) {

@@ -48,6 +48,15 @@ std::string default_static_dir() {
   return {};
 }
 
+// A secret kept in a file (not on the command line, where ps shows it): its first line, without
+// the newline. False if the file cannot be read.
+bool read_secret_line(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::getline(in, *out);
+  return true;
+}
+
 }  // namespace
 
 int cmd_serve(Args& args) {
@@ -159,14 +168,12 @@ int cmd_serve(Args& args) {
   if (o.max_messages_per_second == 0 || o.max_frame_bytes < 64) return fail("limits must allow some traffic");
   if (!jwt_secret_file.empty()) {
     if (!o.jwt.hs256_secret.empty()) return fail("--jwt-secret and --jwt-secret-file: give one");
-    std::ifstream in(jwt_secret_file, std::ios::binary);
-    if (!in) return fail("cannot read --jwt-secret-file " + jwt_secret_file);
-    std::getline(in, o.jwt.hs256_secret);  // one line; a trailing newline is not part of it
+    if (!read_secret_line(jwt_secret_file, &o.jwt.hs256_secret)) return fail("cannot read --jwt-secret-file " + jwt_secret_file);
   }
   if (!webhook_secret_file.empty()) {
-    std::ifstream in(webhook_secret_file, std::ios::binary);
-    if (!in) return fail("cannot read --webhook-secret-file " + webhook_secret_file);
-    std::getline(in, o.webhook.secret);
+    if (!read_secret_line(webhook_secret_file, &o.webhook.secret)) {
+      return fail("cannot read --webhook-secret-file " + webhook_secret_file);
+    }
     if (o.webhook.secret.empty()) return fail("--webhook-secret-file " + webhook_secret_file + " is empty");
   }
   if (o.webhook.url.empty() && !webhook_secret_file.empty()) return fail("--webhook-secret-file needs --webhook-url");
