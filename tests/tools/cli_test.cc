@@ -100,4 +100,20 @@ TEST_CASE("cli: bad input gets a clear error and a non-zero exit", "[cli]") {
   r = run_tandem("import --db " + db + " --doc d " + dir.file("bad.json") + " 2>&1");
   CHECK(r.code == 1);
   CHECK_THAT(r.out, Catch::Contains("missing endContent or txns"));
+  // Secrets in files: unreadable or empty ones stop the server before it listens (an empty JWT
+  // secret would leave it open to anyone).
+  std::ofstream(dir.file("empty.secret")).flush();
+  r = run_tandem("serve --port 0 --data " + dir.path() + " --jwt-secret-file " + dir.file("empty.secret") + " 2>&1");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::Contains("--jwt-secret-file " + dir.file("empty.secret") + " is empty"));
+  r = run_tandem("serve --port 0 --data " + dir.path() + " --jwt-secret-file " + dir.file("nope") + " 2>&1");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::Contains("cannot read --jwt-secret-file"));
+  r = run_tandem("serve --port 0 --data " + dir.path() + " --webhook-url http://127.0.0.1:9/h --webhook-secret-file " +
+                 dir.file("empty.secret") + " 2>&1");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::Contains("is empty"));
+  r = run_tandem("serve --port 0 --data " + dir.path() + " --webhook-url ftp://x 2>&1");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::Contains("the scheme must be http or https"));
 }

@@ -169,6 +169,8 @@ int cmd_serve(Args& args) {
   if (!jwt_secret_file.empty()) {
     if (!o.jwt.hs256_secret.empty()) return fail("--jwt-secret and --jwt-secret-file: give one");
     if (!read_secret_line(jwt_secret_file, &o.jwt.hs256_secret)) return fail("cannot read --jwt-secret-file " + jwt_secret_file);
+    // An empty secret would leave the server without auth, open to anyone.
+    if (o.jwt.hs256_secret.empty()) return fail("--jwt-secret-file " + jwt_secret_file + " is empty");
   }
   if (!webhook_secret_file.empty()) {
     if (!read_secret_line(webhook_secret_file, &o.webhook.secret)) {
