@@ -62,4 +62,18 @@ struct Doc::Impl {
   }
 };
 
+namespace internal {
+
+// Events [lv, end) of one agent span, the first of them (agent, seq).
+struct Range {
+  LV lv, end;
+  uint32_t agent, seq;
+};
+
+// Appends to `out` the runs of the events in `ranges` (ascending, each inside one agent span),
+// with the text that `deleted` asks for.
+void runs_of(const Doc::Impl& d, const std::vector<Range>& ranges, Doc::DeletedText deleted, OpBatch* out);
+
+}  // namespace internal
+
 }  // namespace tandem::crdt

@@ -25,6 +25,7 @@
 #include "support/net_fixtures.h"
 #include "support/pg_server.h"
 #include "support/random_edits.h"
+#include "support/relayed_deletes.h"
 #include "support/temp_dir.h"
 
 using namespace std::chrono_literals;
@@ -401,6 +402,65 @@ TEST_CASE("cluster: a client's operations held at one node for another node's ar
   }
   CHECK(acked);
   CHECK(from_log(c.pg, "held").text() == "hello!");
+}
+
+TEST_CASE("cluster: a row that wakes held characters of unknown text before their deletion is integrated",
+          "[cluster]") {
+  // Issue 22 across nodes: node 0 holds a relayed batch (a's characters deleted by b, without
+  // their text, and b's deletions waiting for b's first insert). a's own edits reach node 0 only
+  // as node 1's row, which wakes a's held runs while b's deletions still wait: node 0 used to
+  // refuse that row and drop it ("remote.refused"), so it never integrated a's edits or the relay.
+  namespace proto = tandem::net::proto;
+  const tandem::testing::RelayedDeletes scenario;
+  Cluster c(2);
+  auto hello = [](std::vector<std::string> agents) {
+    proto::Hello h;
+    h.agents = std::move(agents);
+    return proto::encode(h);
+  };
+  auto ops = [](uint64_t id, const tandem::crdt::OpBatch& b) {
+    return proto::encode(proto::Ops{id, tandem::crdt::codec::encode_ops(b)});
+  };
+  // Waits for the ACK of batch `id`; false if an ERROR or a close comes first.
+  auto acked = [](tandem::testing::RawWs& ws, uint64_t id) {
+    for (int i = 0; i < 20; ++i) {
+      auto f = ws.read(10s);
+      if (f.closed) return false;
+      auto m = proto::decode(f.data);
+      if (!m.ok() || std::holds_alternative<proto::Error>(*m)) return false;
+      if (auto* ack = std::get_if<proto::Ack>(&*m); ack && ack->batch_id == id) return true;
+    }
+    return false;
+  };
+  tandem::testing::RawWs relay, a, b;
+  REQUIRE(relay.connect(static_cast<uint16_t>(c.ports[0]), "/ws/relayed") == 101);
+  relay.send(hello({"b", "a"}));
+  REQUIRE(std::holds_alternative<proto::Welcome>(*proto::decode(relay.read().data)));
+  relay.send(ops(1, scenario.relay));  // held at node 0
+  REQUIRE(a.connect(static_cast<uint16_t>(c.ports[1]), "/ws/relayed") == 101);
+  a.send(hello({"a"}));
+  REQUIRE(std::holds_alternative<proto::Welcome>(*proto::decode(a.read().data)));
+  a.send(ops(1, scenario.a_first));
+  REQUIRE(acked(a, 1));  // logged by node 1; node 0 reads it from the log
+  std::this_thread::sleep_for(500ms);
+  REQUIRE(b.connect(static_cast<uint16_t>(c.ports[1]), "/ws/relayed") == 101);
+  b.send(hello({"b"}));
+  REQUIRE(std::holds_alternative<proto::Welcome>(*proto::decode(b.read().data)));
+  b.send(ops(1, scenario.b_first));
+  REQUIRE(acked(b, 1));
+  // Node 0 integrates the relay once b's row arrives (a's row before it must not have been
+  // dropped: the relay depends on a's edits), logs it, and acknowledges it.
+  CHECK(acked(relay, 1));
+  const auto log = from_log(c.pg, "relayed");
+  CHECK(log.text() == scenario.text);
+  std::ifstream node_log(c.dir.file("node0.log"));
+  const std::string printed((std::istreambuf_iterator<char>(node_log)), std::istreambuf_iterator<char>());
+  CHECK(printed.find("remote.refused") == std::string::npos);
+  for (int port : c.ports) {
+    auto reader = make_client("ws://127.0.0.1:" + std::to_string(port) + "/ws/relayed", "reader" + std::to_string(port));
+    REQUIRE(reader->wait_for(scenario.version, 10s));
+    CHECK(reader->text() == scenario.text);
+  }
 }
 
 TEST_CASE("cluster: two nodes that both hold a document and both append never corrupt it", "[cluster]") {

@@ -26,6 +26,7 @@ struct Replica {
   explicit Replica(std::string name) : doc(name) {}
   Doc doc;
   std::vector<OpBatch> inbox;  // messages on their way to this replica
+  Version last_sent;           // its version when it last broadcast
   bool online = true;
 };
 
@@ -54,11 +55,16 @@ void run_scenario(uint64_t seed, int n) {
     const uint64_t action = rng.below(100);
     if (action < 45) {
       // A burst of local edits, broadcast if online (sometimes as separately delivered runs).
-      const Version before = r.doc.version();
+      // Sometimes the replica relays too, as gossip or an app forwarding between devices does:
+      // it sends everything it learned since its last broadcast, others' characters it deleted
+      // since among them (without their text), to replicas that may lack what those deletions
+      // depend on.
+      const Version before = rng.chance(0.3) ? r.last_sent : r.doc.version();
       const int edits = 1 + static_cast<int>(rng.below(3));
       for (int e = 0; e < edits; ++e) tandem::testing::random_edit(rng, r.doc);
       if (!r.online) continue;
       const OpBatch msg = r.doc.ops_since(before);
+      r.last_sent = r.doc.version();
       for (int j = 0; j < n; ++j) {
         if (j == i) continue;
         // Splitting must keep a run sent without its text in the batch with the deletes of that

@@ -3,6 +3,7 @@
 
 #include "crdt/doc.h"
 #include "support/random_edits.h"
+#include "support/relayed_deletes.h"
 #include "support/reference.h"
 
 using tandem::crdt::Doc;
@@ -201,6 +202,95 @@ TEST_CASE("a batch with deleted text arriving before what its deletion needs is 
   OpBatch bad = a.ops_since({}, Doc::DeletedText::kOmit);
   bad.runs.pop_back();  // drop the deletion of "tmp"
   CHECK_FALSE(d.apply(bad).ok());
+}
+
+// Issue 22, found by convergence_fuzz: a replica that relays what it learned sends others'
+// characters it deleted without their text, beside its deletions. Arriving before what those
+// deletions depend on, all of it waited; then the inserts' own author sent them with their text,
+// which woke the held runs of unknown text (their agent had advanced) while their deletions still
+// waited: the characters would have shown, and the author's valid batch was refused.
+TEST_CASE("held characters of unknown text wait for their deletion, whatever wakes them", "[merge][held]") {
+  const tandem::testing::RelayedDeletes s;
+  Doc e("e");
+  // e has none of it: b's deletions wait for b's first insert, and a's characters with them.
+  auto held = e.apply(s.relay);
+  INFO(held.status().ToString());
+  REQUIRE(held.ok());
+  CHECK(e.text().empty());
+  CHECK(e.pending_events() == s.relay.events());
+  // a's own first batch wakes a's held runs; those of unknown text keep waiting.
+  auto first = e.apply(s.a_first);
+  INFO(first.status().ToString());
+  REQUIRE(first.ok());
+  CHECK(e.text() == "\xE4\xB8\x96\xE7\x95\x8C");
+  REQUIRE(e.check_invariants().ok());
+  const Version seen = e.version();
+  // Applying anything again changes nothing while their deletion waits.
+  REQUIRE(e.apply(s.a_first).ok());
+  CHECK(e.version() == seen);
+  REQUIRE(e.check_invariants().ok());
+  // b's first insert arrives: its deletions follow, and the characters they delete with them.
+  auto rest = e.apply(s.b_first);
+  INFO(rest.status().ToString());
+  REQUIRE(rest.ok());
+  CHECK(e.pending_events() == 0);
+  CHECK(e.text() == s.text);
+  CHECK(e.version() == s.version);
+  REQUIRE(e.check_invariants().ok());
+  // Then a whole history that repeats all of it, as the fuzzer's final delivery: duplicates only.
+  auto again = e.apply(e.ops_since({}));
+  INFO(again.status().ToString());
+  REQUIRE(again.ok());
+  CHECK(e.text() == s.text);
+  // In the fuzzer's order: the relay, a's first batch, then whole histories (a's second batch
+  // comes only with them).
+  Doc f("f"), g("g");
+  REQUIRE(g.apply(s.a_first).ok());
+  REQUIRE(g.apply(s.b_first).ok());
+  REQUIRE(g.apply(s.relay).ok());
+  REQUIRE(f.apply(s.relay).ok());
+  REQUIRE(f.apply(s.a_first).ok());
+  CHECK(f.text() == "\xE4\xB8\x96\xE7\x95\x8C");
+  auto whole = f.apply(g.ops_since({}));
+  INFO(whole.status().ToString());
+  REQUIRE(whole.ok());
+  CHECK(f.text() == s.text);
+  CHECK(f.version() == s.version);
+  CHECK(f.pending_events() == 0);
+  REQUIRE(f.check_invariants().ok());
+}
+
+// Characters of unknown text that a batch does not delete are refused, also beside deletions of
+// the batch that wait: those come before them, so they cannot be theirs.
+TEST_CASE("unknown text not deleted by a later run of its batch is refused", "[merge][held]") {
+  Doc z("z"), a("a"), b("b"), c("c");
+  REQUIRE(z.insert(0, "q").ok());
+  REQUIRE(a.apply(z.ops_since({})).ok());
+  REQUIRE(a.remove(0, 1).ok());       // a deletion that waits at c, which lacks z's insert
+  REQUIRE(b.insert(0, "tmp").ok());
+  REQUIRE(a.apply(b.ops_since({})).ok());
+  REQUIRE(a.remove(0, 3).ok());       // b's "tmp", relayed without its text
+  Version without_z;
+  without_z.advance("z", 1);
+  OpBatch bad = a.ops_since(without_z);
+  REQUIRE(bad.runs.size() == 3);
+  REQUIRE(bad.runs[1].kind == tandem::crdt::OpKind::kInsertDeleted);
+  bad.runs.pop_back();                // drop the deletion of "tmp"
+  auto r = c.apply(bad);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message().find("without their text") != std::string::npos);
+  CHECK(c.num_events() == 0);
+  CHECK(c.pending_events() == 0);
+  REQUIRE(c.check_invariants().ok());
+  // Whole, it waits for z's insert, then applies.
+  OpBatch whole = a.ops_since(without_z);
+  REQUIRE(c.apply(whole).ok());
+  CHECK(c.pending_events() == whole.events());
+  CHECK(c.text().empty());
+  REQUIRE(c.apply(z.ops_since({})).ok());
+  CHECK(c.pending_events() == 0);
+  CHECK(c.text() == a.text());
+  REQUIRE(c.check_invariants().ok());
 }
 
 // A refused batch leaves nothing behind: its unknown text shown, the replica's text was put back

@@ -1,10 +1,15 @@
 // A real server on a loopback port and native clients editing one document.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <thread>
 
 #include "net/client.h"
 #include "net/server.h"
+#include "crdt/codec.h"
 #include "crdt/utf8.h"
+#include "net/protocol.h"
+#include "support/net_fixtures.h"
+#include "support/relayed_deletes.h"
 #include "support/test_threads.h"
 #include "support/random_edits.h"
 
@@ -97,4 +102,76 @@ TEST_CASE("net: clients with random edits and disconnects converge", "[net]") {
   for (auto& c : cs) all.merge(c->version());
   for (auto& c : cs) REQUIRE(c->wait_for(all, 10s));
   for (auto& c : cs) CHECK(c->text() == cs[0]->text());
+}
+
+// Issue 22 through a server: a session writing as two agents (b, and a whose characters it
+// deleted) sends what it learned, before b's first insert; the server holds all of it. Then a's
+// own client sends a's edits with their text, which wakes a's held runs while b's deletions still
+// wait: the server must accept the batch (it used to refuse it with 4422, closing a's client on
+// every try). When b's first insert comes, everything is integrated and acknowledged, and a's
+// client shows b's text.
+TEST_CASE("net: a batch that wakes held characters of unknown text before their deletion is accepted", "[net]") {
+  namespace proto = tandem::net::proto;
+  namespace codec = tandem::crdt::codec;
+  const tandem::testing::RelayedDeletes scenario;
+  TestServer s;
+  const uint16_t port = s.server->port();
+  auto hello = [](std::vector<std::string> agents) {
+    proto::Hello h;
+    h.agents = std::move(agents);
+    return proto::encode(h);
+  };
+  auto ops = [](uint64_t id, const tandem::crdt::OpBatch& b) { return proto::encode(proto::Ops{id, codec::encode_ops(b)}); };
+  auto next_message = [](tandem::testing::RawWs& ws) {
+    auto f = ws.read(10s);
+    INFO("close code " << f.close_code);
+    REQUIRE_FALSE(f.closed);
+    auto m = proto::decode(f.data);
+    REQUIRE(m.ok());
+    return *m;
+  };
+  {
+    tandem::testing::RawWs relay;
+    REQUIRE(relay.connect(port, "/ws/relayed") == 101);
+    relay.send(hello({"b", "a"}));
+    REQUIRE(std::holds_alternative<proto::Welcome>(next_message(relay)));
+    relay.send(ops(1, scenario.relay));
+    // Held, so not acknowledged; and not refused.
+    auto f = relay.read(300ms);
+    CHECK((f.closed && f.close_code == 0));
+  }
+  // a's client types what a typed; the server has nothing to send it (all of it is held).
+  auto a = client(s, "relayed", "a");
+  std::atomic<int> errors{0};
+  a->on_error([&](uint16_t, const std::string&) { ++errors; });
+  REQUIRE(a->wait_synced(5s));
+  // Its first batch (a:0-1) wakes the held a:2, sent without its text, whose deletion waits.
+  REQUIRE(a->insert(0, "\xE4\xB8\x96\xE7\x95\x8C").ok());
+  REQUIRE(a->wait_synced(5s));
+  CHECK(errors == 0);
+  REQUIRE(a->insert(0, "e\xCC\x81").ok());
+  REQUIRE(a->wait_synced(5s));
+  CHECK(errors == 0);
+  CHECK(a->text() == "e\xCC\x81\xE4\xB8\x96\xE7\x95\x8C");
+  // b's first insert releases the held deletions.
+  tandem::testing::RawWs b;
+  REQUIRE(b.connect(port, "/ws/relayed") == 101);
+  b.send(hello({"b"}));
+  REQUIRE(std::holds_alternative<proto::Welcome>(next_message(b)));
+  b.send(ops(7, scenario.b_first));
+  bool acked = false;
+  for (int i = 0; i < 10 && !acked; ++i) {
+    auto m = next_message(b);
+    REQUIRE_FALSE(std::holds_alternative<proto::Error>(m));
+    if (auto* ack = std::get_if<proto::Ack>(&m)) acked = ack->batch_id == 7;
+  }
+  CHECK(acked);
+  REQUIRE(a->wait_for(scenario.version, 5s));
+  CHECK(a->text() == scenario.text);
+  CHECK(errors == 0);
+  // A client that joins now is sent the whole history (with the deleted characters' text left out)
+  // and shows the same.
+  auto late = client(s, "relayed", "late");
+  REQUIRE(late->wait_for(scenario.version, 5s));
+  CHECK(late->text() == scenario.text);
 }

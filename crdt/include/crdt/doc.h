@@ -90,15 +90,15 @@ class Doc {
   OpBatch ops_since(const Version& peer, DeletedText deleted = DeletedText::kOmit) const;
 
   // Merges remote operations. Returns the changes to the visible text, in order. Errors:
-  // InvalidArgument (a malformed run, or a position past the end of the document at its
-  // parents), ResourceExhausted (past DocLimits::max_length or the event limit),
+  // InvalidArgument (a malformed run, a position past the end of the document at its parents, or
+  // characters sent without their text that the batch does not delete), ResourceExhausted (past DocLimits::max_length or the event limit),
   // FailedPrecondition (more held operations than DocLimits allows). When `added` is
   // set, it receives the events this call integrated (duplicates and still-held events left
   // out), in the order they were integrated, with every text this replica has: what a server
   // appends to its log. On error the replica is unchanged (no part of the batch is kept, not even
   // as held operations). Runs whose dependencies are missing are held until they arrive; runs of
-  // unknown text (kInsertDeleted) are held too while their deletion is, so that such characters
-  // never show.
+  // unknown text (kInsertDeleted) are held too while their deletion is (in this batch or one held
+  // before), so that such characters never show, and are tried again by every later apply.
   Result<std::vector<Patch>> apply(const OpBatch& batch, OpBatch* added = nullptr);
   // Events held for missing dependencies.
   uint64_t pending_events() const;
@@ -125,12 +125,6 @@ class Doc {
 
  private:
   explicit Doc(std::unique_ptr<Impl> impl);
-  // One try at apply(). With `hold_unknown` set, runs of unknown text (kInsertDeleted) are held
-  // (waiting for that agent) even when they could be integrated. Without it, when the batch
-  // fails only because such characters would stay visible while their deletion is held, the
-  // agent that deletion waits for is put in *retry_blocker, for a second try that holds them.
-  Result<std::vector<Patch>> apply_attempt(const OpBatch& batch, OpBatch* added, std::string_view hold_unknown,
-                                           std::string* retry_blocker);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,619 @@
+// Doc::apply: merging remote operations into a replica.
+//
+// One call runs rounds. A round appends to the log every run whose dependencies the replica holds
+// (the batch's runs and the held runs that the agents it advances may unblock), transforms them
+// into edits of the text and applies those. Characters sent without their text (kInsertDeleted)
+// must be deleted by the time the round ends; when some stay visible, the round is undone and the
+// next one holds their runs back, until none does. A round that fails otherwise fails the call.
+#include <algorithm>
+
+#include "crdt/utf8.h"
+#include "doc_impl.h"
+#include "merge.h"
+
+namespace tandem::crdt {
+
+namespace {
+
+constexpr size_t kMaxParents = 1024;
+
+// A held run of unknown text whose deletion waits for operations not here yet waits under this
+// name, which no agent has (names are never empty), and is tried again by every apply: what it
+// waits for is its deletion, which may in turn wait for it (a deletion depends on what it deletes).
+constexpr std::string_view kUnknownTextWait{};
+
+// Rounds that hold back only the runs whose characters a round left visible. Each round holds
+// back more of them, so the rounds end; past this many (a chain of deletions, each depending on
+// characters whose own deletion is missing) one more round holds back every run of unknown text.
+constexpr int kExactRounds = 4;
+
+std::string run_name(const OpRun& r) { return "(" + r.agent + ", " + num(r.seq) + ")"; }
+
+// Remembers the last few agent names found valid: the runs of a batch name the same few agents
+// over and over, and comparing a name costs less than validating it again. The names are views
+// into the batch being checked.
+class AgentCheck {
+ public:
+  Status operator()(std::string_view agent) {
+    for (std::string_view v : valid_) {
+      if (!v.empty() && v == agent) return Status::OK();
+    }
+    Status st = Doc::ValidateAgent(agent);
+    if (st.ok()) {
+      valid_[next_] = agent;
+      next_ = (next_ + 1) % 4;
+    }
+    return st;
+  }
+
+ private:
+  std::string_view valid_[4];
+  int next_ = 0;
+};
+
+// Checks what can be checked of a run without the document.
+Status validate_run(const OpRun& r, AgentCheck& check_agent) {
+  TANDEM_RETURN_IF_ERROR(check_agent(r.agent).WithContext("op run agent"));
+  if (r.len == 0) return Status::InvalidArgument("op run " + run_name(r) + " is empty");
+  if (r.len > internal::kMaxEvents || uint64_t{r.seq} + r.len > UINT32_MAX) {
+    return Status::InvalidArgument("op run " + run_name(r) + " has too many events");
+  }
+  switch (r.kind) {
+    case OpKind::kInsert: {
+      auto info = utf8::inspect(r.content);
+      if (!info.ok()) return info.status().WithContext("op run " + run_name(r));
+      if (info->code_points != r.len) {
+        return Status::InvalidArgument("op run " + run_name(r) + " has " + num(r.len) + " events but " +
+                                       num(info->code_points) + " characters of text");
+      }
+      if (uint64_t{r.pos} + r.len > UINT32_MAX) return Status::InvalidArgument("op run position overflows");
+      break;
+    }
+    case OpKind::kInsertDeleted:
+    case OpKind::kDeleteForward:
+      if (!r.content.empty()) return Status::InvalidArgument("op run " + run_name(r) + " carries text");
+      if (r.kind == OpKind::kInsertDeleted && uint64_t{r.pos} + r.len > UINT32_MAX) {
+        return Status::InvalidArgument("op run position overflows");
+      }
+      break;
+    case OpKind::kDeleteBackward:
+      if (!r.content.empty()) return Status::InvalidArgument("op run " + run_name(r) + " carries text");
+      if (r.pos + 1 < r.len) {
+        return Status::InvalidArgument("op run " + run_name(r) + " deletes backward past the start");
+      }
+      break;
+    default:
+      return Status::InvalidArgument("op run " + run_name(r) + " has an unknown kind");
+  }
+  if (r.parents.size() > kMaxParents) return Status::InvalidArgument("op run " + run_name(r) + " has too many parents");
+  for (const OpId& p : r.parents) {
+    TANDEM_RETURN_IF_ERROR(check_agent(p.agent).WithContext("parent agent"));
+    if (p.agent == r.agent && p.seq >= r.seq) {
+      return Status::InvalidArgument("op run " + run_name(r) + " depends on its own future");
+    }
+  }
+  return Status::OK();
+}
+
+OpType type_of(OpKind k) {
+  switch (k) {
+    case OpKind::kDeleteForward: return internal::kDelFwd;
+    case OpKind::kDeleteBackward: return internal::kDelBack;
+    default: return internal::kIns;
+  }
+}
+
+bool is_delete(OpKind k) { return k == OpKind::kDeleteForward || k == OpKind::kDeleteBackward; }
+
+void append_patch(std::vector<Patch>* out, Patch p) {
+  if (!out->empty()) {
+    Patch& last = out->back();
+    if (last.deleted == 0 && p.deleted == 0 && p.pos_utf16 == last.pos_utf16 + last.inserted_utf16 &&
+        !p.inserted.empty()) {
+      last.inserted += p.inserted;
+      last.inserted_utf16 += p.inserted_utf16;
+      return;
+    }
+    if (last.inserted.empty() && p.inserted.empty() && p.pos == last.pos) {
+      last.deleted += p.deleted;
+      last.deleted_utf16 += p.deleted_utf16;
+      return;
+    }
+  }
+  out->push_back(std::move(p));
+}
+
+// Runs of unknown text that a round holds back although their dependencies are here.
+struct HeldBack {
+  std::vector<uint8_t> batch;  // by index in the batch
+  std::vector<uint8_t> slot;   // by held slot
+  bool all = false;            // every one
+};
+
+// One round of Doc::apply. Its steps run in order: integrate, check_held_limits, update_text,
+// then commit, or rollback (which may follow any step).
+class Round {
+ public:
+  Round(Doc::Impl& d, const OpBatch& batch, const HeldBack& held_back)
+      : d_(d), log_(d.log), batch_(batch), held_back_(held_back), old_size_(log_.size()),
+        old_agents_(log_.num_agents()), all_(d.frontier) {}
+
+  Status integrate();
+  Status check_held_limits();
+  Status update_text(std::vector<Patch>* patches);
+  void commit(OpBatch* added);
+  void rollback();
+
+  // After update_text: whether characters of unknown text stayed visible (the text is then put
+  // back as it was); whether the batch is to blame (its own such characters, with none of its
+  // later deletions held: it did not delete them); and which runs to hold back next round.
+  bool unknown_left_visible() const { return !visible_.empty(); }
+  bool batch_left_unknown_visible() const;
+  void hold_back_visible(HeldBack* held_back) const;
+
+ private:
+  // A run to integrate: one of the batch's, or a held run woken by this round.
+  struct Cand {
+    const OpRun* run;
+    int64_t slot;              // held slot, or -1 for the batch's run number `index`
+    size_t index;
+    std::string_view blocker;  // when not done: the agent it waits for
+    bool done = false;         // integrated now, or held already
+    LV first = 0;              // integrated now: its new events [first, first + n)
+    uint32_t n = 0;
+  };
+  // Rope edits a round may have to undo: what each removal took, newest last.
+  struct Removed {
+    uint32_t pos;
+    size_t text_end, runs_end;  // in undo_text_, undo_runs_
+  };
+
+  void wake(std::string_view agent);
+  uint32_t find_agent(const std::string& name);
+  Status try_integrate(size_t i, bool* progress);
+  bool find_parents(const OpRun& r, uint32_t agent, uint32_t next, std::string_view* blocker);
+  bool holds_back(const Cand& c) const;
+  void edit_rope(const std::vector<internal::XfOp>& xf, std::vector<Patch>* patches);
+  void find_visible_unknown();
+  void undo_rope(const std::vector<internal::XfOp>& xf);
+  void update_held_runs();
+
+  Doc::Impl& d_;
+  OpLog& log_;
+  const OpBatch& batch_;
+  const HeldBack& held_back_;
+  const LV old_size_;
+  const size_t old_agents_;
+  Frontier all_;      // the frontier of the whole log as it grows
+  Frontier parents_;  // scratch
+
+  std::vector<Cand> cand_;
+  std::vector<uint8_t> woken_;  // per held slot, once it is a candidate
+  std::vector<std::string_view> woken_agents_;
+  std::vector<uint32_t> touched_;     // agents that advanced
+  std::vector<uint8_t> is_touched_;   // by agent index (a batch of a git history names 194 agents)
+  const std::string* cached_name_ = nullptr;
+  uint32_t cached_index_ = kNoLV;
+  std::string placeholders_;          // log.append copies what it needs
+  std::vector<size_t> unknown_;       // candidates integrated without their text
+  uint64_t still_events_ = 0;         // held after this round
+  uint32_t still_runs_ = 0;
+
+  uint32_t old_len_ = 0;
+  bool one_patch_ = false;
+  std::vector<LvRun> removed_;  // characters this round removed from the text
+  std::vector<Removed> undo_removed_;
+  std::string undo_text_;
+  std::vector<LvRun> undo_runs_;
+  uint32_t lo_ = UINT32_MAX, tail_ = UINT32_MAX;  // the changed region: from lo_ to tail_ before the end
+  std::vector<size_t> visible_;  // candidates whose characters of unknown text stayed visible
+};
+
+uint32_t Round::find_agent(const std::string& name) {
+  // Runs of one batch name the same few agents over and over.
+  if (cached_name_ && cached_index_ != kNoLV && *cached_name_ == name) return cached_index_;
+  cached_name_ = &name;
+  cached_index_ = log_.find_agent(name);
+  return cached_index_;
+}
+
+// Held runs that waited for `agent` become candidates.
+void Round::wake(std::string_view agent) {
+  if (d_.pending_runs == 0) return;
+  auto it = d_.waiting.find(agent);
+  if (it == d_.waiting.end()) return;
+  if (woken_.empty()) woken_.assign(d_.pending.size(), 0);
+  if (std::find(woken_agents_.begin(), woken_agents_.end(), agent) == woken_agents_.end()) {
+    woken_agents_.push_back(it->first);
+  }
+  for (uint32_t slot : it->second) {
+    if (slot < d_.pending.size() && d_.pending[slot].len > 0 && !woken_[slot] && d_.pending_blocker[slot] == agent) {
+      woken_[slot] = 1;
+      cand_.push_back({&d_.pending[slot], slot, 0, {}});
+    }
+  }
+}
+
+Status Round::integrate() {
+  cand_.reserve(batch_.runs.size());
+  for (size_t i = 0; i < batch_.runs.size(); ++i) cand_.push_back({&batch_.runs[i], -1, i, {}});
+  wake(kUnknownTextWait);
+  bool progress = true;
+  while (progress) {
+    progress = false;
+    for (size_t i = 0; i < cand_.size(); ++i) {  // cand_ grows as runs are woken
+      if (!cand_[i].done) TANDEM_RETURN_IF_ERROR(try_integrate(i, &progress));
+    }
+  }
+  return Status::OK();
+}
+
+// The LVs of a run's parents into parents_, or false with the agent it waits for.
+bool Round::find_parents(const OpRun& r, uint32_t agent, uint32_t next, std::string_view* blocker) {
+  parents_.clear();
+  if (next > r.seq) {  // its first events are held already: the rest follow the last of them
+    parents_.push_back(log_.lv_of(agent, next - 1));
+    return true;
+  }
+  for (const OpId& p : r.parents) {
+    const uint32_t pa = find_agent(p.agent);
+    const LV plv = pa == kNoLV ? kNoLV : log_.lv_of(pa, p.seq);
+    if (plv == kNoLV) {
+      *blocker = p.agent;
+      return false;
+    }
+    parents_.push_back(plv);
+  }
+  std::sort(parents_.begin(), parents_.end());
+  parents_.erase(std::unique(parents_.begin(), parents_.end()), parents_.end());
+  return true;
+}
+
+bool Round::holds_back(const Cand& c) const {
+  if (held_back_.all) return true;
+  const auto& marks = c.slot < 0 ? held_back_.batch : held_back_.slot;
+  const size_t at = c.slot < 0 ? c.index : static_cast<size_t>(c.slot);
+  return at < marks.size() && marks[at];
+}
+
+Status Round::try_integrate(size_t i, bool* progress) {
+  Cand& c = cand_[i];
+  const OpRun& r = *c.run;
+  const uint32_t a = find_agent(r.agent);
+  const uint32_t next = a == kNoLV ? 0 : log_.next_seq(a);
+  if (uint64_t{r.seq} + r.len <= next) {  // held already
+    c.done = true;
+    return Status::OK();
+  }
+  if (r.seq > next) {  // an earlier op of its agent is missing
+    c.blocker = r.agent;
+    return Status::OK();
+  }
+  if (!find_parents(r, a, next, &c.blocker)) return Status::OK();
+  if (r.kind == OpKind::kInsertDeleted && holds_back(c)) {
+    c.blocker = kUnknownTextWait;
+    return Status::OK();
+  }
+  const uint32_t skip = next - r.seq;
+  const uint32_t n = r.len - skip;
+  if (uint64_t{log_.size()} + n > internal::kMaxEvents) {
+    return Status::ResourceExhausted("document has too many operations");
+  }
+  const uint32_t agent = a != kNoLV ? a : log_.intern_agent(r.agent);
+  std::string_view content;
+  uint32_t pos = r.pos;
+  switch (r.kind) {
+    case OpKind::kInsert:
+      content = std::string_view(r.content).substr(utf8::byte_offset(r.content, skip));
+      pos += skip;
+      break;
+    case OpKind::kInsertDeleted:
+      if (placeholders_.size() < n) placeholders_.assign(n, static_cast<char>(internal::kPlaceholderByte));
+      content = std::string_view(placeholders_).substr(0, n);
+      pos += skip;
+      unknown_.push_back(i);
+      break;
+    case OpKind::kDeleteBackward:
+      pos -= skip;
+      break;
+    case OpKind::kDeleteForward:
+      break;
+  }
+  const LV first = log_.size();
+  log_.append(agent, next, parents_, type_of(r.kind), pos, n, content, 0);
+  OpLog::advance(&all_, parents_, first + n - 1);
+  c.done = true;
+  c.first = first;
+  c.n = n;
+  *progress = true;
+  if (agent >= is_touched_.size()) is_touched_.resize(agent + 1, 0);
+  if (!is_touched_[agent]) {
+    is_touched_[agent] = 1;
+    touched_.push_back(agent);
+  }
+  wake(r.agent);  // (c may move: cand_ grows)
+  return Status::OK();
+}
+
+// Counts what stays held after this round against DocLimits.
+Status Round::check_held_limits() {
+  uint64_t events = d_.pending_events;
+  int64_t runs = d_.pending_runs;
+  for (const Cand& c : cand_) {
+    if (c.slot >= 0 && c.done) {
+      events -= c.run->len;
+      --runs;
+    } else if (c.slot < 0 && !c.done) {
+      events += c.run->len;
+      ++runs;
+    }
+  }
+  if (events > d_.limits.max_pending_events || static_cast<uint64_t>(runs) > d_.limits.max_pending_runs) {
+    return Status::FailedPrecondition("too many operations waiting for missing dependencies (" + num(events) +
+                                      " events in " + num(static_cast<uint64_t>(runs)) + " runs; limits " +
+                                      num(d_.limits.max_pending_events) + " and " + num(d_.limits.max_pending_runs) + ")");
+  }
+  still_events_ = events;
+  still_runs_ = static_cast<uint32_t>(runs);
+  return Status::OK();
+}
+
+Status Round::update_text(std::vector<Patch>* patches) {
+  if (log_.size() == old_size_) return Status::OK();
+  std::vector<internal::XfOp> xf;
+  old_len_ = d_.rope.length();
+  TANDEM_RETURN_IF_ERROR(internal::transform(&log_, d_.frontier, all_, old_size_, old_len_, &xf, &d_.merge_cache));
+  uint64_t new_len = old_len_;
+  for (const auto& x : xf) new_len = x.insert ? new_len + x.len : new_len - x.len;
+  if (new_len > d_.limits.max_length) {
+    return Status::ResourceExhausted("document would exceed " + num(d_.limits.max_length) + " characters");
+  }
+  // With characters of unknown text in play, one patch covers the whole changed region: the
+  // edits in between may show text this replica does not have. So too when the replica showed
+  // no text: its first sync (or a whole history) is one insert of the result.
+  one_patch_ = !unknown_.empty() || old_len_ == 0;
+  const uint32_t old_u16 = d_.rope.length_utf16();
+  edit_rope(xf, patches);
+  find_visible_unknown();
+  if (!visible_.empty()) {
+    undo_rope(xf);
+    return Status::OK();
+  }
+  if (one_patch_ && !xf.empty()) {
+    const uint32_t mid = d_.rope.length() - lo_ - tail_;
+    Patch p;
+    p.pos = lo_;
+    p.deleted = old_len_ - lo_ - tail_;
+    p.inserted = d_.rope.substr(lo_, mid);
+    p.pos_utf16 = d_.rope.utf16_of(lo_);
+    const uint32_t tail_u16 = d_.rope.length_utf16() - d_.rope.utf16_of(lo_ + mid);
+    p.deleted_utf16 = old_u16 - p.pos_utf16 - tail_u16;
+    p.inserted_utf16 = static_cast<uint32_t>(utf8::count_utf16(p.inserted));
+    if (p.deleted || !p.inserted.empty()) patches->push_back(std::move(p));
+  }
+  return Status::OK();
+}
+
+// Applies the transformed edits to the rope, reporting them as patches one by one unless
+// one_patch_. With characters of unknown text in play, what each removal takes is kept, so that
+// the rope can be put back (at the cost of the batch's size, where a copy of the text would cost
+// the document's).
+void Round::edit_rope(const std::vector<internal::XfOp>& xf, std::vector<Patch>* patches) {
+  const bool keep_undo = !unknown_.empty() && old_len_ > 0;  // (an empty text is put back by clearing)
+  for (const auto& x : xf) {
+    if (x.insert) {
+      const std::string_view content = log_.content(x.lv, x.len);
+      if (!one_patch_) {
+        const uint32_t u16 = d_.rope.utf16_of(x.pos);
+        append_patch(patches, {x.pos, 0, std::string(content), u16, 0, static_cast<uint32_t>(utf8::count_utf16(content))});
+      }
+      d_.rope.insert(x.pos, content, x.len, x.lv);
+      lo_ = std::min(lo_, x.pos);
+      tail_ = std::min(tail_, d_.rope.length() - (x.pos + x.len));
+      continue;
+    }
+    d_.scratch.clear();
+    if (keep_undo) {
+      d_.rope.remove(x.pos, x.len, &undo_text_, &d_.scratch);
+      undo_runs_.insert(undo_runs_.end(), d_.scratch.begin(), d_.scratch.end());
+      undo_removed_.push_back({x.pos, undo_text_.size(), undo_runs_.size()});
+    } else if (one_patch_) {
+      d_.rope.remove(x.pos, x.len, nullptr, &d_.scratch);
+    } else {
+      const uint32_t u0 = d_.rope.utf16_of(x.pos);
+      const uint32_t u1 = d_.rope.utf16_of(x.pos + x.len);
+      d_.rope.remove(x.pos, x.len, nullptr, &d_.scratch);
+      append_patch(patches, {x.pos, x.len, {}, u0, u1 - u0, 0});
+    }
+    removed_.insert(removed_.end(), d_.scratch.begin(), d_.scratch.end());
+    lo_ = std::min(lo_, x.pos);
+    tail_ = std::min(tail_, d_.rope.length() - x.pos);
+  }
+}
+
+// Characters inserted without their text are new in this round, so only this round can have
+// removed them: each such run must lie wholly inside what it removed.
+void Round::find_visible_unknown() {
+  if (unknown_.empty()) return;
+  std::vector<LvRun> gone = removed_;
+  internal::sort_by_lv_field(&gone);
+  size_t w = 0;  // join touching runs
+  for (const LvRun& r : gone) {
+    if (w > 0 && gone[w - 1].lv + gone[w - 1].len >= r.lv) {
+      gone[w - 1].len = std::max(gone[w - 1].lv + gone[w - 1].len, r.lv + r.len) - gone[w - 1].lv;
+    } else {
+      gone[w++] = r;
+    }
+  }
+  gone.resize(w);
+  for (size_t i : unknown_) {
+    const Cand& c = cand_[i];
+    auto it = std::upper_bound(gone.begin(), gone.end(), c.first, [](LV x, const LvRun& r) { return x < r.lv; });
+    const bool covered = it != gone.begin() && std::prev(it)->lv + std::prev(it)->len >= c.first + c.n;
+    if (!covered) visible_.push_back(i);
+  }
+}
+
+// Puts the rope back as it was before edit_rope, newest edit first.
+void Round::undo_rope(const std::vector<internal::XfOp>& xf) {
+  if (old_len_ == 0) {
+    d_.rope.clear();
+    return;
+  }
+  size_t next_removed = undo_removed_.size();
+  for (auto it = xf.rbegin(); it != xf.rend(); ++it) {
+    if (it->insert) {
+      d_.rope.remove(it->pos, it->len, nullptr, nullptr);
+      continue;
+    }
+    const Removed& u = undo_removed_[--next_removed];
+    const size_t text_start = next_removed ? undo_removed_[next_removed - 1].text_end : 0;
+    const size_t runs_start = next_removed ? undo_removed_[next_removed - 1].runs_end : 0;
+    const std::vector<LvRun> runs(undo_runs_.begin() + static_cast<std::ptrdiff_t>(runs_start),
+                                  undo_runs_.begin() + static_cast<std::ptrdiff_t>(u.runs_end));
+    d_.rope.insert_runs(u.pos, std::string_view(undo_text_).substr(text_start, u.text_end - text_start), runs);
+  }
+}
+
+// A batch must delete the characters it sends without their text. When those deletions are
+// held, the characters wait with them; a deletion of them comes after them in the batch (it
+// depends on them, and a batch lists its runs in an order they can be applied in).
+bool Round::batch_left_unknown_visible() const {
+  size_t last_held_delete = 0;  // one past its index
+  for (size_t i = 0; i < batch_.runs.size(); ++i) {
+    if (!cand_[i].done && is_delete(batch_.runs[i].kind)) last_held_delete = i + 1;
+  }
+  for (size_t i : visible_) {
+    if (cand_[i].slot < 0 && cand_[i].index + 1 >= last_held_delete) return true;
+  }
+  return false;
+}
+
+void Round::hold_back_visible(HeldBack* held_back) const {
+  for (size_t i : visible_) {
+    const Cand& c = cand_[i];
+    auto& marks = c.slot < 0 ? held_back->batch : held_back->slot;
+    const size_t at = c.slot < 0 ? c.index : static_cast<size_t>(c.slot);
+    if (marks.size() <= at) marks.resize(std::max(at + 1, c.slot < 0 ? batch_.runs.size() : d_.pending.size()), 0);
+    marks[at] = 1;
+  }
+}
+
+void Round::rollback() {
+  log_.truncate(old_size_, old_agents_);
+  d_.merge_cache.clear();
+}
+
+void Round::commit(OpBatch* added) {
+  d_.deleted.add_all(removed_);
+  if (added) {
+    std::vector<internal::Range> ranges;
+    const auto& spans = log_.agent_spans();
+    for (LV lv = old_size_; lv < log_.size();) {
+      auto it = std::upper_bound(spans.begin(), spans.end(), lv, [](LV x, const internal::AgentSpan& s) { return x < s.lv; });
+      const LV end = it == spans.end() ? log_.size() : it->lv;
+      --it;
+      ranges.push_back({lv, end, it->agent, it->seq + (lv - it->lv)});
+      lv = end;
+    }
+    internal::runs_of(d_, ranges, Doc::DeletedText::kInclude, added);
+  }
+  d_.synced_version();
+  for (uint32_t a : touched_) d_.version.advance(log_.agent_name(a), log_.next_seq(a));
+  d_.frontier = std::move(all_);
+  update_held_runs();
+}
+
+// Woken runs leave the lists of the agents they waited for; the runs still held go into the lists
+// of what they wait for now; the batch's runs not integrated take free slots.
+void Round::update_held_runs() {
+  for (std::string_view a : woken_agents_) d_.waiting.erase(d_.waiting.find(a));
+  // A blocker may view a name inside a held run, and the loop below moves held runs (clearing
+  // slots, growing d_.pending): short names live inside the run itself, so take copies first.
+  std::vector<std::string> blockers;
+  for (size_t i = 0; i < cand_.size(); ++i) {
+    if (!cand_[i].done) {
+      if (blockers.empty()) blockers.resize(cand_.size());
+      blockers[i] = std::string(cand_[i].blocker);
+    }
+  }
+  std::vector<std::pair<std::string, uint32_t>> waits;
+  for (size_t i = 0; i < cand_.size(); ++i) {
+    const Cand& c = cand_[i];
+    if (c.slot >= 0) {
+      const auto slot = static_cast<uint32_t>(c.slot);
+      if (c.done) {
+        d_.pending[slot] = OpRun{};
+        d_.pending_blocker[slot].clear();
+        d_.pending_free.push_back(slot);
+      } else {
+        d_.pending_blocker[slot] = std::move(blockers[i]);
+        waits.emplace_back(d_.pending_blocker[slot], slot);
+      }
+    } else if (!c.done) {
+      uint32_t slot;
+      if (!d_.pending_free.empty()) {
+        slot = d_.pending_free.back();
+        d_.pending_free.pop_back();
+        d_.pending[slot] = *c.run;
+        d_.pending_blocker[slot] = std::move(blockers[i]);
+      } else {
+        slot = static_cast<uint32_t>(d_.pending.size());
+        d_.pending.push_back(*c.run);
+        d_.pending_blocker.push_back(std::move(blockers[i]));
+      }
+      waits.emplace_back(d_.pending_blocker[slot], slot);
+    }
+  }
+  for (auto& [agent, slot] : waits) d_.waiting[std::move(agent)].push_back(slot);
+  d_.pending_events = still_events_;
+  d_.pending_runs = still_runs_;
+  if (d_.pending_runs == 0) {
+    d_.pending.clear();
+    d_.pending_blocker.clear();
+    d_.pending_free.clear();
+    d_.waiting.clear();
+  }
+}
+
+}  // namespace
+
+Status Doc::ValidateBatch(const OpBatch& batch) {
+  AgentCheck check_agent;
+  for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(validate_run(r, check_agent));
+  return Status::OK();
+}
+
+Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
+  if (added) added->runs.clear();
+  TANDEM_RETURN_IF_ERROR(ValidateBatch(batch));
+  if (batch.runs.empty()) return std::vector<Patch>{};
+  HeldBack held_back;
+  for (int round = 0;; ++round) {
+    Round r(*impl_, batch, held_back);
+    std::vector<Patch> patches;
+    Status st = r.integrate();
+    if (st.ok()) st = r.check_held_limits();
+    if (st.ok()) st = r.update_text(&patches);
+    if (!st.ok()) {
+      r.rollback();
+      return st;
+    }
+    if (!r.unknown_left_visible()) {
+      r.commit(added);
+      return patches;
+    }
+    r.rollback();
+    if (r.batch_left_unknown_visible()) {
+      return Status::InvalidArgument(
+          "batch inserts characters without their text (kInsertDeleted) that it does not also delete");
+    }
+    if (round + 1 < kExactRounds) {
+      r.hold_back_visible(&held_back);
+    } else {
+      held_back.all = true;
+    }
+  }
+}
+
+}  // namespace tandem::crdt
