@@ -120,4 +120,8 @@ bool agent_belongs_to(std::string_view agent, std::string_view subject) {
                               agent[subject.size()] == '/');
 }
 
+bool same_secret(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
 }  // namespace tandem::net

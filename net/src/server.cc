@@ -649,7 +649,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       respond(req, srv_.stopping ? http::status::service_unavailable : http::status::ok, "text/plain",
               srv_.stopping ? "stopping\n" : "ok\n");
     } else if (path == "/metrics") {
-      respond(req, http::status::ok, "text/plain; version=0.0.4", srv_.metrics.text());
+      const std::string auth(req[http::field::authorization]);
+      if (!srv_.opt.metrics_token.empty() &&
+          !(auth.rfind("Bearer ", 0) == 0 && same_secret(std::string_view(auth).substr(7), srv_.opt.metrics_token))) {
+        respond(req, http::status::unauthorized, "text/plain", "/metrics wants Authorization: Bearer <the metrics token>\n");
+      } else {
+        respond(req, http::status::ok, "text/plain; version=0.0.4", srv_.metrics.text());
+      }
     } else {
       serve_static(req, path);
     }
@@ -987,6 +993,8 @@ Status Server::start() {
                                {"auth", !s.auth_on() ? "off" : s.jwt && !s.opt.auth_secret.empty() ? "jwt+token" : s.jwt ? "jwt" : "token"}});
   if (!s.auth_on()) {
     s.log.warn("server.open", {{"note", "no --auth-secret or --jwt-*: anyone who can reach this port can read and write every document"}});
+  } else if (s.opt.metrics_token.empty()) {
+    s.log.info("server.metrics_open", {{"note", "/metrics answers without a token (--metrics-token-file F to require one)"}});
   }
   do_accept(s);
   for (auto& t : s.threads) {

@@ -3,7 +3,9 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <algorithm>
 #include <fstream>
+#include <vector>
 
 #include "support/temp_dir.h"
 
@@ -63,7 +65,7 @@ TEST_CASE("cli: import, replay, export and inspect a document", "[cli]") {
   r = run_tandem("inspect --db " + db);
   CHECK(r.code == 0);
   CHECK_THAT(r.out, Catch::Contains("operations   21 in"));
-  CHECK_THAT(r.out, Catch::Contains("tandem-import (21)"));
+  CHECK_THAT(r.out, Catch::Contains("written by   1 agent: tandem-import (21 operations)"));
   CHECK_THAT(r.out, Catch::Contains("integrity_check: ok"));
   r = run_tandem("inspect --db " + db + " --doc notes");
   CHECK_THAT(r.out, Catch::Contains("text         11 characters"));
@@ -80,7 +82,7 @@ TEST_CASE("cli: bad input gets a clear error and a non-zero exit", "[cli]") {
   CHECK_THAT(r.out, Catch::Contains("unknown option --frobnicate"));
   r = run_tandem("replay --db " + db + " --doc x --at-op many 2>&1");
   CHECK(r.code == 2);
-  CHECK_THAT(r.out, Catch::Contains("wants a number"));
+  CHECK_THAT(r.out, Catch::Contains("wants a whole number"));
   r = run_tandem("launch 2>&1");
   CHECK(r.code == 2);
   CHECK_THAT(r.out, Catch::Contains("unknown command 'launch'"));
@@ -116,4 +118,95 @@ TEST_CASE("cli: bad input gets a clear error and a non-zero exit", "[cli]") {
   r = run_tandem("serve --port 0 --data " + dir.path() + " --webhook-url ftp://x 2>&1");
   CHECK(r.code == 1);
   CHECK_THAT(r.out, Catch::Contains("the scheme must be http or https"));
+}
+
+TEST_CASE("cli: the offline commands find the server's database, and speak plainly", "[cli]") {
+  TempDir dir;
+  // Keystrokes one at a time, each its own log row (as the editor sends them).
+  const std::string trace = dir.file("keys.json");
+  std::ofstream(trace) << R"({"startContent":"","endContent":"hey","txns":[
+      {"time":"2026-01-01T00:00:00Z","patches":[[0,0,"h"]]},
+      {"time":"2026-01-01T00:00:01Z","patches":[[1,0,"e"]]},
+      {"time":"2026-01-01T00:00:02Z","patches":[[2,0,"y"]]},
+      {"time":"2026-01-01T00:00:03Z","patches":[[2,1,""]]},
+      {"time":"2026-01-01T00:00:04Z","patches":[[1,1,""]]},
+      {"time":"2026-01-01T00:00:05Z","patches":[[1,0,"ey"]]}]})";
+  // --data DIR: DIR/tandem.db, where `tandem serve --data DIR` keeps it.
+  auto r = run_tandem("import --data " + dir.file("data") + " --doc keys --row-events 1 " + trace);
+  REQUIRE(r.code == 0);
+  CHECK(run_tandem("replay --data " + dir.file("data") + " --doc keys").out == "hey");  // a pipe: exactly the text
+  CHECK(run_tandem("replay --db " + dir.file("data/tandem.db") + " --doc keys").out == "hey");
+  // Neither: ./data/tandem.db, as `tandem serve` with no flags.
+  CHECK(run_tandem("export --doc keys --data " + dir.file("data")).out == "hey");
+  r = run_tandem("--help >/dev/null; cd " + dir.path() + " && " + TANDEM_BIN + " export --doc keys");
+  CHECK(r.code == 0);
+  CHECK(r.out == "hey");
+  r = run_tandem("--help >/dev/null; cd " + dir.file("data") + " && " + TANDEM_BIN + " inspect 2>&1");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::Contains("no database at ./data/tandem.db (give --data DIR"));
+  r = run_tandem("replay --data " + dir.file("data") + " --db x.db --doc keys 2>&1");
+  CHECK(r.code == 1);
+  CHECK_THAT(r.out, Catch::Contains("give --db FILE or --data DIR, not both"));
+  // The history as runs: the three keystrokes join, so do the two Backspaces.
+  const std::string json = run_tandem("export --data " + dir.file("data") + " --doc keys --format json").out;
+  CHECK(std::count(json.begin(), json.end(), '\n') == 3);
+  CHECK_THAT(json, Catch::Contains("\",\"until\":\""));
+  CHECK_THAT(json, Catch::Contains("\"inserted\":\"hey\"}"));
+  CHECK_THAT(json, Catch::Contains("\"deleted\":2,\"direction\":\"backward\""));
+  CHECK_THAT(json, Catch::Contains("\"inserted\":\"ey\"}"));
+  // Errors say what is wrong in words, without the engine's code names.
+  for (const std::string& bad : {std::string("replay --data ") + dir.file("data") + " --doc nothing-here 2>&1",
+                                 std::string("replay --data ") + dir.file("data") + " --doc keys --at-time soon 2>&1",
+                                 std::string("export --data ") + dir.file("data") + " --doc nothing-here 2>&1"}) {
+    r = run_tandem(bad);
+    INFO(bad << " -> " << r.out);
+    CHECK(r.code != 0);
+    CHECK_THAT(r.out, Catch::StartsWith("tandem: "));
+    for (const char* code : {"InvalidArgument", "OutOfRange", "NotFound", "Internal", "IOError", "FailedPrecondition"}) {
+      CHECK_THAT(r.out, !Catch::Contains(code));
+    }
+  }
+}
+
+TEST_CASE("cli: serve refuses nonsense flags before it listens", "[cli]") {
+  TempDir dir;
+  const std::string data = " --data " + dir.path();
+  struct Case {
+    std::string args;
+    int code;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"--port 99999", 2, "option --port wants a whole number from 0 to 65535, not '99999'"},
+      {"--port -1", 2, "option --port wants a whole number"},
+      {"--max-connections 0", 2, "option --max-connections wants a whole number from 1"},
+      {"--max-doc-chars 99999999999", 2, "option --max-doc-chars wants a whole number from 1 to 2147483647"},
+      // --quiet is a switch: it does not take --data as its value (the port error shows that
+      // everything after it was read as meant); "--quiet 1" keeps working.
+      {"--quiet --port 70000", 2, "option --port wants"},
+      {"--quiet 1 --port 70000", 2, "option --port wants"},
+      {"--quiet maybe", 1, "serve takes no positional arguments"},
+      {"--quiet=maybe", 2, "option --quiet is on or off"},
+      {"--auth-secret ''", 1, "--auth-secret is empty"},
+      {"--jwt-secret ''", 1, "--jwt-secret is empty"},
+      {"--auth-secret-file " + dir.file("empty"), 1, "--auth-secret-file " + dir.file("empty") + " is empty"},
+      {"--auth-secret-file " + dir.file("missing"), 1, "cannot read --auth-secret-file"},
+      {"--auth-secret s --auth-secret-file " + dir.file("secret"), 1, "give one"},
+      {"--metrics-token-file " + dir.file("empty"), 1, "--metrics-token-file " + dir.file("empty") + " is empty"},
+      {"--static /nonexistent", 1, "--static /nonexistent: no index.html there"},
+  };
+  std::ofstream(dir.file("empty")).flush();
+  std::ofstream(dir.file("secret")) << "s3cret\n";
+  for (const auto& c : cases) {
+    auto r = run_tandem("serve" + data + " " + c.args + " 2>&1");
+    INFO("serve " << c.args << " -> " << r.out);
+    CHECK(r.code == c.code);
+    CHECK_THAT(r.out, Catch::Contains(c.says));
+  }
+  // The help: one option per line where they were run together.
+  const std::string help = run_tandem("serve --help").out;
+  for (const char* line : {"\n  --drain-ms N ", "\n  --durability full|normal ", "\n  --jwt-audience A ", "\n  --jwt-issuer I ",
+                           "\n  --auth-secret-file F ", "\n  --metrics-token-file F ", "\n  --quiet "}) {
+    CHECK_THAT(help, Catch::Contains(line));
+  }
 }

@@ -1,6 +1,7 @@
 // tandem: the command line. `tandem COMMAND --help` describes each command.
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <string>
 
 #include "cli.h"
@@ -25,7 +26,9 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
-  tandem::cli::Args args(argc - 2, argv + 2);
+  // Options that are switches (no value) for each command.
+  const std::set<std::string> switches = cmd == "serve" ? std::set<std::string>{"--quiet"} : std::set<std::string>{};
+  tandem::cli::Args args(argc - 2, argv + 2, switches);
   if (cmd == "serve") return tandem::cli::cmd_serve(args);
   if (cmd == "token") return tandem::cli::cmd_token(args);
   if (cmd == "import") return tandem::cli::cmd_import(args);

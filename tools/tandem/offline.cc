@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include "cli.h"
 #include "crdt/codec.h"
@@ -94,6 +95,58 @@ class ProgressBar {
   uint64_t shown_ = 0;
 };
 
+// The text exactly; on a terminal, a newline after a text that lacks one (else the shell's prompt
+// would follow its last line).
+void write_text(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  if (isatty(1) && (text.empty() || text.back() != '\n')) std::fputc('\n', stdout);
+}
+
+// Whether run `r` continues `p` (what one agent typed or deleted in one go): its next events,
+// depending on p's last one only, of the same kind, where p's last one leaves the cursor.
+bool continues(const crdt::OpRun& p, const crdt::OpRun& r) {
+  // One deleted character is as much a Backspace as a Delete: the first Backspace of several.
+  const bool first_backspace = p.kind == crdt::OpKind::kDeleteForward && p.len == 1 && r.kind == crdt::OpKind::kDeleteBackward;
+  if (r.agent != p.agent || (r.kind != p.kind && !first_backspace) || r.seq != p.seq + p.len) return false;
+  if (!(r.parents.size() == 1 && r.parents[0].agent == p.agent && r.parents[0].seq + 1 == r.seq)) return false;
+  switch (r.kind) {
+    case crdt::OpKind::kInsert:
+    case crdt::OpKind::kInsertDeleted: return r.pos == p.pos + p.len;
+    case crdt::OpKind::kDeleteForward: return r.pos == p.pos;
+    case crdt::OpKind::kDeleteBackward: return p.pos >= p.len && r.pos == p.pos - p.len;  // (also after first_backspace)
+  }
+  return false;
+}
+
+// Who wrote a document: by person (an agent "bob/phone" writes for bob, the subject of its
+// token; one without '/' stands for itself), with their operations; every agent when `all`.
+void print_agents(const std::vector<std::pair<std::string, uint64_t>>& agents, bool all) {
+  struct Person {
+    size_t agents = 0;
+    uint64_t events = 0;
+  };
+  std::map<std::string, Person> people;
+  for (const auto& [agent, events] : agents) {
+    Person& p = people[agent.substr(0, agent.find('/'))];
+    ++p.agents;
+    p.events += events;
+  }
+  std::vector<std::pair<std::string, Person>> by_events(people.begin(), people.end());
+  std::stable_sort(by_events.begin(), by_events.end(), [](const auto& a, const auto& b) { return a.second.events > b.second.events; });
+  std::printf("  written by   %zu agent%s:", agents.size(), agents.size() == 1 ? "" : "s");
+  for (size_t i = 0; i < by_events.size() && i < 8; ++i) {
+    const auto& [who, p] = by_events[i];
+    std::printf("%s %s (%llu operation%s%s)", i ? "," : "", who.c_str(), static_cast<unsigned long long>(p.events),
+                p.events == 1 ? "" : "s", p.agents > 1 ? (", " + std::to_string(p.agents) + " agents").c_str() : "");
+  }
+  std::printf("%s\n", by_events.size() > 8 ? ", ..." : "");
+  if (!all) return;
+  for (const auto& [agent, events] : agents) {
+    std::printf("  agent        %s: %llu operation%s\n", agent.c_str(), static_cast<unsigned long long>(events),
+                events == 1 ? "" : "s");
+  }
+}
+
 // A SQLite file or a postgresql:// connection (storage::open_log_store).
 Result<std::unique_ptr<storage::LogStore>> open_store(const std::string& target, bool read_only) {
   return storage::open_log_store(target, read_only);
@@ -101,25 +154,52 @@ Result<std::unique_ptr<storage::LogStore>> open_store(const std::string& target,
 
 }  // namespace
 
+Result<std::string> database_of(Args& args, bool must_exist) {
+  const std::string db = args.value("--db"), data = args.value("--data");
+  if (!db.empty() && !data.empty()) return Status::InvalidArgument("give --db FILE or --data DIR, not both");
+  if (!db.empty()) {
+    if (must_exist && db.find("://") == std::string::npos && !std::filesystem::exists(db)) {
+      return Status::NotFound("no database at " + db);
+    }
+    return db;
+  }
+  const std::string path = (std::filesystem::path(data.empty() ? "./data" : data) / "tandem.db").string();
+  if (must_exist && !std::filesystem::exists(path)) {
+    return Status::NotFound("no database at " + path +
+                            " (give --data DIR, where tandem serve --data DIR keeps it, or --db FILE|URI)");
+  }
+  return path;
+}
+
 int cmd_import(Args& args) {
   if (args.help()) {
     std::puts(
-        "usage: tandem import --db FILE|URI --doc ID TRACE.json[.gz] [--row-events N]\n"
+        "usage: tandem import [--data DIR | --db FILE|URI] --doc ID TRACE.json[.gz] [--row-events N]\n"
         "  Loads an editing trace (the josephg/editing-traces format, as in ../shared/traces) as the\n"
         "  history of a new document: a server-side replica integrates every transaction in trace\n"
         "  order, its operations go to the log (N events per log row at most, default 1024), and\n"
-        "  snapshots are taken by the default policy.");
+        "  snapshots are taken by the default policy.\n"
+        "  The database: --db FILE (SQLite) or a PostgreSQL URI, else DIR/tandem.db (default ./data,\n"
+        "  where tandem serve keeps it).");
     return 0;
   }
-  const std::string db = args.value("--db"), doc = args.value("--doc");
+  const std::string doc = args.value("--doc");
   history::ImportOptions options;
   options.row_events = std::max<uint64_t>(1, args.number("--row-events", options.row_events));
   const auto files = args.rest();
+  const auto db = database_of(args, false);
   if (!args.ok()) return args.fail();
-  if (doc.empty() || files.size() != 1) return fail("import needs --db FILE --doc ID and one trace file (see --help)");
+  if (!db.ok()) return fail(db.status());
+  if (doc.empty() || files.size() != 1) return fail("import needs --doc ID and one trace file (see --help)");
   auto t = trace::load(files[0]);
   if (!t.ok()) return fail(t.status());
-  auto store = open_store(db, false);
+  if (db->find("://") == std::string::npos) {
+    std::error_code ec;
+    const auto dir = std::filesystem::path(*db).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    if (ec) return fail("cannot create " + dir.string() + ": " + ec.message());
+  }
+  auto store = open_store(*db, false);
   if (!store.ok()) return fail(store.status());
   ProgressBar bar("importing");
   auto replica = history::import_trace(**store, doc, *t, options, [&bar](uint64_t d, uint64_t n) { bar.update(d, n); });
@@ -133,29 +213,33 @@ int cmd_import(Args& args) {
 int cmd_replay(Args& args) {
   if (args.help()) {
     std::puts(
-        "usage: tandem replay --db FILE|URI --doc ID [--at-op N | --at-time T] [--out FILE]\n"
+        "usage: tandem replay [--data DIR | --db FILE|URI] --doc ID [--at-op N | --at-time T] [--out FILE]\n"
         "  Rebuilds the document from its log alone (no snapshot) as it was after its first N\n"
         "  operations (events, in the order the server received them), or with what was logged up\n"
         "  to time T (milliseconds since 1970, or UTC like 2026-11-28T17:00:00), and prints the\n"
-        "  text or writes it to FILE. Without --at-op or --at-time: the whole log.");
+        "  text or writes it to FILE. Without --at-op or --at-time: the whole log. On a terminal a\n"
+        "  newline follows a text that does not end with one; a file or a pipe gets the text exactly.\n"
+        "  The database: --db FILE (SQLite) or a PostgreSQL URI, else DIR/tandem.db (default ./data).");
     return 0;
   }
-  const std::string db = args.value("--db"), doc = args.value("--doc"), out = args.value("--out");
+  const std::string doc = args.value("--doc"), out = args.value("--out");
   const std::string at_time = args.value("--at-time");
   const uint64_t at_op = args.number("--at-op", UINT64_MAX);
+  const auto db = database_of(args, true);
   if (!args.ok()) return args.fail();
-  if (doc.empty()) return fail("replay needs --db FILE --doc ID (see --help)");
+  if (!db.ok()) return fail(db.status());
+  if (doc.empty()) return fail("replay needs --doc ID (see --help)");
   int64_t until_ms = INT64_MAX;
   if (!at_time.empty() && !parse_time(at_time, &until_ms)) return fail("cannot read the time '" + at_time + "'");
   if (!at_time.empty() && at_op != UINT64_MAX) return fail("give --at-op or --at-time, not both");
-  auto store = open_store(db, true);
+  auto store = open_store(*db, true);
   if (!store.ok()) return fail(store.status());
   ProgressBar bar("replaying");
   auto replica = history::replay_log(**store, doc, at_op, until_ms, [&bar](uint64_t d, uint64_t n) { bar.update(d, n); });
   if (!replica.ok()) return fail(replica.status());
   const std::string text = replica->text();
   if (out.empty()) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
+    write_text(text);
   } else {
     std::ofstream f(out, std::ios::binary);
     f << text;
@@ -167,33 +251,62 @@ int cmd_replay(Args& args) {
 int cmd_export(Args& args) {
   if (args.help()) {
     std::puts(
-        "usage: tandem export --db FILE|URI --doc ID [--format text|json]\n"
-        "  text: the current text (from the newest snapshot and the log after it).\n"
+        "usage: tandem export [--data DIR | --db FILE|URI] --doc ID [--format text|json]\n"
+        "  text: the current text (from the newest snapshot and the log after it); on a terminal a\n"
+        "    newline follows a text that does not end with one.\n"
         "  json: the history, one operation run per line, in the order the server received them:\n"
-        "    {\"id\":[agent,seq],\"parents\":[[agent,seq],...],\"time\":ISO-8601,\"pos\":N,\n"
-        "     \"deleted\":N,\"direction\":\"forward\"|\"backward\",\"inserted\":TEXT or null}\n"
-        "  A run of N events by one agent: inserts put TEXT at pos (null: the text was never\n"
-        "  received, only that it was deleted); deletes remove N characters at pos (forward) or\n"
-        "  before and at pos (backward, as Backspace).");
+        "    {\"id\":[agent,seq],\"parents\":[[agent,seq],...],\"time\":ISO-8601,\"until\":ISO-8601,\n"
+        "     \"pos\":N,\"deleted\":N,\"direction\":\"forward\"|\"backward\",\"inserted\":TEXT or null}\n"
+        "  A run is what one agent typed or deleted in one go (consecutive keystrokes join, also\n"
+        "  when they were logged one by one; time and until: when its first and last were logged).\n"
+        "  Inserts put TEXT at pos (null, with \"length\": the text was never received, only that it\n"
+        "  was deleted); deletes remove N characters at pos (forward) or before and at pos\n"
+        "  (backward, as Backspace).\n"
+        "  The database: --db FILE (SQLite) or a PostgreSQL URI, else DIR/tandem.db (default ./data).");
     return 0;
   }
-  const std::string db = args.value("--db"), doc = args.value("--doc"), format = args.value("--format", "text");
+  const std::string doc = args.value("--doc"), format = args.value("--format", "text");
+  const auto db = database_of(args, true);
   if (!args.ok()) return args.fail();
-  if (doc.empty()) return fail("export needs --db FILE --doc ID (see --help)");
+  if (!db.ok()) return fail(db.status());
+  if (doc.empty()) return fail("export needs --doc ID (see --help)");
   if (format != "text" && format != "json") return fail("--format is text or json");
-  auto store = open_store(db, true);
+  auto store = open_store(*db, true);
   if (!store.ok()) return fail(store.status());
   if (format == "text") {
     std::vector<std::string> warnings;
     auto replica = (*store)->load(doc, "tandem-export", &warnings);
     for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (!replica.ok()) return fail(replica.status());
-    const std::string text = replica->text();
-    std::fwrite(text.data(), 1, text.size(), stdout);
+    write_text(replica->text());
     return 0;
   }
   auto rows = (*store)->read_log(doc, 0, UINT64_MAX);
   if (!rows.ok()) return fail(rows.status());
+  // Runs joined where one continues another of its agent's (keystrokes logged one by one).
+  struct Entry {
+    crdt::OpRun run;
+    int64_t first_ms, last_ms;
+  };
+  std::vector<Entry> entries;
+  std::map<std::string, size_t> open;  // agent -> its entry that may go on
+  for (const auto& row : *rows) {
+    auto batch = codec::decode_ops(row.batch);
+    if (!batch.ok()) return fail(batch.status().WithContext("log row at event " + std::to_string(row.first_event)));
+    for (auto& r : batch->runs) {
+      auto it = open.find(r.agent);
+      if (it != open.end() && continues(entries[it->second].run, r)) {
+        Entry& e = entries[it->second];
+        e.run.kind = r.kind;
+        e.run.len += r.len;
+        e.run.content += r.content;
+        e.last_ms = row.time_ms;
+        continue;
+      }
+      open[r.agent] = entries.size();
+      entries.push_back({std::move(r), row.time_ms, row.time_ms});
+    }
+  }
   auto append_id = [](std::string* out, const std::string& agent, uint32_t seq) {
     out->append("[");
     out->append(json_string(agent));
@@ -201,31 +314,25 @@ int cmd_export(Args& args) {
     out->append(std::to_string(seq));
     out->append("]");
   };
-  for (const auto& row : *rows) {
-    auto batch = codec::decode_ops(row.batch);
-    if (!batch.ok()) return fail(batch.status());
-    const std::string time = json_string(iso_time(row.time_ms));
-    for (const auto& r : batch->runs) {
-      std::string line = "{\"id\":";
-      append_id(&line, r.agent, r.seq);
-      line += ",\"parents\":[";
-      for (size_t i = 0; i < r.parents.size(); ++i) {
-        if (i) line += ",";
-        append_id(&line, r.parents[i].agent, r.parents[i].seq);
-      }
-      line += "],\"time\":";
-      line += time;
-      line += ",\"pos\":";
-      line += std::to_string(r.pos);
-      const bool ins = crdt::IsInsert(r.kind);
-      line += ",\"deleted\":" + std::to_string(ins ? 0 : r.len);
-      if (!ins) line += std::string(",\"direction\":\"") + (r.kind == crdt::OpKind::kDeleteForward ? "forward" : "backward") + "\"";
-      line += ",\"inserted\":";
-      line += r.kind == crdt::OpKind::kInsert ? json_string(r.content) : ins ? "null" : "\"\"";
-      if (r.kind == crdt::OpKind::kInsertDeleted) line += ",\"length\":" + std::to_string(r.len);
-      line += "}\n";
-      std::fwrite(line.data(), 1, line.size(), stdout);
+  for (const Entry& e : entries) {
+    const crdt::OpRun& r = e.run;
+    std::string line = "{\"id\":";
+    append_id(&line, r.agent, r.seq);
+    line += ",\"parents\":[";
+    for (size_t i = 0; i < r.parents.size(); ++i) {
+      if (i) line += ",";
+      append_id(&line, r.parents[i].agent, r.parents[i].seq);
     }
+    line += "],\"time\":" + json_string(iso_time(e.first_ms)) + ",\"until\":" + json_string(iso_time(e.last_ms));
+    line += ",\"pos\":" + std::to_string(r.pos);
+    const bool ins = crdt::IsInsert(r.kind);
+    line += ",\"deleted\":" + std::to_string(ins ? 0 : r.len);
+    if (!ins) line += std::string(",\"direction\":\"") + (r.kind == crdt::OpKind::kDeleteForward ? "forward" : "backward") + "\"";
+    line += ",\"inserted\":";
+    line += r.kind == crdt::OpKind::kInsert ? json_string(r.content) : ins ? "null" : "\"\"";
+    if (r.kind == crdt::OpKind::kInsertDeleted) line += ",\"length\":" + std::to_string(r.len);
+    line += "}\n";
+    std::fwrite(line.data(), 1, line.size(), stdout);
   }
   return 0;
 }
@@ -233,17 +340,20 @@ int cmd_export(Args& args) {
 int cmd_inspect(Args& args) {
   if (args.help()) {
     std::puts(
-        "usage: tandem inspect --db FILE|URI [--doc ID]\n"
+        "usage: tandem inspect [--data DIR | --db FILE|URI] [--doc ID]\n"
         "  The documents in a database: operations, log rows and bytes, snapshots and their age,\n"
         "  agents, last change; with --doc, one document in detail (its text length too). Then\n"
         "  the database's check (SQLite's PRAGMA integrity_check; for PostgreSQL, every document\n"
         "  loaded and every node's head matched with its rows).\n"
-        "  URI: a PostgreSQL database shared by several servers (postgresql://USER:PASS@HOST:PORT/DB).");
+        "  The database: --db FILE (SQLite) or a PostgreSQL URI shared by several servers\n"
+        "  (postgresql://USER:PASS@HOST:PORT/DB), else DIR/tandem.db (default ./data).");
     return 0;
   }
-  const std::string db = args.value("--db"), doc = args.value("--doc");
+  const std::string doc = args.value("--doc");
+  const auto db = database_of(args, true);
   if (!args.ok()) return args.fail();
-  auto store = open_store(db, true);
+  if (!db.ok()) return fail(db.status());
+  auto store = open_store(*db, true);
   if (!store.ok()) return fail(store.status());
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch()).count();
@@ -261,7 +371,7 @@ int cmd_inspect(Args& args) {
     if (!one.ok()) return fail(one.status());
     docs.push_back(std::move(*one));
   }
-  std::printf("%s: %zu document%s\n", db.c_str(), docs.size(), docs.size() == 1 ? "" : "s");
+  std::printf("%s: %zu document%s\n", db->c_str(), docs.size(), docs.size() == 1 ? "" : "s");
   for (const auto& d : docs) {
     std::printf("\n%s\n  operations   %llu in %llu log rows, %llu bytes\n", d.name.c_str(),
                 static_cast<unsigned long long>(d.events), static_cast<unsigned long long>(d.log_rows),
@@ -275,11 +385,7 @@ int cmd_inspect(Args& args) {
     }
     std::printf("  created      %s\n  last change  %s (%s ago)\n", iso_time(d.created_ms).c_str(),
                 iso_time(d.updated_ms).c_str(), age(d.updated_ms).c_str());
-    std::printf("  agents       %zu:", d.agents.size());
-    for (size_t i = 0; i < d.agents.size() && i < 8; ++i) {
-      std::printf(" %s (%llu)", d.agents[i].first.c_str(), static_cast<unsigned long long>(d.agents[i].second));
-    }
-    std::printf("%s\n", d.agents.size() > 8 ? " ..." : "");
+    print_agents(d.agents, !doc.empty());
     if (!doc.empty()) {
       std::vector<std::string> warnings;
       auto replica = (*store)->load(d.name, "tandem-inspect", &warnings);

@@ -19,6 +19,8 @@ using crdt::Status;
 
 namespace {
 
+constexpr uint64_t kDayMs = 86400000;
+
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
   size_t at = 0;
@@ -75,25 +77,31 @@ int cmd_serve(Args& args) {
         "                             nodes serving the same documents (docs/scale-out.md); a\n"
         "                             libpq connection URI. --data and --durability do not apply\n"
         "  --drain-ms N               on SIGTERM, fail /healthz and refuse new sessions for N ms\n"
-        "                             before closing the open ones (0; a balancer needs a few seconds)"
+        "                             before closing the open ones (0; a balancer needs a few seconds)\n"
         "  --durability full|normal   full (default): every acknowledged edit survives power loss;\n"
         "                             normal: faster, but the last acknowledged edits before a power\n"
         "                             loss may be lost (a process crash loses nothing)\n"
         "  --commit-interval-ms N     group commit: at most one commit per N ms, so that edits\n"
         "                             arriving together share one fsync (4; 0: commit at once)\n"
         "  --threads N                I/O threads (one per core)\n"
-        "  --static DIR               the editor's files (found next to the build by default)\n"
-        "  --auth-secret S            require tokens signed with S (see tandem token); without it the\n"
-        "                             server is open to anyone who can reach it\n"
+        "  --static DIR               the editor's files (found next to the build by default); DIR\n"
+        "                             must hold index.html\n"
+        "  --auth-secret-file F       require tokens signed with the secret in F (see tandem token);\n"
+        "                             --auth-secret S takes it on the command line, visible in ps.\n"
+        "                             Without these or a JWT key the server is open to anyone who\n"
+        "                             can reach it\n"
         "  --jwt-secret-file F        accept HS256 JWTs signed with the secret in F (32 bytes or more;\n"
         "                             --jwt-secret S takes it on the command line, visible in ps)\n"
         "  --jwt-public-key F         accept RS256 or ES256 JWTs signed for this PEM public key\n"
         "  --jwt-jwks F               accept RS256/ES256 JWTs signed for a key of this JWKS file\n"
-        "  --jwt-audience A           JWTs must name A in aud      --jwt-issuer I  and I in iss\n"
+        "  --jwt-audience A           JWTs must name A in aud\n"
+        "  --jwt-issuer I             JWTs must name I in iss\n"
         "  --jwt-doc-claim C          the claim with the document pattern(s) a JWT grants (doc)\n"
         "  --jwt-mode-claim C         the claim saying read or write (mode; absent: read)\n"
         "  --jwt-leeway-s N           clock skew allowed on exp and nbf (0)\n"
         "                             (docs/protocol.md: which kind of token to choose)\n"
+        "  --metrics-token-file F     /metrics answers only with Authorization: Bearer <the token in F>\n"
+        "                             (without it /metrics is open, also on a server with auth)\n"
         "  --webhook-url URL          after a document's changes settle, POST a signed JSON about\n"
         "                             them here (http:// or https://; docs/http-api.md, Webhooks)\n"
         "  --webhook-secret-file F    sign webhooks with the secret in F (X-Tandem-Signature)\n"
@@ -103,7 +111,7 @@ int cmd_serve(Args& args) {
         "  --allow-origin A,B         accept WebSocket upgrades only from these exact Origins\n"
         "  --tls-cert F --tls-key K   serve https:// and wss:// with this PEM certificate and key\n"
         "  --log-format text|json     (text)\n"
-        "  --quiet                    log warnings and errors only (any value)\n"
+        "  --quiet                    log warnings and errors only\n"
         "limits (defaults in brackets):\n"
         "  --max-frame-bytes N [1048576]     --max-batch-ops N [100000]   --max-doc-chars N [16777216]\n"
         "  --max-held-ops N [100000]         --max-connections N [20000]  --max-connections-per-ip N [256]\n"
@@ -116,15 +124,18 @@ int cmd_serve(Args& args) {
   }
   net::ServerOptions o;
   o.host = args.value("--host", o.host);
-  o.port = static_cast<uint16_t>(args.number("--port", o.port));
+  o.port = static_cast<uint16_t>(args.number("--port", o.port, 0, 65535));
   const std::string data = args.value("--data", "./data");
   const std::string store_uri = args.value("--store");
-  o.drain = std::chrono::milliseconds(args.number("--drain-ms", 0));
+  o.drain = std::chrono::milliseconds(args.number("--drain-ms", 0, 0, kDayMs));
   const std::string durability = args.value("--durability", "full");
-  const uint64_t commit_interval_ms = args.number("--commit-interval-ms", 4);
-  o.threads = static_cast<int>(args.number("--threads", 0));
+  const uint64_t commit_interval_ms = args.number("--commit-interval-ms", 4, 0, 1000);
+  o.threads = static_cast<int>(args.number("--threads", 0, 0, 1024));
   o.static_dir = args.value("--static", "");
+  const bool auth_secret_given = args.has("--auth-secret");
   o.auth_secret = args.value("--auth-secret");
+  const std::string auth_secret_file = args.value("--auth-secret-file");
+  const std::string metrics_token_file = args.value("--metrics-token-file");
   o.jwt.hs256_secret = args.value("--jwt-secret");
   const std::string jwt_secret_file = args.value("--jwt-secret-file");
   o.jwt.public_key_file = args.value("--jwt-public-key");
@@ -133,32 +144,32 @@ int cmd_serve(Args& args) {
   o.jwt.issuer = args.value("--jwt-issuer");
   o.jwt.doc_claim = args.value("--jwt-doc-claim", o.jwt.doc_claim);
   o.jwt.mode_claim = args.value("--jwt-mode-claim", o.jwt.mode_claim);
-  o.jwt.leeway_seconds = static_cast<int64_t>(args.number("--jwt-leeway-s", 0));
+  o.jwt.leeway_seconds = static_cast<int64_t>(args.number("--jwt-leeway-s", 0, 0, 86400));
   o.webhook.url = args.value("--webhook-url");
   const std::string webhook_secret_file = args.value("--webhook-secret-file");
-  o.webhook.debounce = std::chrono::milliseconds(args.number("--webhook-debounce-ms", o.webhook.debounce.count()));
-  o.webhook.timeout = std::chrono::milliseconds(args.number("--webhook-timeout-ms", o.webhook.timeout.count()));
-  o.webhook.retry_window = std::chrono::seconds(args.number("--webhook-retry-window-s", 3600));
+  o.webhook.debounce = std::chrono::milliseconds(args.number("--webhook-debounce-ms", o.webhook.debounce.count(), 0, kDayMs));
+  o.webhook.timeout = std::chrono::milliseconds(args.number("--webhook-timeout-ms", o.webhook.timeout.count(), 1, kDayMs));
+  o.webhook.retry_window = std::chrono::seconds(args.number("--webhook-retry-window-s", 3600, 0, 30 * 86400));
   o.allowed_origins = split_commas(args.value("--allow-origin"));
   o.tls_cert = args.value("--tls-cert");
   o.tls_key = args.value("--tls-key");
   const std::string log_format = args.value("--log-format", "text");
-  o.log_quiet = !args.value("--quiet").empty();
-  o.max_frame_bytes = args.number("--max-frame-bytes", o.max_frame_bytes);
-  o.max_batch_events = args.number("--max-batch-ops", o.max_batch_events);
-  o.max_doc_chars = static_cast<uint32_t>(args.number("--max-doc-chars", o.max_doc_chars));
-  o.max_held_events = args.number("--max-held-ops", o.max_held_events);
-  o.max_connections = static_cast<uint32_t>(args.number("--max-connections", o.max_connections));
-  o.max_connections_per_ip = static_cast<uint32_t>(args.number("--max-connections-per-ip", o.max_connections_per_ip));
-  o.max_messages_per_second = static_cast<uint32_t>(args.number("--max-messages-per-second", o.max_messages_per_second));
-  o.max_queue_bytes = args.number("--max-queue-bytes", o.max_queue_bytes);
-  o.handshake_timeout = std::chrono::milliseconds(args.number("--handshake-timeout-ms", o.handshake_timeout.count()));
-  o.idle_timeout = std::chrono::milliseconds(args.number("--idle-timeout-ms", o.idle_timeout.count()));
-  o.room_grace = std::chrono::milliseconds(args.number("--room-grace-ms", o.room_grace.count()));
-  o.snapshot_every_events = args.number("--snapshot-every-ops", o.snapshot_every_events);
-  o.snapshot_every = std::chrono::milliseconds(args.number("--snapshot-every-ms", o.snapshot_every.count()));
+  o.log_quiet = args.flag("--quiet");
+  o.max_frame_bytes = args.number("--max-frame-bytes", o.max_frame_bytes, 64, uint64_t{1} << 31);
+  o.max_batch_events = args.number("--max-batch-ops", o.max_batch_events, 1, INT32_MAX);
+  o.max_doc_chars = static_cast<uint32_t>(args.number("--max-doc-chars", o.max_doc_chars, 1, INT32_MAX));
+  o.max_held_events = args.number("--max-held-ops", o.max_held_events, 0, INT32_MAX);
+  o.max_connections = static_cast<uint32_t>(args.number("--max-connections", o.max_connections, 1, UINT32_MAX));
+  o.max_connections_per_ip = static_cast<uint32_t>(args.number("--max-connections-per-ip", o.max_connections_per_ip, 1, UINT32_MAX));
+  o.max_messages_per_second = static_cast<uint32_t>(args.number("--max-messages-per-second", o.max_messages_per_second, 1, UINT32_MAX));
+  o.max_queue_bytes = args.number("--max-queue-bytes", o.max_queue_bytes, 1024, uint64_t{1} << 40);
+  o.handshake_timeout = std::chrono::milliseconds(args.number("--handshake-timeout-ms", o.handshake_timeout.count(), 1, kDayMs));
+  o.idle_timeout = std::chrono::milliseconds(args.number("--idle-timeout-ms", o.idle_timeout.count(), 1, kDayMs));
+  o.room_grace = std::chrono::milliseconds(args.number("--room-grace-ms", o.room_grace.count(), 0, kDayMs));
+  o.snapshot_every_events = args.number("--snapshot-every-ops", o.snapshot_every_events, 1, INT32_MAX);
+  o.snapshot_every = std::chrono::milliseconds(args.number("--snapshot-every-ms", o.snapshot_every.count(), 1, kDayMs));
   o.max_broadcast_delay =
-      std::chrono::milliseconds(args.number("--max-broadcast-delay-ms", o.max_broadcast_delay.count()));
+      std::chrono::milliseconds(args.number("--max-broadcast-delay-ms", o.max_broadcast_delay.count(), 0, 60000));
   if (!args.ok()) return args.fail();
   if (!args.rest().empty()) return fail("serve takes no positional arguments (see --help)");
   if (durability != "full" && durability != "normal") return fail("--durability is full or normal");
@@ -166,10 +177,28 @@ int cmd_serve(Args& args) {
   if (log_format != "text" && log_format != "json") return fail("--log-format is text or json");
   if (o.tls_cert.empty() != o.tls_key.empty()) return fail("--tls-cert and --tls-key go together");
   if (o.max_messages_per_second == 0 || o.max_frame_bytes < 64) return fail("limits must allow some traffic");
+  // An empty secret would leave the server without auth, open to anyone: refused, as are
+  // empty secret files.
+  if (auth_secret_given && o.auth_secret.empty()) {
+    return fail("--auth-secret is empty: give a secret (or --auth-secret-file F), or leave it out for an open server");
+  }
+  if (args.has("--jwt-secret") && o.jwt.hs256_secret.empty()) {
+    return fail("--jwt-secret is empty: give a secret (or --jwt-secret-file F)");
+  }
+  if (!auth_secret_file.empty()) {
+    if (auth_secret_given) return fail("--auth-secret and --auth-secret-file: give one");
+    if (!read_secret_line(auth_secret_file, &o.auth_secret)) return fail("cannot read --auth-secret-file " + auth_secret_file);
+    if (o.auth_secret.empty()) return fail("--auth-secret-file " + auth_secret_file + " is empty");
+  }
+  if (!metrics_token_file.empty()) {
+    if (!read_secret_line(metrics_token_file, &o.metrics_token)) {
+      return fail("cannot read --metrics-token-file " + metrics_token_file);
+    }
+    if (o.metrics_token.empty()) return fail("--metrics-token-file " + metrics_token_file + " is empty");
+  }
   if (!jwt_secret_file.empty()) {
     if (!o.jwt.hs256_secret.empty()) return fail("--jwt-secret and --jwt-secret-file: give one");
     if (!read_secret_line(jwt_secret_file, &o.jwt.hs256_secret)) return fail("cannot read --jwt-secret-file " + jwt_secret_file);
-    // An empty secret would leave the server without auth, open to anyone.
     if (o.jwt.hs256_secret.empty()) return fail("--jwt-secret-file " + jwt_secret_file + " is empty");
   }
   if (!webhook_secret_file.empty()) {
@@ -185,7 +214,14 @@ int cmd_serve(Args& args) {
   }
   o.log_json = log_format == "json";
   o.handle_signals = true;
-  if (o.static_dir.empty()) o.static_dir = default_static_dir();
+  if (!o.static_dir.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(std::filesystem::path(o.static_dir) / "index.html", ec)) {
+      return fail("--static " + o.static_dir + ": no index.html there (the editor's files are built into build/web-editor/dist)");
+    }
+  } else {
+    o.static_dir = default_static_dir();
+  }
 
   std::unique_ptr<storage::LogStore> store;
   std::string where;
@@ -218,7 +254,8 @@ int cmd_serve(Args& args) {
   net::Server server(o, &docs);
   Status st = server.start();
   if (!st.ok()) return fail(st);
-  std::printf("tandem: serving %s on %s://%s:%u/ (data in %s)\n", o.static_dir.empty() ? "the sync server" : "the editor",
+  std::printf("tandem: serving %s on %s://%s:%u/ (data in %s)\n",
+              o.static_dir.empty() ? "the sync server (no editor: it is not built; run web-editor/build.sh)" : "the editor",
               o.tls_cert.empty() ? "http" : "https", o.host.c_str(), static_cast<unsigned>(server.port()), where.c_str());
   std::fflush(stdout);
   server.run();
@@ -241,7 +278,7 @@ int cmd_token(Args& args) {
   const std::string pattern = args.value("--doc", "*");
   t.doc_patterns = {pattern};
   const std::string mode = args.value("--mode", "write");
-  const uint64_t ttl = args.number("--ttl", 86400);
+  const uint64_t ttl = args.number("--ttl", 86400, 1, 100ull * 365 * 86400);
   if (!args.ok()) return args.fail();
   if (secret.empty() || t.subject.empty()) return fail("token needs --secret and --sub (see --help)");
   if (mode != "read" && mode != "write") return fail("--mode is read or write");

@@ -40,6 +40,7 @@ struct ServerOptions {
   JwtOptions jwt;                            // JWTs from the app's auth server (jwt.h); none: not accepted
                                              // neither: open, for local use (logged at start)
   std::vector<std::string> allowed_origins;  // exact matches; empty: any Origin
+  std::string metrics_token;                 // /metrics wants "Authorization: Bearer <it>"; empty: open
   std::string tls_cert, tls_key;             // PEM files; both set: wss:// and https://
 
   // Limits.
