@@ -111,7 +111,14 @@ class ApiWaiter final : public Session {
     switch (code) {
       case proto::kDeleted: finish(api_error(404, "not_found", message)); return;
       case proto::kAgentInUse: finish(api_error(409, "agent_in_use", message)); return;
-      case proto::kRejected: finish(api_error(422, "rejected", message)); return;
+      case proto::kRejected:
+        // Positions as of an older version are checked by the document, in its own terms.
+        if (message.find("past the end") != std::string::npos) {
+          finish(api_error(422, "bad_edit", "an edit goes past the end of the text as it was at the given version"));
+        } else {
+          finish(api_error(422, "rejected", message));
+        }
+        return;
       case proto::kTooLarge: finish(api_error(413, "too_large", message)); return;
       case proto::kForbidden: finish(api_error(403, "forbidden", message)); return;
       default: finish(api_error(code == proto::kInternal ? 503 : 500, "unavailable", message));
@@ -178,11 +185,53 @@ struct EditRequest {
   std::vector<Edit> edits;
 };
 
+// The body as JSON, or why it is not (the parser's words, without its exception's name).
+Result<json> parse_body(const std::string& body) {
+  try {
+    json j = json::parse(body);
+    if (!j.is_object()) return Status::InvalidArgument("the body must be a JSON object, not " + std::string(j.type_name()));
+    return j;
+  } catch (const json::parse_error& e) {
+    std::string why = e.what();
+    const size_t end = why.find("] ");
+    if (why.rfind("[json.exception", 0) == 0 && end != std::string::npos) why.erase(0, end + 2);
+    return Status::InvalidArgument("the body is not valid JSON: " + why);
+  }
+}
+
+// What a field holds, for messages: "a string", "a number"...
+std::string kind_of(const json& v) {
+  switch (v.type()) {
+    case json::value_t::string: return "a string";
+    case json::value_t::number_integer: return v.get<int64_t>() < 0 ? "a negative number" : "a number too large";
+    case json::value_t::number_unsigned: return "a number too large";
+    case json::value_t::number_float: return "a number with a fraction";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null: return "null";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    default: return "something else";
+  }
+}
+
+// A field that must be a whole number up to UINT32_MAX: a message naming what is wrong.
+Status whole_number(const json& e, const char* field, const std::string& where, const char* what, uint32_t* out) {
+  if (!e.contains(field)) return Status::InvalidArgument(where + ": '" + field + "' (" + what + ") is required");
+  const json& v = e[field];
+  if (!v.is_number_unsigned() || v.get<uint64_t>() > UINT32_MAX) {
+    return Status::InvalidArgument(where + ": '" + field + "' must be " + what + ", a whole number, not " + kind_of(v));
+  }
+  *out = v.get<uint32_t>();
+  return Status::OK();
+}
+
 Result<EditRequest> parse_edit(const std::string& body) {
-  const json j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("the body must be a JSON object");
+  auto parsed = parse_body(body);
+  if (!parsed.ok()) return parsed.status();
+  const json& j = *parsed;
   EditRequest r;
-  if (!j.contains("agent") || !j["agent"].is_string()) return Status::InvalidArgument("'agent' (a string) is required");
+  if (!j.contains("agent")) return Status::InvalidArgument("'agent' (a string) is required");
+  if (!j["agent"].is_string()) return Status::InvalidArgument("'agent' must be a string, not " + kind_of(j["agent"]));
   r.agent = j["agent"].get<std::string>();
   TANDEM_RETURN_IF_ERROR(crdt::Doc::ValidateAgent(r.agent).WithContext("agent"));
   if (j.contains("version")) {
@@ -190,31 +239,29 @@ Result<EditRequest> parse_edit(const std::string& body) {
     if (!v.ok()) return v.status();
     r.version = std::move(*v);
   }
-  if (!j.contains("edits") || !j["edits"].is_array() || j["edits"].empty()) {
-    return Status::InvalidArgument("'edits' must be a non-empty array");
+  if (!j.contains("edits")) return Status::InvalidArgument("'edits' (an array of edits) is required");
+  if (!j["edits"].is_array() || j["edits"].empty()) {
+    return Status::InvalidArgument("'edits' must be a non-empty array, not " +
+                                   (j["edits"].is_array() ? std::string("an empty one") : kind_of(j["edits"])));
   }
   if (j["edits"].size() > kMaxEdits) return Status::ResourceExhausted("at most " + std::to_string(kMaxEdits) + " edits per request");
   for (size_t i = 0; i < j["edits"].size(); ++i) {
     const json& e = j["edits"][i];
     const std::string where = "edit " + std::to_string(i);
-    if (!e.is_object() || !e.contains("at") || !e["at"].is_number_unsigned() || e["at"].get<uint64_t>() > UINT32_MAX) {
-      return Status::InvalidArgument(where + ": 'at' (a position in code points) is required");
-    }
-    EditRequest::Edit ed{e["at"].get<uint32_t>(), {}, 0};
+    if (!e.is_object()) return Status::InvalidArgument(where + " must be an object, not " + kind_of(e));
+    EditRequest::Edit ed{0, {}, 0};
+    TANDEM_RETURN_IF_ERROR(whole_number(e, "at", where, "a position in code points", &ed.at));
     const bool ins = e.contains("insert"), del = e.contains("delete");
     if (ins == del) return Status::InvalidArgument(where + ": give either 'insert' (text) or 'delete' (a count)");
     if (ins) {
-      if (!e["insert"].is_string() || e["insert"].get<std::string>().empty()) {
-        return Status::InvalidArgument(where + ": 'insert' must be non-empty text");
-      }
+      if (!e["insert"].is_string()) return Status::InvalidArgument(where + ": 'insert' must be text, not " + kind_of(e["insert"]));
       ed.insert = e["insert"].get<std::string>();
+      if (ed.insert.empty()) return Status::InvalidArgument(where + ": 'insert' must not be empty");
       auto info = crdt::utf8::inspect(ed.insert);
       if (!info.ok()) return info.status().WithContext(where);
     } else {
-      if (!e["delete"].is_number_unsigned() || e["delete"].get<uint64_t>() == 0 || e["delete"].get<uint64_t>() > UINT32_MAX) {
-        return Status::InvalidArgument(where + ": 'delete' must be a count of 1 or more");
-      }
-      ed.remove = e["delete"].get<uint32_t>();
+      TANDEM_RETURN_IF_ERROR(whole_number(e, "delete", where, "a count of characters", &ed.remove));
+      if (ed.remove == 0) return Status::InvalidArgument(where + ": 'delete' must be 1 or more");
     }
     r.edits.push_back(std::move(ed));
   }
@@ -226,6 +273,24 @@ Result<EditRequest> parse_edit(const std::string& body) {
 Result<crdt::OpBatch> build_batch(const EditRequest& r, const crdt::Doc& doc, crdt::Version* after) {
   auto parents = doc.frontier_of(r.version ? *r.version : doc.version());
   if (!parents.ok()) return parents.status();
+  // As of the current version the positions are checked here, in the request's terms; as of an
+  // older one the document checks them (see ApiWaiter::close_with).
+  if (!r.version || *r.version == doc.version()) {
+    uint64_t len = doc.length();
+    for (size_t i = 0; i < r.edits.size(); ++i) {
+      const auto& e = r.edits[i];
+      const std::string where = "edit " + std::to_string(i);
+      const std::string text = " the text (" + std::to_string(len) + " characters" + (i ? " after the edits before it)" : ")");
+      if (!e.insert.empty() && e.at > len) {
+        return Status::InvalidArgument(where + ": 'at' is " + std::to_string(e.at) + ", past the end of" + text);
+      }
+      if (e.insert.empty() && uint64_t{e.at} + e.remove > len) {
+        return Status::InvalidArgument(where + ": deleting " + std::to_string(e.remove) + " at " + std::to_string(e.at) +
+                                       " goes past the end of" + text);
+      }
+      len = e.insert.empty() ? len - e.remove : len + crdt::utf8::count_code_points(e.insert);
+    }
+  }
   crdt::OpBatch b;
   uint32_t seq = doc.version().next(r.agent);
   std::vector<crdt::OpId> prev = std::move(*parents);
@@ -287,7 +352,8 @@ std::string query_param(std::string_view target, std::string_view key) {
 }
 
 ApiResponse api_error(unsigned status, std::string_view code, std::string_view message) {
-  return {status, json{{"error", {{"code", code}, {"message", message}}}}.dump()};
+  // A message may quote what the client sent, which need not be UTF-8.
+  return {status, json{{"error", {{"code", code}, {"message", message}}}}.dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 bool is_api_path(std::string_view path) { return path.rfind("/api/", 0) == 0; }
@@ -409,6 +475,8 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
         const auto c = d.status().code();
         if (c == Status::Code::kNotFound) {
           reply(api_error(404, "not_found", d.status().message()));
+        } else if (c == Status::Code::kOutOfRange) {  // ?at= past the last event
+          reply(api_error(400, "bad_request", "'at' is too large: " + d.status().message()));
         } else {
           reply(api_error(c == Status::Code::kNotSupported ? 501 : 500, c == Status::Code::kNotSupported ? "not_supported" : "store_failed",
                           d.status().message()));

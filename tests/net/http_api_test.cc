@@ -168,7 +168,7 @@ TEST_CASE("http api: bad requests get JSON errors with their own codes, and chan
   CHECK(error_code(post(R"({"agent":"b","edits":[{"at":0}]})")) == "bad_request");
   CHECK(error_code(post(R"({"agent":"b","edits":[{"at":0,"insert":"x","delete":1}]})")) == "bad_request");
   CHECK(error_code(post("{\"agent\":\"b\",\"edits\":[{\"at\":0,\"insert\":\"\xff\"}]}")) == "bad_request");  // not UTF-8
-  CHECK(error_code(post(R"({"agent":"b","edits":[{"at":9,"insert":"x"}]})")) == "rejected");  // past the end
+  CHECK(error_code(post(R"({"agent":"b","edits":[{"at":9,"insert":"x"}]})")) == "bad_edit");  // past the end
   CHECK(error_code(post(R"({"agent":"b","version":{"nobody":4},"edits":[{"at":0,"insert":"x"}]})")) ==
         "version_unknown");
   CHECK(error_code(post(R"({"agent":"editor","edits":[{"at":0,"insert":"x"}]})")) == "agent_in_use");
@@ -185,6 +185,54 @@ TEST_CASE("http api: bad requests get JSON errors with their own codes, and chan
   std::this_thread::sleep_for(100ms);
   CHECK(editor->text() == "abc");
   CHECK(parse(http_get(s.port, "/api/docs/doc"))["text"] == "abc");
+}
+
+// Each bad request says what is wrong in the API's own terms (fields, edits, versions), not the
+// parser's or the engine's.
+TEST_CASE("http api: error messages name the field, the edit and the limit", "[net][http-api]") {
+  TempDir dir;
+  auto sqlite = tandem::storage::Store::open({dir.file("t.db")});
+  REQUIRE(sqlite.ok());
+  StoreAdapter adapter(**sqlite);
+  ServerFixture s({}, &adapter);
+  auto editor = make_client(s.url("doc"), "editor");
+  REQUIRE(editor->insert(0, "abc").ok());
+  REQUIRE(editor->wait_synced(5s));
+  auto post = [&](const std::string& body) { return http_request(s.port, http::verb::post, "/api/docs/doc/edits", body); };
+  auto says = [&](const std::pair<int, std::string>& r, int status, const std::string& code, const std::string& message) {
+    INFO("HTTP " << r.first << ": " << r.second);
+    CHECK(r.first == status);
+    CHECK(error_code(r) == code);
+    CHECK(parse(r)["error"]["message"].get<std::string>() == message);
+  };
+  says(post(R"({"agent":"b","edits":[{"at":"0","insert":"x"}]})"), 400, "bad_request",
+       "edit 0: 'at' must be a position in code points, a whole number, not a string");
+  says(post(R"({"agent":"b","edits":[{"at":-1,"insert":"x"}]})"), 400, "bad_request",
+       "edit 0: 'at' must be a position in code points, a whole number, not a negative number");
+  says(post(R"({"agent":"b","edits":[{"insert":"x"}]})"), 400, "bad_request",
+       "edit 0: 'at' (a position in code points) is required");
+  says(post(R"({"agent":7,"edits":[{"at":0,"insert":"x"}]})"), 400, "bad_request", "'agent' must be a string, not a number too large");
+  says(post(R"({"agent":"b","edits":{"at":0}})"), 400, "bad_request", "'edits' must be a non-empty array, not an object");
+  says(post(R"({"agent":"b","edits":[{"at":0,"delete":"2"}]})"), 400, "bad_request",
+       "edit 0: 'delete' must be a count of characters, a whole number, not a string");
+  says(post(R"([1, 2])"), 400, "bad_request", "the body must be a JSON object, not array");
+  auto truncated = post(R"({"agent":"b","edits":[{"at":0,)");
+  CHECK(truncated.first == 400);
+  CHECK_THAT(parse(truncated)["error"]["message"].get<std::string>(), Catch::StartsWith("the body is not valid JSON: "));
+  CHECK_THAT(parse(truncated)["error"]["message"].get<std::string>(), !Catch::Contains("json.exception"));
+  // Positions past the end, as of now: which edit, and how long the text was.
+  says(post(R"({"agent":"b","edits":[{"at":2,"delete":5}]})"), 422, "bad_edit",
+       "edit 0: deleting 5 at 2 goes past the end of the text (3 characters)");
+  says(post(R"({"agent":"b","edits":[{"at":3,"insert":"xy"},{"at":6,"insert":"z"}]})"), 422, "bad_edit",
+       "edit 1: 'at' is 6, past the end of the text (5 characters after the edits before it)");
+  // ... and as of an older version (the text was "a" then: the editor typed one character at a time).
+  says(post(R"({"agent":"b","version":{"editor":1},"edits":[{"at":0,"delete":2}]})"), 422, "bad_edit",
+       "an edit goes past the end of the text as it was at the given version");
+  // Reading past the last event.
+  says(http_get(s.port, "/api/docs/doc?at=99999"), 400, "bad_request", "'at' is too large: 'doc' has only 3 operations, not 99999");
+  CHECK(parse(http_get(s.port, "/api/docs/doc?at=3"))["text"] == "abc");
+  std::this_thread::sleep_for(100ms);
+  CHECK(editor->text() == "abc");
 }
 
 TEST_CASE("http api: the same tokens as the WebSocket decide who may list, read, write and delete", "[net][http-api][auth]") {

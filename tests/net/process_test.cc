@@ -7,11 +7,15 @@
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <regex>
+#include <fstream>
 #include <thread>
+#include <vector>
 
 #include "crdt/utf8.h"
+#include "net/auth.h"
 #include "net/client.h"
 #include "storage/store.h"
+#include "support/net_fixtures.h"
 #include "support/random_edits.h"
 #include "support/temp_dir.h"
 #include "support/test_threads.h"
@@ -26,7 +30,7 @@ namespace {
 // `tandem serve` as a child process. Reads the port from its first line of output.
 class ServeProcess {
  public:
-  ServeProcess(const std::string& data, uint16_t port) {
+  ServeProcess(const std::string& data, uint16_t port, std::vector<std::string> extra = {}) {
     int fds[2];
     REQUIRE(pipe(fds) == 0);
     pid_ = fork();
@@ -37,8 +41,13 @@ class ServeProcess {
       close(fds[1]);
       const std::string p = std::to_string(port);
       const std::string threads = std::to_string(tandem::testing::test_threads());
-      execl(TANDEM_BIN, "tandem", "serve", "--port", p.c_str(), "--data", data.c_str(), "--room-grace-ms", "200",
-            "--quiet", "1", "--threads", threads.c_str(), nullptr);
+      std::vector<std::string> args = {"tandem", "serve", "--port", p, "--data", data, "--room-grace-ms", "200",
+                                       "--quiet", "--threads", threads};
+      args.insert(args.end(), extra.begin(), extra.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(TANDEM_BIN, argv.data());
       _exit(127);
     }
     close(fds[1]);
@@ -179,4 +188,29 @@ TEST_CASE("process: SIGTERM tells clients the server is going away", "[net][proc
   for (int i = 0; i < 50 && states == 0; ++i) std::this_thread::sleep_for(20ms);
   CHECK(states > 0);
   CHECK(c->state() != tandem::net::ClientState::kConnected);
+}
+
+// Secrets from files (not on the command line, where ps shows them): the auth secret, and a token
+// that /metrics then asks for.
+TEST_CASE("process: --auth-secret-file and --metrics-token-file", "[net][process]") {
+  tandem::testing::TempDir dir;
+  std::ofstream(dir.file("auth.secret")) << "s3cret-for-tests\n";
+  std::ofstream(dir.file("metrics.token")) << "scrape-me\n";
+  ServeProcess server(dir.file("data"), 0,
+                      {"--auth-secret-file", dir.file("auth.secret"), "--metrics-token-file", dir.file("metrics.token")});
+  namespace http = boost::beast::http;
+  const uint16_t port = server.port();
+  CHECK(tandem::testing::http_get(port, "/api/docs").first == 401);
+  tandem::net::Token t;
+  t.subject = "ops";
+  t.doc_patterns = {"*"};
+  t.write = false;
+  t.expires = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() + 600;
+  const std::string token = tandem::net::sign_token(t, "s3cret-for-tests");
+  CHECK(tandem::testing::http_request(port, http::verb::get, "/api/docs", "", token).first == 200);
+  CHECK(tandem::testing::http_get(port, "/metrics").first == 401);
+  CHECK(tandem::testing::http_request(port, http::verb::get, "/metrics", "", "wrong").first == 401);
+  auto m = tandem::testing::http_request(port, http::verb::get, "/metrics", "", "scrape-me");
+  CHECK(m.first == 200);
+  CHECK_THAT(m.second, Catch::Contains("tandem_"));
 }

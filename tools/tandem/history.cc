@@ -77,7 +77,7 @@ Result<Doc> replay_log(storage::LogStore& store, const std::string& doc, uint64_
   auto total = store.logged_events(doc);
   if (!total.ok()) return total.status();
   if (at_event != UINT64_MAX && at_event > *total) {
-    return Status::OutOfRange("'" + doc + "' has " + std::to_string(*total) + " operations; cannot replay to " +
+    return Status::OutOfRange("'" + doc + "' has only " + std::to_string(*total) + " operations, not " +
                               std::to_string(at_event));
   }
   const uint64_t target = std::min(at_event, *total);
