@@ -47,9 +47,18 @@ cd "$here"
 if [ ! -d node_modules/@codemirror/view ] || [ ! -e node_modules/@tandem/client ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-./node_modules/.bin/esbuild src/main.js --bundle --format=esm --minify --sourcemap --platform=browser --external:fs --external:path --external:module \
-  --preserve-symlinks --alias:tandem-engine="$wasm" --outfile="$out/assets/app.js" --log-level=warning
-cp src/index.html "$out/index.html"
-cp src/style.css "$out/assets/style.css"
-cp src/sw.js "$out/sw.js"
-echo "build.sh: web editor in $out"
+# The bundle and the stylesheet are named by their content's hash (app-<hash>.js), which lets the
+# server have browsers cache them for a year (net/src/static_files.h); the page and the service
+# worker name the current ones.
+rm -rf "$out/assets"
+mkdir -p "$out/assets"
+./node_modules/.bin/esbuild src/main.js src/style.css --bundle --format=esm --minify --sourcemap --platform=browser \
+  --external:fs --external:path --external:module --preserve-symlinks --alias:tandem-engine="$wasm" \
+  --outdir="$out/assets" --entry-names='app-[hash]' --log-level=warning
+js=$(cd "$out/assets" && ls app-*.js)
+css=$(cd "$out/assets" && ls app-*.css)
+sed -e "s|/assets/app.js|/assets/$js|" -e "s|/assets/style.css|/assets/$css|" src/index.html >"$out/index.html"
+sed -e "s|'/assets/app.js', '/assets/style.css'|'/assets/$js', '/assets/$css'|" -e "s|tandem-shell-v1|tandem-shell-${js%.js}|" \
+  src/sw.js >"$out/sw.js"
+grep -q "$js" "$out/index.html" && grep -q "$js" "$out/sw.js" || { echo "build.sh: could not name $js in index.html and sw.js" >&2; exit 1; }
+echo "build.sh: web editor in $out ($js $(wc -c <"$out/assets/$js") bytes, $css)"

@@ -17,6 +17,7 @@
 #include "net/auth.h"
 #include "room.h"
 #include "session.h"
+#include "static_files.h"
 #include "ws_frame.h"
 
 namespace tandem::net {
@@ -38,19 +39,6 @@ std::string token_of(const Req& req, std::string_view target) {
   const std::string auth(req[http::field::authorization]);
   if (token.empty() && auth.rfind("Bearer ", 0) == 0) token = auth.substr(7);
   return token;
-}
-
-const char* mime_type(const std::string& path) {
-  auto ends = [&](const char* ext) { return path.size() >= strlen(ext) && path.compare(path.size() - strlen(ext), strlen(ext), ext) == 0; };
-  if (ends(".html")) return "text/html; charset=utf-8";
-  if (ends(".js") || ends(".mjs")) return "text/javascript; charset=utf-8";
-  if (ends(".css")) return "text/css; charset=utf-8";
-  if (ends(".wasm")) return "application/wasm";
-  if (ends(".json")) return "application/json";
-  if (ends(".svg")) return "image/svg+xml";
-  if (ends(".png")) return "image/png";
-  if (ends(".ico")) return "image/x-icon";
-  return "application/octet-stream";
 }
 
 // At most n bytes of s, not cutting a UTF-8 sequence (a close reason must be valid UTF-8).
@@ -90,6 +78,7 @@ struct Server::Impl::Net {
   uint16_t port = 0;
   // The HTTP API's store reads (listing, rebuilding past versions), off the I/O threads.
   asio::thread_pool api_pool{2};
+  std::optional<StaticFiles> statics;  // the editor, when ServerOptions::static_dir names it
 };
 
 
@@ -760,23 +749,40 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   }
 
   void serve_static(const Request& req, const std::string& path) {
-    if (srv_.opt.static_dir.empty()) {
-      respond(req, http::status::not_found, "text/plain", "no editor is installed on this server\n");
+    const auto& statics = srv_.net->statics;
+    if (!statics) {
+      respond(req, http::status::not_found, "text/plain",
+              "This Tandem server has no editor: it was started without one (the editor is built by web-editor/build.sh,\n"
+              "or given with --static DIR). The sync server is at /ws/<doc-id>, the HTTP API at /api/docs.\n");
       return;
     }
-    std::string rel = path == "/" || path.rfind("/d/", 0) == 0 ? "/index.html" : path;
-    if (rel.find("..") != std::string::npos || rel.find('\0') != std::string::npos) {
-      respond(req, http::status::bad_request, "text/plain", "bad path\n");
+    const StaticFiles::File* f = statics->find(path);
+    if (!f) {
+      respond(req, http::status::not_found, "text/plain", "not found: " + path + " (the editor is at / and /d/<doc-id>)\n");
       return;
     }
-    const std::string file = srv_.opt.static_dir + rel;
-    std::ifstream in(file, std::ios::binary);
-    if (!in || std::filesystem::is_directory(file)) {
-      respond(req, http::status::not_found, "text/plain", "not found\n");
-      return;
+    auto res = std::make_shared<http::response<http::string_body>>(http::status::ok, req.version());
+    res->set(http::field::server, "tandem");
+    res->set(http::field::content_type, f->type);
+    res->set(http::field::cache_control, f->cache);
+    res->set(http::field::etag, f->etag);
+    res->set(http::field::vary, "Accept-Encoding");
+    const bool gz = !f->gzip.empty() && accepts_gzip(sv(req[http::field::accept_encoding]));
+    if (gz) res->set(http::field::content_encoding, "gzip");
+    if (sv(req[http::field::if_none_match]) == f->etag) {
+      res->result(http::status::not_modified);
+    } else if (req.method() != http::verb::head) {
+      res->body() = gz ? f->gzip : f->body;
     }
-    std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    respond(req, http::status::ok, mime_type(file), std::move(body));
+    res->keep_alive(req.keep_alive());
+    if (res->result() == http::status::not_modified) {
+      res->content_length(boost::none);
+    } else if (req.method() == http::verb::head) {
+      res->content_length((gz ? f->gzip : f->body).size());
+    } else {
+      res->prepare_payload();
+    }
+    write_response(std::move(res));
   }
 
   void respond(const Request& req, http::status st, const char* type, std::string body,
@@ -788,6 +794,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     res->keep_alive(keep_alive && req.keep_alive());
     if (req.method() != http::verb::head) res->body() = std::move(body);
     res->prepare_payload();
+    write_response(std::move(res));
+  }
+
+  void write_response(std::shared_ptr<http::response<http::string_body>> res) {
     http::async_write(stream_, *res, [self = this->shared_from_this(), res](beast::error_code ec, std::size_t) {
       if (ec || !res->keep_alive()) {
         beast::error_code ignored;
@@ -958,6 +968,11 @@ Status Server::start() {
     });
     if (!w.ok()) return w.status().WithContext("--webhook-url");
     s.webhooks = std::move(*w);
+  }
+  if (!s.opt.static_dir.empty()) {
+    auto files = StaticFiles::load(s.opt.static_dir);
+    if (!files.ok()) return files.status().WithContext("the editor's files");
+    s.net->statics = std::move(*files);
   }
   if (!s.opt.tls_cert.empty() || !s.opt.tls_key.empty()) {
     s.net->tls.emplace(ssl::context::tls_server);

@@ -181,8 +181,53 @@ TEST_CASE("features: /healthz, /metrics and the editor's files", "[net][http]") 
   CHECK(tandem::testing::http_get(s.port, "/").second == "<!doctype html><title>Tandem</title>");
   CHECK(tandem::testing::http_get(s.port, "/d/some-doc").second == "<!doctype html><title>Tandem</title>");
   CHECK(tandem::testing::http_get(s.port, "/assets/app.js").second == "console.log(1)");
-  CHECK(tandem::testing::http_get(s.port, "/assets/../../etc/passwd").first == 400);
+  CHECK(tandem::testing::http_get(s.port, "/assets/../../etc/passwd").first == 404);
   CHECK(tandem::testing::http_get(s.port, "/nothing-here.js").first == 404);
+}
+
+// The page is never cached; files named by their content's hash are cached for a year; all of
+// them go compressed to a browser that takes gzip, and an unchanged file is not sent again.
+TEST_CASE("features: the editor's files are compressed and cached by content hash", "[net][http]") {
+  namespace http = boost::beast::http;
+  TempDir dir;
+  std::string js;
+  for (int i = 0; i < 2000; ++i) js += "console.log('line " + std::to_string(i % 50) + "');\n";
+  std::ofstream(dir.file("index.html")) << "<!doctype html><script src=/assets/app-KQ5ZQW3G.js></script>";
+  std::filesystem::create_directory(dir.file("assets"));
+  std::ofstream(dir.file("assets/app-KQ5ZQW3G.js")) << js;
+  std::ofstream(dir.file("sw.js")) << "self.x = 1;";
+  tandem::net::ServerOptions o;
+  o.static_dir = dir.path();
+  ServerFixture s(o);
+  const std::vector<std::pair<http::field, std::string>> gzip = {{http::field::accept_encoding, "gzip, deflate, br"}};
+  auto asset = tandem::testing::http_get_full(s.port, "/assets/app-KQ5ZQW3G.js", gzip);
+  CHECK(asset.result_int() == 200);
+  CHECK(asset[http::field::content_encoding] == "gzip");
+  CHECK(asset[http::field::cache_control] == "public, max-age=31536000, immutable");
+  CHECK(asset.body().size() < js.size() / 10);
+  CHECK(asset.body().substr(0, 2) == "\x1f\x8b");
+  auto plain = tandem::testing::http_get_full(s.port, "/assets/app-KQ5ZQW3G.js");
+  CHECK(plain[http::field::content_encoding] == "");
+  CHECK(plain.body() == js);
+  auto refused = tandem::testing::http_get_full(s.port, "/assets/app-KQ5ZQW3G.js", {{http::field::accept_encoding, "gzip;q=0"}});
+  CHECK(refused.body() == js);
+  const std::string etag(asset[http::field::etag]);
+  REQUIRE(etag.size() > 2);
+  auto again = tandem::testing::http_get_full(s.port, "/assets/app-KQ5ZQW3G.js", {{http::field::if_none_match, etag}});
+  CHECK(again.result_int() == 304);
+  CHECK(again.body().empty());
+  auto page = tandem::testing::http_get_full(s.port, "/d/notes", gzip);
+  CHECK(page[http::field::cache_control] == "no-store");
+  CHECK(page.body() == "<!doctype html><script src=/assets/app-KQ5ZQW3G.js></script>");  // small: not worth compressing
+  CHECK(tandem::testing::http_get_full(s.port, "/sw.js")[http::field::cache_control] == "no-cache");
+}
+
+TEST_CASE("features: a server without the editor says so at /", "[net][http]") {
+  ServerFixture s;
+  auto [code, body] = tandem::testing::http_get(s.port, "/");
+  CHECK(code == 404);
+  CHECK_THAT(body, Catch::Contains("has no editor"));
+  CHECK_THAT(body, Catch::Contains("web-editor/build.sh"));
 }
 
 TEST_CASE("features: random edits and disconnects converge, equal to the store after a restart", "[net][convergence]") {

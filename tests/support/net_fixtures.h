@@ -111,6 +111,27 @@ inline std::pair<int, std::string> http_request(uint16_t port, boost::beast::htt
   return {static_cast<int>(res.result_int()), res.body()};
 }
 
+// A GET with extra header fields; the whole response (headers too), or a 0 status when none came.
+inline boost::beast::http::response<boost::beast::http::string_body> http_get_full(
+    uint16_t port, const std::string& target, const std::vector<std::pair<boost::beast::http::field, std::string>>& fields = {}) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  boost::asio::io_context ioc;
+  beast::tcp_stream s(ioc);
+  beast::error_code ec;
+  http::response<http::string_body> res;
+  s.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return res;
+  s.expires_after(std::chrono::seconds(30));
+  http::request<http::string_body> req(http::verb::get, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  for (const auto& [field, value] : fields) req.set(field, value);
+  http::write(s, req, ec);
+  beast::flat_buffer buf;
+  http::read(s, buf, res, ec);
+  return res;
+}
+
 // GET with extra header fields.
 inline std::pair<int, std::string> http_get(uint16_t port, const std::string& target,
                                             const std::vector<std::pair<boost::beast::http::field, std::string>>& fields = {}) {
