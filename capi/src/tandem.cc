@@ -280,8 +280,11 @@ tandem_doc* tandem_doc_load(const uint8_t* snapshot, size_t len, const char* age
 
 // ---- tandem_client ----
 
-tandem_client* tandem_client_open(const tandem_client_options* options, const tandem_client_callbacks* callbacks,
-                                  void* user, tandem_error** err) {
+namespace {
+
+// tandem_client_open and tandem_client_restore: `state` is NULL for a new replica.
+tandem_client* open_client(const tandem_client_options* options, const uint8_t* state, size_t state_len,
+                           const tandem_client_callbacks* callbacks, void* user, tandem_error** err) {
   tandem_client* out = nullptr;
   guarded(err, [&] {
     if (!options || !options->url) return null_arg(err, options ? "options->url" : "options");
@@ -301,7 +304,13 @@ tandem_client* tandem_client_open(const tandem_client_options* options, const ta
     auto c = std::make_unique<tandem_client>();
     if (callbacks) c->callbacks = *callbacks;
     c->user = user;
-    c->client = std::make_unique<tandem::net::Client>(o);
+    if (state) {
+      auto restored = tandem::net::Client::Restore(o, view(reinterpret_cast<const char*>(state), state_len));
+      if (!restored.ok()) return report(err, restored.status());
+      c->client = std::move(*restored);
+    } else {
+      c->client = std::make_unique<tandem::net::Client>(o);
+    }
     c->agent = c->client->agent();
     tandem_client* self = c.get();
     if (self->callbacks.on_change) {
@@ -335,6 +344,51 @@ tandem_client* tandem_client_open(const tandem_client_options* options, const ta
     return TANDEM_OK;
   });
   return out;
+}
+
+}  // namespace
+
+tandem_client* tandem_client_open(const tandem_client_options* options, const tandem_client_callbacks* callbacks,
+                                  void* user, tandem_error** err) {
+  return open_client(options, nullptr, 0, callbacks, user, err);
+}
+
+tandem_client* tandem_client_restore(const tandem_client_options* options, const uint8_t* state, size_t state_len,
+                                     const tandem_client_callbacks* callbacks, void* user, tandem_error** err) {
+  if (!state) {
+    null_arg(err, "state");
+    return nullptr;
+  }
+  return open_client(options, state, state_len, callbacks, user, err);
+}
+
+tandem_status tandem_client_save(const tandem_client* client, uint8_t** out, size_t* out_len, tandem_error** err) {
+  return guarded(err, [&] {
+    if (!client || !out || !out_len) return null_arg(err, !client ? "client" : "out");
+    const std::string bytes = client->client->save();
+    *out = copy_out<uint8_t>(bytes, false);
+    *out_len = bytes.size();
+    return TANDEM_OK;
+  });
+}
+
+tandem_status tandem_client_set_token(tandem_client* client, const char* token, tandem_error** err) {
+  return guarded(err, [&] {
+    if (!client || !token) return null_arg(err, !client ? "client" : "token");
+    return report(err, client->client->set_token(token));
+  });
+}
+
+char* tandem_client_refusal(const tandem_client* client, uint16_t* code) {
+  if (!client) return nullptr;
+  try {
+    auto r = client->client->refusal();
+    if (!r) return nullptr;
+    if (code) *code = r->first;
+    return copy_out<char>(r->second, true);
+  } catch (...) {
+    return nullptr;
+  }
 }
 
 void tandem_client_free(tandem_client* client) {

@@ -3,19 +3,30 @@
 step): adds a line, waits until the server holds it durably, optionally waits until another
 writer's line shows up, and prints the note.
 
-  note_sync.py URL LINE [--wait-for TEXT] [--lib PATH]
+  note_sync.py URL LINE [--wait-for TEXT] [--state FILE] [--lib PATH]
 
-The library is found through --lib, $TANDEM_LIB, or the system's loader (libtandem.so.0)."""
+With --state FILE the client goes on from that file and saves itself there at the end: a line the
+server could not take yet (it was down) is kept and sent the next run. The library is found
+through --lib, $TANDEM_LIB, or the system's loader (libtandem.so.0: after `cmake --install`, run
+`ldconfig`, or set LD_LIBRARY_PATH to the install's lib folder)."""
 import argparse, ctypes, os, sys, threading, time
 
 p = argparse.ArgumentParser()
 p.add_argument("url")
 p.add_argument("line")
 p.add_argument("--wait-for", default=None, help="wait until the note contains this text")
+p.add_argument("--state", default=None, help="keep the client (and what the server has not taken yet) in this file")
 p.add_argument("--lib", default=os.environ.get("TANDEM_LIB", "libtandem.so.0"))
 args = p.parse_args()
 
-lib = ctypes.CDLL(args.lib)
+try:
+    lib = ctypes.CDLL(args.lib)
+except OSError as e:
+    sys.exit(f"cannot load {args.lib} ({e}).\nBuild it (scripts/build.sh release: build/capi/libtandem.so.0) and pass "
+             "--lib PATH or set TANDEM_LIB=PATH, or install it (cmake --install build) and run ldconfig, or set "
+             "LD_LIBRARY_PATH to the folder that holds it.")
+if not hasattr(lib, "tandem_client_restore"):
+    sys.exit(f"{args.lib} is older than this example (it needs the C API version 2)")
 
 class Patch(ctypes.Structure):
     _fields_ = [("pos", ctypes.c_uint32), ("deleted", ctypes.c_uint32), ("inserted", ctypes.c_void_p),
@@ -52,6 +63,14 @@ lib.tandem_client_agent.argtypes = [ctypes.c_void_p]
 lib.tandem_error_message.restype = ctypes.c_char_p
 lib.tandem_error_message.argtypes = [ctypes.c_void_p]
 lib.tandem_error_free.argtypes = [ctypes.c_void_p]
+lib.tandem_client_restore.restype = ctypes.c_void_p
+lib.tandem_client_restore.argtypes = [ctypes.POINTER(Options), ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(Callbacks),
+                                      ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)]
+lib.tandem_client_save.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t),
+                                   ctypes.POINTER(ctypes.c_void_p)]
+lib.tandem_bytes_free.argtypes = [ctypes.c_void_p]
+lib.tandem_client_refusal.restype = ctypes.c_void_p  # freed with tandem_string_free
+lib.tandem_client_refusal.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint16)]
 
 changed = threading.Event()
 
@@ -69,9 +88,36 @@ callbacks = Callbacks(ON_CHANGE(on_change), ON_STATE(lambda u, s: None), ON_ERRO
                       ON_PRESENCE(lambda *a: None), ON_LEAVE(lambda u, s: None))
 options = Options(args.url.encode(), None, None, 0, 0)
 err = ctypes.c_void_p()
-client = lib.tandem_client_open(ctypes.byref(options), ctypes.byref(callbacks), None, ctypes.byref(err))
+saved = open(args.state, "rb").read() if args.state and os.path.exists(args.state) else None
+if saved:
+    client = lib.tandem_client_restore(ctypes.byref(options), saved, len(saved), ctypes.byref(callbacks), None,
+                                       ctypes.byref(err))
+else:
+    client = lib.tandem_client_open(ctypes.byref(options), ctypes.byref(callbacks), None, ctypes.byref(err))
 if not client:
     sys.exit(f"cannot open {args.url}: {lib.tandem_error_message(err).decode()}")
+
+def refusal():
+    """Why the server refused this client for good, or None."""
+    code = ctypes.c_uint16()
+    p = lib.tandem_client_refusal(client, ctypes.byref(code))
+    if not p:
+        return None
+    why = ctypes.string_at(p).decode()
+    lib.tandem_string_free(p)
+    return f"{why} (error {code.value})"
+
+def save():
+    if not args.state:
+        return False
+    out, n = ctypes.c_void_p(), ctypes.c_size_t()
+    if lib.tandem_client_save(client, ctypes.byref(out), ctypes.byref(n), ctypes.byref(err)) != 0:
+        print(f"cannot save the client: {lib.tandem_error_message(err).decode()}", file=sys.stderr)
+        return False
+    with open(args.state, "wb") as f:
+        f.write(ctypes.string_at(out, n.value))
+    lib.tandem_bytes_free(out)
+    return True
 
 def text():
     n = ctypes.c_size_t()
@@ -81,12 +127,19 @@ def text():
     return s
 
 try:
-    lib.tandem_client_wait_synced(client, 10000)  # catch up, so that the line goes at the end
+    if not lib.tandem_client_wait_synced(client, 10000) and refusal():  # catch up, so that the line goes at the end
+        sys.exit(f"the server refused this client: {refusal()}")
     line = (args.line + "\n").encode()
-    if lib.tandem_client_insert(client, len(text()), line, len(line), ctypes.byref(err)) != 0:
+    if lib.tandem_client_insert(client, len(text()), line, len(line), ctypes.byref(err)) != 0:  # len(): code points
         sys.exit(f"cannot add the line: {lib.tandem_error_message(err).decode()}")
-    if not lib.tandem_client_wait_synced(client, 10000):
-        sys.exit("the server did not acknowledge the line within 10 s")
+    synced = lib.tandem_client_wait_synced(client, 10000)
+    kept = save()
+    if not synced:
+        if refusal():
+            sys.exit(f"the server refused this client: {refusal()}")
+        sys.exit("the server did not acknowledge the line within 10 s; " +
+                 (f"it is kept in {args.state} and sent when you run this again with --state {args.state}" if kept
+                  else "it is lost with this process (give --state FILE to keep it)"))
     if args.wait_for:
         deadline = time.time() + 20
         while args.wait_for not in text():

@@ -124,8 +124,9 @@ class ConnBase {
 };
 
 struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
-  explicit Impl(ClientOptions o)
-      : opt(std::move(o)), agent(opt.agent.empty() ? default_agent(opt) : opt.agent), doc(agent), retry(ioc),
+  explicit Impl(ClientOptions o, crdt::Doc* restored = nullptr)
+      : opt(std::move(o)), agent(opt.agent.empty() ? default_agent(opt) : opt.agent),
+        doc(restored ? std::move(*restored) : crdt::Doc(agent)), retry(ioc),
         tls(ssl::context::tls_client) {
     if (opt.tls_verify) {
       tls.set_default_verify_paths();
@@ -156,6 +157,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   std::function<void(uint64_t)> cb_leave;
   std::function<void(uint16_t, const std::string&)> cb_error;
   std::optional<proto::Presence> presence;
+  std::optional<std::pair<uint16_t, std::string>> refused;  // stopped for good, and why
 
   // Network thread only.
   bool running = false;
@@ -166,6 +168,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   asio::steady_timer retry;
   std::atomic<bool> flush_posted{false};
   uint16_t last_error = 0;
+  std::string last_error_message;
   std::chrono::steady_clock::time_point connected_since;
   Url url;
   ssl::context tls;
@@ -185,6 +188,14 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
 
   void connect();
   void schedule_retry();
+  void report_error(uint16_t code, const std::string& message) {
+    std::function<void(uint16_t, const std::string&)> cb;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      cb = cb_error;
+    }
+    if (cb) cb(code, message);
+  }
   void on_open(uint64_t g);
   void on_refused(uint64_t g, unsigned http_status);
   void on_frame(uint64_t g, const std::string& frame);
@@ -373,12 +384,8 @@ void Client::Impl::on_refused(uint64_t g, unsigned http_status) {
   }
   if (code == 0) return;
   last_error = code;
-  std::function<void(uint16_t, const std::string&)> cb;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    cb = cb_error;
-  }
-  if (cb) cb(code, message);
+  last_error_message = message;
+  report_error(code, message);
 }
 
 void Client::Impl::on_closed(uint64_t g) {
@@ -392,6 +399,7 @@ void Client::Impl::on_closed(uint64_t g) {
   // refused again.
   switch (last_error) {
     case proto::kBadMessage:
+    case proto::kUnauthorized:
     case proto::kForbidden:
     case proto::kAgentInUse:
     case proto::kDeleted:
@@ -399,6 +407,11 @@ void Client::Impl::on_closed(uint64_t g) {
     case proto::kRejected:
     case proto::kUnsupportedVersion:
       running = false;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        refused.emplace(last_error, last_error_message);
+      }
+      cv.notify_all();
       break;
     default:
       break;
@@ -486,12 +499,8 @@ void Client::Impl::on_frame(uint64_t g, const std::string& frame) {
     if (cb) cb(l->session);
   } else if (auto* e = std::get_if<proto::Error>(&*msg)) {
     last_error = e->code;
-    std::function<void(uint16_t, const std::string&)> cb;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      cb = cb_error;
-    }
-    if (cb) cb(e->code, e->message);
+    last_error_message = e->message;
+    report_error(e->code, e->message);
   }
 }
 
@@ -525,7 +534,9 @@ void Client::Impl::flush_own() {
 
 // ---- Client -----------------------------------------------------------------------------------
 
-Client::Client(ClientOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
+Client::Client(ClientOptions options) : Client(std::move(options), nullptr) {}
+
+Client::Client(ClientOptions options, crdt::Doc* restored) : impl_(std::make_shared<Impl>(std::move(options), restored)) {
   impl_->work.emplace(asio::make_work_guard(impl_->ioc));
   impl_->thread = std::thread([impl = impl_.get()] { impl->ioc.run(); });
 }
@@ -540,14 +551,19 @@ Client::~Client() {
 void Client::start() {
   asio::post(impl_->ioc, [impl = impl_->shared_from_this()] {
     if (impl->running) return;
+    const std::string bad = "bad url '" + impl->opt.url + "' (ws://HOST:PORT/ws/DOC or wss://...)";
     if (!parse_url(impl->opt.url, &impl->url)) {
-      std::function<void(uint16_t, const std::string&)> cb;
       {
         std::lock_guard<std::mutex> lock(impl->mu);
-        cb = impl->cb_error;
+        impl->refused.emplace(0, bad);
       }
-      if (cb) cb(0, "bad url '" + impl->opt.url + "' (ws://HOST:PORT/ws/DOC or wss://...)");
+      impl->cv.notify_all();
+      impl->report_error(0, bad);
       return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(impl->mu);
+      impl->refused.reset();
     }
     impl->running = true;
     impl->attempt = 0;
@@ -650,10 +666,96 @@ bool Client::read_only() const {
 
 bool Client::wait_synced(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(impl_->mu);
-  return impl_->cv.wait_for(lock, timeout, [&] {
+  auto synced = [&] {
     return impl_->state == ClientState::kConnected && impl_->acked_next >= impl_->doc.version().next(impl_->agent) &&
            impl_->doc.version().includes(impl_->welcomed);
+  };
+  impl_->cv.wait_for(lock, timeout, [&] { return synced() || impl_->refused.has_value(); });
+  return synced();
+}
+
+std::optional<std::pair<uint16_t, std::string>> Client::refusal() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->refused;
+}
+
+Status Client::set_token(std::string token) {
+  const std::string sub = token_subject(token);
+  const std::string& a = impl_->agent;
+  if (!sub.empty() && a != sub && a.rfind(sub + "/", 0) != 0) {
+    return Status::InvalidArgument("this client writes as '" + a + "'; a token for '" + sub +
+                                   "' cannot carry its edits (open a client for that user)");
+  }
+  // Forgotten at once, so that a wait_synced() right after this waits for the new connection.
+  bool refused_for_token = false;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    refused_for_token = impl_->refused && (impl_->refused->first == proto::kUnauthorized || impl_->refused->first == proto::kForbidden);
+    if (refused_for_token) impl_->refused.reset();
+  }
+  asio::post(impl_->ioc, [impl = impl_->shared_from_this(), token = std::move(token), refused_for_token]() mutable {
+    impl->opt.token = std::move(token);
+    if (refused_for_token) {
+      impl->running = true;
+      impl->attempt = 0;
+      impl->last_error = 0;
+      impl->connect();
+    } else if (impl->running && impl->conn) {
+      // The open connection's token runs out on its own time: go over to the new one now.
+      ++impl->gen;
+      impl->conn->close();
+      impl->conn.reset();
+      {
+        std::lock_guard<std::mutex> lock(impl->mu);
+        impl->pending.clear();
+      }
+      impl->connect();
+    }
   });
+  return Status::OK();
+}
+
+namespace {
+
+// save()'s bytes: "TCS" 0x01, own operations acknowledged (u32, little-endian), the agent name's
+// length (u16, little-endian) and bytes, then the replica's snapshot (crdt/FORMAT.md).
+constexpr char kStateMagic[4] = {'T', 'C', 'S', 1};
+
+}  // namespace
+
+std::string Client::save() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::string out(kStateMagic, 4);
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((impl_->acked_next >> (8 * i)) & 0xFF));
+  const size_t n = impl_->agent.size();
+  out.push_back(static_cast<char>(n & 0xFF));
+  out.push_back(static_cast<char>(n >> 8));
+  out += impl_->agent;
+  out += crdt::codec::save(impl_->doc);
+  return out;
+}
+
+crdt::Result<std::unique_ptr<Client>> Client::Restore(ClientOptions options, std::string_view state) {
+  if (state.size() < 10 || state.substr(0, 4) != std::string_view(kStateMagic, 4)) {
+    return Status::Corruption("not a saved client state (Client::save)");
+  }
+  auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(state[i])); };
+  const uint32_t acked = byte(4) | byte(5) << 8 | byte(6) << 16 | byte(7) << 24;
+  const size_t n = byte(8) | byte(9) << 8;
+  if (state.size() < 10 + n) return Status::Corruption("saved client state is cut short");
+  const std::string agent(state.substr(10, n));
+  TANDEM_RETURN_IF_ERROR(crdt::Doc::ValidateAgent(agent).WithContext("saved client state"));
+  if (!options.agent.empty() && options.agent != agent) {
+    return Status::InvalidArgument("the saved state is agent '" + agent + "'s, not '" + options.agent + "'s");
+  }
+  auto doc = crdt::codec::load(state.substr(10 + n), agent);
+  if (!doc.ok()) return Status::Corruption("saved client state: " + doc.status().message());
+  if (acked > doc->version().next(agent)) return Status::Corruption("saved client state acknowledges edits it does not hold");
+  options.agent = agent;
+  std::unique_ptr<Client> c(new Client(std::move(options), &*doc));
+  std::lock_guard<std::mutex> lock(c->impl_->mu);
+  c->impl_->acked_next = acked;
+  return c;
 }
 
 bool Client::wait_for(const crdt::Version& v, std::chrono::milliseconds timeout) {

@@ -13,6 +13,7 @@ using crdt::Status;
 const char* ErrorName(uint16_t code) {
   switch (code) {
     case kBadMessage: return "bad message";
+    case kUnauthorized: return "unauthorized";
     case kForbidden: return "forbidden";
     case kAgentInUse: return "agent in use";
     case kDeleted: return "document deleted";

@@ -125,6 +125,10 @@ class WsSession final : public ClientSession {
     if (it != srv_.conns.per_ip.end() && --it->second == 0) srv_.conns.per_ip.erase(it);
   }
 
+  // A session whose upgrade is refused in-band (a browser cannot read the status of a refused
+  // upgrade, only a close code): after the 101 it gets this ERROR and is closed at once.
+  void refuse(uint16_t code, std::string message) { refusal_ = {code, std::move(message)}; }
+
   // On the session's thread: writes the 101 response, then reads frames (starting with any
   // bytes that came after the HTTP request).
   void start(std::string response, std::string early) {
@@ -142,6 +146,11 @@ class WsSession final : public ClientSession {
     });
     arm_idle_timer();
     push({std::make_shared<const std::string>(std::move(response)), 0, true, false});
+    if (refusal_) {
+      srv_.metrics.count_error(refusal_->first);
+      enqueue(make_frame(proto::encode(proto::Error{refusal_->first, refusal_->second})), 0, Kind::kError);
+      begin_close(refusal_->first, refusal_->second);
+    }
     in_.resize(std::max(kReadBuffer, early.size()));
     std::memcpy(in_.data(), early.data(), early.size());
     in_len_ = early.size();
@@ -184,6 +193,8 @@ class WsSession final : public ClientSession {
 
  private:
   std::shared_ptr<WsSession> shared_self() { return std::static_pointer_cast<WsSession>(shared_from_this()); }
+
+  std::optional<std::pair<uint16_t, std::string>> refusal_;
 
   template <class F>
   void on_thread(F&& f) {
@@ -316,7 +327,7 @@ class WsSession final : public ClientSession {
     if (expires_ > 0) {
       timer_.expires_after(std::chrono::seconds(std::max<int64_t>(0, expires_ - now_seconds())));
       timer_.async_wait([self = shared_self()](beast::error_code e) {
-        if (!e) self->close_with(proto::kForbidden, "the access token expired");
+        if (!e) self->close_with(proto::kUnauthorized, "the access token expired");
       });
     }
   }
@@ -683,19 +694,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     std::string subject;
     bool read_only = false;
     int64_t expires = 0;
+    std::optional<std::pair<uint16_t, std::string>> refusal;  // in-band, after the 101
     if (srv_.auth_on()) {
-      auto t = srv_.authorize(token_of(req, target));
+      const std::string token = token_of(req, target);
+      auto t = srv_.authorize(token);
       if (!t.ok()) {
-        refuse(http::status::unauthorized, t.status().message());
-        return;
+        refusal.emplace(proto::kUnauthorized, token.empty() ? "a token is required (?token= or Authorization: Bearer)"
+                                                            : t.status().message());
+      } else if (!t->grants(doc)) {
+        refusal.emplace(proto::kForbidden, "the token does not grant document '" + doc + "'");
+      } else {
+        subject = t->subject;
+        read_only = !t->write;
+        expires = t->expires;
       }
-      if (!t->grants(doc)) {
-        refuse(http::status::forbidden, "the token does not grant document '" + doc + "'");
-        return;
+      if (refusal) {
+        ++srv_.metrics.refused;
+        srv_.log.warn("upgrade.refused", {{"peer", ip_}, {"path", path}, {"code", std::to_string(refusal->first)}, {"why", refusal->second}});
       }
-      subject = t->subject;
-      read_only = !t->write;
-      expires = t->expires;
     }
     {
       std::lock_guard<std::mutex> lock(srv_.conns.mu);
@@ -738,12 +754,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
       }
       auto session = std::make_shared<WsSession<tcp::socket>>(srv_, t, std::move(moved), doc, ip_, subject, expires);
       session->read_only = read_only;
+      if (refusal) session->refuse(refusal->first, std::move(refusal->second));
       asio::post(t.ioc, [session, response = std::move(response), early = std::move(early)]() mutable {
         session->start(std::move(response), std::move(early));
       });
     } else {
       auto session = std::make_shared<WsSession<Stream>>(srv_, home_, std::move(stream_), doc, ip_, subject, expires);
       session->read_only = read_only;
+      if (refusal) session->refuse(refusal->first, std::move(refusal->second));
       session->start(std::move(response), std::move(early));
     }
   }

@@ -134,6 +134,52 @@ int main(void) {
     tandem_error_free(err);
     err = NULL;
   }
+  {
+    /* A client's unsent edits survive it: saved, freed, restored (with no server reachable: port 9
+     * on loopback refuses connections). */
+    tandem_client_options o;
+    memset(&o, 0, sizeof o);
+    o.url = "ws://127.0.0.1:9/ws/notes";
+    o.agent = "notes-app/phone";
+    tandem_client* c = tandem_client_open(&o, NULL, NULL, &err);
+    CHECK(c != NULL);
+    CHECK(tandem_client_insert(c, 0, "offline \xf0\x9f\x93\x9d", 12, NULL) == TANDEM_OK);
+    CHECK(tandem_client_unsent(c) == 9);
+    char* why = tandem_client_refusal(c, NULL);
+    CHECK(why == NULL); /* unreachable is not refused: it keeps trying */
+    uint8_t* state = NULL;
+    size_t state_len = 0;
+    CHECK(tandem_client_save(c, &state, &state_len, NULL) == TANDEM_OK && state_len > 10);
+    tandem_client_free(c);
+    o.agent = NULL;
+    tandem_client* r = tandem_client_restore(&o, state, state_len, NULL, NULL, &err);
+    CHECK(r != NULL);
+    CHECK(strcmp(tandem_client_agent(r), "notes-app/phone") == 0);
+    CHECK(tandem_client_unsent(r) == 9);
+    size_t len = 0;
+    char* t = tandem_client_text(r, &len);
+    CHECK(t && len == 12 && memcmp(t, "offline \xf0\x9f\x93\x9d", 12) == 0);
+    tandem_string_free(t);
+    CHECK(tandem_client_set_token(r, NULL, &err) == TANDEM_INVALID_ARGUMENT);
+    tandem_error_free(err);
+    err = NULL;
+    tandem_client_free(r);
+    /* Another agent's name, and bytes that are not a saved client. */
+    o.agent = "someone-else";
+    CHECK(tandem_client_restore(&o, state, state_len, NULL, NULL, &err) == NULL &&
+          tandem_error_code(err) == TANDEM_INVALID_ARGUMENT);
+    tandem_error_free(err);
+    err = NULL;
+    o.agent = NULL;
+    CHECK(tandem_client_restore(&o, (const uint8_t*)"junk", 4, NULL, NULL, &err) == NULL &&
+          tandem_error_code(err) == TANDEM_CORRUPTION);
+    tandem_error_free(err);
+    err = NULL;
+    CHECK(tandem_client_restore(&o, NULL, 0, NULL, NULL, &err) == NULL && tandem_error_code(err) == TANDEM_INVALID_ARGUMENT);
+    tandem_error_free(err);
+    err = NULL;
+    tandem_bytes_free(state);
+  }
   tandem_doc_free(a);
   tandem_doc_free(b);
   if (failures) {

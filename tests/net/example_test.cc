@@ -79,3 +79,47 @@ TEST_CASE("example: note-sync with no server keeps the edits and says they are n
   CHECK(printed.find("not reachable yet") != std::string::npos);
   CHECK(printed.find("not every edit is confirmed by the server yet (5 operations)") != std::string::npos);
 }
+
+// What the README promises for a native app: edits made while the server is away are not lost
+// when the process ends, if it keeps its state (--state FILE); and a server that refuses the
+// client is reported at once, not after a timeout.
+TEST_CASE("example: note-sync keeps unconfirmed lines in its state file for the next run", "[net][example]") {
+  const std::string tmp = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
+  const std::string state = tmp + "/note-sync-test.state", out = tmp + "/note-sync-state.out";
+  std::remove(state.c_str());
+  int rc = run_with_input("printf 'milk\\n:quit\\n' | " + std::string(NOTE_SYNC_BIN) + " ws://127.0.0.1:9/ws/list --state " + state, out);
+  std::string printed = slurp(out);
+  INFO(printed);
+  CHECK(rc == 1);
+  CHECK(printed.find("they are kept in " + state) != std::string::npos);
+  ServerFixture srv;
+  const std::string url = "ws://127.0.0.1:" + std::to_string(srv.port) + "/ws/list";
+  rc = run_with_input("printf 'eggs\\n:quit\\n' | " + std::string(NOTE_SYNC_BIN) + " " + url + " --state " + state, out);
+  printed = slurp(out);
+  INFO(printed);
+  CHECK(rc == 0);
+  CHECK(printed.find("all edits stored on the server") != std::string::npos);
+  ClientOptions o;
+  o.url = url;
+  Client reader(o);
+  reader.start();
+  REQUIRE(reader.wait_synced(10s));
+  CHECK(reader.text() == "milk\neggs\n");
+  std::remove(state.c_str());
+}
+
+TEST_CASE("example: note-sync refused by the server says why at once", "[net][example]") {
+  tandem::net::ServerOptions so;
+  so.auth_secret = "s3cret";
+  ServerFixture srv(so);
+  const std::string out = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/note-sync-refused.out";
+  const auto t0 = std::chrono::steady_clock::now();
+  const int rc = run_with_input("printf 'milk\\n:quit\\n' | " + std::string(NOTE_SYNC_BIN) + " ws://127.0.0.1:" +
+                                    std::to_string(srv.port) + "/ws/list",
+                                out);
+  const std::string printed = slurp(out);
+  INFO(printed);
+  CHECK(rc == 1);
+  CHECK(std::chrono::steady_clock::now() - t0 < 4s);
+  CHECK(printed.find("the server refused this client: a token is required") != std::string::npos);
+}

@@ -256,11 +256,11 @@ TEST_CASE("hostile: tokens and origins", "[net][hostile][auth]") {
   const std::string good = token("alice", "notes-*", true, now + 600);
   {
     RawWs raw;
-    CHECK(raw.connect(s.port, "/ws/notes-1", origin) == 401);  // no token
+    CHECK(raw.refusal(s.port, "/ws/notes-1", origin) == proto::kUnauthorized);  // no token
   }
   {
     RawWs raw;
-    CHECK(raw.connect(s.port, "/ws/notes-1?token=" + token("alice", "notes-*", true, now - 1), origin) == 401);
+    CHECK(raw.refusal(s.port, "/ws/notes-1?token=" + token("alice", "notes-*", true, now - 1), origin) == proto::kUnauthorized);
   }
   // Every one-character change of the token is refused: payload, signature, and the unused
   // low bits of the signature's last character (a lenient decoder would ignore those).
@@ -276,13 +276,14 @@ TEST_CASE("hostile: tokens and origins", "[net][hostile][auth]") {
     RawWs raw;
     std::string forged = good;
     forged.back() = forged.back() == 'A' ? 'B' : 'A';
-    CHECK(raw.connect(s.port, "/ws/notes-1?token=" + forged, origin) == 401);
+    CHECK(raw.refusal(s.port, "/ws/notes-1?token=" + forged, origin) == proto::kUnauthorized);
     RawWs other_secret;
-    CHECK(other_secret.connect(s.port, "/ws/notes-1?token=" + token("alice", "*", true, now + 60, "guess"), origin) == 401);
+    CHECK(other_secret.refusal(s.port, "/ws/notes-1?token=" + token("alice", "*", true, now + 60, "guess"), origin) ==
+          proto::kUnauthorized);
   }
   {
     RawWs raw;
-    CHECK(raw.connect(s.port, "/ws/secret-plans?token=" + good, origin) == 403);  // not in the pattern
+    CHECK(raw.refusal(s.port, "/ws/secret-plans?token=" + good, origin) == proto::kForbidden);  // not in the pattern
   }
   {
     RawWs raw;
@@ -385,7 +386,7 @@ TEST_CASE("hostile: a token that expires ends the session it opened", "[net][hos
   raw.send(hello("eve/1"));
   REQUIRE(raw.read().binary);
   auto [error, close] = raw.read_until_closed(5s);
-  CHECK(error == proto::kForbidden);
+  CHECK(error == proto::kUnauthorized);
 }
 
 // A store whose code throws (a bug, or memory exhausted) for two documents: loading "boom-load",

@@ -265,13 +265,13 @@ TEST_CASE("jwt: a server takes PyJWT's tokens on the WebSocket and refuses the b
                           "tampered", "hs256"}) {
     RawWs raw;
     INFO(bad);
-    CHECK(raw.connect(s.port, "/ws/notes-1?token=" + m[bad]) == 401);
+    CHECK(raw.refusal(s.port, "/ws/notes-1?token=" + m[bad]) == tandem::net::proto::kUnauthorized);
   }
   {
     RawWs raw;
-    CHECK(raw.connect(s.port, "/ws/secret-plans?token=" + m["rs256"]) == 403);
+    CHECK(raw.refusal(s.port, "/ws/secret-plans?token=" + m["rs256"]) == tandem::net::proto::kForbidden);
     RawWs other;
-    CHECK(other.connect(s.port, "/ws/notes-1?token=" + m["other_doc"]) == 403);
+    CHECK(other.refusal(s.port, "/ws/notes-1?token=" + m["other_doc"]) == tandem::net::proto::kForbidden);
   }
   {
     RawWs raw;  // a read-only token that writes

@@ -141,8 +141,8 @@ TEST_CASE("net: a batch that wakes held characters of unknown text before their 
     CHECK((f.closed && f.close_code == 0));
   }
   // a's client types what a typed; the server has nothing to send it (all of it is held).
+  std::atomic<int> errors{0};  // (outlives the client whose callback counts into it)
   auto a = client(s, "relayed", "a");
-  std::atomic<int> errors{0};
   a->on_error([&](uint16_t, const std::string&) { ++errors; });
   REQUIRE(a->wait_synced(5s));
   // Its first batch (a:0-1) wakes the held a:2, sent without its text, whose deletion waits.

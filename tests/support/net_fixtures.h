@@ -231,6 +231,17 @@ class RawWs {
     }
   }
 
+  // Connects, and returns the ERROR code of an upgrade refused in-band (auth: the server answers
+  // 101, sends ERROR and closes with the same code, which a browser can read), or the HTTP
+  // status of one refused before the upgrade, or 101 when the session stays open.
+  int refusal(uint16_t port, const std::string& target, const std::string& origin = "") {
+    const int status = connect(port, target, origin);
+    if (status != 101) return status;
+    auto [error, close] = read_until_closed(2000ms);
+    if (error != close) return -1;
+    return error ? error : 101;
+  }
+
   boost::beast::websocket::stream<boost::beast::tcp_stream>& ws() { return ws_; }
 
  private:

@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /* The version of this interface; libtandem.so.0 keeps it compatible while it grows. */
-#define TANDEM_API_VERSION 1
+#define TANDEM_API_VERSION 2
 TANDEM_API int tandem_api_version(void);
 
 typedef enum tandem_status {
@@ -166,8 +166,30 @@ TANDEM_API const char* tandem_client_agent(const tandem_client* client);
 /* Shows this session's name and selection (code points; -1: no cursor) to the others. */
 TANDEM_API tandem_status tandem_client_set_presence(tandem_client* client, const char* name, int64_t anchor, int64_t head,
                                                     tandem_error** err);
-/* Blocks until connected, caught up and every own edit is durable (1), or `timeout_ms` passed (0). */
+/* Blocks until connected, caught up and every own edit is durable (1), or `timeout_ms` passed (0).
+ * Returns 0 at once when the server refused the client for good (tandem_client_refusal says why). */
 TANDEM_API int tandem_client_wait_synced(tandem_client* client, uint32_t timeout_ms);
+/* Why the client stopped for good (the server refused it in a way another try cannot fix: a
+ * token missing, expired or not granting the document (4401, 4403), the document deleted (4410),
+ * ...; docs/protocol.md section 8), or NULL while it is connected or still trying. The message is
+ * the caller's (tandem_string_free); *code, when `code` is not NULL, gets the error code (0: a bad
+ * URL). Since API version 2. */
+TANDEM_API char* tandem_client_refusal(const tandem_client* client, uint16_t* code);
+/* A fresh access token for the next connections (e.g. a short-lived JWT the app renewed): when
+ * connected the client reconnects with it at once; when it was refused for its token it tries
+ * again. TANDEM_INVALID_ARGUMENT for a token of another subject than the client's agent. Since
+ * API version 2. */
+TANDEM_API tandem_status tandem_client_set_token(tandem_client* client, const char* token, tandem_error** err);
+/* The replica and which of its own edits the server acknowledged, for tandem_client_restore in this
+ * or a later process: edits made offline survive the app's restart. Free *out with
+ * tandem_bytes_free. Since API version 2. */
+TANDEM_API tandem_status tandem_client_save(const tandem_client* client, uint8_t** out, size_t* out_len, tandem_error** err);
+/* As tandem_client_open, going on from tandem_client_save's bytes: the same agent (options->agent
+ * NULL, or that agent) and replica; own edits the server had not acknowledged are sent when it
+ * connects. TANDEM_CORRUPTION for bytes that are not a saved client. Since API version 2. */
+TANDEM_API tandem_client* tandem_client_restore(const tandem_client_options* options, const uint8_t* state,
+                                                size_t state_len, const tandem_client_callbacks* callbacks, void* user,
+                                                tandem_error** err);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "crdt/doc.h"
@@ -52,6 +54,10 @@ struct PeerPresence {
 class Client {
  public:
   explicit Client(ClientOptions options);
+  // A client that goes on from what save() returned (possibly in an earlier process): the same
+  // agent and replica, and its edits the server had not acknowledged are sent when it connects.
+  // Errors: Corruption (not save()'s bytes), InvalidArgument (options.agent names another agent).
+  static crdt::Result<std::unique_ptr<Client>> Restore(ClientOptions options, std::string_view state);
   // Disconnects and stops the network thread.
   ~Client();
   Client(const Client&) = delete;
@@ -78,11 +84,24 @@ class Client {
   // The server said this session may only read: own edits stay local.
   bool read_only() const;
   // Until connected, caught up with what the server held when it welcomed this connection, and
-  // with every own edit acknowledged durable; or the timeout. Two limits: "caught up" is judged
-  // by the WELCOME's version, so after a server lost undurable operations of other clients this
-  // may return before those clients resent them; and a read-only session with local edits never
-  // syncs (its edits are never sent), so this waits for the whole timeout.
+  // with every own edit acknowledged durable (true); or the timeout, or a refusal for good (see
+  // refusal()) (false, at once). Two limits: "caught up" is judged by the WELCOME's version, so
+  // after a server lost undurable operations of other clients this may return before those
+  // clients resent them; and a read-only session with local edits never syncs (its edits are
+  // never sent), so this waits for the whole timeout.
   bool wait_synced(std::chrono::milliseconds timeout);
+  // Why the client stopped for good, when the server refused it in a way another try cannot fix
+  // (an error code of on_error's list below, with its message; code 0: a bad URL); nullopt
+  // while it is connected or still trying. start() or set_token() try again.
+  std::optional<std::pair<uint16_t, std::string>> refusal() const;
+  // A fresh access token, for the next connections (a short-lived JWT renewed by the app): when
+  // connected it reconnects with it at once; when refused for its token (4401, 4403) it tries
+  // again. Errors: InvalidArgument when the token is for another subject than this client's
+  // agent ("<subject>/..."): open a new client for another user.
+  crdt::Status set_token(std::string token);
+  // The replica and which of its own edits the server acknowledged, as bytes for Restore(): edits
+  // made offline survive the process (save after editing, e.g. when the app goes to background).
+  std::string save() const;
   // Until the local replica holds everything in `v`, or the timeout.
   bool wait_for(const crdt::Version& v, std::chrono::milliseconds timeout);
 
@@ -91,14 +110,16 @@ class Client {
   void on_presence(std::function<void(const PeerPresence&)> f);
   void on_leave(std::function<void(uint64_t session)> f);
   // The server's ERROR before it closed the connection. After errors that retrying cannot fix
-  // (4400, 4403, 4409, 4413, 4422, 4426) the client stays offline until start() is called again.
-  // An upgrade refused with HTTP 400/404 or 401/403 is reported (and ends the reconnecting) as
-  // 4400 or 4403, with the HTTP status in the message.
+  // (4400, 4401, 4403, 4409, 4410, 4413, 4422, 4426) the client stays offline until start() or
+  // set_token() is called. An upgrade refused with HTTP 400/404 or 401/403 (an older server, or
+  // an Origin the server does not allow) is reported (and ends the reconnecting) as 4400 or
+  // 4403, with the HTTP status in the message.
   void on_error(std::function<void(uint16_t code, const std::string& message)> f);
 
   struct Impl;
 
  private:
+  Client(ClientOptions options, crdt::Doc* restored);
   std::shared_ptr<Impl> impl_;
 };
 

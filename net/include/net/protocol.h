@@ -35,7 +35,9 @@ enum Type : uint8_t {
 // Error codes; each is also the WebSocket close code that follows the ERROR message.
 enum ErrorCode : uint16_t {
   kBadMessage = 4400,       // not msgpack, wrong shape, unknown type, a text frame, invalid ops
-  kForbidden = 4403,        // ops from a read-only session, or for an agent it does not own
+  kUnauthorized = 4401,     // no token, or one that does not verify or has expired: a new one may do
+  kForbidden = 4403,        // ops from a read-only session, or for an agent it does not own; a token
+                            // that does not grant the document
   kAgentInUse = 4409,       // sent to a session whose agent a newer session (same agent) took over
   kDeleted = 4410,          // the document was deleted (HTTP API): do not reconnect or resend
   kTooLarge = 4413,         // a batch or the document past its limit

@@ -1,0 +1,153 @@
+// The native client's life beyond syncing: refused for good (it stops at once and says why),
+// a fresh token handed to it while it runs, and its unsent edits carried over a restart.
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "net/auth.h"
+#include "net/client.h"
+#include "support/net_fixtures.h"
+
+using namespace std::chrono_literals;
+using tandem::net::Client;
+using tandem::net::ClientOptions;
+namespace proto = tandem::net::proto;
+
+namespace {
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string token(const std::string& sub, const std::string& pattern, bool write, int64_t expires) {
+  return tandem::net::sign_token({sub, {pattern}, write, expires}, "s3cret");
+}
+
+std::unique_ptr<Client> open(const std::string& url, const std::string& tok, const std::string& agent = "") {
+  ClientOptions o;
+  o.url = url;
+  o.token = tok;
+  o.agent = agent;
+  o.min_backoff = 20ms;
+  o.max_backoff = 200ms;
+  auto c = std::make_unique<Client>(o);
+  c->start();
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("client: a refused client stops waiting at once and says why", "[net][client][auth]") {
+  tandem::net::ServerOptions o;
+  o.auth_secret = "s3cret";
+  tandem::testing::ServerFixture s(o);
+  struct Case {
+    std::string token;
+    uint16_t code;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"", proto::kUnauthorized, "a token is required"},
+      {token("alice", "*", true, now_s() - 5), proto::kUnauthorized, "token expired"},
+      {token("alice", "other-*", true, now_s() + 600), proto::kForbidden, "does not grant document 'notes'"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.says);
+    auto client = open(s.url("notes"), c.token);
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_FALSE(client->wait_synced(20s));
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);  // not the whole timeout
+    auto why = client->refusal();
+    REQUIRE(why);
+    CHECK(why->first == c.code);
+    CHECK_THAT(why->second, Catch::Contains(c.says));
+  }
+  // A bad URL is a refusal too.
+  ClientOptions bad;
+  bad.url = "http://127.0.0.1/notes";
+  Client b(bad);
+  b.start();
+  CHECK_FALSE(b.wait_synced(20s));
+  REQUIRE(b.refusal());
+  CHECK(b.refusal()->first == 0);
+}
+
+TEST_CASE("client: a fresh token lets a refused client in, and carries a live one past the old one's expiry",
+          "[net][client][auth]") {
+  tandem::net::ServerOptions o;
+  o.auth_secret = "s3cret";
+  tandem::testing::ServerFixture s(o);
+  // Refused for an expired token; typing goes on offline; the new token sends it.
+  auto c = open(s.url("notes"), token("alice", "*", true, now_s() - 5), "alice/laptop");
+  CHECK_FALSE(c->wait_synced(10s));
+  REQUIRE(c->refusal());
+  REQUIRE(c->insert(0, "typed while refused").ok());
+  CHECK(c->set_token(token("bob", "*", true, now_s() + 600)).code() == tandem::crdt::Status::Code::kInvalidArgument);
+  REQUIRE(c->set_token(token("alice", "*", true, now_s() + 600)).ok());
+  REQUIRE(c->wait_synced(10s));
+  CHECK_FALSE(c->refusal());
+  // A session whose token runs out is closed with 4401 ...
+  std::atomic<int> expired{0};  // (outlives the client whose callback counts into it)
+  auto short_lived = open(s.url("notes"), token("carol", "*", true, now_s() + 2), "carol/1");
+  REQUIRE(short_lived->wait_synced(10s));
+  short_lived->on_error([&](uint16_t code, const std::string& m) {
+    if (code == proto::kUnauthorized && m == "the access token expired") ++expired;
+  });
+  std::this_thread::sleep_for(3500ms);
+  CHECK(expired == 1);
+  REQUIRE(short_lived->refusal());
+  CHECK(short_lived->refusal()->first == proto::kUnauthorized);
+  // ... unless the app hands it a new one first: it moves to it at once and stays.
+  auto renewed = open(s.url("notes"), token("dave", "*", true, now_s() + 2), "dave/1");
+  REQUIRE(renewed->wait_synced(10s));
+  REQUIRE(renewed->set_token(token("dave", "*", true, now_s() + 600)).ok());
+  std::this_thread::sleep_for(3500ms);
+  CHECK_FALSE(renewed->refusal());
+  REQUIRE(renewed->insert(0, "still here ").ok());
+  REQUIRE(renewed->wait_synced(10s));
+  CHECK(renewed->text() == "still here typed while refused");
+}
+
+TEST_CASE("client: unsent edits survive the client through save and Restore", "[net][client]") {
+  tandem::testing::ServerFixture s;
+  // The server's port, closed: a client that cannot reach it edits offline.
+  std::string state;
+  {
+    ClientOptions o;
+    o.url = "ws://127.0.0.1:9/ws/list";
+    o.agent = "phone";
+    o.min_backoff = 20ms;
+    Client offline(o);
+    offline.start();
+    REQUIRE(offline.insert(0, "milk\n").ok());
+    REQUIRE(offline.insert(5, "eggs\n").ok());
+    CHECK(offline.unacknowledged() == 10);
+    state = offline.save();
+  }  // the process ends
+  ClientOptions o;
+  o.url = s.url("list");
+  o.min_backoff = 20ms;
+  auto restored = Client::Restore(o, state);
+  REQUIRE(restored.ok());
+  Client& c = **restored;
+  CHECK(c.agent() == "phone");
+  CHECK(c.text() == "milk\neggs\n");
+  CHECK(c.unacknowledged() == 10);
+  c.start();
+  REQUIRE(c.wait_synced(10s));
+  CHECK(c.unacknowledged() == 0);
+  auto reader = tandem::testing::make_client(s.url("list"), "reader");
+  REQUIRE(reader->wait_for(c.version(), 10s));
+  CHECK(reader->text() == "milk\neggs\n");
+  // Saved after the acknowledgement, restored again: nothing is sent twice, and it goes on.
+  auto again = Client::Restore(o, c.save());
+  REQUIRE(again.ok());
+  CHECK((*again)->unacknowledged() == 0);
+  // Bad input: not save()'s bytes, cut short, or another agent.
+  CHECK(Client::Restore(o, "junk").status().code() == tandem::crdt::Status::Code::kCorruption);
+  CHECK(Client::Restore(o, state.substr(0, state.size() / 2)).status().code() == tandem::crdt::Status::Code::kCorruption);
+  ClientOptions other = o;
+  other.agent = "laptop";
+  CHECK(Client::Restore(other, state).status().code() == tandem::crdt::Status::Code::kInvalidArgument);
+}
