@@ -27,7 +27,7 @@ if [ ! -f "$wasm" ] || [ "$newest" -nt "$wasm" ]; then
     -DMSGPACK_NO_BOOST -I "$root/crdt/include" -I "$root/crdt/src" -I "$root/crdt/codec/include" \
     -I "$root/crdt/codec/src" -isystem "$obj/msgpack-include" \
     "${sources[@]}" --bind \
-    -sMODULARIZE -sEXPORT_ES6 -sSINGLE_FILE -sALLOW_MEMORY_GROWTH -sENVIRONMENT=web,worker,node \
+    -sMODULARIZE -sEXPORT_ES6 -sSINGLE_FILE -sALLOW_MEMORY_GROWTH -sENVIRONMENT=web,worker \
     -sEXPORT_NAME=createEngine -sDISABLE_EXCEPTION_CATCHING=0 \
     -o "$wasm"
 fi
@@ -53,8 +53,8 @@ fi
 rm -rf "$out/assets"
 mkdir -p "$out/assets"
 ./node_modules/.bin/esbuild src/main.js src/style.css --bundle --format=esm --minify --sourcemap --platform=browser \
-  --external:fs --external:path --external:module --preserve-symlinks --alias:tandem-engine="$wasm" \
-  --outdir="$out/assets" --entry-names='app-[hash]' --log-level=warning
+  --preserve-symlinks --alias:tandem-engine="$wasm" --outdir="$out/assets" --entry-names='app-[hash]' \
+  --metafile="$obj/meta.json" --log-level=warning
 js=$(cd "$out/assets" && ls app-*.js)
 css=$(cd "$out/assets" && ls app-*.css)
 sed -e "s|/assets/app.js|/assets/$js|" -e "s|/assets/style.css|/assets/$css|" src/index.html >"$out/index.html"
@@ -62,3 +62,16 @@ sed -e "s|'/assets/app.js', '/assets/style.css'|'/assets/$js', '/assets/$css'|" 
   src/sw.js >"$out/sw.js"
 grep -q "$js" "$out/index.html" && grep -q "$js" "$out/sw.js" || { echo "build.sh: could not name $js in index.html and sw.js" >&2; exit 1; }
 echo "build.sh: web editor in $out ($js $(wc -c <"$out/assets/$js") bytes, $css)"
+
+# The JavaScript client as an npm package for other apps (README, "Embedding: the JavaScript
+# client"): clients/js with the engine inside (@tandem/client/engine), packed into a tarball that
+# `npm install` copies into an app like any registry package. `cmake --install` installs it.
+pkg="$(dirname "$out")/js"
+stage="$obj/package"
+rm -rf "$stage" "$pkg"
+mkdir -p "$stage/engine" "$pkg"
+cp -r "$client/src" "$client/package.json" "$client/README.md" "$stage/"
+cp "$wasm" "$stage/engine/tandem-engine.mjs"
+cp "$wasm" "$pkg/tandem-engine.mjs"
+(cd "$stage" && npm pack --pack-destination "$pkg" --loglevel=error >/dev/null)
+echo "build.sh: JavaScript package $(cd "$pkg" && ls *.tgz) in $pkg"

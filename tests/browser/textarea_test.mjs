@@ -37,7 +37,7 @@ fs.mkdirSync(path.join(site, 'textarea'));
 fs.copyFileSync(path.join(here, 'textarea/index.html'), path.join(site, 'textarea/index.html'));
 await esbuild.build({
   entryPoints: [path.join(here, 'textarea/main.js')], bundle: true, format: 'esm', platform: 'browser',
-  external: ['fs', 'path', 'module'], alias: { 'tandem-engine': engine }, nodePaths: [path.join(root, 'web-editor/node_modules')],
+  alias: { 'tandem-engine': engine }, nodePaths: [path.join(root, 'web-editor/node_modules')],
   preserveSymlinks: true, outfile: path.join(site, 'textarea/app.js'), logLevel: 'warning',
 });
 log('textarea page bundled');

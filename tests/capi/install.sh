@@ -23,4 +23,10 @@ LD_LIBRARY_PATH="$libdir" timeout 60 "$prefix/note" ws://127.0.0.1:9/ws/nothing 
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || { echo "note without a server exited with $rc, not 1"; exit 1; }
+# With the editor built (the release build), the JavaScript package and the engine install too.
+if [ -f "$build/web-editor/js/tandem-client-0.1.0.tgz" ]; then
+  [ -f "$prefix/share/tandem/js/tandem-client-0.1.0.tgz" ] && [ -f "$prefix/share/tandem/js/tandem-engine.mjs" ] ||
+    { echo "no share/tandem/js/tandem-client-0.1.0.tgz or tandem-engine.mjs"; ls -R "$prefix/share"; exit 1; }
+  [ -f "$prefix/share/tandem/web/index.html" ] || { echo "no share/tandem/web/index.html"; exit 1; }
+fi
 echo "ok: installed under a prefix, found by pkg-config, linked and run"

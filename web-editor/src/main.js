@@ -1,15 +1,15 @@
 // The Tandem web editor: `/` picks a document, `/d/<doc-id>` edits it (docs/protocol.md).
 // The sync client, engine loading, offline store and presence come from the @tandem/client
 // package (clients/js); this file is the pages around them.
-import { EditorState } from '@codemirror/state';
+import { Compartment, EditorState } from '@codemirror/state';
 import { EditorView, keymap, lineNumbers, drawSelection, highlightActiveLine } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
 import createEngine from 'tandem-engine';
-import { openDocument, colorFor, DOC_ID } from '@tandem/client';
+import { openDocument, DOC_ID, tokenSubject } from '@tandem/client';
 import { tandemSync } from '@tandem/client/codemirror';
 
 const RECENT_KEY = 'tandem-recent';
-const NAME_KEY = 'tandem-name';
+const DOC_RULE = 'A document name is 1 to 128 letters, digits, dots, dashes or underscores.';
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -41,35 +41,9 @@ function remember(id) {
   localStorage.setItem(RECENT_KEY, JSON.stringify(list));
 }
 
-// ---- `/`: the document picker ------------------------------------------------------------------
-
-function picker(root) {
-  document.title = 'Tandem';
-  const input = el('input', { testid: 'doc-name', placeholder: 'document name, e.g. meeting-notes', autofocus: '' });
-  const error = el('p', { class: 'error', testid: 'picker-error' });
-  const open = (name) => {
-    if (!DOC_ID.test(name)) {
-      error.textContent = 'A document name is 1 to 128 letters, digits, dots, dashes or underscores.';
-      return;
-    }
-    location.href = `/d/${encodeURIComponent(name)}`;
-  };
-  const form = el('form', {}, input, el('button', { type: 'submit' }, 'Open'),
-                  el('button', { type: 'button', testid: 'new-doc' }, 'New document'));
-  form.addEventListener('submit', (e) => { e.preventDefault(); open(input.value.trim()); });
-  form.querySelector('[data-testid=new-doc]').addEventListener('click', () => open(`doc-${randomHex(8)}`));
-  const list = el('ul', { testid: 'recent' });
-  for (const r of recent()) {
-    list.append(el('li', {}, el('a', { href: `/d/${r.id}` }, r.id), ' ', el('time', {}, new Date(r.at).toLocaleString())));
-  }
-  root.append(el('div', { class: 'picker' }, el('h1', {}, 'Tandem'), form, error,
-                 el('h2', {}, 'Recent documents'), recent().length ? list : el('p', {}, 'None yet.')));
-}
-
-// ---- `/d/<doc-id>`: the editor -----------------------------------------------------------------
-
-// The access token a server with auth wants: given once as /d/<doc>?token=..., kept for this tab
-// (sessionStorage) and taken out of the address bar, where it would be shared with the link.
+// The access token a server with auth wants: given once as ?token=... (on / or /d/<doc>), kept
+// for this tab (sessionStorage) and taken out of the address bar, where it would be shared with
+// the link.
 function pageToken() {
   const params = new URLSearchParams(location.search);
   const given = params.get('token');
@@ -83,12 +57,89 @@ function pageToken() {
   return sessionStorage.getItem('tandem-token') || '';
 }
 
+function when(ms) {
+  return ms ? new Date(ms).toLocaleString() : '';
+}
+
+// ---- `/`: the document picker ------------------------------------------------------------------
+
+function picker(root) {
+  document.title = 'Tandem';
+  const token = pageToken();
+  const input = el('input', { testid: 'doc-name', placeholder: 'document name', 'aria-label': 'document name', autofocus: '' });
+  const error = el('p', { class: 'error', testid: 'picker-error', role: 'alert' });
+  const open = (name) => {
+    if (!DOC_ID.test(name)) {
+      error.textContent = DOC_RULE;
+      return;
+    }
+    location.href = `/d/${encodeURIComponent(name)}`;
+  };
+  const form = el('form', {}, input, el('button', { type: 'submit' }, 'Open'),
+                  el('button', { type: 'button', testid: 'new-doc' }, 'New document'));
+  form.addEventListener('submit', (e) => { e.preventDefault(); open(input.value.trim()); });
+  form.querySelector('[data-testid=new-doc]').addEventListener('click', () => open(`doc-${randomHex(8)}`));
+
+  const local = recent();
+  const recentList = el('ul', { testid: 'recent' });
+  for (const r of local) {
+    recentList.append(el('li', {}, el('a', { href: `/d/${r.id}` }, r.id), ' ', el('time', {}, when(r.at))));
+  }
+  const serverList = el('ul', { testid: 'server-docs' });
+  const serverNote = el('p', { class: 'note', testid: 'server-docs-note' }, 'Loading the server\'s documents…');
+  root.append(el('div', { class: 'picker' }, el('h1', {}, 'Tandem'), form, error,
+                 el('h2', {}, 'On this server'), serverNote, serverList,
+                 el('h2', {}, 'Recent in this browser'), local.length ? recentList : el('p', { class: 'note' }, 'None yet.')));
+
+  // The server's own list (the HTTP API, with the tab's token when there is one): what an open
+  // server holds, or what the token may read.
+  fetch('/api/docs', { headers: token ? { Authorization: `Bearer ${token}` } : {} })
+    .then(async (res) => {
+      const body = await res.json().catch(() => ({}));
+      if (!res.ok) {
+        serverNote.textContent = res.status === 401 ? 'Sign in (open a link with your token) to see this server\'s documents.'
+          : `The server did not list its documents: ${body?.error?.message || res.status}`;
+        return;
+      }
+      const docs = (body.documents || []).filter((d) => DOC_ID.test(d.doc ?? '')).sort((a, b) => (b.updated_ms || 0) - (a.updated_ms || 0));
+      serverNote.textContent = docs.length ? '' : 'No documents yet.';
+      serverNote.hidden = docs.length > 0;
+      for (const d of docs.slice(0, 100)) {
+        serverList.append(el('li', {}, el('a', { href: `/d/${d.doc}` }, d.doc), ' ', el('time', {}, when(d.updated_ms))));
+      }
+    })
+    .catch(() => { serverNote.textContent = 'The server cannot be reached: only this browser\'s recent documents are listed.'; });
+}
+
+// ---- `/d/<doc-id>`: the editor -----------------------------------------------------------------
+
+// What the header says about access, by the document handle's `access` (clients/js): empty
+// when the person can write.
+function accessText(access, message, hasToken) {
+  switch (access) {
+    case 'read': return 'read-only';
+    case 'unauthorized':
+      if (!hasToken) return 'sign in to open this document';
+      if (/expired/.test(message)) return 'your access expired — reload or sign in';
+      return `your access was refused (${message}) — sign in again`;
+    case 'forbidden': return 'not allowed to open this document';
+    case 'deleted': return 'this document was deleted';
+    case 'stopped': return `the server stopped this editor (${message}) — reload`;
+    default: return '';
+  }
+}
+
 async function editor(root, docId) {
   document.title = `${docId} · Tandem`;
   remember(docId);
+  const token = pageToken();
+  const subject = token ? tokenSubject(token) : '';
+  const nameKey = `tandem-name${subject ? `:${subject}` : ''}`;
   const status = el('span', { testid: 'status', class: 'status offline' }, 'connecting');
+  const access = el('span', { testid: 'access', class: 'access', role: 'status', hidden: '' });
   const unsent = el('span', { testid: 'unsent', class: 'unsent' });
-  const nameInput = el('input', { testid: 'name', placeholder: 'your name', maxlength: '40' });
+  const copy = el('button', { type: 'button', class: 'copy-link', testid: 'copy-link', title: 'Copy a link to this document' }, 'Copy link');
+  const nameInput = el('input', { testid: 'name', placeholder: 'your name', maxlength: '40', 'aria-label': 'your name' });
   const people = el('ul', { testid: 'people' });
   const count = el('span', { class: 'count', testid: 'people-count' }, '1');
   // On a narrow screen the list of who is here folds away behind this button.
@@ -99,16 +150,27 @@ async function editor(root, docId) {
   const main = el('main', {}, host, aside);
   root.append(
     el('header', {}, el('a', { href: '/', class: 'home' }, 'Tandem'), el('span', { class: 'doc', testid: 'doc-id' }, docId),
-       status, unsent, el('label', {}, el('span', { class: 'name-label' }, 'Name '), nameInput), toggle),
+       status, access, unsent, copy, el('label', {}, el('span', { class: 'name-label' }, 'Name '), nameInput), toggle),
     main);
   toggle.addEventListener('click', () => {
     const open = main.classList.toggle('people-open');
     toggle.setAttribute('aria-expanded', String(open));
   });
+  copy.addEventListener('click', async () => {
+    const link = `${location.origin}/d/${encodeURIComponent(docId)}`;  // never the token: it is this person's
+    try {
+      await navigator.clipboard.writeText(link);
+      copy.textContent = 'Link copied';
+    } catch {
+      window.prompt('Copy this link:', link);
+    }
+    setTimeout(() => { copy.textContent = 'Copy link'; }, 2000);
+  });
 
-  const doc = await openDocument({ engine: createEngine, docId, token: pageToken() });
+  const doc = await openDocument({ engine: createEngine, docId, token });
   const agent = doc.agent;
-  let myName = localStorage.getItem(NAME_KEY) || `guest-${agent.slice(-4)}`;
+  const defaultName = () => subject || `guest-${agent.slice(-4)}`;
+  let myName = localStorage.getItem(nameKey) || defaultName();
   nameInput.value = myName;
 
   const showStatus = (s, detail) => {
@@ -118,7 +180,7 @@ async function editor(root, docId) {
   };
   const showPeople = () => {
     const peers = doc.peers();
-    people.replaceChildren(el('li', { class: 'me' }, el('span', { class: 'dot', style: `background:${colorFor(myName)}` }), `${myName} (you)`));
+    people.replaceChildren(el('li', { class: 'me' }, el('span', { class: 'dot', style: `background:${doc.color()}` }), `${myName} (you)`));
     for (const p of peers) {
       people.append(el('li', {}, el('span', { class: 'dot', style: `background:${p.color}` }), p.name));
     }
@@ -126,36 +188,57 @@ async function editor(root, docId) {
   };
   const showUnsent = () => {
     const n = doc.unsent();
-    unsent.textContent = n ? `${n} unsent` : 'all saved';
+    const chars = `${n} character${n === 1 ? '' : 's'}`;
+    unsent.textContent = !n ? 'all saved' : doc.access === 'write' || doc.access === 'unknown' ? `${chars} not yet saved`
+      : `${chars} not saved`;
     unsent.dataset.count = String(n);
   };
+
+  // Locked (nothing can be typed) whenever the server would not take what is typed.
+  const lock = new Compartment();
+  const locked = (on) => (on ? [EditorState.readOnly.of(true), EditorView.editable.of(false)] : []);
+  let view = null;
+  const showAccess = () => {
+    const text = accessText(doc.access, doc.accessMessage, !!token);
+    access.textContent = text;
+    access.hidden = !text;
+    access.className = `access ${doc.access}`;
+    access.title = doc.accessMessage || '';
+    const readOnly = !(doc.access === 'write' || doc.access === 'unknown');
+    root.classList.toggle('locked', readOnly);
+    view?.dispatch({ effects: lock.reconfigure(locked(readOnly)) });
+    showUnsent();
+  };
+
   doc.on('status', showStatus);
   doc.on('presence', showPeople);
   doc.on('unsent', showUnsent);
-  doc.setPresence({ name: myName, color: colorFor(myName) });
+  doc.on('access', showAccess);
+  doc.setPresence({ name: myName });
 
-  const view = new EditorView({
+  view = new EditorView({
     parent: host,
     state: EditorState.create({
       doc: doc.text(),
       extensions: [
         lineNumbers(), drawSelection(), highlightActiveLine(), history(), EditorView.lineWrapping,
         keymap.of([...defaultKeymap, ...historyKeymap]),
+        lock.of(locked(false)),
         tandemSync(doc),
       ],
     }),
   });
 
   nameInput.addEventListener('input', () => {
-    myName = nameInput.value.trim().slice(0, 40) || `guest-${agent.slice(-4)}`;
-    localStorage.setItem(NAME_KEY, myName);
-    doc.setPresence({ name: myName, color: colorFor(myName) });
+    myName = nameInput.value.trim().slice(0, 40) || defaultName();
+    localStorage.setItem(nameKey, myName);
+    doc.setPresence({ name: myName });
     showPeople();
   });
 
   showStatus(doc.status);
   showPeople();
-  showUnsent();
+  showAccess();
   view.focus();
   window.tandem = { view, client: doc, doc, replica: doc.replica, agent, text: () => doc.text() };
 }
@@ -167,13 +250,25 @@ if ('serviceWorker' in navigator) {
 }
 const root = document.getElementById('app');
 const m = location.pathname.match(/^\/d\/([^/]+)$/);
-if (m && DOC_ID.test(decodeURIComponent(m[1]))) {
-  editor(root, decodeURIComponent(m[1])).catch((e) => {
+let id = null;
+try {
+  id = m ? decodeURIComponent(m[1]) : null;
+} catch {
+  id = '';  // not even percent-encoding
+}
+const backHome = () => el('p', {}, el('a', { href: '/', testid: 'back-home' }, '← All documents'));
+if (m && DOC_ID.test(id)) {
+  editor(root, id).catch((e) => {
     console.error(e);
-    root.append(el('p', { class: 'error' }, `The editor failed to start: ${e.message}`));
+    root.append(el('div', { class: 'picker' }, el('p', { class: 'error', testid: 'editor-error' }, `The editor failed to start: ${e.message}`),
+                   backHome()));
   });
-} else if (m) {
-  root.append(el('p', { class: 'error', testid: 'bad-doc' }, 'Not a document name: 1 to 128 letters, digits, dots, dashes or underscores.'));
+} else if (m || location.pathname !== '/') {
+  document.title = 'Not a document · Tandem';
+  root.append(el('div', { class: 'picker' }, el('h1', {}, 'Tandem'),
+                 el('p', { class: 'error', testid: 'bad-doc' }, m ? `"${id}" is not a document name. ${DOC_RULE}`
+                   : 'There is no page here.'),
+                 backHome()));
 } else {
   picker(root);
 }

@@ -28,6 +28,27 @@ export function tokenSubject(token) {
   return '';
 }
 
+// What a token says it grants, read without checking it (the server does): 'read', 'write', or ''
+// when it does not say (a JWT's mode claim may have another name on the server). Lets an editor
+// lock itself before the server's WELCOME confirms read-only.
+export function tokenMode(token) {
+  const parts = String(token || '').split('.');
+  const decode = (p) => atob(p.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (p.length % 4)) % 4));
+  try {
+    if (parts.length === 3) {
+      const mode = JSON.parse(decode(parts[1])).mode;
+      return mode === 'read' || mode === 'write' ? mode : '';
+    }
+    if (parts.length === 2) {
+      const f = decode(parts[0]).split('|');
+      return f[0] === 'v1' ? (f[3] === 'r' ? 'read' : f[3] === 'w' ? 'write' : '') : '';
+    }
+  } catch {
+    // not a token this can read: the server will say
+  }
+  return '';
+}
+
 // Holds a Web Lock named after the agent for the life of the page: a duplicated tab copies
 // sessionStorage, and two replicas must not share an agent. Without Web Locks (Node.js), true.
 function lockAgent(agent) {

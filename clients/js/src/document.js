@@ -4,12 +4,15 @@
 // kept in IndexedDB so that unsent edits survive a reload or a start without network.
 import { SyncClient } from './sync.js';
 import { ReplicaStore } from './store.js';
-import { chooseAgent, randomHex, tokenSubject } from './agent.js';
-import { colorFor } from './color.js';
+import { chooseAgent, randomHex, tokenMode, tokenSubject } from './agent.js';
+import { colorFor, distinctColor, isColor } from './color.js';
 
 export const DOC_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const SAVE_DELAY_MS = 100;
-const EVENTS = new Set(['change', 'status', 'presence', 'unsent']);
+const EVENTS = new Set(['change', 'status', 'presence', 'unsent', 'access']);
+// What the server lets this handle do (see `access` below), by the error that stopped it.
+const ACCESS_OF_ERROR = new Map([[4401, 'unauthorized'], [4403, 'forbidden'], [4410, 'deleted']]);
+const CANNOT_WRITE = new Set(['read', 'forbidden', 'deleted']);
 const noStore = { list: async () => [], put: async () => {} };
 
 // ws(s)://HOST/ws/<doc>?token=... from the server's address (http, https, ws or wss; default:
@@ -28,24 +31,37 @@ export function socketUrl(server, docId, token) {
 
 export class TandemDocument {
   // Made by openDocument(); not meant to be constructed by applications.
-  constructor({ docId, replica, acked, store, url, webSocket, followOnline }) {
+  constructor({ docId, replica, acked, store, server, token, webSocket, followOnline }) {
     this.docId = docId;
     this.agent = replica.agent();
     this.replica = replica;
     this.store = store;
+    this.server = server;
     this.listeners = new Map();
     this.me = { name: '', color: '', anchor: null, head: null };
+    this.myColor = '';
+    // 'unknown' until the server says; 'write' or 'read' (a read-only token) once it welcomed this
+    // handle; 'unauthorized' (no token, or it expired: a new one lets it in, setToken),
+    // 'forbidden' (the token does not grant this document), 'deleted', or 'stopped' (another
+    // refusal that retrying cannot fix): then accessMessage says the server's words.
+    this.access = tokenMode(token) === 'read' ? 'read' : 'unknown';
+    this.accessMessage = '';
     this.saveTimer = null;
     this.flushQueued = false;
     this.closed = false;
     this.client = new SyncClient({
-      url, replica, acked, webSocket,
+      url: socketUrl(server, docId, token), replica, acked, webSocket,
       onRemote: (patches) => {
         this.emit('change', patches);
         this.persist();
       },
       onStatus: (s, detail) => this.emit('status', s, detail),
-      onPresence: () => this.emit('presence', this.peers()),
+      onPresence: () => {
+        this.pickColor();
+        this.emit('presence', this.peers());
+      },
+      onWelcome: (readOnly) => this.setAccess(readOnly ? 'read' : 'write', ''),
+      onStopped: (code, message) => this.setAccess(ACCESS_OF_ERROR.get(code) ?? 'stopped', message),
       onProgress: () => {
         this.emit('unsent', this.unsent());
         this.persist();
@@ -66,9 +82,22 @@ export class TandemDocument {
   // Length in UTF-16 code units.
   get length() { return this.replica.length16(); }
 
-  // Inserts `text` at UTF-16 offset `pos`. Throws on a position outside the text.
+  // Whether local edits can reach the server: not when it said read-only, refused the document,
+  // or deleted it (edits while 'unauthorized' wait for setToken).
+  get writable() { return !CANNOT_WRITE.has(this.access); }
+
+  mustWrite(what) {
+    if (!this.writable) {
+      throw new Error(`tandem: cannot ${what}: ${this.access === 'read' ? 'this document is read-only with this token'
+        : this.accessMessage || this.access}`);
+    }
+  }
+
+  // Inserts `text` at UTF-16 offset `pos`. Throws on a position outside the text, and when the
+  // document is not writable.
   insert(pos, text) {
     if (!text) return;
+    this.mustWrite('insert');
     const err = this.replica.insert16(pos, String(text));
     if (err) throw new Error(`tandem: insert at ${pos}: ${err}`);
     this.changed();
@@ -77,6 +106,7 @@ export class TandemDocument {
   // Deletes `len` UTF-16 code units from `pos` (a surrogate pair goes whole or not at all).
   delete(pos, len) {
     if (!(len > 0)) return;
+    this.mustWrite('delete');
     const err = this.replica.remove16(pos, len);
     if (err) throw new Error(`tandem: delete ${len} at ${pos}: ${err}`);
     this.changed();
@@ -100,7 +130,8 @@ export class TandemDocument {
   //   the text the previous one left (local edits made through insert/delete are not reported);
   // 'status' (status, detail): 'connecting', 'connected' or 'offline' (detail: why it stopped);
   // 'presence' (peers): everyone else here, as peers() returns;
-  // 'unsent' (count): own edits not yet durable at the server.
+  // 'unsent' (count): own edits not yet durable at the server;
+  // 'access' (access, message): what the server lets this handle do changed (see `access`).
   // Returns a function that unsubscribes.
   on(event, fn) {
     if (!EVENTS.has(event)) throw new Error(`tandem: no event '${event}'`);
@@ -122,8 +153,28 @@ export class TandemDocument {
   // ---- status, sync -----------------------------------------------------------------------------
 
   get status() { return this.client.status; }
-  get readOnly() { return this.client.readOnly; }
+  get readOnly() { return this.access === 'read'; }
   unsent() { return this.client.unsent(); }
+
+  setAccess(access, message) {
+    if (access === this.access && message === this.accessMessage) return;
+    this.access = access;
+    this.accessMessage = message;
+    this.emit('access', access, message);
+  }
+
+  // A fresh access token (a short-lived JWT renewed by the app): an open connection moves to it at
+  // once, and one refused for its token (unauthorized, forbidden) tries again with it. Throws for a
+  // token of another subject: this handle's agent writes for its own ("<subject>/...").
+  setToken(token) {
+    const subject = token ? tokenSubject(token) : '';
+    if (subject && this.agent !== subject && !this.agent.startsWith(`${subject}/`)) {
+      throw new Error(`tandem: this document is open as '${this.agent}'; a token for '${subject}' cannot carry its edits (open it again)`);
+    }
+    if (this.access === 'unauthorized' || this.access === 'forbidden') this.setAccess('unknown', '');
+    if (tokenMode(token) === 'read' && this.access !== 'read') this.setAccess('read', '');
+    this.client.setUrl(socketUrl(this.server, this.docId, token));
+  }
 
   // Connects (again), e.g. when the network is back; done by openDocument unless `connect: false`.
   start() {
@@ -140,25 +191,55 @@ export class TandemDocument {
   // ---- presence ---------------------------------------------------------------------------------
 
   // Own name, colour and cursor (anchor, head: UTF-16 offsets, or null for none); fields left out
-  // keep their value. The colour defaults to one derived from the name.
+  // keep their value. Without a colour of its own (#rrggbb), the handle picks one from the
+  // palette, starting from the name's, that nobody who came earlier has (see color()).
   setPresence({ name, color, anchor, head } = {}) {
     if (name !== undefined) this.me.name = String(name);
-    if (color !== undefined) this.me.color = String(color || '');
+    if (color !== undefined) this.me.color = isColor(color) ? color : '';
     if (anchor !== undefined) this.me.anchor = anchor;
     if (head !== undefined) this.me.head = head;
-    const conv = (p) => (p === null || p === undefined ? null : this.replica.from16(p));
-    const name_ = this.me.name || this.agent;
-    this.client.setPresence(name_, this.me.color || colorFor(name_), conv(this.me.anchor), conv(this.me.head ?? this.me.anchor));
+    this.pickColor(false);
+    this.sendPresence();
   }
 
-  // Everyone else on the document: [{session, agent, name, color, anchor, head}], positions in
-  // UTF-16 offsets of the current text (null: no cursor).
+  // This handle's colour: its own, or the palette's pick among the people present.
+  color() { return this.me.color || this.myColor || colorFor(this.me.name || this.agent); }
+
+  sendPresence() {
+    const conv = (p) => (p === null || p === undefined ? null : this.replica.from16(p));
+    this.client.setPresence(this.me.name || this.agent, this.color(), conv(this.me.anchor), conv(this.me.head ?? this.me.anchor));
+  }
+
+  // Keeps the picked colour unlike those of the sessions that joined before this one (a lower
+  // session id): a later one gives way, so two people never settle on the same colour.
+  pickColor(send = true) {
+    if (this.me.color) return;
+    const taken = new Set();
+    for (const [session, p] of this.client.peers) {
+      if (isColor(p.color) && (!this.client.session || session < this.client.session)) taken.add(p.color.toLowerCase());
+    }
+    const pick = distinctColor(colorFor(this.me.name || this.agent), taken);
+    if (pick === this.myColor) return;
+    this.myColor = pick;
+    if (send && this.client.presence) this.sendPresence();
+  }
+
+  // Everyone else on the document: [{session, agent, name, color, anchor, head, movedAt}],
+  // positions in UTF-16 offsets of the current text (null: no cursor), movedAt when they last
+  // sent their cursor (Date.now() time). Colours are #rrggbb and differ from
+  // each other and from this handle's (a peer's announced colour is replaced here when an earlier
+  // session, or this one, has it).
   peers() {
     const out = [];
-    for (const [session, p] of this.client.peers) {
+    const used = new Set([this.color().toLowerCase()]);
+    const sessions = [...this.client.peers.keys()].sort((a, b) => a - b);
+    for (const session of sessions) {
+      const p = this.client.peers.get(session);
       const head = p.head === null || p.head === undefined ? null : this.replica.to16(p.head);
       const anchor = p.anchor === null || p.anchor === undefined ? head : this.replica.to16(p.anchor);
-      out.push({ session, agent: p.agent, name: p.name || p.agent, color: p.color || colorFor(p.agent), anchor, head });
+      const color = distinctColor(isColor(p.color) ? p.color : colorFor(p.agent), used);
+      used.add(color);
+      out.push({ session, agent: p.agent, name: p.name || p.agent, color, anchor, head, movedAt: p.at });
     }
     return out;
   }
@@ -228,7 +309,8 @@ export async function openDocument({ engine, docId, url, token = '', storage, ag
     acked = 0;
   }
   if (!replica) replica = new M.Replica(name);
-  const doc = new TandemDocument({ docId, replica, acked, store, url: socketUrl(url, docId, token), webSocket, followOnline });
+  socketUrl(url, docId, token);  // (throws early for a missing or bad server address)
+  const doc = new TandemDocument({ docId, replica, acked, store, server: url, token, webSocket, followOnline });
   if (connect) doc.start();
   return doc;
 }

@@ -2,6 +2,6 @@
 export { openDocument, TandemDocument, socketUrl, DOC_ID } from './document.js';
 export { ReplicaStore } from './store.js';
 export { SyncClient } from './sync.js';
-export { tokenSubject } from './agent.js';
-export { colorFor } from './color.js';
+export { tokenSubject, tokenMode } from './agent.js';
+export { colorFor, distinctColor, isColor, PALETTE } from './color.js';
 export { encode, decode } from './wire.js';

@@ -5,8 +5,8 @@ import { encode, decode } from './wire.js';
 
 const HELLO = 1, OPS = 2, ACK = 3, PRESENCE = 4, PRESENCE_UPDATE = 5, LEAVE = 6, WELCOME = 10, ERROR = 15;
 const PROTOCOL_VERSION = 1;
-// Errors that retrying cannot fix (section 10, step 10).
-const TERMINAL = new Set([4400, 4403, 4409, 4410, 4413, 4422, 4426]);
+// Errors that retrying cannot fix (section 10, step 10); after 4401 and 4403 a new token may.
+const TERMINAL = new Set([4400, 4401, 4403, 4409, 4410, 4413, 4422, 4426]);
 const MAX_BATCH_EVENTS = 100000;
 const MAX_BATCH_BYTES = 512 * 1024;  // half the server's default message limit
 const MIN_BACKOFF_MS = 100, MAX_BACKOFF_MS = 10000;
@@ -14,10 +14,12 @@ const MIN_BACKOFF_MS = 100, MAX_BACKOFF_MS = 10000;
 export class SyncClient {
   // replica: an engine Replica. acked: own events already known durable (from storage).
   // Callbacks: onRemote(patches) for remote changes, onStatus(status, detail),
-  // onPresence(peers Map), onProgress() when the count of unsent edits may have changed.
+  // onPresence(peers Map), onProgress() when the count of unsent edits may have changed,
+  // onWelcome(readOnly) when the server took the session, onStopped(code, message) when it
+  // refused it in a way another try cannot fix.
   // webSocket: the WebSocket class (default globalThis.WebSocket; on Node.js 18, e.g. the `ws`
   // package's).
-  constructor({ url, replica, acked = 0, onRemote, onStatus, onPresence, onProgress, webSocket }) {
+  constructor({ url, replica, acked = 0, onRemote, onStatus, onPresence, onProgress, onWelcome, onStopped, webSocket }) {
     this.url = url;
     this.WebSocket = webSocket || globalThis.WebSocket;
     this.replica = replica;
@@ -26,6 +28,9 @@ export class SyncClient {
     this.onStatus = onStatus;
     this.onPresence = onPresence;
     this.onProgress = onProgress;
+    this.onWelcome = onWelcome;
+    this.onStopped = onStopped;
+    this.session = 0;        // this session's id, from WELCOME
     this.status = 'offline';
     this.ws = null;
     this.welcomed = false;
@@ -37,6 +42,7 @@ export class SyncClient {
     this.timer = null;
     this.stopped = true;
     this.error = null;
+    this.refusal = null;     // {code, message}: why the server stopped this client for good
     this.peers = new Map();  // session -> {agent, name, color, anchor, head} (code points)
     this.presence = null;    // own [name, color, anchor, head]
     this.presenceTimer = null;
@@ -49,6 +55,7 @@ export class SyncClient {
     if (!this.stopped) return;
     this.stopped = false;
     this.error = null;
+    this.refusal = null;
     this.attempt = 0;
     this.connect();
   }
@@ -130,7 +137,9 @@ export class SyncClient {
     if (this.stopped) return;
     if (this.lastError && TERMINAL.has(this.lastError.code)) {
       this.stopped = true;
+      this.refusal = this.lastError;
       this.setStatus('offline', this.lastError.message);
+      this.onStopped?.(this.lastError.code, this.lastError.message);
       return;
     }
     // A connection that lived a while resets the backoff (section 10, step 10).
@@ -139,6 +148,26 @@ export class SyncClient {
     const base = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(this.attempt, 20));
     this.attempt++;
     this.timer = setTimeout(() => this.connect(), base * (0.5 + Math.random() / 2));
+  }
+
+  // A new address (a fresh token in it): an open connection is replaced at once, a client stopped
+  // for its token (4401, 4403) starts again, a stopped one (offline) uses it when started.
+  setUrl(url) {
+    this.url = url;
+    if (this.stopped) {
+      if (this.refusal && (this.refusal.code === 4401 || this.refusal.code === 4403)) this.start();
+      return;
+    }
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
+      try { ws.close(1000, 'new token'); } catch { /* already closing */ }
+      this.lost();
+    }
+    clearTimeout(this.timer);
+    this.attempt = 0;
+    this.connect();
   }
 
   // Reconnects now (the browser came back online).
@@ -157,8 +186,9 @@ export class SyncClient {
   receive(msg) {
     switch (msg[0]) {
       case WELCOME: {
-        const [, , , readOnly, version] = msg;
+        const [, , session, readOnly, version] = msg;
         this.welcomed = true;
+        this.session = session;
         this.welcomeAt = performance.now();
         this.readOnly = !!readOnly;
         // Own operations within the server's durable version are safe; everything beyond it is
@@ -172,6 +202,7 @@ export class SyncClient {
         this.sent = durable;
         this.batches.clear();
         this.setStatus('connected');
+        this.onWelcome?.(this.readOnly);
         if (this.presence) this.send([PRESENCE, ...this.presence]);
         this.flush();
         this.onProgress?.();
@@ -194,7 +225,7 @@ export class SyncClient {
       }
       case PRESENCE_UPDATE: {
         const [, session, agent, name, color, anchor, head] = msg;
-        this.peers.set(session, { agent, name, color, anchor, head });
+        this.peers.set(session, { agent, name, color, anchor, head, at: Date.now() });
         this.onPresence?.(this.peers);
         break;
       }
