@@ -25,15 +25,7 @@ std::string token(const std::string& sub, const std::string& pattern, bool write
 }
 
 std::unique_ptr<Client> open(const std::string& url, const std::string& tok, const std::string& agent = "") {
-  ClientOptions o;
-  o.url = url;
-  o.token = tok;
-  o.agent = agent;
-  o.min_backoff = 20ms;
-  o.max_backoff = 200ms;
-  auto c = std::make_unique<Client>(o);
-  c->start();
-  return c;
+  return tandem::testing::make_client(url, agent, tok);
 }
 
 }  // namespace

@@ -65,13 +65,17 @@ export class SyncClient {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = null;
-    if (this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
-      try { ws.close(1000, 'offline'); } catch { /* already closing */ }
-    }
+    this.closeSocket('offline');
     this.lost();
+  }
+
+  // Closes the connection, if any, without hearing from it again.
+  closeSocket(reason) {
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = null;
+    ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
+    try { ws.close(1000, reason); } catch { /* already closing */ }
   }
 
   setStatus(s, detail) {
@@ -159,10 +163,7 @@ export class SyncClient {
       return;
     }
     if (this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      ws.onclose = ws.onmessage = ws.onopen = ws.onerror = null;
-      try { ws.close(1000, 'new token'); } catch { /* already closing */ }
+      this.closeSocket('new token');
       this.lost();
     }
     clearTimeout(this.timer);
