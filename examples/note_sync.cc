@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
     }
     // Positions count Unicode code points; length() is the note's length in them.
     auto st = note.insert(note.length(), line + "\n");
-    if (!st.ok()) std::fprintf(stderr, "  [not added] %s\n", st.ToString().c_str());
+    if (!st.ok()) std::fprintf(stderr, "  [not added] %s\n", st.message().c_str());
   }
 
   const bool synced = note.wait_synced(std::chrono::seconds(5));

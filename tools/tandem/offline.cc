@@ -393,7 +393,7 @@ int cmd_inspect(Args& args) {
       if (replica.ok()) {
         std::printf("  text         %u characters, %zu bytes\n", replica->length(), replica->length_bytes());
       } else {
-        std::printf("  text         cannot be loaded: %s\n", replica.status().ToString().c_str());
+        std::printf("  text         cannot be loaded: %s\n", replica.status().message().c_str());
       }
       auto snaps = (*store)->snapshots(d.name);
       if (snaps.ok()) {
