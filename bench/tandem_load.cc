@@ -44,7 +44,7 @@
 #include <vector>
 
 #include "crdt/codec.h"
-#include "net/protocol.h"
+#include "sync/protocol.h"
 #include "ws_frame.h"
 
 namespace {
@@ -55,7 +55,7 @@ using Clock = std::chrono::steady_clock;
 using tandem::crdt::OpBatch;
 using tandem::crdt::OpKind;
 using tandem::crdt::OpRun;
-namespace proto = tandem::net::proto;
+namespace proto = tandem::proto;
 namespace codec = tandem::crdt::codec;
 
 struct Options {

@@ -16,7 +16,7 @@
 
 #include "crdt/codec.h"
 #include "crdt/doc.h"
-#include "net/protocol.h"
+#include "sync/protocol.h"
 #include "replay.h"
 
 using namespace tandem;
@@ -37,10 +37,10 @@ std::string frame(const std::string& m) {
 std::string to(int session, const std::string& m) { return static_cast<char>(session) + frame(m); }
 
 std::string hello(const std::string& agent) {
-  net::proto::Hello h;
-  h.version = net::proto::kProtocolVersion;
+  proto::Hello h;
+  h.version = proto::kProtocolVersion;
   h.agents = {agent};
-  return net::proto::encode(h);
+  return proto::encode(h);
 }
 
 // The first txns of a trace replayed into one replica, until `fits` says it is big enough;
@@ -80,14 +80,14 @@ void trace_seeds(const fs::path& out, const std::string& dir) {
     for (size_t i = 0; i < n && script.size() < 3500; ++i) {
       const auto before = replay.version();
       (void)trace::apply_txn(t->txns[i], &replay);
-      const std::string ops = net::proto::encode(net::proto::Ops{i + 1, crdt::codec::encode_ops(replay.ops_since(before))});
+      const std::string ops = proto::encode(proto::Ops{i + 1, crdt::codec::encode_ops(replay.ops_since(before))});
       script += to(0, ops) + to(2, ops);
       if (i % 8 == 0) {
-        net::proto::Presence p;
+        proto::Presence p;
         p.name = "Typist";
         p.color = "#36c";
         p.anchor = p.head = static_cast<uint32_t>(i);
-        script += to(0, net::proto::encode(p));
+        script += to(0, proto::encode(p));
       }
       if (i == 3) script += to(1, ops);
     }
@@ -116,30 +116,30 @@ int main(int argc, char** argv) {
   write(out / "codec_fuzz", "snapshot", crdt::codec::save(a));
 
   // A client session: HELLO, OPS, PRESENCE, more OPS.
-  net::proto::Hello h;
+  proto::Hello h;
   h.version = 1;
   h.agents = {"alice"};
-  std::string session = frame(net::proto::encode(h));
-  session += frame(net::proto::encode(net::proto::Ops{1, crdt::codec::encode_ops(from_a)}));
-  net::proto::Presence p;
+  std::string session = frame(proto::encode(h));
+  session += frame(proto::encode(proto::Ops{1, crdt::codec::encode_ops(from_a)}));
+  proto::Presence p;
   p.name = "Alice";
   p.color = "#c33";
   p.anchor = 3;
   p.head = 5;
-  session += frame(net::proto::encode(p));
-  session += frame(net::proto::encode(net::proto::Ops{2, crdt::codec::encode_ops(from_b)}));
+  session += frame(proto::encode(p));
+  session += frame(proto::encode(proto::Ops{2, crdt::codec::encode_ops(from_b)}));
   write(out / "protocol_fuzz", "session", session);
 
   // session_fuzz: three sessions join, write, move cursors; one reconnects with its version;
   // the read-only one tries to write; text and garbage arrive.
-  std::string multi = to(0, net::proto::encode(h)) + to(1, hello("bob")) + to(2, hello("carol"));
-  multi += to(0, net::proto::encode(net::proto::Ops{1, crdt::codec::encode_ops(from_a)}));
-  multi += to(0, net::proto::encode(p)) + to(2, net::proto::encode(p));
-  net::proto::Hello back = h;
+  std::string multi = to(0, proto::encode(h)) + to(1, hello("bob")) + to(2, hello("carol"));
+  multi += to(0, proto::encode(proto::Ops{1, crdt::codec::encode_ops(from_a)}));
+  multi += to(0, proto::encode(p)) + to(2, proto::encode(p));
+  proto::Hello back = h;
   back.doc_version = a.version();
-  multi += to(3, net::proto::encode(back));
-  multi += to(0, net::proto::encode(net::proto::Ops{2, crdt::codec::encode_ops(from_b)}));
-  multi += to(1, net::proto::encode(net::proto::Ops{1, crdt::codec::encode_ops(from_b)}));
+  multi += to(3, proto::encode(back));
+  multi += to(0, proto::encode(proto::Ops{2, crdt::codec::encode_ops(from_b)}));
+  multi += to(1, proto::encode(proto::Ops{1, crdt::codec::encode_ops(from_b)}));
   write(out / "session_fuzz", "three-sessions", multi);
   write(out / "session_fuzz", "text-and-garbage", to(4, "hello") + to(0, "\xc1\xc1") + to(2, hello("carol")) + to(2, "\x91\x63"));
 

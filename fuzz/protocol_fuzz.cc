@@ -9,7 +9,7 @@
 
 #include "crdt/codec.h"
 #include "crdt/doc.h"
-#include "net/protocol.h"
+#include "sync/protocol.h"
 
 using namespace tandem;
 
@@ -26,19 +26,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   dl.max_pending_runs = 1000;
   dl.max_length = 100000;
   room.set_limits(dl);
-  net::proto::Limits limits;
+  proto::Limits limits;
   limits.max_frame_bytes = 4096;
   size_t at = 0;
   while (at + 2 <= size) {
     const size_t n = std::min<size_t>(size - at - 2, (size_t{data[at]} << 8) | data[at + 1]);
     const std::string_view frame(reinterpret_cast<const char*>(data + at + 2), n);
     at += 2 + n;
-    auto m = net::proto::decode(frame, limits);
+    auto m = proto::decode(frame, limits);
     if (!m.ok()) continue;
-    const std::string again = net::proto::encode(*m);
-    auto m2 = net::proto::decode(again, limits);
-    require(m2.ok() && net::proto::encode(*m2) == again && m2->index() == m->index());
-    if (const auto* ops = std::get_if<net::proto::Ops>(&*m)) {
+    const std::string again = proto::encode(*m);
+    auto m2 = proto::decode(again, limits);
+    require(m2.ok() && proto::encode(*m2) == again && m2->index() == m->index());
+    if (const auto* ops = std::get_if<proto::Ops>(&*m)) {
       auto batch = crdt::codec::decode_ops(ops->encoded);
       if (!batch.ok() || !crdt::Doc::ValidateBatch(*batch).ok()) continue;
       if (room.apply(*batch).ok()) require(room.check_invariants().ok());

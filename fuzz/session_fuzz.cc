@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "net/doc_store.h"
-#include "net/protocol.h"
+#include "sync/protocol.h"
 #include "room.h"
 #include "session.h"
 
@@ -67,7 +67,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   for (int i = 0; i < 3; ++i) open(i);
 
-  net::proto::Limits limits;
+  proto::Limits limits;
   limits.max_frame_bytes = opt.max_frame_bytes;
   size_t at = 0;
   while (at + 3 <= size) {
@@ -85,7 +85,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (s.closed) continue;  // as WsSession: a closing session's messages are dropped
     const bool text = selector & 4;
     s.on_message(frame, !text);
-    if (text || !net::proto::decode(frame, limits).ok()) require(s.closed && s.error == net::proto::kBadMessage);
+    if (text || !proto::decode(frame, limits).ok()) require(s.closed && s.error == proto::kBadMessage);
     srv->ioc.restart();
     srv->ioc.poll();
   }

@@ -460,7 +460,7 @@ tandem_status tandem_client_set_presence(tandem_client* client, const char* name
                                          tandem_error** err) {
   return guarded(err, [&] {
     if (!client) return null_arg(err, "client");
-    tandem::net::proto::Presence p;
+    tandem::proto::Presence p;
     if (name) {
       // The server refuses a message with bad UTF-8 and the session with it: check here.
       if (auto st = tandem::crdt::utf8::inspect(name); !st.ok()) return report(err, st.status().WithContext("name"));

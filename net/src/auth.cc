@@ -115,11 +115,6 @@ bool pattern_matches(std::string_view pattern, std::string_view doc) {
   return pattern == doc;
 }
 
-bool agent_belongs_to(std::string_view agent, std::string_view subject) {
-  return agent == subject || (agent.size() > subject.size() + 1 && agent.substr(0, subject.size()) == subject &&
-                              agent[subject.size()] == '/');
-}
-
 bool same_secret(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }

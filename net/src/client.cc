@@ -18,7 +18,6 @@
 #include <thread>
 
 #include "crdt/codec.h"
-#include "crdt/split.h"
 
 namespace tandem::net {
 
@@ -124,10 +123,11 @@ class ConnBase {
 };
 
 struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
-  explicit Impl(ClientOptions o, crdt::Doc* restored = nullptr)
-      : opt(std::move(o)), agent(opt.agent.empty() ? default_agent(opt) : opt.agent),
-        doc(restored ? std::move(*restored) : crdt::Doc(agent)), retry(ioc),
-        tls(ssl::context::tls_client) {
+  Impl(ClientOptions o, std::optional<sync::ClientSync> restored)
+      : opt(std::move(o)),
+        sync(restored ? std::move(*restored)
+                      : sync::ClientSync(crdt::Doc(opt.agent.empty() ? default_agent(opt) : opt.agent), limits_of(opt))),
+        agent(sync.agent()), retry(ioc), tls(ssl::context::tls_client) {
     if (opt.tls_verify) {
       tls.set_default_verify_paths();
       tls.set_verify_mode(ssl::verify_peer);
@@ -135,44 +135,56 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
       tls.set_verify_mode(ssl::verify_none);
     }
   }
+  static sync::ClientLimits limits_of(const ClientOptions& o) {
+    return {o.max_batch_events, o.max_batch_bytes, o.max_frame_bytes};
+  }
 
   ClientOptions opt;
-  const std::string agent;
   asio::io_context ioc;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
 
-  mutable std::mutex mu;  // doc, state, callbacks, pending (read by any thread)
+  mutable std::mutex mu;  // sync (the replica and the protocol's state), state, callbacks
   std::condition_variable cv;
-  crdt::Doc doc;
+  sync::ClientSync sync;
+  const std::string agent;
   ClientState state = ClientState::kOffline;
-  std::map<uint64_t, uint32_t> pending;  // batch id -> own next seq once it is acknowledged
-  uint32_t acked_next = 0;               // own operations below this seq are durable at the server
-  crdt::Version base;                    // what the server holds, as far as this connection knows
-  crdt::Version welcomed;                // what the server held durably when it welcomed us
-  bool read_only = false;
   std::function<void(const std::vector<crdt::Patch>&)> cb_change;
   std::function<void(ClientState)> cb_state;
   std::function<void(const PeerPresence&)> cb_presence;
   std::function<void(uint64_t)> cb_leave;
   std::function<void(uint16_t, const std::string&)> cb_error;
-  std::optional<proto::Presence> presence;
   std::optional<std::pair<uint16_t, std::string>> refused;  // stopped for good, and why
 
   // Network thread only.
   bool running = false;
   std::shared_ptr<ConnBase> conn;
   uint64_t gen = 0;
-  uint64_t next_batch = 1;
-  int attempt = 0;
   asio::steady_timer retry;
   std::atomic<bool> flush_posted{false};
-  uint16_t last_error = 0;
-  std::string last_error_message;
-  std::chrono::steady_clock::time_point connected_since;
   Url url;
   ssl::context tls;
   std::mt19937 rng{std::random_device{}()};
+
+  static int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  // Replaces the connection (a new token): the old one's reports are ignored from now on.
+  void drop_conn() {
+    ++gen;
+    if (conn) conn->close();
+    conn.reset();
+    std::lock_guard<std::mutex> lock(mu);
+    sync.closed();
+  }
+  void restart() {
+    running = true;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      sync.reset_backoff();
+    }
+    connect();
+  }
 
   void set_state(ClientState s) {
     std::function<void(ClientState)> cb;
@@ -339,19 +351,14 @@ void Client::Impl::schedule_retry() {
     return;
   }
   set_state(ClientState::kConnecting);
-  // A connection that lasted was healthy: start the backoff again from the bottom. One that was
-  // closed soon after its WELCOME (the server refused something) keeps backing off.
-  if (connected_since != std::chrono::steady_clock::time_point() &&
-      std::chrono::steady_clock::now() - connected_since > std::chrono::seconds(5)) {
-    attempt = 0;
-  }
-  connected_since = {};
-  // Exponential backoff with jitter: clients that lost the same server do not all come back at once.
-  const double base_ms = std::min<double>(static_cast<double>(opt.max_backoff.count()),
-                                          static_cast<double>(opt.min_backoff.count()) * (1 << std::min(attempt, 20)));
+  // Jitter: clients that lost the same server do not all come back at once.
   const double jitter = std::uniform_real_distribution<double>(0.5, 1.0)(rng);
-  ++attempt;
-  retry.expires_after(std::chrono::milliseconds(static_cast<int64_t>(base_ms * jitter)));
+  int64_t delay = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    delay = sync.retry_delay_ms(now_ms(), jitter);
+  }
+  retry.expires_after(std::chrono::milliseconds(delay));
   retry.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (!ec) self->connect();
   });
@@ -359,13 +366,12 @@ void Client::Impl::schedule_retry() {
 
 void Client::Impl::on_open(uint64_t g) {
   if (g != gen) return;
-  proto::Hello h;
-  h.agents = {agent};
+  std::string hello;
   {
     std::lock_guard<std::mutex> lock(mu);
-    h.doc_version = doc.version();
+    hello = sync.open();
   }
-  conn->send(std::make_shared<const std::string>(proto::encode(h)));
+  conn->send(std::make_shared<const std::string>(std::move(hello)));
 }
 
 // The server answered the upgrade with an HTTP error. 400 (a bad document id), 401 and 403 (the
@@ -383,8 +389,10 @@ void Client::Impl::on_refused(uint64_t g, unsigned http_status) {
     message += " (a missing, expired or forged token, or an Origin the server does not allow)";
   }
   if (code == 0) return;
-  last_error = code;
-  last_error_message = message;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    sync.refused(code, message);
+  }
   report_error(code, message);
 }
 
@@ -393,150 +401,90 @@ void Client::Impl::on_closed(uint64_t g) {
   conn.reset();
   {
     std::lock_guard<std::mutex> lock(mu);
-    pending.clear();  // the next connection resends whatever the server turns out to lack
-  }
-  // Errors that another try cannot fix end the reconnecting: the same operations would be
-  // refused again.
-  switch (last_error) {
-    case proto::kBadMessage:
-    case proto::kUnauthorized:
-    case proto::kForbidden:
-    case proto::kAgentInUse:
-    case proto::kDeleted:
-    case proto::kTooLarge:
-    case proto::kRejected:
-    case proto::kUnsupportedVersion:
+    sync.closed();
+    // Errors that another try cannot fix end the reconnecting: the same operations would be
+    // refused again.
+    if (!sync.should_retry()) {
       running = false;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        refused.emplace(last_error, last_error_message);
-      }
-      cv.notify_all();
-      break;
-    default:
-      break;
+      refused = sync.error();
+    }
   }
+  cv.notify_all();
   schedule_retry();
 }
 
 void Client::Impl::on_frame(uint64_t g, const std::string& frame) {
   if (g != gen) return;
-  auto msg = proto::decode(frame, {opt.max_frame_bytes});
-  if (!msg.ok()) {
-    conn->abort();
-    return;
-  }
-  if (auto* w = std::get_if<proto::Welcome>(&*msg)) {
-    last_error = 0;
-    connected_since = std::chrono::steady_clock::now();
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      // WELCOME carries what the server holds durably: own operations beyond it are resent
-      // (the server ignores the ones it already integrated) and acknowledged once durable.
-      base = w->doc_version;
-      welcomed = w->doc_version;
-      acked_next = std::max(acked_next, w->doc_version.next(agent));
-      read_only = w->read_only;
-      pending.clear();
-    }
-    set_state(ClientState::kConnected);
-    std::optional<proto::Presence> p;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      p = presence;
-    }
-    if (p) conn->send(std::make_shared<const std::string>(proto::encode(*p)));
-    flush_own();
-  } else if (auto* o = std::get_if<proto::Ops>(&*msg)) {
-    auto batch = crdt::codec::decode_ops(o->encoded, {opt.max_frame_bytes, UINT32_MAX, 1u << 16, 1024});
-    if (!batch.ok()) {
-      conn->abort();
+  std::vector<crdt::Patch> patches;
+  sync::ClientEvent ev;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto r = sync.receive(frame, now_ms());
+    if (!r.ok()) {
+      conn->abort();  // the server broke the protocol: the next connection starts afresh
       return;
     }
-    std::vector<crdt::Patch> patches;
-    std::function<void(const std::vector<crdt::Patch>&)> cb;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      auto r = doc.apply(*batch);
-      if (!r.ok()) {
-        conn->abort();
-        return;
+    ev = std::move(*r);
+  }
+  cv.notify_all();
+  switch (ev.kind) {
+    case sync::ClientEvent::kWelcome:
+      set_state(ClientState::kConnected);
+      flush_own();
+      break;
+    case sync::ClientEvent::kChange: {
+      std::function<void(const std::vector<crdt::Patch>&)> cb;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        cb = cb_change;
       }
-      patches = std::move(*r);
-      for (const auto& run : batch->runs) {
-        if (base.next(run.agent) < run.seq + run.len) base.advance(run.agent, run.seq + run.len);
+      if (cb && !ev.patches.empty()) cb(ev.patches);
+      break;
+    }
+    case sync::ClientEvent::kAck:
+      break;
+    case sync::ClientEvent::kPresence: {
+      std::function<void(const PeerPresence&)> cb;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        cb = cb_presence;
       }
-      cb = cb_change;
+      if (cb) cb({ev.presence.session, ev.presence.agent, ev.presence.presence});
+      break;
     }
-    cv.notify_all();
-    if (cb && !patches.empty()) cb(patches);
-  } else if (auto* a = std::get_if<proto::Ack>(&*msg)) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      auto it = pending.find(a->batch_id);
-      if (it != pending.end()) {
-        // Acknowledgements may come out of order; a later batch's durability implies the earlier
-        // ones' (its operations depend on theirs).
-        acked_next = std::max(acked_next, it->second);
-        pending.erase(it);
+    case sync::ClientEvent::kLeave: {
+      std::function<void(uint64_t)> cb;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        cb = cb_leave;
       }
+      if (cb) cb(ev.session);
+      break;
     }
-    attempt = 0;
-    cv.notify_all();
-  } else if (auto* pu = std::get_if<proto::PresenceUpdate>(&*msg)) {
-    std::function<void(const PeerPresence&)> cb;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      cb = cb_presence;
-    }
-    if (cb) cb({pu->session, pu->agent, pu->presence});
-  } else if (auto* l = std::get_if<proto::Leave>(&*msg)) {
-    std::function<void(uint64_t)> cb;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      cb = cb_leave;
-    }
-    if (cb) cb(l->session);
-  } else if (auto* e = std::get_if<proto::Error>(&*msg)) {
-    last_error = e->code;
-    last_error_message = e->message;
-    report_error(e->code, e->message);
+    case sync::ClientEvent::kError:
+      report_error(ev.code, ev.message);
+      break;
   }
 }
 
 void Client::Impl::flush_own() {
   if (!conn || state != ClientState::kConnected) return;
-  std::vector<Frame> frames;
+  std::vector<std::string> messages;
   {
     // One critical section: whoever waits for "synced" must never see the operations counted as
     // sent before their batch is recorded as pending.
     std::lock_guard<std::mutex> lock(mu);
-    if (read_only) return;
-    const uint32_t own_next = doc.version().next(agent);
-    if (base.next(agent) >= own_next) return;
-    crdt::OpBatch own;
-    crdt::OpBatch all = doc.ops_since(base, crdt::Doc::DeletedText::kInclude);
-    // Only this replica's own operations: the server refuses anyone else's.
-    for (auto& r : all.runs) {
-      if (r.agent == agent) own.runs.push_back(std::move(r));
-    }
-    base.advance(agent, own_next);
-    for (auto& part : crdt::split_batch(std::move(own), opt.max_batch_events, opt.max_batch_bytes)) {
-      uint32_t next = 0;
-      for (const auto& r : part.runs) next = std::max(next, r.seq + r.len);
-      const uint64_t id = next_batch++;
-      pending[id] = next;
-      frames.push_back(std::make_shared<const std::string>(proto::encode(proto::Ops{id, crdt::codec::encode_ops(part)})));
-    }
+    messages = sync.outgoing();
   }
-  for (auto& f : frames) conn->send(std::move(f));
+  for (auto& m : messages) conn->send(std::make_shared<const std::string>(std::move(m)));
 }
 
 // ---- Client -----------------------------------------------------------------------------------
 
-Client::Client(ClientOptions options) : Client(std::move(options), nullptr) {}
+Client::Client(ClientOptions options) : Client(std::move(options), std::nullopt) {}
 
-Client::Client(ClientOptions options, crdt::Doc* restored) : impl_(std::make_shared<Impl>(std::move(options), restored)) {
+Client::Client(ClientOptions options, std::optional<sync::ClientSync> restored)
+    : impl_(std::make_shared<Impl>(std::move(options), std::move(restored))) {
   impl_->work.emplace(asio::make_work_guard(impl_->ioc));
   impl_->thread = std::thread([impl = impl_.get()] { impl->ioc.run(); });
 }
@@ -565,10 +513,7 @@ void Client::start() {
       std::lock_guard<std::mutex> lock(impl->mu);
       impl->refused.reset();
     }
-    impl->running = true;
-    impl->attempt = 0;
-    impl->last_error = 0;
-    impl->connect();
+    impl->restart();
   });
 }
 
@@ -579,13 +524,7 @@ void Client::stop() {
   asio::post(impl_->ioc, [impl = impl_.get(), &m, &cv, &done] {
     impl->running = false;
     impl->retry.cancel();
-    ++impl->gen;  // whatever the old connection reports from now on is ignored
-    if (impl->conn) impl->conn->close();
-    impl->conn.reset();
-    {
-      std::lock_guard<std::mutex> lock(impl->mu);
-      impl->pending.clear();
-    }
+    impl->drop_conn();  // whatever the old connection reports from now on is ignored
     impl->set_state(ClientState::kOffline);
     std::lock_guard<std::mutex> lock(m);
     done = true;
@@ -604,7 +543,7 @@ void Client::drop_connection() {
 Status Client::insert(uint32_t pos, std::string_view text) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    TANDEM_RETURN_IF_ERROR(impl_->doc.insert(pos, text));
+    TANDEM_RETURN_IF_ERROR(impl_->sync.doc().insert(pos, text));
   }
   impl_->post_flush();
   return Status::OK();
@@ -613,7 +552,7 @@ Status Client::insert(uint32_t pos, std::string_view text) {
 Status Client::remove(uint32_t pos, uint32_t len) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    TANDEM_RETURN_IF_ERROR(impl_->doc.remove(pos, len));
+    TANDEM_RETURN_IF_ERROR(impl_->sync.doc().remove(pos, len));
   }
   impl_->post_flush();
   return Status::OK();
@@ -622,28 +561,24 @@ Status Client::remove(uint32_t pos, uint32_t len) {
 void Client::set_presence(proto::Presence p) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->presence = p;
+    impl_->sync.set_presence(std::move(p));
   }
-  asio::post(impl_->ioc, [impl = impl_.get(), p = std::move(p)] {
-    if (impl->conn && impl->state == ClientState::kConnected) {
-      impl->conn->send(std::make_shared<const std::string>(proto::encode(p)));
-    }
-  });
+  impl_->post_flush();
 }
 
 std::string Client::text() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->doc.text();
+  return impl_->sync.doc().text();
 }
 
 uint32_t Client::length() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->doc.length();
+  return impl_->sync.doc().length();
 }
 
 crdt::Version Client::version() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->doc.version();
+  return impl_->sync.doc().version();
 }
 
 const std::string& Client::agent() const { return impl_->agent; }
@@ -655,20 +590,18 @@ ClientState Client::state() const {
 
 uint64_t Client::unacknowledged() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  const uint32_t own = impl_->doc.version().next(impl_->agent);
-  return own > impl_->acked_next ? own - impl_->acked_next : 0;
+  return impl_->sync.unsent();
 }
 
 bool Client::read_only() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->read_only;
+  return impl_->sync.read_only();
 }
 
 bool Client::wait_synced(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(impl_->mu);
   auto synced = [&] {
-    return impl_->state == ClientState::kConnected && impl_->acked_next >= impl_->doc.version().next(impl_->agent) &&
-           impl_->doc.version().includes(impl_->welcomed);
+    return impl_->state == ClientState::kConnected && impl_->sync.synced();
   };
   impl_->cv.wait_for(lock, timeout, [&] { return synced() || impl_->refused.has_value(); });
   return synced();
@@ -696,71 +629,31 @@ Status Client::set_token(std::string token) {
   asio::post(impl_->ioc, [impl = impl_->shared_from_this(), token = std::move(token), refused_for_token]() mutable {
     impl->opt.token = std::move(token);
     if (refused_for_token) {
-      impl->running = true;
-      impl->attempt = 0;
-      impl->last_error = 0;
-      impl->connect();
+      impl->restart();
     } else if (impl->running && impl->conn) {
       // The open connection's token runs out on its own time: go over to the new one now.
-      ++impl->gen;
-      impl->conn->close();
-      impl->conn.reset();
-      {
-        std::lock_guard<std::mutex> lock(impl->mu);
-        impl->pending.clear();
-      }
+      impl->drop_conn();
       impl->connect();
     }
   });
   return Status::OK();
 }
 
-namespace {
-
-// save()'s bytes: "TCS" 0x01, own operations acknowledged (u32, little-endian), the agent name's
-// length (u16, little-endian) and bytes, then the replica's snapshot (crdt/FORMAT.md).
-constexpr char kStateMagic[4] = {'T', 'C', 'S', 1};
-
-}  // namespace
-
 std::string Client::save() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  std::string out(kStateMagic, 4);
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((impl_->acked_next >> (8 * i)) & 0xFF));
-  const size_t n = impl_->agent.size();
-  out.push_back(static_cast<char>(n & 0xFF));
-  out.push_back(static_cast<char>(n >> 8));
-  out += impl_->agent;
-  out += crdt::codec::save(impl_->doc);
-  return out;
+  return impl_->sync.save();
 }
 
 crdt::Result<std::unique_ptr<Client>> Client::Restore(ClientOptions options, std::string_view state) {
-  if (state.size() < 10 || state.substr(0, 4) != std::string_view(kStateMagic, 4)) {
-    return Status::Corruption("not a saved client state (Client::save)");
-  }
-  auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(state[i])); };
-  const uint32_t acked = byte(4) | byte(5) << 8 | byte(6) << 16 | byte(7) << 24;
-  const size_t n = byte(8) | byte(9) << 8;
-  if (state.size() < 10 + n) return Status::Corruption("saved client state is cut short");
-  const std::string agent(state.substr(10, n));
-  TANDEM_RETURN_IF_ERROR(crdt::Doc::ValidateAgent(agent).WithContext("saved client state"));
-  if (!options.agent.empty() && options.agent != agent) {
-    return Status::InvalidArgument("the saved state is agent '" + agent + "'s, not '" + options.agent + "'s");
-  }
-  auto doc = crdt::codec::load(state.substr(10 + n), agent);
-  if (!doc.ok()) return Status::Corruption("saved client state: " + doc.status().message());
-  if (acked > doc->version().next(agent)) return Status::Corruption("saved client state acknowledges edits it does not hold");
-  options.agent = agent;
-  std::unique_ptr<Client> c(new Client(std::move(options), &*doc));
-  std::lock_guard<std::mutex> lock(c->impl_->mu);
-  c->impl_->acked_next = acked;
-  return c;
+  if (options.agent.empty()) options.agent = default_agent(options);
+  auto restored = sync::ClientSync::Restore(state, options.agent, Impl::limits_of(options));
+  if (!restored.ok()) return restored.status();
+  return std::unique_ptr<Client>(new Client(std::move(options), std::move(*restored)));
 }
 
 bool Client::wait_for(const crdt::Version& v, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(impl_->mu);
-  return impl_->cv.wait_for(lock, timeout, [&] { return impl_->doc.version().includes(v); });
+  return impl_->cv.wait_for(lock, timeout, [&] { return impl_->sync.doc().version().includes(v); });
 }
 
 void Client::on_change(std::function<void(const std::vector<crdt::Patch>&)> f) {

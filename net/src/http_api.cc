@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crdt/utf8.h"
+#include "sync/server.h"
 
 namespace tandem::net {
 
@@ -75,65 +76,37 @@ Result<crdt::Version> version_from(const json& j) {
 
 ApiResponse ok(const json& body) { return {200, body.dump()}; }
 
-// Stands in for a session in the room (room.h): a failure and the ACK come back through it, and
-// exactly one reply goes out, whichever comes first.
-class ApiWaiter final : public Session {
- public:
-  using Reply = std::function<void(ApiResponse)>;
-  // The room holds a waiting edit's session weakly (PendingAck): the waiter keeps itself alive
-  // until it has replied.
-  static std::shared_ptr<ApiWaiter> make(Server::Impl& srv, Reply reply) {
-    auto w = std::make_shared<ApiWaiter>(std::move(reply));
-    w->id = srv.next_session++;
-    w->self_ = w;
-    return w;
-  }
-  explicit ApiWaiter(Reply reply) : reply_(std::move(reply)) { peer = "http"; }
+// `reply` for a call the room reports on: the first report answers, later ones (a room broken
+// while the call waited) are dropped.
+std::function<void(ApiResponse)> once(std::function<void(ApiResponse)> reply) {
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  return [done, reply = std::move(reply)](ApiResponse r) {
+    if (!done->exchange(true)) reply(std::move(r));
+  };
+}
 
-  void finish(ApiResponse r) {
-    bool expected = false;
-    if (!done_.compare_exchange_strong(expected, true)) return;
-    closed = true;
-    reply_(std::move(r));
-    reply_ = nullptr;
-    on_ack = nullptr;
-    self_.reset();
+// The reply to a room's report on an HTTP API call (Room::ApiDone): 0 is success, anything
+// else a protocol error code, said in HTTP's terms. `make_error`: why the edit could not be built,
+// when that was the failure.
+ApiResponse api_failure(uint16_t code, const std::string& message, const Status& make_error) {
+  if (!make_error.ok()) {
+    const bool unknown = make_error.code() == Status::Code::kNotFound;
+    return api_error(unknown ? 409 : 422, unknown ? "version_unknown" : "bad_edit", make_error.message());
   }
-  void send(Frame, uint64_t, bool) override {
-    if (on_ack) finish(on_ack());
+  switch (code) {
+    case proto::kDeleted: return api_error(404, "not_found", message);
+    case proto::kAgentInUse: return api_error(409, "agent_in_use", message);
+    case proto::kRejected:
+      // Positions as of an older version are checked by the document, in its own terms.
+      if (message.find("past the end") != std::string::npos) {
+        return api_error(422, "bad_edit", "an edit goes past the end of the text as it was at the given version");
+      }
+      return api_error(422, "rejected", message);
+    case proto::kTooLarge: return api_error(413, "too_large", message);
+    case proto::kForbidden: return api_error(403, "forbidden", message);
+    default: return api_error(code == proto::kInternal ? 503 : 500, "unavailable", message);
   }
-  void close_with(uint16_t code, std::string message) override {
-    if (!make_error.ok()) {
-      const bool unknown = make_error.code() == Status::Code::kNotFound;
-      finish(api_error(unknown ? 409 : 422, unknown ? "version_unknown" : "bad_edit", make_error.message()));
-      return;
-    }
-    switch (code) {
-      case proto::kDeleted: finish(api_error(404, "not_found", message)); return;
-      case proto::kAgentInUse: finish(api_error(409, "agent_in_use", message)); return;
-      case proto::kRejected:
-        // Positions as of an older version are checked by the document, in its own terms.
-        if (message.find("past the end") != std::string::npos) {
-          finish(api_error(422, "bad_edit", "an edit goes past the end of the text as it was at the given version"));
-        } else {
-          finish(api_error(422, "rejected", message));
-        }
-        return;
-      case proto::kTooLarge: finish(api_error(413, "too_large", message)); return;
-      case proto::kForbidden: finish(api_error(403, "forbidden", message)); return;
-      default: finish(api_error(code == proto::kInternal ? 503 : 500, "unavailable", message));
-    }
-  }
-  void close_plain(uint16_t, std::string reason) override { finish(api_error(503, "unavailable", reason)); }
-
-  std::function<ApiResponse()> on_ack;  // the reply once the edit is durable
-  Status make_error;                    // why the edit could not be built, if it could not
-
- private:
-  Reply reply_;
-  std::atomic<bool> done_{false};
-  std::shared_ptr<ApiWaiter> self_;
-};
+}
 
 // Who may do what: an open server lets anyone do anything.
 struct Caller {
@@ -274,7 +247,7 @@ Result<crdt::OpBatch> build_batch(const EditRequest& r, const crdt::Doc& doc, cr
   auto parents = doc.frontier_of(r.version ? *r.version : doc.version());
   if (!parents.ok()) return parents.status();
   // As of the current version the positions are checked here, in the request's terms; as of an
-  // older one the document checks them (see ApiWaiter::close_with).
+  // older one the document checks them (see api_failure).
   if (!r.version || *r.version == doc.version()) {
     uint64_t len = doc.length();
     for (size_t i = 0; i < r.edits.size(); ++i) {
@@ -410,23 +383,26 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       reply(api_error(big ? 413 : 400, big ? "too_large" : "bad_request", r.status().message()));
       return;
     }
-    if (!caller.open && !agent_belongs_to(r->agent, caller.token.subject)) {
+    if (!caller.open && !sync::AgentBelongsTo(r->agent, caller.token.subject)) {
       reply(api_error(403, "forbidden", "agent '" + r->agent + "' is not '" + caller.token.subject + "' or '" +
                                             caller.token.subject + "/...'"));
       return;
     }
     auto room = room_or_reply(srv, id, reply);
     if (!room) return;
-    auto waiter = ApiWaiter::make(srv, std::move(reply));
-    waiter->agents = {r->agent};
     auto after = std::make_shared<crdt::Version>();
-    waiter->on_ack = [id, after] {
-      return ok({{"doc", id}, {"version", version_json(*after)}, {"events", after->total()}});
-    };
-    room->api_edit(waiter, [waiter, edit = std::move(*r), after](const crdt::Doc& doc) -> Result<crdt::OpBatch> {
+    auto make_error = std::make_shared<Status>();
+    auto make = [edit = std::move(*r), after, make_error](const crdt::Doc& doc) -> Result<crdt::OpBatch> {
       auto b = build_batch(edit, doc, after.get());
-      if (!b.ok()) waiter->make_error = b.status();
+      if (!b.ok()) *make_error = b.status();
       return b;
+    };
+    room->api_edit(std::move(make), [id, after, make_error, reply = once(reply)](uint16_t code, const std::string& message) {
+      if (code != 0) {
+        reply(api_failure(code, message, *make_error));
+      } else {
+        reply(ok({{"doc", id}, {"version", version_json(*after)}, {"events", after->total()}}));
+      }
     });
     return;
   }
@@ -489,8 +465,9 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
   }
   auto room = room_or_reply(srv, id, reply);
   if (!room) return;
-  auto waiter = ApiWaiter::make(srv, std::move(reply));
-  room->api_read(waiter, [waiter, id](const crdt::Doc& d) { waiter->finish(ok(doc_json(id, d))); });
+  auto answer = once(std::move(reply));
+  room->api_read([id, answer](const crdt::Doc& d) { answer(ok(doc_json(id, d))); },
+                 [answer](uint16_t code, const std::string& message) { answer(api_failure(code, message, Status::OK())); });
 }
 
 }  // namespace tandem::net

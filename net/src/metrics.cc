@@ -1,6 +1,6 @@
 #include "metrics.h"
 
-#include "net/protocol.h"
+#include "sync/protocol.h"
 
 namespace tandem::net {
 

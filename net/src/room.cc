@@ -104,25 +104,30 @@ Room::~Room() {
   if (counted_) --srv_.metrics.open_documents;
 }
 
-bool Room::ensure_loaded(const std::shared_ptr<Session>& s) {
-  if (doc_) return true;
+bool Room::ensure_loaded(const std::function<void(uint16_t, std::string)>& fail) {
+  if (sync_) return true;
   auto loaded = srv_.store->load(name_, "server");
+  std::optional<crdt::Doc> doc;
   if (loaded.ok()) {
-    doc_.emplace(std::move(*loaded));
+    doc.emplace(std::move(*loaded));
   } else if (loaded.status().code() == Status::Code::kNotFound) {
-    doc_.emplace("server");
+    doc.emplace("server");
   } else {
     srv_.log.error("doc.load_failed", {{"doc", name_}, {"error", loaded.status().ToString()}});
-    s->close_with(proto::kInternal, "cannot load the document");
+    fail(proto::kInternal, "cannot load the document");
     return false;
   }
   crdt::DocLimits limits;
   limits.max_pending_events = srv_.opt.max_held_events;
   limits.max_pending_runs = static_cast<uint32_t>(std::min<uint64_t>(srv_.opt.max_held_events, UINT32_MAX));
   limits.max_length = srv_.opt.max_doc_chars;
-  doc_->set_limits(limits);
-  logged_ = snapshot_events_ = doc_->num_events();
-  durable_ = doc_->version();
+  doc->set_limits(limits);
+  sync::ServerLimits sl;
+  sl.max_message_bytes = srv_.opt.max_frame_bytes;
+  sl.max_batch_events = srv_.opt.max_batch_events;
+  sl.max_held_events = srv_.opt.max_held_events;
+  sync_.emplace(std::move(*doc), sl);
+  logged_ = snapshot_events_ = sync_->doc().num_events();
   snapshot_time_ = Clock::now();
   // A store shared with other nodes hands over what they append to this document from now on.
   srv_.store->watch(name_, [weak = weak_from_this()](crdt::OpBatch batch, std::string position) {
@@ -131,7 +136,7 @@ bool Room::ensure_loaded(const std::shared_ptr<Session>& s) {
   watching_ = true;
   counted_ = true;
   ++srv_.metrics.open_documents;
-  srv_.log.info("doc.open", {{"doc", name_}, {"events", std::to_string(logged_)}, {"chars", std::to_string(doc_->length())}});
+  srv_.log.info("doc.open", {{"doc", name_}, {"events", std::to_string(logged_)}, {"chars", std::to_string(sync_->doc().length())}});
   return true;
 }
 
@@ -166,139 +171,80 @@ void Room::join_now(const std::shared_ptr<Session>& s, proto::Hello hello) {
   } refused{*this};
   if (s->closed) return;  // gone before its turn came: nothing to load or send
   grace_.cancel();
-  if (!ensure_loaded(s)) return;
-  crdt::Doc& doc = *doc_;
-  // A client may hold operations the server lost (a crash before they were durable), but never
-  // more than could be held waiting for their dependencies.
-  for (const auto& [agent, next] : hello.doc_version.entries()) {
-    const uint32_t have = doc.version().next(agent);
-    if (next > have && next - have > srv_.opt.max_held_events &&
-        std::find(s->agents.begin(), s->agents.end(), agent) == s->agents.end()) {
-      s->close_with(proto::kRejected, "version claims " + std::to_string(next - have) + " operations of '" + agent +
-                                          "' that this server never had");
-      return;
-    }
+  if (!ensure_loaded([&s](uint16_t code, std::string m) { s->close_with(code, std::move(m)); })) return;
+  auto r = sync_->join(s->id, s->agents, s->read_only, hello.doc_version);
+  if (auto* no = std::get_if<sync::Refusal>(&r)) {
+    s->close_with(no->code, no->message);
+    return;
   }
-  // An agent belongs to one live session that may write: the newer one wins (a client
-  // reconnecting before its old connection was noticed gone), and the older one is told why.
-  // Read-only sessions own no agents.
-  if (!s->read_only) {
-    for (const auto& a : s->agents) {
-      auto it = owners_.find(a);
-      if (it != owners_.end() && it->second != s->id) {
-        for (const auto& other : sessions_) {
-          if (other->id == it->second) {
-            other->close_with(proto::kAgentInUse, "agent '" + a + "' was taken over by a newer session");
-          }
-        }
-      }
-      owners_[a] = s->id;
+  auto& joined = std::get<sync::DocSync::Joined>(r);
+  for (const auto& [other, agent] : joined.displaced) {
+    if (auto it = by_id_.find(other); it != by_id_.end()) {
+      it->second->close_with(proto::kAgentInUse, "agent '" + agent + "' was taken over by a newer session");
     }
   }
   sessions_.push_back(s);
-  members_.insert(s->id);
+  by_id_[s->id] = s;
   refused.joined = true;
-  proto::Welcome w;
-  w.session = s->id;
-  w.read_only = s->read_only;
-  w.doc_version = durable_;  // what is safe: the client resends its own operations beyond it
-  s->send(make_frame(proto::encode(w)), 0, true);
-  crdt::OpBatch missing = doc.ops_since(hello.doc_version);
-  if (!missing.empty()) {
-    const uint64_t n = missing.events();
-    s->send(make_frame(proto::encode(proto::Ops{0, codec::encode_ops(missing)})), n, true);
-  }
-  for (const auto& [sid, p] : presence_) {
-    s->send(make_frame(proto::encode(proto::PresenceUpdate{sid, p.first, p.second})), 0, true);
+  // WELCOME, what the client lacks, the others' presence: catch-up, never counted against the queue.
+  for (size_t i = 0; i < joined.messages.size(); ++i) {
+    s->send(make_frame(joined.messages[i]), i == 1 ? joined.sent_events : 0, true);
   }
   srv_.log.info("session.join", {{"doc", name_},
-                                       {"session", std::to_string(s->id)},
-                                       {"agent", s->agents.front()},
-                                       {"peer", s->peer},
-                                       {"read_only", s->read_only ? "true" : "false"},
-                                       {"sent", std::to_string(missing.events())}});
+                                 {"session", std::to_string(s->id)},
+                                 {"agent", s->agents.front()},
+                                 {"peer", s->peer},
+                                 {"read_only", s->read_only ? "true" : "false"},
+                                 {"sent", std::to_string(joined.sent_events)}});
 }
 
-void Room::ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received) {
-  on_thread([self = shared_from_this(), s = std::move(s), batch_id, batch = std::move(batch), received]() mutable {
+void Room::ops(std::shared_ptr<Session> s, sync::Batch batch, Clock::time_point received) {
+  on_thread([self = shared_from_this(), s = std::move(s), batch = std::move(batch), received]() mutable {
     try {
-      self->ops_now(s, batch_id, std::move(batch), received);
+      self->ops_now(s, std::move(batch), received);
     } catch (const std::exception& e) {
       self->contain("ops", e, s, true);
     }
   });
 }
 
-void Room::ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received) {
-  if (closed_ || !doc_ || !members_.count(s->id)) return;
-  crdt::Doc& doc = *doc_;
-  const uint64_t n = batch.events();
-  srv_.metrics.ops_in += n;
-  crdt::OpBatch added;
-  auto r = doc.apply(batch, &added);
-  if (!r.ok()) {
-    // The session checked the batch's form (Doc::ValidateBatch): what is left is the document
-    // refusing it (positions, held operations past the bound) or a size limit.
-    const auto& st = r.status();
-    const uint16_t code = st.code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kRejected;
-    srv_.log.warn("ops.refused", {{"doc", name_}, {"session", std::to_string(s->id)}, {"error", st.ToString()}});
-    s->close_with(code, st.message());
+void Room::ops_now(const std::shared_ptr<Session>& s, sync::Batch batch, Clock::time_point received) {
+  if (closed_ || !sync_) return;
+  srv_.metrics.ops_in += batch.ops.events();
+  const bool was_pending = sync_->broadcast_pending();
+  auto r = sync_->apply(s->id, std::move(batch));
+  if (auto* no = std::get_if<sync::Refusal>(&r)) {
+    srv_.log.warn("ops.refused", {{"doc", name_}, {"session", std::to_string(s->id)}, {"error", no->message}});
+    s->close_with(no->code, no->message);
     return;
   }
-  // The acknowledgement waits until every event of the batch is durable (some may be held).
-  PendingAck ack{s, batch_id, {}};
-  for (const auto& run : batch.runs) {
-    bool found = false;
-    for (auto& [agent, next] : ack.need) {
-      if (agent == run.agent) {
-        next = std::max(next, run.seq + run.len);
-        found = true;
-      }
-    }
-    if (!found) ack.need.emplace_back(run.agent, run.seq + run.len);
-  }
-  const uint64_t added_events = added.events();
-  if (added_events > 0) {
-    srv_.metrics.ops_integrated += added_events;
-    log_events(added);
-    // The author, when one session owns every agent in what was added (held operations of
-    // others may have been released by this batch: then everyone gets the broadcast).
-    uint64_t author = s->id;
-    for (const auto& run : added.runs) {
-      auto o = owners_.find(run.agent);
-      if (o == owners_.end() || o->second != s->id) author = 0;
-    }
-    if (outbox_.empty()) {
-      outbox_author_ = author;
-      outbox_since_ = received;
-    } else if (outbox_author_ != author) {
-      outbox_author_ = 0;
-    }
-    for (auto& run : added.runs) outbox_.runs.push_back(std::move(run));
-    schedule_flush();
-    maybe_snapshot(false);
-  }
-  bool durable = true;
-  for (const auto& [agent, next] : ack.need) durable = durable && durable_.next(agent) >= next;
-  if (durable) {
-    s->send(make_frame(proto::encode(proto::Ack{batch_id})), 0);
-  } else {
-    acks_.push_back(std::move(ack));
-  }
+  auto& a = std::get<sync::DocSync::Applied>(r);
+  applied(a, was_pending, received);
+  if (a.ack) s->send(make_frame(*a.ack), 0);
+}
+
+void Room::applied(const sync::DocSync::Applied& a, bool was_pending, Clock::time_point received) {
+  const uint64_t added = a.added.events();
+  if (added == 0) return;
+  srv_.metrics.ops_integrated += added;
+  log_events(a.added);
+  if (!was_pending) outbox_since_ = received;
+  schedule_flush();
+  maybe_snapshot(false);
 }
 
 void Room::log_events(const crdt::OpBatch& events) {
   const uint64_t first = logged_;
   logged_ += events.events();
   const Clock::time_point handed = Clock::now();
-  srv_.store->append(name_, first, events, [self = shared_from_this(), v = doc_->version(), handed](Status st) {
+  srv_.store->append(name_, first, events, [self = shared_from_this(), v = sync_->doc().version(), handed](Status st) {
     boost::asio::post(self->ex_, [self, st, v, handed] { self->on_durable(st, v, handed); });
   });
 }
 
 void Room::contain(const char* where, const std::exception& e, const std::shared_ptr<Session>& s, bool document) {
-  srv_.log.error("room.exception", {{"doc", name_}, {"session", std::to_string(s->id)}, {"in", where}, {"error", e.what()}});
-  s->close_with(proto::kInternal, "internal error");  // first: a session keeps the first ERROR
+  srv_.log.error("room.exception", {{"doc", name_}, {"session", std::to_string(s ? s->id : 0)}, {"in", where}, {"error", e.what()}});
+  if (s) s->close_with(proto::kInternal, "internal error");  // first: a session keeps the first ERROR
   // The replica may be half changed: drop it; every client resyncs from the store.
   if (document && !closed_) break_room(std::string("an exception in ") + where, "internal error; reconnect");
 }
@@ -327,19 +273,25 @@ void Room::schedule_flush() {
 void Room::flush() {
   flush_posted_ = false;
   last_flush_ = Clock::now();
-  if (closed_) return;
-  if (!outbox_.empty()) {
-    const uint64_t n = outbox_.events();
-    const Frame f = make_frame(proto::encode(proto::Ops{0, codec::encode_ops(outbox_)}));
+  if (closed_ || !sync_) return;
+  if (auto b = sync_->take_broadcast()) {
     // One author: everyone else. Several: everyone (an author ignores its own operations).
-    send_to_others(outbox_author_, f, n);
+    send_to_others(b->author, make_frame(b->message), b->events);
     srv_.metrics.broadcast_latency.observe(seconds_since(outbox_since_));
-    outbox_.runs.clear();
   }
-  for (auto& [session, batch_id] : ready_acks_) {
-    if (auto s = session.lock()) s->send(make_frame(proto::encode(proto::Ack{batch_id})), 0);
+  send_acks();
+}
+
+void Room::send_acks() {
+  for (auto& [peer, ack] : sync_->take_acks()) {
+    if (auto s = by_id_.find(peer); s != by_id_.end()) {
+      s->second->send(make_frame(ack), 0);
+    } else if (auto w = api_edits_.find(peer); w != api_edits_.end()) {
+      auto done = std::move(w->second);
+      api_edits_.erase(w);
+      done(0, "");
+    }
   }
-  ready_acks_.clear();
 }
 
 void Room::send_to_others(uint64_t except, const Frame& f, uint64_t ops) {
@@ -356,14 +308,11 @@ void Room::on_durable(Status st, crdt::Version version, Clock::time_point handed
   }
   srv_.metrics.commit_latency.observe(seconds_since(handed));
   std::vector<std::string> authors;  // whose operations this commit made durable: the webhook's "agents"
-  if (srv_.webhooks) {
-    for (const auto& [agent, next] : version.entries()) {
-      if (next > durable_.next(agent)) authors.push_back(agent);
-    }
-  }
-  durable_.merge(version);  // merged: operations of other nodes may have made it further already
-  if (!authors.empty()) srv_.webhooks->changed(name_, durable_, durable_.total(), authors);
-  release_acks();
+  sync_->durable(version, srv_.webhooks ? &authors : nullptr);
+  if (!authors.empty()) srv_.webhooks->changed(name_, sync_->durable(), sync_->durable().total(), authors);
+  // Acknowledgements go out with the room's next broadcast: in one write with it to each
+  // session, also when broadcasts are paced.
+  if (sync_->acks_ready()) schedule_flush();
 }
 
 void Room::remote(crdt::OpBatch batch, std::string position) {
@@ -371,69 +320,39 @@ void Room::remote(crdt::OpBatch batch, std::string position) {
     try {
       self->remote_now(std::move(batch), std::move(position));
     } catch (const std::exception& e) {
-      self->srv_.log.error("room.exception", {{"doc", self->name_}, {"in", "remote"}, {"error", e.what()}});
-      if (!self->closed_) self->break_room("an exception in remote", "internal error; reconnect");
+      self->contain("remote", e, nullptr, true);
     }
   });
 }
 
 void Room::remote_now(crdt::OpBatch batch, std::string position) {
-  if (closed_ || !doc_) return;
-  crdt::OpBatch added;
-  auto r = doc_->apply(batch, &added);
-  if (!r.ok()) {
+  if (closed_ || !sync_) return;
+  const uint64_t before = sync_->doc().num_events();
+  const bool was_pending = sync_->broadcast_pending();
+  auto ours = sync_->remote(batch);
+  if (!ours.ok()) {
     // Another node logged it, so it was valid there: a limit of this node's (held operations,
     // document size) refuses it. Its sessions resync from the store when they reconnect.
-    srv_.log.warn("remote.refused", {{"doc", name_}, {"error", r.status().ToString()}});
+    srv_.log.warn("remote.refused", {{"doc", name_}, {"error", ours.status().ToString()}});
     return;
   }
   remote_position_ = std::move(position);
-  // The batch may have released operations of this node's own clients that were held waiting for
-  // it: those are not in the log yet.
-  if (added.events() > 0) {
-    const crdt::OpBatch ours = crdt::without_events(added, batch);
-    if (ours.events() > 0) log_events(ours);
+  if (ours->events() > 0) log_events(*ours);
+  const uint64_t added = sync_->doc().num_events() - before;
+  if (added > 0) {
+    srv_.metrics.ops_integrated += added;
+    srv_.metrics.remote_ops += added;
+    if (!was_pending) outbox_since_ = Clock::now();
   }
-  // What another node logged is durable: acknowledgements waiting for it (a client that sent the
-  // same operations to both nodes) can go.
-  crdt::Version logged;
-  for (const auto& run : batch.runs) {
-    if (run.seq + run.len > logged.next(run.agent)) logged.advance(run.agent, run.seq + run.len);
-  }
-  durable_.merge(logged);
-  release_acks();
-  if (added.events() == 0) return;
-  srv_.metrics.ops_integrated += added.events();
-  srv_.metrics.remote_ops += added.events();
-  // To every session here (author 0: none of them wrote it).
-  if (outbox_.empty()) outbox_since_ = Clock::now();
-  outbox_author_ = 0;
-  for (auto& run : added.runs) outbox_.runs.push_back(std::move(run));
-  schedule_flush();
-}
-
-void Room::release_acks() {
-  for (auto it = acks_.begin(); it != acks_.end();) {
-    bool ok = true;
-    for (const auto& [agent, next] : it->need) ok = ok && durable_.next(agent) >= next;
-    if (!ok) {
-      ++it;
-      continue;
-    }
-    ready_acks_.emplace_back(std::move(it->session), it->batch_id);
-    it = acks_.erase(it);
-  }
-  // Acknowledgements go out with the room's next broadcast: in one write with it to each
-  // session, also when broadcasts are paced.
-  if (!ready_acks_.empty()) schedule_flush();
+  if (added > 0 || sync_->acks_ready()) schedule_flush();
 }
 
 void Room::maybe_snapshot(bool force) {
-  if (!doc_ || logged_ == snapshot_events_) return;
+  if (!sync_ || logged_ == snapshot_events_) return;
   const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - snapshot_time_);
   if (!force && logged_ - snapshot_events_ < srv_.opt.snapshot_every_events && since < srv_.opt.snapshot_every) return;
   const uint64_t events = logged_;
-  srv_.store->put_snapshot(name_, events, codec::save(*doc_), remote_position_, [this_log = &srv_.log, name = name_](Status st) {
+  srv_.store->put_snapshot(name_, events, codec::save(sync_->doc()), remote_position_, [this_log = &srv_.log, name = name_](Status st) {
     if (!st.ok()) this_log->warn("snapshot.failed", {{"doc", name}, {"error", st.ToString()}});
   });
   snapshot_events_ = events;
@@ -452,31 +371,26 @@ bool Room::close_room(bool force) {
   closed_ = true;
   if (watching_) srv_.store->unwatch(name_);
   watching_ = false;
-  // Sessions were closed before; what still listens for an ACK is an HTTP API edit (http_api.cc).
-  for (auto& [session, batch_id] : ready_acks_) {
-    if (auto s = session.lock()) s->send(make_frame(proto::encode(proto::Ack{batch_id})), 0);
+  // Sessions were closed before; what still waits for an acknowledgement is an HTTP API edit.
+  if (sync_) {
+    send_acks();
+    for (uint64_t peer : sync_->waiting()) {
+      if (auto w = api_edits_.find(peer); w != api_edits_.end()) w->second(proto::kInternal, "the document closed before the edit was stored");
+    }
   }
-  for (auto& a : acks_) {
-    if (auto s = a.session.lock()) s->close_with(proto::kInternal, "the document closed before the edit was stored");
-  }
+  api_edits_.clear();
   grace_.cancel();
   pace_.cancel();
   sessions_.clear();
-  members_.clear();
-  owners_.clear();
-  presence_.clear();
-  acks_.clear();
-  ready_acks_.clear();
-  doc_.reset();
+  by_id_.clear();
+  sync_.reset();
   return true;
 }
 
 void Room::presence(std::shared_ptr<Session> s, proto::Presence p) {
   on_thread([self = shared_from_this(), s = std::move(s), p = std::move(p)]() mutable {
-    if (self->closed_ || !self->members_.count(s->id)) return;
-    const Frame f = make_frame(proto::encode(proto::PresenceUpdate{s->id, s->agents.front(), p}));
-    self->presence_[s->id] = {s->agents.front(), std::move(p)};
-    self->send_to_others(s->id, f, 0);
+    if (self->closed_ || !self->sync_) return;
+    if (auto msg = self->sync_->presence(s->id, std::move(p))) self->send_to_others(s->id, make_frame(*msg), 0);
   });
 }
 
@@ -485,13 +399,9 @@ void Room::leave(std::shared_ptr<Session> s) {
     auto it = std::find(self->sessions_.begin(), self->sessions_.end(), s);
     if (it == self->sessions_.end()) return;
     self->sessions_.erase(it);
-    self->members_.erase(s->id);
-    for (const auto& a : s->agents) {
-      auto o = self->owners_.find(a);
-      if (o != self->owners_.end() && o->second == s->id) self->owners_.erase(o);
-    }
-    if (self->presence_.erase(s->id)) {
-      self->send_to_others(s->id, make_frame(proto::encode(proto::Leave{s->id})), 0);
+    self->by_id_.erase(s->id);
+    if (self->sync_) {
+      if (auto msg = self->sync_->leave(s->id)) self->send_to_others(s->id, make_frame(*msg), 0);
     }
     self->srv_.log.info("session.leave", {{"doc", self->name_}, {"session", std::to_string(s->id)}});
     if (self->sessions_.empty()) self->start_grace_timer();
@@ -510,47 +420,59 @@ void Room::start_grace_timer() {
 }
 
 template <class F>
-void Room::api_call(std::shared_ptr<Session> s, F body) {
-  on_thread([self = shared_from_this(), s = std::move(s), body = std::move(body)]() mutable {
+void Room::api_call(ApiDone fail, F body) {
+  on_thread([self = shared_from_this(), fail = std::move(fail), body = std::move(body)]() mutable {
     {
       std::lock_guard<std::mutex> lock(self->srv_.rooms_mu);
       --self->pending_joins;
     }
     if (self->closed_) {
-      s->close_with(proto::kInternal, "the document was closed; try again");
+      fail(proto::kInternal, "the document was closed; try again");
       return;
     }
     self->grace_.cancel();
     try {
-      if (self->ensure_loaded(s)) body(*self, s);
+      if (self->ensure_loaded(fail)) body(*self);
     } catch (const std::exception& e) {
-      self->contain("an HTTP API call", e, s, true);
+      self->contain("an HTTP API call", e, nullptr, true);
+      fail(proto::kInternal, "internal error");
     }
     if (self->sessions_.empty() && !self->closed_) self->start_grace_timer();  // nobody else keeps it loaded
   });
 }
 
-void Room::api_read(std::shared_ptr<Session> s, std::function<void(const crdt::Doc&)> read) {
-  api_call(std::move(s), [read = std::move(read)](Room& r, const std::shared_ptr<Session>& s) {
-    if (r.doc_->num_events() == 0) {
-      s->close_with(proto::kDeleted, "no document '" + r.name_ + "'");
+void Room::api_read(std::function<void(const crdt::Doc&)> read, ApiDone done) {
+  api_call(done, [read = std::move(read), done](Room& r) {
+    if (r.sync_->doc().num_events() == 0) {
+      done(proto::kDeleted, "no document '" + r.name_ + "'");
     } else {
-      read(*r.doc_);
+      read(r.sync_->doc());
     }
   });
 }
 
-void Room::api_edit(std::shared_ptr<Session> s, std::function<crdt::Result<crdt::OpBatch>(const crdt::Doc&)> make) {
-  api_call(std::move(s), [make = std::move(make)](Room& r, const std::shared_ptr<Session>& s) {
-    // Invariant 3: the seqs of an agent a live session writes as are that session's to give.
-    if (r.owners_.count(s->agents.front())) {
-      s->close_with(proto::kAgentInUse, "agent '" + s->agents.front() + "' is in use by a connected session");
-    } else if (auto batch = make(*r.doc_); !batch.ok()) {
-      s->close_with(proto::kRejected, batch.status().message());
+void Room::api_edit(std::function<crdt::Result<crdt::OpBatch>(const crdt::Doc&)> make, ApiDone done) {
+  api_call(done, [make = std::move(make), done](Room& r) {
+    auto batch = make(r.sync_->doc());
+    if (!batch.ok()) {
+      done(proto::kRejected, batch.status().message());
+      return;
+    }
+    const uint64_t peer = r.srv_.next_session++;
+    const uint64_t events = batch->events();
+    const bool was_pending = r.sync_->broadcast_pending();
+    auto a = r.sync_->edit(peer, std::move(*batch));
+    if (auto* no = std::get_if<sync::Refusal>(&a)) {
+      done(no->code, no->message);
+      return;
+    }
+    r.srv_.metrics.ops_in += events;
+    auto& applied = std::get<sync::DocSync::Applied>(a);
+    r.applied(applied, was_pending, Clock::now());
+    if (applied.ack) {
+      done(0, "");
     } else {
-      r.members_.insert(s->id);
-      r.ops_now(s, 1, std::move(*batch), Clock::now());
-      r.members_.erase(s->id);
+      r.api_edits_[peer] = done;
     }
   });
 }

@@ -1,13 +1,11 @@
 // Internals of the server shared by its translation units: the session interface a room talks to,
 // and the room itself. See server.h for the behaviour; here are the invariants.
 //
-// Room invariants (all state touched only on the room's I/O thread):
+// Room invariants (all state touched only on the room's I/O thread), beside sync::DocSync's:
 //  1. Every integrated event has been handed to the store, in integration order: logged_ equals
 //     the document's event count.
-//  2. durable_ is the document's version after the last append the store reported durable; a
-//     client batch is acknowledged once durable_ includes all of its events.
-//  3. An agent is owned by at most one live session of the room.
-//  4. Once closed_, the room accepts nothing: joins are sent back to the server for a new room.
+//  2. The store's reports of durability reach sync_ in the order of the appends.
+//  3. Once closed_, the room accepts nothing: joins are sent back to the server for a new room.
 #pragma once
 
 #include <atomic>
@@ -29,7 +27,8 @@
 #include "metrics.h"
 #include "net/auth.h"
 #include "net/jwt.h"
-#include "net/protocol.h"
+#include "sync/protocol.h"
+#include "sync/server.h"
 #include "net/webhook.h"
 #include "net/server.h"
 
@@ -107,21 +106,22 @@ class Room : public std::enable_shared_from_this<Room> {
   // All of these run on the room's thread: at once when called there (a session of this
   // document on a plain socket), else posted.
   void join(std::shared_ptr<Session> s, proto::Hello hello);
-  void ops(std::shared_ptr<Session> s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received);
+  void ops(std::shared_ptr<Session> s, sync::Batch batch, Clock::time_point received);
   void presence(std::shared_ptr<Session> s, proto::Presence p);
   // Operations another node appended (DocStore::watch), durable already, and the store's
   // position after them: integrated and broadcast to every session here, never appended.
   void remote(crdt::OpBatch batch, std::string position);
   void leave(std::shared_ptr<Session> s);
-  // The HTTP API (http_api.cc). Each request stands in as a session `s` that never joins: its
-  // close_with() reports a failure (kInternal: the store; kAgentInUse: a live session writes as
-  // its agent; kRejected, kTooLarge: the document refuses the edit), its send() the ACK.
+  // The HTTP API (http_api.cc). `done(0, "")` reports success, `done(code, message)` a failure
+  // with the protocol's code (kInternal: the store; kDeleted: no such document; kAgentInUse: a
+  // live session writes as the agent; kRejected, kTooLarge: the document refuses the edit).
   // Like join(), each expects a pending_joins count taken by Server::Impl::room().
-  // Reads the document on the room's thread; close_with(kDeleted) when it was never written.
-  void api_read(std::shared_ptr<Session> s, std::function<void(const crdt::Doc&)> read);
-  // Applies the batch `make` builds from the document as this room holds it, as s's batch 1 under
-  // its agent: broadcast to every session, ACK to s when durable.
-  void api_edit(std::shared_ptr<Session> s, std::function<crdt::Result<crdt::OpBatch>(const crdt::Doc&)> make);
+  using ApiDone = std::function<void(uint16_t code, std::string message)>;
+  // Reads the document on the room's thread.
+  void api_read(std::function<void(const crdt::Doc&)> read, ApiDone done);
+  // Applies the batch `make` builds from the document as this room holds it, as a peer of its
+  // own (sync::DocSync::edit): broadcast to every session; done once durable.
+  void api_edit(std::function<crdt::Result<crdt::OpBatch>(const crdt::Doc&)> make, ApiDone done);
   // Closes every session with kDeleted and the room (the store removes the data); then done().
   void api_delete(std::function<void()> done);
   // Server shutdown: close every session (going away), snapshot, close the room; then done().
@@ -130,34 +130,31 @@ class Room : public std::enable_shared_from_this<Room> {
   const std::string& name() const { return name_; }
 
  private:
-  struct PendingAck {
-    std::weak_ptr<Session> session;
-    uint64_t batch_id;
-    std::vector<std::pair<std::string, uint32_t>> need;  // agent, next seq
-  };
-
   // Runs f on the room's thread: now if this is it, else posted.
   template <class F>
   void on_thread(F&& f);
   // The frame of the HTTP API's calls: on the room's thread, with the document loaded, then the
-  // grace timer again if no session keeps the room. body(Room&, const std::shared_ptr<Session>&).
+  // grace timer again if no session keeps the room. body(Room&).
   template <class F>
-  void api_call(std::shared_ptr<Session> s, F body);
+  void api_call(ApiDone fail, F body);
   // The bodies of join() and ops(), on the room's thread.
   void join_now(const std::shared_ptr<Session>& s, proto::Hello hello);
-  void ops_now(const std::shared_ptr<Session>& s, uint64_t batch_id, crdt::OpBatch batch, Clock::time_point received);
+  void ops_now(const std::shared_ptr<Session>& s, sync::Batch batch, Clock::time_point received);
+  // What sync_->apply or edit added: counted, logged, and broadcast at the end of the round
+  // (`was_pending`: a broadcast was pending before it, since an earlier time).
+  void applied(const sync::DocSync::Applied& a, bool was_pending, Clock::time_point received);
   // An exception escaped a handler (a bug, memory exhausted): `s`'s session ends with kInternal,
   // and when the document may be half changed, the room closes too (its clients resync).
   void contain(const char* where, const std::exception& e, const std::shared_ptr<Session>& s, bool document);
-  bool ensure_loaded(const std::shared_ptr<Session>& s);
+  // Loads the document if it is not; false (and `fail` told why) when the store cannot.
+  bool ensure_loaded(const std::function<void(uint16_t, std::string)>& fail);
   void schedule_flush();
   void flush();
+  void send_acks();
   void on_durable(crdt::Status st, crdt::Version version, Clock::time_point handed);
   void remote_now(crdt::OpBatch batch, std::string position);
   // Hands integrated events to the store (invariant 1), and on_durable when they are durable.
   void log_events(const crdt::OpBatch& events);
-  // Moves the acknowledgements that durable_ now covers to ready_acks_.
-  void release_acks();
   void maybe_snapshot(bool force);
   // Closes every session with kInternal and `to_clients`, and the room (the next HELLO reloads).
   void break_room(const std::string& why, const std::string& to_clients);
@@ -172,22 +169,16 @@ class Room : public std::enable_shared_from_this<Room> {
   boost::asio::steady_timer grace_;
   boost::asio::steady_timer pace_;  // a paced broadcast (see ServerOptions::max_broadcast_delay)
   Clock::time_point last_flush_;
-  std::optional<crdt::Doc> doc_;
+  std::optional<sync::DocSync> sync_;  // the document and its protocol state, once loaded
   std::vector<std::shared_ptr<Session>> sessions_;
-  std::unordered_set<uint64_t> members_;  // ids of sessions_, for the joined-yet check
-  std::unordered_map<std::string, uint64_t> owners_;  // agent -> session id
-  std::map<uint64_t, std::pair<std::string, proto::Presence>> presence_;
-  std::deque<PendingAck> acks_;
-  std::vector<std::pair<std::weak_ptr<Session>, uint64_t>> ready_acks_;  // durable, sent at the next flush
-  crdt::Version durable_;
+  std::unordered_map<uint64_t, std::shared_ptr<Session>> by_id_;  // sessions_, by id
+  std::unordered_map<uint64_t, ApiDone> api_edits_;  // HTTP API edits waiting to be durable, by peer id
   std::string remote_position_;  // of the last remote batch integrated: what snapshots cover
   bool watching_ = false;
   uint64_t logged_ = 0;
   uint64_t snapshot_events_ = 0;  // events covered by the last snapshot
   Clock::time_point snapshot_time_;
-  crdt::OpBatch outbox_;          // integrated, not yet broadcast
-  uint64_t outbox_author_ = 0;    // the one session whose ops the outbox holds, or 0 if several
-  Clock::time_point outbox_since_;
+  Clock::time_point outbox_since_;  // when the broadcast now pending began
   bool flush_posted_ = false;
   bool closed_ = false;
   bool counted_ = false;          // in metrics.open_documents

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <exception>
 
-#include "crdt/codec.h"
-#include "net/auth.h"
 
 namespace tandem::net {
 
@@ -49,46 +47,29 @@ bool ClientSession::take_token() {
 }
 
 void ClientSession::handle(std::string_view frame) {
-  proto::Limits lim;
-  lim.max_frame_bytes = srv_.opt.max_frame_bytes;
-  auto msg = proto::decode(frame, lim);
-  if (!msg.ok()) {
-    close_with(proto::kBadMessage, msg.status().message());
-    return;
+  if (!peer_) {
+    sync::ServerLimits lim;
+    lim.max_message_bytes = srv_.opt.max_frame_bytes;
+    lim.max_batch_events = srv_.opt.max_batch_events;
+    lim.max_held_events = srv_.opt.max_held_events;
+    peer_.emplace(subject_, read_only, lim);
   }
-  if (auto* h = std::get_if<proto::Hello>(&*msg)) {
+  const auto received = Clock::now();
+  auto in = peer_->receive(frame);
+  if (auto* no = std::get_if<sync::Refusal>(&in)) {
+    close_with(no->code, std::move(no->message));
+  } else if (auto* h = std::get_if<proto::Hello>(&in)) {
     on_hello(std::move(*h));
-  } else if (!room_) {
-    close_with(proto::kBadMessage, "the first message must be HELLO");
-  } else if (auto* o = std::get_if<proto::Ops>(&*msg)) {
-    on_ops(std::move(*o));
-  } else if (auto* p = std::get_if<proto::Presence>(&*msg)) {
+  } else if (auto* b = std::get_if<sync::Batch>(&in)) {
+    room_->ops(shared_from_this(), std::move(*b), received);
+  } else if (auto* p = std::get_if<proto::Presence>(&in)) {
     room_->presence(shared_from_this(), std::move(*p));
-  } else {
-    close_with(proto::kBadMessage, "clients may send HELLO, OPS and PRESENCE only");
   }
 }
 
 void ClientSession::on_hello(proto::Hello h) {
-  if (room_) {
-    close_with(proto::kBadMessage, "HELLO twice");
-    return;
-  }
-  if (h.version != proto::kProtocolVersion) {
-    close_with(proto::kUnsupportedVersion, "protocol version " + std::to_string(h.version) + " is not supported; this server speaks " +
-                                               std::to_string(proto::kProtocolVersion));
-    return;
-  }
-  if (!subject_.empty()) {
-    for (const auto& a : h.agents) {
-      if (!agent_belongs_to(a, subject_)) {
-        close_with(proto::kForbidden, "agent '" + a + "' is not '" + subject_ + "' or '" + subject_ + "/...'");
-        return;
-      }
-    }
-  }
   id = srv_.next_session++;
-  agents = std::move(h.agents);
+  agents = h.agents;
   on_joined();
   room_ = srv_.room(doc_);
   if (!room_) {
@@ -96,39 +77,6 @@ void ClientSession::on_hello(proto::Hello h) {
     return;
   }
   room_->join(shared_from_this(), std::move(h));
-}
-
-void ClientSession::on_ops(proto::Ops o) {
-  const auto received = Clock::now();
-  if (read_only) {
-    close_with(proto::kForbidden, "this session is read-only");
-    return;
-  }
-  crdt::codec::DecodeLimits lim;
-  lim.max_bytes = srv_.opt.max_frame_bytes;
-  lim.max_runs = static_cast<uint32_t>(std::min<uint64_t>(srv_.opt.max_batch_events, UINT32_MAX));
-  auto batch = crdt::codec::decode_ops(o.encoded, lim);
-  if (!batch.ok()) {
-    const uint16_t code = batch.status().code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kBadMessage;
-    close_with(code, batch.status().message());
-    return;
-  }
-  if (Status form = crdt::Doc::ValidateBatch(*batch); !form.ok()) {
-    close_with(proto::kBadMessage, form.message());
-    return;
-  }
-  if (batch->events() > srv_.opt.max_batch_events) {
-    close_with(proto::kTooLarge, "a batch of " + std::to_string(batch->events()) + " operations (limit " +
-                                     std::to_string(srv_.opt.max_batch_events) + ")");
-    return;
-  }
-  for (const auto& r : batch->runs) {
-    if (std::find(agents.begin(), agents.end(), r.agent) == agents.end()) {
-      close_with(proto::kForbidden, "operations by agent '" + r.agent + "', which this session does not own");
-      return;
-    }
-  }
-  room_->ops(shared_from_this(), o.batch_id, std::move(*batch), received);
 }
 
 }  // namespace tandem::net

@@ -1,6 +1,6 @@
 // ClientSession: the protocol side of a client's session, apart from its socket. Each message
-// the client sends is checked (binary, rate, shape, agents it owns, limits) and handed to the
-// document's room, or answered with ERROR and a close. WsSession (server.cc) runs it on a
+// the client sends is checked (binary and rate here; shape, agents it owns and limits by
+// sync::PeerSync) and handed to the document's room, or answered with ERROR and a close. WsSession (server.cc) runs it on a
 // WebSocket; the protocol fuzzer (fuzz/session_fuzz.cc) drives it with no socket at all.
 //
 // Calls come in order, from one strand. An exception thrown while handling a message (a bug, or
@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "room.h"
@@ -39,8 +40,8 @@ class ClientSession : public Session {
   bool take_token();
   void handle(std::string_view frame);
   void on_hello(proto::Hello h);
-  void on_ops(proto::Ops o);
 
+  std::optional<sync::PeerSync> peer_;  // made at the first message, when read_only is known
   std::shared_ptr<Room> room_;
   double tokens_ = 0;
   Clock::time_point last_refill_;

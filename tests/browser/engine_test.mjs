@@ -68,9 +68,12 @@ for (let round = 0; round < 20; ++round) {
   for (let i = 0; i < 3; ++i) for (const b of inbox[i]) assert.equal(reps[i].apply(b).error, undefined);
   assert.equal(reps[1].text(), reps[0].text());
   assert.equal(reps[2].text(), reps[0].text());
-  const copy = M.Replica.load(reps[0].save(), `a${round}`);
+  // A saved replica goes on under a new agent; the saved one's edits stay its own and unsent.
+  assert.equal(M.Replica.load(reps[0].save(), `a${round}`), null);
+  const copy = M.Replica.load(reps[0].save(), `a${round}-2`);
   assert.equal(copy.text(), reps[0].text());
-  assert.equal(copy.ownNext(), reps[0].ownNext());
+  assert.equal(copy.agent(), `a${round}-2`);
+  assert.equal(copy.unsent(), reps[0].unsent());
 }
 
 // Bad bytes.

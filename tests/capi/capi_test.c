@@ -154,7 +154,8 @@ int main(void) {
     o.agent = NULL;
     tandem_client* r = tandem_client_restore(&o, state, state_len, NULL, NULL, &err);
     CHECK(r != NULL);
-    CHECK(strcmp(tandem_client_agent(r), "notes-app/phone") == 0);
+    /* A new agent: the saved one's edits are sent as they were, new ones never reuse its ids. */
+    CHECK(strcmp(tandem_client_agent(r), "notes-app/phone") != 0);
     CHECK(tandem_client_unsent(r) == 9);
     size_t len = 0;
     char* t = tandem_client_text(r, &len);
@@ -164,8 +165,8 @@ int main(void) {
     tandem_error_free(err);
     err = NULL;
     tandem_client_free(r);
-    /* Another agent's name, and bytes that are not a saved client. */
-    o.agent = "someone-else";
+    /* The saved agent's own name (it wrote already), and bytes that are not a saved client. */
+    o.agent = "notes-app/phone";
     CHECK(tandem_client_restore(&o, state, state_len, NULL, NULL, &err) == NULL &&
           tandem_error_code(err) == TANDEM_INVALID_ARGUMENT);
     tandem_error_free(err);

@@ -367,7 +367,7 @@ TEST_CASE("cluster: a client's operations held at one node for another node's ar
           "[cluster]") {
   // y's edit depends on x's, which reaches node 1 only through the log: node 1 holds y's edit,
   // integrates it when x's row arrives, and must then log it itself (and acknowledge it).
-  namespace proto = tandem::net::proto;
+  namespace proto = tandem::proto;
   Cluster c(2);
   tandem::crdt::Doc x("x");
   REQUIRE(x.insert(0, "hello").ok());
@@ -410,7 +410,7 @@ TEST_CASE("cluster: a row that wakes held characters of unknown text before thei
   // their text, and b's deletions waiting for b's first insert). a's own edits reach node 0 only
   // as node 1's row, which wakes a's held runs while b's deletions still wait: node 0 used to
   // refuse that row and drop it ("remote.refused"), so it never integrated a's edits or the relay.
-  namespace proto = tandem::net::proto;
+  namespace proto = tandem::proto;
   const tandem::testing::RelayedDeletes scenario;
   Cluster c(2);
   auto hello = [](std::vector<std::string> agents) {

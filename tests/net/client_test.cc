@@ -12,7 +12,7 @@
 using namespace std::chrono_literals;
 using tandem::net::Client;
 using tandem::net::ClientOptions;
-namespace proto = tandem::net::proto;
+namespace proto = tandem::proto;
 
 namespace {
 
@@ -123,7 +123,8 @@ TEST_CASE("client: unsent edits survive the client through save and Restore", "[
   auto restored = Client::Restore(o, state);
   REQUIRE(restored.ok());
   Client& c = **restored;
-  CHECK(c.agent() == "phone");
+  CHECK(c.agent() != "phone");  // a new agent; the saved one's edits go as its own
+  CHECK(c.agent().rfind("client-", 0) == 0);
   CHECK(c.text() == "milk\neggs\n");
   CHECK(c.unacknowledged() == 10);
   c.start();
@@ -136,10 +137,45 @@ TEST_CASE("client: unsent edits survive the client through save and Restore", "[
   auto again = Client::Restore(o, c.save());
   REQUIRE(again.ok());
   CHECK((*again)->unacknowledged() == 0);
-  // Bad input: not save()'s bytes, cut short, or another agent.
+  // Bad input: not save()'s bytes, cut short, or an agent that already wrote in it.
   CHECK(Client::Restore(o, "junk").status().code() == tandem::crdt::Status::Code::kCorruption);
   CHECK(Client::Restore(o, state.substr(0, state.size() / 2)).status().code() == tandem::crdt::Status::Code::kCorruption);
-  ClientOptions other = o;
-  other.agent = "laptop";
-  CHECK(Client::Restore(other, state).status().code() == tandem::crdt::Status::Code::kInvalidArgument);
+  ClientOptions same = o;
+  same.agent = "phone";
+  CHECK(Client::Restore(same, state).status().code() == tandem::crdt::Status::Code::kInvalidArgument);
+  same.agent = "laptop";
+  CHECK(Client::Restore(same, state).ok());
+}
+
+TEST_CASE("client: a save older than what the client sent restores without reusing an id", "[net][client]") {
+  tandem::testing::ServerFixture s;
+  ClientOptions o;
+  o.url = s.url("stale");
+  o.agent = "tablet";
+  o.min_backoff = 20ms;
+  std::string old_state;
+  {
+    Client c(o);
+    c.start();
+    REQUIRE(c.insert(0, "one ").ok());
+    REQUIRE(c.wait_synced(10s));
+    old_state = c.save();
+    // Sent and acknowledged after the save: the save does not know of it.
+    REQUIRE(c.insert(4, "two ").ok());
+    REQUIRE(c.wait_synced(10s));
+  }  // the process dies; only the old save survives
+  o.agent.clear();
+  auto restored = Client::Restore(o, old_state);
+  REQUIRE(restored.ok());
+  Client& c = **restored;
+  CHECK(c.text() == "one ");
+  // Typed before reconnecting: under the old agent it would take the id of "two " and be lost.
+  REQUIRE(c.insert(4, "three").ok());
+  c.start();
+  REQUIRE(c.wait_synced(10s));
+  auto reader = tandem::testing::make_client(s.url("stale"), "reader");
+  REQUIRE(reader->wait_for(c.version(), 10s));
+  CHECK(reader->text() == c.text());
+  CHECK(c.text().find("two ") != std::string::npos);
+  CHECK(c.text().find("three") != std::string::npos);
 }

@@ -19,7 +19,7 @@ using namespace std::chrono_literals;
 using tandem::testing::RawWs;
 using tandem::testing::ServerFixture;
 using tandem::testing::TempDir;
-namespace proto = tandem::net::proto;
+namespace proto = tandem::proto;
 
 namespace {
 

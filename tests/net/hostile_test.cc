@@ -15,7 +15,7 @@ using tandem::crdt::OpBatch;
 using tandem::crdt::OpId;
 using tandem::crdt::OpKind;
 using tandem::crdt::OpRun;
-namespace proto = tandem::net::proto;
+namespace proto = tandem::proto;
 namespace codec = tandem::crdt::codec;
 using tandem::testing::RawWs;
 using tandem::testing::ServerFixture;

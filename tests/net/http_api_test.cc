@@ -283,7 +283,7 @@ TEST_CASE("http api: deleting a document closes its editors for good and removes
   auto del = http_request(s.port, http::verb::delete_, "/api/docs/gone", "");
   REQUIRE(del.first == 200);
   CHECK(parse(del)["deleted"] == "gone");
-  CHECK(eventually([&] { return error == tandem::net::proto::kDeleted; }));
+  CHECK(eventually([&] { return error == tandem::proto::kDeleted; }));
   CHECK(eventually([&] { return editor->state() == tandem::net::ClientState::kOffline; }));
   std::this_thread::sleep_for(500ms);  // longer than its backoff: it does not come back
   CHECK(editor->state() == tandem::net::ClientState::kOffline);

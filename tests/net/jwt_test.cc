@@ -14,7 +14,7 @@
 
 #include "crdt/codec.h"
 #include "net/jwt.h"
-#include "net/protocol.h"
+#include "sync/protocol.h"
 #include "support/net_fixtures.h"
 #include "support/temp_dir.h"
 
@@ -23,7 +23,7 @@ using tandem::crdt::OpBatch;
 using tandem::crdt::OpKind;
 using tandem::crdt::OpRun;
 using tandem::crdt::Status;
-namespace proto = tandem::net::proto;
+namespace proto = tandem::proto;
 using json = nlohmann::json;
 
 namespace {
@@ -265,13 +265,13 @@ TEST_CASE("jwt: a server takes PyJWT's tokens on the WebSocket and refuses the b
                           "tampered", "hs256"}) {
     RawWs raw;
     INFO(bad);
-    CHECK(raw.refusal(s.port, "/ws/notes-1?token=" + m[bad]) == tandem::net::proto::kUnauthorized);
+    CHECK(raw.refusal(s.port, "/ws/notes-1?token=" + m[bad]) == tandem::proto::kUnauthorized);
   }
   {
     RawWs raw;
-    CHECK(raw.refusal(s.port, "/ws/secret-plans?token=" + m["rs256"]) == tandem::net::proto::kForbidden);
+    CHECK(raw.refusal(s.port, "/ws/secret-plans?token=" + m["rs256"]) == tandem::proto::kForbidden);
     RawWs other;
-    CHECK(other.refusal(s.port, "/ws/notes-1?token=" + m["other_doc"]) == tandem::net::proto::kForbidden);
+    CHECK(other.refusal(s.port, "/ws/notes-1?token=" + m["other_doc"]) == tandem::proto::kForbidden);
   }
   {
     RawWs raw;  // a read-only token that writes

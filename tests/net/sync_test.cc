@@ -7,7 +7,7 @@
 #include "net/server.h"
 #include "crdt/codec.h"
 #include "crdt/utf8.h"
-#include "net/protocol.h"
+#include "sync/protocol.h"
 #include "support/net_fixtures.h"
 #include "support/relayed_deletes.h"
 #include "support/test_threads.h"
@@ -111,7 +111,7 @@ TEST_CASE("net: clients with random edits and disconnects converge", "[net]") {
 // every try). When b's first insert comes, everything is integrated and acknowledged, and a's
 // client shows b's text.
 TEST_CASE("net: a batch that wakes held characters of unknown text before their deletion is accepted", "[net]") {
-  namespace proto = tandem::net::proto;
+  namespace proto = tandem::proto;
   namespace codec = tandem::crdt::codec;
   const tandem::testing::RelayedDeletes scenario;
   TestServer s;

@@ -224,9 +224,9 @@ class RawWs {
       if (left.count() <= 0) return {error, 0};
       Frame f = read(left);
       if (f.closed) return {error, f.close_code};
-      auto m = net::proto::decode(f.data);
+      auto m = proto::decode(f.data);
       if (m.ok()) {
-        if (auto* e = std::get_if<net::proto::Error>(&*m)) error = e->code;
+        if (auto* e = std::get_if<proto::Error>(&*m)) error = e->code;
       }
     }
   }

@@ -1,7 +1,8 @@
-// The engine for JavaScript: one replica (crdt::Doc) per object, positions in UTF-16 code units
-// (what JavaScript strings and CodeMirror count), bytes as Uint8Array. Errors come back as
-// strings (empty: none) rather than exceptions, so a bad remote message cannot leave the
-// JavaScript side half-updated.
+// The engine for JavaScript: one replica per object, with its side of the sync protocol
+// (sync::ClientSync: the JavaScript client keeps only the WebSocket, timers, storage and UI),
+// positions in UTF-16 code units (what JavaScript strings and CodeMirror count), bytes as
+// Uint8Array. Errors come back as strings (empty: none) rather than exceptions, so a bad remote
+// message cannot leave the JavaScript side half-updated.
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
@@ -11,13 +12,17 @@
 #include "crdt/codec.h"
 #include "crdt/doc.h"
 #include "crdt/split.h"
+#include "sync/client.h"
 
 namespace {
 
 using emscripten::val;
 using tandem::crdt::Doc;
 using tandem::crdt::Version;
+using tandem::sync::ClientEvent;
+using tandem::sync::ClientSync;
 namespace codec = tandem::crdt::codec;
+namespace proto = tandem::proto;
 
 val bytes(const std::string& s) {
   // A copy: the view into wasm memory is invalid once that memory grows.
@@ -25,75 +30,184 @@ val bytes(const std::string& s) {
       .call<val>("slice");
 }
 
+val list(const std::vector<std::string>& messages) {
+  val out = val::array();
+  for (const auto& m : messages) out.call<void>("push", bytes(m));
+  return out;
+}
+
+val patches_of(const std::vector<tandem::crdt::Patch>& patches) {
+  val list = val::array();
+  for (const auto& p : patches) {
+    val one = val::array();
+    one.call<void>("push", val(p.pos_utf16));
+    one.call<void>("push", val(p.deleted_utf16));
+    one.call<void>("push", val(p.inserted));
+    list.call<void>("push", one);
+  }
+  return list;
+}
+
 class Replica {
  public:
-  explicit Replica(const std::string& agent) : doc_(agent) {}
-  explicit Replica(Doc doc) : doc_(std::move(doc)) {}
+  explicit Replica(const std::string& agent) : sync_(Doc(agent)) {}
+  explicit Replica(ClientSync sync) : sync_(std::move(sync)) {}
 
-  // A replica from save()'s bytes, continuing as `agent`; null if the bytes do not load.
-  static std::unique_ptr<Replica> load(const std::string& snapshot, const std::string& agent) {
-    if (!Doc::ValidateAgent(agent).ok()) return nullptr;
-    auto d = codec::load(snapshot, agent);
-    if (!d.ok()) return nullptr;
-    return std::make_unique<Replica>(std::move(*d));
+  // A replica from save()'s bytes, going on as `agent`, a name never used before (sync/client.h
+  // says why); null if the bytes do not load. Bytes of an older client (a bare snapshot, with
+  // `saved_agent` and its `acked` kept beside it) load too.
+  static std::unique_ptr<Replica> load(const std::string& saved, const std::string& agent) {
+    auto r = ClientSync::Restore(saved, agent);
+    if (!r.ok()) return nullptr;
+    return std::make_unique<Replica>(std::move(*r));
+  }
+  static std::unique_ptr<Replica> load_snapshot(const std::string& snapshot, const std::string& saved_agent, uint32_t acked,
+                                                const std::string& agent) {
+    if (!Doc::ValidateAgent(saved_agent).ok()) return nullptr;
+    std::string v1("TCS\x01", 4);
+    for (int i = 0; i < 4; ++i) v1.push_back(static_cast<char>((acked >> (8 * i)) & 0xFF));
+    v1.push_back(static_cast<char>(saved_agent.size() & 0xFF));
+    v1.push_back(static_cast<char>(saved_agent.size() >> 8));
+    return load(v1 + saved_agent + snapshot, agent);
   }
   static bool valid_agent(const std::string& agent) { return Doc::ValidateAgent(agent).ok(); }
 
-  std::string agent() const { return doc_.agent(); }
-  std::string text() const { return doc_.text(); }
-  uint32_t length16() const { return doc_.length_utf16(); }
-  uint32_t length() const { return doc_.length(); }
+  std::string agent() const { return sync_.agent(); }
+  std::string text() const { return sync_.doc().text(); }
+  uint32_t length16() const { return sync_.doc().length_utf16(); }
+  uint32_t length() const { return sync_.doc().length(); }
 
   std::string insert16(uint32_t at16, const std::string& text) {
-    auto pos = doc_.pos_from_utf16(at16);
+    auto pos = sync_.doc().pos_from_utf16(at16);
     if (!pos.ok()) return pos.status().ToString();
-    auto st = doc_.insert(*pos, text);
+    auto st = sync_.doc().insert(*pos, text);
     return st.ok() ? "" : st.ToString();
   }
   std::string remove16(uint32_t at16, uint32_t len16) {
-    auto from = doc_.pos_from_utf16(at16);
+    auto from = sync_.doc().pos_from_utf16(at16);
     if (!from.ok()) return from.status().ToString();
-    auto to = doc_.pos_from_utf16(at16 + len16);
+    auto to = sync_.doc().pos_from_utf16(at16 + len16);
     if (!to.ok()) return to.status().ToString();
-    auto st = doc_.remove(*from, *to - *from);
+    auto st = sync_.doc().remove(*from, *to - *from);
     return st.ok() ? "" : st.ToString();
   }
 
   // Code points <-> UTF-16, clamped to the document (presence positions come from other texts).
   uint32_t to16(uint32_t pos) const {
-    auto r = doc_.utf16_from_pos(std::min(pos, doc_.length()));
-    return r.ok() ? *r : doc_.length_utf16();
+    auto r = sync_.doc().utf16_from_pos(std::min(pos, sync_.doc().length()));
+    return r.ok() ? *r : sync_.doc().length_utf16();
   }
   uint32_t from16(uint32_t u16) const {
-    u16 = std::min(u16, doc_.length_utf16());
-    auto r = doc_.pos_from_utf16(u16);
+    u16 = std::min(u16, sync_.doc().length_utf16());
+    auto r = sync_.doc().pos_from_utf16(u16);
     if (r.ok()) return *r;
-    auto back = doc_.pos_from_utf16(u16 - 1);  // inside a surrogate pair: the start of the pair
+    auto back = sync_.doc().pos_from_utf16(u16 - 1);  // inside a surrogate pair: the start of the pair
     return back.ok() ? *back : 0;
   }
+
+  // ---- the protocol (sync::ClientSync) -----------------------------------------------------
+
+  // A connection opened: the HELLO to send.
+  val open() { return bytes(sync_.open()); }
+  void closed() { sync_.closed(); }
+  // One message from the server: {error} (drop the connection), or {kind, ...}: 'welcome'
+  // {session, readOnly}, 'change' {patches}, 'ack', 'presence' {session, agent, name, color,
+  // anchor, head}, 'leave' {session}, 'error' {code, message}.
+  val receive(const std::string& message, double now_ms) {
+    val out = val::object();
+    auto r = sync_.receive(message, static_cast<int64_t>(now_ms));
+    if (!r.ok()) {
+      out.set("error", r.status().ToString());
+      return out;
+    }
+    switch (r->kind) {
+      case ClientEvent::kWelcome:
+        out.set("kind", "welcome");
+        out.set("session", val(static_cast<double>(r->session)));
+        out.set("readOnly", val(sync_.read_only()));
+        break;
+      case ClientEvent::kChange:
+        out.set("kind", "change");
+        out.set("patches", patches_of(r->patches));
+        break;
+      case ClientEvent::kAck:
+        out.set("kind", "ack");
+        break;
+      case ClientEvent::kPresence: {
+        const auto& p = r->presence;
+        out.set("kind", "presence");
+        out.set("session", val(static_cast<double>(p.session)));
+        out.set("agent", p.agent);
+        out.set("name", p.presence.name);
+        out.set("color", p.presence.color);
+        out.set("anchor", p.presence.anchor ? val(*p.presence.anchor) : val::null());
+        out.set("head", p.presence.head ? val(*p.presence.head) : val::null());
+        break;
+      }
+      case ClientEvent::kLeave:
+        out.set("kind", "leave");
+        out.set("session", val(static_cast<double>(r->session)));
+        break;
+      case ClientEvent::kError:
+        out.set("kind", "error");
+        out.set("code", val(r->code));
+        out.set("message", r->message);
+        break;
+    }
+    return out;
+  }
+  // Messages to send now (presence, own operations), as Uint8Arrays.
+  val outgoing() { return list(sync_.outgoing()); }
+  // Own presence; anchor and head in code points, or negative for none.
+  void set_presence(const std::string& name, const std::string& color, double anchor, double head) {
+    proto::Presence p;
+    p.name = name;
+    p.color = color;
+    if (anchor >= 0) p.anchor = static_cast<uint32_t>(anchor);
+    if (head >= 0) p.head = static_cast<uint32_t>(head);
+    sync_.set_presence(std::move(p));
+  }
+  double unsent() const { return static_cast<double>(sync_.unsent()); }
+  bool welcomed() const { return sync_.welcomed(); }
+  bool read_only() const { return sync_.read_only(); }
+  bool synced() const { return sync_.synced(); }
+  double session() const { return static_cast<double>(sync_.session()); }
+  bool should_retry() const { return sync_.should_retry(); }
+  double retry_delay(double now_ms, double jitter) { return static_cast<double>(sync_.retry_delay_ms(static_cast<int64_t>(now_ms), jitter)); }
+  void reset_backoff() { sync_.reset_backoff(); }
+  // The server's ERROR on this connection: {code, message}, or null.
+  val error() const {
+    if (!sync_.error()) return val::null();
+    val out = val::object();
+    out.set("code", val(sync_.error()->first));
+    out.set("message", sync_.error()->second);
+    return out;
+  }
+
+  // ---- the engine alone (tests, benchmarks) --------------------------------------------------
 
   // The version as the protocol's flat array [agent, next, ...] (sorted by agent).
   val version() const {
     val out = val::array();
-    for (const auto& [agent, next] : doc_.version().entries()) {
+    for (const auto& [agent, next] : sync_.doc().version().entries()) {
       out.call<void>("push", val(agent));
       out.call<void>("push", val(next));
     }
     return out;
   }
-  uint32_t own_next() const { return doc_.version().next(doc_.agent()); }
+  uint32_t own_next() const { return sync_.doc().version().next(sync_.doc().agent()); }
 
   // This replica's own operations from seq `from` on, in encoded batches of at most `max_events`
   // events and about `max_bytes` bytes, with the text of own deleted characters where it is
   // still known (split_batch keeps batches whole otherwise).
   val own_ops_since(uint32_t from, uint32_t max_events, uint32_t max_bytes) const {
     Version peer;
-    for (const auto& [agent, next] : doc_.version().entries()) {
-      const uint32_t n = agent == doc_.agent() ? std::min(from, next) : next;
+    for (const auto& [agent, next] : sync_.doc().version().entries()) {
+      const uint32_t n = agent == sync_.doc().agent() ? std::min(from, next) : next;
       if (n > 0) peer.advance(agent, n);
     }
     val out = val::array();
-    auto batch = doc_.ops_since(peer, Doc::DeletedText::kInclude);
+    auto batch = sync_.doc().ops_since(peer, Doc::DeletedText::kInclude);
     if (batch.empty()) return out;
     for (const auto& part : tandem::crdt::split_batch(std::move(batch), max_events, max_bytes)) {
       out.call<void>("push", bytes(codec::encode_ops(part)));
@@ -110,28 +224,21 @@ class Replica {
       out.set("error", batch.status().ToString());
       return out;
     }
-    auto patches = doc_.apply(*batch);
+    auto patches = sync_.doc().apply(*batch);
     if (!patches.ok()) {
       out.set("error", patches.status().ToString());
       return out;
     }
-    val list = val::array();
-    for (const auto& p : *patches) {
-      val one = val::array();
-      one.call<void>("push", val(p.pos_utf16));
-      one.call<void>("push", val(p.deleted_utf16));
-      one.call<void>("push", val(p.inserted));
-      list.call<void>("push", one);
-    }
-    out.set("patches", list);
-    out.set("pending", val(static_cast<double>(doc_.pending_events())));
+    out.set("patches", patches_of(*patches));
+    out.set("pending", val(static_cast<double>(sync_.doc().pending_events())));
     return out;
   }
 
-  val save() const { return bytes(codec::save(doc_)); }
+  // The replica and its protocol state, for load().
+  val save() const { return bytes(sync_.save()); }
 
  private:
-  Doc doc_;
+  ClientSync sync_;
 };
 
 }  // namespace
@@ -140,6 +247,7 @@ EMSCRIPTEN_BINDINGS(tandem) {
   emscripten::class_<Replica>("Replica")
       .constructor<const std::string&>()
       .class_function("load", &Replica::load)
+      .class_function("loadSnapshot", &Replica::load_snapshot)
       .class_function("validAgent", &Replica::valid_agent)
       .function("agent", &Replica::agent)
       .function("text", &Replica::text)
@@ -153,5 +261,19 @@ EMSCRIPTEN_BINDINGS(tandem) {
       .function("ownNext", &Replica::own_next)
       .function("ownOpsSince", &Replica::own_ops_since)
       .function("apply", &Replica::apply)
-      .function("save", &Replica::save);
+      .function("save", &Replica::save)
+      .function("open", &Replica::open)
+      .function("closed", &Replica::closed)
+      .function("receive", &Replica::receive)
+      .function("outgoing", &Replica::outgoing)
+      .function("setPresence", &Replica::set_presence)
+      .function("unsent", &Replica::unsent)
+      .function("welcomed", &Replica::welcomed)
+      .function("readOnly", &Replica::read_only)
+      .function("synced", &Replica::synced)
+      .function("session", &Replica::session)
+      .function("shouldRetry", &Replica::should_retry)
+      .function("retryDelay", &Replica::retry_delay)
+      .function("resetBackoff", &Replica::reset_backoff)
+      .function("error", &Replica::error);
 }

@@ -184,9 +184,12 @@ TANDEM_API tandem_status tandem_client_set_token(tandem_client* client, const ch
  * or a later process: edits made offline survive the app's restart. Free *out with
  * tandem_bytes_free. Since API version 2. */
 TANDEM_API tandem_status tandem_client_save(const tandem_client* client, uint8_t** out, size_t* out_len, tandem_error** err);
-/* As tandem_client_open, going on from tandem_client_save's bytes: the same agent (options->agent
- * NULL, or that agent) and replica; own edits the server had not acknowledged are sent when it
- * connects. TANDEM_CORRUPTION for bytes that are not a saved client. Since API version 2. */
+/* As tandem_client_open, going on from tandem_client_save's bytes: the same replica, and own edits
+ * the server had not acknowledged are sent when it connects. New edits are made as a new agent
+ * (options->agent, or a fresh default name when NULL): a save may be older than what the client
+ * sent before it stopped, and going on as the saved agent could give two edits one id.
+ * TANDEM_CORRUPTION for bytes that are not a saved client, TANDEM_INVALID_ARGUMENT for an agent
+ * that already wrote in it. Since API version 2. */
 TANDEM_API tandem_client* tandem_client_restore(const tandem_client_options* options, const uint8_t* state,
                                                 size_t state_len, const tandem_client_callbacks* callbacks, void* user,
                                                 tandem_error** err);

@@ -1,6 +1,7 @@
-// Which agent name a page edits as (docs/protocol.md section 10, step 1), in the browser: one per
-// replica, never used by two live replicas at once (a Web Lock held for the life of the page), and
-// continuing a gone page's agent when it left edits unsent, so that they are sent.
+// Which agent name a page edits as (docs/protocol.md section 10, step 1), in the browser: a new one
+// for every page, never used by two live replicas at once (a Web Lock held for the life of the
+// page), and which stored replica the page goes on from: one a gone page left with edits unsent,
+// so that they are sent (under their own agents, which the new one lists in its HELLO).
 
 // Random hex digits from Web Crypto (browsers, Node.js 19+); Node.js 18 has no global `crypto`,
 // so there Math.random stands in (pass `agent` to openDocument for a name of your own).
@@ -62,30 +63,32 @@ function lockAgent(agent) {
   });
 }
 
-function session() {
-  try {
-    return globalThis.sessionStorage ?? null;
-  } catch {
-    return null;  // storage blocked
-  }
-}
-
-// records: what the store holds for the document ([{agent, unsent}]); subject: the token's.
+// records: what the store holds for the document ([{agent, unsent, at}]); subject: the token's.
+// Returns {agent, adopt}: a fresh agent, and the record to go on from (null: none), locked so that
+// no other page adopts it too. A page never goes on writing as a stored agent: the store may be
+// older than what that page sent before it went (a crash between a send and the next save).
 export async function chooseAgent(docId, records, subject) {
-  const key = `tandem-agent:${docId}`;
   const prefix = subject ? `${subject}/` : 'web-';
   const usable = (a) => !subject || a.startsWith(prefix);  // with auth, only the token's own agents
-  const mine = session()?.getItem(key);
-  let agent = null;
-  if (mine && usable(mine) && (await lockAgent(mine))) agent = mine;
-  for (const r of records) {
-    if (agent) break;
-    if (r.unsent > 0 && usable(r.agent) && (await lockAgent(r.agent))) agent = r.agent;
+  const newest = [...records].sort((a, b) => (b.at ?? 0) - (a.at ?? 0));
+  let adopt = null;
+  for (const r of newest) {
+    if (r.unsent > 0 && usable(r.agent) && (await lockAgent(r.agent))) {
+      adopt = r;
+      break;
+    }
   }
+  // Else the newest stored replica (nothing unsent): the text shows at once, offline too.
+  for (const r of adopt ? [] : newest) {
+    if (usable(r.agent) && (await lockAgent(r.agent))) {
+      adopt = r;
+      break;
+    }
+  }
+  let agent = null;
   while (!agent) {
     const a = `${prefix}${randomHex(12)}`;
     if (await lockAgent(a)) agent = a;
   }
-  session()?.setItem(key, agent);
-  return agent;
+  return { agent, adopt };
 }

@@ -4,7 +4,7 @@
 // kept in IndexedDB so that unsent edits survive a reload or a start without network.
 import { SyncClient } from './sync.js';
 import { ReplicaStore } from './store.js';
-import { chooseAgent, randomHex, tokenMode, tokenSubject } from './agent.js';
+import { chooseAgent, tokenMode, tokenSubject } from './agent.js';
 import { colorFor, distinctColor, isColor } from './color.js';
 
 export const DOC_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -13,7 +13,7 @@ const EVENTS = new Set(['change', 'status', 'presence', 'unsent', 'access']);
 // What the server lets this handle do (see `access` below), by the error that stopped it.
 const ACCESS_OF_ERROR = new Map([[4401, 'unauthorized'], [4403, 'forbidden'], [4410, 'deleted']]);
 const CANNOT_WRITE = new Set(['read', 'forbidden', 'deleted']);
-const noStore = { list: async () => [], put: async () => {} };
+const noStore = { list: async () => [], put: async () => {}, remove: async () => {} };
 
 // ws(s)://HOST/ws/<doc>?token=... from the server's address (http, https, ws or wss; default:
 // the page's own origin).
@@ -31,7 +31,7 @@ export function socketUrl(server, docId, token) {
 
 export class TandemDocument {
   // Made by openDocument(); not meant to be constructed by applications.
-  constructor({ docId, replica, acked, store, server, token, webSocket, followOnline }) {
+  constructor({ docId, replica, store, server, token, webSocket, followOnline }) {
     this.docId = docId;
     this.agent = replica.agent();
     this.replica = replica;
@@ -50,7 +50,7 @@ export class TandemDocument {
     this.flushQueued = false;
     this.closed = false;
     this.client = new SyncClient({
-      url: socketUrl(server, docId, token), replica, acked, webSocket,
+      url: socketUrl(server, docId, token), replica, webSocket,
       onRemote: (patches) => {
         this.emit('change', patches);
         this.persist();
@@ -258,7 +258,7 @@ export class TandemDocument {
   // Saves the replica now (also done 100 ms after each change and when the page is hidden).
   save() {
     if (this.closed) return Promise.resolve();
-    return this.store.put(this.docId, this.agent, this.replica.save(), this.client.acked, this.client.unsent())
+    return this.store.put(this.docId, this.agent, this.replica.save(), this.client.unsent())
       .catch((e) => console.warn('tandem: saving failed', e));
   }
 
@@ -282,7 +282,8 @@ export class TandemDocument {
 //   url      the server, "ws://HOST:PORT" or "http(s)://..." (default: the page's origin);
 //   token    an access token (a JWT or `tandem token`'s); the agent is then "<subject>/...";
 //   storage  where the replica is kept: by default IndexedDB (a ReplicaStore), null for nowhere;
-//   agent    the agent name (default: chosen per tab, continuing one that left edits unsent);
+//   agent    the agent name for this handle's edits, one it never wrote as here (default: a new
+//            one each time; the handle goes on from a stored replica that left edits unsent);
 //   connect  false to start offline (call start() later); followOnline false to ignore the
 //            browser's online/offline events; webSocket: the WebSocket class to use.
 export async function openDocument({ engine, docId, url, token = '', storage, agent, connect = true,
@@ -297,20 +298,26 @@ export async function openDocument({ engine, docId, url, token = '', storage, ag
   const [M, store] = await Promise.all([loadEngine(), storage === undefined ? ReplicaStore.open() : storage ?? noStore]);
   const records = await store.list(docId);
   const subject = token ? tokenSubject(token) : '';
-  let name = agent || await chooseAgent(docId, records, subject);
-  if (!M.Replica.validAgent(name)) throw new Error(`tandem: not a valid agent name: ${name}`);
-  const saved = records.find((r) => r.agent === name);
-  let replica = saved ? M.Replica.load(saved.snapshot, name) : null;
-  let acked = replica ? saved.acked : 0;
-  if (saved && !replica) {
-    // A stored replica that does not load: never reuse its agent (its ids are taken).
-    console.error(`tandem: the stored replica of ${docId} does not load; starting afresh`);
-    name = `${subject ? `${subject}/` : 'web-'}${randomHex(12)}`;
-    acked = 0;
+  let adopt = null;
+  if (agent) {
+    if (records.some((r) => r.agent === agent)) throw new Error(`tandem: agent ${agent} already wrote here; open with a new one`);
+  } else {
+    ({ agent, adopt } = await chooseAgent(docId, records, subject));
   }
-  if (!replica) replica = new M.Replica(name);
+  if (!M.Replica.validAgent(agent)) throw new Error(`tandem: not a valid agent name: ${agent}`);
+  // A stored replica goes on under the new agent; its unsent edits keep their own.
+  let replica = null;
+  if (adopt?.state) replica = M.Replica.load(adopt.state, agent);
+  else if (adopt?.snapshot) replica = M.Replica.loadSnapshot(adopt.snapshot, adopt.agent, adopt.acked ?? 0, agent);
+  if (adopt && !replica) console.error(`tandem: the stored replica of ${docId} does not load; starting afresh`);
+  if (!replica) replica = new M.Replica(agent);
   socketUrl(url, docId, token);  // (throws early for a missing or bad server address)
-  const doc = new TandemDocument({ docId, replica, acked, store, server: url, token, webSocket, followOnline });
+  const doc = new TandemDocument({ docId, replica, store, server: url, token, webSocket, followOnline });
+  // The adopted record's edits live on in the new one: saved first, then the old one goes.
+  if (adopt && replica) {
+    await doc.save();
+    await store.remove(docId, adopt.agent);
+  }
   if (connect) doc.start();
   return doc;
 }

@@ -1,5 +1,7 @@
 // The replica's state in IndexedDB, so that edits not yet acknowledged survive a reload:
-// one record per (document, agent): { key, doc, agent, snapshot, acked, unsent, at }.
+// one record per (document, agent): { key, doc, agent, state, unsent, at }, `state` being the
+// replica's save() (the replica and its protocol state). Records of older versions hold
+// `snapshot` and `acked` instead; openDocument still reads them.
 const DB = 'tandem', STORE = 'replicas';
 
 function open() {
@@ -38,10 +40,10 @@ export class ReplicaStore {
     return done(tx.objectStore(STORE).index('doc').getAll(doc));
   }
 
-  async put(doc, agent, snapshot, acked, unsent) {
+  async put(doc, agent, state, unsent) {
     if (!this.db) return;
     const tx = this.db.transaction(STORE, 'readwrite');
-    tx.objectStore(STORE).put({ key: `${doc}\n${agent}`, doc, agent, snapshot, acked, unsent, at: Date.now() });
+    tx.objectStore(STORE).put({ key: `${doc}\n${agent}`, doc, agent, state, unsent, at: Date.now() });
     return new Promise((resolve, reject) => {
       tx.oncomplete = () => resolve();
       tx.onerror = () => reject(tx.error);
@@ -52,5 +54,9 @@ export class ReplicaStore {
     if (!this.db) return;
     const tx = this.db.transaction(STORE, 'readwrite');
     tx.objectStore(STORE).delete(`${doc}\n${agent}`);
+    return new Promise((resolve, reject) => {
+      tx.oncomplete = () => resolve();
+      tx.onerror = () => reject(tx.error);
+    });
   }
 }

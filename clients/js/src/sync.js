@@ -1,29 +1,22 @@
-// The protocol client of docs/protocol.md (section 10, "Writing a client"), for the browser:
-// one WebSocket per document, HELLO/WELCOME, own operations sent until acknowledged durable,
-// remote OPS applied whole, presence, reconnect with exponential backoff and jitter.
-import { encode, decode } from './wire.js';
+// The transport of the protocol client (docs/protocol.md section 10) for the browser: one
+// WebSocket per document, reconnects and their timer, and the presence throttle. Everything the
+// protocol decides (HELLO, what WELCOME, OPS, ACK and ERROR mean, what to send, what is unsent,
+// whether and when to retry) is the engine's: the replica's sync::ClientSync, compiled to
+// WebAssembly with it, the same code the native client and the server's tests run.
 
-const HELLO = 1, OPS = 2, ACK = 3, PRESENCE = 4, PRESENCE_UPDATE = 5, LEAVE = 6, WELCOME = 10, ERROR = 15;
-const PROTOCOL_VERSION = 1;
-// Errors that retrying cannot fix (section 10, step 10); after 4401 and 4403 a new token may.
-const TERMINAL = new Set([4400, 4401, 4403, 4409, 4410, 4413, 4422, 4426]);
-const MAX_BATCH_EVENTS = 100000;
-const MAX_BATCH_BYTES = 512 * 1024;  // half the server's default message limit
-const MIN_BACKOFF_MS = 100, MAX_BACKOFF_MS = 10000;
+const PRESENCE_MS = 50;
 
 export class SyncClient {
-  // replica: an engine Replica. acked: own events already known durable (from storage).
-  // Callbacks: onRemote(patches) for remote changes, onStatus(status, detail),
-  // onPresence(peers Map), onProgress() when the count of unsent edits may have changed,
-  // onWelcome(readOnly) when the server took the session, onStopped(code, message) when it
-  // refused it in a way another try cannot fix.
+  // replica: an engine Replica (it carries the protocol's state). Callbacks: onRemote(patches)
+  // for remote changes, onStatus(status, detail), onPresence(peers Map), onProgress() when the
+  // count of unsent edits may have changed, onWelcome(readOnly) when the server took the session,
+  // onStopped(code, message) when it refused it in a way another try cannot fix.
   // webSocket: the WebSocket class (default globalThis.WebSocket; on Node.js 18, e.g. the `ws`
   // package's).
-  constructor({ url, replica, acked = 0, onRemote, onStatus, onPresence, onProgress, onWelcome, onStopped, webSocket }) {
+  constructor({ url, replica, onRemote, onStatus, onPresence, onProgress, onWelcome, onStopped, webSocket }) {
     this.url = url;
     this.WebSocket = webSocket || globalThis.WebSocket;
     this.replica = replica;
-    this.acked = acked;
     this.onRemote = onRemote;
     this.onStatus = onStatus;
     this.onPresence = onPresence;
@@ -33,30 +26,23 @@ export class SyncClient {
     this.session = 0;        // this session's id, from WELCOME
     this.status = 'offline';
     this.ws = null;
-    this.welcomed = false;
-    this.readOnly = false;
-    this.sent = 0;           // own seq sent on this connection
-    this.batches = new Map(); // batch id -> own seq it reaches
-    this.nextBatch = 1;
-    this.attempt = 0;
     this.timer = null;
     this.stopped = true;
-    this.error = null;
     this.refusal = null;     // {code, message}: why the server stopped this client for good
-    this.peers = new Map();  // session -> {agent, name, color, anchor, head} (code points)
-    this.presence = null;    // own [name, color, anchor, head]
+    this.peers = new Map();  // session -> {agent, name, color, anchor, head, at} (code points)
+    this.presence = false;   // whether own presence was set
     this.presenceTimer = null;
-    this.welcomeAt = 0;
   }
 
-  unsent() { return Math.max(0, this.replica.ownNext() - this.acked); }
+  unsent() { return this.replica.unsent(); }
+  get welcomed() { return this.replica.welcomed(); }
+  get readOnly() { return this.replica.readOnly(); }
 
   start() {
     if (!this.stopped) return;
     this.stopped = false;
-    this.error = null;
     this.refusal = null;
-    this.attempt = 0;
+    this.replica.resetBackoff();
     this.connect();
   }
 
@@ -92,25 +78,17 @@ export class SyncClient {
     try {
       ws = new this.WebSocket(this.url);
     } catch (e) {
-      this.error = { code: 0, message: String(e) };
+      console.warn(`tandem: cannot open ${this.url}: ${e}`);
       this.lost();
       this.retry();
       return;
     }
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
-    this.lastError = null;
-    ws.onopen = () => this.send([HELLO, PROTOCOL_VERSION, [this.replica.agent()], this.replica.version()]);
+    ws.onopen = () => ws.send(this.replica.open());
     ws.onmessage = (ev) => {
       if (typeof ev.data === 'string') return this.drop('a text frame from the server');
-      let msg;
-      try {
-        msg = decode(ev.data instanceof ArrayBuffer ? new Uint8Array(ev.data) : ev.data);
-      } catch (e) {
-        return this.drop(`undecodable message: ${e.message}`);
-      }
-      if (!Array.isArray(msg) || typeof msg[0] !== 'number') return this.drop('a message that is not [type, ...]');
-      this.receive(msg);
+      this.receive(ev.data instanceof ArrayBuffer ? new Uint8Array(ev.data) : ev.data);
     };
     ws.onclose = () => {
       if (this.ws !== ws) return;
@@ -128,8 +106,7 @@ export class SyncClient {
   }
 
   lost() {
-    this.welcomed = false;
-    this.batches.clear();
+    this.replica.closed();
     if (this.peers.size) {
       this.peers.clear();
       this.onPresence?.(this.peers);
@@ -139,19 +116,16 @@ export class SyncClient {
 
   retry() {
     if (this.stopped) return;
-    if (this.lastError && TERMINAL.has(this.lastError.code)) {
+    if (!this.replica.shouldRetry()) {
+      const e = this.replica.error();
       this.stopped = true;
-      this.refusal = this.lastError;
-      this.setStatus('offline', this.lastError.message);
-      this.onStopped?.(this.lastError.code, this.lastError.message);
+      this.refusal = e;
+      this.setStatus('offline', e.message);
+      this.onStopped?.(e.code, e.message);
       return;
     }
-    // A connection that lived a while resets the backoff (section 10, step 10).
-    if (this.welcomeAt && performance.now() - this.welcomeAt > 5000) this.attempt = 0;
-    this.welcomeAt = 0;
-    const base = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(this.attempt, 20));
-    this.attempt++;
-    this.timer = setTimeout(() => this.connect(), base * (0.5 + Math.random() / 2));
+    const delay = this.replica.retryDelay(performance.now(), 0.5 + Math.random() / 2);
+    this.timer = setTimeout(() => this.connect(), delay);
   }
 
   // A new address (a fresh token in it): an open connection is replaced at once, a client stopped
@@ -167,7 +141,7 @@ export class SyncClient {
       this.lost();
     }
     clearTimeout(this.timer);
-    this.attempt = 0;
+    this.replica.resetBackoff();
     this.connect();
   }
 
@@ -176,95 +150,54 @@ export class SyncClient {
     if (this.stopped) return this.start();
     if (this.ws) return;
     clearTimeout(this.timer);
-    this.attempt = 0;
+    this.replica.resetBackoff();
     this.connect();
   }
 
-  send(msg) {
-    if (this.ws && this.ws.readyState === 1 /* OPEN */) this.ws.send(encode(msg));
-  }
-
-  receive(msg) {
-    switch (msg[0]) {
-      case WELCOME: {
-        const [, , session, readOnly, version] = msg;
-        this.welcomed = true;
-        this.session = session;
-        this.welcomeAt = performance.now();
-        this.readOnly = !!readOnly;
-        // Own operations within the server's durable version are safe; everything beyond it is
-        // sent (again), even what an earlier ACK covered, in case the server lost it since.
-        const agent = this.replica.agent();
-        let durable = 0;
-        for (let i = 0; i + 1 < version.length; i += 2) {
-          if (version[i] === agent) durable = version[i + 1];
-        }
-        this.acked = Math.max(this.acked, durable);
-        this.sent = durable;
-        this.batches.clear();
+  receive(bytes) {
+    const ev = this.replica.receive(bytes, performance.now());
+    if (ev.error) return this.drop(`the server's message does not apply: ${ev.error}`);
+    switch (ev.kind) {
+      case 'welcome':
+        this.session = ev.session;
         this.setStatus('connected');
-        this.onWelcome?.(this.readOnly);
-        if (this.presence) this.send([PRESENCE, ...this.presence]);
+        this.onWelcome?.(ev.readOnly);
         this.flush();
         this.onProgress?.();
         break;
-      }
-      case OPS: {
-        const r = this.replica.apply(msg[2]);
-        if (r.error) return this.drop(`the server's operations do not apply: ${r.error}`);
-        if (r.patches.length) this.onRemote?.(r.patches);
+      case 'change':
+        if (ev.patches.length) this.onRemote?.(ev.patches);
         break;
-      }
-      case ACK: {
-        const reach = this.batches.get(msg[1]);
-        if (reach === undefined) break;
-        this.batches.delete(msg[1]);
-        this.acked = Math.max(this.acked, reach);
-        this.attempt = 0;
+      case 'ack':
         this.onProgress?.();
         break;
-      }
-      case PRESENCE_UPDATE: {
-        const [, session, agent, name, color, anchor, head] = msg;
-        this.peers.set(session, { agent, name, color, anchor, head, at: Date.now() });
+      case 'presence':
+        this.peers.set(ev.session, { agent: ev.agent, name: ev.name, color: ev.color, anchor: ev.anchor, head: ev.head, at: Date.now() });
         this.onPresence?.(this.peers);
         break;
-      }
-      case LEAVE:
-        if (this.peers.delete(msg[1])) this.onPresence?.(this.peers);
+      case 'leave':
+        if (this.peers.delete(ev.session)) this.onPresence?.(this.peers);
         break;
-      case ERROR:
-        this.lastError = { code: msg[1], message: msg[2] };
-        console.warn(`tandem: server error ${msg[1]}: ${msg[2]}`);
+      case 'error':
+        console.warn(`tandem: server error ${ev.code}: ${ev.message}`);
         break;
-      default:
-        this.drop(`unknown message type ${msg[0]}`);
     }
   }
 
-  // Sends own operations the server has not been sent on this connection.
+  // Sends what the protocol has to send now: own presence, own operations not yet sent.
   flush() {
-    if (!this.welcomed || this.readOnly) return;
-    const next = this.replica.ownNext();
-    if (next <= this.sent) return;
-    const parts = this.replica.ownOpsSince(this.sent, MAX_BATCH_EVENTS, MAX_BATCH_BYTES);
-    parts.forEach((bytes, i) => {
-      const id = this.nextBatch++;
-      // Only the last part's ACK tells how far this flush is durable (each part depends on the
-      // ones before it); earlier parts' ACKs add nothing.
-      this.batches.set(id, i === parts.length - 1 ? next : 0);
-      this.send([OPS, id, bytes]);
-    });
-    this.sent = next;
+    if (!this.ws || this.ws.readyState !== 1 /* OPEN */) return;
+    for (const m of this.replica.outgoing()) this.ws.send(m);
   }
 
-  // Own cursor, in code points; sent at most every 50 ms.
+  // Own cursor, in code points (null: none); sent at most every 50 ms.
   setPresence(name, color, anchor, head) {
-    this.presence = [name, color, anchor, head];
+    this.replica.setPresence(name, color, anchor ?? -1, head ?? -1);
+    this.presence = true;
     if (this.presenceTimer) return;
     this.presenceTimer = setTimeout(() => {
       this.presenceTimer = null;
-      if (this.welcomed && this.presence) this.send([PRESENCE, ...this.presence]);
-    }, 50);
+      this.flush();
+    }, PRESENCE_MS);
   }
 }

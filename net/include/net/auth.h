@@ -34,7 +34,5 @@ crdt::Result<Token> verify_token(std::string_view token, std::string_view secret
 bool pattern_matches(std::string_view pattern, std::string_view doc);
 // Whether two secrets are equal, in time that depends on their lengths only.
 bool same_secret(std::string_view a, std::string_view b);
-// With auth on: may a session of `subject` write as `agent`?
-bool agent_belongs_to(std::string_view agent, std::string_view subject);
 
 }  // namespace tandem::net

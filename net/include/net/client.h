@@ -1,4 +1,6 @@
-// Client: a document on a Tandem server, edited locally, kept in sync in the background.
+// Client: a document on a Tandem server, edited locally, kept in sync in the background: the
+// transport (a WebSocket, reconnects, a network thread) around sync::ClientSync, which decides
+// everything the protocol does.
 //
 // Edits apply at once to a local replica and are sent when a connection is up; remote changes
 // arrive as patches. The connection is kept alive whatever happens: on any loss it reconnects
@@ -23,7 +25,8 @@
 #include "crdt/doc.h"
 #include "crdt/op.h"
 #include "crdt/status.h"
-#include "net/protocol.h"
+#include "sync/client.h"
+#include "sync/protocol.h"
 
 namespace tandem::net {
 
@@ -55,8 +58,10 @@ class Client {
  public:
   explicit Client(ClientOptions options);
   // A client that goes on from what save() returned (possibly in an earlier process): the same
-  // agent and replica, and its edits the server had not acknowledged are sent when it connects.
-  // Errors: Corruption (not save()'s bytes), InvalidArgument (options.agent names another agent).
+  // replica, and its edits the server had not acknowledged are sent when it connects. It writes
+  // as a new agent (options.agent, or a fresh default one): a save may be older than what the
+  // client sent before it stopped, and going on as the saved agent could give two edits one id.
+  // Errors: Corruption (not save()'s bytes), InvalidArgument (options.agent already wrote in it).
   static crdt::Result<std::unique_ptr<Client>> Restore(ClientOptions options, std::string_view state);
   // Disconnects and stops the network thread.
   ~Client();
@@ -119,7 +124,7 @@ class Client {
   struct Impl;
 
  private:
-  Client(ClientOptions options, crdt::Doc* restored);
+  Client(ClientOptions options, std::optional<sync::ClientSync> restored);
   std::shared_ptr<Impl> impl_;
 };
 

@@ -1,11 +1,11 @@
-#include "net/protocol.h"
+#include "sync/protocol.h"
 
 #include <msgpack.hpp>
 
 #include "crdt/doc.h"
 #include "crdt/utf8.h"
 
-namespace tandem::net::proto {
+namespace tandem::proto {
 
 using crdt::Result;
 using crdt::Status;
@@ -334,4 +334,4 @@ std::string encode(const Message& m) {
   return std::visit([](const auto& x) { return encode(x); }, m);
 }
 
-}  // namespace tandem::net::proto
+}  // namespace tandem::proto

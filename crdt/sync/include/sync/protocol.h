@@ -17,7 +17,7 @@
 #include "crdt/status.h"
 #include "crdt/version.h"
 
-namespace tandem::net::proto {
+namespace tandem::proto {
 
 inline constexpr uint32_t kProtocolVersion = 1;
 
@@ -118,4 +118,4 @@ std::string encode(const Welcome& m);
 std::string encode(const Error& m);
 std::string encode(const Message& m);
 
-}  // namespace tandem::net::proto
+}  // namespace tandem::proto

@@ -1,0 +1,269 @@
+#include "sync/server.h"
+
+#include <algorithm>
+
+#include "crdt/codec.h"
+#include "crdt/split.h"
+
+namespace tandem::sync {
+
+using crdt::Status;
+
+bool AgentBelongsTo(std::string_view agent, std::string_view subject) {
+  return agent == subject || (agent.size() > subject.size() + 1 && agent.substr(0, subject.size()) == subject &&
+                              agent[subject.size()] == '/');
+}
+
+// ---- PeerSync ---------------------------------------------------------------------------------
+
+PeerSync::PeerSync(std::string subject, bool read_only, ServerLimits limits)
+    : subject_(std::move(subject)), read_only_(read_only), limits_(limits) {}
+
+PeerSync::Inbound PeerSync::receive(std::string_view message) {
+  auto msg = proto::decode(message, {limits_.max_message_bytes});
+  if (!msg.ok()) return Refusal{proto::kBadMessage, msg.status().message()};
+  if (auto* h = std::get_if<proto::Hello>(&*msg)) return on_hello(std::move(*h));
+  if (!joined_) return Refusal{proto::kBadMessage, "the first message must be HELLO"};
+  if (auto* o = std::get_if<proto::Ops>(&*msg)) return on_ops(std::move(*o));
+  if (auto* p = std::get_if<proto::Presence>(&*msg)) return std::move(*p);
+  return Refusal{proto::kBadMessage, "clients may send HELLO, OPS and PRESENCE only"};
+}
+
+PeerSync::Inbound PeerSync::on_hello(proto::Hello h) {
+  if (joined_) return Refusal{proto::kBadMessage, "HELLO twice"};
+  if (h.version != proto::kProtocolVersion) {
+    return Refusal{proto::kUnsupportedVersion, "protocol version " + std::to_string(h.version) +
+                                                   " is not supported; this server speaks " +
+                                                   std::to_string(proto::kProtocolVersion)};
+  }
+  if (!subject_.empty()) {
+    for (const auto& a : h.agents) {
+      if (!AgentBelongsTo(a, subject_)) {
+        return Refusal{proto::kForbidden, "agent '" + a + "' is not '" + subject_ + "' or '" + subject_ + "/...'"};
+      }
+    }
+  }
+  joined_ = true;
+  agents_ = h.agents;
+  return h;
+}
+
+PeerSync::Inbound PeerSync::on_ops(proto::Ops o) {
+  if (read_only_) return Refusal{proto::kForbidden, "this session is read-only"};
+  crdt::codec::DecodeLimits lim;
+  lim.max_bytes = limits_.max_message_bytes;
+  lim.max_runs = static_cast<uint32_t>(std::min<uint64_t>(limits_.max_batch_events, UINT32_MAX));
+  auto batch = crdt::codec::decode_ops(o.encoded, lim);
+  if (!batch.ok()) {
+    const uint16_t code = batch.status().code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kBadMessage;
+    return Refusal{code, batch.status().message()};
+  }
+  if (Status form = crdt::Doc::ValidateBatch(*batch); !form.ok()) return Refusal{proto::kBadMessage, form.message()};
+  if (batch->events() > limits_.max_batch_events) {
+    return Refusal{proto::kTooLarge, "a batch of " + std::to_string(batch->events()) + " operations (limit " +
+                                         std::to_string(limits_.max_batch_events) + ")"};
+  }
+  for (const auto& r : batch->runs) {
+    if (std::find(agents_.begin(), agents_.end(), r.agent) == agents_.end()) {
+      return Refusal{proto::kForbidden, "operations by agent '" + r.agent + "', which this session does not own"};
+    }
+  }
+  return Batch{o.batch_id, std::move(*batch)};
+}
+
+// ---- DocSync ----------------------------------------------------------------------------------
+
+DocSync::DocSync(crdt::Doc doc, ServerLimits limits) : doc_(std::move(doc)), limits_(limits), durable_(doc_.version()) {}
+
+std::variant<DocSync::Joined, Refusal> DocSync::join(uint64_t peer, std::vector<std::string> agents, bool read_only,
+                                                     const crdt::Version& have) {
+  // A client may hold operations the server lost (a crash before they were durable), but never
+  // more than could be held waiting for their dependencies.
+  for (const auto& [agent, next] : have.entries()) {
+    const uint32_t held = doc_.version().next(agent);
+    if (next > held && next - held > limits_.max_held_events &&
+        std::find(agents.begin(), agents.end(), agent) == agents.end()) {
+      return Refusal{proto::kRejected, "version claims " + std::to_string(next - held) + " operations of '" + agent +
+                                           "' that this server never had"};
+    }
+  }
+  Joined out;
+  // An agent belongs to one member that may write: the newer one wins (a client reconnecting
+  // before its old connection was noticed gone), and the older one is told why. Read-only
+  // members own no agents.
+  if (!read_only) {
+    for (const auto& a : agents) {
+      auto it = owners_.find(a);
+      if (it != owners_.end() && it->second != peer) out.displaced.emplace_back(it->second, a);
+      owners_[a] = peer;
+    }
+  }
+  members_[peer] = Member{std::move(agents), read_only};
+  proto::Welcome w;
+  w.session = peer;
+  w.read_only = read_only;
+  w.doc_version = durable_;  // what is safe: the client resends its own operations beyond it
+  out.messages.push_back(proto::encode(w));
+  crdt::OpBatch missing = doc_.ops_since(have);
+  if (!missing.empty()) {
+    out.sent_events = missing.events();
+    out.messages.push_back(proto::encode(proto::Ops{0, crdt::codec::encode_ops(missing)}));
+  }
+  for (const auto& [sid, p] : presence_) {
+    out.messages.push_back(proto::encode(proto::PresenceUpdate{sid, p.first, p.second}));
+  }
+  return out;
+}
+
+std::optional<std::string> DocSync::leave(uint64_t peer) {
+  auto m = members_.find(peer);
+  if (m == members_.end()) return std::nullopt;
+  for (const auto& a : m->second.agents) {
+    auto o = owners_.find(a);
+    if (o != owners_.end() && o->second == peer) owners_.erase(o);
+  }
+  members_.erase(m);
+  std::erase_if(acks_, [&](const PendingAck& a) { return a.peer == peer; });
+  std::erase_if(ready_, [&](const auto& r) { return r.first == peer; });
+  if (outbox_author_ == peer) outbox_author_ = 0;
+  if (presence_.erase(peer) == 0) return std::nullopt;
+  return proto::encode(proto::Leave{peer});
+}
+
+std::optional<std::string> DocSync::presence(uint64_t peer, proto::Presence p) {
+  auto m = members_.find(peer);
+  if (m == members_.end()) return std::nullopt;
+  const std::string& agent = m->second.agents.front();
+  std::string msg = proto::encode(proto::PresenceUpdate{peer, agent, p});
+  presence_[peer] = {agent, std::move(p)};
+  return msg;
+}
+
+std::variant<DocSync::Applied, Refusal> DocSync::apply(uint64_t peer, Batch batch) {
+  if (!members_.count(peer)) return Applied{};  // left while its batch was on the way
+  return integrate(peer, std::move(batch));
+}
+
+std::variant<DocSync::Applied, Refusal> DocSync::edit(uint64_t peer, crdt::OpBatch ops) {
+  for (const auto& r : ops.runs) {
+    if (owners_.count(r.agent)) return Refusal{proto::kAgentInUse, "agent '" + r.agent + "' is in use by a connected session"};
+  }
+  return integrate(peer, Batch{1, std::move(ops)});
+}
+
+std::variant<DocSync::Applied, Refusal> DocSync::integrate(uint64_t peer, Batch batch) {
+  Applied out;
+  auto r = doc_.apply(batch.ops, &out.added);
+  if (!r.ok()) {
+    // The peer's half checked the batch's form (Doc::ValidateBatch): what is left is the
+    // document refusing it (positions, held operations past the bound) or a size limit.
+    const auto& st = r.status();
+    return Refusal{st.code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kRejected, st.message()};
+  }
+  // The acknowledgement waits until every event of the batch is durable (some may be held).
+  PendingAck ack{peer, batch.id, {}};
+  for (const auto& run : batch.ops.runs) {
+    auto it = std::find_if(ack.need.begin(), ack.need.end(), [&](const auto& e) { return e.first == run.agent; });
+    if (it == ack.need.end()) {
+      ack.need.emplace_back(run.agent, run.seq + run.len);
+    } else {
+      it->second = std::max(it->second, run.seq + run.len);
+    }
+  }
+  if (!out.added.empty()) {
+    // The author, when one member owns every agent in what was added (held operations of others
+    // may have been released by this batch: then everyone gets the broadcast).
+    uint64_t author = peer;
+    for (const auto& run : out.added.runs) {
+      auto o = owners_.find(run.agent);
+      if (o == owners_.end() || o->second != peer) author = 0;
+    }
+    if (outbox_.empty()) {
+      outbox_author_ = author;
+    } else if (outbox_author_ != author) {
+      outbox_author_ = 0;
+    }
+    outbox_.runs.insert(outbox_.runs.end(), out.added.runs.begin(), out.added.runs.end());
+  }
+  bool durable = true;
+  for (const auto& [agent, next] : ack.need) durable = durable && durable_.next(agent) >= next;
+  if (durable) {
+    out.ack = proto::encode(proto::Ack{batch.id});
+  } else {
+    acks_.push_back(std::move(ack));
+  }
+  return out;
+}
+
+crdt::Result<crdt::OpBatch> DocSync::remote(const crdt::OpBatch& ops) {
+  crdt::OpBatch added;
+  auto r = doc_.apply(ops, &added);
+  if (!r.ok()) return r.status();
+  // The batch may have released operations of this node's own clients that were held waiting
+  // for it: those are not in the log yet.
+  crdt::OpBatch ours;
+  if (!added.empty()) ours = crdt::without_events(added, ops);
+  // What another node logged is durable: acknowledgements waiting for it (a client that sent
+  // the same operations to both nodes) can go.
+  crdt::Version logged;
+  for (const auto& run : ops.runs) {
+    if (run.seq + run.len > logged.next(run.agent)) logged.advance(run.agent, run.seq + run.len);
+  }
+  durable_.merge(logged);
+  release_acks();
+  if (!added.empty()) {
+    outbox_author_ = 0;  // none of the members wrote it
+    for (auto& run : added.runs) outbox_.runs.push_back(std::move(run));
+  }
+  return ours;
+}
+
+void DocSync::durable(const crdt::Version& version, std::vector<std::string>* authors) {
+  if (authors) {
+    for (const auto& [agent, next] : version.entries()) {
+      if (next > durable_.next(agent)) authors->push_back(agent);
+    }
+  }
+  durable_.merge(version);  // merged: operations of other nodes may have made it further already
+  release_acks();
+}
+
+void DocSync::release_acks() {
+  for (auto it = acks_.begin(); it != acks_.end();) {
+    bool ok = true;
+    for (const auto& [agent, next] : it->need) ok = ok && durable_.next(agent) >= next;
+    if (!ok) {
+      ++it;
+      continue;
+    }
+    ready_.emplace_back(it->peer, it->batch_id);
+    it = acks_.erase(it);
+  }
+}
+
+std::optional<DocSync::Broadcast> DocSync::take_broadcast() {
+  if (outbox_.empty()) return std::nullopt;
+  Broadcast b;
+  b.events = outbox_.events();
+  b.author = outbox_author_;
+  b.message = proto::encode(proto::Ops{0, crdt::codec::encode_ops(outbox_)});
+  outbox_.runs.clear();
+  outbox_author_ = 0;
+  return b;
+}
+
+std::vector<std::pair<uint64_t, std::string>> DocSync::take_acks() {
+  std::vector<std::pair<uint64_t, std::string>> out;
+  out.reserve(ready_.size());
+  for (const auto& [peer, id] : ready_) out.emplace_back(peer, proto::encode(proto::Ack{id}));
+  ready_.clear();
+  return out;
+}
+
+std::vector<uint64_t> DocSync::waiting() const {
+  std::vector<uint64_t> out;
+  for (const auto& a : acks_) out.push_back(a.peer);
+  return out;
+}
+
+}  // namespace tandem::sync
