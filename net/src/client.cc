@@ -439,6 +439,7 @@ void Client::Impl::on_frame(uint64_t g, const std::string& frame) {
         cb = cb_change;
       }
       if (cb && !ev.patches.empty()) cb(ev.patches);
+      flush_own();
       break;
     }
     case sync::ClientEvent::kAck:

@@ -167,6 +167,7 @@ export class SyncClient {
         break;
       case 'change':
         if (ev.patches.length) this.onRemote?.(ev.patches);
+        this.flush();
         break;
       case 'ack':
         this.onProgress?.();

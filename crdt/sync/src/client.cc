@@ -113,6 +113,7 @@ void ClientSync::on_welcome(const proto::Welcome& w, int64_t now_ms) {
   base_ = w.doc_version;
   welcomed_version_ = w.doc_version;
   for (auto& [a, n] : agents_) n = std::max(n, w.doc_version.next(a));
+  forget_acknowledged();
   pending_.clear();
 }
 
@@ -121,8 +122,11 @@ Result<ClientEvent> ClientSync::on_ops(const proto::Ops& o) {
   if (!batch.ok()) return batch.status();
   auto patches = doc_.apply(*batch);
   if (!patches.ok()) return patches.status();
+  // The server holds what it sent. Not so for own agents: their events come back only to a
+  // restored replica (its saved agent's later edits, from the replica it restored), the server
+  // may not have made them durable yet, and only an ACK can say so: they are sent back.
   for (const auto& run : batch->runs) {
-    if (base_.next(run.agent) < run.seq + run.len) base_.advance(run.agent, run.seq + run.len);
+    if (!acked(run.agent) && base_.next(run.agent) < run.seq + run.len) base_.advance(run.agent, run.seq + run.len);
   }
   ClientEvent ev;
   ev.kind = ClientEvent::kChange;
@@ -140,6 +144,10 @@ void ClientSync::on_ack(uint64_t batch_id) {
   }
   pending_.erase(it);
   attempt_ = 0;
+  forget_acknowledged();
+}
+
+void ClientSync::forget_acknowledged() {
   // Earlier agents drop out of HELLO once all of their edits are safe.
   std::erase_if(agents_, [&](const auto& e) { return e.first != doc_.agent() && e.second >= doc_.version().next(e.first); });
 }
@@ -278,10 +286,10 @@ Result<ClientSync> ClientSync::Restore(std::string_view saved, const std::string
     return Status::InvalidArgument("agent '" + agent + "' already wrote in this replica: a restored one continues as a new agent");
   }
   ClientSync out(std::move(*doc), limits);
+  // An agent acknowledged further than the replica holds (a WELCOME said so before the catch-up
+  // came) has nothing unsent either.
   for (auto& [a, n] : agents) {
-    const uint32_t have = out.doc_.version().next(a);
-    if (n > have) return Status::Corruption("saved client state acknowledges edits it does not hold");
-    if (n < have && !out.acked(a)) out.agents_.emplace_back(std::move(a), n);
+    if (n < out.doc_.version().next(a) && !out.acked(a)) out.agents_.emplace_back(std::move(a), n);
   }
   if (out.agents_.size() > proto::kMaxAgentsPerSession) {
     return Status::ResourceExhausted("the saved state holds unsent edits of " + std::to_string(out.agents_.size() - 1) +

@@ -151,6 +151,25 @@ std::variant<DocSync::Applied, Refusal> DocSync::edit(uint64_t peer, crdt::OpBat
   return integrate(peer, Batch{1, std::move(ops)});
 }
 
+namespace {
+
+// Whether every event of `added` is in `batch` (runs of one agent cover a range of seqs each).
+bool carried(const crdt::OpBatch& batch, const crdt::OpBatch& added) {
+  for (const auto& a : added.runs) {
+    uint32_t from = a.seq;
+    const uint32_t to = a.seq + a.len;
+    // Batches are short lists of runs, in order: one pass per added run finds its cover.
+    for (const auto& b : batch.runs) {
+      if (b.agent == a.agent && b.seq <= from && from < b.seq + b.len) from = b.seq + b.len;
+      if (from >= to) break;
+    }
+    if (from < to) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::variant<DocSync::Applied, Refusal> DocSync::integrate(uint64_t peer, Batch batch) {
   Applied out;
   auto r = doc_.apply(batch.ops, &out.added);
@@ -171,13 +190,11 @@ std::variant<DocSync::Applied, Refusal> DocSync::integrate(uint64_t peer, Batch 
     }
   }
   if (!out.added.empty()) {
-    // The author, when one member owns every agent in what was added (held operations of others
-    // may have been released by this batch: then everyone gets the broadcast).
-    uint64_t author = peer;
-    for (const auto& run : out.added.runs) {
-      auto o = owners_.find(run.agent);
-      if (o == owners_.end() || o->second != peer) author = 0;
-    }
+    // The author, when everything added came in its batch: it holds all of it. Operations held
+    // until now that this batch released may not be its own (or be its agent's from another
+    // replica: a restored client writes as a new agent and lists the saved one, whose later
+    // edits it may lack): then everyone gets the broadcast.
+    const uint64_t author = carried(batch.ops, out.added) ? peer : 0;
     if (outbox_.empty()) {
       outbox_author_ = author;
     } else if (outbox_author_ != author) {

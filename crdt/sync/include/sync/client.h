@@ -65,6 +65,7 @@ class ClientSync {
   void closed();
   // One message from the server; `now_ms` is any monotonic clock, for the reconnect backoff.
   // An error means the server broke the protocol: drop the connection (the next one resyncs).
+  // After a kWelcome or a kChange, outgoing() may have messages to send.
   crdt::Result<ClientEvent> receive(std::string_view message, int64_t now_ms = 0);
   // The connection was refused before the protocol began (an HTTP error to the upgrade), said
   // as the error the server would have sent: should_retry() judges it like one.
@@ -104,6 +105,7 @@ class ClientSync {
   void on_welcome(const proto::Welcome& w, int64_t now_ms);
   crdt::Result<ClientEvent> on_ops(const proto::Ops& o);
   void on_ack(uint64_t batch_id);
+  void forget_acknowledged();
   uint32_t* acked(const std::string& agent);
 
   crdt::Doc doc_;
