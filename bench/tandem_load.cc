@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "crdt/codec.h"
+#include "net/url.h"
 #include "sync/protocol.h"
 #include "ws_frame.h"
 
@@ -989,21 +990,10 @@ void Load::on_message(Conn& c, std::string_view message) {
 }
 
 bool parse_one_url(const std::string& url, Options* o) {
-  const std::string scheme = "ws://";
-  if (url.rfind(scheme, 0) != 0) return false;
-  std::string rest = url.substr(scheme.size());
-  const size_t slash = rest.find('/');
-  if (slash != std::string::npos) {
-    std::string path = rest.substr(slash);
-    if (path != "/" && path != "/ws" && path != "/ws/") return false;
-    rest = rest.substr(0, slash);
-  }
-  const size_t colon = rest.rfind(':');
-  if (colon == std::string::npos) return false;
-  o->host = rest.substr(0, colon);
-  const int port = std::atoi(rest.c_str() + colon + 1);
-  if (port <= 0 || port > 65535) return false;
-  o->port = static_cast<uint16_t>(port);
+  auto u = tandem::net::ParseUrl(url, tandem::net::UrlKind::kWebSocket, "server URL");
+  if (!u.ok() || u->tls || (u->path != "/" && u->path != "/ws" && u->path != "/ws/")) return false;
+  o->host = u->host;
+  o->port = static_cast<uint16_t>(std::stoul(u->port));
   boost::system::error_code ec;
   const auto addr = asio::ip::make_address(o->host, ec);
   if (ec) {

@@ -1,5 +1,6 @@
 #include "net/client.h"
 #include "net/jwt.h"
+#include "net/url.h"
 
 #include <jwt.h>
 
@@ -39,35 +40,6 @@ const char* ClientStateName(ClientState s) {
 }
 
 namespace {
-
-struct Url {
-  bool tls = false;
-  std::string host, port, target;
-};
-
-bool parse_url(const std::string& url, Url* out) {
-  std::string rest;
-  if (url.rfind("ws://", 0) == 0) {
-    rest = url.substr(5);
-  } else if (url.rfind("wss://", 0) == 0) {
-    out->tls = true;
-    rest = url.substr(6);
-  } else {
-    return false;
-  }
-  const size_t slash = rest.find('/');
-  const std::string hostport = rest.substr(0, slash);
-  out->target = slash == std::string::npos ? "/" : rest.substr(slash);
-  const size_t colon = hostport.rfind(':');
-  if (colon == std::string::npos) {
-    out->host = hostport;
-    out->port = out->tls ? "443" : "80";
-  } else {
-    out->host = hostport.substr(0, colon);
-    out->port = hostport.substr(colon + 1);
-  }
-  return !out->host.empty();
-}
 
 std::string random_hex12() {
   std::random_device rd;
@@ -237,7 +209,9 @@ class Conn final : public ConnBase, public std::enable_shared_from_this<Conn<Str
       beast::get_lowest_layer(self->ws_).async_connect(r, [self](beast::error_code e, const tcp::endpoint&) {
         if (e) return self->fail();
         if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
-          if (!SSL_set_tlsext_host_name(self->ws_.next_layer().native_handle(), self->c_.url.host.c_str())) return self->fail();
+          if (!self->c_.url.ip_literal && !SSL_set_tlsext_host_name(self->ws_.next_layer().native_handle(), self->c_.url.host.c_str())) {
+            return self->fail();
+          }
           self->ws_.next_layer().async_handshake(ssl::stream_base::client, [self](beast::error_code e2) {
             if (e2) return self->fail();
             self->handshake();
@@ -278,9 +252,9 @@ class Conn final : public ConnBase, public std::enable_shared_from_this<Conn<Str
       req.set(beast::http::field::user_agent, "tandem-client");
       if (!origin.empty()) req.set(beast::http::field::origin, origin);
     }));
-    std::string target = c_.url.target;
+    std::string target = c_.url.path;
     if (!c_.opt.token.empty()) target += (target.find('?') == std::string::npos ? "?token=" : "&token=") + c_.opt.token;
-    ws_.async_handshake(res_, c_.url.host + ":" + c_.url.port, target, [self = this->shared_from_this()](beast::error_code ec) {
+    ws_.async_handshake(res_, c_.url.host_header, target, [self = this->shared_from_this()](beast::error_code ec) {
       if (ec) {
         if (ec == websocket::error::upgrade_declined) self->c_.on_refused(self->gen_, self->res_.result_int());
         return self->fail();
@@ -500,8 +474,10 @@ Client::~Client() {
 void Client::start() {
   asio::post(impl_->ioc, [impl = impl_->shared_from_this()] {
     if (impl->running) return;
-    const std::string bad = "bad url '" + impl->opt.url + "' (ws://HOST:PORT/ws/DOC or wss://...)";
-    if (!parse_url(impl->opt.url, &impl->url)) {
+    auto url = ParseUrl(impl->opt.url, UrlKind::kWebSocket, "server URL");
+    if (url.ok()) impl->url = std::move(*url);
+    const std::string bad = url.ok() ? "" : url.status().message() + " (ws://HOST:PORT/ws/DOC or wss://...)";
+    if (!url.ok()) {
       {
         std::lock_guard<std::mutex> lock(impl->mu);
         impl->refused.emplace(0, bad);

@@ -1,4 +1,5 @@
 #include "net/webhook.h"
+#include "net/url.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -41,98 +42,6 @@ using Wall = std::chrono::system_clock;
 using std::chrono::milliseconds;
 
 namespace {
-
-// Where the POSTs go, parsed once from WebhookOptions::url.
-struct Target {
-  bool tls = false;
-  std::string host;         // as resolved and verified: an IPv6 literal without its brackets
-  std::string port;         // decimal
-  std::string host_header;  // as the Host header carries it
-  std::string path;         // origin form ("/hook?x=1"), never empty
-  bool ip_literal = false;  // no SNI for an address (RFC 6066 allows names only)
-};
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-Status parse_url(const std::string& url, Target* out) {
-  auto bad = [&url](const std::string& why) { return Status::InvalidArgument("webhook URL \"" + url + "\": " + why); };
-  for (unsigned char c : url) {
-    // They would end the request line or a header early.
-    if (c <= 0x20 || c == 0x7f) return bad("contains a space or a control character");
-  }
-  const size_t sep = url.find("://");
-  if (sep == std::string::npos) return bad("expected http://host[:port]/path or https://host[:port]/path");
-  const std::string scheme = lower(url.substr(0, sep));
-  if (scheme == "https") {
-    out->tls = true;
-  } else if (scheme != "http") {
-    return bad("the scheme must be http or https, not \"" + url.substr(0, sep) + "\"");
-  }
-  const std::string rest = url.substr(sep + 3);
-  const size_t end = rest.find_first_of("/?#");
-  const std::string authority = rest.substr(0, end);
-  std::string path = end == std::string::npos ? "/" : rest.substr(end);
-  if (path.find('#') != std::string::npos) return bad("has a fragment (#...), which is never sent");
-  if (path[0] == '?') path.insert(0, "/");
-  if (authority.find('@') != std::string::npos) return bad("user:password@ is not supported (sign with the secret)");
-  if (authority.empty()) return bad("has no host");
-
-  std::string host, port;
-  bool has_port = false;
-  if (authority[0] == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string::npos) return bad("has an unterminated [IPv6] host");
-    host = authority.substr(1, close - 1);
-    const std::string after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after[0] != ':') return bad("has text after the [IPv6] host");
-      port = after.substr(1);
-      has_port = true;
-    }
-    boost::system::error_code ec;
-    asio::ip::make_address_v6(host, ec);
-    if (ec) return bad("[" + host + "] is not an IPv6 address");
-    out->ip_literal = true;
-  } else {
-    const size_t colon = authority.find(':');
-    host = authority.substr(0, colon);
-    if (colon != std::string::npos) {
-      port = authority.substr(colon + 1);
-      has_port = true;
-    }
-    for (char c : host) {
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
-        return bad("the host \"" + host + "\" may hold only letters, digits, '-', '.' and '_'");
-      }
-    }
-    boost::system::error_code ec;
-    asio::ip::make_address_v4(host, ec);
-    out->ip_literal = !ec;
-  }
-  if (host.empty()) return bad("has no host");
-  const std::string default_port = out->tls ? "443" : "80";
-  if (has_port) {
-    if (!all_digits(port) || port.size() > 5 || std::stoul(port) == 0 || std::stoul(port) > 65535) {
-      return bad("the port \"" + port + "\" is not a number from 1 to 65535");
-    }
-    port = std::to_string(std::stoul(port));  // "0080" -> "80"
-  } else {
-    port = default_port;
-  }
-  out->host = host;
-  out->port = port;
-  out->host_header = (out->ip_literal && host.find(':') != std::string::npos ? "[" + host + "]" : host) +
-                     (port == default_port ? "" : ":" + port);
-  out->path = path;
-  return Status::OK();
-}
 
 std::string hex(const unsigned char* p, size_t n) {
   static const char kDigits[] = "0123456789abcdef";
@@ -228,7 +137,7 @@ class Attempt final : public AttemptBase, public std::enable_shared_from_this<At
   using Done = std::function<void(bool ok, std::string detail)>;
 
   template <class... StreamArgs>
-  Attempt(asio::io_context& ioc, const Target& t, milliseconds timeout, http::request<http::string_body> req, Done done,
+  Attempt(asio::io_context& ioc, const Url& t, milliseconds timeout, http::request<http::string_body> req, Done done,
           StreamArgs&&... stream_args)
       : target_(t),
         timeout_(timeout),
@@ -310,7 +219,7 @@ class Attempt final : public AttemptBase, public std::enable_shared_from_this<At
     done(ok, std::move(detail));
   }
 
-  const Target& target_;
+  const Url& target_;
   milliseconds timeout_;
   tcp::resolver resolver_;
   asio::steady_timer timer_;
@@ -350,11 +259,11 @@ struct Webhooks::Impl {
     uint64_t timer_gen = 0;      // a handler from an older arming is ignored
   };
 
-  Impl(WebhookOptions o, Target t, Webhooks::LogFn l)
+  Impl(WebhookOptions o, Url t, Webhooks::LogFn l)
       : opt(std::move(o)), target(std::move(t)), log(std::move(l)), rng(std::random_device{}()) {}
 
   const WebhookOptions opt;
-  const Target target;
+  const Url target;
   const Webhooks::LogFn log;
 
   asio::io_context ioc;  // before everything that uses it, so that it is destroyed last
@@ -624,8 +533,7 @@ struct Webhooks::Impl {
 
 Status ValidateWebhookOptions(const WebhookOptions& o) {
   if (!o.url.empty()) {
-    Target t;
-    TANDEM_RETURN_IF_ERROR(parse_url(o.url, &t));
+    TANDEM_RETURN_IF_ERROR(ParseUrl(o.url, UrlKind::kHttp, "webhook URL").status());
   }
   auto bad = [](const std::string& why) { return Status::InvalidArgument("webhook options: " + why); };
   if (o.debounce.count() < 0) return bad("debounce must not be negative");
@@ -640,9 +548,9 @@ Status ValidateWebhookOptions(const WebhookOptions& o) {
 crdt::Result<std::unique_ptr<Webhooks>> Webhooks::Start(WebhookOptions o, LogFn log) {
   TANDEM_RETURN_IF_ERROR(ValidateWebhookOptions(o));
   if (o.url.empty()) return std::unique_ptr<Webhooks>(new Webhooks(nullptr));
-  Target t;
-  TANDEM_RETURN_IF_ERROR(parse_url(o.url, &t));
-  auto impl = std::make_unique<Impl>(std::move(o), std::move(t), std::move(log));
+  auto t = ParseUrl(o.url, UrlKind::kHttp, "webhook URL");
+  if (!t.ok()) return t.status();
+  auto impl = std::make_unique<Impl>(std::move(o), std::move(*t), std::move(log));
   if (impl->target.tls) {
     impl->tls.emplace(ssl::context::tls_client);
     beast::error_code ec;
