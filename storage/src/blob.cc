@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include "crdt/varint.h"
+
 namespace tandem::storage {
 
 namespace {
@@ -13,13 +15,10 @@ constexpr uint64_t kMaxBlob = uint64_t{1} << 30;
 std::string pack_blob(std::string_view bytes) {
   if (bytes.size() < kMinToCompress) return std::string(bytes);
   uLongf cap = compressBound(static_cast<uLong>(bytes.size()));
-  std::string out(1 + 10 + cap, '\0');
-  size_t at = 0;
-  out[at++] = static_cast<char>(kCompressed);
-  for (uint64_t v = bytes.size();; v >>= 7) {
-    out[at++] = static_cast<char>((v & 0x7F) | (v >= 0x80 ? 0x80 : 0));
-    if (v < 0x80) break;
-  }
+  std::string out(1, static_cast<char>(kCompressed));
+  crdt::codec::put_varint(&out, bytes.size());
+  const size_t at = out.size();
+  out.resize(at + cap);
   // Level 1: the writer thread compresses inside the commit path; speed matters more than the
   // last few percent.
   if (compress2(reinterpret_cast<Bytef*>(&out[at]), &cap, reinterpret_cast<const Bytef*>(bytes.data()),
@@ -34,13 +33,9 @@ std::string pack_blob(std::string_view bytes) {
 crdt::Result<std::string> unpack_blob(std::string_view stored) {
   if (stored.empty() || static_cast<unsigned char>(stored[0]) != kCompressed) return std::string(stored);
   uint64_t len = 0;
-  size_t at = 1;
-  for (int shift = 0;; shift += 7) {
-    if (at >= stored.size() || shift > 35) return crdt::Status::Corruption("compressed blob: bad length");
-    const auto b = static_cast<unsigned char>(stored[at++]);
-    len |= static_cast<uint64_t>(b & 0x7F) << shift;
-    if (!(b & 0x80)) break;
-  }
+  crdt::codec::VarintReader r(stored.substr(1));
+  if (!r.read(&len)) return crdt::Status::Corruption("compressed blob: bad length");
+  const size_t at = stored.size() - r.remaining();
   if (len > kMaxBlob) return crdt::Status::Corruption("compressed blob claims " + std::to_string(len) + " bytes");
   std::string out(len, '\0');
   uLongf got = static_cast<uLongf>(len);

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "crdt/codec.h"
+#include "crdt/varint.h"
 #include "crdt/utf8.h"
 #include "blob.h"
 #include "inbox.h"
@@ -198,24 +199,7 @@ struct JournalEntry {
 
 namespace {
 
-void put_varint(std::string* out, uint64_t v) {
-  for (;; v >>= 7) {
-    out->push_back(static_cast<char>((v & 0x7F) | (v >= 0x80 ? 0x80 : 0)));
-    if (v < 0x80) return;
-  }
-}
-
-bool get_varint(std::string_view* in, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (in->empty()) return false;
-    const auto b = static_cast<unsigned char>(in->front());
-    in->remove_prefix(1);
-    *v |= static_cast<uint64_t>(b & 0x7F) << shift;
-    if (!(b & 0x80)) return true;
-  }
-  return false;
-}
+using codec::put_varint;
 
 std::string encode_journal(const std::vector<JournalEntry>& entries) {
   std::string raw;
@@ -236,10 +220,12 @@ std::string encode_journal(const std::vector<JournalEntry>& entries) {
 Status decode_journal(std::string_view in, int64_t only, bool count_agents, std::vector<JournalEntry>* out) {
   while (!in.empty()) {
     uint64_t doc, first, end, time, len;
-    if (!get_varint(&in, &doc) || !get_varint(&in, &first) || !get_varint(&in, &end) || !get_varint(&in, &time) ||
-        !get_varint(&in, &len) || len > in.size() || end < first) {
+    codec::VarintReader r(in);
+    if (!r.read(&doc) || !r.read(&first) || !r.read(&end) || !r.read(&time) || !r.read(&len) || len > r.remaining() ||
+        end < first) {
       return Status::Corruption("journal row is malformed");
     }
+    in = r.rest();
     const std::string_view batch = in.substr(0, len);
     in.remove_prefix(len);
     if (only != 0 && static_cast<int64_t>(doc) != only) continue;

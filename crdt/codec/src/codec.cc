@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <unordered_map>
 
-#include "varint.h"
+#include "crdt/varint.h"
 
 namespace tandem::crdt::codec {
 

@@ -1,6 +1,7 @@
-// LEB128 varints and zigzag signed integers for the snapshot's columns (FORMAT.md).
-// The reader is bounds-checked: it never reads past its buffer and rejects varints longer than
-// the type they decode into.
+// LEB128 varints and zigzag signed integers: the snapshot's columns (FORMAT.md), and the store's
+// journal rows and compressed blobs. The one varint codec of the project. The reader is
+// bounds-checked: it never reads past its buffer and rejects varints longer than the type they
+// decode into.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +54,8 @@ class VarintReader {
   }
   bool done() const { return p_ == end_; }
   size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+  // What is left to read (the bytes after the varints read so far).
+  std::string_view rest() const { return {reinterpret_cast<const char*>(p_), remaining()}; }
 
  private:
   [[gnu::noinline]] bool read_long(uint64_t* v) {  // so that read() stays small enough to inline
