@@ -135,7 +135,13 @@ Result<PkeyPtr> key_from_jwk(const json& k) {
     if (!x.ok()) return x.status();
     auto y = jwk_field(k, "y");
     if (!y.ok()) return y.status();
-    if (x->size() != 32 || y->size() != 32) return Status::InvalidArgument("P-256 coordinates are 32 bytes");
+    // RFC 7518 6.2.1.2 wants all 32 bytes, but some issuers drop a coordinate's leading zero
+    // bytes (PyJWT 2.6, Debian 12's, does): one key in 128 has one. The number is the same.
+    if (x->size() > 32 || y->size() > 32 || x->empty() || y->empty()) {
+      return Status::InvalidArgument("P-256 coordinates are 32 bytes, not " + std::to_string(std::max(x->size(), y->size())));
+    }
+    x->insert(0, 32 - x->size(), '\0');
+    y->insert(0, 32 - y->size(), '\0');
     point = "\x04" + *x + *y;  // SEC 1 uncompressed point
     if (!OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
         !OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size())) {

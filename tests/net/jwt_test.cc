@@ -48,11 +48,16 @@ rsa1 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 rsa2 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 eck = ec.generate_private_key(ec.SECP256R1())
+# A key whose x has a leading zero byte, which PyJWT 2.6 writes as 31 bytes (one key in 128).
+eck0 = ec.generate_private_key(ec.SECP256R1())
+while eck0.public_key().public_numbers().x >= 1 << 248:
+    eck0 = ec.generate_private_key(ec.SECP256R1())
 open(d + "/rsa1.pem", "wb").write(pem_pub(rsa1))
 open(d + "/ec.pem", "wb").write(pem_pub(eck))
 jwks = {"keys": [
     dict(json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa2.public_key())), kid="r2", use="sig", alg="RS256"),
     dict(json.loads(jwt.algorithms.ECAlgorithm.to_jwk(eck.public_key())), kid="e1"),
+    dict(json.loads(jwt.algorithms.ECAlgorithm.to_jwk(eck0.public_key())), kid="e0"),
 ]}
 open(d + "/jwks.json", "w").write(json.dumps(jwks))
 secret = "0123456789abcdef0123456789abcdef-hs"
@@ -78,6 +83,7 @@ t = {}
 t["rs256"] = jwt.encode(c(), rsa1, algorithm="RS256")
 t["rs256_jwks"] = jwt.encode(c(sub="bob", doc=["a", "notes-9"]), rsa2, algorithm="RS256", headers={"kid": "r2"})
 t["es256_jwks"] = jwt.encode(c(sub="carol"), eck, algorithm="ES256", headers={"kid": "e1"})
+t["es256_short_x"] = jwt.encode(c(sub="dave"), eck0, algorithm="ES256", headers={"kid": "e0"})
 t["hs256"] = jwt.encode(c(), secret, algorithm="HS256")
 t["aud_list"] = jwt.encode(c(aud=["other", "notes-app"]), rsa1, algorithm="RS256")
 t["read_only"] = jwt.encode(c(sub="reader", mode="read"), rsa1, algorithm="RS256")
@@ -173,6 +179,11 @@ TEST_CASE("jwt: PyJWT's tokens verify or fail, each failure with its own message
   INFO(ec.status().ToString());
   REQUIRE(ec.ok());
   CHECK(ec->subject == "carol");
+  // A JWKS coordinate written without its leading zero byte (as PyJWT writes it) is the same key.
+  auto short_x = verifier.verify(m["es256_short_x"], now());
+  INFO(short_x.status().ToString());
+  REQUIRE(short_x.ok());
+  CHECK(short_x->subject == "dave");
   CHECK(verifier.verify(m["aud_list"], now()).ok());
   auto ro = verifier.verify(m["read_only"], now());
   REQUIRE(ro.ok());
@@ -237,7 +248,10 @@ TEST_CASE("jwt: key files that are not keys are refused at load with the file na
   CHECK_THAT(load(o).message(), Catch::Contains("'oct' is not supported"));
   std::ofstream(d.file("jwks2.json")) << R"({"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}]})";
   o.jwks_file = d.file("jwks2.json");
-  CHECK_THAT(load(o).message(), Catch::Contains("32 bytes"));
+  CHECK_THAT(load(o).message(), Catch::Contains("not a valid EC public key"));  // (0, 0) is not on the curve
+  std::ofstream(d.file("jwks2.json")) << R"({"keys":[{"kty":"EC","crv":"P-256","x":")" << std::string(44, 'A')
+                                      << R"(","y":"AAAA"}]})";
+  CHECK_THAT(load(o).message(), Catch::Contains("32 bytes, not 33"));
   std::ofstream(d.file("jwks3.json")) << R"([1,2])";
   o.jwks_file = d.file("jwks3.json");
   CHECK_THAT(load(o).message(), Catch::Contains("not a JWKS document"));
