@@ -223,21 +223,21 @@ void Room::ops_now(const std::shared_ptr<Session>& s, sync::Batch batch, Clock::
   if (a.ack) s->send(make_frame(*a.ack), 0);
 }
 
-void Room::applied(const sync::DocSync::Applied& a, bool was_pending, Clock::time_point received) {
+void Room::applied(sync::DocSync::Applied& a, bool was_pending, Clock::time_point received) {
   const uint64_t added = a.added.events();
   if (added == 0) return;
   srv_.metrics.ops_integrated += added;
-  log_events(a.added);
+  log_events(std::move(a.added));
   if (!was_pending) outbox_since_ = received;
   schedule_flush();
   maybe_snapshot(false);
 }
 
-void Room::log_events(const crdt::OpBatch& events) {
+void Room::log_events(crdt::OpBatch events) {
   const uint64_t first = logged_;
   logged_ += events.events();
   const Clock::time_point handed = Clock::now();
-  srv_.store->append(name_, first, events, [self = shared_from_this(), v = sync_->doc().version(), handed](Status st) {
+  srv_.store->append(name_, first, std::move(events), [self = shared_from_this(), v = sync_->doc().version(), handed](Status st) {
     boost::asio::post(self->ex_, [self, st, v, handed] { self->on_durable(st, v, handed); });
   });
 }
@@ -337,7 +337,7 @@ void Room::remote_now(crdt::OpBatch batch, std::string position) {
     return;
   }
   remote_position_ = std::move(position);
-  if (ours->events() > 0) log_events(*ours);
+  if (ours->events() > 0) log_events(std::move(*ours));
   const uint64_t added = sync_->doc().num_events() - before;
   if (added > 0) {
     srv_.metrics.ops_integrated += added;

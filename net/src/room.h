@@ -142,7 +142,7 @@ class Room : public std::enable_shared_from_this<Room> {
   void ops_now(const std::shared_ptr<Session>& s, sync::Batch batch, Clock::time_point received);
   // What sync_->apply or edit added: counted, logged, and broadcast at the end of the round
   // (`was_pending`: a broadcast was pending before it, since an earlier time).
-  void applied(const sync::DocSync::Applied& a, bool was_pending, Clock::time_point received);
+  void applied(sync::DocSync::Applied& a, bool was_pending, Clock::time_point received);
   // An exception escaped a handler (a bug, memory exhausted): `s`'s session ends with kInternal,
   // and when the document may be half changed, the room closes too (its clients resync).
   void contain(const char* where, const std::exception& e, const std::shared_ptr<Session>& s, bool document);
@@ -154,7 +154,7 @@ class Room : public std::enable_shared_from_this<Room> {
   void on_durable(crdt::Status st, crdt::Version version, Clock::time_point handed);
   void remote_now(crdt::OpBatch batch, std::string position);
   // Hands integrated events to the store (invariant 1), and on_durable when they are durable.
-  void log_events(const crdt::OpBatch& events);
+  void log_events(crdt::OpBatch events);
   void maybe_snapshot(bool force);
   // Closes every session with kInternal and `to_clients`, and the room (the next HELLO reloads).
   void break_room(const std::string& why, const std::string& to_clients);

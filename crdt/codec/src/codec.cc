@@ -1,11 +1,10 @@
 #include "crdt/codec.h"
 
-#include <msgpack.hpp>
-
 #include <algorithm>
 #include <unordered_map>
 
 #include "crdt/varint.h"
+#include "msgpack_io.h"
 
 namespace tandem::crdt::codec {
 
@@ -13,70 +12,19 @@ namespace {
 
 std::string num(uint64_t v) { return std::to_string(v); }
 
-// msgpack::packer writes through this.
-struct StringSink {
-  std::string* out;
-  void write(const char* data, size_t n) { out->append(data, n); }
-};
-using Packer = msgpack::packer<StringSink>;
+using mp::as_array;
+using mp::as_bin;
+using mp::as_str;
+using mp::as_u32;
+using mp::Packer;
+using StringSink = mp::StringSink;
 
-// Objects reference the input buffer instead of copying strings.
-bool reference_buffer(msgpack::type::object_type, std::size_t, void*) { return true; }
-
-// Unpacks exactly one msgpack object filling all of `bytes` (or, with `consumed`, its first
-// object, whose size is stored there), with limits that make any container header claiming more
-// elements than there are bytes fail before allocation.
 Status unpack_one(std::string_view bytes, size_t depth, const DecodeLimits& limits, msgpack::object_handle* oh,
                   size_t* consumed = nullptr) {
-  if (bytes.size() > limits.max_bytes) {
-    return Status::ResourceExhausted("message of " + num(bytes.size()) + " bytes exceeds the limit of " +
-                                     num(limits.max_bytes));
-  }
-  if (bytes.empty()) return Status::Corruption("empty message");
-  const msgpack::unpack_limit lim(/*array=*/bytes.size(), /*map=*/0, /*str=*/bytes.size(), /*bin=*/bytes.size(),
-                                  /*ext=*/0, /*depth=*/depth);
-  size_t off = 0;
-  try {
-    *oh = msgpack::unpack(bytes.data(), bytes.size(), off, reference_buffer, nullptr, lim);
-  } catch (const msgpack::size_overflow& e) {
-    return Status::Corruption(std::string("msgpack container too large or too deep: ") + e.what());
-  } catch (const msgpack::insufficient_bytes&) {
-    return Status::Corruption("msgpack truncated");
-  } catch (const std::exception& e) {
-    return Status::Corruption(std::string("not msgpack: ") + e.what());
-  }
-  if (consumed) {
-    *consumed = off;
-    return Status::OK();
-  }
-  if (off != bytes.size()) return Status::Corruption("trailing bytes after the msgpack message");
-  return Status::OK();
+  return mp::unpack_one(bytes, depth, limits.max_bytes, oh, consumed);
 }
 
-// Typed access to unpacked objects; each returns false on a type or range mismatch.
-bool as_array(const msgpack::object& o, const msgpack::object** items, uint32_t* n) {
-  if (o.type != msgpack::type::ARRAY) return false;
-  *items = o.via.array.ptr;
-  *n = o.via.array.size;
-  return true;
-}
-bool as_u32(const msgpack::object& o, uint32_t* v) {
-  if (o.type != msgpack::type::POSITIVE_INTEGER || o.via.u64 > UINT32_MAX) return false;
-  *v = static_cast<uint32_t>(o.via.u64);
-  return true;
-}
-bool as_str(const msgpack::object& o, std::string_view* s) {
-  if (o.type != msgpack::type::STR) return false;
-  *s = std::string_view(o.via.str.ptr, o.via.str.size);
-  return true;
-}
-bool as_bin(const msgpack::object& o, std::string_view* s) {
-  if (o.type != msgpack::type::BIN) return false;
-  *s = std::string_view(o.via.bin.ptr, o.via.bin.size);
-  return true;
-}
-
-Status bad_bytes(const std::string& what) { return Status::Corruption(what); }
+Status bad_bytes(const std::string& what) { return mp::bad(what); }
 
 Status read_agents(const msgpack::object& o, const DecodeLimits& limits, std::vector<std::string>* agents) {
   const msgpack::object* items;
@@ -95,10 +43,7 @@ Status read_agents(const msgpack::object& o, const DecodeLimits& limits, std::ve
 
 void pack_agents(Packer& pk, const std::vector<std::string>& agents) {
   pk.pack_array(static_cast<uint32_t>(agents.size()));
-  for (const auto& a : agents) {
-    pk.pack_str(static_cast<uint32_t>(a.size()));
-    pk.pack_str_body(a.data(), static_cast<uint32_t>(a.size()));
-  }
+  for (const auto& a : agents) mp::pack_str(pk, a);
 }
 
 Status check_format(const msgpack::object& o, uint32_t expected, const char* what) {
@@ -387,34 +332,15 @@ std::string encode_version(const Version& version) {
   std::string out;
   StringSink sink{&out};
   Packer pk(sink);
-  pk.pack_array(static_cast<uint32_t>(version.entries().size() * 2));
-  for (const auto& [agent, next] : version.entries()) {
-    pk.pack_str(static_cast<uint32_t>(agent.size()));
-    pk.pack_str_body(agent.data(), static_cast<uint32_t>(agent.size()));
-    pk.pack_uint32(next);
-  }
+  mp::pack_version(pk, version);
   return out;
 }
 
 Result<Version> decode_version(std::string_view bytes, const DecodeLimits& limits) {
   msgpack::object_handle oh;
   TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 1, limits, &oh));
-  const msgpack::object* items;
-  uint32_t n;
-  if (!as_array(oh.get(), &items, &n) || n % 2 != 0) return bad_bytes("version: expected [agent, next, ...]");
-  if (n / 2 > limits.max_agents) return Status::ResourceExhausted("version names too many agents");
   Version v;
-  std::string_view prev;
-  for (uint32_t i = 0; i < n; i += 2) {
-    std::string_view agent;
-    uint32_t next;
-    if (!as_str(items[i], &agent) || !as_u32(items[i + 1], &next)) return bad_bytes("version: bad entry");
-    TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(agent).WithContext("version"));
-    if (i > 0 && agent <= prev) return bad_bytes("version: agents not sorted or repeated");
-    if (next == 0) return bad_bytes("version: zero entry");
-    prev = agent;
-    v.advance(agent, next);
-  }
+  TANDEM_RETURN_IF_ERROR(mp::read_version(oh.get(), limits.max_agents, &v));
   return v;
 }
 
@@ -439,10 +365,7 @@ uint32_t predict_next(uint8_t type, uint32_t pos, uint32_t len) {
   }
 }
 
-void pack_bin(Packer& pk, const std::string& s) {
-  pk.pack_bin(static_cast<uint32_t>(s.size()));
-  pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
-}
+using mp::pack_bin;
 
 }  // namespace
 

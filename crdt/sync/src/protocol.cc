@@ -1,6 +1,6 @@
 #include "sync/protocol.h"
 
-#include <msgpack.hpp>
+#include "msgpack_io.h"
 
 #include "crdt/doc.h"
 #include "crdt/utf8.h"
@@ -29,26 +29,15 @@ const char* ErrorName(uint16_t code) {
 
 namespace {
 
-struct Sink {
-  std::string* out;
-  void write(const char* d, size_t n) { out->append(d, n); }
-};
-using Packer = msgpack::packer<Sink>;
+using crdt::mp::as_str;
+using crdt::mp::as_u32;
+using crdt::mp::as_u64;
+using crdt::mp::pack_str;
+using crdt::mp::pack_version;
+using crdt::mp::Packer;
+using Sink = crdt::mp::StringSink;
 
-bool reference(msgpack::type::object_type, std::size_t, void*) { return true; }
-
-void pack_str(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-
-void pack_version(Packer& pk, const crdt::Version& v) {
-  pk.pack_array(static_cast<uint32_t>(v.entries().size() * 2));
-  for (const auto& [agent, next] : v.entries()) {
-    pack_str(pk, agent);
-    pk.pack_uint32(next);
-  }
-}
+Status bad(const std::string& why) { return crdt::mp::bad(why); }
 
 void pack_opt(Packer& pk, const std::optional<uint32_t>& v) {
   if (v) {
@@ -58,41 +47,9 @@ void pack_opt(Packer& pk, const std::optional<uint32_t>& v) {
   }
 }
 
-Status bad(const std::string& why) { return Status::InvalidArgument(why); }
-
-bool as_u64(const msgpack::object& o, uint64_t* v) {
-  if (o.type != msgpack::type::POSITIVE_INTEGER) return false;
-  *v = o.via.u64;
-  return true;
-}
-bool as_u32(const msgpack::object& o, uint32_t* v) {
-  uint64_t x;
-  if (!as_u64(o, &x) || x > UINT32_MAX) return false;
-  *v = static_cast<uint32_t>(x);
-  return true;
-}
-bool as_str(const msgpack::object& o, std::string_view* s) {
-  if (o.type != msgpack::type::STR) return false;
-  *s = std::string_view(o.via.str.ptr, o.via.str.size);
-  return true;
-}
-
+// A version in a message names as many agents as its frame has room for.
 Status read_version(const msgpack::object& o, crdt::Version* v) {
-  if (o.type != msgpack::type::ARRAY || o.via.array.size % 2) return bad("version: expected [agent, next, ...]");
-  std::string_view prev;
-  for (uint32_t i = 0; i < o.via.array.size; i += 2) {
-    std::string_view agent;
-    uint32_t next;
-    if (!as_str(o.via.array.ptr[i], &agent) || !as_u32(o.via.array.ptr[i + 1], &next)) {
-      return bad("version: bad entry");
-    }
-    TANDEM_RETURN_IF_ERROR(crdt::Doc::ValidateAgent(agent).WithContext("version"));
-    if (i > 0 && agent <= prev) return bad("version: agents not sorted or repeated");
-    if (next == 0) return bad("version: zero entry");
-    prev = agent;
-    v->advance(agent, next);
-  }
-  return Status::OK();
+  return crdt::mp::read_version(o, SIZE_MAX, v);
 }
 
 Status read_text(const msgpack::object& o, const char* what, std::string* out) {
@@ -126,21 +83,8 @@ Status read_presence(const msgpack::object* f, Presence* p) {
 }  // namespace
 
 Result<Message> decode(std::string_view frame, const Limits& limits) {
-  if (frame.empty()) return bad("empty message");
-  if (frame.size() > limits.max_frame_bytes) return Status::ResourceExhausted("message too large");
-  const msgpack::unpack_limit lim(frame.size(), 0, frame.size(), frame.size(), 0, 3);
   msgpack::object_handle oh;
-  size_t off = 0;
-  try {
-    oh = msgpack::unpack(frame.data(), frame.size(), off, reference, nullptr, lim);
-  } catch (const msgpack::size_overflow& e) {
-    return bad(std::string("msgpack container too large or too deep: ") + e.what());
-  } catch (const msgpack::insufficient_bytes&) {
-    return bad("msgpack truncated");
-  } catch (const std::exception& e) {
-    return bad(std::string("not msgpack: ") + e.what());
-  }
-  if (off != frame.size()) return bad("trailing bytes after the message");
+  TANDEM_RETURN_IF_ERROR(crdt::mp::unpack_one(frame, 3, limits.max_frame_bytes, &oh));
   const msgpack::object& top = oh.get();
   if (top.type != msgpack::type::ARRAY || top.via.array.size == 0) return bad("a message is an array [type, ...]");
   const msgpack::object* f = top.via.array.ptr;

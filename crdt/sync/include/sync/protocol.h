@@ -104,8 +104,8 @@ struct Limits {
   size_t max_frame_bytes = size_t{1} << 20;
 };
 
-// Decodes one frame. Every error is InvalidArgument (answered with kBadMessage), except a frame
-// over limits.max_frame_bytes (ResourceExhausted).
+// Decodes one frame. Every error is Corruption (answered with kBadMessage), except a frame
+// over limits.max_frame_bytes (ResourceExhausted): the codec's mapping (crdt/codec/src/msgpack_io.h).
 crdt::Result<Message> decode(std::string_view frame, const Limits& limits = {});
 
 std::string encode(const Hello& m);
