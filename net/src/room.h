@@ -78,9 +78,10 @@ struct IoThread {
   std::atomic<int64_t> lag_us{0};
   // Broadcast pacing (ServerOptions::max_broadcast_delay): while this thread is busy, a room of
   // n sessions broadcasts at most once per n * pace_us_per_session. Set by the thread's probe
-  // (server.cc) from its own CPU use: it grows while the thread works more than three quarters
-  // of the time (or runs late), and shrinks to nothing below three fifths. Only this thread
-  // writes it (the metrics read it from the others).
+  // (server.cc, LagProbe::adjust) from its CPU use, its own or its share of the process's,
+  // whichever is larger: above 80% it grows by half plus 100 us (up to max_broadcast_delay),
+  // below 65% it halves, then drops to nothing. Only this thread writes it (the metrics read it
+  // from the others).
   std::atomic<int64_t> pace_us_per_session{0};
 
   // The end of a round, on this thread: once the handlers already waiting have run, the rooms

@@ -1,6 +1,7 @@
 // Listener, HTTP sessions (routes, upgrade checks), WebSocket sessions, and the server's life.
-// The shape follows Beast's advanced server example: a strand per connection, limits on
-// everything a peer sends, one write in flight per session and a bounded queue behind it.
+// Each WebSocket session lives on its document's I/O thread (a plain socket moves there at the
+// upgrade; a TLS one stays where it was accepted and posts across), with limits on everything a
+// peer sends, one write in flight per session and a bounded queue behind it.
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>

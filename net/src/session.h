@@ -3,7 +3,7 @@
 // sync::PeerSync) and handed to the document's room, or answered with ERROR and a close. WsSession (server.cc) runs it on a
 // WebSocket; the protocol fuzzer (fuzz/session_fuzz.cc) drives it with no socket at all.
 //
-// Calls come in order, from one strand. An exception thrown while handling a message (a bug, or
+// Calls come in order, from the session's I/O thread. An exception thrown while handling a message (a bug, or
 // memory exhausted) is logged and closes this session alone, with kInternal.
 #pragma once
 

@@ -12,8 +12,8 @@
 // as its author saw it, a bad agent name), OutOfRange for a local position past the end,
 // ResourceExhausted past a limit. A failed call changes nothing.
 //
-// Thread safety: none; use one Doc from one thread at a time (the server gives each document a
-// strand). The agent name must be owned by this replica alone: two replicas writing as the same
+// Thread safety: none; use one Doc from one thread at a time (the server keeps each document on
+// one I/O thread of its own). The agent name must be owned by this replica alone: two replicas writing as the same
 // agent would give different operations the same ids.
 #pragma once
 

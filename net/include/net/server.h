@@ -56,10 +56,12 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60000};  // with pings every half of it
   std::chrono::milliseconds room_grace{10000};    // an empty room stays loaded this long
 
-  // Broadcast pacing under load. While the I/O threads run late (handlers wait more than a few
-  // ms), a room sends at most one broadcast per (4 ms x its sessions), capped at this, so that
-  // a large room's fan-out shrinks to what the CPU can carry instead of the backlog growing
-  // without bound. A server keeping up broadcasts every batch at once. 0: never pace.
+  // Broadcast pacing under load. While an I/O thread is short of CPU (busy more than 80% of the
+  // time, its own or its share of the process's), a room on it sends at most one broadcast per
+  // (its sessions x a pace that grows by half plus 100 us each probe, and halves below 65%),
+  // never more than this apart, so that a large room's fan-out shrinks to what the CPU can carry
+  // instead of the backlog growing without bound. A server keeping up broadcasts every batch at
+  // the end of the round that read it. 0: never pace.
   std::chrono::milliseconds max_broadcast_delay{100};
 
   // Change webhooks (webhook.h): after a document's durable changes settle, a signed POST to

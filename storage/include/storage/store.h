@@ -107,7 +107,7 @@ class Store final : public LogStore {
   Status sync() override;
 
   // Newest valid snapshot plus the log after it. Snapshots that do not decode are skipped with a
-  // line in *warnings. NotFound-style InvalidArgument if the document does not exist.
+  // line in *warnings. NotFound if the document was never written.
   Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) override;
   Result<uint64_t> logged_events(std::string_view doc) override;
   Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) override;

@@ -58,7 +58,7 @@ class Statement {
 
 class Database {
  public:
-  // flags: SQLITE_OPEN_* (read-write-create by default).
+  // read_only: SQLITE_OPEN_READONLY, else read-write, creating the file if it is missing.
   // vfs: a registered SQLite VFS name, or empty for the default.
   static Result<std::unique_ptr<Database>> open(const std::string& path, bool read_only, const std::string& vfs = {});
   ~Database();
@@ -97,7 +97,8 @@ class ScopedReset {
   Statement* s_;
 };
 
-// BEGIN IMMEDIATE on construction (see ok()), ROLLBACK on destruction unless committed.
+// BEGIN IMMEDIATE on construction (begun() says whether it took), ROLLBACK on destruction unless
+// committed.
 class Transaction {
  public:
   explicit Transaction(Database* db);
