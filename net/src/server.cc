@@ -103,6 +103,22 @@ class WsSession final : public ClientSession {
   static constexpr size_t kReadBuffer = 2048;  // grown for a larger frame, shrunk back after
   static constexpr size_t kMaxGather = 64;     // frames per write
 
+  // The session's life, one way only:
+  //   kNew -> kOpen                       start(): the 101 is on its way
+  //   kOpen -> kClosing                   this side closes (ERROR, a shutdown, too slow): its
+  //                                       close frame is queued; no more data frames or pings
+  //   kOpen | kClosing -> kPeerClosed     the peer's close frame came (kOpen answers it), or it
+  //                                       broke the framing: ours goes out, then the end
+  //   kClosing -> kCloseSent              ours is written; the peer's close is awaited
+  //   kPeerClosed | kCloseSent -> kTorn   both closes done (teardown), or at once from any
+  //                                       state before it (drop: idle, a failed write, the
+  //                                       close timer): nothing is written any more
+  //   any -> kFinished                    the connection ended (finish): the room is left
+  // Input is read and dropped from kPeerClosed on. Beside it, what is not the session's life:
+  // a write in flight or posted, and the idle watch (heard, pinged).
+  enum class Phase { kNew, kOpen, kClosing, kPeerClosed, kCloseSent, kTorn, kFinished };
+  bool discarding() const { return phase_ == Phase::kPeerClosed || phase_ >= Phase::kTorn; }
+
  public:
   WsSession(Server::Impl& srv, IoThread& home, Stream&& stream, std::string doc, std::string ip, std::string subject,
             int64_t expires)
@@ -119,7 +135,7 @@ class WsSession final : public ClientSession {
 
   ~WsSession() override {
     srv_.metrics.queued_bytes -= static_cast<int64_t>(queued_bytes_);
-    if (started_) --srv_.metrics.connections;
+    if (phase_ != Phase::kNew) --srv_.metrics.connections;
     std::lock_guard<std::mutex> lock(srv_.conns.mu);
     --srv_.conns.sessions;
     auto it = srv_.conns.per_ip.find(ip_);
@@ -133,7 +149,7 @@ class WsSession final : public ClientSession {
   // On the session's thread: writes the 101 response, then reads frames (starting with any
   // bytes that came after the HTTP request).
   void start(std::string response, std::string early) {
-    started_ = true;
+    phase_ = Phase::kOpen;
     ++srv_.metrics.connections;
     ++srv_.metrics.connections_total;
     if constexpr (kPlain) {
@@ -174,7 +190,7 @@ class WsSession final : public ClientSession {
   void close_with(uint16_t code, std::string message) override {
     closed = true;
     on_thread([self = shared_self(), code, message = std::move(message)]() mutable {
-      if (self->closing_) return;
+      if (self->phase_ != Phase::kOpen) return;
       self->srv_.metrics.count_error(code);
       self->srv_.log.warn("session.error", {{"doc", self->doc_},
                                             {"session", std::to_string(self->id)},
@@ -188,7 +204,7 @@ class WsSession final : public ClientSession {
   void close_plain(uint16_t code, std::string reason) override {
     closed = true;
     on_thread([self = shared_self(), code, reason = std::move(reason)] {
-      if (!self->closing_) self->begin_close(code, reason);
+      if (self->phase_ == Phase::kOpen) self->begin_close(code, reason);
     });
   }
 
@@ -234,7 +250,7 @@ class WsSession final : public ClientSession {
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;
       if (ec) return finish();
       consume_input(n);
-      if (finished_) return;
+      if (phase_ == Phase::kFinished) return;
       if (n < space) break;
     }
     do_read();
@@ -249,7 +265,7 @@ class WsSession final : public ClientSession {
   void consume_input(size_t n) {
     srv_.metrics.bytes_in += n;
     heard_ = true;
-    if (discard_) return;  // closed: only the end of the connection is still of interest
+    if (discarding()) return;  // closed: only the end of the connection is still of interest
     in_len_ += n;
     parse();
     if (in_len_ == 0 && in_.size() > 64 * kReadBuffer) {
@@ -261,7 +277,7 @@ class WsSession final : public ClientSession {
   // Handles every complete frame in in_[0, in_len_) and keeps the rest at the front.
   void parse() {
     size_t off = 0;
-    while (!discard_) {
+    while (!discarding()) {
       auto e = parser_.next(in_.data() + off, in_len_ - off);
       using K = ws::FrameParser::Kind;
       if (e.kind == K::kNeedMore) {
@@ -279,20 +295,18 @@ class WsSession final : public ClientSession {
       switch (e.kind) {
         case K::kMessage:
           // After a close, data is read and dropped (the close frame ends the session).
-          if (!closing_) on_message(e.payload, e.binary);
+          if (phase_ == Phase::kOpen) on_message(e.payload, e.binary);
           break;
         case K::kPing:
-          if (!closing_) push({std::make_shared<const std::string>(ws::frame(ws::kPong, e.payload)), 0, true, false});
+          if (phase_ == Phase::kOpen) push({std::make_shared<const std::string>(ws::frame(ws::kPong, e.payload)), 0, true, false});
           break;
         case K::kClose:
-          peer_closed_ = true;
-          discard_ = true;
-          if (!closing_) {
+          if (phase_ == Phase::kOpen) {
             // The client closes: answer with its code (RFC 6455 5.5.1), then end.
-            closing_ = true;
-            closed = true;
-            queue_close(e.close_code ? e.close_code : ws::kCloseNormal, "");
-          } else if (close_written_) {
+            leave_open(Phase::kPeerClosed, e.close_code ? e.close_code : ws::kCloseNormal, "");
+          } else if (phase_ == Phase::kClosing) {
+            phase_ = Phase::kPeerClosed;  // ours goes out, then the end
+          } else if (phase_ == Phase::kCloseSent) {
             teardown();
           }
           break;
@@ -304,17 +318,19 @@ class WsSession final : public ClientSession {
                                                         ? "message over " + std::to_string(srv_.opt.max_frame_bytes) + " bytes"
                                                         : std::string(e.error)}});
           // Fail the connection: the close frame, then the end, without waiting for an answer.
-          discard_ = true;
-          peer_closed_ = true;
-          closing_ = true;
-          closed = true;
-          queue_close(e.close_code, e.error);
+          if (phase_ == Phase::kOpen) {
+            leave_open(Phase::kPeerClosed, e.close_code, e.error);
+          } else if (phase_ == Phase::kClosing) {
+            phase_ = Phase::kPeerClosed;
+          } else if (phase_ == Phase::kCloseSent) {
+            teardown();
+          }
           break;
         default:
           break;
       }
     }
-    if (discard_) {
+    if (discarding()) {
       in_len_ = 0;
     } else if (off > 0) {
       std::memmove(in_.data(), in_.data() + off, in_len_ - off);
@@ -338,14 +354,14 @@ class WsSession final : public ClientSession {
   void arm_idle_timer() {
     idle_timer_.expires_after(srv_.opt.idle_timeout / 2);
     idle_timer_.async_wait([self = shared_self()](beast::error_code e) {
-      if (e || self->torn_) return;
+      if (e || self->phase_ >= Phase::kTorn) return;
       if (!self->heard_ && self->pinged_) {
         self->drop();
         return;
       }
       self->heard_ = false;
       self->pinged_ = true;
-      if (!self->closing_) self->push({std::make_shared<const std::string>(ws::frame(ws::kPing, "")), 0, true, false});
+      if (self->phase_ == Phase::kOpen) self->push({std::make_shared<const std::string>(ws::frame(ws::kPing, "")), 0, true, false});
       self->arm_idle_timer();
     });
   }
@@ -355,7 +371,7 @@ class WsSession final : public ClientSession {
   enum class Kind { kLive, kCatchUp, kError };
 
   void enqueue(Frame frame, uint64_t ops, Kind kind) {
-    if (closing_ && kind != Kind::kError) return;
+    if (phase_ != Phase::kOpen && kind != Kind::kError) return;
     // The limit is on the live backlog: a frame larger than it still goes out when nothing waits.
     const size_t live = queued_bytes_ - exempt_bytes_;
     if (kind == Kind::kLive && live > 0 && live + frame->size() > srv_.opt.max_queue_bytes) {
@@ -378,10 +394,9 @@ class WsSession final : public ClientSession {
     push({std::move(frame), ops, kind == Kind::kCatchUp, false});
   }
 
+  // REQUIRES: phase_ == kOpen.
   void begin_close(uint16_t code, const std::string& reason) {
-    closing_ = true;
-    closed = true;
-    queue_close(code, utf8_prefix(reason, 120));
+    leave_open(Phase::kClosing, code, utf8_prefix(reason, 120));
     // The client has the handshake timeout to answer the close.
     timer_.cancel();
     timer_.expires_after(srv_.opt.handshake_timeout);
@@ -390,9 +405,11 @@ class WsSession final : public ClientSession {
     });
   }
 
-  void queue_close(uint16_t code, std::string_view reason) {
-    if (close_queued_) return;
-    close_queued_ = true;
+  // kOpen -> kClosing (this side closes) or kPeerClosed (the peer did, or broke the protocol):
+  // the one close frame this session sends is queued behind what is queued.
+  void leave_open(Phase to, uint16_t code, std::string_view reason) {
+    phase_ = to;
+    closed = true;
     push({std::make_shared<const std::string>(ws::close_frame(code, reason)), 0, true, true});
   }
 
@@ -404,7 +421,7 @@ class WsSession final : public ClientSession {
   };
 
   void push(Queued q) {
-    if (torn_) return;
+    if (phase_ >= Phase::kTorn) return;
     const size_t n = q.frame->size();
     queued_bytes_ += n;
     if (q.exempt) exempt_bytes_ += n;
@@ -450,7 +467,7 @@ class WsSession final : public ClientSession {
   }
 
   void write_now() {
-    if (writing_ || torn_ || queue_.empty()) return;
+    if (writing_ || phase_ >= Phase::kTorn || queue_.empty()) return;
     gather();
     if constexpr (kPlain) {
       beast::error_code ec;
@@ -499,8 +516,11 @@ class WsSession final : public ClientSession {
       release(q);
       queue_.pop_front();
       if (was_close) {
-        close_written_ = true;
-        if (peer_closed_) teardown();
+        if (phase_ == Phase::kPeerClosed) {
+          teardown();
+        } else if (phase_ == Phase::kClosing) {
+          phase_ = Phase::kCloseSent;
+        }
       }
     }
   }
@@ -515,9 +535,8 @@ class WsSession final : public ClientSession {
   // After the closing handshake: no more writes; the read side waits for the peer's end of the
   // connection (or the close timer) and finishes.
   void teardown() {
-    if (torn_) return;
-    torn_ = true;
-    discard_ = true;
+    if (phase_ >= Phase::kTorn) return;
+    phase_ = Phase::kTorn;
     beast::error_code ec;
     if constexpr (kPlain) {
       stream_.shutdown(tcp::socket::shutdown_send, ec);
@@ -528,8 +547,7 @@ class WsSession final : public ClientSession {
 
   // Ends the connection at once, without a close frame (idle, write failure, close timeout).
   void drop() {
-    torn_ = true;
-    discard_ = true;
+    if (phase_ < Phase::kTorn) phase_ = Phase::kTorn;
     closed = true;
     beast::error_code ec;
     if constexpr (kPlain) {
@@ -540,16 +558,16 @@ class WsSession final : public ClientSession {
   }
 
   void finish() {
-    if (finished_) return;
-    finished_ = true;
+    if (phase_ == Phase::kFinished) return;
+    phase_ = Phase::kFinished;
     closed = true;
     timer_.cancel();
     idle_timer_.cancel();
-    if (!torn_) drop();
-    else {
-      beast::error_code ec;
-      if constexpr (kPlain) stream_.close(ec);
-      else beast::get_lowest_layer(stream_).close();
+    beast::error_code ec;
+    if constexpr (kPlain) {
+      stream_.close(ec);
+    } else {
+      beast::get_lowest_layer(stream_).close();
     }
     leave();
   }
@@ -569,18 +587,11 @@ class WsSession final : public ClientSession {
   size_t head_off_ = 0;  // bytes of the front frame already written
   size_t queued_bytes_ = 0;
   size_t exempt_bytes_ = 0;  // of queued_bytes_, catch-up and control frames
-  bool started_ = false;
+  Phase phase_ = Phase::kNew;
   bool writing_ = false;
   bool write_posted_ = false;
-  bool closing_ = false;       // no more data frames: an ERROR or a close is on its way
-  bool close_queued_ = false;
-  bool close_written_ = false;
-  bool peer_closed_ = false;   // the peer's close frame arrived (or the connection failed)
-  bool discard_ = false;       // read and drop whatever else comes
-  bool torn_ = false;          // no more writes
   bool heard_ = false;         // bytes arrived since the idle timer last fired
   bool pinged_ = false;
-  bool finished_ = false;
 };
 
 
