@@ -1,0 +1,120 @@
+// The wire format did not move with the protocol's code: the byte examples of docs/protocol.md
+// section 12 (what clients and servers of before the sync core sent, and what the JavaScript
+// client's own test checks against) are what the encoders write, decode to the same messages, and
+// are what the sync core's two halves send and take.
+#include <catch2/catch.hpp>
+
+#include <sstream>
+#include <string>
+
+#include "crdt/codec.h"
+#include "crdt/doc.h"
+#include "sync/client.h"
+#include "sync/protocol.h"
+#include "sync/server.h"
+
+namespace {
+
+namespace proto = tandem::proto;
+using tandem::crdt::Doc;
+
+std::string hex(const std::string& spaced) {
+  std::string out;
+  std::istringstream in(spaced);
+  std::string byte;
+  while (in >> byte) out.push_back(static_cast<char>(std::stoi(byte, nullptr, 16)));
+  return out;
+}
+
+std::string show(const std::string& bytes) {
+  std::string out;
+  char buf[4];
+  for (unsigned char c : bytes) {
+    std::snprintf(buf, sizeof buf, "%02x ", c);
+    out += buf;
+  }
+  return out;
+}
+
+// Section 12.1: alice types "hi" into an empty document.
+const std::string kBatch = hex("93 01 91 a5 61 6c 69 63 65 91 97 00 00 00 00 02 90 a2 68 69");
+
+tandem::crdt::Version alice2() {
+  tandem::crdt::Version v;
+  v.advance("alice", 2);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("wire: the byte examples of docs/protocol.md section 12 are what the encoders write and read", "[sync][wire]") {
+  Doc d("alice");
+  REQUIRE(d.insert(0, "hi").ok());
+  CHECK(show(tandem::crdt::codec::encode_ops(d.ops_since({}))) == show(kBatch));
+
+  proto::Presence p{"Alice", "#e91e63", 2, 2};
+  proto::Presence none{"Alice", "#e91e63", std::nullopt, std::nullopt};
+  const std::vector<std::pair<proto::Message, std::string>> examples = {
+      {proto::Hello{1, {"alice"}, alice2()}, "94 01 01 91 a5 61 6c 69 63 65 92 a5 61 6c 69 63 65 02"},
+      {proto::Hello{1, {"bob"}, {}}, "94 01 01 91 a3 62 6f 62 90"},
+      {proto::Welcome{1, 7, false, {}}, "95 0a 01 07 c2 90"},
+      {proto::Welcome{1, 8, true, alice2()}, "95 0a 01 08 c3 92 a5 61 6c 69 63 65 02"},
+      {proto::Ops{1, kBatch}, "93 02 01 c4 14 93 01 91 a5 61 6c 69 63 65 91 97 00 00 00 00 02 90 a2 68 69"},
+      {proto::Ack{1}, "92 03 01"},
+      {proto::Ack{300}, "92 03 cd 01 2c"},
+      {p, "95 04 a5 41 6c 69 63 65 a7 23 65 39 31 65 36 33 02 02"},
+      {none, "95 04 a5 41 6c 69 63 65 a7 23 65 39 31 65 36 33 c0 c0"},
+      {proto::PresenceUpdate{7, "alice", p},
+       "97 05 07 a5 61 6c 69 63 65 a5 41 6c 69 63 65 a7 23 65 39 31 65 36 33 02 02"},
+      {proto::Leave{7}, "92 06 07"},
+      {proto::Error{4403, "this session is read-only"},
+       "93 0f cd 11 33 b9 74 68 69 73 20 73 65 73 73 69 6f 6e 20 69 73 20 72 65 61 64 2d 6f 6e 6c 79"},
+  };
+  for (const auto& [message, bytes] : examples) {
+    const std::string want = hex(bytes);
+    INFO(bytes);
+    CHECK(show(proto::encode(message)) == show(want));
+    auto back = proto::decode(want);
+    REQUIRE(back.ok());
+    CHECK(back->index() == message.index());
+    CHECK(show(proto::encode(*back)) == show(want));
+  }
+}
+
+TEST_CASE("wire: the sync core's halves send and take the documented bytes", "[sync][wire]") {
+  // A client: its HELLO is section 12.2's; the documented WELCOME and ACK are taken.
+  Doc d("alice");
+  REQUIRE(d.insert(0, "hi").ok());
+  tandem::sync::ClientSync client(std::move(d));
+  CHECK(show(client.open()) == show(hex("94 01 01 91 a5 61 6c 69 63 65 92 a5 61 6c 69 63 65 02")));
+  auto w = client.receive(hex("95 0a 01 07 c2 90"));
+  REQUIRE(w.ok());
+  CHECK(w->kind == tandem::sync::ClientEvent::kWelcome);
+  CHECK(w->session == 7);
+  auto out = client.outgoing();
+  REQUIRE(out.size() == 1);  // the batch of 12.4, as batch 1
+  CHECK(show(out[0]) == show(hex("93 02 01 c4 14 93 01 91 a5 61 6c 69 63 65 91 97 00 00 00 00 02 90 a2 68 69")));
+  CHECK(client.unsent() == 2);
+  REQUIRE(client.receive(hex("92 03 01")).ok());
+  CHECK(client.unsent() == 0);
+
+  // A server: the documented HELLO and OPS are taken, and answered with the documented WELCOME
+  // (a durable version of alice's 2) and ACK.
+  tandem::sync::PeerSync peer("", false, {});
+  auto hello = peer.receive(hex("94 01 01 91 a5 61 6c 69 63 65 92 a5 61 6c 69 63 65 02"));
+  REQUIRE(std::holds_alternative<proto::Hello>(hello));
+  Doc server_doc("server");
+  REQUIRE(server_doc.apply(*tandem::crdt::codec::decode_ops(kBatch)).ok());
+  tandem::sync::DocSync doc(std::move(server_doc), {});
+  auto joined = doc.join(8, std::get<proto::Hello>(hello).agents, true, std::get<proto::Hello>(hello).doc_version);
+  REQUIRE(std::holds_alternative<tandem::sync::DocSync::Joined>(joined));
+  const auto& j = std::get<tandem::sync::DocSync::Joined>(joined);
+  REQUIRE(j.messages.size() == 1);  // nothing to catch up on
+  CHECK(show(j.messages[0]) == show(hex("95 0a 01 08 c3 92 a5 61 6c 69 63 65 02")));
+  tandem::sync::PeerSync writer("", false, {});
+  REQUIRE(std::holds_alternative<proto::Hello>(writer.receive(hex("94 01 01 91 a3 62 6f 62 90"))));
+  auto ops = writer.receive(hex("93 02 01 c4 14 93 01 91 a5 61 6c 69 63 65 91 97 00 00 00 00 02 90 a2 68 69"));
+  // bob may not send alice's operations: the documented refusal.
+  REQUIRE(std::holds_alternative<tandem::sync::Refusal>(ops));
+  CHECK(std::get<tandem::sync::Refusal>(ops).code == proto::kForbidden);
+}
