@@ -1,5 +1,5 @@
 // Arbitrary message sequences from three clients, fed to the server's own session handler
-// (net/src/session.h, the code behind every WebSocket) and its rooms, with no sockets: two
+// (net/src/server/session.h, the code behind every WebSocket) and its rooms, with no sockets: two
 // sessions share document "a" (one of them read-only), one is alone on "b". After every message
 // the rooms' handlers run. Checked:
 //  - nothing crashes, and no exception leaves the handlers (libFuzzer reports one as a crash);

@@ -29,7 +29,7 @@ PACKAGES=(
   libpq-dev            # the PostgreSQL store (storage/src/pg)
   postgresql           # the shared log of several nodes: scripts/cluster and the cluster tests
   haproxy              # in front of several nodes: scripts/cluster and the cluster tests
-  libjwt-dev           # JSON Web Tokens (net/src/jwt.cc)
+  libjwt-dev           # JSON Web Tokens (net/src/doors/jwt.cc)
   python3-jwt          # an independent JWT implementation: the auth tests mint tokens with it
   python3-cryptography # PyJWT's RS256/ES256
   curl                 # docs/http-api.md's examples, run by a test

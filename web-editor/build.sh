@@ -48,7 +48,7 @@ if [ ! -d node_modules/@codemirror/view ] || [ ! -e node_modules/@tandem/client 
   npm ci --no-audit --no-fund
 fi
 # The bundle and the stylesheet are named by their content's hash (app-<hash>.js), which lets the
-# server have browsers cache them for a year (net/src/static_files.h); the page and the service
+# server have browsers cache them for a year (net/src/server/static_files.h); the page and the service
 # worker name the current ones.
 rm -rf "$out/assets"
 mkdir -p "$out/assets"

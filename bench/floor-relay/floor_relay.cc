@@ -2,7 +2,7 @@
 // against. It accepts WebSocket connections on /ws/<doc-id>, and forwards every binary message a
 // client sends to the other clients on the same path. Nothing else: no decoding, no merge, no
 // storage, no acknowledgement, no HELLO. One thread, plain epoll (level-triggered), RFC 6455
-// framing from net/src/ws_frame.h.
+// framing from net/src/server/ws_frame.h.
 //
 // Coalescing: what the loop queues for a socket during one epoll_wait round goes out in one
 // write at the end of the round, so a socket that receives several frames at once costs one

@@ -308,8 +308,8 @@ void Room::on_durable(Status st, crdt::Version version, Clock::time_point handed
   }
   srv_.metrics.commit_latency.observe(seconds_since(handed));
   std::vector<std::string> authors;  // whose operations this commit made durable: the webhook's "agents"
-  sync_->durable(version, srv_.webhooks ? &authors : nullptr);
-  if (!authors.empty()) srv_.webhooks->changed(name_, sync_->durable(), sync_->durable().total(), authors);
+  sync_->durable(version, srv_.on_durable ? &authors : nullptr);
+  if (!authors.empty()) srv_.on_durable(name_, sync_->durable(), sync_->durable().total(), authors);
   // Acknowledgements go out with the room's next broadcast: in one write with it to each
   // session, also when broadcasts are paced.
   if (sync_->acks_ready()) schedule_flush();

@@ -16,6 +16,7 @@
 #include "crdt/codec.h"
 #include "http_api.h"
 #include "net/auth.h"
+#include "net/webhook.h"
 #include "room.h"
 #include "session.h"
 #include "static_files.h"
@@ -75,6 +76,7 @@ struct Server::Impl::Net {
   std::atomic<bool> shut_down{false};
   std::thread finisher;  // the last step of stop(): flush the store, stop the io_context
   std::vector<std::unique_ptr<LagProbe>> lag_probes;  // one per I/O thread
+  std::shared_ptr<Webhooks> webhooks;  // when configured; rooms reach them through Impl::on_durable
   size_t next_thread = 0;                     // where the next connection is accepted
   uint16_t port = 0;
   // The HTTP API's store reads (listing, rebuilding past versions), off the I/O threads.
@@ -997,7 +999,11 @@ Status Server::start() {
       }
     });
     if (!w.ok()) return w.status().WithContext("--webhook-url");
-    s.webhooks = std::move(*w);
+    std::shared_ptr<Webhooks> hooks = std::move(*w);
+    s.net->webhooks = hooks;
+    s.on_durable = [hooks](const std::string& doc, const crdt::Version& v, uint64_t events, const std::vector<std::string>& agents) {
+      hooks->changed(doc, v, events, agents);
+    };
   }
   if (!s.opt.static_dir.empty()) {
     auto files = StaticFiles::load(s.opt.static_dir);
@@ -1103,8 +1109,8 @@ void Server::stop() {
         if (!st.ok()) s.log.error("server.flush_failed", {{"error", st.ToString()}});
         // Changes that are durable now are due to the webhook after its debounce: give them a
         // bounded while (what is left is logged as dropped when the server goes).
-        if (s.webhooks && !s.webhooks->drain(s.opt.webhook_drain + s.opt.webhook.debounce)) {
-          s.log.warn("webhook.undelivered", {{"pending", std::to_string(s.webhooks->stats().pending)}});
+        if (s.net->webhooks && !s.net->webhooks->drain(s.opt.webhook_drain + s.opt.webhook.debounce)) {
+          s.log.warn("webhook.undelivered", {{"pending", std::to_string(s.net->webhooks->stats().pending)}});
         }
         s.log.info("server.stopped", {});
         s.net->shut_down = true;

@@ -29,7 +29,6 @@
 #include "net/jwt.h"
 #include "sync/protocol.h"
 #include "sync/server.h"
-#include "net/webhook.h"
 #include "net/server.h"
 
 namespace tandem::net {
@@ -216,7 +215,13 @@ struct Server::Impl {
   std::atomic<uint64_t> next_session{1};
   std::atomic<bool> stopping{false};
   std::shared_ptr<const JwtVerifier> jwt;  // set by start() when ServerOptions::jwt is
-  std::unique_ptr<Webhooks> webhooks;      // set by start() when ServerOptions::webhook.url is
+  // Told of each commit that made operations durable: the document, its durable version and
+  // event count, and whose operations the commit made durable. Set by start() when webhooks are
+  // configured (server.cc keeps them: a room needs no webhook code); empty otherwise, and rooms
+  // then do not collect the agents.
+  std::function<void(const std::string& doc, const crdt::Version& durable, uint64_t events,
+                     const std::vector<std::string>& agents)>
+      on_durable;
 
   bool auth_on() const { return jwt || !opt.auth_secret.empty(); }
   // The grant a token carries: a JWT when JWTs are configured, else (or when it is not shaped like
