@@ -51,7 +51,6 @@ bool ClientSync::synced() const {
 }
 
 std::string ClientSync::open() {
-  open_ = true;
   welcomed_ = false;
   error_.reset();
   pending_.clear();
@@ -62,7 +61,6 @@ std::string ClientSync::open() {
 }
 
 void ClientSync::closed() {
-  open_ = false;
   welcomed_ = false;
   pending_.clear();  // the next connection resends whatever the server turns out to lack
 }

@@ -116,7 +116,6 @@ class ClientSync {
   std::map<uint64_t, std::vector<std::pair<std::string, uint32_t>>> pending_;  // batch id -> reach
   uint64_t next_batch_ = 1;
   uint64_t session_ = 0;
-  bool open_ = false;
   bool welcomed_ = false;
   bool read_only_ = false;
   std::optional<proto::Presence> presence_;
