@@ -354,7 +354,7 @@ struct StoreRow {
 // spread over them, each run on documents of its own; else SQLite in `dir`.
 StoreRow bench_writers(const std::string& dir, const std::string& pg, int nodes, int writers, int batch, int window,
                        double seconds, storage::Durability d, std::chrono::microseconds interval) {
-  std::vector<std::unique_ptr<storage::LogStore>> stores;
+  std::vector<std::unique_ptr<tandem::store::DocStore>> stores;
   storage::StoreOptions o;
   std::string tag;
   if (pg.empty()) {
@@ -408,7 +408,7 @@ StoreRow bench_writers(const std::string& dir, const std::string& pg, int nodes,
                      });
   };
   auto totals = [&] {
-    storage::StoreStats t;
+    tandem::store::StoreStats t;
     for (const auto& st : stores) {
       const auto x = st->stats();
       t.commits += x.commits;
@@ -565,7 +565,7 @@ int cmd_store(int argc, char** argv) {
       from_snapshot.push_back(ms_since(t0));
       if (!a.ok() || a->text() != t->end_content) die("load from snapshot");
       t0 = Clock::now();
-      auto b = history::replay_log(**store, t->name);
+      auto b = tandem::store::replay(**store, t->name);
       from_log.push_back(ms_since(t0));
       if (!b.ok() || b->text() != t->end_content) die("replay of the log");
     }

@@ -18,7 +18,7 @@ cxx="${CXX_FUZZ:-clang++-14}"
 command -v "$cxx" >/dev/null || { echo "fuzz: $cxx not found (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 2; }
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
        -DBOOST_ASIO_DISABLE_CO_AWAIT -DMSGPACK_NO_BOOST
-       -I "$root/crdt/include" -I "$root/crdt/src" -I "$root/crdt/codec/include" -I "$root/crdt/codec/src" -I "$root/crdt/sync/include"
+       -I "$root/crdt/include" -I "$root/crdt/src" -I "$root/crdt/codec/include" -I "$root/crdt/codec/src" -I "$root/crdt/sync/include" -I "$root/crdt/store/include"
        -I "$root/net/include" -I "$root/net/src/server" -I "$root/net/src/doors")
 
 # The library code, compiled once per change, two at a time.
@@ -27,8 +27,8 @@ objs=()
 pids=()
 # The server side of net/ for session_fuzz: sessions and rooms (not the listener or the client),
 # with what a server refers to (the JWT verifier it may hold); rooms need no webhook code.
-for src in "$root"/crdt/src/*.cc "$root/crdt/codec/src/codec.cc" "$root"/crdt/sync/src/*.cc \
-           "$root"/net/src/server/{auth,log,metrics,room,session,memory_store,ws_frame}.cc "$root/net/src/doors/jwt.cc"; do
+for src in "$root"/crdt/src/*.cc "$root/crdt/codec/src/codec.cc" "$root"/crdt/sync/src/*.cc "$root"/crdt/store/src/*.cc \
+           "$root"/net/src/server/{auth,log,metrics,room,session,ws_frame}.cc "$root/net/src/doors/jwt.cc"; do
   o="$out/obj/$(basename "$(dirname "$(dirname "$src")")")-$(basename "${src%.cc}").o"
   if [[ ! -f "$o" || "$src" -nt "$o" || -n "$(find "$root/crdt" "$root/net/include" "$root/net/src" -name '*.h' -newer "$o" -print -quit)" ]]; then
     echo "fuzz: compile $(realpath --relative-to="$root" "$src")"

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "net/doc_store.h"
+#include "store/memory.h"
 #include "sync/protocol.h"
 #include "room.h"
 #include "session.h"
@@ -48,7 +48,7 @@ class FuzzSession final : public net::ClientSession {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto store = net::make_memory_store();
+  auto docs = store::make_memory_store();
   net::ServerOptions opt;
   opt.max_frame_bytes = 4096;
   opt.max_batch_events = 2000;
@@ -58,7 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   opt.room_grace = 0ms;
   opt.log_silent = true;
   opt.threads = 1;  // one io_context, polled below
-  auto srv = std::make_unique<net::Server::Impl>(opt, store.get());
+  auto srv = std::make_unique<net::Server::Impl>(opt, docs.get());
 
   std::shared_ptr<FuzzSession> live[3];
   auto open = [&](int i) {
@@ -98,7 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     require(srv->rooms.empty());
   }
   for (const char* doc : {"a", "b"}) {
-    auto loaded = store->load(doc, "check");
+    auto loaded = docs->load(doc, "check", nullptr);
     if (!loaded.ok()) continue;
     require(loaded->check_invariants().ok());
     require(loaded->length() <= opt.max_doc_chars);

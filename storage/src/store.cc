@@ -13,12 +13,16 @@
 #include "crdt/varint.h"
 #include "crdt/utf8.h"
 #include "blob.h"
-#include "inbox.h"
 #include "sqlite/sqlite.h"
+#include "store/replay.h"
+#include "writer.h"
 
 namespace tandem::storage {
 
 namespace codec = crdt::codec;
+using store::DocInfo;
+using store::LogRow;
+using store::SnapshotInfo;
 using sqlite::Database;
 using sqlite::Statement;
 
@@ -146,21 +150,6 @@ Result<std::unique_ptr<Database>> open_database(const StoreOptions& o, bool migr
   return db;
 }
 
-struct Item {
-  enum Kind { kAppend, kSnapshot, kRemove, kSync } kind;
-  std::string doc;
-  uint64_t first = 0;
-  uint64_t end = 0;
-  std::string bytes;    // a snapshot
-  crdt::OpBatch batch;  // an append; encoded by the writer, with the appends it joins
-  std::vector<std::pair<std::string, uint64_t>> agents;
-  Store::Done done;
-  // Appends of one document that follow each other in a group share one entry: the first of
-  // them holds the index of the last, the others are `merged`.
-  size_t row_last = 0;
-  bool merged = false;
-};
-
 using AgentCounts = std::vector<std::pair<std::string, uint64_t>>;
 
 void add_agent(AgentCounts* counts, std::string_view agent, uint64_t n) {
@@ -268,14 +257,41 @@ Result<uint64_t> log_table_end(Database& db, int64_t doc) {
 
 }  // namespace
 
-struct Store::Impl {
-  StoreOptions options;
+class SqliteStore final : public WriterStore<Store> {
+ public:
+  SqliteStore(const StoreOptions& o, std::unique_ptr<Database> writer, std::unique_ptr<Database> reader)
+      : WriterStore<Store>(o.path, o.read_only, o.commit_interval),
+        options(o),
+        writer_db(std::move(writer)),
+        reader_db(std::move(reader)) {
+    writer_.start(this);
+  }
+  // Commits everything queued and folds the journal, then closes.
+  ~SqliteStore() override { writer_.stop(); }
+
+  Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) override;
+  Result<uint64_t> logged_events(std::string_view doc) override;
+  Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) override;
+  Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) override;
+  Result<std::vector<DocInfo>> list() override;
+  Result<DocInfo> info(std::string_view doc) override;
+  // PRAGMA integrity_check.
+  Result<std::string> integrity_check() override;
+  const std::string& path() const override { return options.path; }
+
+ private:
+  Status commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<Status>* results) override;
+  // An idle writer folds the journal once it is due, so that readers find it short; and on closing.
+  std::optional<std::chrono::steady_clock::time_point> idle_due() override {
+    if (!journal.empty() && !journal_stale) return journal_since + kFoldEvery;
+    return std::nullopt;
+  }
+  void idle() override;
+
+  const StoreOptions options;
   std::unique_ptr<Database> writer_db;  // writer thread only
   std::unique_ptr<Database> reader_db;  // under reader_mu
   std::mutex reader_mu;
-
-  Inbox<Item> inbox;  // from every I/O thread, without a shared lock
-  std::thread writer;
 
   // The writer's view of each document it has touched: its row id and how many events its log
   // and the journal hold. Appends are checked against it in memory; it is dropped whenever a
@@ -286,7 +302,6 @@ struct Store::Impl {
     uint64_t pending = 0;  // including this group's appends
   };
   std::unordered_map<std::string, DocState> docs;  // writer thread only
-  Status failure_since_sync;                       // writer thread only
 
   // The journal's entries, as in its table (writer thread only; reloaded after a failed commit).
   std::vector<JournalEntry> journal;
@@ -296,16 +311,9 @@ struct Store::Impl {
   static constexpr std::chrono::seconds kFoldEvery{1};
   static constexpr size_t kFoldBytes = size_t{4} << 20;
 
-  std::atomic<uint64_t> commits{0}, batches{0}, rows{0}, events{0}, failed{0};
-
-  void enqueue(Item item) { inbox.push(std::move(item)); }
-
-  void run_writer();
-  void final_fold();
-  void commit_group(std::vector<Item>& group);
   // Validation failures are returned in *item_error with OK; SQL failures (which fail the whole
-  // commit) as the result. An append adds the entry of `rows` (item first) to *entries.
-  Status do_item(Item& item, const std::vector<Item*>& rows, std::vector<JournalEntry>* entries, Status* item_error);
+  // commit) as the result. An append writes its row's entry (`row`: the row's writes) to *entries.
+  Status do_item(Write& item, const std::vector<Write*>& row, std::vector<JournalEntry>* entries, Status* item_error);
   Result<DocState*> doc_state(const std::string& name, bool create);
   Status load_journal();
   // Moves the journal's entries and `entries` into the log table, one row per document (per run
@@ -314,7 +322,7 @@ struct Store::Impl {
   bool folded_ = false;  // by the transaction being built
 };
 
-Status Store::Impl::load_journal() {
+Status SqliteStore::load_journal() {
   journal.clear();
   journal_bytes = 0;
   TANDEM_RETURN_IF_ERROR(read_journal(*writer_db, 0, true, &journal));
@@ -324,7 +332,7 @@ Status Store::Impl::load_journal() {
   return Status::OK();
 }
 
-Result<Store::Impl::DocState*> Store::Impl::doc_state(const std::string& name, bool create) {
+Result<SqliteStore::DocState*> SqliteStore::doc_state(const std::string& name, bool create) {
   auto it = docs.find(name);
   if (it != docs.end()) return &it->second;
   Database& db = *writer_db;
@@ -357,11 +365,11 @@ Result<Store::Impl::DocState*> Store::Impl::doc_state(const std::string& name, b
   return &docs.emplace(name, std::move(st)).first->second;
 }
 
-Status Store::Impl::do_item(Item& item, const std::vector<Item*>& rows, std::vector<JournalEntry>* entries,
+Status SqliteStore::do_item(Write& item, const std::vector<Write*>& rows, std::vector<JournalEntry>* entries,
                             Status* item_error) {
   Database& db = *writer_db;
   switch (item.kind) {
-    case Item::kAppend: {
+    case Write::kAppend: {
       auto ds = doc_state(item.doc, true);
       if (!ds.ok()) return ds.status();
       DocState& d = **ds;
@@ -376,16 +384,18 @@ Status Store::Impl::do_item(Item& item, const std::vector<Item*>& rows, std::vec
       e.end = rows.back()->end;
       e.time_ms = now_ms();
       crdt::OpBatch joined;
-      for (Item* r : rows) {
-        for (auto& run : r->batch.runs) joined.runs.push_back(std::move(run));
-        for (const auto& [agent, n] : r->agents) add_agent(&e.agents, agent, n);
+      for (Write* r : rows) {
+        for (auto& run : r->batch.runs) {
+          add_agent(&e.agents, run.agent, run.len);
+          joined.runs.push_back(std::move(run));
+        }
       }
       e.batch = codec::encode_ops(joined);
       d.pending = e.end;
       entries->push_back(std::move(e));
       return Status::OK();
     }
-    case Item::kSnapshot: {
+    case Write::kSnapshot: {
       auto ds = doc_state(item.doc, false);
       if (!ds.ok()) return ds.status();
       if (!*ds) {
@@ -413,7 +423,7 @@ Status Store::Impl::do_item(Item& item, const std::vector<Item*>& rows, std::vec
       // Give the pruned snapshot's pages back (a few dozen: cheap in the commit).
       return db.exec("PRAGMA incremental_vacuum");
     }
-    case Item::kRemove: {
+    case Write::kRemove: {
       auto ds = doc_state(item.doc, false);
       if (!ds.ok()) return ds.status();
       if (!*ds) {
@@ -434,13 +444,13 @@ Status Store::Impl::do_item(Item& item, const std::vector<Item*>& rows, std::vec
       docs.erase(item.doc);
       return Status::OK();
     }
-    case Item::kSync:
+    case Write::kSync:
       return Status::OK();
   }
   return Status::Internal("unknown write");
 }
 
-Status Store::Impl::fold(std::vector<JournalEntry>& entries) {
+Status SqliteStore::fold(std::vector<JournalEntry>& entries) {
   Database& db = *writer_db;
   // The journal (older) then this group's entries: per document, in order.
   std::vector<JournalEntry*> all;
@@ -496,135 +506,63 @@ Status Store::Impl::fold(std::vector<JournalEntry>& entries) {
   return Status::OK();
 }
 
-void Store::Impl::commit_group(std::vector<Item>& group) {
-  std::vector<Status> results(group.size());
-  bool writes = false;
-  for (const Item& it : group) writes = writes || it.kind != Item::kSync;
-  if (writes) {
-    // Appends of one document that follow each other (each starts where the one before ended,
-    // nothing else of that document between them) become one entry. They succeed or fail
-    // together, as they would one by one.
-    std::unordered_map<std::string_view, size_t> open_row;  // doc -> its entry's first item
-    for (size_t i = 0; i < group.size(); ++i) {
-      Item& it = group[i];
-      it.row_last = i;
-      it.merged = false;
-      auto o = open_row.find(it.doc);
-      if (it.kind == Item::kAppend && o != open_row.end() && group[group[o->second].row_last].end == it.first) {
-        group[o->second].row_last = i;
-        it.merged = true;
-      } else if (it.kind == Item::kAppend) {
-        open_row[it.doc] = i;
-      } else if (o != open_row.end()) {
-        open_row.erase(o);
-      }
+Status SqliteStore::commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<Status>* results) {
+  Database& db = *writer_db;
+  sqlite::Transaction txn(&db);
+  Status group_error = txn.begun();
+  folded_ = false;
+  if (group_error.ok() && journal_stale) group_error = load_journal();
+  std::vector<JournalEntry> entries;  // this group's
+  std::vector<Write*> row;
+  for (size_t i = 0; i < group.size() && group_error.ok(); ++i) {
+    Write& it = group[i];
+    if (it.kind == Write::kSync) continue;
+    row.clear();
+    if (it.kind == Write::kAppend) {
+      if (rows[it.row].items[0] != i) continue;  // written with its row's head
+      for (size_t k : rows[it.row].items) row.push_back(&group[k]);
     }
-    Database& db = *writer_db;
-    sqlite::Transaction txn(&db);
-    Status group_error = txn.begun();
-    folded_ = false;
-    if (group_error.ok() && journal_stale) group_error = load_journal();
-    std::vector<JournalEntry> entries;  // this group's
-    std::vector<Item*> rows;
-    for (size_t i = 0; i < group.size() && group_error.ok(); ++i) {
-      Item& it = group[i];
-      if (it.kind == Item::kSync || it.merged) continue;
-      rows.clear();
-      if (it.kind == Item::kAppend) {
-        for (size_t j = i; j <= it.row_last; ++j) {
-          if (group[j].kind == Item::kAppend && group[j].doc == it.doc && (j == i || group[j].merged)) rows.push_back(&group[j]);
-        }
-      }
-      group_error = do_item(it, rows, &entries, &results[i]);
-      for (size_t k = 1; k < rows.size(); ++k) results[static_cast<size_t>(rows[k] - group.data())] = results[i];
-    }
-    size_t entry_bytes = 0;
-    for (const auto& e : entries) entry_bytes += e.batch.size();
-    const bool fold_now = group_error.ok() && (!journal.empty() || !entries.empty()) &&
-                          ((!journal.empty() && std::chrono::steady_clock::now() - journal_since >= kFoldEvery) ||
-                           journal_bytes + entry_bytes >= kFoldBytes);
-    if (group_error.ok() && fold_now) {
-      group_error = fold(entries);
-    } else if (group_error.ok() && !entries.empty()) {
-      auto ins = db.cached("INSERT INTO journal(data) VALUES (?1)");
-      group_error = ins.status();
-      if (ins.ok()) {
-        sqlite::ScopedReset reset_ins(*ins);
-        (*ins)->bind_blob(1, encode_journal(entries));
-        group_error = (*ins)->run();
-      }
-    }
-    if (group_error.ok()) group_error = txn.commit();
-    if (!group_error.ok()) {
-      txn.rollback();
-      docs.clear();  // the view may hold what was just rolled back
-      journal_stale = true;
-      for (size_t i = 0; i < group.size(); ++i) {
-        if (group[i].kind != Item::kSync && results[i].ok()) results[i] = group_error;
-      }
-    } else {
-      ++commits;
-      for (auto& [name, d] : docs) d.events = d.pending;
-      if (folded_) {
-        journal.clear();
-        journal_bytes = 0;
-      }
-      if (!entries.empty()) {
-        if (journal.empty()) journal_since = std::chrono::steady_clock::now();
-        for (auto& e : entries) {
-          journal_bytes += e.batch.size();
-          journal.push_back(std::move(e));
-        }
-      }
+    group_error = do_item(it, row, &entries, &(*results)[i]);
+  }
+  size_t entry_bytes = 0;
+  for (const auto& e : entries) entry_bytes += e.batch.size();
+  const bool fold_now = group_error.ok() && (!journal.empty() || !entries.empty()) &&
+                        ((!journal.empty() && std::chrono::steady_clock::now() - journal_since >= kFoldEvery) ||
+                         journal_bytes + entry_bytes >= kFoldBytes);
+  if (group_error.ok() && fold_now) {
+    group_error = fold(entries);
+  } else if (group_error.ok() && !entries.empty()) {
+    auto ins = db.cached("INSERT INTO journal(data) VALUES (?1)");
+    group_error = ins.status();
+    if (ins.ok()) {
+      sqlite::ScopedReset reset_ins(*ins);
+      (*ins)->bind_blob(1, encode_journal(entries));
+      group_error = (*ins)->run();
     }
   }
-  for (size_t i = 0; i < group.size(); ++i) {
-    Item& it = group[i];
-    if (it.kind == Item::kSync) {
-      results[i] = failure_since_sync;
-      failure_since_sync = Status::OK();
-    } else if (!results[i].ok()) {
-      ++failed;
-      if (failure_since_sync.ok()) failure_since_sync = results[i];
-    } else if (it.kind == Item::kAppend) {
-      ++batches;
-      if (!it.merged) ++rows;
-      events += it.end - it.first;
+  if (group_error.ok()) group_error = txn.commit();
+  if (!group_error.ok()) {
+    txn.rollback();
+    docs.clear();  // the view may hold what was just rolled back
+    journal_stale = true;
+    return group_error;
+  }
+  for (auto& [name, d] : docs) d.events = d.pending;
+  if (folded_) {
+    journal.clear();
+    journal_bytes = 0;
+  }
+  if (!entries.empty()) {
+    if (journal.empty()) journal_since = std::chrono::steady_clock::now();
+    for (auto& e : entries) {
+      journal_bytes += e.batch.size();
+      journal.push_back(std::move(e));
     }
   }
-  for (size_t i = 0; i < group.size(); ++i) {
-    if (group[i].done) group[i].done(results[i]);
-  }
+  return Status::OK();
 }
 
-void Store::Impl::run_writer() {
-  yield_to_io_threads();
-  std::vector<Item> group;
-  auto last_start = std::chrono::steady_clock::now() - options.commit_interval;
-  for (;;) {
-    if (inbox.empty()) {
-      // An idle writer folds the journal once it is due, so that readers find it short.
-      if (!journal.empty() && !journal_stale) {
-        inbox.wait(journal_since + kFoldEvery);
-      } else {
-        inbox.wait();
-      }
-    }
-    if (inbox.empty()) {
-      final_fold();
-      if (inbox.stopping()) return;  // nothing left: the journal went into the log
-      continue;
-    }
-    // Let more appends join this commit, unless the store is closing.
-    if (!inbox.stopping()) inbox.pause_until(last_start + options.commit_interval);
-    inbox.take(&group);
-    last_start = std::chrono::steady_clock::now();
-    commit_group(group);
-    group.clear();
-  }
-}
-
-void Store::Impl::final_fold() {
+void SqliteStore::idle() {
   if (journal.empty() && !journal_stale) return;
   sqlite::Transaction txn(writer_db.get());
   Status st = txn.begun();
@@ -644,81 +582,16 @@ void Store::Impl::final_fold() {
   }
 }
 
-Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-
 Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
-  auto impl = std::make_unique<Impl>();
-  impl->options = options;
+  std::unique_ptr<Database> writer;
   if (!options.read_only) {
     auto w = open_database(options, true);
     if (!w.ok()) return w.status();
-    impl->writer_db = std::move(*w);
+    writer = std::move(*w);
   }
   auto r = open_database(options, false);
   if (!r.ok()) return r.status();
-  impl->reader_db = std::move(*r);
-  std::unique_ptr<Store> store(new Store(std::move(impl)));
-  if (!options.read_only) {
-    Impl* p = store->impl_.get();
-    p->writer = std::thread([p] { p->run_writer(); });
-  }
-  return store;
-}
-
-Store::~Store() {
-  impl_->inbox.stop();
-  if (impl_->writer.joinable()) impl_->writer.join();
-}
-
-const std::string& Store::path() const { return impl_->options.path; }
-
-Store::Stats Store::stats() const {
-  return {impl_->commits.load(), impl_->batches.load(), impl_->rows.load(), impl_->events.load(), impl_->failed.load()};
-}
-
-void Store::append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done) {
-  if (impl_->options.read_only) {
-    if (done) done(Status::IOError(impl_->options.path + " is open read-only"));
-    return;
-  }
-  Item it{Item::kAppend, std::move(doc), first_event, first_event + batch.events(), {}, std::move(batch), {}, std::move(done)};
-  for (const auto& r : it.batch.runs) {
-    if (!it.agents.empty() && it.agents.back().first == r.agent) {
-      it.agents.back().second += r.len;
-    } else {
-      bool found = false;
-      for (auto& a : it.agents) {
-        if (a.first == r.agent) {
-          a.second += r.len;
-          found = true;
-          break;
-        }
-      }
-      if (!found) it.agents.emplace_back(r.agent, r.len);
-    }
-  }
-  impl_->enqueue(std::move(it));
-}
-
-void Store::put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done, std::string) {
-  if (impl_->options.read_only) {
-    if (done) done(Status::IOError(impl_->options.path + " is open read-only"));
-    return;
-  }
-  impl_->enqueue({Item::kSnapshot, std::move(doc), events, 0, std::move(bytes), {}, {}, std::move(done)});
-}
-
-void Store::remove_document(std::string doc, Done done) {
-  if (impl_->options.read_only) {
-    if (done) done(Status::IOError(impl_->options.path + " is open read-only"));
-    return;
-  }
-  impl_->enqueue({Item::kRemove, std::move(doc), 0, 0, {}, {}, {}, std::move(done)});
-}
-
-Status Store::sync() {
-  if (impl_->options.read_only) return Status::OK();
-  return wait_for_writer<Status>([&](Done done) { impl_->enqueue({Item::kSync, {}, 0, 0, {}, {}, {}, std::move(done)}); });
+  return std::unique_ptr<Store>(new SqliteStore(options, std::move(writer), std::move(*r)));
 }
 
 // ---- reads ----
@@ -766,18 +639,18 @@ Result<Found> find_doc(Database& db, std::string_view name, bool count_agents = 
 
 }  // namespace
 
-Result<uint64_t> Store::logged_events(std::string_view doc) {
-  std::lock_guard<std::mutex> lock(impl_->reader_mu);
-  ReadTxn txn(*impl_->reader_db);
+Result<uint64_t> SqliteStore::logged_events(std::string_view doc) {
+  std::lock_guard<std::mutex> lock(reader_mu);
+  ReadTxn txn(*reader_db);
   TANDEM_RETURN_IF_ERROR(txn.begun);
-  auto d = find_doc(*impl_->reader_db, doc);
+  auto d = find_doc(*reader_db, doc);
   if (!d.ok()) return d.status();
   return d->events;
 }
 
-Result<crdt::Doc> Store::load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) {
-  std::lock_guard<std::mutex> lock(impl_->reader_mu);
-  Database& db = *impl_->reader_db;
+Result<crdt::Doc> SqliteStore::load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) {
+  std::lock_guard<std::mutex> lock(reader_mu);
+  Database& db = *reader_db;
   // The transaction first: it ends after the statements below are reset, whatever the way out.
   ReadTxn txn(db);
   TANDEM_RETURN_IF_ERROR(txn.begun);
@@ -849,9 +722,9 @@ Result<crdt::Doc> Store::load(std::string_view doc, std::string_view agent, std:
   return std::move(*replica);
 }
 
-Result<std::vector<LogRow>> Store::read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) {
-  std::lock_guard<std::mutex> lock(impl_->reader_mu);
-  Database& db = *impl_->reader_db;
+Result<std::vector<LogRow>> SqliteStore::read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) {
+  std::lock_guard<std::mutex> lock(reader_mu);
+  Database& db = *reader_db;
   ReadTxn txn(db);
   TANDEM_RETURN_IF_ERROR(txn.begun);
   auto q = db.cached(
@@ -887,9 +760,9 @@ Result<std::vector<LogRow>> Store::read_log(std::string_view doc, uint64_t from_
   return out;
 }
 
-Result<std::vector<SnapshotInfo>> Store::snapshots(std::string_view doc) {
-  std::lock_guard<std::mutex> lock(impl_->reader_mu);
-  Database& db = *impl_->reader_db;
+Result<std::vector<SnapshotInfo>> SqliteStore::snapshots(std::string_view doc) {
+  std::lock_guard<std::mutex> lock(reader_mu);
+  Database& db = *reader_db;
   ReadTxn txn(db);
   TANDEM_RETURN_IF_ERROR(txn.begun);
   auto d = find_doc(db, doc);
@@ -974,9 +847,9 @@ Status fill_info(Database& db, int64_t id, const std::vector<JournalEntry>& jour
 
 }  // namespace
 
-Result<std::vector<DocInfo>> Store::list() {
-  std::lock_guard<std::mutex> lock(impl_->reader_mu);
-  Database& db = *impl_->reader_db;
+Result<std::vector<DocInfo>> SqliteStore::list() {
+  std::lock_guard<std::mutex> lock(reader_mu);
+  Database& db = *reader_db;
   ReadTxn txn(db);
   TANDEM_RETURN_IF_ERROR(txn.begun);
   std::vector<JournalEntry> journal;
@@ -998,9 +871,9 @@ Result<std::vector<DocInfo>> Store::list() {
   return out;
 }
 
-Result<DocInfo> Store::info(std::string_view doc) {
-  std::lock_guard<std::mutex> lock(impl_->reader_mu);
-  Database& db = *impl_->reader_db;
+Result<DocInfo> SqliteStore::info(std::string_view doc) {
+  std::lock_guard<std::mutex> lock(reader_mu);
+  Database& db = *reader_db;
   ReadTxn txn(db);
   TANDEM_RETURN_IF_ERROR(txn.begun);
   auto d = find_doc(db, doc, true);
@@ -1010,9 +883,9 @@ Result<DocInfo> Store::info(std::string_view doc) {
   return info;
 }
 
-Result<std::string> Store::integrity_check() {
-  std::lock_guard<std::mutex> lock(impl_->reader_mu);
-  auto q = impl_->reader_db->prepare("PRAGMA integrity_check");
+Result<std::string> SqliteStore::integrity_check() {
+  std::lock_guard<std::mutex> lock(reader_mu);
+  auto q = reader_db->prepare("PRAGMA integrity_check");
   if (!q.ok()) return q.status();
   std::string out;
   for (;;) {
@@ -1021,21 +894,6 @@ Result<std::string> Store::integrity_check() {
     if (!*row) break;
     if (!out.empty()) out += "\n";
     out += (*q)->text(0);
-  }
-  return out;
-}
-
-crdt::OpBatch batch_prefix(const crdt::OpBatch& batch, uint64_t events) {
-  crdt::OpBatch out;
-  for (const auto& r : batch.runs) {
-    if (events == 0) break;
-    out.runs.push_back(r);
-    if (r.len > events) {
-      crdt::OpRun& last = out.runs.back();
-      last.len = static_cast<uint32_t>(events);
-      if (last.kind == crdt::OpKind::kInsert) last.content.resize(crdt::utf8::byte_offset(last.content, events));
-    }
-    events -= out.runs.back().len;
   }
   return out;
 }

@@ -236,11 +236,10 @@ TEST_CASE("features: random edits and disconnects converge, equal to the store a
   so.path = dir.file("t.db");
   auto store = tandem::storage::Store::open(so);
   REQUIRE(store.ok());
-  tandem::testing::StoreAdapter adapter(**store);
   tandem::testing::Rng rng(5150);
   std::string final_text;
   {
-    ServerFixture s({}, &adapter);
+    ServerFixture s({}, store->get());
     std::vector<std::unique_ptr<tandem::net::Client>> cs;
     for (int i = 0; i < 6; ++i) cs.push_back(tandem::testing::make_client(s.url("shared"), "w" + std::to_string(i)));
     for (int step = 0; step < 600; ++step) {
@@ -272,7 +271,7 @@ TEST_CASE("features: random edits and disconnects converge, equal to the store a
   auto loaded = (*store)->load("shared", "check", nullptr);
   REQUIRE(loaded.ok());
   CHECK(loaded->text() == final_text);
-  ServerFixture again({}, &adapter);
+  ServerFixture again({}, store->get());
   auto late = tandem::testing::make_client(again.url("shared"), "late");
   REQUIRE(late->wait_synced(5s));
   CHECK(late->text() == final_text);

@@ -8,6 +8,7 @@
 #include "crdt/utf8.h"
 #include "net/auth.h"
 #include "support/net_fixtures.h"
+#include "support/wrap_store.h"
 #include "support/temp_dir.h"
 
 using namespace std::chrono_literals;
@@ -44,7 +45,7 @@ OpRun insert_run(const std::string& agent, uint32_t seq, std::vector<OpId> paren
   return r;
 }
 
-using Wrap = std::function<std::unique_ptr<tandem::net::DocStore>(tandem::net::DocStore*)>;
+using Wrap = std::function<std::unique_ptr<tandem::store::DocStore>(tandem::store::DocStore&)>;
 
 struct Env {
   // wrap: puts another DocStore between the server and the SQLite store.
@@ -54,9 +55,8 @@ struct Env {
     auto s = tandem::storage::Store::open(so);
     REQUIRE(s.ok());
     store = std::move(*s);
-    adapter = std::make_unique<tandem::testing::StoreAdapter>(*store);
-    if (wrap) wrapper = wrap(adapter.get());
-    server.emplace(o, wrapper ? wrapper.get() : adapter.get());
+    if (wrap) wrapper = wrap(*store);
+    server.emplace(o, wrapper ? wrapper.get() : store.get());
     good = tandem::testing::make_client(server->url("doc"), "good");
     REQUIRE(good->insert(0, "base").ok());
     REQUIRE(good->wait_synced(5s));
@@ -77,8 +77,7 @@ struct Env {
   }
   tandem::testing::TempDir tmp;
   std::unique_ptr<tandem::storage::Store> store;
-  std::unique_ptr<tandem::testing::StoreAdapter> adapter;
-  std::unique_ptr<tandem::net::DocStore> wrapper;
+  std::unique_ptr<tandem::store::DocStore> wrapper;
   std::optional<ServerFixture> server;
   std::unique_ptr<tandem::net::Client> good;
 };
@@ -391,29 +390,22 @@ TEST_CASE("hostile: a token that expires ends the session it opened", "[net][hos
 
 // A store whose code throws (a bug, or memory exhausted) for two documents: loading "boom-load",
 // appending to "boom-append". Everything else passes through.
-class ThrowingStore final : public tandem::net::DocStore {
+class ThrowingStore final : public tandem::testing::WrapStore {
  public:
-  explicit ThrowingStore(tandem::net::DocStore* inner) : inner_(inner) {}
-  tandem::crdt::Result<tandem::crdt::Doc> load(const std::string& doc, const std::string& agent) override {
+  using WrapStore::WrapStore;
+  tandem::crdt::Result<tandem::crdt::Doc> load(std::string_view doc, std::string_view agent,
+                                               std::vector<std::string>* warnings) override {
     if (doc == "boom-load") throw std::runtime_error("load exploded");
-    return inner_->load(doc, agent);
+    return inner_.load(doc, agent, warnings);
   }
-  void append(const std::string& doc, uint64_t first, OpBatch b, Done done) override {
+  void append(std::string doc, uint64_t first, OpBatch b, Done done) override {
     if (doc == "boom-append") throw std::runtime_error("append exploded");
-    inner_->append(doc, first, std::move(b), std::move(done));
+    inner_.append(std::move(doc), first, std::move(b), std::move(done));
   }
-  void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, std::string position,
-                    Done done) override {
-    inner_->put_snapshot(doc, events, std::move(bytes), std::move(position), std::move(done));
-  }
-  tandem::crdt::Status flush() override { return inner_->flush(); }
-
- private:
-  tandem::net::DocStore* inner_;
 };
 
 TEST_CASE("hostile: an exception in a handler ends only the sessions it touched", "[net][hostile]") {
-  Env env({}, [](tandem::net::DocStore* inner) { return std::make_unique<ThrowingStore>(inner); });
+  Env env({}, [](tandem::store::DocStore& inner) { return std::make_unique<ThrowingStore>(inner); });
   // A bystander in another document, joined before the explosions, with an edit on its way after.
   RawWs calm;
   REQUIRE(calm.connect(env.server->port, "/ws/calm") == 101);

@@ -11,6 +11,7 @@
 
 #include "net/auth.h"
 #include "support/net_fixtures.h"
+#include "support/wrap_store.h"
 #include "support/temp_dir.h"
 
 using namespace tandem::testing;
@@ -21,13 +22,10 @@ namespace http = boost::beast::http;
 namespace {
 
 // A store whose appends are durable only when the test opens the gate.
-class GateStore : public tandem::net::DocStore {
+class GateStore : public tandem::testing::WrapStore {
  public:
-  explicit GateStore(tandem::net::DocStore& inner) : inner_(inner) {}
-  tandem::crdt::Result<tandem::crdt::Doc> load(const std::string& doc, const std::string& agent) override {
-    return inner_.load(doc, agent);
-  }
-  void append(const std::string& doc, uint64_t first, tandem::crdt::OpBatch batch, Done done) override {
+  using WrapStore::WrapStore;
+  void append(std::string doc, uint64_t first, tandem::crdt::OpBatch batch, Done done) override {
     std::unique_lock<std::mutex> lock(mu_);
     if (open_) {
       lock.unlock();
@@ -38,15 +36,6 @@ class GateStore : public tandem::net::DocStore {
       inner_.append(doc, first, std::move(batch), std::move(done));
     });
   }
-  void put_snapshot(const std::string& doc, uint64_t events, std::string bytes, std::string position, Done done) override {
-    inner_.put_snapshot(doc, events, std::move(bytes), std::move(position), std::move(done));
-  }
-  Status flush() override { return inner_.flush(); }
-  tandem::crdt::Result<std::vector<Summary>> list() override { return inner_.list(); }
-  tandem::crdt::Result<tandem::crdt::Doc> load_past(const std::string& doc, uint64_t at, int64_t until) override {
-    return inner_.load_past(doc, at, until);
-  }
-  void remove(const std::string& doc, Done done) override { inner_.remove(doc, std::move(done)); }
 
   void set_open(bool open) {
     std::vector<std::function<void()>> run;
@@ -63,7 +52,6 @@ class GateStore : public tandem::net::DocStore {
   }
 
  private:
-  tandem::net::DocStore& inner_;
   std::mutex mu_;
   bool open_ = true;
   std::vector<std::function<void()>> held_;
@@ -99,8 +87,7 @@ TEST_CASE("http api: an edit as of an old version merges with typing since, reac
   TempDir dir;
   auto sqlite = tandem::storage::Store::open({dir.file("t.db")});
   REQUIRE(sqlite.ok());
-  StoreAdapter adapter(**sqlite);
-  GateStore gate(adapter);
+  GateStore gate(**sqlite);
   ServerFixture s({}, &gate);
   auto editor = make_client(s.url("notes"), "editor");
   REQUIRE(editor->insert(0, "hello world").ok());
@@ -180,8 +167,9 @@ TEST_CASE("http api: bad requests get JSON errors with their own codes, and chan
   CHECK(error_code(http_request(s.port, http::verb::put, "/api/docs/doc", "")) == "method_not_allowed");
   CHECK(error_code(http_get(s.port, "/api/docs/doc?at=x")) == "bad_request");
   CHECK(error_code(http_get(s.port, "/api/docs/doc?until=yesterday")) == "bad_request");
-  // The memory store keeps no history to rebuild.
-  CHECK(error_code(http_get(s.port, "/api/docs/doc?at=1")) == "not_supported");
+  CHECK(error_code(http_get(s.port, "/api/docs/doc?at=999")) == "bad_request");
+  // The memory store rebuilds history too.
+  CHECK(parse(http_get(s.port, "/api/docs/doc?at=1"))["events"] == 1);
   std::this_thread::sleep_for(100ms);
   CHECK(editor->text() == "abc");
   CHECK(parse(http_get(s.port, "/api/docs/doc"))["text"] == "abc");
@@ -193,8 +181,7 @@ TEST_CASE("http api: error messages name the field, the edit and the limit", "[n
   TempDir dir;
   auto sqlite = tandem::storage::Store::open({dir.file("t.db")});
   REQUIRE(sqlite.ok());
-  StoreAdapter adapter(**sqlite);
-  ServerFixture s({}, &adapter);
+  ServerFixture s({}, sqlite->get());
   auto editor = make_client(s.url("doc"), "editor");
   REQUIRE(editor->insert(0, "abc").ok());
   REQUIRE(editor->wait_synced(5s));
@@ -270,8 +257,7 @@ TEST_CASE("http api: deleting a document closes its editors for good and removes
   TempDir dir;
   auto sqlite = tandem::storage::Store::open({dir.file("t.db")});
   REQUIRE(sqlite.ok());
-  StoreAdapter adapter(**sqlite);
-  ServerFixture s({}, &adapter);
+  ServerFixture s({}, sqlite->get());
   auto editor = make_client(s.url("gone"), "editor");
   auto other = make_client(s.url("kept"), "other");
   std::atomic<uint16_t> error{0};

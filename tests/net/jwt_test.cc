@@ -263,7 +263,7 @@ TEST_CASE("jwt: key files that are not keys are refused at load with the file na
   so.port = 0;
   so.jwt.public_key_file = d.file("junk.pem");
   so.log_silent = true;
-  auto store = tandem::net::make_memory_store();
+  auto store = tandem::store::make_memory_store();
   tandem::net::Server server(so, store.get());
   CHECK_THAT(server.start().message(), Catch::Contains("no PEM public key"));
 }

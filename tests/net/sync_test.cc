@@ -5,6 +5,7 @@
 
 #include "net/client.h"
 #include "net/server.h"
+#include "store/memory.h"
 #include "crdt/codec.h"
 #include "crdt/utf8.h"
 #include "sync/protocol.h"
@@ -28,7 +29,7 @@ struct TestServer {
     o.port = 0;
     o.threads = tandem::testing::test_threads();
     o.log_quiet = true;
-    store = tandem::net::make_memory_store();
+    store = tandem::store::make_memory_store();
     server = std::make_unique<Server>(o, store.get());
     REQUIRE(server->start().ok());
     thread = std::thread([this] { server->run(); });
@@ -38,7 +39,7 @@ struct TestServer {
     thread.join();
   }
   std::string url(const std::string& doc) const { return "ws://127.0.0.1:" + std::to_string(server->port()) + "/ws/" + doc; }
-  std::unique_ptr<tandem::net::DocStore> store;
+  std::unique_ptr<tandem::store::DocStore> store;
   std::unique_ptr<Server> server;
   std::thread thread;
 };

@@ -149,7 +149,7 @@ void verify(const std::string& db, const std::vector<Ack>& acked) {
   auto loaded = (*store)->load("crash", "check", &warnings);
   REQUIRE(loaded.ok());
   CHECK(warnings.empty());
-  auto replayed = tandem::history::replay_log(**store, "crash");
+  auto replayed = tandem::store::replay(**store, "crash");
   REQUIRE(replayed.ok());
   REQUIRE(loaded->text() == replayed->text());
   REQUIRE(codec::save(*loaded) == codec::save(*replayed));

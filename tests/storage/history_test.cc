@@ -75,7 +75,7 @@ TEST_CASE("history: every trace imports, replays and rebuilds exactly", "[storag
     REQUIRE(*(*store)->logged_events(t->name) == total);
 
     // The whole log, and the stored document (snapshot + tail).
-    auto full = history::replay_log(**store, t->name);
+    auto full = tandem::store::replay(**store, t->name);
     REQUIRE(full.ok());
     CHECK(full->text() == t->end_content);
     auto loaded = (*store)->load(t->name, "reader", nullptr);
@@ -87,14 +87,14 @@ TEST_CASE("history: every trace imports, replays and rebuilds exactly", "[storag
     if (!t->concurrent) {
       for (int k = 0; k < 4; ++k) {
         const uint64_t cut = rng.below(total + 1);
-        auto at = history::replay_log(**store, t->name, cut);
+        auto at = tandem::store::replay(**store, t->name, cut);
         REQUIRE(at.ok());
         CHECK(at->text() == trace_text_at(*t, cut));
       }
     } else {
       REQUIRE_FALSE(points.empty());
       for (const auto& [cut, text] : points) {
-        auto at = history::replay_log(**store, t->name, cut);
+        auto at = tandem::store::replay(**store, t->name, cut);
         REQUIRE(at.ok());
         CHECK(at->text() == text);
       }
@@ -103,7 +103,7 @@ TEST_CASE("history: every trace imports, replays and rebuilds exactly", "[storag
     // Snapshot + tail == full replay, byte for byte, from random snapshot points.
     for (int k = 0; k < 2; ++k) {
       const uint64_t cut = rng.below(total + 1);
-      auto prefix = history::replay_log(**store, t->name, cut);
+      auto prefix = tandem::store::replay(**store, t->name, cut);
       REQUIRE(prefix.ok());
       auto from_snapshot = codec::load(codec::save(*prefix), "reader");
       REQUIRE(from_snapshot.ok());

@@ -1,5 +1,5 @@
 // Fixtures for server tests: a server on a loopback port (in-process), a raw WebSocket client that
-// sends whatever bytes a test wants, HTTP GET, and a DocStore over a real SQLite file.
+// sends whatever bytes a test wants, and HTTP GET.
 #pragma once
 
 #include <boost/asio.hpp>
@@ -21,29 +21,23 @@
 
 #include "net/client.h"
 #include "net/server.h"
-#include "log_doc_store.h"
 #include "storage/store.h"
+#include "store/memory.h"
 #include "support/test_threads.h"
 
 namespace tandem::testing {
 
 using namespace std::chrono_literals;
 
-// The server's persistence over a real store (SQLite or PostgreSQL), as `tandem serve` has it,
-// without printing the store's warnings.
-struct StoreAdapter : cli::LogDocStore {
-  explicit StoreAdapter(storage::LogStore& s) : LogDocStore(s, true) {}
-};
-
 // A server on 127.0.0.1, any free port, on its own threads.
 struct ServerFixture {
-  explicit ServerFixture(net::ServerOptions o = {}, net::DocStore* store = nullptr) {
+  explicit ServerFixture(net::ServerOptions o = {}, store::DocStore* store = nullptr) {
     o.host = "127.0.0.1";
     o.port = 0;
     if (o.threads == 0) o.threads = test_threads();
     o.log_quiet = !std::getenv("TANDEM_TEST_LOGS");
     if (!store) {
-      owned = net::make_memory_store();
+      owned = store::make_memory_store();
       store = owned.get();
     }
     server = std::make_unique<net::Server>(o, store);
@@ -63,7 +57,7 @@ struct ServerFixture {
   std::string url(const std::string& doc, bool tls = false) const {
     return std::string(tls ? "wss" : "ws") + "://127.0.0.1:" + std::to_string(port) + "/ws/" + doc;
   }
-  std::unique_ptr<net::DocStore> owned;
+  std::unique_ptr<store::DocStore> owned;
   std::unique_ptr<net::Server> server;
   std::thread thread;
   uint16_t port = 0;

@@ -11,7 +11,7 @@ using crdt::OpBatch;
 using crdt::Result;
 using crdt::Status;
 
-Result<Doc> import_trace(storage::LogStore& store, const std::string& doc, const trace::Trace& t,
+Result<Doc> import_trace(store::DocStore& store, const std::string& doc, const trace::Trace& t,
                          const ImportOptions& options, const Progress& progress) {
   if (auto have = store.logged_events(doc); have.ok()) {
     return Status::InvalidArgument("document '" + doc + "' already exists (" + std::to_string(*have) + " events)");
@@ -70,37 +70,6 @@ Result<Doc> import_trace(storage::LogStore& store, const std::string& doc, const
   TANDEM_RETURN_IF_ERROR(first_error);
   TANDEM_RETURN_IF_ERROR(synced);
   return server;
-}
-
-Result<Doc> replay_log(storage::LogStore& store, const std::string& doc, uint64_t at_event, int64_t until_ms,
-                       const Progress& progress) {
-  auto total = store.logged_events(doc);
-  if (!total.ok()) return total.status();
-  if (at_event != UINT64_MAX && at_event > *total) {
-    return Status::OutOfRange("'" + doc + "' has only " + std::to_string(*total) + " operations, not " +
-                              std::to_string(at_event));
-  }
-  const uint64_t target = std::min(at_event, *total);
-  Doc replica("tandem-replay");
-  // Rows are read in slices so that a long history is never all in memory at once.
-  constexpr uint64_t kSlice = 1 << 16;
-  for (uint64_t from = 0; from < target;) {
-    auto rows = store.read_log(doc, from, std::min(target, from + kSlice));
-    if (!rows.ok()) return rows.status();
-    if (rows->empty()) return Status::Corruption("log of '" + doc + "' ends at event " + std::to_string(from));
-    for (const auto& row : *rows) {
-      if (row.time_ms > until_ms) return replica;
-      auto batch = codec::decode_ops(row.batch);
-      if (!batch.ok()) return batch.status().WithContext("log row at event " + std::to_string(row.first_event));
-      if (row.end_event > target) *batch = storage::batch_prefix(*batch, target - row.first_event);
-      auto r = replica.apply(*batch);
-      if (!r.ok()) return r.status().WithContext("log row at event " + std::to_string(row.first_event));
-      from = row.end_event;
-      if (progress) progress(std::min(from, target), target);
-      if (from >= target) break;
-    }
-  }
-  return replica;
 }
 
 }  // namespace tandem::history

@@ -147,10 +147,6 @@ void print_agents(const std::vector<std::pair<std::string, uint64_t>>& agents, b
   }
 }
 
-// A SQLite file or a postgresql:// connection (storage::open_log_store).
-Result<std::unique_ptr<storage::LogStore>> open_store(const std::string& target, bool read_only) {
-  return storage::open_log_store(target, read_only);
-}
 
 }  // namespace
 
@@ -199,7 +195,7 @@ int cmd_import(Args& args) {
     if (!dir.empty()) std::filesystem::create_directories(dir, ec);
     if (ec) return fail("cannot create " + dir.string() + ": " + ec.message());
   }
-  auto store = open_store(*db, false);
+  auto store = storage::open_store(*db, false);
   if (!store.ok()) return fail(store.status());
   ProgressBar bar("importing");
   auto replica = history::import_trace(**store, doc, *t, options, [&bar](uint64_t d, uint64_t n) { bar.update(d, n); });
@@ -232,10 +228,10 @@ int cmd_replay(Args& args) {
   int64_t until_ms = INT64_MAX;
   if (!at_time.empty() && !parse_time(at_time, &until_ms)) return fail("cannot read the time '" + at_time + "'");
   if (!at_time.empty() && at_op != UINT64_MAX) return fail("give --at-op or --at-time, not both");
-  auto store = open_store(*db, true);
+  auto store = storage::open_store(*db, true);
   if (!store.ok()) return fail(store.status());
   ProgressBar bar("replaying");
-  auto replica = history::replay_log(**store, doc, at_op, until_ms, [&bar](uint64_t d, uint64_t n) { bar.update(d, n); });
+  auto replica = tandem::store::replay(**store, doc, at_op, until_ms, [&bar](uint64_t d, uint64_t n) { bar.update(d, n); });
   if (!replica.ok()) return fail(replica.status());
   const std::string text = replica->text();
   if (out.empty()) {
@@ -271,7 +267,7 @@ int cmd_export(Args& args) {
   if (!db.ok()) return fail(db.status());
   if (doc.empty()) return fail("export needs --doc ID (see --help)");
   if (format != "text" && format != "json") return fail("--format is text or json");
-  auto store = open_store(*db, true);
+  auto store = storage::open_store(*db, true);
   if (!store.ok()) return fail(store.status());
   if (format == "text") {
     std::vector<std::string> warnings;
@@ -353,7 +349,7 @@ int cmd_inspect(Args& args) {
   const auto db = database_of(args, true);
   if (!args.ok()) return args.fail();
   if (!db.ok()) return fail(db.status());
-  auto store = open_store(*db, true);
+  auto store = storage::open_store(*db, true);
   if (!store.ok()) return fail(store.status());
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch()).count();
@@ -361,7 +357,7 @@ int cmd_inspect(Args& args) {
     const int64_t s = (now - ms) / 1000;
     return s < 120 ? std::to_string(s) + " s" : s < 7200 ? std::to_string(s / 60) + " min" : std::to_string(s / 3600) + " h";
   };
-  std::vector<storage::DocInfo> docs;
+  std::vector<tandem::store::DocInfo> docs;
   if (doc.empty()) {
     auto all = (*store)->list();
     if (!all.ok()) return fail(all.status());

@@ -7,7 +7,6 @@
 #include <fstream>
 
 #include "cli.h"
-#include "log_doc_store.h"
 #include "net/auth.h"
 #include "net/server.h"
 #include "storage/pg_store.h"
@@ -223,7 +222,7 @@ int cmd_serve(Args& args) {
     o.static_dir = default_static_dir();
   }
 
-  std::unique_ptr<storage::LogStore> store;
+  std::unique_ptr<store::DocStore> docs;
   std::string where;
   if (!store_uri.empty()) {
     if (store_uri.rfind("postgresql://", 0) != 0 && store_uri.rfind("postgres://", 0) != 0) {
@@ -236,7 +235,7 @@ int cmd_serve(Args& args) {
     auto pg = storage::PgStore::open(po);
     if (!pg.ok()) return fail(pg.status());
     where = (*pg)->path() + " as node " + (*pg)->node();
-    store = std::move(*pg);
+    docs = std::move(*pg);
   } else {
     std::error_code ec;
     std::filesystem::create_directories(data, ec);
@@ -248,10 +247,9 @@ int cmd_serve(Args& args) {
     auto sqlite = storage::Store::open(so);
     if (!sqlite.ok()) return fail(sqlite.status());
     where = so.path;
-    store = std::move(*sqlite);
+    docs = std::move(*sqlite);
   }
-  LogDocStore docs(*store);
-  net::Server server(o, &docs);
+  net::Server server(o, docs.get());
   Status st = server.start();
   if (!st.ok()) return fail(st);
   std::printf("tandem: serving %s on %s://%s:%u/ (data in %s)\n",

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "crdt/status.h"
-#include "net/doc_store.h"
+#include "store/doc_store.h"
 #include "net/jwt.h"
 #include "net/webhook.h"
 
@@ -87,7 +87,7 @@ struct ServerOptions {
 class Server {
  public:
   // `store` must outlive the server.
-  Server(ServerOptions options, DocStore* store);
+  Server(ServerOptions options, store::DocStore* store);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crdt/utf8.h"
+#include "store/replay.h"
 #include "sync/server.h"
 
 namespace tandem::net {
@@ -119,19 +120,20 @@ struct Caller {
 void list_docs(Server::Impl& srv, const Caller& caller, const std::function<void(ApiResponse)>& reply) {
   auto docs = srv.store->list();
   if (!docs.ok()) {
-    const bool unsupported = docs.status().code() == Status::Code::kNotSupported;
-    reply(api_error(unsupported ? 501 : 500, unsupported ? "not_supported" : "store_failed", docs.status().message()));
+    reply(api_error(500, "store_failed", docs.status().message()));
     return;
   }
   json out = json::array();
   for (const auto& d : *docs) {
     if (!caller.may_read(d.name)) continue;
+    crdt::Version version;
+    for (const auto& [agent, events] : d.agents) version.advance(agent, static_cast<uint32_t>(events));
     out.push_back({{"doc", d.name},
                    {"events", d.events},
-                   {"bytes", d.bytes},
+                   {"bytes", d.log_bytes + d.snapshot_bytes},
                    {"updated", d.updated_ms ? iso_time(d.updated_ms) : ""},
                    {"updated_ms", d.updated_ms},
-                   {"version", version_json(d.version)}});
+                   {"version", version_json(version)}});
   }
   reply(ok({{"documents", out}}));
 }
@@ -411,16 +413,19 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
     auto room = room_or_reply(srv, id, reply);
     if (!room) return;
     room->api_delete([&srv, id, reply] {
-      srv.store->remove(id, [id, reply](Status st) {
+      auto done = [id, reply](Status st) {
         if (st.ok()) {
           reply(ok({{"deleted", id}}));
         } else if (st.code() == Status::Code::kNotFound) {
           reply(api_error(404, "not_found", "no document '" + id + "'"));
         } else {
-          const bool unsupported = st.code() == Status::Code::kNotSupported;
-          reply(api_error(unsupported ? 501 : 500, unsupported ? "not_supported" : "store_failed", st.message()));
+          reply(api_error(500, "store_failed", st.message()));
         }
-      });
+      };
+      // A shared store removes what is there without asking; the API answers 404 for nothing.
+      auto exists = srv.store->logged_events(id);
+      if (!exists.ok()) return done(exists.status());
+      srv.store->remove_document(id, std::move(done));
     });
     return;
   }
@@ -446,7 +451,7 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       return;
     }
     boost::asio::post(blocking, [&srv, id, at, until, reply] {
-      auto d = srv.store->load_past(id, at, until);
+      auto d = store::replay(*srv.store, id, at, until);
       if (!d.ok()) {
         const auto c = d.status().code();
         if (c == Status::Code::kNotFound) {
@@ -454,8 +459,7 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
         } else if (c == Status::Code::kOutOfRange) {  // ?at= past the last event
           reply(api_error(400, "bad_request", "'at' is too large: " + d.status().message()));
         } else {
-          reply(api_error(c == Status::Code::kNotSupported ? 501 : 500, c == Status::Code::kNotSupported ? "not_supported" : "store_failed",
-                          d.status().message()));
+          reply(api_error(500, "store_failed", d.status().message()));
         }
         return;
       }

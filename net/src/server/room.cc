@@ -19,7 +19,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 }  // namespace
 
-Server::Impl::Impl(ServerOptions o, DocStore* s)
+Server::Impl::Impl(ServerOptions o, store::DocStore* s)
     : opt(std::move(o)),
       store(s),
       log(opt.log_json, opt.log_quiet, opt.log_silent),
@@ -106,7 +106,9 @@ Room::~Room() {
 
 bool Room::ensure_loaded(const std::function<void(uint16_t, std::string)>& fail) {
   if (sync_) return true;
-  auto loaded = srv_.store->load(name_, "server");
+  std::vector<std::string> warnings;
+  auto loaded = srv_.store->load(name_, "server", &warnings);
+  for (const auto& w : warnings) srv_.log.warn("doc.load_warning", {{"doc", name_}, {"warning", w}});
   std::optional<crdt::Doc> doc;
   if (loaded.ok()) {
     doc.emplace(std::move(*loaded));
@@ -352,9 +354,12 @@ void Room::maybe_snapshot(bool force) {
   const auto since = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - snapshot_time_);
   if (!force && logged_ - snapshot_events_ < srv_.opt.snapshot_every_events && since < srv_.opt.snapshot_every) return;
   const uint64_t events = logged_;
-  srv_.store->put_snapshot(name_, events, codec::save(sync_->doc()), remote_position_, [this_log = &srv_.log, name = name_](Status st) {
-    if (!st.ok()) this_log->warn("snapshot.failed", {{"doc", name}, {"error", st.ToString()}});
-  });
+  srv_.store->put_snapshot(
+      name_, events, codec::save(sync_->doc()),
+      [this_log = &srv_.log, name = name_](Status st) {
+        if (!st.ok()) this_log->warn("snapshot.failed", {{"doc", name}, {"error", st.ToString()}});
+      },
+      remote_position_);
   snapshot_events_ = events;
   snapshot_time_ = Clock::now();
 }

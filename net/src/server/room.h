@@ -200,7 +200,7 @@ struct Server::Impl {
   // still exist, and sessions destroyed with those contexts' pending handlers still find the
   // metrics and connection counts.
   ServerOptions opt;
-  DocStore* store;
+  store::DocStore* store;
   Logger log;
   Metrics metrics;
   struct Connections {
@@ -228,7 +228,7 @@ struct Server::Impl {
   // one) Tandem's own format. Errors: the verifier's, or a missing token.
   crdt::Result<Token> authorize(std::string_view token) const;
 
-  Impl(ServerOptions o, DocStore* s);
+  Impl(ServerOptions o, store::DocStore* s);
 
   // The I/O thread that owns `doc`.
   IoThread& thread_for(std::string_view doc);

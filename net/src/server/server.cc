@@ -876,7 +876,7 @@ void do_accept(Server::Impl& srv) {
 
 // ---- Server -----------------------------------------------------------------------------------
 
-Server::Server(ServerOptions options, DocStore* store) : impl_(std::make_unique<Impl>(std::move(options), store)) {
+Server::Server(ServerOptions options, store::DocStore* store) : impl_(std::make_unique<Impl>(std::move(options), store)) {
   impl_->net = {new Impl::Net(*impl_), [](Impl::Net* n) { delete n; }};
 }
 
@@ -1105,7 +1105,7 @@ void Server::stop() {
       if (--*left != 0) return;
       s.net->finisher = std::thread([&s] {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the close frames go out
-        Status st = s.store->flush();
+        Status st = s.store->sync();
         if (!st.ok()) s.log.error("server.flush_failed", {{"error", st.ToString()}});
         // Changes that are durable now are due to the webhook after its debounce: give them a
         // bounded while (what is left is logged as dropped when the server goes).

@@ -25,9 +25,12 @@
 #include <memory>
 #include <string>
 
-#include "storage/log_store.h"
+#include "store/doc_store.h"
 
 namespace tandem::storage {
+
+using crdt::Result;
+using crdt::Status;
 
 inline constexpr int kPgSchemaVersion = 1;
 
@@ -43,41 +46,16 @@ struct PgOptions {
   std::function<void(const std::string&)> log;
 };
 
-class PgStore final : public LogStore {
+// The PostgreSQL store; the methods are DocStore's (store/doc_store.h), with the rules above.
+class PgStore : public store::DocStore {
  public:
-  // Connects, creates or checks the schema, and registers this process as a node. Errors name the
-  // cause: the server unreachable, authentication failed, a newer or foreign schema.
+  // Connects, creates or checks the schema, and registers this process as a node (unless
+  // read_only). Errors name the cause: the server unreachable, authentication failed, a newer or
+  // foreign schema. path() is the connection without its password. Destroying the store commits
+  // what is queued (while the database can be reached), then closes.
   static Result<std::unique_ptr<PgStore>> open(const PgOptions& options);
-  ~PgStore() override;
-
-  void append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done) override;
-  void put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done, std::string position = {}) override;
-  void remove_document(std::string doc, Done done) override;
-  Status sync() override;
-
-  Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) override;
-  Result<uint64_t> logged_events(std::string_view doc) override;
-  Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) override;
-  Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) override;
-  Result<std::vector<DocInfo>> list() override;
-  Result<DocInfo> info(std::string_view doc) override;
-  // Rows whose batches do not decode, snapshots that do not load, heads behind their rows.
-  Result<std::string> integrity_check() override;
-
-  StoreStats stats() const override;
-  const std::string& path() const override;  // the connection without its password
-
-  void watch(const std::string& doc, Remote on_remote) override;
-  void unwatch(const std::string& doc) override;
-
   // This process's node name.
-  const std::string& node() const;
-
-  struct Impl;
-
- private:
-  explicit PgStore(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  virtual const std::string& node() const = 0;
 };
 
 }  // namespace tandem::storage

@@ -1,10 +1,11 @@
 // Store: documents, their operation logs and snapshots in one SQLite file.
 //
-// Writes go through one writer thread that commits group-wise: callers from any number of
-// documents hand it batches; it takes everything queued, commits it in one transaction as soon as
-// the previous commit has returned (no fixed delay), and only then reports each batch durable.
-// A batch that cannot be written (a gap in the log, say) fails alone; a commit that fails fails
-// every batch in it, and nothing committed before is lost.
+// Writes go through one writer thread that commits group-wise (the writer PostgreSQL's store
+// shares): it takes everything queued, from any number of documents, commits it in one
+// transaction at least commit_interval after the previous commit started (an idle store commits
+// at once), and only then reports each batch durable. A batch that cannot be written (a gap in
+// the log, say) fails alone; a commit that fails fails every batch in it, and nothing committed
+// before is lost.
 //
 // Durability. The file is in WAL mode. With Durability::kFull (the default) SQLite syncs the WAL
 // at every commit, so a batch reported durable survives a crash of the process and of the
@@ -23,10 +24,8 @@
 // Snapshots hold a whole replica (codec::save) and the number of events it covers. Loading a
 // document takes its newest snapshot that decodes, plus the log rows after it.
 //
-// Threading: append, put_snapshot, remove_document and sync may be called from any thread. Their
-// callbacks run on the writer thread: keep them short and do not call sync() from them. Reads
-// (load, read_log, list, ...) may be called from any thread; they use their own connection and
-// see everything committed before they start.
+// Threading as DocStore says; callbacks run on the writer thread, and reads use a connection of
+// their own.
 #pragma once
 
 #include <chrono>
@@ -40,7 +39,7 @@
 #include "crdt/doc.h"
 #include "crdt/op.h"
 #include "crdt/status.h"
-#include "storage/log_store.h"
+#include "store/doc_store.h"
 
 namespace tandem::storage {
 
@@ -81,55 +80,18 @@ struct StoreOptions {
   std::string vfs{};
 };
 
-class Store final : public LogStore {
+// The SQLite store; the methods are DocStore's (store/doc_store.h), with the rules above.
+class Store : public store::DocStore {
  public:
-
-  // Opens (creating if needed) and migrates the database. Refuses a file that is not a Tandem
-  // database or that a newer Tandem wrote.
+  // Opens (creating if needed) and migrates the database, and starts the writer unless read_only.
+  // Refuses a file that is not a Tandem database or that a newer Tandem wrote. Destroying the
+  // store commits everything queued, then closes.
   static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
-  // Commits everything queued, then closes.
-  ~Store() override;
-  Store(const Store&) = delete;
-  Store& operator=(const Store&) = delete;
-
-  // Appends events [first_event, first_event + batch.events()) to `doc`'s log, creating the
-  // document on its first append. first_event must equal the events already logged for `doc`
-  // (else InvalidArgument, nothing written). `done(OK)` means the batch is durable.
-  void append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done) override;
-  // Stores a snapshot covering the first `events` events (which must all be logged by the time
-  // the snapshot is written: queue it after their appends) and drops all but the newest
-  // keep_snapshots.
-  void put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done,
-                    std::string position = {}) override;
-  void remove_document(std::string doc, Done done) override;
-  // Waits until everything queued before the call has been committed or has failed; returns the
-  // first failure among those, or OK.
-  Status sync() override;
-
-  // Newest valid snapshot plus the log after it. Snapshots that do not decode are skipped with a
-  // line in *warnings. NotFound if the document was never written.
-  Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) override;
-  Result<uint64_t> logged_events(std::string_view doc) override;
-  Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) override;
-  Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) override;
-  Result<std::vector<DocInfo>> list() override;
-  Result<DocInfo> info(std::string_view doc) override;
-  // PRAGMA integrity_check.
-  Result<std::string> integrity_check() override;
-
-  // rows: journal entries (consecutive appends of a document in a commit share one).
-  using Stats = StoreStats;
-  Stats stats() const override;
-  const std::string& path() const override;
-
-  struct Impl;
-
- private:
-  explicit Store(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
 };
 
-// The first `events` events of a batch (a prefix of a causally ordered batch is causally closed).
-crdt::OpBatch batch_prefix(const crdt::OpBatch& batch, uint64_t events);
+// Opens the store a target names: "postgresql://..." or "postgres://..." (a libpq connection URI)
+// opens PgStore (pg_store.h) with its defaults, anything else is an SQLite file for Store, whose
+// folder is made if needed. read_only: offline inspection (a missing file is NotFound).
+Result<std::unique_ptr<store::DocStore>> open_store(const std::string& target, bool read_only);
 
 }  // namespace tandem::storage

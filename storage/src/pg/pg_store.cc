@@ -15,12 +15,15 @@
 #include <unordered_map>
 
 #include "crdt/codec.h"
-#include "inbox.h"
 #include "pg/pq.h"
+#include "writer.h"
 
 namespace tandem::storage {
 
 namespace codec = crdt::codec;
+using store::DocInfo;
+using store::LogRow;
+using store::SnapshotInfo;
 using pq::Param;
 
 namespace {
@@ -88,19 +91,9 @@ std::string make_node_name() {
   return (h.empty() ? std::string("node") : h) + "-" + std::to_string(getpid()) + "-" + suffix;
 }
 
-struct Item {
-  enum Kind { kAppend, kSnapshot, kRemove, kSync } kind;
-  std::string doc;
-  crdt::OpBatch batch;   // append
-  uint64_t events = 0;   // snapshot: the writer's count
-  std::string bytes;     // snapshot
-  Cursors cursors;       // snapshot: other nodes' rows it covers
-  LogStore::Done done;
-};
-
-// One row of the log a commit writes: the appends of one document that follow each other.
-struct Row {
-  size_t first_item = 0, last_item = 0;
+// One row of the log a commit writes (a Row of the writer's, numbered).
+struct PgRow {
+  size_t head = 0;  // its first write in the group
   int64_t doc = 0;
   int64_t node_seq = 0;
   int64_t events = 0;
@@ -130,19 +123,15 @@ struct ReadRow {
 
 }  // namespace
 
-struct PgStore::Impl {
+struct PgImpl {
   PgOptions opt;
   std::string node;
   std::string where;  // the connection without its password
 
-  // The writer.
-  Inbox<Item> inbox;
-  std::thread writer;
+  // The writer's (GroupWriter's thread only).
   std::unique_ptr<pq::Conn> wconn;
   std::unordered_map<std::string, int64_t> doc_ids;  // writer thread only
   std::unordered_map<int64_t, int64_t> next_seq;     // doc id -> this node's next node_seq
-  Status failure_since_sync;
-  std::atomic<uint64_t> commits{0}, batches{0}, rows{0}, events{0}, failed{0};
 
   // Readers.
   std::mutex read_mu;
@@ -150,7 +139,7 @@ struct PgStore::Impl {
 
   // Watched documents and the listener.
   struct Watch {
-    Remote on_remote;
+    store::DocStore::Remote on_remote;
     Cursors cursors;
     int64_t doc_id = 0;
     bool dirty = true;
@@ -167,10 +156,9 @@ struct PgStore::Impl {
   }
 
   Status connect_writer();
-  void run_writer();
-  // Commits `group` (retrying while the connection is down); reports each item's result.
-  void commit_group(std::vector<Item>& group);
-  Status try_commit(std::vector<Item>& group, std::vector<Row>& rows, bool* retry);
+  // Commits `group`, retrying while the connection is down (until `writer` closes).
+  Status commit(std::vector<Write>& group, const std::vector<Row>& rows, GroupWriter& writer);
+  Status try_commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<PgRow>& numbered, bool* retry);
   Result<int64_t> writer_doc_id(const std::string& name);
 
   // Readers: `f(conn)` on the read connection, reconnecting once if it was lost.
@@ -269,10 +257,55 @@ Status check_schema(pq::Conn& c, const std::string& where, bool read_only) {
 
 // ---- opening and closing ----
 
-PgStore::PgStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+class PgNode final : public WriterStore<PgStore> {
+ public:
+  explicit PgNode(std::unique_ptr<PgImpl> impl)
+      : WriterStore<PgStore>(impl->where, impl->opt.read_only, impl->opt.commit_interval), impl_(std::move(impl)) {
+    writer_.start(this);
+    if (!impl_->opt.read_only) {
+      PgImpl* p = impl_.get();
+      p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      p->listener = std::thread([p] { p->run_listener(); });
+    }
+  }
+  ~PgNode() override {
+    writer_.stop();
+    impl_->stopping = true;
+    impl_->wake_listener();
+    if (impl_->listener.joinable()) impl_->listener.join();
+    if (impl_->wake_fd >= 0) ::close(impl_->wake_fd);
+  }
+
+  Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) override;
+  Result<uint64_t> logged_events(std::string_view doc) override;
+  // Rows whose batches do not decode, snapshots that do not load, heads behind their rows.
+  Result<std::string> integrity_check() override;
+  Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) override;
+  Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) override;
+  Result<DocInfo> info(std::string_view doc) override;
+  Result<std::vector<DocInfo>> list() override;
+  const std::string& path() const override { return impl_->where; }  // the connection without its password
+  void watch(const std::string& doc, Remote on_remote) override;
+  void unwatch(const std::string& doc) override;
+  const std::string& node() const override { return impl_->node; }
+
+ private:
+  Status commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<Status>*) override {
+    return impl_->commit(group, rows, writer_);
+  }
+  // What watch() delivered last is the server's to say; otherwise, where the last load() stopped.
+  std::string snapshot_position(const std::string& doc, std::string position) override {
+    if (!position.empty()) return position;
+    std::lock_guard<std::mutex> lock(impl_->watch_mu);
+    auto it = impl_->loaded.find(doc);
+    return it != impl_->loaded.end() ? encode_cursors(it->second) : std::string();
+  }
+
+  std::unique_ptr<PgImpl> impl_;
+};
 
 Result<std::unique_ptr<PgStore>> PgStore::open(const PgOptions& options) {
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<PgImpl>();
   impl->opt = options;
   impl->where = "PostgreSQL " + pq::redact(options.conninfo);
   impl->node = make_node_name();
@@ -292,72 +325,10 @@ Result<std::unique_ptr<PgStore>> PgStore::open(const PgOptions& options) {
   } else {
     impl->rconn = std::move(*c);
   }
-  std::unique_ptr<PgStore> store(new PgStore(std::move(impl)));
-  Impl* p = store->impl_.get();
-  if (!options.read_only) {
-    p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    p->writer = std::thread([p] { p->run_writer(); });
-    p->listener = std::thread([p] { p->run_listener(); });
-  }
-  return store;
+  return std::unique_ptr<PgStore>(new PgNode(std::move(impl)));
 }
 
-PgStore::~PgStore() {
-  impl_->inbox.stop();
-  if (impl_->writer.joinable()) impl_->writer.join();
-  impl_->stopping = true;
-  impl_->wake_listener();
-  if (impl_->listener.joinable()) impl_->listener.join();
-  if (impl_->wake_fd >= 0) ::close(impl_->wake_fd);
-}
-
-const std::string& PgStore::path() const { return impl_->where; }
-const std::string& PgStore::node() const { return impl_->node; }
-
-StoreStats PgStore::stats() const {
-  return {impl_->commits.load(), impl_->batches.load(), impl_->rows.load(), impl_->events.load(), impl_->failed.load()};
-}
-
-// ---- writes ----
-
-void PgStore::append(std::string doc, uint64_t, crdt::OpBatch batch, Done done) {
-  if (impl_->opt.read_only) {
-    if (done) done(Status::IOError(impl_->where + " is open read-only"));
-    return;
-  }
-  impl_->inbox.push({Item::kAppend, std::move(doc), std::move(batch), 0, {}, {}, std::move(done)});
-}
-
-void PgStore::put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done, std::string position) {
-  if (impl_->opt.read_only) {
-    if (done) done(Status::IOError(impl_->where + " is open read-only"));
-    return;
-  }
-  Cursors cursors;
-  if (!position.empty()) {
-    cursors = decode_cursors(position);
-  } else {
-    std::lock_guard<std::mutex> lock(impl_->watch_mu);
-    auto it = impl_->loaded.find(doc);
-    if (it != impl_->loaded.end()) cursors = it->second;
-  }
-  impl_->inbox.push({Item::kSnapshot, std::move(doc), {}, events, std::move(bytes), std::move(cursors), std::move(done)});
-}
-
-void PgStore::remove_document(std::string doc, Done done) {
-  if (impl_->opt.read_only) {
-    if (done) done(Status::IOError(impl_->where + " is open read-only"));
-    return;
-  }
-  impl_->inbox.push({Item::kRemove, std::move(doc), {}, 0, {}, {}, std::move(done)});
-}
-
-Status PgStore::sync() {
-  if (impl_->opt.read_only) return Status::OK();
-  return wait_for_writer<Status>([&](Done done) { impl_->inbox.push({Item::kSync, {}, {}, 0, {}, {}, std::move(done)}); });
-}
-
-Status PgStore::Impl::connect_writer() {
+Status PgImpl::connect_writer() {
   if (wconn && wconn->alive()) return Status::OK();
   wconn.reset();
   auto c = pq::Conn::connect(opt.conninfo);
@@ -366,7 +337,7 @@ Status PgStore::Impl::connect_writer() {
   return Status::OK();
 }
 
-Result<int64_t> PgStore::Impl::writer_doc_id(const std::string& name) {
+Result<int64_t> PgImpl::writer_doc_id(const std::string& name) {
   auto it = doc_ids.find(name);
   if (it != doc_ids.end()) return it->second;
   auto r = wconn->query(
@@ -385,7 +356,8 @@ Result<int64_t> PgStore::Impl::writer_doc_id(const std::string& name) {
   return id;
 }
 
-Status PgStore::Impl::try_commit(std::vector<Item>& group, std::vector<Row>& rows, bool* retry) {
+Status PgImpl::try_commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<PgRow>& numbered,
+                          bool* retry) {
   *retry = false;
   Status st = connect_writer();
   if (!st.ok()) {
@@ -394,34 +366,21 @@ Status PgStore::Impl::try_commit(std::vector<Item>& group, std::vector<Row>& row
   }
   // Rows are numbered once, on the first try, and kept for the retries: a commit whose outcome was
   // lost with the connection is then retried as the same rows, which the database keeps once.
-  if (rows.empty()) {
-    std::unordered_map<std::string, size_t> open;  // doc -> its row being built
-    for (size_t i = 0; i < group.size(); ++i) {
-      Item& it = group[i];
-      if (it.kind == Item::kAppend) {
-        auto id = writer_doc_id(it.doc);
-        if (!id.ok()) {
-          *retry = !wconn->alive();
-          return id.status();
-        }
-        auto o = open.find(it.doc);
-        if (o == open.end()) {
-          rows.push_back({i, i, *id, next_seq[*id]++, 0, {}});
-          o = open.emplace(it.doc, rows.size() - 1).first;
-        }
-        Row& r = rows[o->second];
-        r.last_item = i;
-        r.events += static_cast<int64_t>(it.batch.events());
-        r.batch += codec::encode_ops(it.batch);
-      } else if (it.kind != Item::kSync) {
-        open.erase(it.doc);  // a snapshot or removal: later appends start a new row
-        if (it.kind == Item::kSnapshot || it.kind == Item::kRemove) {
-          auto id = writer_doc_id(it.doc);
-          if (!id.ok()) {
-            *retry = !wconn->alive();
-            return id.status();
-          }
-        }
+  if (numbered.empty()) {
+    for (const Write& it : group) {
+      if (it.kind == Write::kSync) continue;
+      auto id = writer_doc_id(it.doc);
+      if (!id.ok()) {
+        *retry = !wconn->alive();
+        return id.status();
+      }
+    }
+    for (const Row& r : rows) {
+      const int64_t id = doc_ids[group[r.items[0]].doc];
+      PgRow& n = numbered.emplace_back(PgRow{r.items[0], id, next_seq[id]++, 0, {}});
+      for (size_t k : r.items) {
+        n.events += static_cast<int64_t>(group[k].batch.events());
+        n.batch += codec::encode_ops(group[k].batch);
       }
     }
   }
@@ -429,14 +388,14 @@ Status PgStore::Impl::try_commit(std::vector<Item>& group, std::vector<Row>& row
   const int64_t now = now_ms();
   std::vector<std::string> notify;
   bool removes = false;
-  for (const Item& it : group) removes = removes || it.kind == Item::kRemove;
+  for (const Write& it : group) removes = removes || it.kind == Write::kRemove;
   // Without removals (almost always) the log rows go in as one statement whatever their number:
   // arrays of their numbers and one blob of all their batches, cut apart by the database.
-  const bool batched = !removes && !rows.empty();
+  const bool batched = !removes && !numbered.empty();
   if (batched) {
     std::string docs = "{", seqs = "{", events = "{", offsets = "{", lengths = "{", blob;
-    for (size_t k = 0; k < rows.size(); ++k) {
-      const Row& r = rows[k];
+    for (size_t k = 0; k < numbered.size(); ++k) {
+      const PgRow& r = numbered[k];
       const char* sep = k ? "," : "";
       docs.append(sep).append(std::to_string(r.doc));
       seqs.append(sep).append(std::to_string(r.node_seq));
@@ -459,10 +418,10 @@ Status PgStore::Impl::try_commit(std::vector<Item>& group, std::vector<Row>& row
   }
   size_t next_row = 0;
   for (size_t i = 0; i < group.size(); ++i) {
-    Item& it = group[i];
-    if (it.kind == Item::kAppend) {
-      if (next_row < rows.size() && rows[next_row].first_item == i) {
-        const Row& r = rows[next_row++];
+    Write& it = group[i];
+    if (it.kind == Write::kAppend) {
+      if (next_row < numbered.size() && numbered[next_row].head == i) {
+        const PgRow& r = numbered[next_row++];
         if (!batched) {
           sql.push_back({"INSERT INTO tandem.log (doc, node, node_seq, time_ms, events, batch) VALUES ($1, $2, $3, $4, $5, $6) "
                          "ON CONFLICT (doc, node, node_seq) DO NOTHING",
@@ -474,17 +433,17 @@ Status PgStore::Impl::try_commit(std::vector<Item>& group, std::vector<Row>& row
         }
         if (std::find(notify.begin(), notify.end(), it.doc) == notify.end()) notify.push_back(it.doc);
       }
-    } else if (it.kind == Item::kSnapshot) {
+    } else if (it.kind == Write::kSnapshot) {
       const int64_t id = doc_ids[it.doc];
-      Cursors c = it.cursors;
+      Cursors c = decode_cursors(it.position);
       c[node] = next_seq[id] - 1;  // this node's rows up to here are in this commit or before
       sql.push_back({"INSERT INTO tandem.snapshots (doc, time_ms, events, cursors, data) VALUES ($1, $2, $3, $4, $5)",
-                     {Param::num(id), Param::num(now), Param::num(static_cast<int64_t>(it.events)),
+                     {Param::num(id), Param::num(now), Param::num(static_cast<int64_t>(it.first)),
                       Param::text(encode_cursors(c)), Param::bytes(it.bytes)}});
       sql.push_back({"DELETE FROM tandem.snapshots WHERE doc = $1 AND id NOT IN "
                      "(SELECT id FROM tandem.snapshots WHERE doc = $1 ORDER BY id DESC LIMIT $2)",
                      {Param::num(id), Param::num(std::max<int64_t>(2, opt.keep_snapshots))}});
-    } else if (it.kind == Item::kRemove) {
+    } else if (it.kind == Write::kRemove) {
       const int64_t id = doc_ids[it.doc];
       for (const char* table : {"log", "heads", "snapshots"}) {
         sql.push_back({std::string("DELETE FROM tandem.") + table + " WHERE doc = $1", {Param::num(id)}});
@@ -513,14 +472,14 @@ Status PgStore::Impl::try_commit(std::vector<Item>& group, std::vector<Row>& row
   return st;
 }
 
-void PgStore::Impl::commit_group(std::vector<Item>& group) {
-  std::vector<Row> rows;
+Status PgImpl::commit(std::vector<Write>& group, const std::vector<Row>& rows, GroupWriter& writer) {
+  std::vector<PgRow> numbered;
   Backoff backoff;
   bool reported = false;
   Status st;
   for (;;) {
     bool retry = false;
-    st = try_commit(group, rows, &retry);
+    st = try_commit(group, rows, numbered, &retry);
     if (st.ok() || !retry) break;
     // The connection is gone: keep everything, reconnect, try again. Nothing is acknowledged
     // meanwhile; sessions go on.
@@ -529,61 +488,32 @@ void PgStore::Impl::commit_group(std::vector<Item>& group) {
       reported = true;
     }
     wconn.reset();
-    if (inbox.stopping()) {
+    if (writer.closing()) {
       st = st.WithContext("the store is closing");
       break;
     }
-    inbox.pause_until(std::chrono::steady_clock::now() + backoff.next());
+    writer.pause_until(std::chrono::steady_clock::now() + backoff.next());
   }
   if (reported && st.ok()) log("store.reconnected: " + where);
-  if (st.ok()) {
-    ++commits;
-    this->rows += rows.size();
-  } else {
+  if (!st.ok()) {
     // A real error (not the connection): forget what the rows were numbered, and the ids.
     doc_ids.clear();
     next_seq.clear();
+    return st;
   }
-  for (auto& it : group) {
-    Status result = st;
-    if (it.kind == Item::kSync) {
-      result = failure_since_sync;
-      failure_since_sync = Status::OK();
-    } else if (!st.ok()) {
-      ++failed;
-      if (failure_since_sync.ok()) failure_since_sync = st;
-    } else if (it.kind == Item::kAppend) {
-      ++batches;
-      events += it.batch.events();
-    } else if (it.kind == Item::kRemove) {
-      doc_ids.erase(it.doc);
-    }
-    if (it.done) it.done(result);
+  for (const Write& it : group) {
+    if (it.kind == Write::kRemove) doc_ids.erase(it.doc);
   }
-}
-
-void PgStore::Impl::run_writer() {
-  yield_to_io_threads();
-  std::vector<Item> group;
-  auto last_start = std::chrono::steady_clock::now() - opt.commit_interval;
-  for (;;) {
-    if (inbox.empty()) inbox.wait();
-    if (inbox.empty() && inbox.stopping()) return;
-    if (!inbox.stopping()) inbox.pause_until(last_start + opt.commit_interval);
-    inbox.take(&group);
-    last_start = std::chrono::steady_clock::now();
-    commit_group(group);
-    group.clear();
-  }
+  return Status::OK();
 }
 
 // ---- watching other nodes ----
 
-void PgStore::watch(const std::string& doc, Remote on_remote) {
+void PgNode::watch(const std::string& doc, Remote on_remote) {
   if (impl_->opt.read_only) return;
   {
     std::lock_guard<std::mutex> lock(impl_->watch_mu);
-    Impl::Watch& w = impl_->watches[doc];
+    PgImpl::Watch& w = impl_->watches[doc];
     w.on_remote = std::move(on_remote);
     auto it = impl_->loaded.find(doc);
     w.cursors = it != impl_->loaded.end() ? it->second : Cursors{};
@@ -593,13 +523,13 @@ void PgStore::watch(const std::string& doc, Remote on_remote) {
   impl_->wake_listener();
 }
 
-void PgStore::unwatch(const std::string& doc) {
+void PgNode::unwatch(const std::string& doc) {
   std::lock_guard<std::mutex> lock(impl_->watch_mu);
   impl_->watches.erase(doc);
   impl_->loaded.erase(doc);
 }
 
-void PgStore::Impl::run_listener() {
+void PgImpl::run_listener() {
   std::unique_ptr<pq::Conn> c;
   Backoff backoff;
   bool reported = false;
@@ -670,7 +600,7 @@ void PgStore::Impl::run_listener() {
               batch.status().ToString());
           continue;
         }
-        Remote deliver;
+        store::DocStore::Remote deliver;
         std::string position;
         {
           std::lock_guard<std::mutex> lock(watch_mu);
@@ -707,7 +637,7 @@ void PgStore::Impl::run_listener() {
 // ---- reads ----
 
 template <class F>
-auto PgStore::Impl::read(F&& f) -> decltype(f(std::declval<pq::Conn&>())) {
+auto PgImpl::read(F&& f) -> decltype(f(std::declval<pq::Conn&>())) {
   std::lock_guard<std::mutex> lock(read_mu);
   for (int attempt = 0;; ++attempt) {
     if (!rconn || !rconn->alive()) {
@@ -722,7 +652,7 @@ auto PgStore::Impl::read(F&& f) -> decltype(f(std::declval<pq::Conn&>())) {
   }
 }
 
-Result<crdt::Doc> PgStore::load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) {
+Result<crdt::Doc> PgNode::load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) {
   Cursors reached;
   auto d = impl_->read([&](pq::Conn& c) -> Result<crdt::Doc> {
     // One snapshot of the database for all that follows.
@@ -777,7 +707,7 @@ Result<crdt::Doc> PgStore::load(std::string_view doc, std::string_view agent, st
   return d;
 }
 
-Result<uint64_t> PgStore::logged_events(std::string_view doc) {
+Result<uint64_t> PgNode::logged_events(std::string_view doc) {
   return impl_->read([&](pq::Conn& c) -> Result<uint64_t> {
     auto id = doc_id(c, doc);
     if (!id.ok()) return id.status();
@@ -787,7 +717,7 @@ Result<uint64_t> PgStore::logged_events(std::string_view doc) {
   });
 }
 
-Result<std::vector<LogRow>> PgStore::read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) {
+Result<std::vector<LogRow>> PgNode::read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) {
   return impl_->read([&](pq::Conn& c) -> Result<std::vector<LogRow>> {
     auto id = doc_id(c, doc);
     if (!id.ok()) return id.status();
@@ -808,7 +738,7 @@ Result<std::vector<LogRow>> PgStore::read_log(std::string_view doc, uint64_t fro
   });
 }
 
-Result<std::vector<SnapshotInfo>> PgStore::snapshots(std::string_view doc) {
+Result<std::vector<SnapshotInfo>> PgNode::snapshots(std::string_view doc) {
   return impl_->read([&](pq::Conn& c) -> Result<std::vector<SnapshotInfo>> {
     auto id = doc_id(c, doc);
     if (!id.ok()) return id.status();
@@ -855,7 +785,7 @@ DocInfo info_of(const pq::PgResult& r, int i) {
 
 }  // namespace
 
-Result<std::vector<DocInfo>> PgStore::list() {
+Result<std::vector<DocInfo>> PgNode::list() {
   return impl_->read([&](pq::Conn& c) -> Result<std::vector<DocInfo>> {
     auto r = c.query(std::string(kInfoSql) + " ORDER BY d.name");
     if (!r.ok()) return r.status();
@@ -865,7 +795,7 @@ Result<std::vector<DocInfo>> PgStore::list() {
   });
 }
 
-Result<DocInfo> PgStore::info(std::string_view doc) {
+Result<DocInfo> PgNode::info(std::string_view doc) {
   auto info = impl_->read([&](pq::Conn& c) -> Result<DocInfo> {
     auto r = c.query(std::string(kInfoSql) + " WHERE d.name = $1", {Param::text(std::string(doc))});
     if (!r.ok()) return r.status();
@@ -880,7 +810,7 @@ Result<DocInfo> PgStore::info(std::string_view doc) {
   return info;
 }
 
-Result<std::string> PgStore::integrity_check() {
+Result<std::string> PgNode::integrity_check() {
   auto docs = list();
   if (!docs.ok()) return docs.status();
   std::vector<std::string> problems;

@@ -1,15 +1,18 @@
-// LogStore: what every Tandem store keeps and offers, whichever database holds it: documents,
-// their operation logs, snapshots, and reads of all three. Store (store.h) keeps them in one
-// SQLite file for a single node; PgStore (pg_store.h) in PostgreSQL, shared by several nodes.
+// DocStore: the one interface through which documents are persisted and read back. SQLite's Store
+// (storage/store.h, one node), PostgreSQL's PgStore (storage/pg_store.h, several nodes sharing one
+// log) and the in-memory store (store/memory.h) implement it; the server, its HTTP API and the
+// offline tools use it and nothing else. It lives beside the engine, not in storage/, because net
+// includes nothing of storage: the program that starts the server hands it a store.
 //
-// The log. Each document's events are numbered 0, 1, 2, ... in log order: for SQLite the order one
-// server integrated them; for PostgreSQL the order the nodes' rows were inserted, where two nodes
-// may both have logged an operation a client sent to each (loading skips such repeats; they are
-// counted in `events`). A log row holds events [first_event, end_event).
+// The log. Each document's events are numbered 0, 1, 2, ... in log order: for one node the order
+// its server integrated them; for a shared store the order the nodes' rows were inserted, where two
+// nodes may both have logged an operation a client sent to each (loading skips such repeats; they
+// are counted in `events`). A log row holds events [first_event, end_event).
 //
-// Threading: append, put_snapshot, remove_document and sync may be called from any thread; their
-// callbacks run on a thread of the store's (keep them short, do not call sync() from them). Reads
-// may be called from any thread and see everything committed before they start.
+// Threading: append, put_snapshot, remove_document and sync may be called from any thread, and
+// all but sync return at once (the server calls them from its I/O threads); their callbacks run on
+// a thread of the store's (keep them short, do not call sync() from them). Reads may be called
+// from any thread, may block, and see everything committed before they start.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +26,7 @@
 #include "crdt/op.h"
 #include "crdt/status.h"
 
-namespace tandem::storage {
+namespace tandem::store {
 
 using crdt::Result;
 using crdt::Status;
@@ -63,34 +66,37 @@ struct StoreStats {
   uint64_t failed = 0;   // writes reported failed
 };
 
-class LogStore {
+class DocStore {
  public:
   using Done = std::function<void(Status)>;
-  virtual ~LogStore() = default;
+  virtual ~DocStore() = default;
 
   // Appends `batch` to `doc`'s log, creating the document on its first append. first_event is
-  // the writer's count of events it logged before (SQLite checks it against the log and refuses
-  // a gap or an overlap; PostgreSQL, where other nodes append too, keeps no such count).
-  // `done(OK)` means the batch is durable.
+  // the writer's count of events it logged before (a single-node store checks it against the log
+  // and refuses a gap or an overlap; a shared store, where other nodes append too, keeps no such
+  // count). `done(OK)` means the batch is durable.
   virtual void append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done) = 0;
-  // Stores a snapshot of what the writer had logged when it queued it (`events` of its log) and,
-  // for a shared store, of the other nodes' operations up to `position` (what watch() delivered
-  // last; empty: what load() read). A single-node store ignores `position`.
+  // Stores a snapshot (codec::save) of what the writer had logged when it queued it (`events` of
+  // its log: queue it after their appends) and, for a shared store, of the other nodes' operations
+  // up to `position` (what watch() delivered last; empty: what load() read). A single-node store
+  // ignores `position`.
   virtual void put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done,
                             std::string position = {}) = 0;
+  // Removes the document, its log and its snapshots; NotFound if it does not exist.
   virtual void remove_document(std::string doc, Done done) = 0;
   // Waits until everything queued before the call has been committed or has failed; returns the
   // first failure among those, or OK.
   virtual Status sync() = 0;
 
-  // Newest usable snapshot plus the log after it. Snapshots that do not decode are skipped with a
-  // line in *warnings. NotFound if the document does not exist.
+  // Newest usable snapshot plus the log after it, as a replica writing as `agent`. Snapshots that
+  // do not decode are skipped with a line in *warnings. NotFound if the document does not exist.
   virtual Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) = 0;
   // Whether the document exists, and how many events its log holds.
   virtual Result<uint64_t> logged_events(std::string_view doc) = 0;
   // Log rows that hold any of the events [from_event, to_event), in order, each as one batch.
   virtual Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) = 0;
   virtual Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) = 0;
+  // Every document, by name.
   virtual Result<std::vector<DocInfo>> list() = 0;
   virtual Result<DocInfo> info(std::string_view doc) = 0;
   // The database's own consistency check: "ok" or the problems it found.
@@ -109,8 +115,4 @@ class LogStore {
   virtual void unwatch(const std::string& doc) { (void)doc; }
 };
 
-// Opens the store a target names: "postgresql://..." or "postgres://..." (a libpq connection
-// URI) opens PgStore, anything else is an SQLite file for Store. read_only: offline inspection.
-Result<std::unique_ptr<LogStore>> open_log_store(const std::string& target, bool read_only);
-
-}  // namespace tandem::storage
+}  // namespace tandem::store

@@ -1,0 +1,44 @@
+// A DocStore that hands every call to another: tests derive from it to put faults, gates or
+// counters between the server and a real store, overriding only what they change.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "store/doc_store.h"
+
+namespace tandem::testing {
+
+class WrapStore : public store::DocStore {
+ public:
+  explicit WrapStore(store::DocStore& inner) : inner_(inner) {}
+  void append(std::string doc, uint64_t first, crdt::OpBatch batch, Done done) override {
+    inner_.append(std::move(doc), first, std::move(batch), std::move(done));
+  }
+  void put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done, std::string position) override {
+    inner_.put_snapshot(std::move(doc), events, std::move(bytes), std::move(done), std::move(position));
+  }
+  void remove_document(std::string doc, Done done) override { inner_.remove_document(std::move(doc), std::move(done)); }
+  crdt::Status sync() override { return inner_.sync(); }
+  crdt::Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) override {
+    return inner_.load(doc, agent, warnings);
+  }
+  crdt::Result<uint64_t> logged_events(std::string_view doc) override { return inner_.logged_events(doc); }
+  crdt::Result<std::vector<store::LogRow>> read_log(std::string_view doc, uint64_t from, uint64_t to) override {
+    return inner_.read_log(doc, from, to);
+  }
+  crdt::Result<std::vector<store::SnapshotInfo>> snapshots(std::string_view doc) override { return inner_.snapshots(doc); }
+  crdt::Result<std::vector<store::DocInfo>> list() override { return inner_.list(); }
+  crdt::Result<store::DocInfo> info(std::string_view doc) override { return inner_.info(doc); }
+  crdt::Result<std::string> integrity_check() override { return inner_.integrity_check(); }
+  store::StoreStats stats() const override { return inner_.stats(); }
+  const std::string& path() const override { return inner_.path(); }
+  void watch(const std::string& doc, Remote on_remote) override { inner_.watch(doc, std::move(on_remote)); }
+  void unwatch(const std::string& doc) override { inner_.unwatch(doc); }
+
+ protected:
+  store::DocStore& inner_;
+};
+
+}  // namespace tandem::testing
