@@ -2,6 +2,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "crdt/codec.h"
@@ -35,7 +36,7 @@ class MemoryStore final : public DocStore {
         d.events += n;
         ++stats_.commits, ++stats_.batches, ++stats_.rows, stats_.events += n;
       }
-      if (!st.ok()) ++stats_.failed;
+      failed(st);
     }
     if (done) done(st);
   }
@@ -53,18 +54,23 @@ class MemoryStore final : public DocStore {
         it->second.snapshots.insert(it->second.snapshots.begin(), {events, now_ms(), bytes.size()});
         if (it->second.snapshots.size() > 2) it->second.snapshots.resize(2);
       }
+      failed(st);
     }
     if (done) done(st);
   }
   void remove_document(std::string doc, Done done) override {
-    size_t n;
+    Status st;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      n = docs_.erase(doc);
+      if (!docs_.erase(doc)) st = not_found(doc);
+      failed(st);
     }
-    if (done) done(n ? Status::OK() : not_found(doc));
+    if (done) done(st);
   }
-  Status sync() override { return Status::OK(); }
+  Status sync() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::exchange(failure_since_sync_, Status::OK());
+  }
 
   Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>*) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -149,6 +155,12 @@ class MemoryStore final : public DocStore {
     std::vector<std::pair<std::string, uint64_t>> agents;
   };
 
+  // Under mu_.
+  void failed(const Status& st) {
+    if (st.ok()) return;
+    ++stats_.failed;
+    if (failure_since_sync_.ok()) failure_since_sync_ = st;
+  }
   static Status not_found(std::string_view doc) { return Status::NotFound("no document '" + std::string(doc) + "'"); }
   static void add_agent(Document& d, const std::string& agent, uint64_t n) {
     auto it = std::lower_bound(d.agents.begin(), d.agents.end(), agent,
@@ -177,6 +189,7 @@ class MemoryStore final : public DocStore {
   mutable std::mutex mu_;
   std::map<std::string, Document, std::less<>> docs_;  // by name, as list() reports them
   StoreStats stats_;
+  Status failure_since_sync_;
   const std::string path_ = "(memory)";
 };
 
