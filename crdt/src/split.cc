@@ -25,6 +25,14 @@ std::pair<OpRun, OpRun> cut_run(OpRun run, uint32_t at) {
   return {std::move(run), std::move(rest)};
 }
 
+Version reach(const OpBatch& batch) {
+  Version v;
+  for (const auto& r : batch.runs) {
+    if (r.seq + r.len > v.next(r.agent)) v.advance(r.agent, r.seq + r.len);
+  }
+  return v;
+}
+
 OpBatch without_events(const OpBatch& batch, const OpBatch& remove) {
   OpBatch out;
   for (OpRun run : batch.runs) {

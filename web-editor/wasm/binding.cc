@@ -63,12 +63,9 @@ class Replica {
   }
   static std::unique_ptr<Replica> load_snapshot(const std::string& snapshot, const std::string& saved_agent, uint32_t acked,
                                                 const std::string& agent) {
-    if (!Doc::ValidateAgent(saved_agent).ok()) return nullptr;
-    std::string v1("TCS\x01", 4);
-    for (int i = 0; i < 4; ++i) v1.push_back(static_cast<char>((acked >> (8 * i)) & 0xFF));
-    v1.push_back(static_cast<char>(saved_agent.size() & 0xFF));
-    v1.push_back(static_cast<char>(saved_agent.size() >> 8));
-    return load(v1 + saved_agent + snapshot, agent);
+    auto r = ClientSync::Restore(snapshot, {{saved_agent, acked}}, agent);
+    if (!r.ok()) return nullptr;
+    return std::make_unique<Replica>(std::move(*r));
   }
   static bool valid_agent(const std::string& agent) { return Doc::ValidateAgent(agent).ok(); }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "crdt/op.h"
+#include "crdt/version.h"
 
 namespace tandem::crdt {
 
@@ -25,5 +26,9 @@ std::pair<OpRun, OpRun> cut_run(OpRun run, uint32_t at);
 // integrated operations another node logged uses it to find what else they released (its own
 // clients' held operations), which it must log itself.
 OpBatch without_events(const OpBatch& batch, const OpBatch& remove);
+
+// How far the batch reaches per agent: one past the highest seq it holds of each. Whoever holds
+// that version holds every event of the batch (an agent's events arrive in order).
+Version reach(const OpBatch& batch);
 
 }  // namespace tandem::crdt

@@ -123,8 +123,9 @@ Result<ClientEvent> ClientSync::on_ops(const proto::Ops& o) {
   // The server holds what it sent. Not so for own agents: their events come back only to a
   // restored replica (its saved agent's later edits, from the replica it restored), the server
   // may not have made them durable yet, and only an ACK can say so: they are sent back.
-  for (const auto& run : batch->runs) {
-    if (!acked(run.agent) && base_.next(run.agent) < run.seq + run.len) base_.advance(run.agent, run.seq + run.len);
+  const crdt::Version reached = crdt::reach(*batch);
+  for (const auto& [agent, n] : reached.entries()) {
+    if (!acked(agent) && base_.next(agent) < n) base_.advance(agent, n);
   }
   ClientEvent ev;
   ev.kind = ClientEvent::kChange;
@@ -137,7 +138,7 @@ void ClientSync::on_ack(uint64_t batch_id) {
   if (it == pending_.end()) return;
   // Acknowledgements may come out of order; a later batch's durability implies the earlier
   // ones' (its operations depend on theirs).
-  for (const auto& [agent, reach] : it->second) {
+  for (const auto& [agent, reach] : it->second.entries()) {
     if (uint32_t* n = acked(agent)) *n = std::max(*n, reach);
   }
   pending_.erase(it);
@@ -170,17 +171,8 @@ std::vector<std::string> ClientSync::outgoing() {
     if (base_.next(a) < have) base_.advance(a, have);
   }
   for (auto& part : crdt::split_batch(std::move(own), limits_.max_batch_events, limits_.max_batch_bytes)) {
-    std::vector<std::pair<std::string, uint32_t>> reach;
-    for (const auto& r : part.runs) {
-      auto it = std::find_if(reach.begin(), reach.end(), [&](const auto& e) { return e.first == r.agent; });
-      if (it == reach.end()) {
-        reach.emplace_back(r.agent, r.seq + r.len);
-      } else {
-        it->second = std::max(it->second, r.seq + r.len);
-      }
-    }
     const uint64_t id = next_batch_++;
-    pending_[id] = std::move(reach);
+    pending_[id] = crdt::reach(part);
     out.push_back(proto::encode(proto::Ops{id, crdt::codec::encode_ops(part)}));
   }
   return out;
@@ -256,9 +248,8 @@ std::string ClientSync::save() const {
 }
 
 Result<ClientSync> ClientSync::Restore(std::string_view saved, const std::string& agent, ClientLimits limits) {
-  TANDEM_RETURN_IF_ERROR(crdt::Doc::ValidateAgent(agent));
   Reader r{saved};
-  std::vector<std::pair<std::string, uint32_t>> agents;
+  Acked agents;
   if (saved.substr(0, 4) == kMagic1) {
     r.at = 4;
     const uint32_t acked = r.le(4);
@@ -275,10 +266,16 @@ Result<ClientSync> ClientSync::Restore(std::string_view saved, const std::string
     return Status::Corruption("not a saved client state");
   }
   if (!r.ok) return Status::Corruption("saved client state is cut short");
+  return Restore(saved.substr(r.at), std::move(agents), agent, limits);
+}
+
+Result<ClientSync> ClientSync::Restore(std::string_view snapshot, Acked agents, const std::string& agent,
+                                       ClientLimits limits) {
+  TANDEM_RETURN_IF_ERROR(crdt::Doc::ValidateAgent(agent));
   for (const auto& [a, n] : agents) {
     TANDEM_RETURN_IF_ERROR(crdt::Doc::ValidateAgent(a).WithContext("saved client state"));
   }
-  auto doc = crdt::codec::load(saved.substr(r.at), agent);
+  auto doc = crdt::codec::load(snapshot, agent);
   if (!doc.ok()) return Status::Corruption("saved client state: " + doc.status().message());
   if (doc->version().next(agent) > 0) {
     return Status::InvalidArgument("agent '" + agent + "' already wrote in this replica: a restored one continues as a new agent");

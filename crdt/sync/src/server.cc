@@ -180,15 +180,7 @@ std::variant<DocSync::Applied, Refusal> DocSync::integrate(uint64_t peer, Batch 
     return Refusal{st.code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kRejected, st.message()};
   }
   // The acknowledgement waits until every event of the batch is durable (some may be held).
-  PendingAck ack{peer, batch.id, {}};
-  for (const auto& run : batch.ops.runs) {
-    auto it = std::find_if(ack.need.begin(), ack.need.end(), [&](const auto& e) { return e.first == run.agent; });
-    if (it == ack.need.end()) {
-      ack.need.emplace_back(run.agent, run.seq + run.len);
-    } else {
-      it->second = std::max(it->second, run.seq + run.len);
-    }
-  }
+  PendingAck ack{peer, batch.id, crdt::reach(batch.ops)};
   if (!out.added.empty()) {
     // The author, when everything added came in its batch: it holds all of it. Operations held
     // until now that this batch released may not be its own (or be its agent's from another
@@ -202,9 +194,7 @@ std::variant<DocSync::Applied, Refusal> DocSync::integrate(uint64_t peer, Batch 
     }
     outbox_.runs.insert(outbox_.runs.end(), out.added.runs.begin(), out.added.runs.end());
   }
-  bool durable = true;
-  for (const auto& [agent, next] : ack.need) durable = durable && durable_.next(agent) >= next;
-  if (durable) {
+  if (durable_.includes(ack.need)) {
     out.ack = proto::encode(proto::Ack{batch.id});
   } else {
     acks_.push_back(std::move(ack));
@@ -222,11 +212,7 @@ crdt::Result<crdt::OpBatch> DocSync::remote(const crdt::OpBatch& ops) {
   if (!added.empty()) ours = crdt::without_events(added, ops);
   // What another node logged is durable: acknowledgements waiting for it (a client that sent
   // the same operations to both nodes) can go.
-  crdt::Version logged;
-  for (const auto& run : ops.runs) {
-    if (run.seq + run.len > logged.next(run.agent)) logged.advance(run.agent, run.seq + run.len);
-  }
-  durable_.merge(logged);
+  durable_.merge(crdt::reach(ops));
   release_acks();
   if (!added.empty()) {
     outbox_author_ = 0;  // none of the members wrote it
@@ -247,9 +233,7 @@ void DocSync::durable(const crdt::Version& version, std::vector<std::string>* au
 
 void DocSync::release_acks() {
   for (auto it = acks_.begin(); it != acks_.end();) {
-    bool ok = true;
-    for (const auto& [agent, next] : it->need) ok = ok && durable_.next(agent) >= next;
-    if (!ok) {
+    if (!durable_.includes(it->need)) {
       ++it;
       continue;
     }

@@ -51,6 +51,11 @@ class ClientSync {
   // A replica from save()'s bytes, continuing as `agent` (a name never used before). Errors:
   // Corruption (not save()'s bytes), InvalidArgument (a bad agent name, or one of the saved ones).
   static crdt::Result<ClientSync> Restore(std::string_view saved, const std::string& agent, ClientLimits limits = {});
+  // The same from a snapshot (crdt::codec::save) and, per earlier agent, how many of its
+  // operations the server acknowledged: what stores kept before save() existed.
+  using Acked = std::vector<std::pair<std::string, uint32_t>>;
+  static crdt::Result<ClientSync> Restore(std::string_view snapshot, Acked acked, const std::string& agent,
+                                          ClientLimits limits = {});
   // The replica, the agents with edits not yet acknowledged and how far each is: for Restore.
   std::string save() const;
 
@@ -113,7 +118,7 @@ class ClientSync {
   std::vector<std::pair<std::string, uint32_t>> agents_;  // agent -> own ops below this are durable
   crdt::Version base_;      // what the server holds, as far as this connection knows
   crdt::Version welcomed_version_;  // what the server held durably when it welcomed us
-  std::map<uint64_t, std::vector<std::pair<std::string, uint32_t>>> pending_;  // batch id -> reach
+  std::map<uint64_t, crdt::Version> pending_;  // batch id -> its reach (crdt::reach)
   uint64_t next_batch_ = 1;
   uint64_t session_ = 0;
   bool welcomed_ = false;

@@ -142,7 +142,7 @@ class DocSync {
   struct PendingAck {
     uint64_t peer;
     uint64_t batch_id;
-    std::vector<std::pair<std::string, uint32_t>> need;  // agent, next seq
+    crdt::Version need;  // crdt::reach of the batch
   };
   std::variant<Applied, Refusal> integrate(uint64_t peer, Batch batch);
   void release_acks();
