@@ -74,6 +74,17 @@ for (let round = 0; round < 20; ++round) {
   assert.equal(copy.text(), reps[0].text());
   assert.equal(copy.agent(), `a${round}-2`);
   assert.equal(copy.unsent(), reps[0].unsent());
+  // A record of an older editor: the bare snapshot, with the agent and its acknowledged count
+  // kept beside it. save()'s bytes are "TCS" 2, one agent (u16), its name (u16 length, bytes),
+  // its acknowledged count (u32), then the snapshot.
+  const saved = reps[0].save();
+  assert.equal(saved[6] | (saved[7] << 8), `a${round}`.length);
+  const snapshot = saved.slice(4 + 2 + 2 + `a${round}`.length + 4);
+  const old = M.Replica.loadSnapshot(snapshot, `a${round}`, 0, `a${round}-3`);
+  assert.equal(old.text(), reps[0].text());
+  assert.equal(old.unsent(), reps[0].ownNext());
+  assert.equal(M.Replica.loadSnapshot(snapshot, '', 0, `a${round}-3`), null);
+  assert.equal(M.Replica.loadSnapshot(snapshot, `a${round}`, 0, `a${round}`), null);
 }
 
 // Bad bytes.
