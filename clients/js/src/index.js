@@ -4,4 +4,3 @@ export { ReplicaStore } from './store.js';
 export { SyncClient } from './sync.js';
 export { tokenSubject, tokenMode } from './agent.js';
 export { colorFor, distinctColor, isColor, PALETTE } from './color.js';
-export { encode, decode } from './wire.js';
