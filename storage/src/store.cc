@@ -14,7 +14,6 @@
 #include "crdt/utf8.h"
 #include "blob.h"
 #include "sqlite/sqlite.h"
-#include "store/replay.h"
 #include "writer.h"
 
 namespace tandem::storage {
