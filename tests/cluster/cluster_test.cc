@@ -22,6 +22,7 @@
 #include "crdt/codec.h"
 #include "net/client.h"
 #include "storage/pg_store.h"
+#include "support/doc_store_contract.h"
 #include "support/net_fixtures.h"
 #include "support/pg_server.h"
 #include "support/random_edits.h"
@@ -541,6 +542,15 @@ TEST_CASE("cluster: bad configuration gets a clear message and a non-zero exit",
     CHECK(serve(pg.uri(), &out) != 0);
     CHECK_THAT(out, Catch::Contains("did not create"));
   }
+}
+
+TEST_CASE("doc store contract: PostgreSQL", "[cluster]") {
+  PgServer pg;
+  PgOptions o;
+  o.conninfo = pg.uri();
+  auto s = PgStore::open(o);
+  REQUIRE(s.ok());
+  tandem::testing::check_doc_store_contract(**s, false);
 }
 
 TEST_CASE("pg store: two stores on one database see each other's appends, and load what both wrote", "[cluster]") {

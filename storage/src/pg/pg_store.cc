@@ -157,9 +157,13 @@ struct PgImpl {
 
   Status connect_writer();
   // Commits `group`, retrying while the connection is down (until `writer` closes).
-  Status commit(std::vector<Write>& group, const std::vector<Row>& rows, GroupWriter& writer);
-  Status try_commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<PgRow>& numbered, bool* retry);
-  Result<int64_t> writer_doc_id(const std::string& name);
+  // A snapshot or removal of a document that does not exist fails alone with NotFound.
+  Status commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<Status>* results,
+                GroupWriter& writer);
+  Status try_commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<PgRow>& numbered,
+                    std::vector<Status>* results, bool* retry);
+  // The document's id, creating the document (for an append) or not (0 if there is none).
+  Result<int64_t> writer_doc_id(const std::string& name, bool create = true);
 
   // Readers: `f(conn)` on the read connection, reconnecting once if it was lost.
   template <class F>
@@ -290,8 +294,8 @@ class PgNode final : public WriterStore<PgStore> {
   const std::string& node() const override { return impl_->node; }
 
  private:
-  Status commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<Status>*) override {
-    return impl_->commit(group, rows, writer_);
+  Status commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<Status>* results) override {
+    return impl_->commit(group, rows, results, writer_);
   }
   // What watch() delivered last is the server's to say; otherwise, where the last load() stopped.
   std::string snapshot_position(const std::string& doc, std::string position) override {
@@ -337,9 +341,14 @@ Status PgImpl::connect_writer() {
   return Status::OK();
 }
 
-Result<int64_t> PgImpl::writer_doc_id(const std::string& name) {
+Result<int64_t> PgImpl::writer_doc_id(const std::string& name, bool create) {
   auto it = doc_ids.find(name);
   if (it != doc_ids.end()) return it->second;
+  if (!create) {
+    auto r = wconn->query("SELECT id FROM tandem.documents WHERE name = $1", {Param::text(name)});
+    if (!r.ok()) return r.status();
+    if (r->rows() == 0) return 0;
+  }
   auto r = wconn->query(
       "INSERT INTO tandem.documents (name, created_ms) VALUES ($1, $2) "
       "ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
@@ -357,7 +366,7 @@ Result<int64_t> PgImpl::writer_doc_id(const std::string& name) {
 }
 
 Status PgImpl::try_commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<PgRow>& numbered,
-                          bool* retry) {
+                          std::vector<Status>* results, bool* retry) {
   *retry = false;
   Status st = connect_writer();
   if (!st.ok()) {
@@ -367,13 +376,15 @@ Status PgImpl::try_commit(std::vector<Write>& group, const std::vector<Row>& row
   // Rows are numbered once, on the first try, and kept for the retries: a commit whose outcome was
   // lost with the connection is then retried as the same rows, which the database keeps once.
   if (numbered.empty()) {
-    for (const Write& it : group) {
+    for (size_t i = 0; i < group.size(); ++i) {
+      const Write& it = group[i];
       if (it.kind == Write::kSync) continue;
-      auto id = writer_doc_id(it.doc);
+      auto id = writer_doc_id(it.doc, it.kind == Write::kAppend);
       if (!id.ok()) {
         *retry = !wconn->alive();
         return id.status();
       }
+      (*results)[i] = *id ? Status::OK() : Status::NotFound("no document '" + it.doc + "'");
     }
     for (const Row& r : rows) {
       const int64_t id = doc_ids[group[r.items[0]].doc];
@@ -388,7 +399,7 @@ Status PgImpl::try_commit(std::vector<Write>& group, const std::vector<Row>& row
   const int64_t now = now_ms();
   std::vector<std::string> notify;
   bool removes = false;
-  for (const Write& it : group) removes = removes || it.kind == Write::kRemove;
+  for (size_t i = 0; i < group.size(); ++i) removes = removes || (group[i].kind == Write::kRemove && (*results)[i].ok());
   // Without removals (almost always) the log rows go in as one statement whatever their number:
   // arrays of their numbers and one blob of all their batches, cut apart by the database.
   const bool batched = !removes && !numbered.empty();
@@ -419,6 +430,7 @@ Status PgImpl::try_commit(std::vector<Write>& group, const std::vector<Row>& row
   size_t next_row = 0;
   for (size_t i = 0; i < group.size(); ++i) {
     Write& it = group[i];
+    if (!(*results)[i].ok()) continue;
     if (it.kind == Write::kAppend) {
       if (next_row < numbered.size() && numbered[next_row].head == i) {
         const PgRow& r = numbered[next_row++];
@@ -472,14 +484,15 @@ Status PgImpl::try_commit(std::vector<Write>& group, const std::vector<Row>& row
   return st;
 }
 
-Status PgImpl::commit(std::vector<Write>& group, const std::vector<Row>& rows, GroupWriter& writer) {
+Status PgImpl::commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<Status>* results,
+                      GroupWriter& writer) {
   std::vector<PgRow> numbered;
   Backoff backoff;
   bool reported = false;
   Status st;
   for (;;) {
     bool retry = false;
-    st = try_commit(group, rows, numbered, &retry);
+    st = try_commit(group, rows, numbered, results, &retry);
     if (st.ok() || !retry) break;
     // The connection is gone: keep everything, reconnect, try again. Nothing is acknowledged
     // meanwhile; sessions go on.
@@ -502,7 +515,7 @@ Status PgImpl::commit(std::vector<Write>& group, const std::vector<Row>& rows, G
     return st;
   }
   for (const Write& it : group) {
-    if (it.kind == Write::kRemove) doc_ids.erase(it.doc);
+    if (it.kind == Write::kRemove) doc_ids.erase(it.doc);  // (also one that was not there: harmless)
   }
   return Status::OK();
 }

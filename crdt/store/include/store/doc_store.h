@@ -79,7 +79,8 @@ class DocStore {
   // Stores a snapshot (codec::save) of what the writer had logged when it queued it (`events` of
   // its log: queue it after their appends) and, for a shared store, of the other nodes' operations
   // up to `position` (what watch() delivered last; empty: what load() read). A single-node store
-  // ignores `position`.
+  // ignores `position`, and refuses a snapshot past its log (InvalidArgument). NotFound for a
+  // document that does not exist.
   virtual void put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done,
                             std::string position = {}) = 0;
   // Removes the document, its log and its snapshots; NotFound if it does not exist.
@@ -96,7 +97,7 @@ class DocStore {
   // Log rows that hold any of the events [from_event, to_event), in order, each as one batch.
   virtual Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) = 0;
   virtual Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) = 0;
-  // Every document, by name.
+  // Every document, by name. A shared store leaves `agents` empty here (info() fills it).
   virtual Result<std::vector<DocInfo>> list() = 0;
   virtual Result<DocInfo> info(std::string_view doc) = 0;
   // The database's own consistency check: "ok" or the problems it found.

@@ -1,0 +1,125 @@
+// The DocStore contract (store/doc_store.h), one set of checks for every store: the in-memory
+// one and SQLite's (tests/storage/doc_store_test.cc), PostgreSQL's (tests/cluster).
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <utility>
+
+#include "crdt/codec.h"
+#include "store/doc_store.h"
+#include "store/replay.h"
+
+namespace tandem::testing {
+
+inline crdt::Status append_sync(store::DocStore& s, const std::string& doc, uint64_t first, crdt::OpBatch batch) {
+  using crdt::Status;
+  Status got = Status::Internal("no callback");
+  s.append(doc, first, std::move(batch), [&got](Status st) { got = st; });
+  const Status synced = s.sync();
+  return got.ok() ? synced : got;
+}
+
+// counts: the store checks each append's first_event against its log (a single-node store);
+// a shared store keeps no such count.
+inline void check_doc_store_contract(store::DocStore& s, bool counts) {
+  using crdt::Doc;
+  using crdt::OpBatch;
+  using crdt::Status;
+  using crdt::Version;
+  using Code = Status::Code;
+  // Nothing there yet.
+  CHECK(s.logged_events("a").status().code() == Code::kNotFound);
+  CHECK(s.load("a", "x", nullptr).status().code() == Code::kNotFound);
+  CHECK(tandem::store::replay(s, "a").status().code() == Code::kNotFound);
+  Status removed;
+  s.remove_document("a", [&removed](Status st) { removed = st; });
+  CHECK(s.sync().code() == Code::kNotFound);  // the first failure since the last sync
+  CHECK(removed.code() == Code::kNotFound);
+  CHECK(s.sync().ok());
+
+  // Appends numbered from 0, checked against the log.
+  Doc w("writer");
+  Version v;
+  std::vector<std::string> texts{""};
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(w.insert(w.length(), std::string(1, static_cast<char>('a' + i))).ok());
+    if (i == 3) REQUIRE(w.remove(0, 1).ok());
+    REQUIRE(append_sync(s, "a", v.total(), w.ops_since(v, Doc::DeletedText::kInclude)).ok());
+    v = w.version();
+    texts.push_back(w.text());
+  }
+  const uint64_t events = w.num_events();
+  CHECK(*s.logged_events("a") == events);
+  REQUIRE(w.insert(0, "z").ok());
+  const OpBatch next = w.ops_since(v, Doc::DeletedText::kInclude);
+  if (counts) {
+    CHECK(append_sync(s, "a", events + 3, next).code() == Code::kInvalidArgument);  // a gap
+    CHECK(append_sync(s, "a", events - 1, next).code() == Code::kInvalidArgument);  // an overlap
+    CHECK(*s.logged_events("a") == events);
+  }
+  auto loaded = s.load("a", "reader", nullptr);
+  REQUIRE(loaded.ok());
+  CHECK(loaded->text() == texts.back());
+
+  // The log reads back as rows that tile it; any prefix rebuilds.
+  auto rows = s.read_log("a", 0, events);
+  REQUIRE(rows.ok());
+  uint64_t at = 0;
+  for (const auto& r : *rows) {
+    CHECK(r.first_event == at);
+    CHECK(tandem::crdt::codec::decode_ops(r.batch).ok());
+    at = r.end_event;
+  }
+  CHECK(at == events);
+  auto past = tandem::store::replay(s, "a", 1);
+  REQUIRE(past.ok());
+  CHECK(past->num_events() == 1);
+  CHECK(past->text() == "a");
+  CHECK(tandem::store::replay(s, "a", events + 1).status().code() == Code::kOutOfRange);
+
+  // Snapshots: of what is logged, and no further.
+  Status snap = Status::Internal("no callback");
+  s.put_snapshot("a", events, tandem::crdt::codec::save(*loaded), [&snap](Status st) { snap = st; });
+  REQUIRE(s.sync().ok());
+  CHECK(snap.ok());
+  if (counts) {
+    s.put_snapshot("a", events + 1, "x", nullptr);
+    CHECK(s.sync().code() == Code::kInvalidArgument);
+  }
+  s.put_snapshot("never", 0, "x", nullptr);
+  CHECK(s.sync().code() == Code::kNotFound);
+  auto snaps = s.snapshots("a");
+  REQUIRE(snaps.ok());
+  REQUIRE(snaps->size() == 1);
+  CHECK(snaps->front().events == events);
+
+  // Listing and information.
+  REQUIRE(append_sync(s, "b", 0, Doc("other").ops_since({})).ok());  // an empty batch creates it
+  auto list = s.list();
+  REQUIRE(list.ok());
+  REQUIRE(list->size() == 2);
+  CHECK((*list)[0].name == "a");
+  CHECK((*list)[1].name == "b");
+  auto info = s.info("a");
+  REQUIRE(info.ok());
+  CHECK(info->events == events);
+  CHECK(info->snapshots == 1);
+  CHECK(info->snapshot_events == events);
+  REQUIRE(info->agents.size() == 1);
+  CHECK(info->agents[0] == std::make_pair(std::string("writer"), events));
+  if (counts) CHECK((*list)[0].agents == info->agents);  // a shared store lists without agents
+  CHECK(*s.integrity_check() == "ok");
+
+  // Removal.
+  removed = Status::Internal("no callback");
+  s.remove_document("a", [&removed](Status st) { removed = st; });
+  REQUIRE(s.sync().ok());
+  CHECK(removed.ok());
+  CHECK(s.logged_events("a").status().code() == Code::kNotFound);
+  CHECK(s.list()->size() == 1);
+  CHECK(s.stats().batches >= 6);
+  CHECK(s.stats().failed >= (counts ? 5u : 2u));
+}
+
+}  // namespace tandem::testing
