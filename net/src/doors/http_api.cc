@@ -422,9 +422,6 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
           reply(api_error(500, "store_failed", st.message()));
         }
       };
-      // A shared store removes what is there without asking; the API answers 404 for nothing.
-      auto exists = srv.store->logged_events(id);
-      if (!exists.ok()) return done(exists.status());
       srv.store->remove_document(id, std::move(done));
     });
     return;
