@@ -388,7 +388,9 @@ void Client::Impl::on_closed(uint64_t g) {
 }
 
 void Client::Impl::on_frame(uint64_t g, const std::string& frame) {
-  if (g != gen) return;
+  // A frame read before its connection was reported closed may still arrive: it is dropped, as
+  // the closed sync state would refuse it (and there is no connection left to abort).
+  if (g != gen || !conn) return;
   std::vector<crdt::Patch> patches;
   sync::ClientEvent ev;
   {
