@@ -372,6 +372,10 @@ void Client::Impl::on_refused(uint64_t g, unsigned http_status) {
 
 void Client::Impl::on_closed(uint64_t g) {
   if (g != gen) return;
+  // The connection's last report: a frame it read before it closed may still be on its way, and
+  // is ignored with everything else of it from here on (it would reach the closed sync state,
+  // then abort a connection that is gone).
+  ++gen;
   conn.reset();
   {
     std::lock_guard<std::mutex> lock(mu);
@@ -388,9 +392,7 @@ void Client::Impl::on_closed(uint64_t g) {
 }
 
 void Client::Impl::on_frame(uint64_t g, const std::string& frame) {
-  // A frame read before its connection was reported closed may still arrive: it is dropped, as
-  // the closed sync state would refuse it (and there is no connection left to abort).
-  if (g != gen || !conn) return;
+  if (g != gen) return;
   std::vector<crdt::Patch> patches;
   sync::ClientEvent ev;
   {
