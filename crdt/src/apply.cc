@@ -7,6 +7,7 @@
 // next one holds their runs back, until none does. A round that fails otherwise fails the call.
 #include <algorithm>
 
+#include "crdt/format.h"
 #include "crdt/utf8.h"
 #include "doc_impl.h"
 #include "merge.h"
@@ -82,8 +83,18 @@ Status validate_run(const OpRun& r, AgentCheck& check_agent) {
         return Status::InvalidArgument("op run " + run_name(r) + " deletes backward past the start");
       }
       break;
+    case OpKind::kMark:
+    case OpKind::kBlock:
+      if (!r.content.empty() || r.len != 1) {
+        return Status::InvalidArgument("op run " + run_name(r) + " is a format event: one event, no text");
+      }
+      TANDEM_RETURN_IF_ERROR(ValidateFormat(r.kind, r.pos, r.format).WithContext("op run " + run_name(r)));
+      break;
     default:
       return Status::InvalidArgument("op run " + run_name(r) + " has an unknown kind");
+  }
+  if (!IsFormat(r.kind) && !(r.format == Format{})) {
+    return Status::InvalidArgument("op run " + run_name(r) + " carries a format but is not a format event");
   }
   if (r.parents.size() > kMaxParents) return Status::InvalidArgument("op run " + run_name(r) + " has too many parents");
   for (const OpId& p : r.parents) {
@@ -99,6 +110,8 @@ OpType type_of(OpKind k) {
   switch (k) {
     case OpKind::kDeleteForward: return internal::kDelFwd;
     case OpKind::kDeleteBackward: return internal::kDelBack;
+    case OpKind::kMark:
+    case OpKind::kBlock: return internal::kFmt;
     default: return internal::kIns;
   }
 }
@@ -136,10 +149,11 @@ class Round {
  public:
   Round(Doc::Impl& d, const OpBatch& batch, const HeldBack& held_back)
       : d_(d), log_(d.log), batch_(batch), held_back_(held_back), old_size_(log_.size()),
-        old_agents_(log_.num_agents()), all_(d.frontier) {}
+        old_agents_(log_.num_agents()), old_formats_(log_.num_formats()), all_(d.frontier) {}
 
   Status integrate();
   Status check_held_limits();
+  Status check_comments();
   Status update_text(std::vector<Patch>* patches);
   void commit(OpBatch* added);
   void rollback();
@@ -184,6 +198,8 @@ class Round {
   const HeldBack& held_back_;
   const LV old_size_;
   const size_t old_agents_;
+  const size_t old_formats_;
+  std::vector<std::string> new_comments_;  // comment ids this round adds
   Frontier all_;      // the frontier of the whole log as it grows
   Frontier parents_;  // scratch
 
@@ -317,10 +333,16 @@ Status Round::try_integrate(size_t i, bool* progress) {
       pos -= skip;
       break;
     case OpKind::kDeleteForward:
+    case OpKind::kMark:
+    case OpKind::kBlock:
       break;
   }
   const LV first = log_.size();
-  log_.append(agent, next, parents_, type_of(r.kind), pos, n, content, 0);
+  if (IsFormat(r.kind)) {
+    log_.append_format(agent, next, parents_, pos, r.format, 0);
+  } else {
+    log_.append(agent, next, parents_, type_of(r.kind), pos, n, content, 0);
+  }
   OpLog::advance(&all_, parents_, first + n - 1);
   c.done = true;
   c.first = first;
@@ -499,13 +521,30 @@ void Round::hold_back_visible(HeldBack* held_back) const {
   }
 }
 
+Status Round::check_comments() {
+  for (size_t i = old_formats_; i < log_.num_formats(); ++i) {
+    const Format& f = log_.format(i);
+    if (f.name != "comment" || d_.comment_ids.count(f.value) ||
+        std::find(new_comments_.begin(), new_comments_.end(), f.value) != new_comments_.end()) {
+      continue;
+    }
+    new_comments_.push_back(f.value);
+    if (d_.comment_ids.size() + new_comments_.size() > d_.limits.max_comments) {
+      return Status::ResourceExhausted("document would have more than " + num(d_.limits.max_comments) + " comments");
+    }
+  }
+  return Status::OK();
+}
+
 void Round::rollback() {
   log_.truncate(old_size_, old_agents_);
   d_.merge_cache.clear();
+  if (d_.rich && d_.rich->seq.end() > old_size_) d_.rich.reset();
 }
 
 void Round::commit(OpBatch* added) {
   d_.deleted.add_all(removed_);
+  for (auto& id : new_comments_) d_.comment_ids.insert(std::move(id));
   if (added) {
     std::vector<internal::Range> ranges;
     const auto& spans = log_.agent_spans();
@@ -594,6 +633,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
     std::vector<Patch> patches;
     Status st = r.integrate();
     if (st.ok()) st = r.check_held_limits();
+    if (st.ok()) st = r.check_comments();
     if (st.ok()) st = r.update_text(&patches);
     if (!st.ok()) {
       r.rollback();

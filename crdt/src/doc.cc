@@ -184,6 +184,13 @@ void runs_of(const Doc::Impl& d, const std::vector<Range>& ranges, Doc::DeletedT
       }
       run.pos = op.pos_at(lv - op.lv);
       run.len = end - lv;
+      if (op.type == internal::kFmt) {
+        run.format = log.format_of(op);
+        run.kind = run.format.end > 0 ? OpKind::kMark : OpKind::kBlock;
+        out->runs.push_back(std::move(run));
+        lv = end;
+        continue;
+      }
       if (op.type != internal::kIns) {
         run.kind = op.type == internal::kDelFwd ? OpKind::kDeleteForward : OpKind::kDeleteBackward;
         out->runs.push_back(std::move(run));
@@ -328,6 +335,7 @@ size_t Doc::heap_bytes() const {
              d.deleted.heap_bytes() + d.scratch.capacity() * sizeof(LvRun);
   n += d.pending.capacity() * sizeof(OpRun) + d.pending_blocker.capacity() * sizeof(std::string);
   for (const auto& r : d.pending) n += r.content.capacity() + r.parents.capacity() * sizeof(OpId);
+  if (d.rich) n += d.rich->heap_bytes();
   for (const auto& [agent, slots] : d.waiting) n += agent.capacity() + slots.capacity() * sizeof(uint32_t) + 32;
   for (const auto& e : d.version.entries()) n += sizeof(e) + e.first.capacity();
   return n;

@@ -1,7 +1,9 @@
 // The inside of a Doc, shared by doc.cc and snapshot.cc.
 #pragma once
 
+#include <memory>
 #include <unordered_map>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -24,6 +26,19 @@ using internal::OpType;
 using internal::Span;
 
 inline std::string num(uint64_t v) { return std::to_string(v); }
+
+// What a document with mark or block events keeps to read them (none for a plain document):
+// the whole sequence with its deleted characters, each format event's characters, and the
+// Lamport number of every graph entry's first event (the order that decides between formats).
+struct RichState {
+  explicit RichState(const internal::OpLog& log) : seq(log) {}
+  internal::Sequence seq;
+  std::vector<internal::Sequence::Found> found;  // every format event, in LV order
+  std::vector<uint32_t> lamport;                 // by graph entry, as far as computed
+  size_t heap_bytes() const {
+    return sizeof(*this) + seq.heap_bytes() + found.capacity() * sizeof(found[0]) + lamport.capacity() * 4;
+  }
+};
 
 struct Doc::Impl {
   std::string agent_name;
@@ -55,6 +70,9 @@ struct Doc::Impl {
   uint32_t pending_runs = 0;
   std::vector<internal::LvRun> scratch;  // reused by every delete
   internal::MergeCache merge_cache;
+  // Built by the first read of formats (rich.cc); reset when the log loses events it saw.
+  mutable std::unique_ptr<RichState> rich;
+  std::unordered_set<std::string> comment_ids;  // every comment id used, for DocLimits::max_comments
 
   uint32_t local_agent() {
     if (agent == internal::kNoLV) agent = log.intern_agent(agent_name);

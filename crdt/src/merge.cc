@@ -8,6 +8,18 @@
 
 namespace tandem::crdt::internal {
 
+// A mark's characters, or a block's start, must lie inside the document it was made in.
+Status check_format(const OpLog& log, const OpSpan& op, uint32_t doc_len) {
+  const Format& f = log.format_of(op);
+  const uint32_t last = f.end > op.pos ? f.end : op.pos;  // a block: its start
+  if (last > doc_len) {
+    return Status::InvalidArgument("format event at local version " + std::to_string(op.lv) + " reaches position " +
+                                   std::to_string(last) + ", past the end of the document (length " +
+                                   std::to_string(doc_len) + ") at its parents' version");
+  }
+  return Status::OK();
+}
+
 // Named (not anonymous): MergeCache::State, declared in the header, holds a Tracker.
 namespace merge_detail {
 
@@ -103,6 +115,9 @@ class LvIndex {
   void clear() {
     chunks_.clear();
     firsts_.clear();
+  }
+  size_t heap_bytes() const {
+    return chunks_.size() * sizeof(Chunk) + chunks_.capacity() * sizeof(void*) + firsts_.capacity() * sizeof(LV);
   }
 
   // The leaf of the range that holds x (REQUIRES one).
@@ -249,12 +264,30 @@ class Tracker {
 
   uint32_t prep_len() const { return counts_of(root_).prep; }
 
+  // The character at position p of the prepare version (kNoLV at or past its end).
+  LV lv_at_prep(uint64_t p) const {
+    if (p >= prep_len()) return kNoLV;
+    const Cursor c = find_prep(static_cast<uint32_t>(p));
+    return at(c).lv + c.off;
+  }
+
+  template <typename F>
+  void for_each_rec(F f) const {
+    for (const Leaf* l = first_leaf(); l; l = next_leaf(l)) {
+      for (int i = 0; i < l->n; ++i) f(l->recs[i]);
+    }
+  }
+
+  size_t heap_bytes() const { return heap_of(root_) + dels_.capacity() * sizeof(DelTarget) + index_.heap_bytes(); }
+
   void retreat(Span s) {
     LV end = s.end;
     while (end > s.start) {
       const OpSpan& op = log_.ops()[log_.op_index(end - 1)];
       const LV a = std::max(op.lv, s.start);
-      if (op.type == kIns) {
+      if (op.type == kFmt) {
+        // moves no text
+      } else if (op.type == kIns) {
         mutate_range(a, end - a, [](Rec* r) {
           assert(r->state == 1);
           r->state = 0;
@@ -271,7 +304,9 @@ class Tracker {
     while (start < s.end) {
       const OpSpan& op = log_.ops()[log_.op_index(start)];
       const LV b = std::min(op.end(), s.end);
-      if (op.type == kIns) {
+      if (op.type == kFmt) {
+        // moves no text
+      } else if (op.type == kIns) {
         mutate_range(start, b - start, [](Rec* r) {
           assert(r->state == 0);
           r->state = 1;
@@ -288,6 +323,7 @@ class Tracker {
   Status apply(const OpSpan& op, LV start, uint32_t n, std::vector<XfOp>* out) {
     const uint32_t k0 = start - op.lv;
     const uint64_t plen = prep_len();
+    if (op.type == kFmt) return check_format(log_, op, static_cast<uint32_t>(plen));
     if (op.type == kIns) {
       const uint64_t pos = op.pos + static_cast<uint64_t>(k0);
       if (pos > plen) return out_of_range(start, pos, plen);
@@ -362,6 +398,14 @@ class Tracker {
     return Status::InvalidArgument("event at local version " + std::to_string(lv) + " has position " +
                                    std::to_string(pos) + " past the end of the document (length " +
                                    std::to_string(len) + ") at its parents' version");
+  }
+
+  static size_t heap_of(const Node* node) {
+    if (node->leaf) return sizeof(Leaf);
+    auto* in = static_cast<const Inner*>(node);
+    size_t n = sizeof(Inner);
+    for (int i = 0; i < in->n; ++i) n += heap_of(in->child[i]);
+    return n;
   }
 
   static void free_nodes(Node* node) {
@@ -845,6 +889,53 @@ MergeCache::~MergeCache() = default;
 void MergeCache::clear() { state_.reset(); }
 bool MergeCache::holds_tracker() const { return state_ && state_->active; }
 
+struct Sequence::Impl {
+  explicit Impl(const OpLog& log) : tracker(log) { tracker.reset(0); }
+  Tracker tracker;
+  Frontier prepare;  // the tracker's prepare version
+  Frontier parents;
+  std::vector<Span> only_a, only_b;
+};
+
+Sequence::Sequence(const OpLog& log) : log_(log), impl_(std::make_unique<Impl>(log)) {}
+Sequence::~Sequence() = default;
+
+Status Sequence::catch_up(std::vector<Found>* found) {
+  Impl& m = *impl_;
+  Tracker& t = m.tracker;
+  // In LV order: a topological order, and for a document edited mostly in one place at a time,
+  // mostly a chain (each piece's parent the one before), which needs no retreating.
+  while (end_ < log_.size()) {
+    const LV lv = end_;
+    const size_t oi = log_.op_index(lv);
+    const OpSpan& op = log_.ops()[oi];
+    const GraphEntry& g = log_.graph()[log_.graph_index(lv)];
+    const LV stop = std::min(op.end(), g.end);
+    log_.parents_of(lv, &m.parents);
+    if (m.prepare != m.parents) {
+      log_.diff(m.prepare, m.parents, &m.only_a, &m.only_b);
+      for (auto it = m.only_a.rbegin(); it != m.only_a.rend(); ++it) t.retreat(*it);
+      for (const Span& s : m.only_b) t.advance(s);
+    }
+    if (op.type == kFmt) {
+      const Format& f = log_.format_of(op);
+      const uint64_t p = op.pos;
+      found->push_back({lv, p > 0 ? t.lv_at_prep(p - 1) : kNoLV, t.lv_at_prep(p),
+                        f.end > 0 ? t.lv_at_prep(f.end - 1) : kNoLV, t.lv_at_prep(f.end)});
+    }
+    TANDEM_RETURN_IF_ERROR(t.apply(op, lv, stop - lv, nullptr));
+    m.prepare.assign(1, stop - 1);
+    end_ = stop;
+  }
+  return Status::OK();
+}
+
+void Sequence::for_each(const std::function<void(LV, uint32_t, bool)>& f) const {
+  impl_->tracker.for_each_rec([&](const merge_detail::Rec& r) { f(r.lv, r.len, r.del); });
+}
+
+size_t Sequence::heap_bytes() const { return sizeof(Impl) + impl_->tracker.heap_bytes(); }
+
 Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, LV first_new, uint32_t doc_len,
                  std::vector<XfOp>* out, MergeCache* cache) {
   out->clear();
@@ -930,7 +1021,9 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
         // The text is exactly the version these events were made at: apply them as they are.
         if (u.start == op.lv) log->set_len_before(u.op_index, doc_len);
         const uint64_t pos = op.pos_at(k0);
-        if (op.type == kIns) {
+        if (op.type == kFmt) {
+          TANDEM_RETURN_IF_ERROR(check_format(*log, op, doc_len));
+        } else if (op.type == kIns) {
           if (pos > doc_len) return Status::InvalidArgument("insert position past the end of the document");
           out->push_back({true, static_cast<uint32_t>(pos), n, u.start});
           doc_len += n;

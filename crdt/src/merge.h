@@ -14,6 +14,7 @@
 // from a placeholder standing for the whole document at the point where they begin.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -51,6 +52,37 @@ class MergeCache {
  private:
   friend Status transform(OpLog*, const Frontier&, const Frontier&, LV, uint32_t, std::vector<XfOp>*, MergeCache*);
   std::unique_ptr<State> state_;
+};
+
+// Every character ever inserted, deleted ones too, in the one order every replica agrees on: a
+// tracker over the whole history (from the empty document, no placeholder), brought up to date
+// lazily. Only documents with mark or block events build one: it is what ties those events to
+// characters, and what tells on which side of a deleted character later text went.
+class Sequence {
+ public:
+  explicit Sequence(const OpLog& log);
+  ~Sequence();
+  Sequence(const Sequence&) = delete;
+  Sequence& operator=(const Sequence&) = delete;
+
+  // A format event met while catching up, with the characters at its positions in the version it
+  // was made in: at pos - 1, pos, end - 1 and end (kNoLV where there is none).
+  struct Found {
+    LV lv;
+    LV before, first, last, next;
+  };
+  // Takes the log's events from end() on, appending a Found for each format event.
+  Status catch_up(std::vector<Found>* found);
+  LV end() const { return end_; }
+  // Calls f(lv, len, deleted) for the runs of characters in document order.
+  void for_each(const std::function<void(LV, uint32_t, bool)>& f) const;
+  size_t heap_bytes() const;
+
+ private:
+  struct Impl;
+  const OpLog& log_;
+  std::unique_ptr<Impl> impl_;
+  LV end_ = 0;
 };
 
 // Transforms the events [first_new, log->size()) (just appended) into edits of a text that holds

@@ -106,6 +106,7 @@ namespace {
 // follows its last event: typing on from its end, deleting forward at its position, or
 // backspacing from its start. *to_back: `last` turns into a backspace run.
 uint32_t extend_by(const OpSpan& last, OpType type, uint32_t pos, uint32_t len, bool* to_back) {
+  if (type == kFmt || last.type == kFmt) return 0;
   if (type == kIns) return last.type == kIns && pos == last.pos + last.len ? len : 0;
   if (last.type == kDelFwd && pos == last.pos) return type == kDelFwd ? len : 1;  // a backspace continues one event
   if (last.type != kIns && (last.type == kDelBack || last.len == 1) && last.pos >= last.len &&
@@ -131,7 +132,7 @@ void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType
     const AgentSpan& as = agent_spans_.back();
     // (A one-event delete arrives as forward; one position left of a backward run continues it.)
     if (as.agent == agent && as.seq + (lv - as.lv) == seq &&
-        ((type == kIns && last.type == kIns && pos == last.pos + last.len) ||
+        type != kFmt && ((type == kIns && last.type == kIns && pos == last.pos + last.len) ||
          (type == kDelFwd && last.type == kDelFwd && pos == last.pos) ||
          (type != kIns && last.type == kDelBack && (type == kDelBack || len == 1) && pos == last.pos - last.len))) {
       last.len += len;
@@ -196,6 +197,18 @@ void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType
   end_ += len;
 }
 
+void OpLog::append_format(uint32_t agent, uint32_t seq, const Frontier& parents, uint32_t pos, Format format,
+                          uint32_t len_before) {
+  append(agent, seq, parents, kFmt, pos, 1, {}, len_before);
+  attach_format(std::move(format));
+}
+
+void OpLog::attach_format(Format format) {
+  assert(!ops_.empty() && ops_.back().type == kFmt && ops_.back().len == 1);
+  ops_.back().content = static_cast<uint32_t>(formats_.size());
+  formats_.push_back(std::move(format));
+}
+
 OpLog::SpanResult OpLog::append_span(uint32_t agent, const Frontier& parents, OpType type, uint32_t pos, uint32_t len,
                                      uint32_t len_before) {
   const LV lv = end_;
@@ -239,6 +252,14 @@ void OpLog::truncate(LV end, size_t num_agents) {
     if (!ops_.empty() && ops_.back().end() > end) ops_.back().len = end - ops_.back().lv;
     // A one-event delete is always recorded as forward (see append).
     if (!ops_.empty() && ops_.back().len == 1 && ops_.back().type == kDelBack) ops_.back().type = kDelFwd;
+    size_t formats_end = 0;
+    for (size_t i = ops_.size(); i-- > 0;) {
+      if (ops_[i].type == kFmt) {
+        formats_end = ops_[i].content + 1;
+        break;
+      }
+    }
+    formats_.resize(formats_end);
     size_t arena_end = 0;
     for (size_t i = ops_.size(); i-- > 0;) {
       if (ops_[i].type == kIns) {
@@ -398,6 +419,9 @@ Status OpLog::check() const {
     if (op.lv != at || op.len == 0) return Status::Internal("oplog: op spans do not tile");
     const GraphEntry& g = graph_[graph_index(op.lv)];
     if (op.end() > g.end) return Status::Internal("oplog: op span crosses a graph entry");
+    if (op.type == kFmt && (op.len != 1 || op.content >= formats_.size())) {
+      return Status::Internal("oplog: bad format span");
+    }
     at = op.end();
   }
   if (at != end_) return Status::Internal("oplog: ops do not cover all events");
@@ -422,7 +446,9 @@ Status OpLog::check() const {
 
 size_t OpLog::heap_bytes() const {
   size_t n = agents_.capacity() * sizeof(Agent) + agent_spans_.capacity() * sizeof(AgentSpan) +
-             graph_.capacity() * sizeof(GraphEntry) + ops_.capacity() * sizeof(OpSpan) + arena_.capacity();
+             graph_.capacity() * sizeof(GraphEntry) + ops_.capacity() * sizeof(OpSpan) + arena_.capacity() +
+             formats_.capacity() * sizeof(Format);
+  for (const auto& f : formats_) n += f.name.capacity() + f.value.capacity();
   for (const auto& a : agents_) n += a.spans.capacity() * sizeof(SeqSpan) + a.name.capacity();
   for (const auto& g : graph_) n += g.parents.capacity() * sizeof(LV);
   n += agent_index_.size() * (sizeof(std::string) + 32) + agent_index_.bucket_count() * sizeof(void*);

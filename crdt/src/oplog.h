@@ -8,7 +8,8 @@
 //  - op spans: runs of one agent's events of one kind whose positions continue each other
 //    (typing, forward delete, backspace), with the document length at the first event's parents;
 //  - the content arena: the UTF-8 text of inserts in LV order (kPlaceholderByte for a character
-//    whose text this replica never received because it was deleted before it arrived).
+//    whose text this replica never received because it was deleted before it arrived);
+//  - formats: what each mark or block event sets, in LV order (a span of its own per event).
 //
 // Invariants:
 //  1. Spans of each kind tile [0, size()) with no gaps, in increasing LV order.
@@ -25,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "crdt/op.h"
 #include "crdt/status.h"
 #include "rope.h"
 
@@ -50,22 +52,25 @@ struct Span {
   LV end;  // exclusive
 };
 
-enum OpType : uint8_t { kIns = 0, kDelFwd = 1, kDelBack = 2 };
+// kFmt: a mark or block event (one per span); it moves no text.
+enum OpType : uint8_t { kIns = 0, kDelFwd = 1, kDelBack = 2, kFmt = 3 };
 
 struct OpSpan {
   LV lv;
   uint32_t len;
   uint32_t pos;         // position of the first event
   uint32_t len_before;  // document length at the first event's parents
-  uint32_t content;     // kIns: byte offset of its text in the arena
+  uint32_t content;     // kIns: byte offset of its text in the arena; kFmt: index in formats()
   uint8_t type;
   bool one_byte = false;  // kIns: each character of its text is one byte (content() need not scan)
 
   LV end() const { return lv + len; }
   // Position of event lv + k.
-  uint32_t pos_at(uint32_t k) const { return type == kIns ? pos + k : type == kDelFwd ? pos : pos - k; }
+  uint32_t pos_at(uint32_t k) const { return type == kIns ? pos + k : type == kDelBack ? pos - k : pos; }
   // Document length after event lv + k.
-  uint32_t len_after(uint32_t k) const { return type == kIns ? len_before + k + 1 : len_before - k - 1; }
+  uint32_t len_after(uint32_t k) const {
+    return type == kIns ? len_before + k + 1 : type == kFmt ? len_before : len_before - k - 1;
+  }
 };
 
 struct AgentSpan {
@@ -106,6 +111,15 @@ class OpLog {
   // `len` characters. `len_before` may be 0 when not yet known (see set_len_before).
   void append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType type, uint32_t pos,
               uint32_t len, std::string_view content, uint32_t len_before);
+  // Appends one mark or block event: as append with type kFmt and len 1, plus what it sets.
+  void append_format(uint32_t agent, uint32_t seq, const Frontier& parents, uint32_t pos, Format format,
+                     uint32_t len_before);
+  // What the kFmt span `op` sets.
+  const Format& format_of(const OpSpan& op) const { return formats_[op.content]; }
+  size_t num_formats() const { return formats_.size(); }
+  const Format& format(size_t i) const { return formats_[i]; }
+  // Gives the kFmt span append_span just appended its format.
+  void attach_format(Format format);
   // Appends a run that begins an op span of its own, as every run of a snapshot Tandem wrote does
   // (its runs are maximal): append without the merging and without text (see replace_arena).
   // Appends nothing and says why if the run would extend the last op span, or if the agent's
@@ -162,6 +176,7 @@ class OpLog {
   std::vector<GraphEntry> graph_;
   std::vector<OpSpan> ops_;
   std::string arena_;
+  std::vector<Format> formats_;
   LV end_ = 0;
   bool track_content_ = true;
   mutable size_t op_hint_ = 0;     // the span op_index found last

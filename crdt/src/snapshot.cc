@@ -138,8 +138,12 @@ SnapshotData Doc::to_snapshot() const {
         const auto id = d.log.id_of(lv);
         const uint32_t agent = canon.intern_agent(d.log.agent_name(id.agent));
         const uint32_t k = lv - op.lv;
-        canon.append(agent, id.seq, parents, static_cast<internal::OpType>(op.type), op.pos_at(k), stop - lv, {},
-                     k == 0 ? op.len_before : op.len_after(k - 1));
+        if (op.type == internal::kFmt) {
+          canon.append_format(agent, id.seq, parents, op.pos, d.log.format_of(op), op.len_before);
+        } else {
+          canon.append(agent, id.seq, parents, static_cast<internal::OpType>(op.type), op.pos_at(k), stop - lv, {},
+                       k == 0 ? op.len_before : op.len_after(k - 1));
+        }
         lv = stop;
       }
     }
@@ -163,6 +167,7 @@ SnapshotData Doc::to_snapshot() const {
     r.type = op.type;
     r.pos = op.pos;
     r.follows_previous = op.lv != g.start;
+    if (op.type == internal::kFmt) out.formats.push_back(src->format_of(op));
     if (!r.follows_previous) {
       r.parents = g.parents;
       if (r.parents.size() > 1) r.len_before = op.len_before;
@@ -214,6 +219,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   size_t agents_seen = 0;
   std::vector<uint32_t> interned(data.agents.size(), internal::kNoLV);  // snapshot agent -> log agent
   Frontier parents;
+  size_t formats_used = 0;
   for (size_t i = 0; i < data.runs.size(); ++i) {
     const SnapshotData::Run& r = data.runs[i];
     const LV lv = log.size();
@@ -222,7 +228,15 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     if (r.agent > agents_seen) return bad("agents out of order");
     if (r.agent == agents_seen) ++agents_seen;
     if (r.len == 0) return bad("empty run");
-    if (r.type > SnapshotData::kDeleteBackward) return bad("unknown type");
+    if (r.type > SnapshotData::kFormat) return bad("unknown type");
+    const Format* fmt = nullptr;
+    if (r.type == SnapshotData::kFormat) {
+      if (r.len != 1 || formats_used >= data.formats.size()) return bad("format run without its format");
+      fmt = &data.formats[formats_used++];
+      const OpKind kind = fmt->end > 0 ? OpKind::kMark : OpKind::kBlock;
+      TANDEM_RETURN_IF_ERROR(ValidateFormat(kind, r.pos, *fmt).WithContext("snapshot run " + num(i)));
+      if (fmt->name == "comment") d.comment_ids.insert(fmt->value);
+    }
     parents.clear();
     uint32_t len_before = 0;
     if (r.follows_previous) {
@@ -240,12 +254,14 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     const uint64_t pos = r.pos, n = r.len, lb = len_before;
     const bool ok = r.type == SnapshotData::kInsert          ? pos <= lb && lb + n <= UINT32_MAX
                     : r.type == SnapshotData::kDeleteForward ? pos + n <= lb
+                    : r.type == SnapshotData::kFormat        ? std::max<uint64_t>(pos, fmt->end) <= lb
                                                               : pos < lb && pos + 1 >= n;
     if (!ok) return bad("position out of range");
     uint32_t& a = interned[r.agent];
     if (a == internal::kNoLV) a = log.intern_agent(data.agents[r.agent]);
     switch (log.append_span(a, parents, static_cast<internal::OpType>(r.type), r.pos, r.len, len_before)) {
       case OpLog::SpanResult::kOk:
+        if (fmt) log.attach_format(*fmt);
         break;
       case OpLog::SpanResult::kSeqOverflow:
         return bad("too many events for one agent");
@@ -253,6 +269,11 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
         // A run that extends the one before is not maximal: the bytes were not written by Tandem.
         return Status::Corruption("snapshot runs are not in canonical form");
     }
+  }
+
+  if (formats_used != data.formats.size()) return Status::Corruption("snapshot has formats no run uses");
+  if (d.comment_ids.size() > d.limits.max_comments) {
+    return Status::ResourceExhausted("snapshot has more than " + num(d.limits.max_comments) + " comments");
   }
 
   // The frontier: last events of graph entries that no entry names as a parent.

@@ -156,7 +156,7 @@ TEST_CASE("codec: malformed structures get clear errors", "[codec][corruption]")
       {"\xc1", Code::kCorruption, "not msgpack"},                              // reserved tag
       {B("\x93\x01\x90\x90\x00"), Code::kCorruption, "trailing"},                 // extra byte
       {"\x92\x01\x90", Code::kCorruption, "expected [format, agents, runs]"},  // 2 fields
-      {"\x93\x02\x90\x90", Code::kNotSupported, "format 2"},                   // future format
+      {"\x93\x03\x90\x90", Code::kNotSupported, "format 3"},                   // future format
       {"\x93\x01\x91\x01\x90", Code::kCorruption, "agent 0: not a string"},
       {"\x93\x01\x91\xa0\x90", Code::kInvalidArgument, "agent name is empty"},
       {B("\x93\x01\x91\xa1\x61\x91\x96\x00\x00\x00\x00\x01\xc0"), Code::kCorruption, "expected 7 fields"},
@@ -235,7 +235,7 @@ TEST_CASE("codec: snapshots that lie are refused", "[codec][corruption]") {
     CHECK(loaded.status().code() == Code::kCorruption);
     CHECK_THAT(loaded.status().message(), Catch::Contains("canonical"));
   }
-  CHECK(codec::decode_snapshot(B("\x99\x02\x90\x00\xc4\x00\xc4\x00\xc4\x00\xc4\x00\xa0\xc4\x00")).status().code() ==
+  CHECK(codec::decode_snapshot(B("\x99\x03\x90\x00\xc4\x00\xc4\x00\xc4\x00\xc4\x00\xa0\xc4\x00")).status().code() ==
         Code::kNotSupported);
   CHECK(codec::decode_snapshot(B("\x99\x01\x90\x05\xc4\x00\xc4\x00\xc4\x00\xc4\x00\xa0\xc4\x00")).status().code() ==
         Code::kCorruption);  // five runs, no bytes for them

@@ -38,8 +38,8 @@ void must_apply(Replica& r, const OpBatch& batch) {
 
 void pull(Replica& to, const Replica& from) { must_apply(to, from.doc.ops_since(to.doc.version())); }
 
-void run_scenario(uint64_t seed, int n) {
-  INFO("seed " << seed << ", " << n << " replicas (rerun: this test with the same seed)");
+void run_scenario(uint64_t seed, int n, bool rich = false) {
+  INFO("seed " << seed << ", " << n << " replicas" << (rich ? ", rich" : "") << " (rerun: this test with the same seed)");
   Rng rng(seed * 7919 + n);
   std::vector<Replica> reps;
   for (int i = 0; i < n; ++i) {
@@ -61,7 +61,13 @@ void run_scenario(uint64_t seed, int n) {
       // depend on.
       const Version before = rng.chance(0.3) ? r.last_sent : r.doc.version();
       const int edits = 1 + static_cast<int>(rng.below(3));
-      for (int e = 0; e < edits; ++e) tandem::testing::random_edit(rng, r.doc);
+      for (int e = 0; e < edits; ++e) {
+        if (rich) {
+          tandem::testing::random_rich_edit(rng, r.doc);
+        } else {
+          tandem::testing::random_edit(rng, r.doc);
+        }
+      }
       if (!r.online) continue;
       const OpBatch msg = r.doc.ops_since(before);
       r.last_sent = r.doc.version();
@@ -121,23 +127,31 @@ void run_scenario(uint64_t seed, int n) {
   }
   const std::string text = reps[0].doc.text();
   const std::string snap = codec::save(reps[0].doc);
+  const auto spans = reps[0].doc.spans();
+  const auto blocks = reps[0].doc.blocks();
   for (auto& r : reps) {
     REQUIRE(r.doc.check_invariants().ok());
     REQUIRE(r.doc.pending_events() == 0);
     REQUIRE(r.doc.version() == reps[0].doc.version());
     REQUIRE(r.doc.text() == text);
     REQUIRE(codec::save(r.doc) == snap);
+    REQUIRE(r.doc.spans() == spans);
+    REQUIRE(r.doc.blocks() == blocks);
   }
   auto loaded = codec::load(snap, "reader");
   REQUIRE(loaded.ok());
   REQUIRE(loaded->text() == text);
   REQUIRE(loaded->check_invariants().ok());
   REQUIRE(codec::save(*loaded) == snap);
+  REQUIRE(loaded->spans() == spans);
+  REQUIRE(loaded->blocks() == blocks);
   // The semantics, against the naive reference (on smaller histories: it is quadratic).
-  if (seed % 5 == 0 && reps[0].doc.num_events() <= 250) {
+  if ((rich || seed % 5 == 0) && reps[0].doc.num_events() <= 250) {
     tandem::testing::Reference ref;
     REQUIRE(ref.add(reps[0].doc.ops_since({})).ok());
     REQUIRE(ref.text() == text);
+    REQUIRE(ref.spans() == spans);
+    REQUIRE(ref.blocks() == blocks);
   }
 }
 
@@ -162,4 +176,18 @@ TEST_CASE("random concurrent editing converges: 5 replicas", "[convergence]") {
 
 TEST_CASE("random concurrent editing converges: 8 replicas", "[convergence]") {
   for (uint64_t s = 0; s < seeds_per_count(); ++s) run_scenario(s, 8);
+}
+
+// Marks and blocks (crdt/format.h): the same property, plus equal spans and blocks everywhere,
+// equal to the naive reference's.
+TEST_CASE("random concurrent rich editing converges: 2 replicas", "[convergence][rich]") {
+  for (uint64_t s = 0; s < seeds_per_count(); ++s) run_scenario(s, 2, true);
+}
+
+TEST_CASE("random concurrent rich editing converges: 3 replicas", "[convergence][rich]") {
+  for (uint64_t s = 0; s < seeds_per_count(); ++s) run_scenario(s, 3, true);
+}
+
+TEST_CASE("random concurrent rich editing converges: 5 replicas", "[convergence][rich]") {
+  for (uint64_t s = 0; s < seeds_per_count(); ++s) run_scenario(s, 5, true);
 }

@@ -46,4 +46,39 @@ inline void random_edit(Rng& rng, crdt::Doc& doc, bool ascii_only = false) {
   (void)doc.insert(pos, random_text(rng, n, ascii_only));
 }
 
+// One random local edit of a rich document: a third of the time a mark, an unmark or a block
+// change (names and comment ids from small pools, so that events meet), else a text edit that
+// sometimes types a block boundary.
+inline void random_rich_edit(Rng& rng, crdt::Doc& doc) {
+  const uint32_t len = doc.length();
+  if (!rng.chance(0.33)) {
+    if (rng.chance(0.15)) {
+      (void)doc.insert(static_cast<uint32_t>(rng.below(len + 1)), "\n");
+    } else {
+      random_edit(rng, doc);
+    }
+    return;
+  }
+  if (rng.chance(0.3)) {
+    static const char* const kTypes[][2] = {{"paragraph", ""}, {"heading", "1"}, {"heading", "3"}, {"bullet", "0"},
+                                            {"ordered", "2"},  {"quote", ""},    {"code", "c++"}};
+    const auto& t = kTypes[rng.below(std::size(kTypes))];
+    (void)doc.set_block(static_cast<uint32_t>(rng.below(len + 1)), t[0], t[1]);
+    return;
+  }
+  if (len == 0) return;
+  static const char* const kNames[] = {"bold", "italic", "link", "comment", "code"};
+  const std::string name = kNames[rng.below(std::size(kNames))];
+  const uint32_t pos = static_cast<uint32_t>(rng.below(len));
+  const uint32_t n = static_cast<uint32_t>(1 + rng.below(len - pos));
+  std::string value = "true";
+  if (name == "link") value = rng.chance(0.5) ? "https://a.example/" : "/b";
+  if (name == "comment") value = "c" + std::to_string(rng.below(3));
+  if (rng.chance(0.3)) {
+    (void)doc.unmark(pos, n, name, name == "comment" ? value : "");
+  } else {
+    (void)doc.mark(pos, n, name, value);
+  }
+}
+
 }  // namespace tandem::testing

@@ -1,5 +1,7 @@
 #include "reference.h"
 
+#include <algorithm>
+
 #include "crdt/utf8.h"
 
 namespace tandem::testing {
@@ -57,6 +59,10 @@ Status Reference::add(const crdt::OpBatch& batch) {
         case OpKind::kDeleteBackward:
           pos = run.pos - k;
           break;
+        case OpKind::kMark:
+        case OpKind::kBlock:
+          TANDEM_RETURN_IF_ERROR(add_event(run.agent, run.seq + k, parents, false, pos, ch, &run));
+          continue;
       }
       TANDEM_RETURN_IF_ERROR(add_event(run.agent, run.seq + k, parents, insert, pos, ch));
     }
@@ -65,7 +71,7 @@ Status Reference::add(const crdt::OpBatch& batch) {
 }
 
 Status Reference::add_event(const std::string& agent, uint32_t seq, const std::vector<size_t>& parents, bool insert,
-                            uint32_t pos, const std::string& ch) {
+                            uint32_t pos, const std::string& ch, const crdt::OpRun* format) {
   const size_t e = events_.size();
   std::vector<bool> anc(e + 1, false);
   for (size_t p : parents) {
@@ -82,9 +88,20 @@ Status Reference::add_event(const std::string& agent, uint32_t seq, const std::v
     for (size_t d : it.deleted_by) deleted = deleted || anc[d];
     if (!deleted) visible.push_back(i);
   }
-  events_.push_back({agent, seq});
+  uint32_t lamport = 0;
+  for (size_t p : parents) lamport = std::max(lamport, events_[p].lamport + 1);
+  events_.push_back({agent, seq, lamport});
   anc[e] = true;
   ancestors_.push_back(anc);
+  if (format) {
+    const crdt::Format& f = format->format;
+    auto ev_at = [&](uint64_t p) { return p < visible.size() ? items_[visible[p]].ev : kNone; };
+    const bool mark = format->kind == OpKind::kMark;
+    if ((mark ? f.end : pos) > visible.size()) return Status::InvalidArgument("reference: format past the end");
+    formats_.push_back({e, f, mark, pos > 0 ? ev_at(pos - 1) : kNone, ev_at(pos), f.end > 0 ? ev_at(f.end - 1) : kNone,
+                        ev_at(f.end)});
+    return Status::OK();
+  }
   if (!insert) {
     if (pos >= visible.size()) return Status::InvalidArgument("reference: delete past the end");
     items_[visible[pos]].deleted_by.push_back(e);
@@ -129,6 +146,77 @@ Status Reference::add_event(const std::string& agent, uint32_t seq, const std::v
   if (scanning) i = scan_start;
   items_.insert(items_.begin() + static_cast<long>(i), item);
   return Status::OK();
+}
+
+bool Reference::later(size_t a, size_t b) const {
+  const Event& x = events_[a];
+  const Event& y = events_[b];
+  if (x.lamport != y.lamport) return x.lamport > y.lamport;
+  if (x.agent != y.agent) return x.agent > y.agent;
+  return x.seq > y.seq;
+}
+
+std::vector<crdt::TextSpan> Reference::spans() const {
+  std::vector<crdt::TextSpan> out;
+  uint32_t pos = 0;
+  for (size_t i = 0; i < items_.size(); ++i) {
+    if (!items_[i].deleted_by.empty()) continue;
+    // Per key, the latest event whose anchors enclose item i.
+    std::vector<std::pair<std::string, const FormatEvent*>> win;
+    for (const FormatEvent& fe : formats_) {
+      if (!fe.mark) continue;
+      const bool grows = crdt::MarkGrows(fe.f.name);
+      const bool inside = i >= index_of(fe.first) &&
+                          (grows ? (fe.next == kNone || i < index_of(fe.next)) : i <= index_of(fe.last));
+      if (!inside) continue;
+      const std::string key = fe.f.name == "comment" ? fe.f.name + '\0' + fe.f.value : fe.f.name;
+      auto it = std::find_if(win.begin(), win.end(), [&](const auto& w) { return w.first == key; });
+      if (it == win.end()) {
+        win.push_back({key, &fe});
+      } else if (later(fe.ev, it->second->ev)) {
+        it->second = &fe;
+      }
+    }
+    std::vector<crdt::Mark> marks;
+    for (const auto& [key, fe] : win) {
+      if (!fe->f.remove) marks.push_back({fe->f.name, fe->f.value});
+    }
+    std::sort(marks.begin(), marks.end(),
+              [](const crdt::Mark& a, const crdt::Mark& b) { return a.name != b.name ? a.name < b.name : a.value < b.value; });
+    if (!out.empty() && out.back().marks == marks) {
+      out.back().to = pos + 1;
+    } else {
+      out.push_back({pos, pos + 1, marks});
+    }
+    ++pos;
+  }
+  return out;
+}
+
+std::vector<crdt::Block> Reference::blocks() const {
+  auto block_of = [&](size_t boundary) {  // kNone: the first block
+    crdt::Block b;
+    const FormatEvent* w = nullptr;
+    for (const FormatEvent& fe : formats_) {
+      if (!fe.mark && fe.before == boundary && (!w || later(fe.ev, w->ev))) w = &fe;
+    }
+    if (w) {
+      b.type = w->f.name;
+      b.value = w->f.value;
+    }
+    return b;
+  };
+  std::vector<crdt::Block> out{block_of(kNone)};
+  uint32_t pos = 0;
+  for (const Item& it : items_) {
+    if (!it.deleted_by.empty()) continue;
+    ++pos;
+    if (it.ch == "\n") {
+      out.push_back(block_of(it.ev));
+      out.back().at = pos;
+    }
+  }
+  return out;
 }
 
 std::string Reference::text() const {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "crdt/format.h"
 #include "crdt/op.h"
 #include "crdt/status.h"
 
@@ -21,6 +22,9 @@ class Reference {
   // Characters sent without text (kInsertDeleted) are recorded as '?'.
   crdt::Status add(const crdt::OpBatch& batch);
   std::string text() const;
+  // Marks and blocks as crdt/format.h defines them, computed per character from scratch.
+  std::vector<crdt::TextSpan> spans() const;
+  std::vector<crdt::Block> blocks() const;
   size_t events() const { return events_.size(); }
 
  private:
@@ -28,6 +32,14 @@ class Reference {
   struct Event {
     std::string agent;
     uint32_t seq;
+    uint32_t lamport;
+  };
+  // A format event with the characters (events) at pos - 1, pos, end - 1 and end of its version.
+  struct FormatEvent {
+    size_t ev;
+    crdt::Format f;
+    bool mark;
+    size_t before, first, last, next;
   };
   struct Item {
     size_t ev;
@@ -37,13 +49,15 @@ class Reference {
     std::string ch;
   };
   crdt::Status add_event(const std::string& agent, uint32_t seq, const std::vector<size_t>& parents, bool insert,
-                         uint32_t pos, const std::string& ch);
+                         uint32_t pos, const std::string& ch, const crdt::OpRun* format = nullptr);
+  bool later(size_t a, size_t b) const;
   size_t index_of(size_t ev) const;
   size_t find(const std::string& agent, uint32_t seq) const;
 
   std::vector<Event> events_;
   std::vector<std::vector<bool>> ancestors_;  // ancestors_[e][x]: x is e or an ancestor of e
   std::vector<Item> items_;
+  std::vector<FormatEvent> formats_;
 };
 
 }  // namespace tandem::testing

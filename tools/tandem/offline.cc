@@ -114,6 +114,8 @@ bool continues(const crdt::OpRun& p, const crdt::OpRun& r) {
     case crdt::OpKind::kInsertDeleted: return r.pos == p.pos + p.len;
     case crdt::OpKind::kDeleteForward: return r.pos == p.pos;
     case crdt::OpKind::kDeleteBackward: return p.pos >= p.len && r.pos == p.pos - p.len;  // (also after first_backspace)
+    case crdt::OpKind::kMark:
+    case crdt::OpKind::kBlock: return false;  // one event each
   }
   return false;
 }
@@ -321,6 +323,15 @@ int cmd_export(Args& args) {
     }
     line += "],\"time\":" + json_string(iso_time(e.first_ms)) + ",\"until\":" + json_string(iso_time(e.last_ms));
     line += ",\"pos\":" + std::to_string(r.pos);
+    if (crdt::IsFormat(r.kind)) {
+      const crdt::Format& f = r.format;
+      line += r.kind == crdt::OpKind::kMark ? ",\"mark\":" : ",\"block\":";
+      line += json_string(f.name) + ",\"value\":" + json_string(f.value);
+      if (r.kind == crdt::OpKind::kMark) line += ",\"end\":" + std::to_string(f.end) + ",\"remove\":" + (f.remove ? "true" : "false");
+      line += "}\n";
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      continue;
+    }
     const bool ins = crdt::IsInsert(r.kind);
     line += ",\"deleted\":" + std::to_string(ins ? 0 : r.len);
     if (!ins) line += std::string(",\"direction\":\"") + (r.kind == crdt::OpKind::kDeleteForward ? "forward" : "backward") + "\"";

@@ -46,12 +46,41 @@ void pack_agents(Packer& pk, const std::vector<std::string>& agents) {
   for (const auto& a : agents) mp::pack_str(pk, a);
 }
 
-Status check_format(const msgpack::object& o, uint32_t expected, const char* what) {
-  uint32_t v;
-  if (!as_u32(o, &v)) return bad_bytes(std::string(what) + ": format version missing");
-  if (v != expected) {
-    return Status::NotSupported(std::string(what) + " format " + num(v) + " (this build reads " + num(expected) + ")");
+// Formats 1 to `newest`; *v gets which.
+Status check_format(const msgpack::object& o, uint32_t newest, const char* what, uint32_t* v) {
+  if (!as_u32(o, v)) return bad_bytes(std::string(what) + ": format version missing");
+  if (*v < 1 || *v > newest) {
+    return Status::NotSupported(std::string(what) + " format " + num(*v) + " (this build reads 1 to " + num(newest) + ")");
   }
+  return Status::OK();
+}
+
+// A format event's fields, in the slot where an insert carries its text: [end, name, value, remove].
+void pack_format(Packer& pk, const Format& f) {
+  pk.pack_array(4);
+  pk.pack_uint32(f.end);
+  mp::pack_str(pk, f.name);
+  mp::pack_str(pk, f.value);
+  if (f.remove) {
+    pk.pack_true();
+  } else {
+    pk.pack_false();
+  }
+}
+
+// Sizes here are checked again by ValidateFormat; these bounds only keep hostile bytes small.
+Status read_format(const msgpack::object& o, Format* f) {
+  const msgpack::object* items;
+  uint32_t n;
+  std::string_view name, value;
+  if (!as_array(o, &items, &n) || n != 4 || !as_u32(items[0], &f->end) || !as_str(items[1], &name) ||
+      !as_str(items[2], &value) || items[3].type != msgpack::type::BOOLEAN) {
+    return bad_bytes("format event: expected [end, name, value, remove]");
+  }
+  if (name.size() > 64 || value.size() > kMaxHrefBytes) return bad_bytes("format event: name or value too long");
+  f->name.assign(name);
+  f->value.assign(value);
+  f->remove = items[3].via.boolean;
   return Status::OK();
 }
 
@@ -75,8 +104,9 @@ std::string encode_ops(const OpBatch& batch) {
   out.reserve(batch.runs.size() * 12 + 64);
   StringSink sink{&out};
   Packer pk(sink);
+  const bool rich = std::any_of(batch.runs.begin(), batch.runs.end(), [](const OpRun& r) { return IsFormat(r.kind); });
   pk.pack_array(3);
-  pk.pack_uint32(kOpsFormat);
+  pk.pack_uint32(rich ? kOpsFormatRich : kOpsFormat);
   pack_agents(pk, agents);
   pk.pack_array(static_cast<uint32_t>(batch.runs.size()));
   for (const auto& r : batch.runs) {
@@ -99,6 +129,8 @@ std::string encode_ops(const OpBatch& batch) {
     if (r.kind == OpKind::kInsert) {
       pk.pack_str(static_cast<uint32_t>(r.content.size()));
       pk.pack_str_body(r.content.data(), static_cast<uint32_t>(r.content.size()));
+    } else if (IsFormat(r.kind)) {
+      pack_format(pk, r.format);
     } else {
       pk.pack_nil();
     }
@@ -243,7 +275,9 @@ Result<OpBatch> decode_one_batch_generic(std::string_view bytes, const DecodeLim
   const msgpack::object* top;
   uint32_t ntop;
   if (!as_array(oh.get(), &top, &ntop) || ntop != 3) return bad_bytes("op batch: expected [format, agents, runs]");
-  TANDEM_RETURN_IF_ERROR(check_format(top[0], kOpsFormat, "op batch"));
+  uint32_t format;
+  TANDEM_RETURN_IF_ERROR(check_format(top[0], kOpsFormatRich, "op batch", &format));
+  const auto max_kind = static_cast<uint32_t>(format == kOpsFormat ? OpKind::kDeleteBackward : OpKind::kBlock);
   std::vector<std::string> agents;
   TANDEM_RETURN_IF_ERROR(read_agents(top[1], limits, &agents));
   const msgpack::object* runs;
@@ -261,7 +295,7 @@ Result<OpBatch> decode_one_batch_generic(std::string_view bytes, const DecodeLim
     uint32_t agent, kind;
     if (!as_u32(f[0], &agent) || agent >= agents.size()) return bad("bad agent index");
     if (!as_u32(f[1], &r.seq)) return bad("bad seq");
-    if (!as_u32(f[2], &kind) || kind > static_cast<uint32_t>(OpKind::kDeleteBackward)) return bad("unknown kind");
+    if (!as_u32(f[2], &kind) || kind > max_kind) return bad("unknown kind");
     if (!as_u32(f[3], &r.pos)) return bad("bad position");
     if (!as_u32(f[4], &r.len) || r.len == 0) return bad("bad length");
     r.agent = agents[agent];
@@ -287,6 +321,8 @@ Result<OpBatch> decode_one_batch_generic(std::string_view bytes, const DecodeLim
       std::string_view s;
       if (!as_str(f[6], &s)) return bad("insert without text");
       r.content.assign(s);
+    } else if (IsFormat(r.kind)) {
+      TANDEM_RETURN_IF_ERROR(read_format(f[6], &r.format).WithContext("op run " + num(i)));
     } else if (f[6].type != msgpack::type::NIL) {
       return bad("text on an op that carries none");
     }
@@ -403,8 +439,9 @@ std::string encode_snapshot(const SnapshotData& data) {
   out.reserve(meta.size() + positions.size() + parents.size() + text_runs.size() + data.text.size() + 64);
   StringSink sink{&out};
   Packer pk(sink);
-  pk.pack_array(9);
-  pk.pack_uint32(kSnapshotFormat);
+  const bool rich = !data.formats.empty();
+  pk.pack_array(rich ? 10 : 9);
+  pk.pack_uint32(rich ? kSnapshotFormatRich : kSnapshotFormat);
   pack_agents(pk, data.agents);
   pk.pack_uint32(static_cast<uint32_t>(data.runs.size()));
   pack_bin(pk, meta);
@@ -414,16 +451,22 @@ std::string encode_snapshot(const SnapshotData& data) {
   pk.pack_str(static_cast<uint32_t>(data.text.size()));
   pk.pack_str_body(data.text.data(), static_cast<uint32_t>(data.text.size()));
   pack_bin(pk, text_runs);
+  if (rich) {
+    pk.pack_array(static_cast<uint32_t>(data.formats.size()));
+    for (const Format& f : data.formats) pack_format(pk, f);
+  }
   return out;
 }
 
 Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits& limits) {
   msgpack::object_handle oh;
-  TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 2, limits, &oh));
+  TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 3, limits, &oh));
   const msgpack::object* top;
-  uint32_t ntop;
-  if (!as_array(oh.get(), &top, &ntop) || ntop != 9) return bad_bytes("snapshot: expected 9 fields");
-  TANDEM_RETURN_IF_ERROR(check_format(top[0], kSnapshotFormat, "snapshot"));
+  uint32_t ntop, format;
+  if (!as_array(oh.get(), &top, &ntop) || ntop < 1) return bad_bytes("snapshot: expected an array");
+  TANDEM_RETURN_IF_ERROR(check_format(top[0], kSnapshotFormatRich, "snapshot", &format));
+  if (ntop != (format == kSnapshotFormat ? 9u : 10u)) return bad_bytes("snapshot: wrong number of fields");
+  const uint32_t max_type = format == kSnapshotFormat ? SnapshotData::kDeleteBackward : SnapshotData::kFormat;
   SnapshotData data;
   TANDEM_RETURN_IF_ERROR(read_agents(top[1], limits, &data.agents));
   uint32_t nruns;
@@ -451,7 +494,7 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
     r.type = static_cast<uint8_t>((m >> 1) & 3);
     r.follows_previous = !(m & 1);
     if (len == 0 || len > UINT32_MAX) return bad("bad length");
-    if (r.type > SnapshotData::kDeleteBackward) return bad("unknown type");
+    if (r.type > max_type) return bad("unknown type");
     r.len = static_cast<uint32_t>(len);
     if (agent_left == 0) {
       if (!agent_runs.read32(&agent) || !agent_runs.read(&agent_left) || agent_left == 0) return bad("bad agent column");
@@ -493,6 +536,13 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
     }
     data.text_runs.push_back({static_cast<uint32_t>(ev), static_cast<uint32_t>(len)});
     prev_end = ev + len;
+  }
+  if (format == kSnapshotFormatRich) {
+    const msgpack::object* items;
+    uint32_t n;
+    if (!as_array(top[9], &items, &n) || n == 0) return bad_bytes("snapshot: bad formats");
+    data.formats.resize(n);
+    for (uint32_t i = 0; i < n; ++i) TANDEM_RETURN_IF_ERROR(read_format(items[i], &data.formats[i]).WithContext("snapshot"));
   }
   return data;
 }

@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "crdt/format.h"
 #include "crdt/op.h"
 #include "crdt/status.h"
 #include "crdt/version.h"
@@ -33,6 +34,7 @@ struct DocLimits {
   uint64_t max_pending_events = 1u << 20;  // events held while their dependencies are missing
   uint32_t max_pending_runs = 10000;
   uint32_t max_length = 1u << 28;          // code points of visible text
+  uint32_t max_comments = 1024;            // distinct comment ids (each is a mark of its own)
 };
 
 struct SnapshotData;
@@ -59,6 +61,21 @@ class Doc {
   // Local edits. `text` must be well-formed UTF-8.
   Status insert(uint32_t pos, std::string_view text);
   Status remove(uint32_t pos, uint32_t len);
+
+  // Rich text (format.h). Marks: the characters [pos, pos + len) get mark `name` = `value`, or
+  // lose it (for a comment, `value` names which). Blocks: the block holding pos becomes `type`.
+  // Errors: OutOfRange past the end, InvalidArgument for what format.h does not allow,
+  // ResourceExhausted past DocLimits::max_comments.
+  Status mark(uint32_t pos, uint32_t len, std::string_view name, std::string_view value);
+  Status unmark(uint32_t pos, uint32_t len, std::string_view name, std::string_view value = {});
+  Status set_block(uint32_t pos, std::string_view type, std::string_view value = {});
+  // The visible text as stretches of equal marks (covering it all, in order), and every block.
+  // A plain document reads as one unmarked stretch and all paragraphs. Costs a walk of the whole
+  // sequence (deleted characters too) once a document has format events.
+  std::vector<TextSpan> spans() const;
+  std::vector<Block> blocks() const;
+  // Mark and block events held: a document with none is plain text, on the wire and on disk.
+  uint64_t format_events() const;
 
   std::string text() const;
   std::string slice(uint32_t pos, uint32_t len) const;  // clamped to the document
@@ -132,7 +149,7 @@ class Doc {
 // Events are numbered 0..n-1 in a canonical topological order (Kahn's algorithm, smallest
 // (agent name, seq) first), and grouped in maximal runs. FORMAT.md describes its encoding.
 struct SnapshotData {
-  enum RunType : uint8_t { kInsert = 0, kDeleteForward = 1, kDeleteBackward = 2 };
+  enum RunType : uint8_t { kInsert = 0, kDeleteForward = 1, kDeleteBackward = 2, kFormat = 3 };
   struct Run {
     uint32_t agent = 0;             // index into `agents`
     uint32_t len = 0;               // events; each agent's runs take its seqs 0, 1, ... in order
@@ -152,6 +169,7 @@ struct SnapshotData {
   std::vector<Run> runs;
   std::string text;                 // the visible text
   std::vector<TextRun> text_runs;   // which insert events the text's characters are, in order
+  std::vector<Format> formats;      // what each kFormat run (one event each) sets, in run order
 
   uint64_t events() const {
     uint64_t n = 0;

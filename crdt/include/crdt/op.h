@@ -10,6 +10,11 @@
 //                   one of these characters, and sends those deletions in the same batch;
 //   kDeleteForward  every event deletes the character at pos (the Delete key, or a range);
 //   kDeleteBackward event i deletes the character at pos - i (Backspace).
+//   kMark           one event (len 1): characters [pos, format.end) get mark `format.name` (see
+//                   format.h for names, values and how concurrent marks resolve);
+//   kBlock          one event (len 1): the block that starts at pos (0, or just after a `\n`)
+//                   becomes type `format.name` with attribute `format.value`.
+// Marks and blocks change no text; they count as events like any other (ids, versions, logs).
 #pragma once
 
 #include <cstdint>
@@ -25,9 +30,21 @@ enum class OpKind : uint8_t {
   kInsertDeleted = 1,
   kDeleteForward = 2,
   kDeleteBackward = 3,
+  kMark = 4,
+  kBlock = 5,
 };
 
 inline bool IsInsert(OpKind k) { return k == OpKind::kInsert || k == OpKind::kInsertDeleted; }
+inline bool IsFormat(OpKind k) { return k == OpKind::kMark || k == OpKind::kBlock; }
+
+// What a kMark or kBlock event sets (format.h validates it).
+struct Format {
+  uint32_t end = 0;     // kMark: the first position after the marked characters; kBlock: 0
+  std::string name;     // kMark: the mark; kBlock: the block type
+  std::string value;    // the mark's value (link: href; comment: its id) or the block's attribute
+  bool remove = false;  // kMark: takes the mark off
+  bool operator==(const Format&) const = default;
+};
 
 struct OpRun {
   std::string agent;
@@ -37,6 +54,7 @@ struct OpRun {
   uint32_t pos = 0;
   uint32_t len = 0;           // number of events (characters); at least 1
   std::string content;        // kInsert: UTF-8, exactly `len` code points; otherwise empty
+  Format format;              // kMark, kBlock; otherwise empty
 
   bool operator==(const OpRun&) const = default;
 };

@@ -20,8 +20,12 @@
 
 namespace tandem::crdt::codec {
 
+// Format 2 adds mark and block events (OpKind::kMark, kBlock). Encoders write format 1 whenever
+// there is none, so plain documents keep their bytes; decoders read both.
 inline constexpr uint32_t kOpsFormat = 1;
+inline constexpr uint32_t kOpsFormatRich = 2;
 inline constexpr uint32_t kSnapshotFormat = 1;
+inline constexpr uint32_t kSnapshotFormatRich = 2;
 
 struct DecodeLimits {
   size_t max_bytes = size_t{256} << 20;  // input size
