@@ -1,0 +1,321 @@
+// Marks and blocks (crdt/format.h): the examples of the Peritext paper (Litt, Lim, Kleppmann,
+// van Hardenberg, 2022) as pairs of replicas that edit concurrently and then exchange what they
+// lack, both orders of delivery; validation; and the bytes of plain documents unchanged.
+#include <catch2/catch.hpp>
+
+#include "crdt/codec.h"
+#include "crdt/doc.h"
+
+using tandem::crdt::Block;
+using Code = tandem::crdt::Status::Code;
+using tandem::crdt::Doc;
+using tandem::crdt::OpKind;
+namespace codec = tandem::crdt::codec;
+
+namespace {
+
+// The text with each marked stretch as {names:text}; a value shows as name=value.
+std::string render(const Doc& d) {
+  std::string out;
+  for (const auto& s : d.spans()) {
+    const std::string text = d.slice(s.from, s.to - s.from);
+    if (s.marks.empty()) {
+      out += text;
+      continue;
+    }
+    out += "{";
+    for (size_t i = 0; i < s.marks.size(); ++i) {
+      if (i) out += ",";
+      out += s.marks[i].name;
+      if (s.marks[i].value != "true") {
+        out += "=";
+        out += s.marks[i].value;
+      }
+    }
+    out += ":";
+    out += text;
+    out += "}";
+  }
+  return out;
+}
+
+std::string render_blocks(const Doc& d) {
+  std::string out;
+  for (const Block& b : d.blocks()) {
+    if (!out.empty()) out += " ";
+    out += std::to_string(b.at);
+    out += ":";
+    out += b.type;
+    if (!b.value.empty()) {
+      out += "=";
+      out += b.value;
+    }
+  }
+  return out;
+}
+
+// Two replicas that share `base` (typed by a), then edit concurrently.
+struct Pair {
+  explicit Pair(const std::string& base) {
+    REQUIRE(a.insert(0, base).ok());
+    sync_b();
+  }
+  void sync_b() { REQUIRE(b.apply(a.ops_since(b.version())).ok()); }
+  void sync_a() { REQUIRE(a.apply(b.ops_since(a.version())).ok()); }
+  // Exchanges everything, and checks that both ends agree (and agree with a third replica that
+  // received b's events first).
+  std::string merge() {
+    Doc c("c");
+    REQUIRE(c.apply(b.ops_since({})).ok());
+    REQUIRE(c.apply(a.ops_since(c.version())).ok());
+    sync_a();
+    sync_b();
+    const std::string r = render(a);
+    CHECK(render(b) == r);
+    CHECK(render(c) == r);
+    CHECK(render_blocks(b) == render_blocks(a));
+    CHECK(render_blocks(c) == render_blocks(a));
+    return r;
+  }
+  Doc a{"a"};
+  Doc b{"b"};
+};
+
+}  // namespace
+
+TEST_CASE("rich: local marks read back as spans", "[rich]") {
+  Doc d("a");
+  REQUIRE(d.insert(0, "The fox jumped").ok());
+  CHECK(render(d) == "The fox jumped");
+  REQUIRE(d.mark(4, 3, "bold", "true").ok());
+  CHECK(render(d) == "The {bold:fox} jumped");
+  REQUIRE(d.mark(0, 7, "italic", "true").ok());
+  CHECK(render(d) == "{italic:The }{bold,italic:fox} jumped");
+  REQUIRE(d.unmark(5, 1, "bold").ok());
+  CHECK(render(d) == "{italic:The }{bold,italic:f}{italic:o}{bold,italic:x} jumped");
+  // Growing marks take text typed at their end; links do not; neither takes text at its start.
+  REQUIRE(d.mark(8, 6, "link", "https://example.com/").ok());
+  REQUIRE(d.insert(14, "!").ok());
+  REQUIRE(d.insert(7, "y").ok());
+  CHECK(render(d) == "{italic:The }{bold,italic:f}{italic:o}{bold,italic:xy} {link=https://example.com/:jumped}!");
+  REQUIRE(d.insert(0, ">").ok());
+  CHECK(render(d).substr(0, 2) == ">{");
+  CHECK(d.check_invariants().ok());
+}
+
+TEST_CASE("rich: comments overlap, each its own mark", "[rich]") {
+  Doc d("a");
+  REQUIRE(d.insert(0, "abcdef").ok());
+  REQUIRE(d.mark(0, 4, "comment", "c1").ok());
+  REQUIRE(d.mark(2, 4, "comment", "c2").ok());
+  CHECK(render(d) == "{comment=c1:ab}{comment=c1,comment=c2:cd}{comment=c2:ef}");
+  REQUIRE(d.unmark(0, 6, "comment", "c1").ok());
+  CHECK(render(d) == "ab{comment=c2:cdef}");
+}
+
+TEST_CASE("rich: blocks begin at 0 and after each newline", "[rich]") {
+  Doc d("a");
+  REQUIRE(d.insert(0, "Title\nbody\nitem").ok());
+  CHECK(render_blocks(d) == "0:paragraph 6:paragraph 11:paragraph");
+  REQUIRE(d.set_block(2, "heading", "1").ok());
+  REQUIRE(d.set_block(13, "bullet", "0").ok());
+  CHECK(render_blocks(d) == "0:heading=1 6:paragraph 11:bullet=0");
+  // Enter at the end of the heading: the new block is a paragraph, the heading stays.
+  REQUIRE(d.insert(5, "\n").ok());
+  CHECK(render_blocks(d) == "0:heading=1 6:paragraph 7:paragraph 12:bullet=0");
+  // Joining the list item to the block before: it takes that block's type.
+  REQUIRE(d.remove(11, 1).ok());
+  CHECK(d.text() == "Title\n\nbodyitem");
+  CHECK(render_blocks(d) == "0:heading=1 6:paragraph 7:paragraph");
+  REQUIRE(d.set_block(0, "paragraph").ok());
+  CHECK(render_blocks(d) == "0:paragraph 6:paragraph 7:paragraph");
+}
+
+TEST_CASE("rich: bad formats are refused and change nothing", "[rich]") {
+  Doc d("a");
+  REQUIRE(d.insert(0, "hello").ok());
+  const auto events = d.num_events();
+  struct Case {
+    tandem::crdt::Status st;
+    Code code;
+    const char* why;
+  };
+  const Case cases[] = {
+      {d.mark(3, 5, "bold", "true"), Code::kOutOfRange, "past the end"},
+      {d.mark(2, 0, "bold", "true"), Code::kInvalidArgument, "no characters"},
+      {d.mark(0, 2, "blink", "true"), Code::kInvalidArgument, "unknown mark 'blink'"},
+      {d.mark(0, 2, "bold", "yes"), Code::kInvalidArgument, "\"true\""},
+      {d.mark(0, 2, "link", "javascript:alert(1)"), Code::kInvalidArgument, "scheme 'javascript'"},
+      {d.mark(0, 2, "link", "JaVaScRiPt:alert(1)"), Code::kInvalidArgument, "scheme 'javascript'"},
+      {d.mark(0, 2, "link", "java\tscript:x"), Code::kInvalidArgument, "control character"},
+      {d.mark(0, 2, "link", "data:text/html,x"), Code::kInvalidArgument, "scheme 'data'"},
+      {d.mark(0, 2, "link", ""), Code::kInvalidArgument, "href"},
+      {d.mark(0, 2, "comment", "has space"), Code::kInvalidArgument, "comment id"},
+      {d.set_block(0, "heading", "7"), Code::kInvalidArgument, "1 to 6"},
+      {d.set_block(0, "heading", ""), Code::kInvalidArgument, "1 to 6"},
+      {d.set_block(0, "bullet", "8"), Code::kInvalidArgument, "0 to 7"},
+      {d.set_block(0, "quote", "x"), Code::kInvalidArgument, "no attribute"},
+      {d.set_block(0, "code", "<script>"), Code::kInvalidArgument, "language"},
+      {d.set_block(0, "table", ""), Code::kInvalidArgument, "unknown block type"},
+      {d.set_block(9, "quote", ""), Code::kOutOfRange, "past the end"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.why << ": " << c.st.ToString());
+    CHECK(c.st.code() == c.code);
+    CHECK_THAT(c.st.message(), Catch::Contains(c.why));
+  }
+  CHECK(d.num_events() == events);
+  CHECK(d.format_events() == 0);
+  // Relative links and the usual schemes are fine.
+  CHECK(d.mark(0, 1, "link", "/docs/a?b#c").ok());
+  CHECK(d.mark(0, 1, "link", "mailto:a@example.com").ok());
+  CHECK(d.mark(0, 1, "link", "https://example.com/x:y").ok());
+}
+
+TEST_CASE("rich: too many comments are refused, locally and from a peer", "[rich]") {
+  Doc d("a");
+  d.set_limits({.max_comments = 3});
+  REQUIRE(d.insert(0, "abcdef").ok());
+  for (const char* id : {"c0", "c1", "c2"}) REQUIRE(d.mark(id[1] - '0', 1, "comment", id).ok());
+  REQUIRE(d.mark(4, 1, "comment", "c1").ok());  // an id already used costs nothing
+  auto st = d.mark(5, 1, "comment", "c9");
+  CHECK(st.code() == Code::kResourceExhausted);
+  CHECK_THAT(st.message(), Catch::Contains("more than 3 comments"));
+
+  Doc peer("p");
+  REQUIRE(peer.insert(0, "xyz").ok());
+  for (const char* id : {"k0", "k1", "k2", "k3", "k4"}) REQUIRE(peer.mark(0, 3, "comment", id).ok());
+  Doc small("s");
+  small.set_limits({.max_comments = 4});
+  const auto before = small.num_events();
+  auto r = small.apply(peer.ops_since({}));
+  CHECK(r.status().code() == Code::kResourceExhausted);
+  CHECK(small.num_events() == before);
+  CHECK(small.text().empty());
+}
+
+TEST_CASE("rich: a plain document keeps format 1 bytes; marks bring format 2 and load back", "[rich]") {
+  Doc d("a");
+  REQUIRE(d.insert(0, "plain text\nsecond line").ok());
+  const std::string batch = codec::encode_ops(d.ops_since({}));
+  const std::string snap = codec::save(d);
+  CHECK(static_cast<uint8_t>(batch[1]) == 1);
+  CHECK(static_cast<uint8_t>(snap[1]) == 1);
+  CHECK(static_cast<uint8_t>(snap[0]) == 0x99);  // nine fields, as before
+
+  REQUIRE(d.mark(0, 5, "bold", "true").ok());
+  REQUIRE(d.set_block(12, "heading", "2").ok());
+  const std::string rich_batch = codec::encode_ops(d.ops_since({}));
+  const std::string rich_snap = codec::save(d);
+  CHECK(static_cast<uint8_t>(rich_batch[1]) == 2);
+  CHECK(static_cast<uint8_t>(rich_snap[1]) == 2);
+  auto decoded = codec::decode_ops(rich_batch);
+  REQUIRE(decoded.ok());
+  CHECK(*decoded == d.ops_since({}));
+  CHECK(*codec::decode_ops_generic(rich_batch) == *decoded);
+  Doc e("e");
+  REQUIRE(e.apply(*decoded).ok());
+  CHECK(render(e) == render(d));
+  auto loaded = codec::load(rich_snap, "r");
+  REQUIRE(loaded.ok());
+  CHECK(render(*loaded) == "{bold:plain} text\nsecond line");
+  CHECK(render_blocks(*loaded) == "0:paragraph 11:heading=2");
+  CHECK(codec::save(*loaded) == rich_snap);
+  // Only the new format carries kinds 4 and 5.
+  std::string forged = rich_batch;
+  forged[1] = 1;
+  CHECK(codec::decode_ops(forged).status().code() == Code::kCorruption);
+}
+
+// ---- the Peritext paper's examples, each delivered both ways --------------------------------
+
+TEST_CASE("peritext: concurrent bold of overlapping ranges", "[rich][peritext]") {
+  Pair p("The quick fox jumped");
+  REQUIRE(p.a.mark(4, 9, "bold", "true").ok());  // "quick fox"
+  REQUIRE(p.b.mark(10, 10, "bold", "true").ok());  // "fox jumped"
+  CHECK(p.merge() == "The {bold:quick fox jumped}");
+}
+
+TEST_CASE("peritext: bold and concurrent insertions inside and at each edge", "[rich][peritext]") {
+  Pair p("The fox jumped");
+  REQUIRE(p.a.mark(4, 3, "bold", "true").ok());  // "fox"
+  REQUIRE(p.b.insert(7, "]").ok());               // at the end: bold grows
+  REQUIRE(p.b.insert(5, "-").ok());               // inside
+  REQUIRE(p.b.insert(4, "[").ok());               // at the start: not bold
+  CHECK(p.merge() == "The [{bold:f-ox]} jumped");
+}
+
+TEST_CASE("peritext: a link and a concurrent insertion at its end", "[rich][peritext]") {
+  Pair p("see docs now");
+  REQUIRE(p.a.mark(4, 4, "link", "https://d.example/").ok());
+  REQUIRE(p.b.insert(8, "!").ok());
+  REQUIRE(p.b.insert(4, "the ").ok());
+  CHECK(p.merge() == "see the {link=https://d.example/:docs}! now");
+}
+
+TEST_CASE("peritext: bold and a concurrent unbold overlapping", "[rich][peritext]") {
+  Pair p("The fox jumped");
+  REQUIRE(p.a.mark(0, 7, "bold", "true").ok());
+  p.sync_b();
+  // Concurrently: a bolds "jumped"; b unbolds "fox jumped" (having seen the first bold only).
+  REQUIRE(p.a.mark(8, 6, "bold", "true").ok());
+  REQUIRE(p.b.unmark(4, 10, "bold").ok());
+  const std::string r = p.merge();
+  // "The " keeps the first bold; "fox " only has b's removal (later than the first bold); on
+  // "jumped" the two concurrent events meet and the order of (Lamport, agent) decides: b.
+  CHECK(r == "{bold:The }fox jumped");
+  // Had the agents' names been the other way round, the bold would win there: the rule is an
+  // order of the events, the same on every replica, not the order they arrived in.
+}
+
+TEST_CASE("peritext: a comment over text deleted concurrently", "[rich][peritext]") {
+  Pair p("one two three four");
+  REQUIRE(p.a.mark(4, 9, "comment", "c1").ok());  // "two three"
+  REQUIRE(p.b.remove(2, 6).ok());                  // "e two "
+  CHECK(p.b.text() == "onthree four");
+  CHECK(p.merge() == "on{comment=c1:three} four");
+  // Deleting all of it leaves the comment on nothing, and no empty stretch.
+  REQUIRE(p.a.remove(2, 5).ok());
+  p.sync_b();
+  CHECK(render(p.b) == "on four");
+}
+
+TEST_CASE("peritext: splitting a paragraph inside a bold span while the other bolds across", "[rich][peritext]") {
+  Pair p("alpha beta gamma");
+  REQUIRE(p.a.mark(0, 16, "bold", "true").ok());
+  REQUIRE(p.b.insert(8, "\n").ok());  // "alpha be|ta gamma"
+  REQUIRE(p.b.set_block(9, "heading", "2").ok());
+  CHECK(p.merge() == "{bold:alpha be\nta gamma}");
+  CHECK(render_blocks(p.a) == "0:paragraph 9:heading=2");
+}
+
+TEST_CASE("peritext: two replicas turn one paragraph into a heading and a list item", "[rich][peritext]") {
+  Pair p("intro\nthe paragraph\nend");
+  REQUIRE(p.a.set_block(8, "heading", "1").ok());
+  REQUIRE(p.b.set_block(8, "bullet", "0").ok());
+  p.merge();
+  // One of the two, the same everywhere: equal Lamport numbers, so the agent's name decides.
+  CHECK(render_blocks(p.a) == "0:paragraph 6:bullet=0 20:paragraph");
+}
+
+TEST_CASE("peritext: joining two blocks while the other types in the second", "[rich][peritext]") {
+  Pair p("first\nsecond");
+  REQUIRE(p.a.set_block(0, "heading", "1").ok());
+  REQUIRE(p.a.set_block(7, "quote").ok());
+  p.sync_b();
+  REQUIRE(p.a.remove(5, 1).ok());       // join: "firstsecond"
+  REQUIRE(p.b.insert(9, "-x-").ok());   // "first\nsec-x-ond"
+  p.merge();
+  CHECK(p.a.text() == "firstsec-x-ond");
+  CHECK(render_blocks(p.a) == "0:heading=1");
+}
+
+TEST_CASE("rich: concurrent split and join neither duplicate nor lose text", "[rich][peritext]") {
+  Pair p("ab\ncd\nef");
+  REQUIRE(p.a.remove(2, 1).ok());      // join the first two blocks
+  REQUIRE(p.b.insert(4, "\n").ok());   // split the second: "ab\nc\nd\nef"
+  REQUIRE(p.b.set_block(5, "quote").ok());
+  p.merge();
+  CHECK(p.a.text() == "abc\nd\nef");
+  CHECK(render_blocks(p.a) == "0:paragraph 4:quote 6:paragraph");
+}
