@@ -1,7 +1,7 @@
 // The input scripts a scenario of 2 to 5 replicas: who types or deletes what where, which
 // replica's new operations are sent, and which messages are delivered, duplicated, delivered
 // out of order or dropped (dropped ones are sent again at the end). Afterwards every replica
-// must hold the same text and the same version; a divergence aborts.
+// must hold the same text, version, marks and blocks; a divergence aborts.
 #include <cstdint>
 #include <cstdlib>
 #include <deque>
@@ -44,7 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint8_t op = in.next();
     const int who = in.next() % replicas;
     Doc& d = docs[who];
-    switch (op % 5) {
+    switch (op % 7) {
       case 0:
       case 1: {  // type
         const uint32_t pos = d.length() == 0 ? 0 : in.next() % (d.length() + 1);
@@ -56,6 +56,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const uint32_t pos = in.next() % d.length();
         const uint32_t len = 1 + in.next() % std::min<uint32_t>(4, d.length() - pos);
         require(d.remove(pos, len).ok());
+        break;
+      }
+      case 5: {  // mark or unmark
+        if (d.length() == 0) break;
+        static const char* kMarks[][2] = {{"bold", "true"}, {"italic", "true"}, {"link", "/a"}, {"link", "https://b/"},
+                                          {"comment", "c1"}, {"comment", "c2"}};
+        const auto& m = kMarks[in.next() % 6];
+        const uint32_t pos = in.next() % d.length();
+        const uint32_t len = 1 + in.next() % (d.length() - pos);
+        const bool off = in.next() % 3 == 0;
+        const std::string_view name = m[0];
+        require((off ? d.unmark(pos, len, name, name == "comment" ? m[1] : "") : d.mark(pos, len, name, m[1])).ok());
+        break;
+      }
+      case 6: {  // a block's type
+        static const char* kBlocks[][2] = {{"paragraph", ""}, {"heading", "2"}, {"bullet", "1"}, {"quote", ""}};
+        const auto& b = kBlocks[in.next() % 4];
+        require(d.set_block(in.next() % (d.length() + 1), b[0], b[1]).ok());
         break;
       }
       case 3: {  // send what is new since the last send, to everyone
@@ -90,11 +108,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       require(b.ok() && docs[j].apply(*b).ok());
     }
   }
+  const auto spans = docs[0].spans();
+  const auto blocks = docs[0].blocks();
   for (int j = 1; j < replicas; ++j) {
+    require(docs[j].spans() == spans);
+    require(docs[j].blocks() == blocks);
     require(docs[j].text() == docs[0].text());
     require(docs[j].version() == docs[0].version());
     require(docs[j].pending_events() == 0);
   }
   require(docs[0].check_invariants().ok());
+  auto loaded = codec::load(codec::save(docs[0]), "z");
+  require(loaded.ok() && loaded->spans() == spans && loaded->blocks() == blocks);
   return 0;
 }

@@ -82,11 +82,11 @@ TEST_CASE("wire: the byte examples of docs/protocol.md section 12 are what the e
 }
 
 TEST_CASE("wire: the sync core's halves send and take the documented bytes", "[sync][wire]") {
-  // A client: its HELLO is section 12.2's; the documented WELCOME and ACK are taken.
+  // A client: its HELLO is section 12.2's, of protocol 2; the documented WELCOME and ACK are taken.
   Doc d("alice");
   REQUIRE(d.insert(0, "hi").ok());
   tandem::sync::ClientSync client(std::move(d));
-  CHECK(show(client.open()) == show(hex("94 01 01 91 a5 61 6c 69 63 65 92 a5 61 6c 69 63 65 02")));
+  CHECK(show(client.open()) == show(hex("94 01 02 91 a5 61 6c 69 63 65 92 a5 61 6c 69 63 65 02")));
   auto w = client.receive(hex("95 0a 01 07 c2 90"));
   REQUIRE(w.ok());
   CHECK(w->kind == tandem::sync::ClientEvent::kWelcome);
@@ -106,7 +106,8 @@ TEST_CASE("wire: the sync core's halves send and take the documented bytes", "[s
   Doc server_doc("server");
   REQUIRE(server_doc.apply(*tandem::crdt::codec::decode_ops(kBatch)).ok());
   tandem::sync::DocSync doc(std::move(server_doc), {});
-  auto joined = doc.join(8, std::get<proto::Hello>(hello).agents, true, std::get<proto::Hello>(hello).doc_version);
+  auto joined = doc.join(8, std::get<proto::Hello>(hello).agents, true, std::get<proto::Hello>(hello).doc_version,
+                         std::get<proto::Hello>(hello).version);
   REQUIRE(std::holds_alternative<tandem::sync::DocSync::Joined>(joined));
   const auto& j = std::get<tandem::sync::DocSync::Joined>(joined);
   REQUIRE(j.messages.size() == 1);  // nothing to catch up on
@@ -117,4 +118,65 @@ TEST_CASE("wire: the sync core's halves send and take the documented bytes", "[s
   // bob may not send alice's operations: the documented refusal.
   REQUIRE(std::holds_alternative<tandem::sync::Refusal>(ops));
   CHECK(std::get<tandem::sync::Refusal>(ops).code == proto::kForbidden);
+}
+
+TEST_CASE("wire: protocol 2 carries formatting; a protocol-1 client is refused a document that has it", "[sync][wire][rich]") {
+  namespace sync = tandem::sync;
+  Doc server_doc("server");
+  REQUIRE(server_doc.insert(0, "plain").ok());
+  sync::DocSync doc(std::move(server_doc), {});
+  // A version-1 client (section 12.2's HELLO) joins a plain document as before.
+  sync::PeerSync old_peer("", false, {});
+  auto old_hello = old_peer.receive(hex("94 01 01 91 a3 62 6f 62 90"));
+  REQUIRE(std::holds_alternative<proto::Hello>(old_hello));
+  CHECK(old_peer.protocol() == 1);
+  const auto& oh = std::get<proto::Hello>(old_hello);
+  auto j1 = doc.join(1, oh.agents, false, oh.doc_version, oh.version);
+  REQUIRE(std::holds_alternative<sync::DocSync::Joined>(j1));
+  CHECK(static_cast<uint8_t>(std::get<sync::DocSync::Joined>(j1).messages[0][2]) == 1);  // WELCOME in its version
+  // A version-2 client makes a word bold: the broadcast names the old client, to be closed.
+  Doc alice("alice");
+  REQUIRE(alice.apply(doc.doc().ops_since({})).ok());
+  const auto have = alice.version();
+  REQUIRE(alice.mark(0, 5, "bold", "true").ok());
+  auto j2 = doc.join(2, {"alice"}, false, have, 2);
+  REQUIRE(std::holds_alternative<sync::DocSync::Joined>(j2));
+  auto applied = doc.apply(2, sync::Batch{1, alice.ops_since(have)});
+  REQUIRE(std::holds_alternative<sync::DocSync::Applied>(applied));
+  auto b = doc.take_broadcast();
+  REQUIRE(b);
+  CHECK(b->outdated == std::vector<uint64_t>{1});
+  CHECK(b->outdated_why.code == proto::kUnsupportedVersion);
+  CHECK_THAT(b->outdated_why.message, Catch::Contains("formatting"));
+  // From now on a version-1 client is refused at once; a version-2 one is welcome.
+  auto j3 = doc.join(3, {"carol"}, false, {}, 1);
+  REQUIRE(std::holds_alternative<sync::Refusal>(j3));
+  CHECK(std::get<sync::Refusal>(j3).code == proto::kUnsupportedVersion);
+  CHECK(std::holds_alternative<sync::DocSync::Joined>(doc.join(4, {"dave"}, false, {}, 2)));
+  // Versions outside 1..2 are refused by the session.
+  sync::PeerSync future("", false, {});
+  auto r = future.receive(proto::encode(proto::Hello{3, {"eve"}, {}}));
+  REQUIRE(std::holds_alternative<sync::Refusal>(r));
+  CHECK(std::get<sync::Refusal>(r).code == proto::kUnsupportedVersion);
+}
+
+TEST_CASE("wire: a client whose HELLO 2 an older server refuses speaks 1 next time, if its replica is plain", "[sync][wire][rich]") {
+  Doc d("alice");
+  REQUIRE(d.insert(0, "hi").ok());
+  tandem::sync::ClientSync client(std::move(d));
+  CHECK(static_cast<uint8_t>(client.open()[2]) == 2);
+  // What a server of before protocol 2 answered.
+  REQUIRE(client.receive(proto::encode(proto::Error{4426, "protocol version 2 is not supported; this server speaks 1"})).ok());
+  client.closed();
+  CHECK(client.should_retry());
+  CHECK(static_cast<uint8_t>(client.open()[2]) == 1);
+  // A replica with formatting cannot: the refusal stands.
+  Doc r("bob");
+  REQUIRE(r.insert(0, "hi").ok());
+  REQUIRE(r.mark(0, 2, "bold", "true").ok());
+  tandem::sync::ClientSync rich(std::move(r));
+  (void)rich.open();
+  REQUIRE(rich.receive(proto::encode(proto::Error{4426, "protocol version 2 is not supported; this server speaks 1"})).ok());
+  rich.closed();
+  CHECK_FALSE(rich.should_retry());
 }

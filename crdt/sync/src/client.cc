@@ -55,6 +55,7 @@ std::string ClientSync::open() {
   error_.reset();
   pending_.clear();
   proto::Hello h;
+  h.version = protocol_;
   for (const auto& [a, n] : agents_) h.agents.push_back(a);
   h.doc_version = doc_.version();
   return proto::encode(h);
@@ -88,7 +89,14 @@ Result<ClientEvent> ClientSync::receive(std::string_view message, int64_t now_ms
     ev.kind = ClientEvent::kLeave;
     ev.session = l->session;
   } else if (auto* e = std::get_if<proto::Error>(&*msg)) {
-    error_.emplace(e->code, e->message);
+    // A server of before protocol 2 refuses its HELLO: a plain replica can speak 1 to it (and
+    // the next connection does); a replica with formatting cannot.
+    if (e->code == proto::kUnsupportedVersion && !welcomed_ && protocol_ > proto::kOldestProtocolVersion &&
+        doc_.format_events() == 0) {
+      protocol_ = proto::kOldestProtocolVersion;
+    } else {
+      error_.emplace(e->code, e->message);
+    }
     ev.kind = ClientEvent::kError;
     ev.code = e->code;
     ev.message = e->message;

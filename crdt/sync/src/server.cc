@@ -31,11 +31,13 @@ PeerSync::Inbound PeerSync::receive(std::string_view message) {
 
 PeerSync::Inbound PeerSync::on_hello(proto::Hello h) {
   if (joined_) return Refusal{proto::kBadMessage, "HELLO twice"};
-  if (h.version != proto::kProtocolVersion) {
+  if (h.version < proto::kOldestProtocolVersion || h.version > proto::kProtocolVersion) {
     return Refusal{proto::kUnsupportedVersion, "protocol version " + std::to_string(h.version) +
                                                    " is not supported; this server speaks " +
+                                                   std::to_string(proto::kOldestProtocolVersion) + " to " +
                                                    std::to_string(proto::kProtocolVersion)};
   }
+  protocol_ = h.version;
   if (!subject_.empty()) {
     for (const auto& a : h.agents) {
       if (!AgentBelongsTo(a, subject_)) {
@@ -75,8 +77,18 @@ PeerSync::Inbound PeerSync::on_ops(proto::Ops o) {
 
 DocSync::DocSync(crdt::Doc doc, ServerLimits limits) : doc_(std::move(doc)), limits_(limits), durable_(doc_.version()) {}
 
+namespace {
+
+Refusal outdated_client() {
+  return Refusal{proto::kUnsupportedVersion,
+                 "this document has formatting, which protocol 1 cannot carry: update the client"};
+}
+
+}  // namespace
+
 std::variant<DocSync::Joined, Refusal> DocSync::join(uint64_t peer, std::vector<std::string> agents, bool read_only,
-                                                     const crdt::Version& have) {
+                                                     const crdt::Version& have, uint32_t protocol) {
+  if (protocol < 2 && doc_.format_events() > 0) return outdated_client();
   // A client may hold operations the server lost (a crash before they were durable), but never
   // more than could be held waiting for their dependencies.
   for (const auto& [agent, next] : have.entries()) {
@@ -98,8 +110,9 @@ std::variant<DocSync::Joined, Refusal> DocSync::join(uint64_t peer, std::vector<
       owners_[a] = peer;
     }
   }
-  members_[peer] = Member{std::move(agents), read_only};
+  members_[peer] = Member{std::move(agents), read_only, protocol};
   proto::Welcome w;
+  w.version = std::min(protocol, proto::kProtocolVersion);
   w.session = peer;
   w.read_only = read_only;
   w.doc_version = durable_;  // what is safe: the client resends its own operations beyond it
@@ -248,6 +261,13 @@ std::optional<DocSync::Broadcast> DocSync::take_broadcast() {
   b.events = outbox_.events();
   b.author = outbox_author_;
   b.message = proto::encode(proto::Ops{0, crdt::codec::encode_ops(outbox_)});
+  const bool rich = std::any_of(outbox_.runs.begin(), outbox_.runs.end(), [](const auto& r) { return crdt::IsFormat(r.kind); });
+  if (rich) {
+    for (const auto& [peer, m] : members_) {
+      if (m.protocol < 2) b.outdated.push_back(peer);
+    }
+    b.outdated_why = outdated_client();
+  }
   outbox_.runs.clear();
   outbox_author_ = 0;
   return b;

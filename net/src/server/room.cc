@@ -174,7 +174,7 @@ void Room::join_now(const std::shared_ptr<Session>& s, proto::Hello hello) {
   if (s->closed) return;  // gone before its turn came: nothing to load or send
   grace_.cancel();
   if (!ensure_loaded([&s](uint16_t code, std::string m) { s->close_with(code, std::move(m)); })) return;
-  auto r = sync_->join(s->id, s->agents, s->read_only, hello.doc_version);
+  auto r = sync_->join(s->id, s->agents, s->read_only, hello.doc_version, hello.version);
   if (auto* no = std::get_if<sync::Refusal>(&r)) {
     s->close_with(no->code, no->message);
     return;
@@ -277,6 +277,9 @@ void Room::flush() {
   last_flush_ = Clock::now();
   if (closed_ || !sync_) return;
   if (auto b = sync_->take_broadcast()) {
+    for (uint64_t peer : b->outdated) {
+      if (auto s = by_id_.find(peer); s != by_id_.end()) s->second->close_with(b->outdated_why.code, b->outdated_why.message);
+    }
     // One author: everyone else. Several: everyone (an author ignores its own operations).
     send_to_others(b->author, make_frame(b->message), b->events);
     srv_.metrics.broadcast_latency.observe(seconds_since(outbox_since_));

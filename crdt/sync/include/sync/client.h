@@ -117,6 +117,7 @@ class ClientSync {
   ClientLimits limits_;
   std::vector<std::pair<std::string, uint32_t>> agents_;  // agent -> own ops below this are durable
   crdt::Version base_;      // what the server holds, as far as this connection knows
+  uint32_t protocol_ = proto::kProtocolVersion;  // the HELLO's version (1 after an old server refused 2)
   crdt::Version welcomed_version_;  // what the server held durably when it welcomed us
   std::map<uint64_t, crdt::Version> pending_;  // batch id -> its reach (crdt::reach)
   uint64_t next_batch_ = 1;

@@ -1,4 +1,6 @@
-// The wire protocol between Tandem clients and the server, version 1 (docs/protocol.md).
+// The wire protocol between Tandem clients and the server, version 2 (docs/protocol.md).
+// Version 2 is version 1 with op batches of format 2 (marks and blocks) allowed; a server speaks
+// both, and refuses a version-1 client a document that has formatting (kUnsupportedVersion).
 //
 // Every WebSocket message is one binary frame holding one msgpack array whose first element is
 // the message type. Op batches travel inside OPS as bin, in the engine's own encoding
@@ -19,7 +21,8 @@
 
 namespace tandem::proto {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;
+inline constexpr uint32_t kOldestProtocolVersion = 1;
 
 enum Type : uint8_t {
   kHello = 1,           // client -> server

@@ -65,6 +65,7 @@ class PeerSync {
   Inbound receive(std::string_view message);
 
   bool joined() const { return joined_; }
+  uint32_t protocol() const { return protocol_; }  // the HELLO's version
   bool read_only() const { return read_only_; }
   const std::vector<std::string>& agents() const { return agents_; }  // bound by HELLO
 
@@ -76,6 +77,7 @@ class PeerSync {
   bool read_only_;
   ServerLimits limits_;
   bool joined_ = false;
+  uint32_t protocol_ = proto::kProtocolVersion;
   std::vector<std::string> agents_;
 };
 
@@ -95,8 +97,10 @@ class DocSync {
     uint64_t sent_events = 0;           // operations in the OPS
     std::vector<std::pair<uint64_t, std::string>> displaced;  // members whose agent it took over
   };
-  // `peer` (a new id) joins as `agents` holding `have`.
-  std::variant<Joined, Refusal> join(uint64_t peer, std::vector<std::string> agents, bool read_only, const crdt::Version& have);
+  // `peer` (a new id) joins as `agents` holding `have`, speaking protocol `protocol` (a
+  // version-1 peer is refused a document with formatting, which it could not read).
+  std::variant<Joined, Refusal> join(uint64_t peer, std::vector<std::string> agents, bool read_only, const crdt::Version& have,
+                                     uint32_t protocol = proto::kProtocolVersion);
   // Its agents, presence and awaited acknowledgements are forgotten; a LEAVE for the others if
   // it had a presence.
   std::optional<std::string> leave(uint64_t peer);
@@ -124,6 +128,10 @@ class DocSync {
     std::string message;     // OPS
     uint64_t events = 0;
     uint64_t author = 0;     // the member it must not go to (0: it goes to everyone)
+    // Members of protocol 1 that this broadcast's formatting would reach: to close with the
+    // refusal instead (they are members no more).
+    std::vector<uint64_t> outdated;
+    Refusal outdated_why;
   };
   // What was added since the last call, once.
   std::optional<Broadcast> take_broadcast();
@@ -138,6 +146,7 @@ class DocSync {
   struct Member {
     std::vector<std::string> agents;
     bool read_only = false;
+    uint32_t protocol = proto::kProtocolVersion;
   };
   struct PendingAck {
     uint64_t peer;
