@@ -88,12 +88,13 @@ Status validate_run(const OpRun& r, AgentCheck& check_agent) {
       if (!r.content.empty() || r.len != 1) {
         return Status::InvalidArgument("op run " + run_name(r) + " is a format event: one event, no text");
       }
-      TANDEM_RETURN_IF_ERROR(ValidateFormat(r.kind, r.pos, r.format).WithContext("op run " + run_name(r)));
+      if (!r.format) return Status::InvalidArgument("op run " + run_name(r) + " is a format event without its format");
+      TANDEM_RETURN_IF_ERROR(ValidateFormat(r.kind, r.pos, *r.format).WithContext("op run " + run_name(r)));
       break;
     default:
       return Status::InvalidArgument("op run " + run_name(r) + " has an unknown kind");
   }
-  if (!IsFormat(r.kind) && !(r.format == Format{})) {
+  if (!IsFormat(r.kind) && r.format) {
     return Status::InvalidArgument("op run " + run_name(r) + " carries a format but is not a format event");
   }
   if (r.parents.size() > kMaxParents) return Status::InvalidArgument("op run " + run_name(r) + " has too many parents");
@@ -339,7 +340,7 @@ Status Round::try_integrate(size_t i, bool* progress) {
   }
   const LV first = log_.size();
   if (IsFormat(r.kind)) {
-    log_.append_format(agent, next, parents_, pos, r.format, 0);
+    log_.append_format(agent, next, parents_, pos, *r.format, 0);
   } else {
     log_.append(agent, next, parents_, type_of(r.kind), pos, n, content, 0);
   }

@@ -186,7 +186,7 @@ void runs_of(const Doc::Impl& d, const std::vector<Range>& ranges, Doc::DeletedT
       run.len = end - lv;
       if (op.type == internal::kFmt) {
         run.format = log.format_of(op);
-        run.kind = run.format.end > 0 ? OpKind::kMark : OpKind::kBlock;
+        run.kind = run.format->end > 0 ? OpKind::kMark : OpKind::kBlock;
         out->runs.push_back(std::move(run));
         lv = end;
         continue;

@@ -94,7 +94,7 @@ Status Reference::add_event(const std::string& agent, uint32_t seq, const std::v
   anc[e] = true;
   ancestors_.push_back(anc);
   if (format) {
-    const crdt::Format& f = format->format;
+    const crdt::Format& f = *format->format;
     auto ev_at = [&](uint64_t p) { return p < visible.size() ? items_[visible[p]].ev : kNone; };
     const bool mark = format->kind == OpKind::kMark;
     if ((mark ? f.end : pos) > visible.size()) return Status::InvalidArgument("reference: format past the end");

@@ -324,7 +324,7 @@ int cmd_export(Args& args) {
     line += "],\"time\":" + json_string(iso_time(e.first_ms)) + ",\"until\":" + json_string(iso_time(e.last_ms));
     line += ",\"pos\":" + std::to_string(r.pos);
     if (crdt::IsFormat(r.kind)) {
-      const crdt::Format& f = r.format;
+      const crdt::Format& f = *r.format;
       line += r.kind == crdt::OpKind::kMark ? ",\"mark\":" : ",\"block\":";
       line += json_string(f.name) + ",\"value\":" + json_string(f.value);
       if (r.kind == crdt::OpKind::kMark) line += ",\"end\":" + std::to_string(f.end) + ",\"remove\":" + (f.remove ? "true" : "false");

@@ -130,7 +130,7 @@ std::string encode_ops(const OpBatch& batch) {
       pk.pack_str(static_cast<uint32_t>(r.content.size()));
       pk.pack_str_body(r.content.data(), static_cast<uint32_t>(r.content.size()));
     } else if (IsFormat(r.kind)) {
-      pack_format(pk, r.format);
+      pack_format(pk, r.format ? *r.format : Format{});
     } else {
       pk.pack_nil();
     }
@@ -322,7 +322,9 @@ Result<OpBatch> decode_one_batch_generic(std::string_view bytes, const DecodeLim
       if (!as_str(f[6], &s)) return bad("insert without text");
       r.content.assign(s);
     } else if (IsFormat(r.kind)) {
-      TANDEM_RETURN_IF_ERROR(read_format(f[6], &r.format).WithContext("op run " + num(i)));
+      Format fmt;
+      TANDEM_RETURN_IF_ERROR(read_format(f[6], &fmt).WithContext("op run " + num(i)));
+      r.format = std::move(fmt);
     } else if (f[6].type != msgpack::type::NIL) {
       return bad("text on an op that carries none");
     }

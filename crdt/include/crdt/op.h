@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,21 @@ struct Format {
   bool operator==(const Format&) const = default;
 };
 
+// An OpRun's Format, held by a shared pointer to a constant: the runs of plain text (nearly all)
+// carry one empty pointer, not two strings. Compares by value.
+class FormatField {
+ public:
+  FormatField() = default;
+  FormatField(Format f) : p_(std::make_shared<const Format>(std::move(f))) {}  // NOLINT: implicit
+  explicit operator bool() const { return p_ != nullptr; }
+  const Format& operator*() const { return *p_; }
+  const Format* operator->() const { return p_.get(); }
+  bool operator==(const FormatField& o) const { return p_ == o.p_ || (p_ && o.p_ && *p_ == *o.p_); }
+
+ private:
+  std::shared_ptr<const Format> p_;
+};
+
 struct OpRun {
   std::string agent;
   uint32_t seq = 0;
@@ -54,7 +70,7 @@ struct OpRun {
   uint32_t pos = 0;
   uint32_t len = 0;           // number of events (characters); at least 1
   std::string content;        // kInsert: UTF-8, exactly `len` code points; otherwise empty
-  Format format;              // kMark, kBlock; otherwise empty
+  FormatField format;         // kMark, kBlock: set; otherwise empty
 
   bool operator==(const OpRun&) const = default;
 };

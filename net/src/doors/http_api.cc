@@ -138,17 +138,58 @@ void list_docs(Server::Impl& srv, const Caller& caller, const std::function<void
   reply(ok({{"documents", out}}));
 }
 
+// A block's attribute as the API names it: heading {"level": n}, bullet and ordered {"depth": n},
+// code {"language": s}; the others {}.
+json block_attrs(const std::string& type, const std::string& value) {
+  if (type == "heading") return {{"level", std::stoi(value)}};
+  if (type == "bullet" || type == "ordered") return {{"depth", std::stoi(value)}};
+  if (type == "code") return {{"language", value}};
+  return json::object();
+}
+
+// Stretches that carry marks and blocks that are not paragraphs, in code points (the text's
+// other stretches are unmarked, its other blocks paragraphs).
+void add_formats(const crdt::Doc& d, json* out) {
+  json spans = json::array(), blocks = json::array();
+  if (d.format_events() > 0) {
+    for (const auto& s : d.spans()) {
+      if (s.marks.empty()) continue;
+      json marks = json::object();
+      for (const auto& m : s.marks) {
+        if (m.name == "comment") {
+          marks["comment"].push_back(m.value);
+        } else if (m.name == "link") {
+          marks["link"] = m.value;
+        } else {
+          marks[m.name] = true;
+        }
+      }
+      spans.push_back({{"from", s.from}, {"to", s.to}, {"marks", std::move(marks)}});
+    }
+    for (const auto& b : d.blocks()) {
+      if (b.type != "paragraph") blocks.push_back({{"at", b.at}, {"type", b.type}, {"attrs", block_attrs(b.type, b.value)}});
+    }
+  }
+  (*out)["spans"] = std::move(spans);
+  (*out)["blocks"] = std::move(blocks);
+}
+
 json doc_json(const std::string& id, const crdt::Doc& d) {
-  return {{"doc", id},
-          {"text", d.text()},
-          {"version", version_json(d.version())},
-          {"events", d.num_events()},
-          {"length", d.length()},
-          {"length_utf16", d.length_utf16()}};
+  json out = {{"doc", id},
+              {"text", d.text()},
+              {"version", version_json(d.version())},
+              {"events", d.num_events()},
+              {"length", d.length()},
+              {"length_utf16", d.length_utf16()}};
+  add_formats(d, &out);
+  return out;
 }
 
 // {"agent": A, "version": {...} (absent: as the document is now), "edits": [{"at": P, "insert": T} |
-// {"at": P, "delete": N}, ...]}: each edit's position is in the text the ones before it left.
+// {"at": P, "delete": N} | {"at": P, "len": N, "mark": M, "value": V} | {"at": P, "block": B,
+// "attrs": {...}}, ...]}: each edit's position is in the text the ones before it left. A mark's
+// value: true (false removes it); a link's, its href (false removes); a comment's, {"id": I}
+// ({"id": I, "remove": true} removes it). A block edit sets the type of the block holding P.
 struct EditRequest {
   std::string agent;
   std::optional<crdt::Version> version;
@@ -156,9 +197,14 @@ struct EditRequest {
     uint32_t at;
     std::string insert;
     uint32_t remove;
+    crdt::OpKind format_kind = crdt::OpKind::kInsert;  // kMark or kBlock for a format edit
+    crdt::Format format;                               // (a mark's end, name, value, remove)
   };
   std::vector<Edit> edits;
+  bool has_blocks = false;
 };
+
+bool is_format(const EditRequest::Edit& e) { return crdt::IsFormat(e.format_kind); }
 
 // The body as JSON, or why it is not (the parser's words, without its exception's name).
 Result<json> parse_body(const std::string& body) {
@@ -200,6 +246,63 @@ Status whole_number(const json& e, const char* field, const std::string& where, 
   return Status::OK();
 }
 
+// A mark or block edit's fields into ed.format (checked by the engine's rules, format.h).
+Status parse_format(const json& e, const std::string& where, EditRequest::Edit* ed) {
+  crdt::Format& f = ed->format;
+  if (e.contains("mark")) {
+    ed->format_kind = crdt::OpKind::kMark;
+    if (!e["mark"].is_string()) return Status::InvalidArgument(where + ": 'mark' must be a mark's name, not " + kind_of(e["mark"]));
+    f.name = e["mark"].get<std::string>();
+    uint32_t len = 0;
+    TANDEM_RETURN_IF_ERROR(whole_number(e, "len", where, "a count of characters", &len));
+    if (len == 0 || uint64_t{ed->at} + len > UINT32_MAX) return Status::InvalidArgument(where + ": 'len' must be 1 or more");
+    f.end = ed->at + len;
+    if (!e.contains("value")) return Status::InvalidArgument(where + ": 'value' is required");
+    const json& v = e["value"];
+    if (f.name == "comment") {
+      if (!v.is_object() || !v.contains("id") || !v["id"].is_string()) {
+        return Status::InvalidArgument(where + ": a comment's 'value' is {\"id\": \"...\"}, not " + kind_of(v));
+      }
+      f.value = v["id"].get<std::string>();
+      if (v.contains("remove")) {
+        if (!v["remove"].is_boolean()) return Status::InvalidArgument(where + ": 'remove' must be a boolean");
+        f.remove = v["remove"].get<bool>();
+      }
+    } else if (v.is_boolean() && !v.get<bool>()) {
+      f.remove = true;
+    } else if (f.name == "link") {
+      if (!v.is_string()) return Status::InvalidArgument(where + ": a link's 'value' is its href or false, not " + kind_of(v));
+      f.value = v.get<std::string>();
+    } else if (v.is_boolean()) {
+      f.value = "true";
+    } else {
+      return Status::InvalidArgument(where + ": '" + f.name.substr(0, 64) + "' takes true or false, not " + kind_of(v));
+    }
+  } else {
+    ed->format_kind = crdt::OpKind::kBlock;
+    if (!e["block"].is_string()) return Status::InvalidArgument(where + ": 'block' must be a block type, not " + kind_of(e["block"]));
+    f.name = e["block"].get<std::string>();
+    const json attrs = e.contains("attrs") ? e["attrs"] : json::object();
+    if (!attrs.is_object()) return Status::InvalidArgument(where + ": 'attrs' must be an object, not " + kind_of(attrs));
+    const char* key = f.name == "heading" ? "level" : f.name == "bullet" || f.name == "ordered" ? "depth" : f.name == "code" ? "language" : nullptr;
+    for (const auto& [k, val] : attrs.items()) {
+      if (!key || k != key) return Status::InvalidArgument(where + ": block '" + f.name.substr(0, 64) + "' has no attribute '" + k.substr(0, 64) + "'");
+      if (f.name == "code") {
+        if (!val.is_string()) return Status::InvalidArgument(where + ": 'language' must be a string, not " + kind_of(val));
+        f.value = val.get<std::string>();
+      } else {
+        if (!val.is_number_unsigned() || val.get<uint64_t>() > 9) {
+          return Status::InvalidArgument(where + ": '" + k + "' must be a small whole number, not " + kind_of(val));
+        }
+        f.value = std::to_string(val.get<uint64_t>());
+      }
+    }
+    if (key && f.name != "code" && f.value.empty()) return Status::InvalidArgument(where + ": block '" + f.name + "' needs 'attrs': {\"" + key + "\": ...}");
+  }
+  // The engine's rules (names, values, hrefs); a block's position is its block's start, found later.
+  return crdt::ValidateFormat(ed->format_kind, ed->format_kind == crdt::OpKind::kMark ? ed->at : 0, f).WithContext(where);
+}
+
 Result<EditRequest> parse_edit(const std::string& body) {
   auto parsed = parse_body(body);
   if (!parsed.ok()) return parsed.status();
@@ -224,11 +327,16 @@ Result<EditRequest> parse_edit(const std::string& body) {
     const json& e = j["edits"][i];
     const std::string where = "edit " + std::to_string(i);
     if (!e.is_object()) return Status::InvalidArgument(where + " must be an object, not " + kind_of(e));
-    EditRequest::Edit ed{0, {}, 0};
+    EditRequest::Edit ed{0, {}, 0, crdt::OpKind::kInsert, {}};
     TANDEM_RETURN_IF_ERROR(whole_number(e, "at", where, "a position in code points", &ed.at));
-    const bool ins = e.contains("insert"), del = e.contains("delete");
-    if (ins == del) return Status::InvalidArgument(where + ": give either 'insert' (text) or 'delete' (a count)");
-    if (ins) {
+    const bool ins = e.contains("insert"), del = e.contains("delete"), mark = e.contains("mark"), block = e.contains("block");
+    if (ins + del + mark + block != 1) {
+      return Status::InvalidArgument(where + ": give one of 'insert' (text), 'delete' (a count), 'mark' or 'block'");
+    }
+    if (mark || block) {
+      TANDEM_RETURN_IF_ERROR(parse_format(e, where, &ed));
+      r.has_blocks = r.has_blocks || block;
+    } else if (ins) {
       if (!e["insert"].is_string()) return Status::InvalidArgument(where + ": 'insert' must be text, not " + kind_of(e["insert"]));
       ed.insert = e["insert"].get<std::string>();
       if (ed.insert.empty()) return Status::InvalidArgument(where + ": 'insert' must not be empty");
@@ -245,7 +353,39 @@ Result<EditRequest> parse_edit(const std::string& body) {
 
 // The batch for `r` as of its version in `doc`: the first edit's parents are the tips of that
 // version, each later one follows the one before.
+// A request with block edits, as of the current version: made on a copy of the replica (a block
+// edit names a position inside the block; the event names the block's start, which depends on the
+// text the edits before it left).
+Result<crdt::OpBatch> build_on_copy(const EditRequest& r, const crdt::Doc& doc, crdt::Version* after) {
+  auto copy = crdt::Doc::from_snapshot(doc.to_snapshot(), r.agent);
+  if (!copy.ok()) return copy.status();
+  crdt::Doc& d = *copy;
+  for (size_t i = 0; i < r.edits.size(); ++i) {
+    const auto& e = r.edits[i];
+    const crdt::Format& f = e.format;
+    Status st;
+    if (e.format_kind == crdt::OpKind::kBlock) {
+      st = d.set_block(e.at, f.name, f.value);
+    } else if (e.format_kind == crdt::OpKind::kMark) {
+      st = f.remove ? d.unmark(e.at, f.end - e.at, f.name, f.value) : d.mark(e.at, f.end - e.at, f.name, f.value);
+    } else if (!e.insert.empty()) {
+      st = d.insert(e.at, e.insert);
+    } else {
+      st = d.remove(e.at, e.remove);
+    }
+    if (!st.ok()) return Status::InvalidArgument("edit " + std::to_string(i) + ": " + st.message());
+  }
+  *after = d.version();
+  return d.ops_since(doc.version());
+}
+
 Result<crdt::OpBatch> build_batch(const EditRequest& r, const crdt::Doc& doc, crdt::Version* after) {
+  if (r.has_blocks) {
+    if (r.version && !(*r.version == doc.version())) {
+      return Status::InvalidArgument("block edits are made as of the document's current version: leave out 'version'");
+    }
+    return build_on_copy(r, doc, after);
+  }
   auto parents = doc.frontier_of(r.version ? *r.version : doc.version());
   if (!parents.ok()) return parents.status();
   // As of the current version the positions are checked here, in the request's terms; as of an
@@ -256,6 +396,12 @@ Result<crdt::OpBatch> build_batch(const EditRequest& r, const crdt::Doc& doc, cr
       const auto& e = r.edits[i];
       const std::string where = "edit " + std::to_string(i);
       const std::string text = " the text (" + std::to_string(len) + " characters" + (i ? " after the edits before it)" : ")");
+      if (is_format(e)) {
+        if (e.format.end > len) {
+          return Status::InvalidArgument(where + ": marking up to " + std::to_string(e.format.end) + " goes past the end of" + text);
+        }
+        continue;
+      }
       if (!e.insert.empty() && e.at > len) {
         return Status::InvalidArgument(where + ": 'at' is " + std::to_string(e.at) + ", past the end of" + text);
       }
@@ -275,7 +421,11 @@ Result<crdt::OpBatch> build_batch(const EditRequest& r, const crdt::Doc& doc, cr
     run.seq = seq;
     run.parents = std::move(prev);
     run.pos = e.at;
-    if (!e.insert.empty()) {
+    if (is_format(e)) {
+      run.kind = e.format_kind;
+      run.len = 1;
+      run.format = e.format;
+    } else if (!e.insert.empty()) {
       run.kind = crdt::OpKind::kInsert;
       run.len = static_cast<uint32_t>(crdt::utf8::count_code_points(e.insert));
       run.content = e.insert;
