@@ -282,3 +282,87 @@ TEST_CASE("http api: deleting a document closes its editors for good and removes
   CHECK(other->state() == tandem::net::ClientState::kConnected);
   CHECK(parse(http_get(s.port, "/api/docs/kept"))["text"] == "keep me");
 }
+
+// Rich text through the HTTP API (docs/http-api.md): marks and blocks in, spans and blocks out,
+// editors of protocol 2 receive them, and a client of protocol 1 is closed with 4426 instead of
+// being sent what it cannot read, then refused at HELLO.
+TEST_CASE("http api: marks and blocks in, spans and blocks out; protocol-1 clients refused", "[net][http-api][rich]") {
+  namespace proto = tandem::proto;
+  ServerFixture s;
+  auto editor = make_client(s.url("doc"), "editor");
+  REQUIRE(editor->insert(0, "Hello world\nsecond line").ok());
+  REQUIRE(editor->wait_synced(5s));
+  auto hello_v1 = [](const std::string& agent) {
+    proto::Hello h;
+    h.version = 1;
+    h.agents = {agent};
+    return proto::encode(h);
+  };
+  RawWs old;
+  REQUIRE(old.connect(s.port, "/ws/doc") == 101);
+  old.send(hello_v1("old"));
+  {
+    auto f = old.read(5s);
+    REQUIRE_FALSE(f.closed);
+    auto m = proto::decode(f.data);
+    REQUIRE(m.ok());
+    REQUIRE(std::holds_alternative<proto::Welcome>(*m));
+    CHECK(std::get<proto::Welcome>(*m).version == 1);
+  }
+  auto post = [&](const std::string& body) { return http_request(s.port, http::verb::post, "/api/docs/doc/edits", body); };
+  auto done = post(R"({"agent":"api","edits":[
+      {"at":0,"len":5,"mark":"bold","value":true},
+      {"at":0,"len":11,"mark":"comment","value":{"id":"c1"}},
+      {"at":6,"len":5,"mark":"link","value":"https://x.example/"},
+      {"at":15,"block":"heading","attrs":{"level":2}}]})");
+  INFO(done.second);
+  REQUIRE(done.first == 200);
+  // The old client is closed rather than sent formatting.
+  auto [error, close] = old.read_until_closed(5s);
+  CHECK(error == proto::kUnsupportedVersion);
+  CHECK(close == proto::kUnsupportedVersion);
+  RawWs late;
+  REQUIRE(late.connect(s.port, "/ws/doc") == 101);
+  late.send(hello_v1("late"));
+  CHECK(late.read_until_closed(5s).first == proto::kUnsupportedVersion);
+
+  auto doc = parse(http_get(s.port, "/api/docs/doc"));
+  CHECK(doc["text"] == "Hello world\nsecond line");
+  CHECK(doc["spans"] == json::parse(R"([
+      {"from":0,"to":5,"marks":{"bold":true,"comment":["c1"]}},
+      {"from":5,"to":6,"marks":{"comment":["c1"]}},
+      {"from":6,"to":11,"marks":{"comment":["c1"],"link":"https://x.example/"}}])"));
+  CHECK(doc["blocks"] == json::parse(R"([{"at":12,"type":"heading","attrs":{"level":2}}])"));
+  // The editor (protocol 2) has them too, and its typing at the bold's end is bold.
+  REQUIRE(eventually([&] { return editor->text() == "Hello world\nsecond line"; }));
+  REQUIRE(editor->insert(5, "!").ok());
+  REQUIRE(editor->wait_synced(5s));
+  REQUIRE(eventually([&] { return parse(http_get(s.port, "/api/docs/doc"))["text"] == "Hello! world\nsecond line"; }));
+  CHECK(parse(http_get(s.port, "/api/docs/doc"))["spans"][0]["to"] == 6);
+  // Removing: false, and a comment's remove.
+  REQUIRE(post(R"({"agent":"api","edits":[{"at":0,"len":6,"mark":"bold","value":false},
+      {"at":0,"len":12,"mark":"comment","value":{"id":"c1","remove":true}}]})").first == 200);
+  CHECK(parse(http_get(s.port, "/api/docs/doc"))["spans"] ==
+        json::parse(R"([{"from":7,"to":12,"marks":{"link":"https://x.example/"}}])"));
+
+  // Hostile formats: a clear error each, nothing changed.
+  const auto events = parse(http_get(s.port, "/api/docs/doc"))["events"];
+  auto says = [&](const std::string& body, int status, const std::string& part) {
+    auto r = post(body);
+    INFO(body << " -> HTTP " << r.first << ": " << r.second);
+    CHECK(r.first == status);
+    CHECK_THAT(parse(r)["error"]["message"].get<std::string>(), Catch::Contains(part));
+  };
+  says(R"({"agent":"api","edits":[{"at":0,"len":2,"mark":"blink","value":true}]})", 400, "unknown mark 'blink'");
+  says(R"x({"agent":"api","edits":[{"at":0,"len":2,"mark":"link","value":"javascript:alert(1)"}]})x", 400, "scheme 'javascript'");
+  says(R"({"agent":"api","edits":[{"at":0,"len":2,"mark":"bold","value":"yes"}]})", 400, "takes true or false");
+  says(R"({"agent":"api","edits":[{"at":0,"len":0,"mark":"bold","value":true}]})", 400, "'len' must be 1 or more");
+  says(R"({"agent":"api","edits":[{"at":20,"len":9,"mark":"bold","value":true}]})", 422, "goes past the end");
+  says(R"({"agent":"api","edits":[{"at":0,"block":"heading","attrs":{"level":9}}]})", 400, "heading level must be 1 to 6");
+  says(R"({"agent":"api","edits":[{"at":0,"block":"heading","attrs":{"level":"2"}}]})", 400, "'level' must be a small whole number");
+  says(R"({"agent":"api","edits":[{"at":0,"block":"quote","attrs":{"level":2}}]})", 400, "has no attribute 'level'");
+  says(R"({"agent":"api","edits":[{"at":0,"block":"table"}]})", 400, "unknown block type 'table'");
+  says(R"({"agent":"api","edits":[{"at":99,"block":"quote"}]})", 422, "past the end");
+  says(R"({"agent":"api","version":{"editor":3},"edits":[{"at":0,"block":"quote"}]})", 422, "current version");
+  CHECK(parse(http_get(s.port, "/api/docs/doc"))["events"] == events);
+}
