@@ -3,6 +3,7 @@
 #include "tandem/tandem.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -123,6 +124,72 @@ std::vector<tandem_patch> c_patches(const std::vector<tandem::crdt::Patch>& patc
   return out;
 }
 
+std::string json_str(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// tandem_doc_formats_json's text.
+std::string formats_json(const std::vector<tandem::crdt::TextSpan>& spans, const std::vector<tandem::crdt::Block>& blocks) {
+  std::string out = "{\"spans\":[";
+  bool first = true;
+  for (const auto& s : spans) {
+    if (s.marks.empty()) continue;
+    if (!first) out += ",";
+    first = false;
+    out += "{\"from\":" + std::to_string(s.from) + ",\"to\":" + std::to_string(s.to) + ",\"marks\":{";
+    std::string comments;
+    bool first_mark = true;
+    for (const auto& m : s.marks) {
+      if (m.name == "comment") {
+        if (!comments.empty()) comments += ",";
+        comments += json_str(m.value);
+        continue;
+      }
+      if (!first_mark) out += ",";
+      first_mark = false;
+      out += json_str(m.name);
+      out += ":";
+      out += m.name == "link" ? json_str(m.value) : std::string("true");
+    }
+    if (!comments.empty()) {
+      if (!first_mark) out += ",";
+      out += "\"comment\":[";
+      out += comments;
+      out += "]";
+    }
+    out += "}}";
+  }
+  out += "],\"blocks\":[";
+  first = true;
+  for (const auto& b : blocks) {
+    if (b.type == "paragraph") continue;
+    if (!first) out += ",";
+    first = false;
+    out += "{\"at\":" + std::to_string(b.at) + ",\"type\":" + json_str(b.type) + ",\"value\":" + json_str(b.value) + "}";
+  }
+  return out + "]}";
+}
+
+std::string_view opt(const char* s) { return s ? std::string_view(s) : std::string_view(); }
+
+char* json_out(const std::string& t, size_t* len) {
+  if (len) *len = t.size();
+  return copy_out<char>(t, true);
+}
+
 }  // namespace
 
 extern "C" {
@@ -190,6 +257,38 @@ tandem_status tandem_doc_delete_utf16(tandem_doc* doc, uint32_t pos_utf16, uint3
     if (!to.ok()) return report(err, to.status());
     return report(err, doc->doc.remove(*from, *to - *from));
   });
+}
+
+tandem_status tandem_doc_mark(tandem_doc* doc, uint32_t pos, uint32_t len, const char* name, const char* value,
+                              tandem_error** err) {
+  return guarded(err, [&] {
+    if (!doc || !name || !value) return null_arg(err, !doc ? "doc" : !name ? "name" : "value");
+    return report(err, doc->doc.mark(pos, len, name, value));
+  });
+}
+
+tandem_status tandem_doc_unmark(tandem_doc* doc, uint32_t pos, uint32_t len, const char* name, const char* value,
+                                tandem_error** err) {
+  return guarded(err, [&] {
+    if (!doc || !name) return null_arg(err, !doc ? "doc" : "name");
+    return report(err, doc->doc.unmark(pos, len, name, opt(value)));
+  });
+}
+
+tandem_status tandem_doc_set_block(tandem_doc* doc, uint32_t pos, const char* type, const char* value, tandem_error** err) {
+  return guarded(err, [&] {
+    if (!doc || !type) return null_arg(err, !doc ? "doc" : "type");
+    return report(err, doc->doc.set_block(pos, type, opt(value)));
+  });
+}
+
+char* tandem_doc_formats_json(const tandem_doc* doc, size_t* len) {
+  if (!doc) return nullptr;
+  try {
+    return json_out(formats_json(doc->doc.spans(), doc->doc.blocks()), len);
+  } catch (...) {
+    return nullptr;
+  }
 }
 
 char* tandem_doc_text(const tandem_doc* doc, size_t* len) {
@@ -435,6 +534,39 @@ tandem_status tandem_client_delete_utf16(tandem_client* client, uint32_t pos_utf
     if (!to.ok()) return report(err, to.status());
     return report(err, client->client->remove(*from, *to - *from));
   });
+}
+
+tandem_status tandem_client_mark(tandem_client* client, uint32_t pos, uint32_t len, const char* name, const char* value,
+                                 tandem_error** err) {
+  return guarded(err, [&] {
+    if (!client || !name || !value) return null_arg(err, !client ? "client" : !name ? "name" : "value");
+    return report(err, client->client->mark(pos, len, name, value));
+  });
+}
+
+tandem_status tandem_client_unmark(tandem_client* client, uint32_t pos, uint32_t len, const char* name, const char* value,
+                                   tandem_error** err) {
+  return guarded(err, [&] {
+    if (!client || !name) return null_arg(err, !client ? "client" : "name");
+    return report(err, client->client->unmark(pos, len, name, opt(value)));
+  });
+}
+
+tandem_status tandem_client_set_block(tandem_client* client, uint32_t pos, const char* type, const char* value,
+                                      tandem_error** err) {
+  return guarded(err, [&] {
+    if (!client || !type) return null_arg(err, !client ? "client" : "type");
+    return report(err, client->client->set_block(pos, type, opt(value)));
+  });
+}
+
+char* tandem_client_formats_json(const tandem_client* client, size_t* len) {
+  if (!client) return nullptr;
+  try {
+    return json_out(formats_json(client->client->spans(), client->client->blocks()), len);
+  } catch (...) {
+    return nullptr;
+  }
 }
 
 char* tandem_client_text(const tandem_client* client, size_t* len) {

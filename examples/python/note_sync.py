@@ -3,7 +3,10 @@
 step): adds a line, waits until the server holds it durably, optionally waits until another
 writer's line shows up, and prints the note.
 
-  note_sync.py URL LINE [--wait-for TEXT] [--state FILE] [--lib PATH]
+  note_sync.py URL LINE [--wait-for TEXT] [--bold WORD] [--state FILE] [--lib PATH]
+
+With --bold WORD it also makes the note's first WORD bold (rich text: every editor of the note
+shows it, and the server's HTTP API lists it among the note's "spans").
 
 With --state FILE the client goes on from that file and saves itself there at the end: a line the
 server could not take yet (it was down) is kept and sent the next run. The library is found
@@ -15,6 +18,7 @@ p = argparse.ArgumentParser()
 p.add_argument("url")
 p.add_argument("line")
 p.add_argument("--wait-for", default=None, help="wait until the note contains this text")
+p.add_argument("--bold", default=None, help="make the first occurrence of this word bold")
 p.add_argument("--state", default=None, help="keep the client (and what the server has not taken yet) in this file")
 p.add_argument("--lib", default=os.environ.get("TANDEM_LIB", "libtandem.so.0"))
 args = p.parse_args()
@@ -69,6 +73,13 @@ lib.tandem_client_restore.argtypes = [ctypes.POINTER(Options), ctypes.c_char_p, 
 lib.tandem_client_save.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t),
                                    ctypes.POINTER(ctypes.c_void_p)]
 lib.tandem_bytes_free.argtypes = [ctypes.c_void_p]
+if args.bold and not hasattr(lib, "tandem_client_mark"):
+    sys.exit(f"{args.lib} is older than --bold (it needs the C API version 3)")
+if args.bold:
+    lib.tandem_client_mark.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_char_p,
+                                       ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.tandem_client_formats_json.restype = ctypes.c_void_p  # freed with tandem_string_free
+    lib.tandem_client_formats_json.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t)]
 lib.tandem_client_refusal.restype = ctypes.c_void_p  # freed with tandem_string_free
 lib.tandem_client_refusal.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint16)]
 
@@ -140,6 +151,17 @@ try:
         sys.exit("the server did not acknowledge the line within 10 s; " +
                  (f"it is kept in {args.state} and sent when you run this again with --state {args.state}" if kept
                   else "it is lost with this process (give --state FILE to keep it)"))
+    if args.bold:
+        at = text().find(args.bold)  # Python indexes strings by code point, as the C API counts
+        if at < 0:
+            sys.exit(f"{args.bold!r} is not in the note")
+        if lib.tandem_client_mark(client, at, len(args.bold), b"bold", b"true", ctypes.byref(err)) != 0:
+            sys.exit(f"cannot make {args.bold!r} bold: {lib.tandem_error_message(err).decode()}")
+        if not lib.tandem_client_wait_synced(client, 10000):
+            sys.exit(f"the server did not acknowledge the bold {args.bold!r} within 10 s")
+        p = lib.tandem_client_formats_json(client, None)
+        print(f"formats: {ctypes.string_at(p).decode()}", flush=True)
+        lib.tandem_string_free(p)
     if args.wait_for:
         deadline = time.time() + 20
         while args.wait_for not in text():

@@ -66,6 +66,16 @@ try:
                                  capture_output=True, text=True, timeout=60)
         assert missing.returncode != 0 and "cannot load /nonexistent/libtandem.so.0" in missing.stderr \
             and "Traceback" not in missing.stderr, f"a missing library: {missing.stderr!r}"
+    if python:
+        # Rich text from Python: the first "butter" becomes bold on the server.
+        bold = subprocess.run(["/usr/bin/python3", note_py, url, "jam", "--bold", "butter"], capture_output=True,
+                              text=True, timeout=60, env=dict(os.environ, TANDEM_LIB=lib))
+        print(bold.stdout, bold.stderr)
+        assert bold.returncode == 0 and '"marks":{"bold":true}' in bold.stdout, "the Python example's --bold"
+        doc = json.load(urllib.request.urlopen(base + "/api/docs/shopping-list", timeout=10))
+        at = doc["text"].index("butter")
+        assert doc["spans"] == [{"from": at, "to": at + 6, "marks": {"bold": True}}], f"the server's spans: {doc['spans']}"
+        want.append("jam")
     stored = json.load(urllib.request.urlopen(base + "/api/docs/shopping-list", timeout=10))["text"]
     lines = stored.splitlines()
     assert sorted(lines) == sorted(want), f"the server holds {stored!r}"

@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /* The version of this interface; libtandem.so.0 keeps it compatible while it grows. */
-#define TANDEM_API_VERSION 2
+#define TANDEM_API_VERSION 3
 TANDEM_API int tandem_api_version(void);
 
 typedef enum tandem_status {
@@ -106,6 +106,25 @@ TANDEM_API tandem_status tandem_doc_encode_since(const tandem_doc* doc, const ui
 TANDEM_API tandem_status tandem_doc_apply(tandem_doc* doc, const uint8_t* ops, size_t ops_len, tandem_patch** patches,
                                           size_t* patch_count, tandem_error** err);
 
+/* Rich text (since API version 3; crdt/include/crdt/format.h has the rules). Positions in code
+ * points. mark: characters [pos, pos + len) get mark `name` ("bold", "italic", "underline",
+ * "strike", "code" with value "true"; "link" with its href; "comment" with its id). unmark takes it
+ * off (`value`: the comment's id, else NULL). set_block: the block holding pos becomes `type`
+ * ("paragraph", "heading" with "1".."6", "bullet" and "ordered" with a depth "0".."7", "quote",
+ * "code" with a language; `value` NULL for none). TANDEM_INVALID_ARGUMENT for a name or value the
+ * rules refuse, TANDEM_OUT_OF_RANGE past the end. */
+TANDEM_API tandem_status tandem_doc_mark(tandem_doc* doc, uint32_t pos, uint32_t len, const char* name, const char* value,
+                                         tandem_error** err);
+TANDEM_API tandem_status tandem_doc_unmark(tandem_doc* doc, uint32_t pos, uint32_t len, const char* name,
+                                           const char* value, tandem_error** err);
+TANDEM_API tandem_status tandem_doc_set_block(tandem_doc* doc, uint32_t pos, const char* type, const char* value,
+                                              tandem_error** err);
+/* The formatting as JSON, NUL-terminated, free with tandem_string_free:
+ * {"spans": [{"from": F, "to": T, "marks": {"bold": true, "link": "...", "comment": ["id", ...]}}, ...],
+ *  "blocks": [{"at": P, "type": "heading", "value": "2"}, ...]}: the stretches that carry marks and
+ * the blocks that are not paragraphs, in code points. */
+TANDEM_API char* tandem_doc_formats_json(const tandem_doc* doc, size_t* len);
+
 /* A snapshot of the whole replica, and a replica from one (checked: a corrupt snapshot fails). */
 TANDEM_API tandem_status tandem_doc_save(const tandem_doc* doc, uint8_t** out, size_t* out_len, tandem_error** err);
 TANDEM_API tandem_doc* tandem_doc_load(const uint8_t* snapshot, size_t len, const char* agent, tandem_error** err);
@@ -158,6 +177,14 @@ TANDEM_API tandem_status tandem_client_insert_utf16(tandem_client* client, uint3
 TANDEM_API tandem_status tandem_client_delete_utf16(tandem_client* client, uint32_t pos_utf16, uint32_t len_utf16,
                                                     tandem_error** err);
 TANDEM_API char* tandem_client_text(const tandem_client* client, size_t* len); /* free with tandem_string_free */
+/* As the tandem_doc_ calls of the same names, on the client's replica (since API version 3). */
+TANDEM_API tandem_status tandem_client_mark(tandem_client* client, uint32_t pos, uint32_t len, const char* name,
+                                            const char* value, tandem_error** err);
+TANDEM_API tandem_status tandem_client_unmark(tandem_client* client, uint32_t pos, uint32_t len, const char* name,
+                                              const char* value, tandem_error** err);
+TANDEM_API tandem_status tandem_client_set_block(tandem_client* client, uint32_t pos, const char* type, const char* value,
+                                                 tandem_error** err);
+TANDEM_API char* tandem_client_formats_json(const tandem_client* client, size_t* len);
 TANDEM_API tandem_client_state tandem_client_get_state(const tandem_client* client);
 /* Own edits not yet acknowledged durable by the server. */
 TANDEM_API uint64_t tandem_client_unsent(const tandem_client* client);

@@ -77,6 +77,12 @@ class Client {
 
   crdt::Status insert(uint32_t pos, std::string_view text);
   crdt::Status remove(uint32_t pos, uint32_t len);
+  // Rich text, as crdt::Doc's calls of the same names (crdt/format.h).
+  crdt::Status mark(uint32_t pos, uint32_t len, std::string_view name, std::string_view value);
+  crdt::Status unmark(uint32_t pos, uint32_t len, std::string_view name, std::string_view value = {});
+  crdt::Status set_block(uint32_t pos, std::string_view type, std::string_view value = {});
+  std::vector<crdt::TextSpan> spans() const;
+  std::vector<crdt::Block> blocks() const;
   void set_presence(proto::Presence p);
 
   std::string text() const;

@@ -539,6 +539,43 @@ Status Client::remove(uint32_t pos, uint32_t len) {
   return Status::OK();
 }
 
+Status Client::mark(uint32_t pos, uint32_t len, std::string_view name, std::string_view value) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    TANDEM_RETURN_IF_ERROR(impl_->sync.doc().mark(pos, len, name, value));
+  }
+  impl_->post_flush();
+  return Status::OK();
+}
+
+Status Client::unmark(uint32_t pos, uint32_t len, std::string_view name, std::string_view value) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    TANDEM_RETURN_IF_ERROR(impl_->sync.doc().unmark(pos, len, name, value));
+  }
+  impl_->post_flush();
+  return Status::OK();
+}
+
+Status Client::set_block(uint32_t pos, std::string_view type, std::string_view value) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    TANDEM_RETURN_IF_ERROR(impl_->sync.doc().set_block(pos, type, value));
+  }
+  impl_->post_flush();
+  return Status::OK();
+}
+
+std::vector<crdt::TextSpan> Client::spans() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->sync.doc().spans();
+}
+
+std::vector<crdt::Block> Client::blocks() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->sync.doc().blocks();
+}
+
 void Client::set_presence(proto::Presence p) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
