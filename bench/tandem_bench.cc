@@ -89,6 +89,8 @@ struct Row {
   uint64_t final_len = 0;
   double local_ms = 0, merge_ms = 0, encode_ms = 0, load_ms = 0;
   double ingest_ms = -1;  // concurrent traces only
+  double spans_ms = -1;   // rich traces only: the first read of marks and blocks after a load
+  uint64_t formats = 0;
   size_t snapshot_bytes = 0;
   int64_t memory_bytes = 0;
 };
@@ -103,7 +105,8 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
   Row row;
   row.trace = t.name;
   row.ops = t.num_patches;
-  std::vector<double> local, merge, encode, load, ingest;
+  std::vector<double> local, merge, encode, load, ingest, spans;
+  row.formats = t.num_formats;
 
   // Heap held by the replica after (a): allocations made by the replay that are still live.
   std::optional<Doc> full;
@@ -156,6 +159,13 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
     const std::string text = loaded->text();
     load.push_back(ms_since(t0));
     if (text != t.end_content) die(t.name + ": loaded snapshot does not hold endContent");
+    if (t.num_formats > 0) {
+      t0 = Clock::now();
+      const auto s = loaded->spans();
+      const auto b = loaded->blocks();
+      spans.push_back(ms_since(t0));
+      if (s.empty() || b.empty()) die(t.name + ": no spans read");
+    }
 
     if (t.concurrent) {
       t0 = Clock::now();
@@ -166,6 +176,7 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
     }
   }
   if (t.concurrent) row.ingest_ms = median(ingest);
+  if (!spans.empty()) row.spans_ms = median(spans);
   row.local_ms = with_local ? median(local) : -1;
   row.merge_ms = median(merge);
   row.encode_ms = median(encode);
@@ -191,7 +202,7 @@ std::string fmt2(double v) { return fmt_ms(v, 2); }
 std::string fmt3(double v) { return fmt_ms(v, 3); }
 
 int cmd_trace(int argc, char** argv) {
-  bool json = false, emit = false, with_local = true;
+  bool json = false, emit = false, with_local = true, strip = false;
   int runs = 5;
   std::vector<std::string> files;
   for (int i = 0; i < argc; ++i) {
@@ -200,14 +211,18 @@ int cmd_trace(int argc, char** argv) {
       json = true;
     } else if (a == "--no-local") {
       with_local = false;
+    } else if (a == "--strip-formats") {
+      strip = true;
     } else if (a == "--emit-text") {
       emit = true;
     } else if (a == "--runs" && i + 1 < argc) {
       runs = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--help" || a == "-h") {
       std::printf(
-          "usage: tandem-bench trace [--json | --emit-text] [--runs N] [--no-local] FILE...\n"
-          "  Benchmarks the engine on editing traces (josephg/editing-traces format, .json or .json.gz).\n"
+          "usage: tandem-bench trace [--json | --emit-text] [--runs N] [--no-local] [--strip-formats] FILE...\n"
+          "  Benchmarks the engine on editing traces (josephg/editing-traces format, .json or .json.gz;\n"
+          "  rich traces' marks and blocks too, bench/traces/README.md).\n"
+          "  --strip-formats  replay a rich trace without its formatting (its plain twin)\n"
           "  --json       one JSON object per trace per line\n"
           "  --emit-text  print only the final text of the (single) trace\n"
           "  --runs N     runs per measurement; the median is reported (default 5)\n"
@@ -230,12 +245,13 @@ int cmd_trace(int argc, char** argv) {
     return 0;
   }
   if (!json) {
-    std::printf("%-22s %8s %9s %9s %9s %9s %9s %9s %10s %10s\n", "trace", "ops", "final_len", "local_ms", "merge_ms",
-                "ingest_ms", "encode_ms", "load_ms", "snap_bytes", "mem_bytes");
+    std::printf("%-22s %8s %9s %9s %9s %9s %9s %9s %10s %10s %9s\n", "trace", "ops", "final_len", "local_ms", "merge_ms",
+                "ingest_ms", "encode_ms", "load_ms", "snap_bytes", "mem_bytes", "spans_ms");
   }
   for (const auto& f : files) {
     auto t = trace::load(f);
     if (!t.ok()) die(t.status().ToString());
+    if (strip) trace::strip_formats(&*t);
     const Row r = bench_trace(*t, runs, with_local);
     // Columns a run did not measure are "-" in the table and left out of the JSON.
     const bool has_local = r.local_ms >= 0, has_ingest = r.ingest_ms >= 0;
@@ -249,13 +265,16 @@ int cmd_trace(int argc, char** argv) {
       line.append(",\"load_ms\":").append(fmt3(r.load_ms));
       line.append(",\"snapshot_bytes\":").append(std::to_string(r.snapshot_bytes));
       if (has_local) line.append(",\"memory_bytes\":").append(std::to_string(r.memory_bytes));
+      if (r.spans_ms >= 0) line.append(",\"spans_ms\":").append(fmt3(r.spans_ms));
+      if (r.formats) line.append(",\"formats\":").append(std::to_string(r.formats));
       line.append(",\"runs\":").append(std::to_string(runs)).append("}\n");
       std::fputs(line.c_str(), stdout);
     } else {
-      std::printf("%-22s %8llu %9llu %9s %9.2f %9s %9.2f %9.2f %10zu %10s\n", r.trace.c_str(),
+      std::printf("%-22s %8llu %9llu %9s %9.2f %9s %9.2f %9.2f %10zu %10s %9s\n", r.trace.c_str(),
                   static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.final_len),
                   has_local ? fmt2(r.local_ms).c_str() : "-", r.merge_ms, has_ingest ? fmt2(r.ingest_ms).c_str() : "-",
-                  r.encode_ms, r.load_ms, r.snapshot_bytes, has_local ? std::to_string(r.memory_bytes).c_str() : "-");
+                  r.encode_ms, r.load_ms, r.snapshot_bytes, has_local ? std::to_string(r.memory_bytes).c_str() : "-",
+                  r.spans_ms >= 0 ? fmt2(r.spans_ms).c_str() : "-");
     }
     std::fflush(stdout);
   }

@@ -136,8 +136,12 @@ std::vector<TextSpan> Doc::spans() const {
   std::sort(r.toggles.begin(), r.toggles.end(), [](const auto& a, const auto& b) {
     return std::get<0>(a) != std::get<0>(b) ? std::get<0>(a) < std::get<0>(b) : std::get<2>(a) > std::get<2>(b);
   });
-  // Per key, the mark events whose anchors enclose the sweep's position.
+  // Per key, the mark events whose anchors enclose the sweep's position, and the winners' marks
+  // (keys sort as marks do: by name, then a comment's id). Only the keys toggled at a position
+  // are decided again there.
   std::map<std::string, std::vector<uint32_t>> active;
+  std::map<std::string, Mark> winners;
+  std::vector<std::string_view> touched;
   std::vector<Mark> current;
   uint32_t from = 0;
   auto emit = [&](uint32_t to) {
@@ -153,26 +157,43 @@ std::vector<TextSpan> Doc::spans() const {
   while (i < r.toggles.size()) {
     const uint32_t at = std::get<0>(r.toggles[i]);
     emit(std::min(at, len));
+    touched.clear();
     for (; i < r.toggles.size() && std::get<0>(r.toggles[i]) == at; ++i) {
       const auto [pos, ev, start] = r.toggles[i];
-      auto& list = active[r.events[ev].key];
+      const std::string& key = r.events[ev].key;
+      touched.push_back(key);
+      auto& list = active[key];
       if (start) {
         list.push_back(ev);
       } else {
         list.erase(std::find(list.begin(), list.end(), ev));
-        if (list.empty()) active.erase(r.events[ev].key);
+        if (list.empty()) active.erase(key);
       }
     }
-    current.clear();
-    for (const auto& [key, list] : active) {
-      const Event* win = &r.events[list[0]];
-      for (uint32_t ev : list) {
-        if (later(r.events[ev], *win)) win = &r.events[ev];
+    bool changed = false;
+    for (std::string_view key : touched) {
+      auto a = active.find(std::string(key));
+      const Event* win = nullptr;
+      if (a != active.end()) {
+        for (uint32_t ev : a->second) {
+          if (!win || later(r.events[ev], *win)) win = &r.events[ev];
+        }
       }
-      if (!win->f->remove) current.push_back({win->f->name, win->f->value});
+      auto w = winners.find(std::string(key));
+      if (!win || win->f->remove) {
+        if (w != winners.end()) {
+          winners.erase(w);
+          changed = true;
+        }
+      } else if (w == winners.end() || w->second.value != win->f->value) {
+        winners[std::string(key)] = Mark{win->f->name, win->f->value};
+        changed = true;
+      }
     }
-    std::sort(current.begin(), current.end(),
-              [](const Mark& a, const Mark& b) { return a.name != b.name ? a.name < b.name : a.value < b.value; });
+    if (changed) {
+      current.clear();
+      for (const auto& [key, m] : winners) current.push_back(m);
+    }
   }
   emit(len);
   return out;

@@ -13,6 +13,15 @@ Status apply_txn(const Txn& txn, Doc* doc) {
     if (p.del) TANDEM_RETURN_IF_ERROR(doc->remove(p.pos, p.del));
     if (!p.ins.empty()) TANDEM_RETURN_IF_ERROR(doc->insert(p.pos, p.ins));
   }
+  for (const Format& f : txn.formats) {
+    if (!f.mark) {
+      TANDEM_RETURN_IF_ERROR(doc->set_block(f.from, f.name, f.value));
+    } else if (f.remove) {
+      TANDEM_RETURN_IF_ERROR(doc->unmark(f.from, f.to - f.from, f.name, f.name == "comment" ? f.value : ""));
+    } else {
+      TANDEM_RETURN_IF_ERROR(doc->mark(f.from, f.to - f.from, f.name, f.value));
+    }
+  }
   return Status::OK();
 }
 

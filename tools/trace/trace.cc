@@ -42,7 +42,59 @@ Result<Patch> parse_patch(const nlohmann::json& p) {
   return out;
 }
 
+// "marks": [[from, to, name, value], ...] (value null removes; a comment's is {"id": ...}) and
+// "blocks": [[pos, type, attrs], ...], into the engine's terms.
+Status parse_formats(const nlohmann::json& tx, std::vector<Format>* out) {
+  if (tx.contains("marks")) {
+    for (const auto& m : tx["marks"]) {
+      if (!m.is_array() || m.size() != 4 || !m[0].is_number_unsigned() || !m[1].is_number_unsigned() || !m[2].is_string()) {
+        return Status::Corruption("bad mark");
+      }
+      Format f;
+      f.from = m[0].get<uint32_t>();
+      f.to = m[1].get<uint32_t>();
+      f.name = m[2].get<std::string>();
+      const auto& v = m[3];
+      if (v.is_null()) {
+        f.remove = true;
+      } else if (v.is_boolean()) {
+        f.value = "true";
+      } else if (v.is_string()) {
+        f.value = v.get<std::string>();
+      } else if (v.is_object() && v.contains("id")) {
+        f.value = v["id"].is_string() ? v["id"].get<std::string>() : v["id"].dump();
+      } else {
+        return Status::Corruption("bad mark value");
+      }
+      out->push_back(std::move(f));
+    }
+  }
+  if (tx.contains("blocks")) {
+    for (const auto& b : tx["blocks"]) {
+      if (!b.is_array() || b.size() != 3 || !b[0].is_number_unsigned() || !b[1].is_string() || !b[2].is_object()) {
+        return Status::Corruption("bad block");
+      }
+      Format f;
+      f.mark = false;
+      f.from = b[0].get<uint32_t>();
+      f.name = b[1].get<std::string>();
+      for (const char* key : {"level", "depth"}) {
+        if (b[2].contains(key)) f.value = std::to_string(b[2][key].get<uint32_t>());
+      }
+      if (b[2].contains("language")) f.value = b[2]["language"].get<std::string>();
+      out->push_back(std::move(f));
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace
+
+void strip_formats(Trace* t) {
+  for (auto& tx : t->txns) tx.formats.clear();
+  t->num_formats = 0;
+  t->name += "-stripped";
+}
 
 Result<Trace> load(const std::string& path) {
   auto raw = read_maybe_gzip(path);
@@ -72,6 +124,9 @@ Result<Trace> load(const std::string& path) {
       out.patches.push_back(std::move(*patch));
       ++t.num_patches;
     }
+    Status fs = parse_formats(tx, &out.formats);
+    if (!fs.ok()) return fs.WithContext(path + " txn " + std::to_string(i));
+    t.num_formats += out.formats.size();
     if (t.concurrent) {
       out.agent = tx.value("agent", 0u);
       if (out.agent >= t.num_agents) return Status::Corruption(path + ": agent out of range");

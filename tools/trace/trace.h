@@ -17,10 +17,22 @@ struct Patch {
   std::string ins;  // UTF-8
 };
 
+// Rich traces (bench/traces/README.md): a mark on [from, to), or the type of the block holding
+// `from`, in the engine's terms (crdt/format.h): value "true", an href, a comment id, a level...
+struct Format {
+  bool mark = true;
+  uint32_t from = 0;
+  uint32_t to = 0;
+  std::string name;
+  std::string value;
+  bool remove = false;
+};
+
 struct Txn {
   uint32_t agent = 0;
   std::vector<uint32_t> parents;  // indexes of earlier txns (concurrent traces only)
   std::vector<Patch> patches;
+  std::vector<Format> formats;    // applied after the patches
 };
 
 struct Trace {
@@ -30,7 +42,11 @@ struct Trace {
   std::string end_content;
   std::vector<Txn> txns;
   uint64_t num_patches = 0;
+  uint64_t num_formats = 0;
 };
+
+// The same trace without its formatting (a rich trace's plain twin).
+void strip_formats(Trace* t);
 
 // Reads and validates a trace file (gzip or plain JSON).
 crdt::Result<Trace> load(const std::string& path);

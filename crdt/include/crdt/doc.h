@@ -34,7 +34,7 @@ struct DocLimits {
   uint64_t max_pending_events = 1u << 20;  // events held while their dependencies are missing
   uint32_t max_pending_runs = 10000;
   uint32_t max_length = 1u << 28;          // code points of visible text
-  uint32_t max_comments = 1024;            // distinct comment ids (each is a mark of its own)
+  uint32_t max_comments = 1u << 16;        // distinct comment ids (each is a mark of its own)
 };
 
 struct SnapshotData;
