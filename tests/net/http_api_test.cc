@@ -333,6 +333,12 @@ TEST_CASE("http api: marks and blocks in, spans and blocks out; protocol-1 clien
       {"from":5,"to":6,"marks":{"comment":["c1"]}},
       {"from":6,"to":11,"marks":{"comment":["c1"],"link":"https://x.example/"}}])"));
   CHECK(doc["blocks"] == json::parse(R"([{"at":12,"type":"heading","attrs":{"level":2}}])"));
+  CHECK(parse(http_get(s.port, "/api/docs/doc?format=markdown"))["markdown"] ==
+        "**Hello** [world](https://x.example/)\n\n## second line\n");
+  CHECK(parse(http_get(s.port, "/api/docs/doc?format=html"))["html"] ==
+        "<p><span data-comment=\"c1\"><strong>Hello</strong> <a href=\"https://x.example/\" rel=\"noopener noreferrer "
+        "nofollow\">world</a></span></p>\n<h2>second line</h2>\n");
+  CHECK(error_code(http_get(s.port, "/api/docs/doc?format=pdf")) == "bad_request");
   // The editor (protocol 2) has them too, and its typing at the bold's end is bold.
   REQUIRE(eventually([&] { return editor->text() == "Hello world\nsecond line"; }));
   REQUIRE(editor->insert(5, "!").ok());

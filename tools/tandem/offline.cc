@@ -10,6 +10,7 @@
 #include <iostream>
 #include <map>
 
+#include "render/render.h"
 #include "cli.h"
 #include "crdt/codec.h"
 #include "crdt/doc.h"
@@ -249,9 +250,12 @@ int cmd_replay(Args& args) {
 int cmd_export(Args& args) {
   if (args.help()) {
     std::puts(
-        "usage: tandem export [--data DIR | --db FILE|URI] --doc ID [--format text|json]\n"
+        "usage: tandem export [--data DIR | --db FILE|URI] --doc ID [--format text|markdown|html|json]\n"
         "  text: the current text (from the newest snapshot and the log after it); on a terminal a\n"
         "    newline follows a text that does not end with one.\n"
+        "  markdown, html: the current document with its formatting (headings, lists, quotes, code,\n"
+        "    bold, italic, links...): CommonMark, or HTML in which no typed text is markup.\n"
+        "    Formatting that Markdown lacks: underline and strike as <u> and <s>; comments left out.\n"
         "  json: the history, one operation run per line, in the order the server received them:\n"
         "    {\"id\":[agent,seq],\"parents\":[[agent,seq],...],\"time\":ISO-8601,\"until\":ISO-8601,\n"
         "     \"pos\":N,\"deleted\":N,\"direction\":\"forward\"|\"backward\",\"inserted\":TEXT or null}\n"
@@ -268,15 +272,22 @@ int cmd_export(Args& args) {
   if (!args.ok()) return args.fail();
   if (!db.ok()) return fail(db.status());
   if (doc.empty()) return fail("export needs --doc ID (see --help)");
-  if (format != "text" && format != "json") return fail("--format is text or json");
+  if (format != "text" && format != "json" && format != "markdown" && format != "html") {
+    return fail("--format is text, markdown, html or json");
+  }
   auto store = storage::open_store(*db, true);
   if (!store.ok()) return fail(store.status());
-  if (format == "text") {
+  if (format != "json") {
     std::vector<std::string> warnings;
     auto replica = (*store)->load(doc, "tandem-export", &warnings);
     for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     if (!replica.ok()) return fail(replica.status());
-    write_text(replica->text());
+    if (format == "text") {
+      write_text(replica->text());
+    } else {
+      const auto rich = render::read(*replica);
+      write_text(format == "markdown" ? render::to_markdown(rich) : render::to_html(rich));
+    }
     return 0;
   }
   auto rows = (*store)->read_log(doc, 0, UINT64_MAX);

@@ -1,3 +1,4 @@
+#include "render/render.h"
 #include "http_api.h"
 
 #include <boost/asio/post.hpp>
@@ -174,7 +175,7 @@ void add_formats(const crdt::Doc& d, json* out) {
   (*out)["blocks"] = std::move(blocks);
 }
 
-json doc_json(const std::string& id, const crdt::Doc& d) {
+json doc_json(const std::string& id, const crdt::Doc& d, const std::string& format = "") {
   json out = {{"doc", id},
               {"text", d.text()},
               {"version", version_json(d.version())},
@@ -182,6 +183,8 @@ json doc_json(const std::string& id, const crdt::Doc& d) {
               {"length", d.length()},
               {"length_utf16", d.length_utf16()}};
   add_formats(d, &out);
+  if (format == "markdown") out["markdown"] = render::to_markdown(render::read(d));
+  if (format == "html") out["html"] = render::to_html(render::read(d));
   return out;
 }
 
@@ -581,6 +584,11 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
     return;
   }
   const std::string at_text = query_param(req.target, "at"), until_text = query_param(req.target, "until");
+  const std::string format = query_param(req.target, "format");
+  if (!format.empty() && format != "markdown" && format != "html") {
+    reply(api_error(400, "bad_request", "'format' is markdown or html (the text, spans and blocks are always there)"));
+    return;
+  }
   if (!at_text.empty() || !until_text.empty()) {
     uint64_t at = UINT64_MAX;
     int64_t until = INT64_MAX;
@@ -597,7 +605,7 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       reply(api_error(400, "bad_request", "'until' is ms since 1970 or an ISO 8601 UTC time like 2026-11-29T19:30:00Z"));
       return;
     }
-    boost::asio::post(blocking, [&srv, id, at, until, reply] {
+    boost::asio::post(blocking, [&srv, id, at, until, format, reply] {
       auto d = store::replay(*srv.store, id, at, until);
       if (!d.ok()) {
         const auto c = d.status().code();
@@ -610,14 +618,14 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
         }
         return;
       }
-      reply(ok(doc_json(id, *d)));
+      reply(ok(doc_json(id, *d, format)));
     });
     return;
   }
   auto room = room_or_reply(srv, id, reply);
   if (!room) return;
   auto answer = once(std::move(reply));
-  room->api_read([id, answer](const crdt::Doc& d) { answer(ok(doc_json(id, d))); },
+  room->api_read([id, format, answer](const crdt::Doc& d) { answer(ok(doc_json(id, d, format))); },
                  [answer](uint16_t code, const std::string& message) { answer(api_failure(code, message, Status::OK())); });
 }
 
