@@ -69,6 +69,29 @@ TEST_CASE("cli: import, replay, export and inspect a document", "[cli]") {
   CHECK_THAT(r.out, Catch::Contains("integrity_check: ok"));
   r = run_tandem("inspect --db " + db + " --doc notes");
   CHECK_THAT(r.out, Catch::Contains("text         11 characters"));
+
+  // A rich trace (bench/traces/README.md): its formatting is imported and exported.
+  const std::string rich = dir.file("rich.json");
+  std::ofstream(rich) << R"({"endContent":"Title
+some bold <b>text</b>","txns":[
+      {"patches":[[0,0,"Title
+some bold <b>text</b>"]]},
+      {"patches":[],"marks":[[11,15,"bold",true],[16,27,"link","https://e.example/"]]},
+      {"patches":[],"blocks":[[2,"heading",{"level":1}]]}]})";
+  REQUIRE(run_tandem("import --db " + db + " --doc rich " + rich).code == 0);
+  CHECK(run_tandem("export --db " + db + " --doc rich --format markdown").out ==
+        "# Title
+
+some **bold** [\<b>text\</b>](https://e.example/)
+");
+  CHECK(run_tandem("export --db " + db + " --doc rich --format html").out ==
+        "<h1>Title</h1>
+<p>some <strong>bold</strong> <a href="https://e.example/" rel="noopener noreferrer nofollow">"
+        "&lt;b&gt;text&lt;/b&gt;</a></p>
+");
+  CHECK_THAT(run_tandem("export --db " + db + " --doc rich --format json").out,
+             Catch::Contains(""pos":11,"mark":"bold","value":"true","end":15,"remove":false}"));
+  CHECK(run_tandem("export --db " + db + " --doc rich --format pdf").code != 0);
 }
 
 TEST_CASE("cli: bad input gets a clear error and a non-zero exit", "[cli]") {

@@ -46,11 +46,8 @@ Result<Doc> import_trace(store::DocStore& store, const std::string& doc, const t
   };
   if (!t.concurrent) {
     for (size_t i = 0; i < t.txns.size(); ++i) {
-      for (const auto& p : t.txns[i].patches) {
-        Status st = p.del ? server.remove(p.pos, p.del) : Status::OK();
-        if (st.ok() && !p.ins.empty()) st = server.insert(p.pos, p.ins);
-        if (!st.ok()) return st.WithContext(t.name + " txn " + std::to_string(i));
-      }
+      Status st = trace::apply_txn(t.txns[i], &server);  // patches, then a rich trace's formatting
+      if (!st.ok()) return st.WithContext(t.name + " txn " + std::to_string(i));
       after(i);
     }
   } else {
