@@ -72,25 +72,18 @@ TEST_CASE("cli: import, replay, export and inspect a document", "[cli]") {
 
   // A rich trace (bench/traces/README.md): its formatting is imported and exported.
   const std::string rich = dir.file("rich.json");
-  std::ofstream(rich) << R"({"endContent":"Title
-some bold <b>text</b>","txns":[
-      {"patches":[[0,0,"Title
-some bold <b>text</b>"]]},
+  std::ofstream(rich) << R"({"endContent":"Title\nsome bold <b>text</b>","txns":[
+      {"patches":[[0,0,"Title\nsome bold <b>text</b>"]]},
       {"patches":[],"marks":[[11,15,"bold",true],[16,27,"link","https://e.example/"]]},
       {"patches":[],"blocks":[[2,"heading",{"level":1}]]}]})";
   REQUIRE(run_tandem("import --db " + db + " --doc rich " + rich).code == 0);
   CHECK(run_tandem("export --db " + db + " --doc rich --format markdown").out ==
-        "# Title
-
-some **bold** [\<b>text\</b>](https://e.example/)
-");
+        "# Title\n\nsome **bold** [\\<b>text\\</b>](https://e.example/)\n");
   CHECK(run_tandem("export --db " + db + " --doc rich --format html").out ==
-        "<h1>Title</h1>
-<p>some <strong>bold</strong> <a href="https://e.example/" rel="noopener noreferrer nofollow">"
-        "&lt;b&gt;text&lt;/b&gt;</a></p>
-");
+        "<h1>Title</h1>\n<p>some <strong>bold</strong> <a href=\"https://e.example/\" rel=\"noopener noreferrer nofollow\">"
+        "&lt;b&gt;text&lt;/b&gt;</a></p>\n");
   CHECK_THAT(run_tandem("export --db " + db + " --doc rich --format json").out,
-             Catch::Contains(""pos":11,"mark":"bold","value":"true","end":15,"remove":false}"));
+             Catch::Contains("\"pos\":11,\"mark\":\"bold\",\"value\":\"true\",\"end\":15,\"remove\":false}"));
   CHECK(run_tandem("export --db " + db + " --doc rich --format pdf").code != 0);
 }
 
