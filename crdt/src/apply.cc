@@ -89,7 +89,7 @@ Status validate_run(const OpRun& r, AgentCheck& check_agent) {
         return Status::InvalidArgument("op run " + run_name(r) + " is a format event: one event, no text");
       }
       if (!r.format) return Status::InvalidArgument("op run " + run_name(r) + " is a format event without its format");
-      TANDEM_RETURN_IF_ERROR(ValidateFormat(r.kind, r.pos, *r.format).WithContext("op run " + run_name(r)));
+      if (Status st = ValidateFormat(r.kind, r.pos, *r.format); !st.ok()) return st.WithContext("op run " + run_name(r));
       break;
     default:
       return Status::InvalidArgument("op run " + run_name(r) + " has an unknown kind");

@@ -234,7 +234,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
       if (r.len != 1 || formats_used >= data.formats.size()) return bad("format run without its format");
       fmt = &data.formats[formats_used++];
       const OpKind kind = fmt->end > 0 ? OpKind::kMark : OpKind::kBlock;
-      TANDEM_RETURN_IF_ERROR(ValidateFormat(kind, r.pos, *fmt).WithContext("snapshot run " + num(i)));
+      if (Status st = ValidateFormat(kind, r.pos, *fmt); !st.ok()) return st.WithContext("snapshot run " + num(i));
       if (fmt->name == "comment") d.comment_ids.insert(fmt->value);
     }
     parents.clear();

@@ -202,6 +202,11 @@ class Reader {
     ++p_;
     return true;
   }
+  bool boolean(bool* b) {
+    if (p_ >= end_ || (*p_ != 0xc2 && *p_ != 0xc3)) return false;
+    *b = *p_++ == 0xc3;
+    return true;
+  }
 
  private:
   // A big-endian integer of `n` bytes after a `skip`-byte tag.
@@ -221,7 +226,8 @@ bool decode_batch_fast(std::string_view bytes, const DecodeLimits& limits, size_
   if (bytes.empty() || bytes.size() > limits.max_bytes) return false;
   Reader in(bytes);
   uint32_t n, format, nagents, nruns;
-  if (!in.array(&n) || n != 3 || !in.u32(&format) || format != kOpsFormat) return false;
+  if (!in.array(&n) || n != 3 || !in.u32(&format) || (format != kOpsFormat && format != kOpsFormatRich)) return false;
+  const auto max_kind = static_cast<uint32_t>(format == kOpsFormat ? OpKind::kDeleteBackward : OpKind::kBlock);
   if (!in.array(&nagents) || nagents > limits.max_agents) return false;
   std::vector<std::string_view> agents(nagents);
   for (auto& a : agents) {
@@ -233,7 +239,7 @@ bool decode_batch_fast(std::string_view bytes, const DecodeLimits& limits, size_
   for (OpRun& r : batch.runs) {
     uint32_t nf, agent, kind;
     if (!in.array(&nf) || nf != 7 || !in.u32(&agent) || agent >= nagents || !in.u32(&r.seq) || !in.u32(&kind) ||
-        kind > static_cast<uint32_t>(OpKind::kDeleteBackward) || !in.u32(&r.pos) || !in.u32(&r.len) || r.len == 0) {
+        kind > max_kind || !in.u32(&r.pos) || !in.u32(&r.len) || r.len == 0) {
       return false;
     }
     r.agent = agents[agent];
@@ -255,6 +261,17 @@ bool decode_batch_fast(std::string_view bytes, const DecodeLimits& limits, size_
       std::string_view text;
       if (!in.str(&text)) return false;
       r.content.assign(text);
+    } else if (IsFormat(r.kind)) {
+      uint32_t nf4;
+      std::string_view name, value;
+      Format f;
+      if (!in.array(&nf4) || nf4 != 4 || !in.u32(&f.end) || !in.str(&name) || !in.str(&value) || !in.boolean(&f.remove) ||
+          name.size() > 64 || value.size() > kMaxHrefBytes) {
+        return false;
+      }
+      f.name.assign(name);
+      f.value.assign(value);
+      r.format = std::move(f);
     } else if (!in.nil()) {
       return false;
     }
@@ -323,7 +340,7 @@ Result<OpBatch> decode_one_batch_generic(std::string_view bytes, const DecodeLim
       r.content.assign(s);
     } else if (IsFormat(r.kind)) {
       Format fmt;
-      TANDEM_RETURN_IF_ERROR(read_format(f[6], &fmt).WithContext("op run " + num(i)));
+      if (Status st = read_format(f[6], &fmt); !st.ok()) return st.WithContext("op run " + num(i));
       r.format = std::move(fmt);
     } else if (f[6].type != msgpack::type::NIL) {
       return bad("text on an op that carries none");
