@@ -923,6 +923,8 @@ void Load::on_upgrade_response(Conn& c) {
     return;
   }
   proto::Hello h;
+  // Plain text only: protocol 1, which servers of before and after formatting (protocol 2) take.
+  h.version = proto::kOldestProtocolVersion;
   h.agents = {c.agent};
   // What this client saw, so that a reconnect is sent only what it missed. Edits it sent that
   // never reached the server are not resent (a reconnect counts as a close).
