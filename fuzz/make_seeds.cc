@@ -114,6 +114,18 @@ int main(int argc, char** argv) {
   write(out / "codec_fuzz", "batch-omit", crdt::codec::encode_ops(b.ops_since({}, crdt::Doc::DeletedText::kOmit)));
   write(out / "codec_fuzz", "version", crdt::codec::encode_version(a.version()));
   write(out / "codec_fuzz", "snapshot", crdt::codec::save(a));
+  // Rich text (op batch and snapshot format 2): marks, a removal, a comment, a block, a deletion
+  // inside a mark.
+  crdt::Doc r("rich");
+  (void)r.insert(0, "Title\nsome bold text and a link");
+  (void)r.mark(11, 4, "bold", "true");
+  (void)r.mark(27, 4, "link", "https://e.example/");
+  (void)r.mark(0, 5, "comment", "c1");
+  (void)r.unmark(11, 2, "bold");
+  (void)r.set_block(2, "heading", "2");
+  (void)r.remove(12, 3);
+  write(out / "codec_fuzz", "batch-rich", crdt::codec::encode_ops(r.ops_since({})));
+  write(out / "codec_fuzz", "snapshot-rich", crdt::codec::save(r));
 
   // A client session: HELLO, OPS, PRESENCE, more OPS.
   proto::Hello h;
