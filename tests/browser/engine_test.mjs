@@ -87,6 +87,70 @@ for (let round = 0; round < 20; ++round) {
   assert.equal(M.Replica.loadSnapshot(snapshot, `a${round}`, 0, `a${round}`), null);
 }
 
+// Rich text in UTF-16 units: marks and blocks around an emoji; three replicas formatting and
+// editing concurrently agree on spans and blocks, and a saved replica keeps them.
+{
+  const r = new M.Replica('fmt');
+  assert.equal(r.insert16(0, 'Hi 👋 there\nsecond'), '');
+  assert.equal(r.mark16(3, 2, 'bold', 'true'), '');              // the emoji, both halves
+  assert.equal(r.mark16(6, 5, 'link', 'https://e.example/'), '');
+  assert.equal(r.setBlock16(15, 'heading', '2'), '');
+  assert.deepEqual(r.spans16(), [[3, 5, [['bold', 'true']]], [6, 11, [['link', 'https://e.example/']]]]);
+  assert.deepEqual(r.blocks16(), [[0, 'paragraph', ''], [12, 'heading', '2']]);
+  assert.equal(r.formatEvents(), 3);
+  assert.match(r.mark16(0, 2, 'link', 'javascript:alert(1)'), /scheme/);
+  assert.match(r.mark16(0, 99, 'bold', 'true'), /./);
+  assert.equal(r.formatEvents(), 3);
+}
+for (let round = 0; round < 10; ++round) {
+  const reps = ['a', 'b', 'c'].map((n) => new M.Replica(`${n}r${round}`));
+  const names = [['bold', 'true'], ['italic', 'true'], ['link', '/x'], ['comment', 'c1'], ['comment', 'c2']];
+  const blocks = [['heading', '1'], ['bullet', '0'], ['quote', ''], ['paragraph', '']];
+  const sent = reps.map(() => 0);
+  const inbox = reps.map(() => []);
+  for (let step = 0; step < 150; ++step) {
+    const i = rand(3);
+    const r = reps[i];
+    const len = r.length();
+    const op = rand(6);
+    if (op === 0 && len > 0) {
+      const from = rand(len), n = 1 + rand(len - from);
+      const [name, value] = names[rand(names.length)];
+      assert.equal(rand(3) ? r.mark16(r.to16(from), r.to16(from + n) - r.to16(from), name, value)
+        : r.unmark16(r.to16(from), r.to16(from + n) - r.to16(from), name, name === 'comment' ? value : ''), '');
+    } else if (op === 1) {
+      const [type, value] = blocks[rand(blocks.length)];
+      assert.equal(r.setBlock16(r.to16(rand(len + 1)), type, value), '');
+    } else if (op === 2 && len > 0) {
+      const at = rand(len);
+      assert.equal(r.remove16(r.to16(at), r.to16(at + 1) - r.to16(at)), '');
+    } else {
+      assert.equal(r.insert16(r.to16(rand(len + 1)), ['x', '👋', '\n', 'ab'][rand(4)]), '');
+    }
+    if (rand(4) === 0) {
+      for (const b of r.ownOpsSince(sent[i], 100000, 4096)) for (let j = 0; j < 3; ++j) if (j !== i) inbox[j].push(b);
+      sent[i] = r.ownNext();
+    }
+    if (rand(3) === 0 && inbox[i].length) {
+      const k = rand(inbox[i].length);
+      assert.equal(r.apply(inbox[i][k]).error, undefined);
+      inbox[i].splice(k, 1);
+    }
+  }
+  for (let i = 0; i < 3; ++i) {
+    for (const b of reps[i].ownOpsSince(0, 100000, 4096)) for (let j = 0; j < 3; ++j) if (j !== i) inbox[j].push(b);
+  }
+  for (let i = 0; i < 3; ++i) for (const b of inbox[i]) assert.equal(reps[i].apply(b).error, undefined);
+  for (let i = 1; i < 3; ++i) {
+    assert.equal(reps[i].text(), reps[0].text());
+    assert.deepEqual(reps[i].spans16(), reps[0].spans16());
+    assert.deepEqual(reps[i].blocks16(), reps[0].blocks16());
+  }
+  const copy = M.Replica.load(reps[0].save(), `ar${round}-2`);
+  assert.deepEqual(copy.spans16(), reps[0].spans16());
+  assert.deepEqual(copy.blocks16(), reps[0].blocks16());
+}
+
 // Bad bytes.
 {
   const r = new M.Replica('z');

@@ -89,6 +89,50 @@ class Replica {
     return st.ok() ? "" : st.ToString();
   }
 
+  // Rich text (crdt/format.h), in UTF-16 units: "" or the error.
+  std::string mark16(uint32_t at16, uint32_t len16, const std::string& name, const std::string& value) {
+    return format16(at16, len16, [&](uint32_t pos, uint32_t len) { return sync_.doc().mark(pos, len, name, value); });
+  }
+  std::string unmark16(uint32_t at16, uint32_t len16, const std::string& name, const std::string& value) {
+    return format16(at16, len16, [&](uint32_t pos, uint32_t len) { return sync_.doc().unmark(pos, len, name, value); });
+  }
+  std::string set_block16(uint32_t at16, const std::string& type, const std::string& value) {
+    return format16(at16, 0, [&](uint32_t pos, uint32_t) { return sync_.doc().set_block(pos, type, value); });
+  }
+  // [[from16, to16, [[name, value], ...]], ...]: the stretches that carry marks.
+  val spans16() const {
+    val out = val::array();
+    for (const auto& s : sync_.doc().spans()) {
+      if (s.marks.empty()) continue;
+      val marks = val::array();
+      for (const auto& m : s.marks) {
+        val one = val::array();
+        one.call<void>("push", val(m.name));
+        one.call<void>("push", val(m.value));
+        marks.call<void>("push", one);
+      }
+      val span = val::array();
+      span.call<void>("push", val(to16(s.from)));
+      span.call<void>("push", val(to16(s.to)));
+      span.call<void>("push", marks);
+      out.call<void>("push", span);
+    }
+    return out;
+  }
+  // [[at16, type, value], ...]: every block.
+  val blocks16() const {
+    val out = val::array();
+    for (const auto& b : sync_.doc().blocks()) {
+      val one = val::array();
+      one.call<void>("push", val(to16(b.at)));
+      one.call<void>("push", val(b.type));
+      one.call<void>("push", val(b.value));
+      out.call<void>("push", one);
+    }
+    return out;
+  }
+  double format_events() const { return static_cast<double>(sync_.doc().format_events()); }
+
   // Code points <-> UTF-16, clamped to the document (presence positions come from other texts).
   uint32_t to16(uint32_t pos) const {
     auto r = sync_.doc().utf16_from_pos(std::min(pos, sync_.doc().length()));
@@ -112,6 +156,7 @@ class Replica {
   // anchor, head}, 'leave' {session}, 'error' {code, message}.
   val receive(const std::string& message, double now_ms) {
     val out = val::object();
+    const uint64_t formats_before = sync_.doc().format_events();
     auto r = sync_.receive(message, static_cast<int64_t>(now_ms));
     if (!r.ok()) {
       out.set("error", r.status().ToString());
@@ -126,6 +171,7 @@ class Replica {
       case ClientEvent::kChange:
         out.set("kind", "change");
         out.set("patches", patches_of(r->patches));
+        out.set("formats", val(sync_.doc().format_events() != formats_before));  // marks or blocks arrived
         break;
       case ClientEvent::kAck:
         out.set("kind", "ack");
@@ -235,6 +281,17 @@ class Replica {
   val save() const { return bytes(sync_.save()); }
 
  private:
+  // Runs f(pos, len) in code points for a range given in UTF-16 units.
+  template <typename F>
+  std::string format16(uint32_t at16, uint32_t len16, F f) {
+    auto from = sync_.doc().pos_from_utf16(at16);
+    if (!from.ok()) return from.status().ToString();
+    auto to = sync_.doc().pos_from_utf16(at16 + len16);
+    if (!to.ok()) return to.status().ToString();
+    auto st = f(*from, *to - *from);
+    return st.ok() ? "" : st.ToString();
+  }
+
   ClientSync sync_;
 };
 
@@ -253,6 +310,12 @@ EMSCRIPTEN_BINDINGS(tandem) {
       .function("insert16", &Replica::insert16)
       .function("remove16", &Replica::remove16)
       .function("to16", &Replica::to16)
+      .function("mark16", &Replica::mark16)
+      .function("unmark16", &Replica::unmark16)
+      .function("setBlock16", &Replica::set_block16)
+      .function("spans16", &Replica::spans16)
+      .function("blocks16", &Replica::blocks16)
+      .function("formatEvents", &Replica::format_events)
       .function("from16", &Replica::from16)
       .function("version", &Replica::version)
       .function("ownNext", &Replica::own_next)

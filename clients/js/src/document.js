@@ -51,8 +51,8 @@ export class TandemDocument {
     this.closed = false;
     this.client = new SyncClient({
       url: socketUrl(server, docId, token), replica, webSocket,
-      onRemote: (patches) => {
-        this.emit('change', patches);
+      onRemote: (patches, formats) => {
+        this.emit('change', patches, formats);
         this.persist();
       },
       onStatus: (s, detail) => this.emit('status', s, detail),
@@ -112,6 +112,59 @@ export class TandemDocument {
     this.changed();
   }
 
+  // ---- rich text (crdt/format.h: names, values, and how concurrent formatting merges) -----------
+
+  // Gives UTF-16 range [from, to) mark `name`: 'bold', 'italic', 'underline', 'strike', 'code'
+  // (value true), 'link' (value: the href), 'comment' (value: its id). Throws on a refused name,
+  // value or range.
+  format(from, to, name, value = true) {
+    this.mustWrite('format');
+    const err = this.replica.mark16(from, to - from, String(name), value === true ? 'true' : String(value));
+    if (err) throw new Error(`tandem: ${name} on [${from}, ${to}): ${err}`);
+    this.changed();
+  }
+
+  // Takes mark `name` off [from, to) (a comment: the one with id `value`).
+  unformat(from, to, name, value = '') {
+    this.mustWrite('unformat');
+    const err = this.replica.unmark16(from, to - from, String(name), String(value));
+    if (err) throw new Error(`tandem: removing ${name} from [${from}, ${to}): ${err}`);
+    this.changed();
+  }
+
+  // The block holding UTF-16 offset `at` becomes `type`: 'paragraph', 'heading' ({level: 1-6}),
+  // 'bullet' or 'ordered' ({depth: 0-7}), 'quote', 'code' ({language}).
+  setBlock(at, type, attrs = {}) {
+    this.mustWrite('setBlock');
+    const value = attrs.level ?? attrs.depth ?? attrs.language ?? '';
+    const err = this.replica.setBlock16(at, String(type), String(value));
+    if (err) throw new Error(`tandem: block ${type} at ${at}: ${err}`);
+    this.changed();
+  }
+
+  // The stretches that carry marks, [{from, to, marks: {bold: true, link: href, comment: [ids]}}],
+  // and every block, [{at, type, attrs}], in UTF-16 units. A remote change of formatting is a
+  // 'change' event whose second argument is true.
+  spans() {
+    return this.replica.spans16().map(([from, to, list]) => {
+      const marks = {};
+      for (const [name, value] of list) {
+        if (name === 'comment') (marks.comment ??= []).push(value);
+        else marks[name] = name === 'link' ? value : true;
+      }
+      return { from, to, marks };
+    });
+  }
+
+  blocks() {
+    return this.replica.blocks16().map(([at, type, value]) => {
+      const attrs = type === 'heading' ? { level: Number(value) }
+        : type === 'bullet' || type === 'ordered' ? { depth: Number(value) }
+          : type === 'code' ? { language: value } : {};
+      return { at, type, attrs };
+    });
+  }
+
   // Local edits are sent together once the current task is done.
   changed() {
     this.persist();
@@ -126,8 +179,9 @@ export class TandemDocument {
 
   // ---- events -----------------------------------------------------------------------------------
 
-  // 'change' (patches): remote edits, [[from, deleted, inserted], ...] in UTF-16, each applying to
-  //   the text the previous one left (local edits made through insert/delete are not reported);
+  // 'change' (patches, formats): remote edits, [[from, deleted, inserted], ...] in UTF-16, each
+  //   applying to the text the previous one left (local edits made through insert/delete are not
+  //   reported); `formats` is true when marks or blocks arrived too (read spans() and blocks());
   // 'status' (status, detail): 'connecting', 'connected' or 'offline' (detail: why it stopped);
   // 'presence' (peers): everyone else here, as peers() returns;
   // 'unsent' (count): own edits not yet durable at the server;

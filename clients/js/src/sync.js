@@ -166,7 +166,7 @@ export class SyncClient {
         this.onProgress?.();
         break;
       case 'change':
-        if (ev.patches.length) this.onRemote?.(ev.patches);
+        if (ev.patches.length || ev.formats) this.onRemote?.(ev.patches, ev.formats);
         this.flush();
         break;
       case 'ack':
