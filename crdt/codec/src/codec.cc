@@ -471,15 +471,33 @@ std::string encode_snapshot(const SnapshotData& data) {
   pk.pack_str_body(data.text.data(), static_cast<uint32_t>(data.text.size()));
   pack_bin(pk, text_runs);
   if (rich) {
-    pk.pack_array(static_cast<uint32_t>(data.formats.size()));
-    for (const Format& f : data.formats) pack_format(pk, f);
+    // [table, uses]: each distinct (name, value, remove) once, in order of first use, as
+    // [0, name, value, remove]; then per format run a varint pair (table index, end - pos; 0 for a
+    // block). A document sets the same few marks over and over.
+    std::vector<const Format*> table;
+    std::unordered_map<std::string, size_t> index;
+    std::string uses, key;
+    size_t fi = 0;
+    for (const auto& r : data.runs) {
+      if (r.type != SnapshotData::kFormat) continue;
+      const Format& f = data.formats[fi++];
+      key.assign(f.name).append(1, '\0').append(f.value).append(1, f.remove ? '1' : '0');
+      auto [it, added] = index.emplace(key, table.size());
+      if (added) table.push_back(&f);
+      put_varint(&uses, it->second);
+      put_varint(&uses, f.end > 0 ? f.end - r.pos : 0);
+    }
+    pk.pack_array(2);
+    pk.pack_array(static_cast<uint32_t>(table.size()));
+    for (const Format* f : table) pack_format(pk, Format{0, f->name, f->value, f->remove});
+    pack_bin(pk, uses);
   }
   return out;
 }
 
 Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits& limits) {
   msgpack::object_handle oh;
-  TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 3, limits, &oh));
+  TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 4, limits, &oh));
   const msgpack::object* top;
   uint32_t ntop, format;
   if (!as_array(oh.get(), &top, &ntop) || ntop < 1) return bad_bytes("snapshot: expected an array");
@@ -557,11 +575,28 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
     prev_end = ev + len;
   }
   if (format == kSnapshotFormatRich) {
-    const msgpack::object* items;
-    uint32_t n;
-    if (!as_array(top[9], &items, &n) || n == 0) return bad_bytes("snapshot: bad formats");
-    data.formats.resize(n);
-    for (uint32_t i = 0; i < n; ++i) TANDEM_RETURN_IF_ERROR(read_format(items[i], &data.formats[i]).WithContext("snapshot"));
+    const msgpack::object *pair, *items;
+    uint32_t npair, n;
+    std::string_view uses_b;
+    if (!as_array(top[9], &pair, &npair) || npair != 2 || !as_array(pair[0], &items, &n) || n == 0 ||
+        !as_bin(pair[1], &uses_b)) {
+      return bad_bytes("snapshot: bad formats");
+    }
+    std::vector<Format> table(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      TANDEM_RETURN_IF_ERROR(read_format(items[i], &table[i]).WithContext("snapshot"));
+      if (table[i].end != 0) return bad_bytes("snapshot: bad formats");
+    }
+    VarintReader uses(uses_b);
+    for (const auto& r : data.runs) {
+      if (r.type != SnapshotData::kFormat) continue;
+      uint64_t t, delta;
+      if (!uses.read(&t) || !uses.read(&delta) || t >= n || r.pos + delta > UINT32_MAX) return bad_bytes("snapshot: bad format use");
+      Format f = table[t];
+      f.end = delta > 0 ? r.pos + static_cast<uint32_t>(delta) : 0;
+      data.formats.push_back(std::move(f));
+    }
+    if (!uses.done()) return bad_bytes("snapshot: trailing format uses");
   }
   return data;
 }
