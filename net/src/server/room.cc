@@ -301,7 +301,7 @@ void Room::send_acks() {
 
 void Room::send_to_others(uint64_t except, const Frame& f, uint64_t ops) {
   for (const auto& s : sessions_) {
-    if (s->id != except) s->send(f, ops);
+    if (s->id != except && !s->closed) s->send(f, ops);
   }
 }
 

@@ -129,7 +129,7 @@ class DocSync {
     uint64_t events = 0;
     uint64_t author = 0;     // the member it must not go to (0: it goes to everyone)
     // Members of protocol 1 that this broadcast's formatting would reach: to close with the
-    // refusal instead (they are members no more).
+    // refusal instead of sending it to them (their leave() follows the close).
     std::vector<uint64_t> outdated;
     Refusal outdated_why;
   };
