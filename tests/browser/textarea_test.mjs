@@ -211,6 +211,19 @@ try {
   t = await converged(ed, ta);
   assert.ok(t.endsWith(' — after a reload ✓'), JSON.stringify(t));
 
+  // Rich text through the package: the textarea page makes the first two UTF-16 units bold (the
+  // handle's format call, protocol 2); it is acknowledged, the handle reads it back, the server's
+  // HTTP API lists it (in code points), and the web editor, which shows plain text, stays in step.
+  await ta.evaluate(() => window.tandem.doc.format(0, 2, 'bold'));
+  await waitFor(async () => ta.evaluate(() => window.tandem.doc.unsent() === 0), 10000, 'the bold to be acknowledged');
+  assert.deepEqual(await ta.evaluate(() => window.tandem.doc.spans()), [{ from: 0, to: 2, marks: { bold: true } }]);
+  const api = await (await fetch(`http://127.0.0.1:${port}/api/docs/${doc}`)).json();
+  assert.deepEqual(api.spans, [{ from: 0, to: Array.from(t.slice(0, 2)).length, marks: { bold: true } }]);
+  await typeInTextarea(ta, 'end', '!');
+  t = await converged(ed, ta);
+  assert.ok(t.endsWith('✓!'), JSON.stringify(t));
+  log('a bold made through the package reached the server; both pages still in step');
+
   const ended = await stopServer('SIGTERM');
   assert.equal(ended.code, 0);
   assert.equal(exported(doc), t);
