@@ -84,11 +84,18 @@ lib.tandem_client_refusal.restype = ctypes.c_void_p  # freed with tandem_string_
 lib.tandem_client_refusal.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint16)]
 
 changed = threading.Event()
+out_lock = threading.Lock()
+
+def say(line):
+    """One line to stdout, whole: callbacks print from the library's I/O thread too."""
+    with out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 def on_change(user, patches, count):  # runs on the library's I/O thread
     for i in range(count):
         ins = ctypes.string_at(patches[i].inserted, patches[i].inserted_len).decode() if patches[i].inserted_len else ""
-        print(f"remote: at {patches[i].pos} removed {patches[i].deleted}, inserted {ins!r}", flush=True)
+        say(f"remote: at {patches[i].pos} removed {patches[i].deleted}, inserted {ins!r}")
     changed.set()
 
 def on_error(user, code, message):
@@ -160,7 +167,7 @@ try:
         if not lib.tandem_client_wait_synced(client, 10000):
             sys.exit(f"the server did not acknowledge the bold {args.bold!r} within 10 s")
         p = lib.tandem_client_formats_json(client, None)
-        print(f"formats: {ctypes.string_at(p).decode()}", flush=True)
+        say(f"formats: {ctypes.string_at(p).decode()}")
         lib.tandem_string_free(p)
     if args.wait_for:
         deadline = time.time() + 20
@@ -169,6 +176,6 @@ try:
                 sys.exit(f"{args.wait_for!r} did not arrive within 20 s; the note is {text()!r}")
             changed.wait(0.1)
             changed.clear()
-    print(f"stored as {lib.tandem_client_agent(client).decode()}\n---\n{text()}---", flush=True)
+    say(f"stored as {lib.tandem_client_agent(client).decode()}\n---\n{text()}---")
 finally:
     lib.tandem_client_free(client)
