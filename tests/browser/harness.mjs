@@ -37,14 +37,24 @@ export async function waitFor(fn, ms, what) {
   }
 }
 
+// n distinct free ports: every listener stays open until all are taken, as two calls in a row
+// can be handed the same port once the first listener has closed (seen in CI: two servers on one
+// port, the second failing while the first answered in its place).
+export async function freePorts(n) {
+  const servers = [];
+  for (let i = 0; i < n; i++) {
+    servers.push(await new Promise((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    }));
+  }
+  const ports = servers.map((s) => s.address().port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
 export async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
+  return (await freePorts(1))[0];
 }
 
 // A `tandem serve` on 127.0.0.1:port over `data`, serving `site`; start() waits for /healthz,
@@ -54,9 +64,15 @@ export function tandemServer({ tandem, port, data, site }) {
   return {
     get running() { return proc !== null; },
     start(extra = []) {
-      proc = spawn(tandem, ['serve', '--port', String(port), '--data', data, '--static', site, '--quiet', '1', ...extra],
-                   { stdio: ['ignore', 'inherit', 'inherit'] });
+      const p = spawn(tandem, ['serve', '--port', String(port), '--data', data, '--static', site, '--quiet', '1', ...extra],
+                      { stdio: ['ignore', 'inherit', 'inherit'] });
+      proc = p;
+      // A server that exits before answering must fail here, not leave another process's
+      // answer on the same port to stand in for it.
+      let exited = null;
+      p.once('exit', (code, sig) => { exited = `exited (code ${code}, signal ${sig})`; });
       return waitFor(async () => {
+        if (exited) throw new Error(`the server on port ${port} ${exited} before answering /healthz`);
         try {
           return (await fetch(`http://127.0.0.1:${port}/healthz`)).ok;
         } catch {

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { arg, checkNode, freePort, launchChromium, log, sleep, tandemServer, waitFor, waitStatus } from './harness.mjs';
+import { arg, checkNode, freePorts, launchChromium, log, sleep, tandemServer, waitFor, waitStatus } from './harness.mjs';
 
 checkNode('the browser test');
 const tandem = arg('--tandem');
@@ -23,7 +23,7 @@ fs.mkdirSync(artifacts, { recursive: true });
 
 const secret = 'presence-test-secret';
 const data = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-presence-'));
-const openPort = await freePort(), authPort = await freePort();
+const [openPort, authPort] = await freePorts(2);
 const open = tandemServer({ tandem, port: openPort, data: path.join(data, 'open'), site: staticDir });
 const auth = tandemServer({ tandem, port: authPort, data: path.join(data, 'auth'), site: staticDir });
 const token = (sub, { doc = '*', mode = 'write', ttl = 600 } = {}) =>

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { arg, checkNode, freePort, launchChromium, log, root, tandemServer, waitFor, waitStatus } from './harness.mjs';
+import { arg, checkNode, freePorts, launchChromium, log, root, tandemServer, waitFor, waitStatus } from './harness.mjs';
 
 checkNode('the browser test');
 const tandem = arg('--tandem');
@@ -36,7 +36,7 @@ const commands = block('sh').replaceAll('/path/to/tandem/build/web-editor/js', b
 const data = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-readme-'));
 const app = path.join(data, 'app');
 fs.mkdirSync(app);
-const port = await freePort(), sitePort = await freePort();
+const [port, sitePort] = await freePorts(2);
 const js = block('js');
 assert.ok(js.includes("'ws://127.0.0.1:8080'"), 'the README app names its server');
 fs.writeFileSync(path.join(app, 'app.js'), js.replace("'ws://127.0.0.1:8080'", `'ws://127.0.0.1:${port}'`));
