@@ -18,14 +18,14 @@ ln -sfn "$msgpack_dir/msgpack" "$obj/msgpack-include/msgpack"
 
 # Debian's emscripten 3.1.6 runs its optimizer on Node and needs acorn from node-acorn.
 export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
-sources=("$root"/crdt/src/*.cc "$root/crdt/codec/src/codec.cc" "$root"/crdt/sync/src/*.cc "$here/wasm/binding.cc")
+sources=("$root"/crdt/src/*.cc "$root/crdt/codec/src/codec.cc" "$root"/crdt/sync/src/*.cc "$root/crdt/render/src/render.cc" "$here/wasm/binding.cc")
 wasm="$obj/tandem-engine.mjs"
-newest=$(ls -t "${sources[@]}" "$root"/crdt/include/crdt/*.h "$root"/crdt/src/*.h "$root"/crdt/sync/include/sync/*.h "$here/build.sh" | head -1)
+newest=$(ls -t "${sources[@]}" "$root"/crdt/include/crdt/*.h "$root"/crdt/src/*.h "$root"/crdt/sync/include/sync/*.h "$root"/crdt/render/include/render/*.h "$here/build.sh" | head -1)
 if [ ! -f "$wasm" ] || [ "$newest" -nt "$wasm" ]; then
   echo "build.sh: compiling the engine to WebAssembly"
   emcc -O2 -std=c++20 -fexceptions -Wall -Wextra \
     -DMSGPACK_NO_BOOST -I "$root/crdt/include" -I "$root/crdt/src" -I "$root/crdt/codec/include" \
-    -I "$root/crdt/codec/src" -I "$root/crdt/sync/include" -isystem "$obj/msgpack-include" \
+    -I "$root/crdt/codec/src" -I "$root/crdt/sync/include" -I "$root/crdt/render/include" -isystem "$obj/msgpack-include" \
     "${sources[@]}" --bind \
     -sMODULARIZE -sEXPORT_ES6 -sSINGLE_FILE -sALLOW_MEMORY_GROWTH -sENVIRONMENT=web,worker \
     -sEXPORT_NAME=createEngine -sDISABLE_EXCEPTION_CATCHING=0 \

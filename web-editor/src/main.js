@@ -7,6 +7,7 @@ import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
 import createEngine from 'tandem-engine';
 import { openDocument, DOC_ID, tokenSubject } from '@tandem/client';
 import { tandemSync } from '@tandem/client/codemirror';
+import { richEditor } from './rich.js';
 
 const RECENT_KEY = 'tandem-recent';
 const DOC_RULE = 'A document name is 1 to 128 letters, digits, dots, dashes or underscores.';
@@ -68,17 +69,22 @@ function picker(root) {
   const token = pageToken();
   const input = el('input', { testid: 'doc-name', placeholder: 'document name', 'aria-label': 'document name', autofocus: '' });
   const error = el('p', { class: 'error', testid: 'picker-error', role: 'alert' });
-  const open = (name) => {
+  const open = (name, kind) => {
     if (!DOC_ID.test(name)) {
       error.textContent = DOC_RULE;
       return;
     }
-    location.href = `/d/${encodeURIComponent(name)}`;
+    location.href = `/d/${encodeURIComponent(name)}${kind === 'rich' ? '?kind=rich' : ''}`;
   };
   const form = el('form', {}, input, el('button', { type: 'submit' }, 'Open'),
-                  el('button', { type: 'button', testid: 'new-doc' }, 'New document'));
+                  el('button', { type: 'button', testid: 'new-doc', title: 'Headings, lists, bold, links: edited in ProseMirror' }, 'New document'),
+                  el('button', { type: 'button', testid: 'new-plain-doc', title: 'Code or Markdown source: edited in CodeMirror' }, 'New plain text'));
   form.addEventListener('submit', (e) => { e.preventDefault(); open(input.value.trim()); });
-  form.querySelector('[data-testid=new-doc]').addEventListener('click', () => open(`doc-${randomHex(8)}`));
+  form.querySelector('[data-testid=new-doc]').addEventListener('click', () => open(`doc-${randomHex(8)}`, 'rich'));
+  form.querySelector('[data-testid=new-plain-doc]').addEventListener('click', () => open(`doc-${randomHex(8)}`, 'plain'));
+  const kinds = el('p', { class: 'note', testid: 'doc-kinds' },
+                   'A new document is rich text (headings, lists, bold, links); plain text is for code or Markdown sources. ',
+                   'A document opened by name keeps its kind; a new name opens as plain text.');
 
   const local = recent();
   const recentList = el('ul', { testid: 'recent' });
@@ -87,7 +93,7 @@ function picker(root) {
   }
   const serverList = el('ul', { testid: 'server-docs' });
   const serverNote = el('p', { class: 'note', testid: 'server-docs-note' }, 'Loading the server\'s documents…');
-  root.append(el('div', { class: 'picker' }, el('h1', {}, 'Tandem'), form, error,
+  root.append(el('div', { class: 'picker' }, el('h1', {}, 'Tandem'), form, error, kinds,
                  el('h2', {}, 'On this server'), serverNote, serverList,
                  el('h2', {}, 'Recent in this browser'), local.length ? recentList : el('p', { class: 'note' }, 'None yet.')));
 
@@ -129,6 +135,27 @@ function accessText(access, message, hasToken) {
   }
 }
 
+// Resolves once the handle holds what the server held when it welcomed it (or it is offline, was
+// refused, or `ms` passed): then the document's kind is known.
+function settled(doc, ms = 3000) {
+  return new Promise((resolve) => {
+    let timer = null;
+    let offs = [];
+    const done = () => {
+      clearInterval(timer);
+      for (const off of offs) off();
+      resolve();
+    };
+    const check = () => {
+      if (doc.replica.synced() || doc.status === 'offline' || !['unknown', 'write', 'read'].includes(doc.access)) done();
+    };
+    offs = ['change', 'status', 'access', 'unsent'].map((e) => doc.on(e, check));
+    const until = Date.now() + ms;
+    timer = setInterval(() => (Date.now() > until ? done() : check()), 50);
+    check();
+  });
+}
+
 async function editor(root, docId) {
   document.title = `${docId} · Tandem`;
   remember(docId);
@@ -145,9 +172,17 @@ async function editor(root, docId) {
   // On a narrow screen the list of who is here folds away behind this button.
   const toggle = el('button', { type: 'button', class: 'people-toggle', testid: 'people-toggle',
                                 'aria-expanded': 'false', title: 'Who is here' }, 'Here ', count);
+  // `?kind=rich` (a new document from the picker): rich text even before anything is formatted.
+  const params = new URLSearchParams(location.search);
+  const wantRich = params.get('kind') === 'rich';
+  if (params.has('kind')) {
+    params.delete('kind');
+    const rest = params.toString();
+    window.history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
+  }
   const host = el('div', { class: 'editor' });
   const aside = el('aside', { testid: 'people-panel' }, el('h2', {}, 'Here'), people);
-  const main = el('main', {}, host, aside);
+  const main = el('main', {}, el('div', { class: 'column' }, host), aside);
   root.append(
     el('header', {}, el('a', { href: '/', class: 'home' }, 'Tandem'), el('span', { class: 'doc', testid: 'doc-id' }, docId),
        status, access, unsent, copy, el('label', {}, el('span', { class: 'name-label' }, 'Name '), nameInput), toggle),
@@ -194,10 +229,21 @@ async function editor(root, docId) {
     unsent.dataset.count = String(n);
   };
 
+  // A document is rich text once anything in it was formatted (the first block typed as a
+  // paragraph is enough: that is how a new rich document says what it is).
+  await settled(doc);
+  let rich = doc.rich;
+  if (!rich && wantRich && doc.writable) {
+    doc.setBlock(0, 'paragraph');
+    rich = true;
+  }
+  root.classList.toggle('rich', rich);
+
   // Locked (nothing can be typed) whenever the server would not take what is typed.
   const lock = new Compartment();
   const locked = (on) => (on ? [EditorState.readOnly.of(true), EditorView.editable.of(false)] : []);
   let view = null;
+  let richView = null;
   const showAccess = () => {
     const text = accessText(doc.access, doc.accessMessage, !!token);
     access.textContent = text;
@@ -206,7 +252,8 @@ async function editor(root, docId) {
     access.title = doc.accessMessage || '';
     const readOnly = !(doc.access === 'write' || doc.access === 'unknown');
     root.classList.toggle('locked', readOnly);
-    view?.dispatch({ effects: lock.reconfigure(locked(readOnly)) });
+    if (richView) richView.setLocked(readOnly);
+    else view?.dispatch({ effects: lock.reconfigure(locked(readOnly)) });
     showUnsent();
   };
 
@@ -216,18 +263,31 @@ async function editor(root, docId) {
   doc.on('access', showAccess);
   doc.setPresence({ name: myName });
 
-  view = new EditorView({
-    parent: host,
-    state: EditorState.create({
-      doc: doc.text(),
-      extensions: [
-        lineNumbers(), drawSelection(), highlightActiveLine(), history(), EditorView.lineWrapping,
-        keymap.of([...defaultKeymap, ...historyKeymap]),
-        lock.of(locked(false)),
-        tandemSync(doc),
-      ],
-    }),
-  });
+  if (rich) {
+    const bar = el('div', { class: 'toolbar', testid: 'toolbar', role: 'toolbar' });
+    host.before(bar);
+    host.classList.add('rich-host');
+    richView = richEditor({ host, bar, doc, docId });
+    view = richView.view;
+  } else {
+    // A plain document someone else has just formatted: this editor shows its text only.
+    const notice = el('p', { class: 'notice', testid: 'now-rich', hidden: '' },
+                      'Someone formatted this document: ', el('a', { href: location.pathname }, 'reload'), ' to edit it as rich text.');
+    host.before(notice);
+    doc.on('change', (_patches, formats) => { if (formats && doc.rich) notice.hidden = false; });
+    view = new EditorView({
+      parent: host,
+      state: EditorState.create({
+        doc: doc.text(),
+        extensions: [
+          lineNumbers(), drawSelection(), highlightActiveLine(), history(), EditorView.lineWrapping,
+          keymap.of([...defaultKeymap, ...historyKeymap]),
+          lock.of(locked(false)),
+          tandemSync(doc),
+        ],
+      }),
+    });
+  }
 
   nameInput.addEventListener('input', () => {
     myName = nameInput.value.trim().slice(0, 40) || defaultName();
@@ -240,7 +300,8 @@ async function editor(root, docId) {
   showPeople();
   showAccess();
   view.focus();
-  window.tandem = { view, client: doc, doc, replica: doc.replica, agent, text: () => doc.text() };
+  window.tandem = { view, client: doc, doc, replica: doc.replica, agent, kind: rich ? 'rich' : 'plain', text: () => doc.text(),
+                    markdown: () => doc.markdown(), rich: richView };
 }
 
 // ---- start -------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include "crdt/codec.h"
 #include "crdt/doc.h"
 #include "crdt/split.h"
+#include "render/render.h"
 #include "sync/client.h"
 
 namespace {
@@ -132,6 +133,9 @@ class Replica {
     return out;
   }
   double format_events() const { return static_cast<double>(sync_.doc().format_events()); }
+  // The document as CommonMark or as HTML (crdt/render: what the HTTP API's ?format= answers).
+  std::string markdown() const { return tandem::render::to_markdown(tandem::render::read(sync_.doc())); }
+  std::string html() const { return tandem::render::to_html(tandem::render::read(sync_.doc())); }
 
   // Code points <-> UTF-16, clamped to the document (presence positions come from other texts).
   uint32_t to16(uint32_t pos) const {
@@ -316,6 +320,8 @@ EMSCRIPTEN_BINDINGS(tandem) {
       .function("spans16", &Replica::spans16)
       .function("blocks16", &Replica::blocks16)
       .function("formatEvents", &Replica::format_events)
+      .function("markdown", &Replica::markdown)
+      .function("html", &Replica::html)
       .function("from16", &Replica::from16)
       .function("version", &Replica::version)
       .function("ownNext", &Replica::own_next)

@@ -165,6 +165,15 @@ export class TandemDocument {
     });
   }
 
+  // Whether the document has ever been formatted (a mark or a block type): a rich document, which
+  // protocol 1 clients and plain-text editors cannot show whole.
+  get rich() { return this.replica.formatEvents() > 0; }
+
+  // The document as CommonMark Markdown or as HTML, as the server's HTTP API renders it
+  // (`?format=markdown|html`): typed text escaped, comments left out of Markdown.
+  markdown() { return this.replica.markdown(); }
+  html() { return this.replica.html(); }
+
   // Local edits are sent together once the current task is done.
   changed() {
     this.persist();
