@@ -30,6 +30,7 @@ PACKAGES=(
   postgresql           # the shared log of several nodes: scripts/cluster and the cluster tests
   haproxy              # in front of several nodes: scripts/cluster and the cluster tests
   libjwt-dev           # JSON Web Tokens (net/src/doors/jwt.cc)
+  libcmark-dev         # Markdown in (CommonMark's reference parser): POST /api/docs/<id>/import
   python3-jwt          # an independent JWT implementation: the auth tests mint tokens with it
   python3-cryptography # PyJWT's RS256/ES256
   curl                 # docs/http-api.md's examples, run by a test

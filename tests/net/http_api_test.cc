@@ -372,3 +372,58 @@ TEST_CASE("http api: marks and blocks in, spans and blocks out; protocol-1 clien
   says(R"({"agent":"api","version":{"editor":3},"edits":[{"at":0,"block":"quote"}]})", 422, "current version");
   CHECK(parse(http_get(s.port, "/api/docs/doc"))["events"] == events);
 }
+
+TEST_CASE("http api: a Markdown import replaces the content as one edit that merges with an editor's typing",
+          "[net][http-api][rich][markdown]") {
+  ServerFixture s;
+  auto import = [&](const std::string& doc, const std::string& md, const std::string& query = "?agent=backend",
+                    const std::string& type = "text/markdown; charset=utf-8") {
+    return http_request(s.port, http::verb::post, "/api/docs/" + doc + "/import" + query, md, "",
+                        {{http::field::content_type, type}});
+  };
+  // A new document.
+  auto r = import("plan", "# Plan\n\nFirst *point*.\n\nSecond point.\n\n- a\n- b\n");
+  INFO(r.second);
+  REQUIRE(r.first == 200);
+  CHECK(parse(r)["changed"] == true);
+  CHECK(parse(http_get(s.port, "/api/docs/plan?format=markdown"))["markdown"] ==
+        "# Plan\n\nFirst *point*.\n\nSecond point.\n\n- a\n- b\n");
+
+  // An editor types in the first paragraph (offline, so that it is concurrent) while the backend
+  // imports a version that changes the second: both survive.
+  auto editor = make_client(s.url("plan"), "editor");
+  REQUIRE(editor->wait_synced(5s));
+  editor->stop();
+  const auto text = editor->text();
+  const uint32_t at = static_cast<uint32_t>(text.find("First")) + 5;
+  REQUIRE(editor->insert(at, " and best").ok());
+  r = import("plan", "# Plan\n\nFirst *point*.\n\nSecond point, **revised**.\n\n- a\n- b\n");
+  REQUIRE(r.first == 200);
+  editor->start();
+  REQUIRE(editor->wait_synced(5s));
+  const std::string want = "# Plan\n\nFirst and best *point*.\n\nSecond point, **revised**.\n\n- a\n- b\n";
+  REQUIRE(eventually([&] { return parse(http_get(s.port, "/api/docs/plan?format=markdown"))["markdown"] == want; }));
+  REQUIRE(eventually([&] { return editor->text() == parse(http_get(s.port, "/api/docs/plan"))["text"]; }));
+
+  // The same Markdown again: nothing changes.
+  const auto events = parse(http_get(s.port, "/api/docs/plan"))["events"];
+  r = import("plan", want);
+  REQUIRE(r.first == 200);
+  CHECK(parse(r)["changed"] == false);
+  CHECK(parse(http_get(s.port, "/api/docs/plan"))["events"] == events);
+
+  // Bad requests: a clear error each, nothing changed.
+  CHECK(import("plan", "x", "?agent=backend", "application/json").first == 415);
+  CHECK(error_code(import("plan", "x", "?agent=backend", "")) == "unsupported_media_type");
+  CHECK(error_code(import("plan", "x", "")) == "bad_request");           // no agent
+  CHECK(error_code(import("plan", "x", "?agent=")) == "bad_request");
+  CHECK(error_code(import("plan", "a\xff", "?agent=backend")) == "bad_request");  // not UTF-8
+  CHECK(error_code(import("plan", "x", "?agent=editor")) == "agent_in_use");
+  CHECK(error_code(http_request(s.port, http::verb::get, "/api/docs/plan/import", "")) == "method_not_allowed");
+  CHECK(parse(http_get(s.port, "/api/docs/plan"))["events"] == events);
+  // A script link keeps its text, without the link.
+  r = import("other", "[click](javascript:alert(1))\n");
+  REQUIRE(r.first == 200);
+  CHECK(parse(http_get(s.port, "/api/docs/other"))["text"] == "click");
+  CHECK(parse(http_get(s.port, "/api/docs/other"))["spans"].empty());
+}

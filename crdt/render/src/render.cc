@@ -1,6 +1,7 @@
 #include "render/render.h"
 
 #include <algorithm>
+#include <map>
 
 #include "crdt/utf8.h"
 
@@ -385,6 +386,276 @@ std::string to_markdown(const RichText& doc) {
     prev = type;
   }
   return out;
+}
+
+}  // namespace tandem::render
+
+// ---- making a document equal to another ------------------------------------------------------
+
+namespace tandem::render {
+namespace {
+
+using crdt::Status;
+
+struct LineTable {
+  std::vector<std::string_view> line;
+  std::vector<size_t> byte;   // where each line begins
+  std::vector<uint32_t> cp;   // ... in code points
+  uint32_t total_cp = 0;
+};
+
+LineTable lines_in(std::string_view t) {
+  LineTable out;
+  size_t b = 0;
+  uint32_t cp = 0;
+  for (;;) {
+    const size_t e = t.find('\n', b);
+    const std::string_view l = t.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b);
+    out.line.push_back(l);
+    out.byte.push_back(b);
+    out.cp.push_back(cp);
+    cp += static_cast<uint32_t>(crdt::utf8::count_code_points(l));
+    if (e == std::string_view::npos) break;
+    ++cp;
+    b = e + 1;
+  }
+  out.total_cp = cp;
+  return out;
+}
+
+struct Hunk {
+  size_t a1, a2, b1, b2;  // lines [a1, a2) of the old text became [b1, b2) of the new
+};
+
+// Myers' O((N+M)D) diff of two line lists; past `max_d` differences, one hunk over everything
+// between the common first and last lines (a worse diff, never a wrong one).
+std::vector<Hunk> diff_lines(const std::vector<std::string_view>& a, const std::vector<std::string_view>& b) {
+  size_t pre = 0;
+  while (pre < a.size() && pre < b.size() && a[pre] == b[pre]) ++pre;
+  size_t suf = 0;
+  while (suf < a.size() - pre && suf < b.size() - pre && a[a.size() - 1 - suf] == b[b.size() - 1 - suf]) ++suf;
+  const long n = static_cast<long>(a.size() - pre - suf), m = static_cast<long>(b.size() - pre - suf);
+  if (n == 0 && m == 0) return {};
+  auto A = [&](long i) { return a[pre + static_cast<size_t>(i)]; };
+  auto B = [&](long j) { return b[pre + static_cast<size_t>(j)]; };
+  constexpr long kMaxD = 1000;
+  const long max_d = std::min(n + m, kMaxD);
+  std::vector<long> v(static_cast<size_t>(2 * max_d + 3), 0);
+  const long off = max_d + 1;
+  std::vector<std::vector<long>> trace;
+  long found = -1;
+  for (long d = 0; d <= max_d && found < 0; ++d) {
+    trace.emplace_back(v.begin() + (off - d - 1), v.begin() + (off + d + 2));
+    for (long k = -d; k <= d; k += 2) {
+      long x = (k == -d || (k != d && v[static_cast<size_t>(off + k - 1)] < v[static_cast<size_t>(off + k + 1)]))
+                   ? v[static_cast<size_t>(off + k + 1)]
+                   : v[static_cast<size_t>(off + k - 1)] + 1;
+      long y = x - k;
+      while (x < n && y < m && A(x) == B(y)) {
+        ++x;
+        ++y;
+      }
+      v[static_cast<size_t>(off + k)] = x;
+      if (x >= n && y >= m) {
+        found = d;
+        break;
+      }
+    }
+  }
+  if (found < 0) return {{pre, pre + static_cast<size_t>(n), pre, pre + static_cast<size_t>(m)}};
+  // Back from (n, m): the matched diagonals, last first.
+  std::vector<std::pair<long, long>> snakes;  // (x, y) of each matched line
+  long x = n, y = m;
+  for (long d = found; d > 0; --d) {
+    const std::vector<long>& pv = trace[static_cast<size_t>(d)];  // v before step d: index k + d + 1
+    auto at = [&](long k) { return pv[static_cast<size_t>(k + d + 1)]; };
+    const long k = x - y;
+    const bool down = k == -d || (k != d && at(k - 1) < at(k + 1));
+    const long pk = down ? k + 1 : k - 1;
+    const long px = at(pk), py = px - pk;
+    const long sx = down ? px : px + 1;  // where the snake of step d began
+    while (x > sx && y > sx - k) {
+      snakes.emplace_back(--x, --y);
+    }
+    x = px;
+    y = py;
+  }
+  while (x > 0 && y > 0) snakes.emplace_back(--x, --y);
+  std::reverse(snakes.begin(), snakes.end());
+  std::vector<Hunk> out;
+  long ia = 0, ib = 0;
+  auto emit = [&](long ea, long eb) {
+    if (ea > ia || eb > ib) {
+      out.push_back({pre + static_cast<size_t>(ia), pre + static_cast<size_t>(ea), pre + static_cast<size_t>(ib), pre + static_cast<size_t>(eb)});
+    }
+  };
+  for (const auto& [sx, sy] : snakes) {
+    emit(sx, sy);
+    ia = sx + 1;
+    ib = sy + 1;
+  }
+  emit(n, m);
+  return out;
+}
+
+bool continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+
+// Replaces old[from, to) (bytes of the old text, at code point `at`) by `next`, touching only the
+// middle that differs.
+Status replace_middle(crdt::Doc& doc, uint32_t at, std::string_view old, std::string_view next) {
+  size_t p = 0;
+  while (p < old.size() && p < next.size() && old[p] == next[p]) ++p;
+  while (p > 0 && ((p < old.size() && continuation(old[p])) || (p < next.size() && continuation(next[p])))) --p;
+  size_t s = 0;
+  while (s < old.size() - p && s < next.size() - p && old[old.size() - 1 - s] == next[next.size() - 1 - s]) ++s;
+  while (s > 0 && ((old.size() - s < old.size() && continuation(old[old.size() - s])) ||
+                   (next.size() - s < next.size() && continuation(next[next.size() - s])))) {
+    --s;
+  }
+  const uint32_t pos = at + static_cast<uint32_t>(crdt::utf8::count_code_points(old.substr(0, p)));
+  const std::string_view gone = old.substr(p, old.size() - p - s);
+  const std::string_view put = next.substr(p, next.size() - p - s);
+  if (!gone.empty()) TANDEM_RETURN_IF_ERROR(doc.remove(pos, static_cast<uint32_t>(crdt::utf8::count_code_points(gone))));
+  if (!put.empty()) TANDEM_RETURN_IF_ERROR(doc.insert(pos, put));
+  return Status::OK();
+}
+
+std::string joined(const std::vector<std::string_view>& lines, size_t from, size_t to, bool newline_after) {
+  std::string s;
+  for (size_t i = from; i < to; ++i) {
+    s.append(lines[i]);
+    if (newline_after || i + 1 < to) s += '\n';
+  }
+  return s;
+}
+
+Status make_text_equal(crdt::Doc& doc, std::string_view want) {
+  const std::string have = doc.text();
+  if (have == want) return Status::OK();
+  const LineTable a = lines_in(have), b = lines_in(want);
+  const std::vector<Hunk> hunks = diff_lines(a.line, b.line);
+  const size_t na = a.line.size();
+  for (auto h = hunks.rbegin(); h != hunks.rend(); ++h) {
+    if (h->a2 < na) {
+      // Whole lines, each with its `\n`.
+      const std::string_view old = std::string_view(have).substr(a.byte[h->a1], a.byte[h->a2] - a.byte[h->a1]);
+      TANDEM_RETURN_IF_ERROR(replace_middle(doc, a.cp[h->a1], old, joined(b.line, h->b1, h->b2, true)));
+    } else if (h->a1 > 0) {
+      // To the end: the `\n` before the first line instead of one after the last (a1 may be na:
+      // lines added at the end, after the last `\n`-less line).
+      const size_t from = h->a1 < na ? a.byte[h->a1] - 1 : have.size();
+      const uint32_t at = h->a1 < na ? a.cp[h->a1] - 1 : a.total_cp;
+      std::string next(1, '\n');
+      next.append(joined(b.line, h->b1, h->b2, false));
+      TANDEM_RETURN_IF_ERROR(replace_middle(doc, at, std::string_view(have).substr(from),
+                                            h->b2 > h->b1 ? std::string_view(next) : std::string_view()));
+    } else {
+      TANDEM_RETURN_IF_ERROR(replace_middle(doc, 0, have, want));
+    }
+  }
+  return Status::OK();
+}
+
+// The value of each mark (a comment: its id, keyed by id) in a span's list.
+using MarkMap = std::map<std::string, std::string>;
+MarkMap mark_map(const std::vector<Mark>& marks) {
+  MarkMap out;
+  for (const Mark& m : marks) out[m.name == "comment" ? "comment\n" + m.value : m.name] = m.value;
+  return out;
+}
+
+struct Cursor {
+  const std::vector<crdt::TextSpan>& spans;
+  size_t i = 0;
+  MarkMap at(uint32_t pos) {
+    while (i < spans.size() && spans[i].to <= pos) ++i;
+    return i < spans.size() && spans[i].from <= pos ? mark_map(spans[i].marks) : MarkMap{};
+  }
+};
+
+Status make_marks_equal(crdt::Doc& doc, const RichText& want) {
+  const std::vector<crdt::TextSpan> have = doc.spans();
+  std::vector<uint32_t> cuts{0, doc.length()};
+  for (const auto& s : have) cuts.insert(cuts.end(), {s.from, s.to});
+  for (const auto& s : want.spans) cuts.insert(cuts.end(), {s.from, s.to});
+  std::vector<bool> newline;  // per code point: a block boundary, whose marks nobody sees
+  for (size_t b = 0; b < want.text.size(); b += crdt::utf8::seq_len(static_cast<unsigned char>(want.text[b]))) {
+    newline.push_back(want.text[b] == '\n');
+    if (want.text[b] == '\n') cuts.insert(cuts.end(), {static_cast<uint32_t>(newline.size() - 1), static_cast<uint32_t>(newline.size())});
+  }
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  struct Run {
+    uint32_t from, to;
+    bool set;
+    std::string value;
+  };
+  std::map<std::string, Run> runs;
+  auto flush = [&](const std::string& key) -> Status {
+    auto r = runs.find(key);
+    if (r == runs.end()) return Status::OK();
+    const bool comment = key.rfind("comment\n", 0) == 0;
+    const std::string name = comment ? "comment" : key;
+    const Run run = r->second;
+    runs.erase(r);
+    return run.set ? doc.mark(run.from, run.to - run.from, name, run.value)
+                   : doc.unmark(run.from, run.to - run.from, name, comment ? run.value : std::string());
+  };
+  auto flush_all = [&]() -> Status {
+    while (!runs.empty()) TANDEM_RETURN_IF_ERROR(flush(runs.begin()->first));
+    return Status::OK();
+  };
+  Cursor hc{have}, wc{want.spans};
+  for (size_t c = 0; c + 1 < cuts.size(); ++c) {
+    const uint32_t from = cuts[c], to = cuts[c + 1];
+    if (from >= to || from >= newline.size()) continue;
+    if (newline[from]) {
+      TANDEM_RETURN_IF_ERROR(flush_all());
+      continue;
+    }
+    const MarkMap h = hc.at(from), w = wc.at(from);
+    std::vector<std::string> keys;
+    for (const auto& [k, v] : h) keys.push_back(k);
+    for (const auto& [k, v] : w) keys.push_back(k);
+    for (const auto& [k, r] : runs) keys.push_back(k);
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    for (const std::string& k : keys) {
+      auto hv = h.find(k), wv = w.find(k);
+      const bool same = (hv == h.end()) == (wv == w.end()) && (hv == h.end() || hv->second == wv->second);
+      if (same) {
+        TANDEM_RETURN_IF_ERROR(flush(k));
+        continue;
+      }
+      const bool set = wv != w.end();
+      const std::string value = set ? wv->second : hv->second;
+      auto r = runs.find(k);
+      if (r != runs.end() && r->second.to == from && r->second.set == set && r->second.value == value) {
+        r->second.to = to;
+        continue;
+      }
+      TANDEM_RETURN_IF_ERROR(flush(k));
+      runs[k] = Run{from, to, set, value};
+    }
+  }
+  return flush_all();
+}
+
+}  // namespace
+
+Status make_equal(crdt::Doc& doc, const RichText& want) {
+  TANDEM_RETURN_IF_ERROR(make_text_equal(doc, want.text));
+  const std::vector<Block> have = doc.blocks();
+  if (have.size() != want.blocks.size()) {
+    return Status::InvalidArgument("the wanted document has " + std::to_string(want.blocks.size()) + " blocks for " +
+                                   std::to_string(have.size()) + " lines");
+  }
+  for (size_t i = 0; i < have.size(); ++i) {
+    if (have[i].type != want.blocks[i].type || have[i].value != want.blocks[i].value) {
+      TANDEM_RETURN_IF_ERROR(doc.set_block(have[i].at, want.blocks[i].type, want.blocks[i].value));
+    }
+  }
+  return make_marks_equal(doc, want);
 }
 
 }  // namespace tandem::render

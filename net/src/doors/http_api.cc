@@ -1,4 +1,3 @@
-#include "render/render.h"
 #include "http_api.h"
 
 #include <boost/asio/post.hpp>
@@ -9,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "crdt/utf8.h"
+#include "render/markdown.h"
+#include "render/render.h"
 #include "store/replay.h"
 #include "sync/server.h"
 
@@ -447,6 +448,17 @@ Result<crdt::OpBatch> build_batch(const EditRequest& r, const crdt::Doc& doc, cr
   return b;
 }
 
+// An import: the edits that turn the document into `want`, by `agent`, on a copy of the replica.
+// An empty batch when it already is `want`.
+Result<crdt::OpBatch> build_import(const std::string& agent, const render::RichText& want, const crdt::Doc& doc,
+                                   crdt::Version* after) {
+  auto copy = crdt::Doc::from_snapshot(doc.to_snapshot(), agent);
+  if (!copy.ok()) return copy.status();
+  TANDEM_RETURN_IF_ERROR(render::make_equal(*copy, want));
+  *after = copy->version();
+  return copy->ops_since(doc.version());
+}
+
 // The document's room (with a pending_joins count, room.h), or a reply that the server is stopping.
 std::shared_ptr<Room> room_or_reply(Server::Impl& srv, const std::string& id, const std::function<void(ApiResponse)>& reply) {
   auto room = srv.room(id);
@@ -508,12 +520,14 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
     return;
   }
   std::string id = path.rfind("/api/docs/", 0) == 0 ? path.substr(10) : std::string();
-  const bool edits = id.size() > 6 && id.compare(id.size() - 6, 6, "/edits") == 0;
+  auto ends_with = [&](std::string_view tail) { return id.size() > tail.size() && id.compare(id.size() - tail.size(), tail.size(), tail) == 0; };
+  const bool edits = ends_with("/edits"), import = ends_with("/import");
   if (edits) id.resize(id.size() - 6);
+  if (import) id.resize(id.size() - 7);
   if (!valid_doc_id(id)) {
     reply(api_error(404, "not_found",
-                    "no such endpoint: /api/docs, /api/docs/<doc-id> and /api/docs/<doc-id>/edits (doc ids match "
-                    "[A-Za-z0-9._-]{1,128})"));
+                    "no such endpoint: /api/docs, /api/docs/<doc-id>, /api/docs/<doc-id>/edits and /api/docs/<doc-id>/import "
+                    "(doc ids match [A-Za-z0-9._-]{1,128})"));
     return;
   }
   const bool write = req.method != "GET";
@@ -557,6 +571,64 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
         reply(api_failure(code, message, *make_error));
       } else {
         reply(ok({{"doc", id}, {"version", version_json(*after)}, {"events", after->total()}}));
+      }
+    });
+    return;
+  }
+
+  if (import) {
+    if (req.method != "POST") {
+      reply(api_error(405, "method_not_allowed", "POST /api/docs/<doc-id>/import?agent=NAME replaces the document's content"));
+      return;
+    }
+    const std::string type = req.content_type.substr(0, req.content_type.find(';'));
+    if (type != "text/markdown") {
+      reply(api_error(415, "unsupported_media_type",
+                      "an import is Markdown: send it with Content-Type: text/markdown (not '" + type.substr(0, 64) + "')"));
+      return;
+    }
+    std::string agent = query_param(req.target, "agent");
+    if (agent.empty() && !caller.open) agent = caller.token.subject;
+    if (agent.empty()) {
+      reply(api_error(400, "bad_request", "'agent' (?agent=NAME) is required: the import is an edit by that agent"));
+      return;
+    }
+    if (auto st = crdt::Doc::ValidateAgent(agent); !st.ok()) {
+      reply(api_error(400, "bad_request", "agent: " + st.message()));
+      return;
+    }
+    if (!caller.open && !sync::AgentBelongsTo(agent, caller.token.subject)) {
+      reply(api_error(403, "forbidden", "agent '" + agent + "' is not '" + caller.token.subject + "' or '" +
+                                            caller.token.subject + "/...'"));
+      return;
+    }
+    auto want = render::from_markdown(req.body);
+    if (!want.ok()) {
+      reply(api_error(400, "bad_request", want.status().message()));
+      return;
+    }
+    auto room = room_or_reply(srv, id, reply);
+    if (!room) return;
+    auto after = std::make_shared<crdt::Version>();
+    auto make_error = std::make_shared<Status>();
+    auto unchanged = std::make_shared<bool>(false);
+    auto make = [agent, want = std::move(*want), after, make_error, unchanged](const crdt::Doc& doc) -> Result<crdt::OpBatch> {
+      auto b = build_import(agent, want, doc, after.get());
+      if (!b.ok()) {
+        *make_error = b.status();
+      } else if (b->runs.empty()) {
+        *unchanged = true;
+        return Status::FailedPrecondition("the document already is this Markdown");
+      }
+      return b;
+    };
+    room->api_edit(std::move(make), [id, after, make_error, unchanged, reply = once(reply)](uint16_t code, const std::string& message) {
+      if (*unchanged) {
+        reply(ok({{"doc", id}, {"version", version_json(*after)}, {"events", after->total()}, {"changed", false}}));
+      } else if (code != 0) {
+        reply(api_failure(code, message, *make_error));
+      } else {
+        reply(ok({{"doc", id}, {"version", version_json(*after)}, {"events", after->total()}, {"changed", true}}));
       }
     });
     return;

@@ -21,6 +21,7 @@ struct ApiRequest {
   std::string target;  // path and query
   std::string body;
   std::string token;   // ?token= or Authorization: Bearer
+  std::string content_type;
 };
 
 struct ApiResponse {

@@ -646,7 +646,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     }
     if (is_api_path(path)) {
       ++srv_.metrics.api_requests;
-      ApiRequest api{std::string(req.method_string()), target, std::move(req.body()), token_of(req, target)};
+      ApiRequest api{std::string(req.method_string()), target, std::move(req.body()), token_of(req, target),
+                     std::string(req[http::field::content_type])};
       auto self = this->shared_from_this();
       auto shared_req = std::make_shared<Request>(std::move(req));
       handle_api(srv_, srv_.net->api_pool.get_executor(), std::move(api), [self, shared_req](ApiResponse r) {

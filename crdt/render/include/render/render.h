@@ -28,4 +28,12 @@ RichText read(const crdt::Doc& doc);
 std::string to_html(const RichText& doc);
 std::string to_markdown(const RichText& doc);
 
+// Edits `doc` (as its own agent) until its text, blocks and marks are `want`'s, keeping what is
+// already equal: unchanged lines keep their characters (a line diff, then the changed lines'
+// common ends), so that concurrent edits there merge; blocks are retyped and marks set or taken off
+// only where they differ. `want.spans` cover its text; `want.blocks` begin at 0 and after each `\n`.
+// Refused (the engine's error, and `doc` may be part-way) only for what the engine refuses: a text
+// over its limits, a value it does not take.
+crdt::Status make_equal(crdt::Doc& doc, const RichText& want);
+
 }  // namespace tandem::render
