@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <string>
@@ -35,8 +36,32 @@ struct RichState {
   internal::Sequence seq;
   std::vector<internal::Sequence::Found> found;  // every format event, in LV order
   std::vector<uint32_t> lamport;                 // by graph entry, as far as computed
+
+  // found[i] as reads see it (computed once: an event never changes).
+  struct Event {
+    uint32_t format;   // OpLog::format(i)
+    uint32_t lamport;
+    uint32_t agent;
+    uint32_t seq;
+    uint32_t key;      // marks: which mark (a comment: which id), an index into keys; blocks: unused
+    bool mark;
+  };
+  std::vector<Event> events;
+  std::vector<std::string> keys;  // name, or "comment\n" + id; sorted as marks are, by name then id
+  std::unordered_map<std::string, uint32_t> key_of;
+  // The last read: every event's anchors in today's text, for the log as it was at `at` events
+  // (every change of the text or its formats is an event, so the size tells when it is stale).
+  struct Read {
+    uint64_t at = UINT64_MAX;
+    std::vector<std::tuple<uint32_t, uint32_t, bool>> toggles;  // (position, event, start?), sorted, starts first
+    std::vector<std::pair<uint32_t, uint32_t>> block_at;        // (block start, event), sorted, the winner last
+  } read;
+
   size_t heap_bytes() const {
-    return sizeof(*this) + seq.heap_bytes() + found.capacity() * sizeof(found[0]) + lamport.capacity() * 4;
+    size_t n = sizeof(*this) + seq.heap_bytes() + found.capacity() * sizeof(found[0]) + lamport.capacity() * 4 +
+               events.capacity() * sizeof(Event) + read.toggles.capacity() * 12 + read.block_at.capacity() * 8;
+    for (const auto& k : keys) n += k.capacity() + 64;
+    return n;
   }
 };
 

@@ -270,6 +270,11 @@ class Tracker {
     const Cursor c = find_prep(static_cast<uint32_t>(p));
     return at(c).lv + c.off;
   }
+  // Character x in the effect version (every event applied): its position and whether it is gone.
+  std::pair<uint32_t, bool> eff_where(LV x) const {
+    const Cursor c = cursor_at_lv(x);
+    return {eff_pos(c), c.leaf->recs[c.idx].del};
+  }
 
   template <typename F>
   void for_each_rec(F f) const {
@@ -547,6 +552,7 @@ class Tracker {
   }
 
   uint32_t raw_pos_of_lv(LV x) const { return x == kNoLV ? counts_of(root_).raw : raw_pos(cursor_at_lv(x)); }
+
 
   void insert_sibling(Node* after, Node* node) {
     Inner* p = after->parent;
@@ -932,6 +938,11 @@ Status Sequence::catch_up(std::vector<Found>* found) {
 
 void Sequence::for_each(const std::function<void(LV, uint32_t, bool)>& f) const {
   impl_->tracker.for_each_rec([&](const merge_detail::Rec& r) { f(r.lv, r.len, r.del); });
+}
+
+Sequence::Where Sequence::where(LV lv) const {
+  const auto [pos, deleted] = impl_->tracker.eff_where(lv);
+  return {pos, deleted};
 }
 
 size_t Sequence::heap_bytes() const { return sizeof(Impl) + impl_->tracker.heap_bytes(); }

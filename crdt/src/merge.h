@@ -76,6 +76,13 @@ class Sequence {
   LV end() const { return end_; }
   // Calls f(lv, len, deleted) for the runs of characters in document order.
   void for_each(const std::function<void(LV, uint32_t, bool)>& f) const;
+  // Where character `lv` (one the caught-up sequence holds) is in today's text: its position, or
+  // for a deleted one the position it would have (the count of visible characters before it).
+  struct Where {
+    uint32_t pos;
+    bool deleted;
+  };
+  Where where(LV lv) const;
   size_t heap_bytes() const;
 
  private:

@@ -41,84 +41,71 @@ uint32_t lamport_of(const OpLog& log, std::vector<uint32_t>* lam, LV lv) {
   return (*lam)[gi] + (lv - log.graph()[gi].start);
 }
 
-// A format event as reads see it.
-struct Event {
-  const Format* f;
-  bool mark;
-  uint32_t lamport;
-  std::string_view agent;
-  uint32_t seq;
-  std::string key;  // marks: the name (a comment: name and id); blocks: unused
-};
+using Event = RichState::Event;
 
 // Whether a wins over b (the later in the order every replica computes).
-bool later(const Event& a, const Event& b) {
+bool later(const OpLog& log, const Event& a, const Event& b) {
   if (a.lamport != b.lamport) return a.lamport > b.lamport;
-  if (a.agent != b.agent) return a.agent > b.agent;
+  if (a.agent != b.agent) return log.agent_name(a.agent) > log.agent_name(b.agent);
   return a.seq > b.seq;
 }
 
-// Where an anchor is: just before or just after character lv.
-struct Anchor {
-  LV lv;
-  bool after;
-  uint32_t event;
-  bool start;  // a mark's start (else its end, or a block's boundary)
-};
+// Marks' keys in the order marks sort (by name, then a comment's id), as small numbers: the
+// sweep keeps its state in arrays by key.
+uint32_t key_id(RichState& rs, const Format& f) {
+  std::string key = f.name == "comment" ? "comment\n" + f.value : f.name;
+  auto [it, added] = rs.key_of.try_emplace(std::move(key), static_cast<uint32_t>(rs.keys.size()));
+  if (added) rs.keys.push_back(it->first);
+  return it->second;
+}
 
-struct Resolved {
-  std::vector<Event> events;
-  // (position in today's text, event, start?) for marks; (position just after the boundary, event)
-  // for blocks, only where the boundary still shows.
-  std::vector<std::tuple<uint32_t, uint32_t, bool>> toggles;
-  std::vector<std::pair<uint32_t, uint32_t>> block_at;
-};
-
-Resolved resolve(const Doc::Impl& d) {
-  Resolved out;
-  if (d.log.num_formats() == 0) return out;
+// The events' anchors turned into positions of today's text, cached until the log changes: each
+// anchor is looked up in the sequence (its position, or where it would be if deleted), so a read
+// costs the number of format events, not the length of the history.
+const RichState::Read& resolve(const Doc::Impl& d) {
   RichState& rs = rich_of(d);
   const OpLog& log = d.log;
-  const uint32_t len = d.rope.length();
-  std::vector<Anchor> anchors;
-  for (const Sequence::Found& fd : rs.found) {
+  if (rs.read.at == log.size()) return rs.read;
+  for (size_t i = rs.events.size(); i < rs.found.size(); ++i) {
+    const Sequence::Found& fd = rs.found[i];
     const internal::OpSpan& op = log.ops()[log.op_index(fd.lv)];
     const Format& f = log.format_of(op);
     const auto id = log.id_of(fd.lv);
-    Event e{&f, f.end > 0, lamport_of(log, &rs.lamport, fd.lv), log.agent_name(id.agent), id.seq, {}};
-    const auto i = static_cast<uint32_t>(out.events.size());
+    rs.events.push_back({op.content, lamport_of(log, &rs.lamport, fd.lv), id.agent, id.seq, f.end > 0 ? key_id(rs, f) : 0,
+                         f.end > 0});
+  }
+  RichState::Read& out = rs.read;
+  out.toggles.clear();
+  out.block_at.clear();
+  const uint32_t len = d.rope.length();
+  for (size_t i = 0; i < rs.found.size(); ++i) {
+    const Sequence::Found& fd = rs.found[i];
+    const Event& e = rs.events[i];
+    const auto ev = static_cast<uint32_t>(i);
     if (e.mark) {
-      e.key = f.name == "comment" ? f.name + '\0' + f.value : f.name;
-      anchors.push_back({fd.first, false, i, true});
-      if (!MarkGrows(f.name)) {
-        anchors.push_back({fd.last, true, i, false});
+      out.toggles.emplace_back(rs.seq.where(fd.first).pos, ev, true);
+      if (!MarkGrows(log.format(e.format).name)) {
+        const auto w = rs.seq.where(fd.last);
+        out.toggles.emplace_back(w.deleted ? w.pos : w.pos + 1, ev, false);
       } else if (fd.next == kNoLV) {
-        out.toggles.emplace_back(len, i, false);  // the end of the document, wherever it is now
+        out.toggles.emplace_back(len, ev, false);  // the end of the document, wherever it is now
       } else {
-        anchors.push_back({fd.next, false, i, false});
+        out.toggles.emplace_back(rs.seq.where(fd.next).pos, ev, false);
       }
     } else if (fd.before == kNoLV) {
-      out.block_at.emplace_back(0, i);
-    } else {
-      anchors.push_back({fd.before, true, i, false});
+      out.block_at.emplace_back(0, ev);
+    } else if (const auto w = rs.seq.where(fd.before); !w.deleted && d.rope.substr(w.pos, 1) == "\n") {
+      out.block_at.emplace_back(w.pos + 1, ev);
     }
-    out.events.push_back(std::move(e));
   }
-  std::sort(anchors.begin(), anchors.end(), [](const Anchor& a, const Anchor& b) { return a.lv < b.lv; });
-  uint32_t vis = 0;
-  rs.seq.for_each([&](LV lv, uint32_t n, bool del) {
-    auto it = std::lower_bound(anchors.begin(), anchors.end(), lv, [](const Anchor& a, LV x) { return a.lv < x; });
-    for (; it != anchors.end() && it->lv < lv + n; ++it) {
-      const uint32_t before = del ? vis : vis + (it->lv - lv);
-      const Event& e = out.events[it->event];
-      if (e.mark) {
-        out.toggles.emplace_back(it->after && !del ? before + 1 : before, it->event, it->start);
-      } else if (!del && d.rope.substr(before, 1) == "\n") {
-        out.block_at.emplace_back(before + 1, it->event);
-      }
-    }
-    if (!del) vis += n;
+  // By position, starts first: a mark whose characters are all deleted starts and ends at one.
+  std::sort(out.toggles.begin(), out.toggles.end(), [](const auto& a, const auto& b) {
+    return std::get<0>(a) != std::get<0>(b) ? std::get<0>(a) < std::get<0>(b) : std::get<2>(a) > std::get<2>(b);
   });
+  std::sort(out.block_at.begin(), out.block_at.end(), [&](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : later(log, rs.events[b.second], rs.events[a.second]);
+  });
+  out.at = log.size();
   return out;
 }
 
@@ -131,17 +118,18 @@ std::vector<TextSpan> Doc::spans() const {
   const uint32_t len = d.rope.length();
   std::vector<TextSpan> out;
   if (len == 0) return out;
-  Resolved r = resolve(d);
-  // By position, starts first: a mark whose characters are all deleted starts and ends at one.
-  std::sort(r.toggles.begin(), r.toggles.end(), [](const auto& a, const auto& b) {
-    return std::get<0>(a) != std::get<0>(b) ? std::get<0>(a) < std::get<0>(b) : std::get<2>(a) > std::get<2>(b);
-  });
-  // Per key, the mark events whose anchors enclose the sweep's position, and the winners' marks
-  // (keys sort as marks do: by name, then a comment's id). Only the keys toggled at a position
-  // are decided again there.
-  std::map<std::string, std::vector<uint32_t>> active;
-  std::map<std::string, Mark> winners;
-  std::vector<std::string_view> touched;
+  if (d.log.num_formats() == 0) {
+    out.push_back({0, len, {}});
+    return out;
+  }
+  const RichState::Read& r = resolve(d);
+  const RichState& rs = *d.rich;
+  const OpLog& log = d.log;
+  // Per key, the mark events whose anchors enclose the sweep's position, and the winner's value
+  // (-1: none). Only the keys toggled at a position are decided again there.
+  std::vector<std::vector<uint32_t>> active(rs.keys.size());
+  std::vector<int64_t> winner(rs.keys.size(), -1);  // the winning event, when it sets the mark
+  std::vector<uint32_t> touched;
   std::vector<Mark> current;
   uint32_t from = 0;
   auto emit = [&](uint32_t to) {
@@ -153,6 +141,13 @@ std::vector<TextSpan> Doc::spans() const {
     }
     from = to;
   };
+  // The marks in force, sorted by (name, value): keys sort that way, except that a comment's key
+  // holds its id where its mark holds the same id as value.
+  std::vector<uint32_t> order(rs.keys.size()), rank(rs.keys.size());
+  for (uint32_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return rs.keys[a] < rs.keys[b]; });
+  for (uint32_t k = 0; k < order.size(); ++k) rank[order[k]] = k;
+  std::vector<uint32_t> live;  // the ranks of the keys with a winner, sorted (few at any position)
   size_t i = 0;
   while (i < r.toggles.size()) {
     const uint32_t at = std::get<0>(r.toggles[i]);
@@ -160,39 +155,48 @@ std::vector<TextSpan> Doc::spans() const {
     touched.clear();
     for (; i < r.toggles.size() && std::get<0>(r.toggles[i]) == at; ++i) {
       const auto [pos, ev, start] = r.toggles[i];
-      const std::string& key = r.events[ev].key;
+      const uint32_t key = rs.events[ev].key;
       touched.push_back(key);
       auto& list = active[key];
       if (start) {
         list.push_back(ev);
       } else {
         list.erase(std::find(list.begin(), list.end(), ev));
-        if (list.empty()) active.erase(key);
       }
     }
     bool changed = false;
-    for (std::string_view key : touched) {
-      auto a = active.find(std::string(key));
+    for (uint32_t key : touched) {
       const Event* win = nullptr;
-      if (a != active.end()) {
-        for (uint32_t ev : a->second) {
-          if (!win || later(r.events[ev], *win)) win = &r.events[ev];
+      uint32_t win_ev = 0;
+      for (uint32_t ev : active[key]) {
+        if (!win || later(log, rs.events[ev], *win)) {
+          win = &rs.events[ev];
+          win_ev = ev;
         }
       }
-      auto w = winners.find(std::string(key));
-      if (!win || win->f->remove) {
-        if (w != winners.end()) {
-          winners.erase(w);
-          changed = true;
-        }
-      } else if (w == winners.end() || w->second.value != win->f->value) {
-        winners[std::string(key)] = Mark{win->f->name, win->f->value};
+      const int64_t now = !win || log.format(win->format).remove ? -1 : static_cast<int64_t>(win_ev);
+      const int64_t was = winner[key];
+      if (now == was) continue;
+      if (now < 0 || was < 0 || log.format(rs.events[static_cast<size_t>(now)].format).value !=
+                                     log.format(rs.events[static_cast<size_t>(was)].format).value) {
         changed = true;
       }
+      if ((now < 0) != (was < 0)) {
+        const auto it = std::lower_bound(live.begin(), live.end(), rank[key]);
+        if (now < 0) {
+          live.erase(it);
+        } else {
+          live.insert(it, rank[key]);
+        }
+      }
+      winner[key] = now;
     }
     if (changed) {
       current.clear();
-      for (const auto& [key, m] : winners) current.push_back(m);
+      for (uint32_t r : live) {
+        const Format& f = log.format(rs.events[static_cast<size_t>(winner[order[r]])].format);
+        current.push_back(Mark{f.name, f.value});
+      }
     }
   }
   emit(len);
@@ -201,10 +205,6 @@ std::vector<TextSpan> Doc::spans() const {
 
 std::vector<Block> Doc::blocks() const {
   const Impl& d = *impl_;
-  Resolved r = resolve(d);
-  std::sort(r.block_at.begin(), r.block_at.end(), [&](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first < b.first : later(r.events[b.second], r.events[a.second]);
-  });
   std::vector<Block> out{Block{}};
   const std::string text = d.rope.text();
   uint32_t cp = 0;
@@ -212,13 +212,16 @@ std::vector<Block> Doc::blocks() const {
     ++cp;
     if (text[b] == '\n') out.push_back({cp, "paragraph", {}});
   }
+  if (d.log.num_formats() == 0) return out;
+  const RichState::Read& r = resolve(d);
   // block_at is sorted by position, the winner last at each.
   size_t k = 0;
   for (const auto& [at, ev] : r.block_at) {
     while (k < out.size() && out[k].at < at) ++k;
     if (k < out.size() && out[k].at == at) {
-      out[k].type = r.events[ev].f->name;
-      out[k].value = r.events[ev].f->value;
+      const Format& f = d.log.format(d.rich->events[ev].format);
+      out[k].type = f.name;
+      out[k].value = f.value;
     }
   }
   return out;
