@@ -10,7 +10,7 @@ root="$(dirname "$here")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(codec_fuzz protocol_fuzz session_fuzz convergence_fuzz utf_fuzz)
+((${#targets[@]})) || targets=(codec_fuzz protocol_fuzz session_fuzz convergence_fuzz utf_fuzz markdown_fuzz)
 out="$root/build-fuzz"
 mkdir -p "$out/obj" "$out/findings"
 
@@ -18,7 +18,7 @@ cxx="${CXX_FUZZ:-clang++-14}"
 command -v "$cxx" >/dev/null || { echo "fuzz: $cxx not found (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 2; }
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
        -DBOOST_ASIO_DISABLE_CO_AWAIT -DMSGPACK_NO_BOOST
-       -I "$root/crdt/include" -I "$root/crdt/src" -I "$root/crdt/codec/include" -I "$root/crdt/codec/src" -I "$root/crdt/sync/include" -I "$root/crdt/store/include"
+       -I "$root/crdt/include" -I "$root/crdt/src" -I "$root/crdt/codec/include" -I "$root/crdt/codec/src" -I "$root/crdt/sync/include" -I "$root/crdt/store/include" -I "$root/crdt/render/include"
        -I "$root/net/include" -I "$root/net/src/server" -I "$root/net/src/doors")
 
 # The library code, compiled once per change, two at a time.
@@ -28,7 +28,8 @@ pids=()
 # The server side of net/ for session_fuzz: sessions and rooms (not the listener or the client),
 # with what a server refers to (the JWT verifier it may hold); rooms need no webhook code.
 for src in "$root"/crdt/src/*.cc "$root/crdt/codec/src/codec.cc" "$root"/crdt/sync/src/*.cc "$root"/crdt/store/src/*.cc \
-           "$root"/net/src/server/{auth,log,metrics,room,session,ws_frame}.cc "$root/net/src/doors/jwt.cc"; do
+           "$root"/net/src/server/{auth,log,metrics,room,session,ws_frame}.cc "$root/net/src/doors/jwt.cc" \
+           "$root"/crdt/render/src/*.cc; do
   o="$out/obj/$(basename "$(dirname "$(dirname "$src")")")-$(basename "${src%.cc}").o"
   if [[ ! -f "$o" || "$src" -nt "$o" || -n "$(find "$root/crdt" "$root/net/include" "$root/net/src" -name '*.h' -newer "$o" -print -quit)" ]]; then
     echo "fuzz: compile $(realpath --relative-to="$root" "$src")"
@@ -48,7 +49,7 @@ for t in "${targets[@]}"; do
   bin="$out/$t"
   if [[ ! -x "$bin" || "$here/$t.cc" -nt "$bin" || -n "$(find "$out/obj" -newer "$bin" -print -quit)" ]]; then
     echo "fuzz: build $t"
-    "$cxx" "${flags[@]}" -fsanitize=fuzzer "$here/$t.cc" "${objs[@]}" -ljwt -lssl -lcrypto -lpthread -o "$bin" ||
+    "$cxx" "${flags[@]}" -fsanitize=fuzzer "$here/$t.cc" "${objs[@]}" -ljwt -lssl -lcrypto -lcmark -lpthread -o "$bin" ||
       { echo "fuzz: $t did not build" >&2; exit 3; }
   fi
 done

@@ -231,6 +231,8 @@ async function editor(root, docId) {
 
   // A document is rich text once anything in it was formatted (the first block typed as a
   // paragraph is enough: that is how a new rich document says what it is).
+  doc.on('status', showStatus);
+  showStatus(doc.status);
   await settled(doc);
   let rich = doc.rich;
   if (!rich && wantRich && doc.writable) {
@@ -257,7 +259,6 @@ async function editor(root, docId) {
     showUnsent();
   };
 
-  doc.on('status', showStatus);
   doc.on('presence', showPeople);
   doc.on('unsent', showUnsent);
   doc.on('access', showAccess);
