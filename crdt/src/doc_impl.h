@@ -55,11 +55,13 @@ struct RichState {
     uint64_t at = UINT64_MAX;
     std::vector<std::tuple<uint32_t, uint32_t, bool>> toggles;  // (position, event, start?), sorted, starts first
     std::vector<std::pair<uint32_t, uint32_t>> block_at;        // (block start, event), sorted, the winner last
+    std::vector<std::pair<uint32_t, uint32_t>> range;           // by event: where it acts (format_ranges)
   } read;
 
   size_t heap_bytes() const {
     size_t n = sizeof(*this) + seq.heap_bytes() + found.capacity() * sizeof(found[0]) + lamport.capacity() * 4 +
-               events.capacity() * sizeof(Event) + read.toggles.capacity() * 12 + read.block_at.capacity() * 8;
+               events.capacity() * sizeof(Event) + read.toggles.capacity() * 12 + read.block_at.capacity() * 8 +
+               read.range.capacity() * 8;
     for (const auto& k : keys) n += k.capacity() + 64;
     return n;
   }

@@ -77,25 +77,30 @@ const RichState::Read& resolve(const Doc::Impl& d) {
   RichState::Read& out = rs.read;
   out.toggles.clear();
   out.block_at.clear();
+  out.range.assign(rs.found.size(), {1, 0});  // none
   const uint32_t len = d.rope.length();
   for (size_t i = 0; i < rs.found.size(); ++i) {
     const Sequence::Found& fd = rs.found[i];
     const Event& e = rs.events[i];
     const auto ev = static_cast<uint32_t>(i);
     if (e.mark) {
-      out.toggles.emplace_back(rs.seq.where(fd.first).pos, ev, true);
+      const uint32_t start = rs.seq.where(fd.first).pos;
+      uint32_t end = len;  // a growing mark with nothing after it: the end of the document, wherever it is now
       if (!MarkGrows(log.format(e.format).name)) {
         const auto w = rs.seq.where(fd.last);
-        out.toggles.emplace_back(w.deleted ? w.pos : w.pos + 1, ev, false);
-      } else if (fd.next == kNoLV) {
-        out.toggles.emplace_back(len, ev, false);  // the end of the document, wherever it is now
-      } else {
-        out.toggles.emplace_back(rs.seq.where(fd.next).pos, ev, false);
+        end = w.deleted ? w.pos : w.pos + 1;
+      } else if (fd.next != kNoLV) {
+        end = rs.seq.where(fd.next).pos;
       }
+      out.toggles.emplace_back(start, ev, true);
+      out.toggles.emplace_back(end, ev, false);
+      out.range[i] = {start, end};
     } else if (fd.before == kNoLV) {
       out.block_at.emplace_back(0, ev);
+      out.range[i] = {0, 0};
     } else if (const auto w = rs.seq.where(fd.before); !w.deleted && d.rope.substr(w.pos, 1) == "\n") {
       out.block_at.emplace_back(w.pos + 1, ev);
+      out.range[i] = {w.pos + 1, w.pos + 1};
     }
   }
   // By position, starts first: a mark whose characters are all deleted starts and ends at one.
@@ -112,6 +117,18 @@ const RichState::Read& resolve(const Doc::Impl& d) {
 }  // namespace
 
 uint64_t Doc::format_events() const { return impl_->log.num_formats(); }
+
+std::vector<std::pair<uint32_t, uint32_t>> Doc::format_ranges(uint64_t first) const {
+  const Impl& d = *impl_;
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  if (first >= d.log.num_formats()) return out;
+  const RichState::Read& r = resolve(d);
+  for (size_t i = first; i < r.range.size(); ++i) {
+    const auto [from, to] = r.range[i];
+    if (from < to || (from == to && !d.rich->events[i].mark)) out.emplace_back(from, to);
+  }
+  return out;
+}
 
 std::vector<TextSpan> Doc::spans() const {
   const Impl& d = *impl_;

@@ -102,10 +102,16 @@ try {
   await typeAt(a, 0, 'Hello world');
   await converged(a, b);
   const w = await find(a, 'world');
+  await b.evaluate(() => {
+    window.formatsSeen = [];
+    window.tandem.doc.on('change', (patches, formats) => { if (formats) window.formatsSeen.push(formats); });
+  });
   await typeAt(a, w, '', w + 5);
   await a.keyboard.press('Control+b');
   let d = await converged(a, b);
   assert.deepEqual(marksOf(d, 'world'), ['bold']);
+  // B's 'change' event said where: the bold's characters.
+  assert.deepEqual(await b.evaluate(() => window.formatsSeen), [[[w, w + 5]]]);
   await typeAt(b, 'end', '!!');
   await typeAt(a, w, 'big ');
   d = await converged(a, b);

@@ -319,3 +319,26 @@ TEST_CASE("rich: concurrent split and join neither duplicate nor lose text", "[r
   CHECK(p.a.text() == "abc\nd\nef");
   CHECK(render_blocks(p.a) == "0:paragraph 4:quote 6:paragraph");
 }
+
+TEST_CASE("rich: format_ranges says where the format events that arrived act", "[rich]") {
+  Doc a("alice");
+  REQUIRE(a.insert(0, "Hello world\nsecond line").ok());
+  Doc b("bob");
+  REQUIRE(b.apply(a.ops_since({})).ok());
+  const auto base = a.version();
+  REQUIRE(a.mark(6, 5, "bold", "true").ok());          // "world": grows, so it acts to the next character
+  REQUIRE(a.mark(0, 5, "link", "https://x.y/").ok());  // "Hello": does not grow
+  REQUIRE(a.set_block(14, "heading", "2").ok());       // the block "second line", starting at 12
+  REQUIRE(a.mark(1, 2, "italic", "true").ok());
+  REQUIRE(a.remove(1, 2).ok());                          // ... whose characters go
+  const uint64_t before = b.format_events();
+  CHECK(before == 0);
+  REQUIRE(b.apply(a.ops_since(base)).ok());
+  using R = std::vector<std::pair<uint32_t, uint32_t>>;
+  // Today's text is "Hlo world\nsecond line": bold [4, 9), link [0, 3), the heading's start at 10.
+  CHECK(b.format_ranges(before) == R{{4, 9}, {0, 3}, {10, 10}});
+  CHECK(b.format_ranges(3) == R{});  // the italic's characters are all deleted
+  CHECK(b.format_ranges(4) == R{});
+  CHECK(b.format_ranges(2) == R{{10, 10}});
+  CHECK(a.format_ranges(0) == b.format_ranges(0));
+}

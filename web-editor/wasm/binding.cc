@@ -137,6 +137,20 @@ class Replica {
   std::string markdown() const { return tandem::render::to_markdown(tandem::render::read(sync_.doc())); }
   std::string html() const { return tandem::render::to_html(tandem::render::read(sync_.doc())); }
 
+  // false, or where the format events that arrived act: [[from16, to16], ...] (Doc::format_ranges;
+  // a block's start as an empty range).
+  val formats_since(uint64_t before) const {
+    if (sync_.doc().format_events() == before) return val(false);
+    val out = val::array();
+    for (const auto& [from, to] : sync_.doc().format_ranges(before)) {
+      val one = val::array();
+      one.call<void>("push", val(to16(from)));
+      one.call<void>("push", val(to16(to)));
+      out.call<void>("push", one);
+    }
+    return out;
+  }
+
   // Code points <-> UTF-16, clamped to the document (presence positions come from other texts).
   uint32_t to16(uint32_t pos) const {
     auto r = sync_.doc().utf16_from_pos(std::min(pos, sync_.doc().length()));
@@ -156,7 +170,7 @@ class Replica {
   val open() { return bytes(sync_.open()); }
   void closed() { sync_.closed(); }
   // One message from the server: {error} (drop the connection), or {kind, ...}: 'welcome'
-  // {session, readOnly}, 'change' {patches}, 'ack', 'presence' {session, agent, name, color,
+  // {session, readOnly}, 'change' {patches, formats}, 'ack', 'presence' {session, agent, name, color,
   // anchor, head}, 'leave' {session}, 'error' {code, message}.
   val receive(const std::string& message, double now_ms) {
     val out = val::object();
@@ -175,7 +189,7 @@ class Replica {
       case ClientEvent::kChange:
         out.set("kind", "change");
         out.set("patches", patches_of(r->patches));
-        out.set("formats", val(sync_.doc().format_events() != formats_before));  // marks or blocks arrived
+        out.set("formats", formats_since(formats_before));
         break;
       case ClientEvent::kAck:
         out.set("kind", "ack");

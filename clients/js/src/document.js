@@ -190,7 +190,9 @@ export class TandemDocument {
 
   // 'change' (patches, formats): remote edits, [[from, deleted, inserted], ...] in UTF-16, each
   //   applying to the text the previous one left (local edits made through insert/delete are not
-  //   reported); `formats` is true when marks or blocks arrived too (read spans() and blocks());
+  //   reported); `formats` is false, or, when marks or block types arrived too, where they act:
+  //   [[from, to], ...] in UTF-16 of the new text (a block's start as an empty range): marks and
+  //   blocks can have changed only there (read spans() and blocks());
   // 'status' (status, detail): 'connecting', 'connected' or 'offline' (detail: why it stopped);
   // 'presence' (peers): everyone else here, as peers() returns;
   // 'unsent' (count): own edits not yet durable at the server;

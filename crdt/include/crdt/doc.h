@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "crdt/format.h"
@@ -70,12 +71,20 @@ class Doc {
   Status unmark(uint32_t pos, uint32_t len, std::string_view name, std::string_view value = {});
   Status set_block(uint32_t pos, std::string_view type, std::string_view value = {});
   // The visible text as stretches of equal marks (covering it all, in order), and every block.
-  // A plain document reads as one unmarked stretch and all paragraphs. Costs a walk of the whole
-  // sequence (deleted characters too) once a document has format events.
+  // A plain document reads as one unmarked stretch and all paragraphs. Once a document has format
+  // events, the first read replays its history into a sequence kept from then on, and each read
+  // after a change looks every format event up in it (kept until the next change: spans() and
+  // blocks() together cost one).
   std::vector<TextSpan> spans() const;
   std::vector<Block> blocks() const;
   // Mark and block events held: a document with none is plain text, on the wire and on disk.
   uint64_t format_events() const;
+  // Where the format events from the `first`-th on (counted as format_events() counts them, so
+  // `first` is format_events() before a merge) act in today's text: a mark's characters as
+  // [from, to), a block's start as the empty range [at, at). Marks and block types can have
+  // changed only there; an event whose characters are all deleted acts nowhere. For an editor
+  // that redraws only those stretches after a remote change.
+  std::vector<std::pair<uint32_t, uint32_t>> format_ranges(uint64_t first) const;
 
   std::string text() const;
   std::string slice(uint32_t pos, uint32_t len) const;  // clamped to the document
