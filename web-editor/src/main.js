@@ -8,20 +8,10 @@ import createEngine from 'tandem-engine';
 import { openDocument, DOC_ID, tokenSubject } from '@tandem/client';
 import { tandemSync } from '@tandem/client/codemirror';
 import { richEditor } from './rich.js';
+import { el } from './dom.js';
 
 const RECENT_KEY = 'tandem-recent';
 const DOC_RULE = 'A document name is 1 to 128 letters, digits, dots, dashes or underscores.';
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'testid') e.dataset.testid = v;
-    else if (k === 'class') e.className = v;
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) e.append(c);
-  return e;
-}
 
 function randomHex(n) {
   const b = crypto.getRandomValues(new Uint8Array(n / 2));

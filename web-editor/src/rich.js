@@ -8,6 +8,7 @@ import { history, redo, undo } from 'prosemirror-history';
 import { InputRule, inputRules, textblockTypeInputRule, undoInputRule } from 'prosemirror-inputrules';
 import { docFromHandle, indent, liftAtStart, markRange, posAt, schema, setBlockType, setLink, splitKeepingType, tandemPlugin }
   from '@tandem/client/prosemirror';
+import { el } from './dom.js';
 
 // What the engine takes as a link (crdt/src/format.cc, check_href): no control characters, no
 // leading space, and a scheme of http, https, mailto, tel or ftp, or none (a relative address).
@@ -68,17 +69,6 @@ function rules() {
       markRule(/(^|[^`])(`([^`]+)`)$/, 'code'),
     ],
   });
-}
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'testid') e.dataset.testid = v;
-    else if (k === 'class') e.className = v;
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) e.append(c);
-  return e;
 }
 
 // Builds the editor in `host` with its toolbar in `bar`; returns {view, setLocked(bool)}.

@@ -155,12 +155,7 @@ export function docFromHandle(handle, s = schema) {
 // Each block is one textblock, and each `\n` of the text one block boundary, so a text offset t in
 // block i is the editor position t + i + 1. posAt: the editor position of a text offset (UTF-16,
 // as the handle counts); offsetAt: the text offset of an editor position.
-export function posAt(doc, t) {
-  return toPos(doc, t);
-}
-export function offsetAt(doc, pos) {
-  return toOffset(doc, pos);
-}
+export { toPos as posAt, toOffset as offsetAt };
 function toPos(doc, t) {
   let off = 0;
   let pos = 0;
