@@ -116,12 +116,30 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
     if (!full->check_invariants().ok()) die(t.name + ": invariants");
     row.memory_bytes = g_live_bytes.load() - before;
   }
+  std::vector<crdt::TextSpan> spans0;
+  std::vector<crdt::Block> blocks0;
+  auto same_format = [&](const Doc& d, const char* what) {
+    if (t.concurrent && t.num_formats > 0 && (d.spans() != spans0 || d.blocks() != blocks0)) {
+      die(t.name + ": " + what + " replica's marks or blocks differ from the replay's");
+    }
+  };
   // What each transaction's author sent, for (e).
   std::vector<crdt::OpBatch> batches;
   if (t.concurrent) {
     batches.resize(t.txns.size());
     auto docs = trace::replay_concurrent(t, true, [&](uint32_t i, const crdt::OpBatch& b) { batches[i] = b; });
     if (!docs.ok()) die(t.name + ": " + docs.status().ToString());
+    if (t.num_formats > 0) {
+      // Formatting has no oracle in a concurrent trace: every replica, each agent's brought up to
+      // date and those below, must read the same marks and blocks.
+      spans0 = docs->front().spans();
+      blocks0 = docs->front().blocks();
+      for (size_t b = 1; b < docs->size(); ++b) {
+        auto r = (*docs)[b].apply(docs->front().ops_since((*docs)[b].version()));
+        if (!r.ok()) die(t.name + ": " + r.status().ToString());
+        same_format((*docs)[b], "an agent's");
+      }
+    }
     if (!full) full = std::move(docs->front());
   } else if (!full) {
     full = replay_or_die(t);
@@ -146,6 +164,7 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
     merge.push_back(ms_since(t0));
     if (!patches.ok()) die(t.name + ": merge: " + patches.status().ToString());
     if (fresh.text() != t.end_content) die(t.name + ": merged replica does not reach endContent");
+    if (i == 0) same_format(fresh, "the merged");
 
     // Snapshots are canonical: the merged replica encodes to the replayed one's bytes.
     t0 = Clock::now();
@@ -164,6 +183,7 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
       const auto s = loaded->spans();
       const auto b = loaded->blocks();
       spans.push_back(ms_since(t0));
+      if (i == 0) same_format(*loaded, "the snapshot-loaded");
       if (s.empty() || b.empty()) die(t.name + ": no spans read");
     }
 
@@ -173,6 +193,7 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
       ingest.push_back(ms_since(t0));
       if (!server.ok()) die(t.name + ": " + server.status().ToString());
       if (server->text() != t.end_content) die(t.name + ": ingested replica does not reach endContent");
+      if (i == 0) same_format(*server, "the ingesting");
     }
   }
   if (t.concurrent) row.ingest_ms = median(ingest);
