@@ -6,6 +6,7 @@
 // (the same trace stripped), in a child process of its own per (peer, variant).
 //
 //   node bench/peers/rich.mjs build/traces/automerge-paper-rich.json.gz [--runs 5] [--json]
+//   node bench/peers/rich.mjs build/traces/friendsforever-rich.json.gz    (a concurrent one)
 //
 // Marks: bold, italic, underline, strike, code and links are attributes of those names, a comment
 // one attribute per id ("comment:<id>"); removing is null (Yjs) or unmark (Loro). Blocks: neither
@@ -14,7 +15,10 @@
 // trace's block changes). Which `\n` that is, is found before the timed runs, so no run pays for
 // a search Tandem's engine does inside set_block. Columns (medians):
 //   local_ms   the trace's transactions applied to an empty document, one transaction each (a
-//              replay over a minute is not repeated: then every column is of that one run)
+//              replay over a minute is not repeated: then every column is of that one run); a
+//              concurrent trace's with a replica per agent, each sent the others' updates when its
+//              next transaction builds on them, and the first one sent the rest at the end, as
+//              `tandem-bench trace` replays it
 //   merge_ms   the whole history, as the library exports it for another replica (Yjs: the update,
 //              Loro: its updates), imported into an empty document, and the text read
 //   encode_ms, snapshot_bytes   a snapshot (Yjs: the state as an update; Loro: mode "snapshot")
@@ -45,56 +49,110 @@ const median = (xs) => {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-// The trace with each block change's `\n` found (its position, or -1 for the last block).
+// The trace as the peers replay it: each block change's `\n` found (its position, or -1 for the
+// last block), in the document as its author saw it; stripped, without the formatting.
 async function prepare(file, strip) {
   const trace = JSON.parse(gunzipSync(readFileSync(file)).toString('utf8'));
-  if (!Array.isArray(trace.txns) || trace.kind === 'concurrent') throw new Error(`${file}: not a sequential rich trace`);
-  const Y = await import('yjs');
-  const mirror = new Y.Doc().getText('m');
+  if (!Array.isArray(trace.txns)) throw new Error(`${file}: not a rich trace`);
+  const conc = trace.kind === 'concurrent';
+  const mirror = await peers.yjs();
   const txns = [];
-  for (const t of trace.txns) {
-    for (const [pos, del, ins] of t.patches) {
-      if (del) mirror.delete(pos, del);
-      if (ins) mirror.insert(pos, ins);
+  const keep = [];  // concurrent, stripped: a dropped formatting transaction's index -> its parent's
+  const blockFor = (doc, t) => {
+    if (!t.blocks?.length) return undefined;
+    const s = mirror.text(doc);
+    return t.blocks.map(([pos, type, attrs]) => [s.indexOf('\n', pos), `${type}${attrs && Object.keys(attrs).length ? `:${Object.values(attrs)[0]}` : ''}`]);
+  };
+  const plain = trace.txns.map((t) => ({ agent: t.agent ?? 0, parents: t.parents ?? [], patches: t.patches }));
+  replay(mirror, plain, conc ? trace.numAgents : 1, (doc, i) => {
+    const t = trace.txns[i];
+    if (!strip) {
+      txns.push({ agent: t.agent ?? 0, parents: t.parents ?? [], patches: t.patches, marks: t.marks, blocks: blockFor(doc, t) });
+      return;
     }
-    if (strip) {
-      if (t.patches.length) txns.push({ patches: t.patches });
-      continue;
+    if (t.patches.length) {
+      keep[i] = txns.length;
+      txns.push({ agent: t.agent ?? 0, parents: (t.parents ?? []).map((p) => keep[p]), patches: t.patches });
+    } else {
+      keep[i] = keep[t.parents?.[0]];  // (a formatting transaction has one parent)
     }
-    let blocks;
-    if (t.blocks?.length) {
-      const s = mirror.toString();
-      blocks = t.blocks.map(([pos, type, attrs]) => [s.indexOf('\n', pos), `${type}${attrs && Object.keys(attrs).length ? `:${Object.values(attrs)[0]}` : ''}`]);
-    }
-    txns.push({ patches: t.patches, marks: t.marks, blocks });
+  });
+  if (conc && strip) for (const t of txns) t.parents = [...new Set(t.parents)];
+  return { txns, agents: conc ? trace.numAgents : 1, endContent: trace.endContent };
+}
+
+// Replays `txns` with one replica per agent, as an application's editors would: before an
+// agent's transaction, its replica receives every transaction it builds on that it has not seen
+// (each as the update its author's replica emitted); at the end the first replica receives the
+// rest. `before(doc, i)` sees a replica just before it makes transaction i. A sequential trace is
+// one agent making every transaction.
+function replay(p, txns, agents, before) {
+  const docs = [];
+  for (let a = 0; a < agents; ++a) docs.push(p.open(a, agents > 1));
+  if (agents === 1) {
+    txns.forEach((t, i) => {
+      before?.(docs[0], i);
+      p.edit(docs[0], t, false);
+    });
+    return docs[0];
   }
-  return { txns, endContent: trace.endContent };
+  const seen = docs.map(() => new Uint8Array(txns.length));
+  const updates = new Array(txns.length);
+  const deliver = (a, roots) => {
+    const todo = [], stack = [...roots];
+    while (stack.length) {
+      const x = stack.pop();
+      if (seen[a][x]) continue;
+      seen[a][x] = 1;
+      todo.push(x);
+      stack.push(...txns[x].parents);
+    }
+    todo.sort((x, y) => x - y);
+    for (const x of todo) p.receive(docs[a], updates[x]);
+  };
+  txns.forEach((t, i) => {
+    deliver(t.agent, t.parents);
+    before?.(docs[t.agent], i);
+    updates[i] = p.edit(docs[t.agent], t, true);
+    seen[t.agent][i] = 1;
+  });
+  deliver(0, txns.map((_, i) => i));
+  return docs[0];
 }
 
 const key = (name, value) => (name === 'comment' ? `comment:${value?.id ?? value}` : name);
 const attr = (name, value) => (value === null ? null : name === 'comment' ? true : value);
 
+// Each peer: open(agent, emit) a replica; edit(doc, txn, emit) makes one transaction and returns
+// the update it emits (when asked: a library that nobody listens to encodes none); receive(doc,
+// update); and the reads and snapshot calls of the columns.
 const peers = {
   async yjs() {
     const Y = await import('yjs');
     return {
       version: JSON.parse(readFileSync(new URL('./node_modules/yjs/package.json', import.meta.url))).version,
-      replay(txns) {
+      open(agent, emit) {
         const doc = new Y.Doc();
-        doc.clientID = 1;
-        const text = doc.getText('text');
-        for (const t of txns) {
-          doc.transact(() => {
-            for (const [pos, del, ins] of t.patches) {
-              if (del) text.delete(pos, del);
-              if (ins) text.insert(pos, ins);
-            }
-            for (const [from, to, name, value] of t.marks ?? []) text.format(from, to - from, { [key(name, value)]: attr(name, value) });
-            for (const [nl, block] of t.blocks ?? []) if (nl >= 0) text.format(nl, 1, { block });
-          });
-        }
+        doc.clientID = agent + 1;
         return doc;
       },
+      edit(doc, t, emit) {
+        const text = doc.getText('text');
+        let update = null;
+        const on = (u) => { update = u; };
+        if (emit) doc.on('update', on);
+        doc.transact(() => {
+          for (const [pos, del, ins] of t.patches) {
+            if (del) text.delete(pos, del);
+            if (ins) text.insert(pos, ins);
+          }
+          for (const [from, to, name, value] of t.marks ?? []) text.format(from, to - from, { [key(name, value)]: attr(name, value) });
+          for (const [nl, block] of t.blocks ?? []) if (nl >= 0) text.format(nl, 1, { block });
+        });
+        if (emit) doc.off('update', on);
+        return update;
+      },
+      receive: (doc, u) => { if (u) Y.applyUpdate(doc, u); },
       text: (doc) => doc.getText('text').toString(),
       delta: (doc) => doc.getText('text').toDelta(),
       encode: (doc) => Y.encodeStateAsUpdate(doc),
@@ -119,27 +177,32 @@ const peers = {
       doc.configTextStyle({ bold: grow, italic: grow, underline: grow, strike: grow, code: grow, link: { expand: 'none' },
                             block: { expand: 'none' } });
     };
+    const sent = new Map();  // replica -> the update its last commit emitted
     return {
       version: JSON.parse(readFileSync(new URL('./node_modules/loro-crdt/package.json', import.meta.url))).version,
-      replay(txns) {
+      open(agent, emit) {
         const doc = new LoroDoc();
-        doc.setPeerId(1n);
+        doc.setPeerId(BigInt(agent + 1));
         config(doc);
-        const text = doc.getText('text');
-        for (const t of txns) {
-          for (const [pos, del, ins] of t.patches) {
-            if (del) text.delete(pos, del);
-            if (ins) text.insert(pos, ins);
-          }
-          for (const [from, to, name, value] of t.marks ?? []) {
-            if (value === null) text.unmark({ start: from, end: to }, key(name, value));
-            else text.mark({ start: from, end: to }, key(name, value), attr(name, value));
-          }
-          for (const [nl, block] of t.blocks ?? []) if (nl >= 0) text.mark({ start: nl, end: nl + 1 }, 'block', block);
-          doc.commit();
-        }
+        if (emit) doc.subscribeLocalUpdates((u) => sent.set(doc, u));  // (called inside commit)
         return doc;
       },
+      edit(doc, t) {
+        const text = doc.getText('text');
+        sent.delete(doc);
+        for (const [pos, del, ins] of t.patches) {
+          if (del) text.delete(pos, del);
+          if (ins) text.insert(pos, ins);
+        }
+        for (const [from, to, name, value] of t.marks ?? []) {
+          if (value === null) text.unmark({ start: from, end: to }, key(name, value));
+          else text.mark({ start: from, end: to }, key(name, value), attr(name, value));
+        }
+        for (const [nl, block] of t.blocks ?? []) if (nl >= 0) text.mark({ start: nl, end: nl + 1 }, 'block', block);
+        doc.commit();
+        return sent.get(doc);
+      },
+      receive: (doc, u) => { if (u) doc.import(u); },
       text: (doc) => doc.getText('text').toString(),
       delta: (doc) => doc.getText('text').toDelta(),
       encode: (doc) => doc.export({ mode: 'snapshot' }),
@@ -174,7 +237,7 @@ async function child(peer, file, strip, runs) {
   for (let r = 0; r < runs; r++) {
     gc();
     let t0 = performance.now();
-    let doc = p.replay(trace.txns);
+    let doc = replay(p, trace.txns, trace.agents);
     local.push(performance.now() - t0);
     // A replay of minutes (Yjs with this trace's formatting) is measured once.
     if (r === 0 && local[0] > 60000) runs = 1;
@@ -222,7 +285,7 @@ if (argv[0] === '--mem') {
   const p = await peers[peer]();
   const bytes = new Uint8Array(readFileSync(file));
   // Each library's code and first allocations first, with a small document of its own.
-  p.load(p.encode(p.replay([{ patches: [[0, 0, 'x']], marks: [[0, 1, 'bold', true]] }])));
+  p.load(p.encode(replay(p, [{ patches: [[0, 0, 'x']], marks: [[0, 1, 'bold', true]] }], 1)));
   const before = memNow();
   const doc = p.load(bytes);
   p.delta(doc);
