@@ -1,10 +1,12 @@
 // Marks and blocks (crdt/format.h): the examples of the Peritext paper (Litt, Lim, Kleppmann,
-// van Hardenberg, 2022) as pairs of replicas that edit concurrently and then exchange what they
-// lack, both orders of delivery; validation; and the bytes of plain documents unchanged.
+// van Hardenberg, 2022; tests/support/peritext_cases.h, which the client's test replays through a
+// server) as pairs of replicas that edit concurrently and then exchange what they lack, both
+// orders of delivery; validation; and the bytes of plain documents unchanged.
 #include <catch2/catch.hpp>
 
 #include "crdt/codec.h"
 #include "crdt/doc.h"
+#include "support/peritext_cases.h"
 
 using tandem::crdt::Block;
 using Code = tandem::crdt::Status::Code;
@@ -14,45 +16,8 @@ namespace codec = tandem::crdt::codec;
 
 namespace {
 
-// The text with each marked stretch as {names:text}; a value shows as name=value.
-std::string render(const Doc& d) {
-  std::string out;
-  for (const auto& s : d.spans()) {
-    const std::string text = d.slice(s.from, s.to - s.from);
-    if (s.marks.empty()) {
-      out += text;
-      continue;
-    }
-    out += "{";
-    for (size_t i = 0; i < s.marks.size(); ++i) {
-      if (i) out += ",";
-      out += s.marks[i].name;
-      if (s.marks[i].value != "true") {
-        out += "=";
-        out += s.marks[i].value;
-      }
-    }
-    out += ":";
-    out += text;
-    out += "}";
-  }
-  return out;
-}
-
-std::string render_blocks(const Doc& d) {
-  std::string out;
-  for (const Block& b : d.blocks()) {
-    if (!out.empty()) out += " ";
-    out += std::to_string(b.at);
-    out += ":";
-    out += b.type;
-    if (!b.value.empty()) {
-      out += "=";
-      out += b.value;
-    }
-  }
-  return out;
-}
+std::string render(const Doc& d) { return tandem::testing::render_spans(d.text(), d.spans()); }
+std::string render_blocks(const Doc& d) { return tandem::testing::render_blocks(d.blocks()); }
 
 // Two replicas that share `base` (typed by a), then edit concurrently.
 struct Pair {
@@ -229,46 +194,24 @@ TEST_CASE("rich: a plain document keeps format 1 bytes; marks bring format 2 and
 
 // ---- the Peritext paper's examples, each delivered both ways --------------------------------
 
-TEST_CASE("peritext: concurrent bold of overlapping ranges", "[rich][peritext]") {
-  Pair p("The quick fox jumped");
-  REQUIRE(p.a.mark(4, 9, "bold", "true").ok());  // "quick fox"
-  REQUIRE(p.b.mark(10, 10, "bold", "true").ok());  // "fox jumped"
-  CHECK(p.merge() == "The {bold:quick fox jumped}");
+TEST_CASE("peritext: the paper's examples, between two replicas and a third", "[rich][peritext]") {
+  for (const auto& c : tandem::testing::peritext_cases()) {
+    DYNAMIC_SECTION(c.name) {
+      Pair p(c.base);
+      tandem::testing::EditorOf<Doc> a(p.a), b(p.b);
+      if (c.shared) {
+        c.shared(a);
+        p.sync_b();
+      }
+      c.on_a(a);
+      c.on_b(b);
+      CHECK(p.merge() == c.spans);
+      if (!c.blocks.empty()) CHECK(render_blocks(p.a) == c.blocks);
+    }
+  }
 }
 
-TEST_CASE("peritext: bold and concurrent insertions inside and at each edge", "[rich][peritext]") {
-  Pair p("The fox jumped");
-  REQUIRE(p.a.mark(4, 3, "bold", "true").ok());  // "fox"
-  REQUIRE(p.b.insert(7, "]").ok());               // at the end: bold grows
-  REQUIRE(p.b.insert(5, "-").ok());               // inside
-  REQUIRE(p.b.insert(4, "[").ok());               // at the start: not bold
-  CHECK(p.merge() == "The [{bold:f-ox]} jumped");
-}
-
-TEST_CASE("peritext: a link and a concurrent insertion at its end", "[rich][peritext]") {
-  Pair p("see docs now");
-  REQUIRE(p.a.mark(4, 4, "link", "https://d.example/").ok());
-  REQUIRE(p.b.insert(8, "!").ok());
-  REQUIRE(p.b.insert(4, "the ").ok());
-  CHECK(p.merge() == "see the {link=https://d.example/:docs}! now");
-}
-
-TEST_CASE("peritext: bold and a concurrent unbold overlapping", "[rich][peritext]") {
-  Pair p("The fox jumped");
-  REQUIRE(p.a.mark(0, 7, "bold", "true").ok());
-  p.sync_b();
-  // Concurrently: a bolds "jumped"; b unbolds "fox jumped" (having seen the first bold only).
-  REQUIRE(p.a.mark(8, 6, "bold", "true").ok());
-  REQUIRE(p.b.unmark(4, 10, "bold").ok());
-  const std::string r = p.merge();
-  // "The " keeps the first bold; "fox " only has b's removal (later than the first bold); on
-  // "jumped" the two concurrent events meet and the order of (Lamport, agent) decides: b.
-  CHECK(r == "{bold:The }fox jumped");
-  // Had the agents' names been the other way round, the bold would win there: the rule is an
-  // order of the events, the same on every replica, not the order they arrived in.
-}
-
-TEST_CASE("peritext: a comment over text deleted concurrently", "[rich][peritext]") {
+TEST_CASE("peritext: a comment over deleted text, then over nothing", "[rich][peritext]") {
   Pair p("one two three four");
   REQUIRE(p.a.mark(4, 9, "comment", "c1").ok());  // "two three"
   REQUIRE(p.b.remove(2, 6).ok());                  // "e two "
@@ -278,46 +221,6 @@ TEST_CASE("peritext: a comment over text deleted concurrently", "[rich][peritext
   REQUIRE(p.a.remove(2, 5).ok());
   p.sync_b();
   CHECK(render(p.b) == "on four");
-}
-
-TEST_CASE("peritext: splitting a paragraph inside a bold span while the other bolds across", "[rich][peritext]") {
-  Pair p("alpha beta gamma");
-  REQUIRE(p.a.mark(0, 16, "bold", "true").ok());
-  REQUIRE(p.b.insert(8, "\n").ok());  // "alpha be|ta gamma"
-  REQUIRE(p.b.set_block(9, "heading", "2").ok());
-  CHECK(p.merge() == "{bold:alpha be\nta gamma}");
-  CHECK(render_blocks(p.a) == "0:paragraph 9:heading=2");
-}
-
-TEST_CASE("peritext: two replicas turn one paragraph into a heading and a list item", "[rich][peritext]") {
-  Pair p("intro\nthe paragraph\nend");
-  REQUIRE(p.a.set_block(8, "heading", "1").ok());
-  REQUIRE(p.b.set_block(8, "bullet", "0").ok());
-  p.merge();
-  // One of the two, the same everywhere: equal Lamport numbers, so the agent's name decides.
-  CHECK(render_blocks(p.a) == "0:paragraph 6:bullet=0 20:paragraph");
-}
-
-TEST_CASE("peritext: joining two blocks while the other types in the second", "[rich][peritext]") {
-  Pair p("first\nsecond");
-  REQUIRE(p.a.set_block(0, "heading", "1").ok());
-  REQUIRE(p.a.set_block(7, "quote").ok());
-  p.sync_b();
-  REQUIRE(p.a.remove(5, 1).ok());       // join: "firstsecond"
-  REQUIRE(p.b.insert(9, "-x-").ok());   // "first\nsec-x-ond"
-  p.merge();
-  CHECK(p.a.text() == "firstsec-x-ond");
-  CHECK(render_blocks(p.a) == "0:heading=1");
-}
-
-TEST_CASE("rich: concurrent split and join neither duplicate nor lose text", "[rich][peritext]") {
-  Pair p("ab\ncd\nef");
-  REQUIRE(p.a.remove(2, 1).ok());      // join the first two blocks
-  REQUIRE(p.b.insert(4, "\n").ok());   // split the second: "ab\nc\nd\nef"
-  REQUIRE(p.b.set_block(5, "quote").ok());
-  p.merge();
-  CHECK(p.a.text() == "abc\nd\nef");
-  CHECK(render_blocks(p.a) == "0:paragraph 4:quote 6:paragraph");
 }
 
 TEST_CASE("rich: format_ranges says where the format events that arrived act", "[rich]") {

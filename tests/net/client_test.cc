@@ -1,5 +1,6 @@
 // The native client's life beyond syncing: refused for good (it stops at once and says why),
-// a fresh token handed to it while it runs, and its unsent edits carried over a restart.
+// a fresh token handed to it while it runs, its unsent edits carried over a restart; and the
+// Peritext paper's examples made by two clients offline, then merged through a real server.
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <mutex>
@@ -8,6 +9,7 @@
 #include "net/auth.h"
 #include "net/client.h"
 #include "support/net_fixtures.h"
+#include "support/peritext_cases.h"
 
 using namespace std::chrono_literals;
 using tandem::net::Client;
@@ -178,4 +180,42 @@ TEST_CASE("client: a save older than what the client sent restores without reusi
   CHECK(reader->text() == c.text());
   CHECK(c.text().find("two ") != std::string::npos);
   CHECK(c.text().find("three") != std::string::npos);
+}
+
+TEST_CASE("client: the Peritext examples, made offline by two clients, merge the same through the server",
+          "[net][client][rich][peritext]") {
+  tandem::testing::ServerFixture s;
+  int n = 0;
+  for (const auto& c : tandem::testing::peritext_cases()) {
+    DYNAMIC_SECTION(c.name) {
+      const std::string doc = "peritext-" + std::to_string(n);
+      auto a = tandem::testing::make_client(s.url(doc), "a");
+      auto b = tandem::testing::make_client(s.url(doc), "b");
+      tandem::testing::EditorOf<Client> ea(*a), eb(*b);
+      REQUIRE(a->insert(0, c.base).ok());
+      if (c.shared) c.shared(ea);
+      REQUIRE(a->wait_synced(10s));
+      REQUIRE(b->wait_for(a->version(), 10s));
+      // Both offline: their edits are concurrent, and reach the server (and each other) only
+      // when they reconnect, b first.
+      a->stop();
+      b->stop();
+      c.on_a(ea);
+      c.on_b(eb);
+      b->start();
+      REQUIRE(b->wait_synced(10s));
+      a->start();
+      REQUIRE(a->wait_synced(10s));
+      REQUIRE(b->wait_for(a->version(), 10s));
+      REQUIRE(a->wait_for(b->version(), 10s));
+      auto third = tandem::testing::make_client(s.url(doc), "c");
+      REQUIRE(third->wait_for(a->version(), 10s));
+      for (const Client* r : {a.get(), b.get(), third.get()}) {
+        INFO("replica " << r->agent());
+        CHECK(tandem::testing::render_spans(r->text(), r->spans()) == c.spans);
+        if (!c.blocks.empty()) CHECK(tandem::testing::render_blocks(r->blocks()) == c.blocks);
+      }
+    }
+    ++n;
+  }
 }
