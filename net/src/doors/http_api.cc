@@ -355,34 +355,43 @@ Result<EditRequest> parse_edit(const std::string& body) {
   return r;
 }
 
-// The batch for `r` as of its version in `doc`: the first edit's parents are the tips of that
-// version, each later one follows the one before.
-// A request with block edits, as of the current version: made on a copy of the replica (a block
-// edit names a position inside the block; the event names the block's start, which depends on the
-// text the edits before it left).
-Result<crdt::OpBatch> build_on_copy(const EditRequest& r, const crdt::Doc& doc, crdt::Version* after) {
-  auto copy = crdt::Doc::from_snapshot(doc.to_snapshot(), r.agent);
+// The edits `make` makes, by `agent`, on a copy of the replica, as a batch (empty when it makes
+// none); *after is the version they lead to. For edits that depend on the text the edits before
+// them left: a block edit names a position inside the block and the event its start, an import
+// compares the whole text.
+Result<crdt::OpBatch> edit_on_copy(const crdt::Doc& doc, const std::string& agent,
+                                   const std::function<Status(crdt::Doc&)>& make, crdt::Version* after) {
+  auto copy = crdt::Doc::from_snapshot(doc.to_snapshot(), agent);
   if (!copy.ok()) return copy.status();
-  crdt::Doc& d = *copy;
-  for (size_t i = 0; i < r.edits.size(); ++i) {
-    const auto& e = r.edits[i];
-    const crdt::Format& f = e.format;
-    Status st;
-    if (e.format_kind == crdt::OpKind::kBlock) {
-      st = d.set_block(e.at, f.name, f.value);
-    } else if (e.format_kind == crdt::OpKind::kMark) {
-      st = f.remove ? d.unmark(e.at, f.end - e.at, f.name, f.value) : d.mark(e.at, f.end - e.at, f.name, f.value);
-    } else if (!e.insert.empty()) {
-      st = d.insert(e.at, e.insert);
-    } else {
-      st = d.remove(e.at, e.remove);
-    }
-    if (!st.ok()) return Status::InvalidArgument("edit " + std::to_string(i) + ": " + st.message());
-  }
-  *after = d.version();
-  return d.ops_since(doc.version());
+  TANDEM_RETURN_IF_ERROR(make(*copy));
+  *after = copy->version();
+  return copy->ops_since(doc.version());
 }
 
+// A request with block edits, as of the current version, made on a copy (edit_on_copy).
+Result<crdt::OpBatch> build_on_copy(const EditRequest& r, const crdt::Doc& doc, crdt::Version* after) {
+  return edit_on_copy(doc, r.agent, [&r](crdt::Doc& d) {
+    for (size_t i = 0; i < r.edits.size(); ++i) {
+      const auto& e = r.edits[i];
+      const crdt::Format& f = e.format;
+      Status st;
+      if (e.format_kind == crdt::OpKind::kBlock) {
+        st = d.set_block(e.at, f.name, f.value);
+      } else if (e.format_kind == crdt::OpKind::kMark) {
+        st = f.remove ? d.unmark(e.at, f.end - e.at, f.name, f.value) : d.mark(e.at, f.end - e.at, f.name, f.value);
+      } else if (!e.insert.empty()) {
+        st = d.insert(e.at, e.insert);
+      } else {
+        st = d.remove(e.at, e.remove);
+      }
+      if (!st.ok()) return Status::InvalidArgument("edit " + std::to_string(i) + ": " + st.message());
+    }
+    return Status::OK();
+  }, after);
+}
+
+// The batch for `r` as of its version in `doc`: the first edit's parents are the tips of that
+// version, each later one follows the one before.
 Result<crdt::OpBatch> build_batch(const EditRequest& r, const crdt::Doc& doc, crdt::Version* after) {
   if (r.has_blocks) {
     if (r.version && !(*r.version == doc.version())) {
@@ -448,15 +457,18 @@ Result<crdt::OpBatch> build_batch(const EditRequest& r, const crdt::Doc& doc, cr
   return b;
 }
 
-// An import: the edits that turn the document into `want`, by `agent`, on a copy of the replica.
-// An empty batch when it already is `want`.
-Result<crdt::OpBatch> build_import(const std::string& agent, const render::RichText& want, const crdt::Doc& doc,
-                                   crdt::Version* after) {
-  auto copy = crdt::Doc::from_snapshot(doc.to_snapshot(), agent);
-  if (!copy.ok()) return copy.status();
-  TANDEM_RETURN_IF_ERROR(render::make_equal(*copy, want));
-  *after = copy->version();
-  return copy->ops_since(doc.version());
+// The reply to an edit that became durable: the document and the version it is at.
+json edited(const std::string& id, const crdt::Version& after) {
+  return {{"doc", id}, {"version", version_json(after)}, {"events", after.total()}};
+}
+
+// Whether the caller may write as `agent` (a token's subject writes as itself or "<subject>/...");
+// replies 403 when not.
+bool may_write_as(const Caller& caller, const std::string& agent, const std::function<void(ApiResponse)>& reply) {
+  if (caller.open || sync::AgentBelongsTo(agent, caller.token.subject)) return true;
+  reply(api_error(403, "forbidden", "agent '" + agent + "' is not '" + caller.token.subject + "' or '" + caller.token.subject +
+                                        "/...'"));
+  return false;
 }
 
 // The document's room (with a pending_joins count, room.h), or a reply that the server is stopping.
@@ -552,11 +564,7 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       reply(api_error(big ? 413 : 400, big ? "too_large" : "bad_request", r.status().message()));
       return;
     }
-    if (!caller.open && !sync::AgentBelongsTo(r->agent, caller.token.subject)) {
-      reply(api_error(403, "forbidden", "agent '" + r->agent + "' is not '" + caller.token.subject + "' or '" +
-                                            caller.token.subject + "/...'"));
-      return;
-    }
+    if (!may_write_as(caller, r->agent, reply)) return;
     auto room = room_or_reply(srv, id, reply);
     if (!room) return;
     auto after = std::make_shared<crdt::Version>();
@@ -570,7 +578,7 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       if (code != 0) {
         reply(api_failure(code, message, *make_error));
       } else {
-        reply(ok({{"doc", id}, {"version", version_json(*after)}, {"events", after->total()}}));
+        reply(ok(edited(id, *after)));
       }
     });
     return;
@@ -597,11 +605,7 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       reply(api_error(400, "bad_request", "agent: " + st.message()));
       return;
     }
-    if (!caller.open && !sync::AgentBelongsTo(agent, caller.token.subject)) {
-      reply(api_error(403, "forbidden", "agent '" + agent + "' is not '" + caller.token.subject + "' or '" +
-                                            caller.token.subject + "/...'"));
-      return;
-    }
+    if (!may_write_as(caller, agent, reply)) return;
     auto want = render::from_markdown(req.body);
     if (!want.ok()) {
       reply(api_error(400, "bad_request", want.status().message()));
@@ -613,7 +617,7 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
     auto make_error = std::make_shared<Status>();
     auto unchanged = std::make_shared<bool>(false);
     auto make = [agent, want = std::move(*want), after, make_error, unchanged](const crdt::Doc& doc) -> Result<crdt::OpBatch> {
-      auto b = build_import(agent, want, doc, after.get());
+      auto b = edit_on_copy(doc, agent, [&want](crdt::Doc& d) { return render::make_equal(d, want); }, after.get());
       if (!b.ok()) {
         *make_error = b.status();
       } else if (b->runs.empty()) {
@@ -623,13 +627,13 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       return b;
     };
     room->api_edit(std::move(make), [id, after, make_error, unchanged, reply = once(reply)](uint16_t code, const std::string& message) {
-      if (*unchanged) {
-        reply(ok({{"doc", id}, {"version", version_json(*after)}, {"events", after->total()}, {"changed", false}}));
-      } else if (code != 0) {
+      if (code != 0 && !*unchanged) {
         reply(api_failure(code, message, *make_error));
-      } else {
-        reply(ok({{"doc", id}, {"version", version_json(*after)}, {"events", after->total()}, {"changed", true}}));
+        return;
       }
+      json body = edited(id, *after);
+      body["changed"] = !*unchanged;
+      reply(ok(std::move(body)));
     });
     return;
   }
