@@ -530,9 +530,7 @@ Status Round::check_comments() {
       continue;
     }
     new_comments_.push_back(f.value);
-    if (d_.comment_ids.size() + new_comments_.size() > d_.limits.max_comments) {
-      return Status::ResourceExhausted("document would have more than " + num(d_.limits.max_comments) + " comments");
-    }
+    TANDEM_RETURN_IF_ERROR(d_.check_comments(d_.comment_ids.size() + new_comments_.size(), "document would have"));
   }
   return Status::OK();
 }
@@ -540,7 +538,6 @@ Status Round::check_comments() {
 void Round::rollback() {
   log_.truncate(old_size_, old_agents_);
   d_.merge_cache.clear();
-  if (d_.rich && d_.rich->seq.end() > old_size_) d_.rich.reset();
 }
 
 void Round::commit(OpBatch* added) {

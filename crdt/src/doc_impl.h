@@ -101,6 +101,13 @@ struct Doc::Impl {
   mutable std::unique_ptr<RichState> rich;
   std::unordered_set<std::string> comment_ids;  // every comment id used, for DocLimits::max_comments
 
+  // OK, or why `n` distinct comment ids are more than the limits allow (`whose`: "document would
+  // have", "snapshot has").
+  Status check_comments(size_t n, const char* whose) const {
+    if (n <= limits.max_comments) return Status::OK();
+    return Status::ResourceExhausted(std::string(whose) + " more than " + std::to_string(limits.max_comments) + " comments");
+  }
+
   uint32_t local_agent() {
     if (agent == internal::kNoLV) agent = log.intern_agent(agent_name);
     return agent;

@@ -254,9 +254,7 @@ Status append_format(Doc::Impl& d, OpKind kind, uint32_t pos, Format f) {
     return Status::OutOfRange("format up to " + num(last) + " is past the end of the document (length " + num(len) + ")");
   }
   const bool new_comment = f.name == "comment" && !d.comment_ids.count(f.value);
-  if (new_comment && d.comment_ids.size() >= d.limits.max_comments) {
-    return Status::ResourceExhausted("document would have more than " + num(d.limits.max_comments) + " comments");
-  }
+  if (new_comment) TANDEM_RETURN_IF_ERROR(d.check_comments(d.comment_ids.size() + 1, "document would have"));
   const uint32_t agent = d.local_agent();
   const uint32_t seq = d.log.next_seq(agent);
   if (d.log.size() + 1 > internal::kMaxEvents || seq == UINT32_MAX) {

@@ -272,9 +272,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   }
 
   if (formats_used != data.formats.size()) return Status::Corruption("snapshot has formats no run uses");
-  if (d.comment_ids.size() > d.limits.max_comments) {
-    return Status::ResourceExhausted("snapshot has more than " + num(d.limits.max_comments) + " comments");
-  }
+  TANDEM_RETURN_IF_ERROR(d.check_comments(d.comment_ids.size(), "snapshot has"));
 
   // The frontier: last events of graph entries that no entry names as a parent.
   std::vector<LV> named;
