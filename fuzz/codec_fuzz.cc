@@ -7,13 +7,12 @@
 
 #include "crdt/codec.h"
 #include "crdt/doc.h"
+#include "fuzz_check.h"
 
 using namespace tandem::crdt;
 
 namespace {
-void require(bool ok) {
-  if (!ok) std::abort();
-}
+using tandem::fuzz::require;
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

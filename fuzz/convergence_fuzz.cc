@@ -10,14 +10,13 @@
 
 #include "crdt/codec.h"
 #include "crdt/doc.h"
+#include "fuzz_check.h"
 
 using namespace tandem::crdt;
 
 namespace {
 
-void require(bool ok) {
-  if (!ok) std::abort();
-}
+using tandem::fuzz::require;
 
 struct Input {
   const uint8_t* p;

@@ -8,14 +8,13 @@
 #include "crdt/doc.h"
 #include "render/markdown.h"
 #include "render/render.h"
+#include "fuzz_check.h"
 
 using namespace tandem;
 
 namespace {
 
-void require(bool ok) {
-  if (!ok) std::abort();
-}
+using tandem::fuzz::require;
 
 }  // namespace
 

@@ -21,15 +21,14 @@
 #include "sync/protocol.h"
 #include "room.h"
 #include "session.h"
+#include "fuzz_check.h"
 
 using namespace tandem;
 using namespace std::chrono_literals;
 
 namespace {
 
-void require(bool ok) {
-  if (!ok) std::abort();
-}
+using tandem::fuzz::require;
 
 class FuzzSession final : public net::ClientSession {
  public:

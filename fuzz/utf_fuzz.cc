@@ -7,14 +7,13 @@
 
 #include "crdt/doc.h"
 #include "crdt/utf8.h"
+#include "fuzz_check.h"
 
 using namespace tandem::crdt;
 
 namespace {
 
-void require(bool ok) {
-  if (!ok) std::abort();
-}
+using tandem::fuzz::require;
 
 // Decodes well-formed UTF-8 into code points; false on anything else.
 bool reference(const std::string& s, std::vector<uint32_t>* out) {
