@@ -42,6 +42,14 @@ class Builder {
     put(t, marks_);
   }
   void push(Mark m) { marks_.push_back(std::move(m)); }
+  // An inline container's mark: on when the walk enters it, off when it leaves.
+  void span(bool enter, Mark m) {
+    if (enter) {
+      push(std::move(m));
+    } else {
+      pop(m.name);
+    }
+  }
   void pop(std::string_view name) {
     for (size_t i = marks_.size(); i-- > 0;) {
       if (marks_[i].name == name) {
@@ -158,28 +166,12 @@ crdt::Result<RichText> from_markdown(std::string_view markdown) {
         b.text(literal);
         b.pop("code");
         break;
-      case CMARK_NODE_EMPH:
-        if (enter) {
-          b.push({"italic", "true"});
-        } else {
-          b.pop("italic");
-        }
-        break;
-      case CMARK_NODE_STRONG:
-        if (enter) {
-          b.push({"bold", "true"});
-        } else {
-          b.pop("bold");
-        }
-        break;
+      case CMARK_NODE_EMPH: b.span(enter, {"italic", "true"}); break;
+      case CMARK_NODE_STRONG: b.span(enter, {"bold", "true"}); break;
       case CMARK_NODE_LINK: {
         const char* url = cmark_node_get_url(n);
         const std::string href = url ? url : "";
-        if (enter && good_href(href)) {
-          b.push({"link", href});
-        } else if (!enter && good_href(href)) {
-          b.pop("link");
-        }
+        if (good_href(href)) b.span(enter, {"link", href});
         break;
       }
       case CMARK_NODE_HTML_INLINE:
