@@ -185,6 +185,8 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
   void on_frame(uint64_t g, const std::string& frame);
   void on_closed(uint64_t g);
   void flush_own();
+  template <class Edit>
+  crdt::Status edit(Edit&& make);
   void post_flush() {
     if (flush_posted.exchange(true)) return;  // one flush takes every edit made until it runs
     asio::post(ioc, [self = shared_from_this()] {
@@ -521,49 +523,35 @@ void Client::drop_connection() {
   });
 }
 
-Status Client::insert(uint32_t pos, std::string_view text) {
+// A local edit: made on the replica under the lock, then sent by the network thread.
+template <class Edit>
+Status Client::Impl::edit(Edit&& make) {
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    TANDEM_RETURN_IF_ERROR(impl_->sync.doc().insert(pos, text));
+    std::lock_guard<std::mutex> lock(mu);
+    TANDEM_RETURN_IF_ERROR(make(sync.doc()));
   }
-  impl_->post_flush();
+  post_flush();
   return Status::OK();
+}
+
+Status Client::insert(uint32_t pos, std::string_view text) {
+  return impl_->edit([&](crdt::Doc& d) { return d.insert(pos, text); });
 }
 
 Status Client::remove(uint32_t pos, uint32_t len) {
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    TANDEM_RETURN_IF_ERROR(impl_->sync.doc().remove(pos, len));
-  }
-  impl_->post_flush();
-  return Status::OK();
+  return impl_->edit([&](crdt::Doc& d) { return d.remove(pos, len); });
 }
 
 Status Client::mark(uint32_t pos, uint32_t len, std::string_view name, std::string_view value) {
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    TANDEM_RETURN_IF_ERROR(impl_->sync.doc().mark(pos, len, name, value));
-  }
-  impl_->post_flush();
-  return Status::OK();
+  return impl_->edit([&](crdt::Doc& d) { return d.mark(pos, len, name, value); });
 }
 
 Status Client::unmark(uint32_t pos, uint32_t len, std::string_view name, std::string_view value) {
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    TANDEM_RETURN_IF_ERROR(impl_->sync.doc().unmark(pos, len, name, value));
-  }
-  impl_->post_flush();
-  return Status::OK();
+  return impl_->edit([&](crdt::Doc& d) { return d.unmark(pos, len, name, value); });
 }
 
 Status Client::set_block(uint32_t pos, std::string_view type, std::string_view value) {
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    TANDEM_RETURN_IF_ERROR(impl_->sync.doc().set_block(pos, type, value));
-  }
-  impl_->post_flush();
-  return Status::OK();
+  return impl_->edit([&](crdt::Doc& d) { return d.set_block(pos, type, value); });
 }
 
 std::vector<crdt::TextSpan> Client::spans() const {
