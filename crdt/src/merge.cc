@@ -285,6 +285,13 @@ class Tracker {
 
   size_t heap_bytes() const { return heap_of(root_) + dels_.capacity() * sizeof(DelTarget) + index_.heap_bytes(); }
 
+  // f(first delete event, events n, first character deleted, forward): event first + k deletes
+  // character target + k (forward) or target + n - 1 - k (backward).
+  template <typename F>
+  void for_each_deletion(F f) const {
+    for (const DelTarget& d : dels_) f(d.start, d.end - d.start, d.target, d.fwd);
+  }
+
   void retreat(Span s) {
     LV end = s.end;
     while (end > s.start) {
@@ -395,7 +402,8 @@ class Tracker {
  private:
   struct DelTarget {
     LV start, end;  // delete events
-    LV target;      // first (fwd) or last (back) character they delete
+    LV target;      // the first of the characters they delete (consecutive LVs); event start + k
+                    // deletes target + k (fwd) or target + (end - start - 1 - k) (back)
     bool fwd;
   };
 
@@ -938,6 +946,10 @@ Status Sequence::catch_up(std::vector<Found>* found) {
 
 void Sequence::for_each(const std::function<void(LV, uint32_t, bool)>& f) const {
   impl_->tracker.for_each_rec([&](const merge_detail::Rec& r) { f(r.lv, r.len, r.del); });
+}
+
+void Sequence::for_each_deletion(const std::function<void(LV, uint32_t, LV, bool)>& f) const {
+  impl_->tracker.for_each_deletion(f);
 }
 
 Sequence::Where Sequence::where(LV lv) const {

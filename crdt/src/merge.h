@@ -76,6 +76,10 @@ class Sequence {
   LV end() const { return end_; }
   // Calls f(lv, len, deleted) for the runs of characters in document order.
   void for_each(const std::function<void(LV, uint32_t, bool)>& f) const;
+  // Calls f(first, n, target, forward) for runs of delete events: event first + k deleted
+  // character target + k (forward) or target + n - 1 - k (backward). A character deleted by
+  // concurrent events is named by each of them.
+  void for_each_deletion(const std::function<void(LV, uint32_t, LV, bool)>& f) const;
   // Where character `lv` (one the caught-up sequence holds) is in today's text: its position, or
   // for a deleted one the position it would have (the count of visible characters before it).
   struct Where {

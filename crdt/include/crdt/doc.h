@@ -39,6 +39,7 @@ struct DocLimits {
 };
 
 struct SnapshotData;
+class History;
 
 class Doc {
  public:
@@ -141,6 +142,9 @@ class Doc {
   Status check_invariants() const;
   // Bytes of heap the replica's structures hold (container capacities, tree nodes).
   size_t heap_bytes() const;
+
+  // The document's past (crdt/history.h): text at any point, who wrote what, differences.
+  Result<History> history() const;
 
   // Snapshots: a plain description of the whole replica that the codec turns into bytes.
   SnapshotData to_snapshot() const;

@@ -1,0 +1,236 @@
+// History (crdt/history.h): every character ever inserted, in document order (the whole-history
+// sequence that rich text uses too), each with the event that inserted it (consecutive along a
+// run) and the earliest event that deleted it. A character is in the text of point n when it was
+// inserted before n and not deleted before n: with the earliest deleter that is one comparison,
+// concurrent deletions of one character included.
+#include "crdt/history.h"
+
+#include <algorithm>
+
+#include "crdt/doc.h"
+#include "crdt/utf8.h"
+#include "doc_impl.h"
+#include "merge.h"
+#include "oplog.h"
+
+namespace tandem::crdt {
+
+using internal::AgentSpan;
+using internal::kNoLV;
+using internal::LV;
+
+struct History::Impl {
+  struct Run {
+    LV lv;           // its characters are inserted by events lv, lv + 1, ...
+    uint32_t len;
+    uint32_t first;  // index of its first character in `del`
+    uint32_t byte;   // offset of its text in `text`
+    bool ascii;      // one byte per character
+    bool unknown;    // holds characters whose text this replica never had (kPlaceholderByte)
+  };
+  uint64_t events = 0;
+  std::vector<std::string> agents;
+  std::vector<AgentSpan> agent_spans;  // by LV
+  std::vector<Run> runs;               // in document order
+  std::vector<LV> del;                 // per character: its earliest deleting event, or kNoLV
+  std::string text;                    // every character's UTF-8, in document order
+
+  // The bytes of characters [k0, k1) of run r.
+  std::string_view bytes(const Run& r, uint32_t k0, uint32_t k1) const {
+    const uint32_t end = &r == &runs.back() ? static_cast<uint32_t>(text.size()) : (&r + 1)->byte;
+    const std::string_view all = std::string_view(text).substr(r.byte, end - r.byte);
+    if (r.ascii) return all.substr(k0, k1 - k0);
+    const size_t b0 = utf8::byte_offset(all, k0);
+    return all.substr(b0, utf8::byte_offset(all.substr(b0), k1 - k0));
+  }
+  void append(std::string* out, const Run& r, uint32_t k0, uint32_t k1) const {
+    const std::string_view b = bytes(r, k0, k1);
+    if (!r.unknown) {
+      out->append(b);
+      return;
+    }
+    for (char c : b) {
+      if (static_cast<unsigned char>(c) == internal::kPlaceholderByte) {
+        out->append("\xEF\xBF\xBD");  // U+FFFD
+      } else {
+        out->push_back(c);
+      }
+    }
+  }
+  // The agent span holding lv.
+  size_t span_of(LV lv) const {
+    auto it = std::upper_bound(agent_spans.begin(), agent_spans.end(), lv,
+                               [](LV x, const AgentSpan& s) { return x < s.lv; });
+    return static_cast<size_t>(it - agent_spans.begin()) - 1;
+  }
+  LV span_end(size_t s) const { return s + 1 < agent_spans.size() ? agent_spans[s + 1].lv : static_cast<LV>(events); }
+  bool visible(const Run& r, uint32_t k, uint64_t n) const { return r.lv + k < n && del[r.first + k] >= n; }
+  Status check(uint64_t n) const {
+    if (n <= events) return Status::OK();
+    return Status::OutOfRange("point " + std::to_string(n) + " is past the end of the history (" + std::to_string(events) +
+                              " events)");
+  }
+};
+
+const char* DiffKindName(DiffRun::Kind k) {
+  switch (k) {
+    case DiffRun::kKept: return "kept";
+    case DiffRun::kInserted: return "inserted";
+    case DiffRun::kDeleted: return "deleted";
+  }
+  return "?";
+}
+
+History::History(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+History::~History() = default;
+History::History(History&&) noexcept = default;
+History& History::operator=(History&&) noexcept = default;
+
+uint64_t History::events() const { return impl_->events; }
+
+Result<History> Doc::history() const {
+  const internal::OpLog& log = impl_->log;
+  internal::Sequence seq(log);
+  std::vector<internal::Sequence::Found> found;
+  TANDEM_RETURN_IF_ERROR(seq.catch_up(&found));
+  auto h = std::make_unique<History::Impl>();
+  h->events = log.size();
+  for (size_t a = 0; a < log.num_agents(); ++a) h->agents.push_back(log.agent_name(static_cast<uint32_t>(a)));
+  h->agent_spans = log.agent_spans();
+  std::vector<uint32_t> index(log.size(), kNoLV);  // character (insert event) -> its place in `del`
+  uint32_t chars = 0;
+  seq.for_each([&](LV lv, uint32_t len, bool) {
+    History::Impl::Run r{lv, len, chars, static_cast<uint32_t>(h->text.size()), false, false};
+    for (LV x = lv; x < lv + len;) {  // (content() reads inside one op span)
+      const internal::OpSpan& op = log.ops()[log.op_index(x)];
+      const uint32_t m = std::min<LV>(op.end(), lv + len) - x;
+      h->text.append(log.content(x, m));
+      x += m;
+    }
+    r.ascii = h->text.size() - r.byte == len;
+    r.unknown = h->text.find(static_cast<char>(internal::kPlaceholderByte), r.byte) != std::string::npos;
+    for (uint32_t k = 0; k < len; ++k) index[lv + k] = chars + k;
+    chars += len;
+    h->runs.push_back(r);
+  });
+  h->del.assign(chars, kNoLV);
+  seq.for_each_deletion([&](LV first, uint32_t n, LV target, bool fwd) {
+    for (uint32_t k = 0; k < n; ++k) {
+      LV& d = h->del[index[fwd ? target + k : target + (n - 1 - k)]];
+      d = std::min(d, first + k);
+    }
+  });
+  return History(std::move(h));
+}
+
+Result<std::string> History::text_at(uint64_t n) const {
+  const Impl& h = *impl_;
+  TANDEM_RETURN_IF_ERROR(h.check(n));
+  std::string out;
+  for (const Impl::Run& r : h.runs) {
+    if (r.lv >= n) continue;
+    const uint32_t kmax = static_cast<uint32_t>(std::min<uint64_t>(r.len, n - r.lv));
+    for (uint32_t k = 0; k < kmax;) {
+      if (!h.visible(r, k, n)) {
+        ++k;
+        continue;
+      }
+      uint32_t e = k + 1;
+      while (e < kmax && h.visible(r, e, n)) ++e;
+      h.append(&out, r, k, e);
+      k = e;
+    }
+  }
+  return out;
+}
+
+Result<std::vector<BlameSpan>> History::blame(uint64_t n) const {
+  const Impl& h = *impl_;
+  TANDEM_RETURN_IF_ERROR(h.check(n));
+  std::vector<BlameSpan> out;
+  uint32_t pos = 0;
+  for (const Impl::Run& r : h.runs) {
+    if (r.lv >= n) continue;
+    const uint32_t kmax = static_cast<uint32_t>(std::min<uint64_t>(r.len, n - r.lv));
+    for (uint32_t k = 0; k < kmax;) {
+      if (!h.visible(r, k, n)) {
+        ++k;
+        continue;
+      }
+      // A stretch of visible characters of one agent span.
+      const size_t s = h.span_of(r.lv + k);
+      const uint32_t stop = static_cast<uint32_t>(std::min<uint64_t>(kmax, h.span_end(s) - r.lv));
+      uint32_t e = k + 1;
+      while (e < stop && h.visible(r, e, n)) ++e;
+      const std::string& agent = h.agents[h.agent_spans[s].agent];
+      BlameSpan* last = out.empty() ? nullptr : &out.back();
+      if (last && last->to == pos && last->agent == agent && last->event + (last->to - last->from) == r.lv + k) {
+        last->to += e - k;
+      } else {
+        out.push_back({pos, pos + (e - k), agent, r.lv + k});
+      }
+      pos += e - k;
+      k = e;
+    }
+  }
+  return out;
+}
+
+Result<std::vector<DiffRun>> History::diff(uint64_t from, uint64_t to) const {
+  const Impl& h = *impl_;
+  TANDEM_RETURN_IF_ERROR(h.check(from));
+  TANDEM_RETURN_IF_ERROR(h.check(to));
+  std::vector<DiffRun> out;
+  std::vector<uint32_t> who;  // agent indexes of the run being built
+  size_t cached = SIZE_MAX;   // the agent span found last
+  auto agent_of = [&](LV lv) {
+    if (cached == SIZE_MAX || lv < h.agent_spans[cached].lv || lv >= h.span_end(cached)) cached = h.span_of(lv);
+    return h.agent_spans[cached].agent;
+  };
+  auto close = [&] {
+    if (out.empty()) return;
+    std::sort(who.begin(), who.end());
+    who.erase(std::unique(who.begin(), who.end()), who.end());
+    for (uint32_t a : who) out.back().agents.push_back(h.agents[a]);
+    std::sort(out.back().agents.begin(), out.back().agents.end());
+    who.clear();
+  };
+  for (const Impl::Run& r : h.runs) {
+    if (r.lv >= std::max(from, to)) continue;
+    for (uint32_t k = 0; k < r.len;) {
+      const bool in_a = h.visible(r, k, from), in_b = h.visible(r, k, to);
+      if (!in_a && !in_b) {
+        ++k;
+        continue;
+      }
+      const DiffRun::Kind kind = in_a && in_b ? DiffRun::kKept : in_b ? DiffRun::kInserted : DiffRun::kDeleted;
+      uint32_t e = k + 1;
+      while (e < r.len && h.visible(r, e, from) == in_a && h.visible(r, e, to) == in_b) ++e;
+      if (out.empty() || out.back().kind != kind) {
+        close();
+        out.push_back({kind, {}, {}});
+      }
+      h.append(&out.back().text, r, k, e);
+      // Who made the difference: the event between the two points, its insertion or its deletion.
+      const uint64_t lo = std::min(from, to);
+      for (uint32_t x = k; x < e; ++x) {
+        const LV ins = r.lv + x;
+        const uint32_t a = agent_of(kind == DiffRun::kKept || ins >= lo ? ins : h.del[r.first + x]);
+        if (who.empty() || who.back() != a) who.push_back(a);
+      }
+      k = e;
+    }
+  }
+  close();
+  return out;
+}
+
+size_t History::heap_bytes() const {
+  const Impl& h = *impl_;
+  size_t n = sizeof(Impl) + h.agent_spans.capacity() * sizeof(AgentSpan) + h.runs.capacity() * sizeof(Impl::Run) +
+             h.del.capacity() * sizeof(LV) + h.text.capacity() + h.agents.capacity() * sizeof(std::string);
+  for (const auto& a : h.agents) n += a.capacity();
+  return n;
+}
+
+}  // namespace tandem::crdt
