@@ -30,6 +30,7 @@
 
 #include "crdt/codec.h"
 #include "crdt/doc.h"
+#include "crdt/history.h"
 #include "history.h"
 #include "replay.h"
 #include "storage/pg_store.h"
@@ -626,17 +627,87 @@ int cmd_store(int argc, char** argv) {
 
 }  // namespace
 
+// History reads (issue 26's goals) on a replica holding a trace's whole history as a merge built
+// it (its events in the order of the history's encoding): building crdt::History, blame of the
+// whole current text, 100 random points of a slider (each: the text there and what changed since
+// the point 500 events before, one diff), and the diff of the first and last versions.
+int cmd_history(int argc, char** argv) {
+  int runs = 5;
+  std::vector<std::string> files;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--runs" && i + 1 < argc) {
+      runs = std::max(1, std::atoi(argv[++i]));
+    } else if (!a.empty() && a[0] == '-') {
+      die("usage: tandem-bench history [--runs N] FILE...");
+    } else {
+      files.push_back(a);
+    }
+  }
+  if (files.empty()) die("usage: tandem-bench history [--runs N] FILE...");
+  std::printf("%-22s %9s %9s %9s %10s %10s %9s %11s %11s\n", "trace", "events", "build_ms", "blame_ms", "slider_med",
+              "slider_max", "diff_ms", "index_bytes", "doc_bytes");
+  for (const auto& f : files) {
+    auto t = trace::load(f);
+    if (!t.ok()) die(t.status().ToString());
+    Doc full = replay_or_die(*t);
+    auto batch = codec::decode_ops(codec::encode_ops(full.ops_since({})));
+    if (!batch.ok()) die(batch.status().ToString());
+    Doc doc("server");
+    if (!doc.apply(*batch).ok() || doc.text() != t->end_content) die(t->name + ": merge");
+    std::vector<double> build, blame, slider_med, slider_max, diff;
+    size_t index_bytes = 0;
+    for (int r = 0; r < runs; ++r) {
+      auto t0 = Clock::now();
+      auto h = doc.history();
+      build.push_back(ms_since(t0));
+      if (!h.ok()) die(h.status().ToString());
+      index_bytes = h->heap_bytes();
+      const uint64_t n = h->events();
+      t0 = Clock::now();
+      auto b = h->blame(n);
+      blame.push_back(ms_since(t0));
+      if (!b.ok() || (!b->empty() && b->back().to != doc.length())) die(t->name + ": blame");
+      std::vector<double> points;
+      uint64_t seed = 12345 + static_cast<uint64_t>(r);
+      for (int k = 0; k < 100; ++k) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const uint64_t p = (seed >> 11) % (n + 1);
+        t0 = Clock::now();
+        auto d = h->diff(p > 500 ? p - 500 : 0, p);
+        points.push_back(ms_since(t0));
+        if (!d.ok()) die(t->name + ": slider");
+      }
+      slider_med.push_back(median(points));
+      slider_max.push_back(*std::max_element(points.begin(), points.end()));
+      t0 = Clock::now();
+      auto d = h->diff(0, n);
+      diff.push_back(ms_since(t0));
+      if (!d.ok()) die(t->name + ": diff");
+      std::string now;
+      for (const auto& run : *d) now += run.text;
+      if (now != t->end_content) die(t->name + ": the diff from nothing is not the text");
+    }
+    std::printf("%-22s %9llu %9.2f %9.2f %10.2f %10.2f %9.2f %11zu %11zu\n", t->name.c_str(),
+                static_cast<unsigned long long>(doc.num_events()), median(build), median(blame), median(slider_med),
+                median(slider_max), median(diff), index_bytes, doc.heap_bytes());
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::printf(
         "usage: tandem-bench trace [--json | --emit-text] [--runs N] [--no-local] FILE...\n"
         "       tandem-bench branch [--runs N] [--fork F] [--branch B] TRACE\n"
-        "       tandem-bench store [--writers 1,10,100] [--batch K] [--seconds S] [--trace FILE] ...\n");
+        "       tandem-bench store [--writers 1,10,100] [--batch K] [--seconds S] [--trace FILE] ...\n"
+        "       tandem-bench history [--runs N] FILE...\n");
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
   if (cmd == "trace") return cmd_trace(argc - 2, argv + 2);
   if (cmd == "branch") return cmd_branch(argc - 2, argv + 2);
   if (cmd == "store") return cmd_store(argc - 2, argv + 2);
+  if (cmd == "history") return cmd_history(argc - 2, argv + 2);
   die("unknown command '" + cmd + "' (see --help)");
 }
