@@ -427,3 +427,85 @@ TEST_CASE("http api: a Markdown import replaces the content as one edit that mer
   CHECK(parse(http_get(s.port, "/api/docs/other"))["text"] == "click");
   CHECK(parse(http_get(s.port, "/api/docs/other"))["spans"].empty());
 }
+
+TEST_CASE("http api: history, blame and diff read the log: who wrote what, and when", "[net][http-api][history]") {
+  TempDir dir;
+  auto sqlite = tandem::storage::Store::open({dir.file("t.db")});
+  REQUIRE(sqlite.ok());
+  ServerFixture s({}, sqlite->get());
+  auto ann = make_client(s.url("notes"), "ann");
+  REQUIRE(ann->insert(0, "hello world").ok());  // logged events 0..10
+  REQUIRE(ann->wait_synced(5s));
+  auto bob = make_client(s.url("notes"), "bob/phone");
+  REQUIRE(bob->wait_for(ann->version(), 5s));
+  REQUIRE(bob->remove(0, 6).ok());  // "world": 11..16
+  REQUIRE(bob->wait_synced(5s));
+  REQUIRE(ann->wait_for(bob->version(), 5s));
+  REQUIRE(ann->insert(5, "!").ok());  // "world!": 17
+  REQUIRE(ann->wait_synced(5s));
+
+  // Blame: each character's author, and when its edit became durable.
+  auto who = [](const json& blame) {
+    std::string out;
+    uint64_t at = 0;
+    for (const auto& sp : blame["spans"]) {
+      CHECK(sp["from"] == at);
+      CHECK(sp["time"].get<std::string>().size() == 24);
+      CHECK(sp["time_ms"].get<int64_t>() > 1700000000000);
+      at = sp["to"].get<uint64_t>();
+      out += std::string(at - sp["from"].get<uint64_t>(), sp["agent"].get<std::string>()[0]);
+    }
+    CHECK(blame["length"] == at);
+    return out;
+  };
+  auto now = parse(http_get(s.port, "/api/docs/notes/blame"));
+  CHECK(now["events"] == 18);
+  CHECK(who(now) == "aaaaaa");
+  auto then = parse(http_get(s.port, "/api/docs/notes/blame?at=11"));
+  CHECK(who(then) == "aaaaaaaaaaa");
+  CHECK(parse(http_get(s.port, "/api/docs/notes/blame?until=2001-01-01T00%3A00%3A00Z"))["spans"].empty());
+
+  // Diff: what changed between two points, and who changed it.
+  auto d = parse(http_get(s.port, "/api/docs/notes/diff?from=11&to=18"));
+  CHECK(d["from"] == 11);
+  CHECK(d["to"] == 18);
+  CHECK(d["runs"] == json::parse(R"([{"kind":"deleted","text":"hello ","agents":["bob/phone"]},
+                                     {"kind":"kept","text":"world","agents":["ann"]},
+                                     {"kind":"inserted","text":"!","agents":["ann"]}])"));
+  auto all = parse(http_get(s.port, "/api/docs/notes/diff?from=0"));
+  CHECK(all["runs"] == json::parse(R"([{"kind":"inserted","text":"world!","agents":["ann"]}])"));
+  auto same = parse(http_get(s.port, "/api/docs/notes/diff?from=18&to=18"));
+  CHECK(same["runs"] == json::parse(R"([{"kind":"kept","text":"world!","agents":["ann"]}])"));
+
+  // Sessions, newest first, a page at a time: ann's edits close together are one session
+  // around bob's.
+  auto h = parse(http_get(s.port, "/api/docs/notes/history"));
+  CHECK(h["events"] == 18);
+  REQUIRE(h["sessions"].size() == 2);
+  CHECK(h["sessions"][0]["author"] == "ann");
+  CHECK(h["sessions"][0]["from"] == 0);
+  CHECK(h["sessions"][0]["to"] == 18);
+  CHECK(h["sessions"][0]["inserted"] == 12);
+  CHECK(h["sessions"][1]["author"] == "bob");
+  CHECK(h["sessions"][1]["agents"] == json{"bob/phone"});
+  CHECK(h["sessions"][1]["from"] == 11);
+  CHECK(h["sessions"][1]["to"] == 17);
+  CHECK(h["sessions"][1]["deleted"] == 6);
+  CHECK(h["next"].is_null());
+  auto page = parse(http_get(s.port, "/api/docs/notes/history?limit=1"));
+  REQUIRE(page["sessions"].size() == 1);
+  CHECK(page["next"] == 18);
+  auto rest = parse(http_get(s.port, "/api/docs/notes/history?limit=1&before=18"));
+  REQUIRE(rest["sessions"].size() == 1);
+  CHECK(rest["sessions"][0]["author"] == "bob");
+  CHECK(rest["next"].is_null());
+
+  // Bad input: a clear error, nothing else.
+  CHECK(error_code(http_get(s.port, "/api/docs/notes/blame?at=19")) == "bad_request");
+  CHECK(error_code(http_get(s.port, "/api/docs/notes/blame?at=3&until=2001-01-01T00:00:00Z")) == "bad_request");
+  CHECK(error_code(http_get(s.port, "/api/docs/notes/diff?from=yesterday")) == "bad_request");
+  CHECK(error_code(http_get(s.port, "/api/docs/notes/history?limit=0")) == "bad_request");
+  CHECK(error_code(http_get(s.port, "/api/docs/nothing-here/blame")) == "not_found");
+  CHECK(error_code(http_request(s.port, http::verb::post, "/api/docs/notes/diff", "{}")) == "method_not_allowed");
+  CHECK(parse(http_get(s.port, "/api/docs/notes"))["events"] == 18);
+}

@@ -10,7 +10,7 @@ namespace tandem::store {
 namespace codec = crdt::codec;
 
 crdt::Result<crdt::Doc> replay(DocStore& store, const std::string& doc, uint64_t at_event, int64_t until_ms,
-                               const Progress& progress) {
+                               const Progress& progress, const RowSeen& on_row) {
   auto total = store.logged_events(doc);
   if (!total.ok()) return total.status();
   if (at_event != UINT64_MAX && at_event > *total) {
@@ -32,11 +32,94 @@ crdt::Result<crdt::Doc> replay(DocStore& store, const std::string& doc, uint64_t
       auto r = replica.apply(*batch);
       if (!r.ok()) return r.status().WithContext("log row at event " + std::to_string(row.first_event));
       from = row.end_event;
+      if (on_row) on_row(row, *batch, replica);
       if (progress) progress(std::min(from, target), target);
       if (from >= target) break;
     }
   }
   return replica;
+}
+
+crdt::Result<LoggedHistory> read_history(DocStore& store, const std::string& doc) {
+  std::vector<LoggedHistory::Row> rows;
+  auto replica = replay(store, doc, UINT64_MAX, INT64_MAX, {}, [&rows](const LogRow& row, const crdt::OpBatch& b, const crdt::Doc& d) {
+    LoggedHistory::Row r{row.end_event, d.num_events(), row.time_ms, {}, 0, 0, 0};
+    for (const auto& run : b.runs) {
+      if (std::find(r.agents.begin(), r.agents.end(), run.agent) == r.agents.end()) r.agents.push_back(run.agent);
+      (crdt::IsInsert(run.kind) ? r.inserted : crdt::IsFormat(run.kind) ? r.formatted : r.deleted) += run.len;
+    }
+    rows.push_back(std::move(r));
+  });
+  if (!replica.ok()) return replica.status();
+  auto h = replica->history();
+  if (!h.ok()) return h.status();
+  return LoggedHistory{std::move(*h), std::move(rows)};
+}
+
+crdt::Result<uint64_t> LoggedHistory::at_logged(uint64_t n) const {
+  if (n > logged()) {
+    return Status::OutOfRange("the log has " + std::to_string(logged()) + " events, not " + std::to_string(n));
+  }
+  // The row holding the n-th logged event; inside a row, events count one for one (a row that
+  // repeats events can only be cut at its ends).
+  auto it = std::lower_bound(rows.begin(), rows.end(), n, [](const Row& r, uint64_t x) { return r.logged_end < x; });
+  if (it == rows.end() || it->logged_end == n) return it == rows.end() ? history.events() : it->events;
+  const uint64_t row_first = it == rows.begin() ? 0 : std::prev(it)->logged_end;
+  const uint64_t before = it == rows.begin() ? 0 : std::prev(it)->events;
+  return std::min(it->events, before + (n - row_first));
+}
+
+uint64_t LoggedHistory::until(int64_t ms) const {
+  uint64_t events = 0;
+  for (const Row& r : rows) {
+    if (r.time_ms > ms) break;
+    events = r.events;
+  }
+  return events;
+}
+
+int64_t LoggedHistory::time_of(uint64_t event) const {
+  auto it = std::upper_bound(rows.begin(), rows.end(), event, [](uint64_t x, const Row& r) { return x < r.events; });
+  return it == rows.end() ? (rows.empty() ? 0 : rows.back().time_ms) : it->time_ms;
+}
+
+uint64_t LoggedHistory::row_end(uint64_t event) const {
+  auto it = std::upper_bound(rows.begin(), rows.end(), event, [](uint64_t x, const Row& r) { return x < r.events; });
+  return it == rows.end() ? history.events() : it->events;
+}
+
+std::vector<LoggedHistory::Session> LoggedHistory::sessions(int64_t gap_ms) const {
+  std::vector<Session> done;
+  std::vector<Session> open;  // one per author at most
+  uint64_t before = 0;
+  for (const Row& r : rows) {
+    for (const std::string& agent : r.agents) {
+      const std::string author = agent.substr(0, agent.find('/'));
+      auto it = std::find_if(open.begin(), open.end(), [&](const Session& s) { return s.author == author; });
+      if (it != open.end() && r.time_ms - it->last_ms >= gap_ms) {
+        done.push_back(std::move(*it));
+        open.erase(it);
+        it = open.end();
+      }
+      if (it == open.end()) {
+        open.push_back({before, before, author, {}, r.time_ms, r.time_ms, 0, 0, 0});
+        it = std::prev(open.end());
+      }
+      Session& s = *it;
+      s.to = r.logged_end;
+      s.last_ms = std::max(s.last_ms, r.time_ms);
+      if (std::find(s.agents.begin(), s.agents.end(), agent) == s.agents.end()) s.agents.push_back(agent);
+      if (&agent == &r.agents.front()) {  // (a row of several agents counts for the first)
+        s.inserted += r.inserted;
+        s.deleted += r.deleted;
+        s.formatted += r.formatted;
+      }
+    }
+    before = r.logged_end;
+  }
+  for (auto& s : open) done.push_back(std::move(s));
+  std::stable_sort(done.begin(), done.end(), [](const Session& a, const Session& b) { return a.to < b.to; });
+  return done;
 }
 
 crdt::OpBatch batch_prefix(const crdt::OpBatch& batch, uint64_t events) {

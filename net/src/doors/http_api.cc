@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "crdt/utf8.h"
@@ -478,6 +479,169 @@ std::shared_ptr<Room> room_or_reply(Server::Impl& srv, const std::string& id, co
   return room;
 }
 
+// ---- History reads: /history, /blame, /diff (built from the log, on `blocking`) ----------------
+
+enum class HistoryRead { kSessions, kBlame, kDiff };
+
+// 'name' (built by appending: GCC 12 warns falsely on "'" + std::string).
+std::string in_quotes(std::string_view name) {
+  std::string q = "'";
+  q.append(name);
+  q.push_back('\'');
+  return q;
+}
+
+// A point of the log from a query value: digits are a count of logged events, an ISO 8601 UTC
+// time the rows committed by then. *why says what is wrong otherwise.
+bool history_point(const store::LoggedHistory& h, const std::string& name, const std::string& raw, uint64_t* out,
+                   std::string* why) {
+  std::string text;  // %3A decoded
+  for (size_t i = 0; i < raw.size();) {
+    const bool colon = raw.compare(i, 3, "%3A") == 0;
+    text.push_back(colon ? ':' : raw[i]);
+    i += colon ? 3 : 1;
+  }
+  if (!text.empty() && text.size() <= 18 && text.find_first_not_of("0123456789") == std::string::npos) {
+    auto e = h.at_logged(std::stoull(text));
+    if (!e.ok()) {
+      *why = in_quotes(name).append(" is past the end: ").append(e.status().message());
+      return false;
+    }
+    *out = *e;
+    return true;
+  }
+  int64_t ms = 0;
+  if (text.find('T') == std::string::npos || !parse_time(text, &ms)) {
+    *why = in_quotes(name).append(" is a number of logged events or an ISO 8601 UTC time like 2026-11-29T19:30:00Z");
+    return false;
+  }
+  *out = h.until(ms);
+  return true;
+}
+
+// The logged events of the history's point `events` (they differ only where rows repeat events).
+uint64_t logged_of(const store::LoggedHistory& h, uint64_t events) {
+  for (const auto& r : h.rows) {
+    if (r.events >= events) return r.logged_end - (r.events - events);
+  }
+  return h.logged();
+}
+
+json time_fields(json j, const char* key, int64_t ms) {
+  j[key] = iso_time(ms);
+  j[std::string(key) + "_ms"] = ms;
+  return j;
+}
+
+json blame_json(const store::LoggedHistory& h, uint64_t at) {
+  auto blame = h.history.blame(at);
+  json spans = json::array();
+  uint32_t length = 0;
+  for (const auto& b : blame.ok() ? *blame : std::vector<crdt::BlameSpan>{}) {
+    // A span of consecutive events can cross rows, and so times.
+    for (uint32_t from = b.from; from < b.to;) {
+      const uint64_t event = b.event + (from - b.from);
+      const uint32_t to = static_cast<uint32_t>(std::min<uint64_t>(b.to, from + (h.row_end(event) - event)));
+      const int64_t t = h.time_of(event);
+      if (!spans.empty() && spans.back()["to"] == from && spans.back()["agent"] == b.agent && spans.back()["time_ms"] == t) {
+        spans.back()["to"] = to;
+      } else {
+        spans.push_back(time_fields({{"from", from}, {"to", to}, {"agent", b.agent}}, "time", t));
+      }
+      from = to;
+    }
+    length = b.to;
+  }
+  return {{"events", logged_of(h, at)}, {"length", length}, {"spans", std::move(spans)}};
+}
+
+void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, const std::string& target,
+                  const std::function<void(ApiResponse)>& reply) {
+  auto h = store::read_history(*srv.store, id);
+  if (!h.ok()) {
+    const bool missing = h.status().code() == Status::Code::kNotFound;
+    reply(missing ? api_error(404, "not_found", h.status().message()) : api_error(500, "store_failed", h.status().message()));
+    return;
+  }
+  std::string why;
+  auto point = [&](const char* name, uint64_t dflt, uint64_t* out) {
+    const std::string text = query_param(target, name);
+    if (text.empty()) {
+      *out = dflt;
+      return true;
+    }
+    return history_point(*h, name, text, out, &why);
+  };
+  const uint64_t end = h->history.events();
+  if (what == HistoryRead::kBlame) {
+    uint64_t at = end;
+    if (!query_param(target, "at").empty() && !query_param(target, "until").empty()) {
+      reply(api_error(400, "bad_request", "give 'at' or 'until', not both"));
+      return;
+    }
+    if (!point("at", end, &at) || !point("until", at, &at)) {
+      reply(api_error(400, "bad_request", why));
+      return;
+    }
+    json out = blame_json(*h, at);
+    out["doc"] = id;
+    reply(ok(out));
+    return;
+  }
+  if (what == HistoryRead::kDiff) {
+    uint64_t from = 0, to = end;
+    if (!point("from", 0, &from) || !point("to", end, &to)) {
+      reply(api_error(400, "bad_request", why));
+      return;
+    }
+    auto runs = h->history.diff(from, to);
+    if (!runs.ok()) {
+      reply(api_error(500, "store_failed", runs.status().message()));
+      return;
+    }
+    json out = json::array();
+    for (const auto& r : *runs) out.push_back({{"kind", crdt::DiffKindName(r.kind)}, {"text", r.text}, {"agents", r.agents}});
+    reply(ok({{"doc", id}, {"from", logged_of(*h, from)}, {"to", logged_of(*h, to)}, {"runs", std::move(out)}}));
+    return;
+  }
+  // Sessions, newest first, a page at a time.
+  auto number = [&](const char* name, uint64_t dflt, uint64_t lo, uint64_t hi, uint64_t* out) {
+    const std::string text = query_param(target, name);
+    if (text.empty()) {
+      *out = dflt;
+      return true;
+    }
+    if (text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos || std::stoull(text) < lo ||
+        std::stoull(text) > hi) {
+      why = in_quotes(name).append(" is a whole number from ").append(std::to_string(lo)).append(" to ").append(std::to_string(hi));
+      return false;
+    }
+    *out = std::stoull(text);
+    return true;
+  };
+  uint64_t limit = 0, before = 0, gap_s = 0;
+  if (!number("limit", 50, 1, 500, &limit) || !number("before", UINT64_MAX, 0, UINT64_MAX, &before) ||
+      !number("gap", 300, 1, 86400 * 365, &gap_s)) {
+    reply(api_error(400, "bad_request", why));
+    return;
+  }
+  const auto sessions = h->sessions(static_cast<int64_t>(gap_s) * 1000);
+  json list = json::array();
+  json next = nullptr;
+  for (auto it = sessions.rbegin(); it != sessions.rend(); ++it) {
+    if (it->to >= before) continue;
+    if (list.size() == limit) {
+      next = list.back()["to"];
+      break;
+    }
+    json s = {{"from", it->from}, {"to", it->to}, {"author", it->author}, {"agents", it->agents},
+              {"inserted", it->inserted}, {"deleted", it->deleted}, {"formatted", it->formatted}};
+    s = time_fields(std::move(s), "first", it->first_ms);
+    list.push_back(time_fields(std::move(s), "last", it->last_ms));
+  }
+  reply(ok({{"doc", id}, {"events", h->logged()}, {"sessions", std::move(list)}, {"next", next}}));
+}
+
 }  // namespace
 
 bool valid_doc_id(std::string_view id) {
@@ -536,9 +700,19 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
   const bool edits = ends_with("/edits"), import = ends_with("/import");
   if (edits) id.resize(id.size() - 6);
   if (import) id.resize(id.size() - 7);
+  std::optional<HistoryRead> history;
+  for (const auto& [tail, what] : {std::pair{std::string_view("/history"), HistoryRead::kSessions},
+                                   std::pair{std::string_view("/blame"), HistoryRead::kBlame},
+                                   std::pair{std::string_view("/diff"), HistoryRead::kDiff}}) {
+    if (!edits && !import && !history && ends_with(tail)) {
+      id.resize(id.size() - tail.size());
+      history = what;
+    }
+  }
   if (!valid_doc_id(id)) {
     reply(api_error(404, "not_found",
-                    "no such endpoint: /api/docs, /api/docs/<doc-id>, /api/docs/<doc-id>/edits and /api/docs/<doc-id>/import "
+                    "no such endpoint: /api/docs, /api/docs/<doc-id>, /api/docs/<doc-id>/edits, /api/docs/<doc-id>/import, "
+                    "/api/docs/<doc-id>/history, /api/docs/<doc-id>/blame and /api/docs/<doc-id>/diff "
                     "(doc ids match [A-Za-z0-9._-]{1,128})"));
     return;
   }
@@ -550,6 +724,15 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
   }
   if (srv.stopping) {
     reply(api_error(503, "unavailable", "server is shutting down"));
+    return;
+  }
+
+  if (history) {
+    if (req.method != "GET") {
+      reply(api_error(405, "method_not_allowed", "GET reads a document's history, blame and diffs"));
+      return;
+    }
+    boost::asio::post(blocking, [&srv, what = *history, id, target = req.target, reply] { history_read(srv, what, id, target, reply); });
     return;
   }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "crdt/doc.h"
+#include "crdt/history.h"
 #include "crdt/op.h"
 #include "store/doc_store.h"
 
@@ -17,8 +18,48 @@ using Progress = std::function<void(uint64_t, uint64_t)>;
 // `doc` as it was after its first `at_event` logged events (OutOfRange past the end) and with
 // only the rows committed at or before `until_ms`; UINT64_MAX and INT64_MAX: unbounded. Reads the
 // log in slices, so a long history is never in memory at once. NotFound for no such document.
+// `on_row` sees each row taken, decoded, with the replica after it.
+using RowSeen = std::function<void(const LogRow&, const crdt::OpBatch&, const crdt::Doc&)>;
 crdt::Result<crdt::Doc> replay(DocStore& store, const std::string& doc, uint64_t at_event = UINT64_MAX,
-                               int64_t until_ms = INT64_MAX, const Progress& progress = {});
+                               int64_t until_ms = INT64_MAX, const Progress& progress = {}, const RowSeen& on_row = {});
+
+// A document's whole history as its log holds it (crdt::History over a replica that took the log
+// in order), with when each logged row became durable: a point of the log (a count of logged
+// events, or a time) is a point of the history.
+struct LoggedHistory {
+  struct Row {
+    uint64_t logged_end;  // logged events up to the end of this row
+    uint64_t events;      // the replica's events after it (fewer when rows repeat events)
+    int64_t time_ms;
+    std::vector<std::string> agents;  // whose events it holds
+    uint64_t inserted = 0, deleted = 0, formatted = 0;  // its events of each kind
+  };
+  // One author's edits close together in time: consecutive rows of that author (the agent's name
+  // up to its first '/': a person's editors and apps) with less than the gap between them.
+  struct Session {
+    uint64_t from = 0, to = 0;  // logged events before its first row and after its last
+    std::string author;
+    std::vector<std::string> agents;
+    int64_t first_ms = 0, last_ms = 0;
+    uint64_t inserted = 0, deleted = 0, formatted = 0;
+  };
+  crdt::History history;
+  std::vector<Row> rows;  // in log order
+
+  uint64_t logged() const { return rows.empty() ? 0 : rows.back().logged_end; }
+  // The history's point after the first `logged` logged events (OutOfRange past the log's end).
+  crdt::Result<uint64_t> at_logged(uint64_t logged) const;
+  // The point after the rows committed at or before `ms` (as replay's until_ms).
+  uint64_t until(int64_t ms) const;
+  // When the replica's event `event` became durable: its row's time.
+  int64_t time_of(uint64_t event) const;
+  // The first replica event of the row after the one holding `event` (the history's end for the
+  // last row): where times change.
+  uint64_t row_end(uint64_t event) const;
+  // Every session, oldest first by its last row.
+  std::vector<Session> sessions(int64_t gap_ms) const;
+};
+crdt::Result<LoggedHistory> read_history(DocStore& store, const std::string& doc);
 
 // The first `events` events of a batch (a prefix of a causally ordered batch is causally closed).
 crdt::OpBatch batch_prefix(const crdt::OpBatch& batch, uint64_t events);
