@@ -1,11 +1,12 @@
 // The HTTP API for an app's backend (docs/http-api.md): list documents, read one (now or as it
-// was), apply an edit as a named agent as of a version, delete one. JSON in and out; errors as
+// was), its history (sessions, blame, diffs), apply an edit as a named agent as of a version,
+// import Markdown, delete one. JSON in and out; errors as
 // {"error": {"code", "message"}}; the same tokens as the WebSocket (auth.h, jwt.h).
 //
 // Reads and edits of the current document go through its room, on the room's thread, so that an
 // edit reaches every connected editor at once and is answered only when the store says it is
-// durable. Listing and rebuilding past versions read the store, which may block: they run on
-// `blocking`, never on an I/O thread.
+// durable. Listing, rebuilding past versions and history read the store, which may block: they
+// run on `blocking`, never on an I/O thread.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
