@@ -11,6 +11,7 @@
 // Concurrent traces add (e) ingest: one replica receives every transaction, in the trace's order,
 // each as its own batch (as a server receives them from its clients).
 #include <malloc.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -630,7 +631,10 @@ int cmd_store(int argc, char** argv) {
 // History reads (issue 26's goals) on a replica holding a trace's whole history as a merge built
 // it (its events in the order of the history's encoding): building crdt::History, blame of the
 // whole current text, 100 random points of a slider (each: the text there and what changed since
-// the point 500 events before, one diff), and the diff of the first and last versions.
+// the point 500 events before, one diff), and the diff of the first and last versions. Then the
+// trace imported into a SQLite store (rows of 1024 events, as `tandem import`): the history read
+// back from the log (store::read_history, what the HTTP API's history reads start with) and its
+// sessions.
 int cmd_history(int argc, char** argv) {
   int runs = 5;
   std::vector<std::string> files;
@@ -645,8 +649,8 @@ int cmd_history(int argc, char** argv) {
     }
   }
   if (files.empty()) die("usage: tandem-bench history [--runs N] FILE...");
-  std::printf("%-22s %9s %9s %9s %10s %10s %9s %11s %11s\n", "trace", "events", "build_ms", "blame_ms", "slider_med",
-              "slider_max", "diff_ms", "index_bytes", "doc_bytes");
+  std::printf("%-22s %9s %9s %9s %10s %10s %9s %11s %11s %9s %11s\n", "trace", "events", "build_ms", "blame_ms",
+              "slider_med", "slider_max", "diff_ms", "index_bytes", "doc_bytes", "log_ms", "sessions_ms");
   for (const auto& f : files) {
     auto t = trace::load(f);
     if (!t.ok()) die(t.status().ToString());
@@ -688,9 +692,30 @@ int cmd_history(int argc, char** argv) {
       for (const auto& run : *d) now += run.text;
       if (now != t->end_content) die(t->name + ": the diff from nothing is not the text");
     }
-    std::printf("%-22s %9llu %9.2f %9.2f %10.2f %10.2f %9.2f %11zu %11zu\n", t->name.c_str(),
+    // From a store's log.
+    const auto dir = std::filesystem::temp_directory_path() / ("tandem-bench-history-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::vector<double> from_log, sessions;
+    {
+      auto st = storage::Store::open({(dir / "h.db").string()});
+      if (!st.ok()) die(st.status().ToString());
+      if (!history::import_trace(**st, "doc", *t).ok()) die(t->name + ": import");
+      for (int r = 0; r < runs; ++r) {
+        auto t0 = Clock::now();
+        auto lh = tandem::store::read_history(**st, "doc");
+        from_log.push_back(ms_since(t0));
+        if (!lh.ok() || *lh->history.text_at(lh->history.events()) != t->end_content) die(t->name + ": read_history");
+        t0 = Clock::now();
+        auto ss = lh->sessions(300000);
+        sessions.push_back(ms_since(t0));
+        if (ss.empty()) die(t->name + ": no sessions");
+      }
+    }
+    std::filesystem::remove_all(dir);
+    std::printf("%-22s %9llu %9.2f %9.2f %10.2f %10.2f %9.2f %11zu %11zu %9.2f %11.2f\n", t->name.c_str(),
                 static_cast<unsigned long long>(doc.num_events()), median(build), median(blame), median(slider_med),
-                median(slider_max), median(diff), index_bytes, doc.heap_bytes());
+                median(slider_max), median(diff), index_bytes, doc.heap_bytes(), median(from_log), median(sessions));
   }
   return 0;
 }

@@ -500,12 +500,20 @@ TEST_CASE("http api: history, blame and diff read the log: who wrote what, and w
   CHECK(rest["sessions"][0]["author"] == "bob");
   CHECK(rest["next"].is_null());
 
+  // Read again after more typing: the history read before (kept for the next reads) is not
+  // served once the log grew.
+  REQUIRE(bob->wait_for(ann->version(), 5s));
+  REQUIRE(bob->insert(6, "?").ok());
+  REQUIRE(bob->wait_synced(5s));
+  CHECK(who(parse(http_get(s.port, "/api/docs/notes/blame"))) == "aaaaaab");
+  CHECK(parse(http_get(s.port, "/api/docs/notes/history"))["sessions"][0]["author"] == "bob");
+
   // Bad input: a clear error, nothing else.
-  CHECK(error_code(http_get(s.port, "/api/docs/notes/blame?at=19")) == "bad_request");
+  CHECK(error_code(http_get(s.port, "/api/docs/notes/blame?at=20")) == "bad_request");
   CHECK(error_code(http_get(s.port, "/api/docs/notes/blame?at=3&until=2001-01-01T00:00:00Z")) == "bad_request");
   CHECK(error_code(http_get(s.port, "/api/docs/notes/diff?from=yesterday")) == "bad_request");
   CHECK(error_code(http_get(s.port, "/api/docs/notes/history?limit=0")) == "bad_request");
   CHECK(error_code(http_get(s.port, "/api/docs/nothing-here/blame")) == "not_found");
   CHECK(error_code(http_request(s.port, http::verb::post, "/api/docs/notes/diff", "{}")) == "method_not_allowed");
-  CHECK(parse(http_get(s.port, "/api/docs/notes"))["events"] == 18);
+  CHECK(parse(http_get(s.port, "/api/docs/notes"))["events"] == 19);
 }

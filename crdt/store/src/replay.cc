@@ -122,6 +122,41 @@ std::vector<LoggedHistory::Session> LoggedHistory::sessions(int64_t gap_ms) cons
   return done;
 }
 
+crdt::Result<std::shared_ptr<const LoggedHistory>> HistoryCache::get(DocStore& store, const std::string& doc) {
+  auto logged = store.logged_events(doc);
+  if (!logged.ok()) return logged.status();
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    lru_.remove_if([&](const Entry& e) { return now - e.used > idle_; });
+    for (auto it = lru_.begin(); it != lru_.end(); ++it) {
+      if (it->doc == doc && it->history->logged() == *logged) {
+        it->used = now;
+        lru_.splice(lru_.begin(), lru_, it);
+        return lru_.front().history;
+      }
+    }
+  }
+  auto h = read_history(store, doc);  // (outside the lock: it reads the whole log)
+  if (!h.ok()) return h.status();
+  auto shared = std::make_shared<const LoggedHistory>(std::move(*h));
+  std::lock_guard<std::mutex> lock(mu_);
+  lru_.remove_if([&](const Entry& e) { return e.doc == doc && e.history->logged() <= shared->logged(); });
+  lru_.push_front({doc, shared, now});
+  while (lru_.size() > max_) lru_.pop_back();
+  return shared;
+}
+
+void HistoryCache::forget(const std::string& doc) {
+  std::lock_guard<std::mutex> lock(mu_);
+  lru_.remove_if([&](const Entry& e) { return e.doc == doc; });
+}
+
+size_t HistoryCache::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return lru_.size();
+}
+
 crdt::OpBatch batch_prefix(const crdt::OpBatch& batch, uint64_t events) {
   crdt::OpBatch out;
   for (const auto& r : batch.runs) {

@@ -557,12 +557,14 @@ json blame_json(const store::LoggedHistory& h, uint64_t at) {
 
 void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, const std::string& target,
                   const std::function<void(ApiResponse)>& reply) {
-  auto h = store::read_history(*srv.store, id);
-  if (!h.ok()) {
-    const bool missing = h.status().code() == Status::Code::kNotFound;
-    reply(missing ? api_error(404, "not_found", h.status().message()) : api_error(500, "store_failed", h.status().message()));
+  auto cached = srv.history_cache.get(*srv.store, id);
+  if (!cached.ok()) {
+    const bool missing = cached.status().code() == Status::Code::kNotFound;
+    reply(missing ? api_error(404, "not_found", cached.status().message())
+                  : api_error(500, "store_failed", cached.status().message()));
     return;
   }
+  const std::shared_ptr<const store::LoggedHistory> h = *cached;
   std::string why;
   auto point = [&](const char* name, uint64_t dflt, uint64_t* out) {
     const std::string text = query_param(target, name);
@@ -825,7 +827,8 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
     auto room = room_or_reply(srv, id, reply);
     if (!room) return;
     room->api_delete([&srv, id, reply] {
-      auto done = [id, reply](Status st) {
+      auto done = [&srv, id, reply](Status st) {
+        srv.history_cache.forget(id);
         if (st.ok()) {
           reply(ok({{"deleted", id}}));
         } else if (st.code() == Status::Code::kNotFound) {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "crdt/doc.h"
+#include "store/replay.h"
 #include "log.h"
 #include "metrics.h"
 #include "net/auth.h"
@@ -215,6 +216,7 @@ struct Server::Impl {
   std::atomic<uint64_t> next_session{1};
   std::atomic<bool> stopping{false};
   std::shared_ptr<const JwtVerifier> jwt;  // set by start() when ServerOptions::jwt is
+  store::HistoryCache history_cache;        // for the HTTP API's history reads
   // Told of each commit that made operations durable: the document, its durable version and
   // event count, and whose operations the commit made durable. Set by start() when webhooks are
   // configured (server.cc keeps them: a room needs no webhook code); empty otherwise, and rooms

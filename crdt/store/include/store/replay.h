@@ -1,8 +1,12 @@
 // Rebuilding past versions of a document from its log alone, through any DocStore.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "crdt/doc.h"
@@ -60,6 +64,33 @@ struct LoggedHistory {
   std::vector<Session> sessions(int64_t gap_ms) const;
 };
 crdt::Result<LoggedHistory> read_history(DocStore& store, const std::string& doc);
+
+// The histories read last, kept while their documents' logs do not grow: someone going through a
+// document's past (blame, then a slider's points, then a diff) has the log read once. At most
+// `max_docs` documents; one unused for `idle` is dropped at the next call. Thread-safe; the
+// histories it hands out are read-only and may be read from any thread at once.
+class HistoryCache {
+ public:
+  explicit HistoryCache(size_t max_docs = 4, std::chrono::milliseconds idle = std::chrono::seconds(60))
+      : max_(max_docs), idle_(idle) {}
+  // The document's history as its log holds it now: read_history's errors.
+  crdt::Result<std::shared_ptr<const LoggedHistory>> get(DocStore& store, const std::string& doc);
+  // Drops the document's history (when the document is deleted: a new one of the same name and
+  // as many events must not get it).
+  void forget(const std::string& doc);
+  size_t size() const;
+
+ private:
+  struct Entry {
+    std::string doc;
+    std::shared_ptr<const LoggedHistory> history;
+    std::chrono::steady_clock::time_point used;
+  };
+  const size_t max_;
+  const std::chrono::milliseconds idle_;
+  mutable std::mutex mu_;
+  std::list<Entry> lru_;  // most recently used first
+};
 
 // The first `events` events of a batch (a prefix of a causally ordered batch is causally closed).
 crdt::OpBatch batch_prefix(const crdt::OpBatch& batch, uint64_t events);
