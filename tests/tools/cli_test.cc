@@ -226,3 +226,45 @@ TEST_CASE("cli: serve refuses nonsense flags before it listens", "[cli]") {
     CHECK_THAT(help, Catch::Contains(line));
   }
 }
+
+TEST_CASE("cli: history, blame and diff of a document, read offline from its log", "[cli][history]") {
+  TempDir dir;
+  // Two agents: ann types, bob deletes a word, ann types again.
+  const std::string trace = dir.file("c.json");
+  std::ofstream(trace) << R"({"kind":"concurrent","endContent":"hello there","numAgents":2,"txns":[
+      {"agent":0,"parents":[],"numChildren":1,"time":"2026-01-01T00:00:00Z","patches":[[0,0,"hello world"]]},
+      {"agent":1,"parents":[0],"numChildren":1,"time":"2026-01-01T00:00:01Z","patches":[[6,5,""]]},
+      {"agent":0,"parents":[1],"numChildren":0,"time":"2026-01-01T00:00:02Z","patches":[[6,0,"there"]]}]})";
+  const std::string db = dir.file("data/c.db");
+  REQUIRE(run_tandem("import --db " + db + " --doc notes --row-events 4 " + trace).code == 0);
+
+  auto blame = run_tandem("blame --db " + db + " --doc notes");
+  REQUIRE(blame.code == 0);
+  // (One stretch: the import logged it all at one time, and a stretch is an author's at one time.)
+  CHECK_THAT(blame.out, Catch::EndsWith("agent0               hello there\n"));
+  CHECK(run_tandem("blame --db " + db + " --doc notes --at 11 --json").out.find("\"length\":11") != std::string::npos);
+
+  auto diff = run_tandem("diff --db " + db + " --doc notes --from 11 2>&1");
+  REQUIRE(diff.code == 0);
+  CHECK_THAT(diff.out, Catch::Contains("hello {+there+}[-world-]\n"));  // (the two at one place: in the sequence's order)
+  CHECK_THAT(diff.out, Catch::Contains("deleted by agent1"));
+  CHECK_THAT(diff.out, Catch::Contains("inserted by agent0"));
+  CHECK(run_tandem("diff --db " + db + " --doc notes --from 21 --to 21").out == "hello there\n");
+
+  auto history = run_tandem("history --db " + db + " --doc notes");
+  REQUIRE(history.code == 0);
+  CHECK_THAT(history.out, Catch::Contains("agent0 (agent0)  +16 -0 ~0"));
+  CHECK_THAT(history.out, Catch::Contains("agent1 (agent1)  +0 -5 ~0"));
+  const std::string json = run_tandem("history --db " + db + " --doc notes --json --limit 1").out;
+  CHECK_THAT(json, Catch::Contains("\"next\":1"));
+
+  // Bad input: a clear error and a non-zero exit.
+  auto past = run_tandem("blame --db " + db + " --doc notes --at 22 2>&1");
+  CHECK(past.code != 0);
+  CHECK_THAT(past.out, Catch::Contains("past the end"));
+  auto when = run_tandem("diff --db " + db + " --doc notes --from yesterday 2>&1");
+  CHECK(when.code != 0);
+  CHECK_THAT(when.out, Catch::Contains("UTC time"));
+  CHECK(run_tandem("history --db " + db + " --doc nothing 2>&1").code != 0);
+  CHECK(run_tandem("blame --db " + db + " 2>&1").code != 0);
+}

@@ -15,6 +15,9 @@ const char kUsage[] =
     "  import    load an editing trace as a document's history\n"
     "  replay    rebuild a document as it was after N operations, or at a time\n"
     "  export    a document's text, or its history as JSON lines\n"
+    "  history   a document's sessions: who edited, when, how much\n"
+    "  blame     who wrote each stretch of a document's text, and when\n"
+    "  diff      what changed in a document between two points\n"
     "  inspect   documents, sizes, snapshots, agents, and an integrity check\n"
     "  token     make an access token for a server run with --auth-secret\n";
 
@@ -27,13 +30,18 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   // Options that are switches (no value) for each command.
-  const std::set<std::string> switches = cmd == "serve" ? std::set<std::string>{"--quiet"} : std::set<std::string>{};
+  const std::set<std::string> switches = cmd == "serve"                                          ? std::set<std::string>{"--quiet"}
+                                         : cmd == "history" || cmd == "blame" || cmd == "diff" ? std::set<std::string>{"--json"}
+                                                                                               : std::set<std::string>{};
   tandem::cli::Args args(argc - 2, argv + 2, switches);
   if (cmd == "serve") return tandem::cli::cmd_serve(args);
   if (cmd == "token") return tandem::cli::cmd_token(args);
   if (cmd == "import") return tandem::cli::cmd_import(args);
   if (cmd == "replay") return tandem::cli::cmd_replay(args);
   if (cmd == "export") return tandem::cli::cmd_export(args);
+  if (cmd == "history") return tandem::cli::cmd_history(args);
+  if (cmd == "blame") return tandem::cli::cmd_blame(args);
+  if (cmd == "diff") return tandem::cli::cmd_diff(args);
   if (cmd == "inspect") return tandem::cli::cmd_inspect(args);
   std::fprintf(stderr, "tandem: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
   return 2;

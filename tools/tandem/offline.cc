@@ -16,6 +16,7 @@
 #include "crdt/doc.h"
 #include "history.h"
 #include "storage/store.h"
+#include "store/history_json.h"
 #include "trace.h"
 
 namespace tandem::cli {
@@ -24,35 +25,10 @@ namespace codec = crdt::codec;
 using crdt::Doc;
 using crdt::OpBatch;
 using crdt::Status;
+using store::iso_time;
+using store::parse_time;
 
 namespace {
-
-std::string iso_time(int64_t ms) {
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[80];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
-}
-
-// Milliseconds since the epoch from "1700000000000" or an ISO-8601 UTC time.
-bool parse_time(const std::string& s, int64_t* ms) {
-  if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos) {
-    *ms = std::stoll(s);
-    return true;
-  }
-  std::tm tm{};
-  int frac = 0;
-  const int n = std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d.%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                            &tm.tm_min, &tm.tm_sec, &frac);
-  if (n < 3) return false;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  *ms = static_cast<int64_t>(timegm(&tm)) * 1000 + (n == 7 ? frac : 0);
-  return true;
-}
 
 std::string json_string(std::string_view s) {
   std::string out = "\"";

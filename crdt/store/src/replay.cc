@@ -43,10 +43,11 @@ crdt::Result<crdt::Doc> replay(DocStore& store, const std::string& doc, uint64_t
 crdt::Result<LoggedHistory> read_history(DocStore& store, const std::string& doc) {
   std::vector<LoggedHistory::Row> rows;
   auto replica = replay(store, doc, UINT64_MAX, INT64_MAX, {}, [&rows](const LogRow& row, const crdt::OpBatch& b, const crdt::Doc& d) {
-    LoggedHistory::Row r{row.end_event, d.num_events(), row.time_ms, {}, 0, 0, 0};
+    LoggedHistory::Row r{row.end_event, d.num_events(), row.time_ms, {}};
     for (const auto& run : b.runs) {
-      if (std::find(r.agents.begin(), r.agents.end(), run.agent) == r.agents.end()) r.agents.push_back(run.agent);
-      (crdt::IsInsert(run.kind) ? r.inserted : crdt::IsFormat(run.kind) ? r.formatted : r.deleted) += run.len;
+      auto a = std::find_if(r.agents.begin(), r.agents.end(), [&](const auto& x) { return x.name == run.agent; });
+      if (a == r.agents.end()) a = r.agents.insert(r.agents.end(), {run.agent});
+      (crdt::IsInsert(run.kind) ? a->inserted : crdt::IsFormat(run.kind) ? a->formatted : a->deleted) += run.len;
     }
     rows.push_back(std::move(r));
   });
@@ -93,7 +94,8 @@ std::vector<LoggedHistory::Session> LoggedHistory::sessions(int64_t gap_ms) cons
   std::vector<Session> open;  // one per author at most
   uint64_t before = 0;
   for (const Row& r : rows) {
-    for (const std::string& agent : r.agents) {
+    for (const LoggedHistory::Row::Agent& ra : r.agents) {
+      const std::string& agent = ra.name;
       const std::string author = agent.substr(0, agent.find('/'));
       auto it = std::find_if(open.begin(), open.end(), [&](const Session& s) { return s.author == author; });
       if (it != open.end() && r.time_ms - it->last_ms >= gap_ms) {
@@ -109,16 +111,15 @@ std::vector<LoggedHistory::Session> LoggedHistory::sessions(int64_t gap_ms) cons
       s.to = r.logged_end;
       s.last_ms = std::max(s.last_ms, r.time_ms);
       if (std::find(s.agents.begin(), s.agents.end(), agent) == s.agents.end()) s.agents.push_back(agent);
-      if (&agent == &r.agents.front()) {  // (a row of several agents counts for the first)
-        s.inserted += r.inserted;
-        s.deleted += r.deleted;
-        s.formatted += r.formatted;
-      }
+      s.inserted += ra.inserted;
+      s.deleted += ra.deleted;
+      s.formatted += ra.formatted;
     }
     before = r.logged_end;
   }
   for (auto& s : open) done.push_back(std::move(s));
-  std::stable_sort(done.begin(), done.end(), [](const Session& a, const Session& b) { return a.to < b.to; });
+  std::stable_sort(done.begin(), done.end(),
+                   [](const Session& a, const Session& b) { return a.to != b.to ? a.to < b.to : a.author < b.author; });
   return done;
 }
 

@@ -11,6 +11,7 @@
 #include "crdt/utf8.h"
 #include "render/markdown.h"
 #include "render/render.h"
+#include "store/history_json.h"
 #include "store/replay.h"
 #include "sync/server.h"
 
@@ -24,40 +25,9 @@ namespace {
 
 constexpr size_t kMaxEdits = 10000;
 
-std::string iso_time(int64_t ms) {
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];  // room for any int the compiler can imagine in each field
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
-}
+using store::iso_time;
+using store::parse_time;
 
-// ms since 1970 from digits, or from ISO 8601 UTC ("2026-11-29T19:30:00Z", optional .fff).
-bool parse_time(const std::string& s, int64_t* ms) {
-  if (!s.empty() && s.size() <= 15 && s.find_first_not_of("0123456789") == std::string::npos) {
-    *ms = std::stoll(s);
-    return true;
-  }
-  std::tm tm{};
-  int frac = 0, n = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-                  &tm.tm_sec, &n) != 6) {
-    return false;
-  }
-  std::string rest = s.substr(static_cast<size_t>(n));
-  if (rest.size() == 5 && rest[0] == '.' && rest.back() == 'Z' && std::isdigit(static_cast<unsigned char>(rest[1])) &&
-      std::isdigit(static_cast<unsigned char>(rest[2])) && std::isdigit(static_cast<unsigned char>(rest[3]))) {
-    frac = std::stoi(rest.substr(1, 3));
-  } else if (rest != "Z") {
-    return false;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  *ms = static_cast<int64_t>(timegm(&tm)) * 1000 + frac;
-  return true;
-}
 
 json version_json(const crdt::Version& v) {
   json out = json::object();
@@ -483,78 +453,6 @@ std::shared_ptr<Room> room_or_reply(Server::Impl& srv, const std::string& id, co
 
 enum class HistoryRead { kSessions, kBlame, kDiff };
 
-// 'name' (built by appending: GCC 12 warns falsely on "'" + std::string).
-std::string in_quotes(std::string_view name) {
-  std::string q = "'";
-  q.append(name);
-  q.push_back('\'');
-  return q;
-}
-
-// A point of the log from a query value: digits are a count of logged events, an ISO 8601 UTC
-// time the rows committed by then. *why says what is wrong otherwise.
-bool history_point(const store::LoggedHistory& h, const std::string& name, const std::string& raw, uint64_t* out,
-                   std::string* why) {
-  std::string text;  // %3A decoded
-  for (size_t i = 0; i < raw.size();) {
-    const bool colon = raw.compare(i, 3, "%3A") == 0;
-    text.push_back(colon ? ':' : raw[i]);
-    i += colon ? 3 : 1;
-  }
-  if (!text.empty() && text.size() <= 18 && text.find_first_not_of("0123456789") == std::string::npos) {
-    auto e = h.at_logged(std::stoull(text));
-    if (!e.ok()) {
-      *why = in_quotes(name).append(" is past the end: ").append(e.status().message());
-      return false;
-    }
-    *out = *e;
-    return true;
-  }
-  int64_t ms = 0;
-  if (text.find('T') == std::string::npos || !parse_time(text, &ms)) {
-    *why = in_quotes(name).append(" is a number of logged events or an ISO 8601 UTC time like 2026-11-29T19:30:00Z");
-    return false;
-  }
-  *out = h.until(ms);
-  return true;
-}
-
-// The logged events of the history's point `events` (they differ only where rows repeat events).
-uint64_t logged_of(const store::LoggedHistory& h, uint64_t events) {
-  for (const auto& r : h.rows) {
-    if (r.events >= events) return r.logged_end - (r.events - events);
-  }
-  return h.logged();
-}
-
-json time_fields(json j, const char* key, int64_t ms) {
-  j[key] = iso_time(ms);
-  j[std::string(key) + "_ms"] = ms;
-  return j;
-}
-
-json blame_json(const store::LoggedHistory& h, uint64_t at) {
-  auto blame = h.history.blame(at);
-  json spans = json::array();
-  uint32_t length = 0;
-  for (const auto& b : blame.ok() ? *blame : std::vector<crdt::BlameSpan>{}) {
-    // A span of consecutive events can cross rows, and so times.
-    for (uint32_t from = b.from; from < b.to;) {
-      const uint64_t event = b.event + (from - b.from);
-      const uint32_t to = static_cast<uint32_t>(std::min<uint64_t>(b.to, from + (h.row_end(event) - event)));
-      const int64_t t = h.time_of(event);
-      if (!spans.empty() && spans.back()["to"] == from && spans.back()["agent"] == b.agent && spans.back()["time_ms"] == t) {
-        spans.back()["to"] = to;
-      } else {
-        spans.push_back(time_fields({{"from", from}, {"to", to}, {"agent", b.agent}}, "time", t));
-      }
-      from = to;
-    }
-    length = b.to;
-  }
-  return {{"events", logged_of(h, at)}, {"length", length}, {"spans", std::move(spans)}};
-}
-
 void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, const std::string& target,
                   const std::function<void(ApiResponse)>& reply) {
   auto cached = srv.history_cache.get(*srv.store, id);
@@ -572,7 +470,7 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
       *out = dflt;
       return true;
     }
-    return history_point(*h, name, text, out, &why);
+    return store::history_point(*h, name, text, out, &why);
   };
   const uint64_t end = h->history.events();
   if (what == HistoryRead::kBlame) {
@@ -585,7 +483,7 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
       reply(api_error(400, "bad_request", why));
       return;
     }
-    json out = blame_json(*h, at);
+    json out = store::blame_json(*h, at);
     out["doc"] = id;
     reply(ok(out));
     return;
@@ -596,14 +494,9 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
       reply(api_error(400, "bad_request", why));
       return;
     }
-    auto runs = h->history.diff(from, to);
-    if (!runs.ok()) {
-      reply(api_error(500, "store_failed", runs.status().message()));
-      return;
-    }
-    json out = json::array();
-    for (const auto& r : *runs) out.push_back({{"kind", crdt::DiffKindName(r.kind)}, {"text", r.text}, {"agents", r.agents}});
-    reply(ok({{"doc", id}, {"from", logged_of(*h, from)}, {"to", logged_of(*h, to)}, {"runs", std::move(out)}}));
+    json out = store::diff_json(*h, from, to);
+    out["doc"] = id;
+    reply(ok(out));
     return;
   }
   // Sessions, newest first, a page at a time.
@@ -615,33 +508,22 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
     }
     if (text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos || std::stoull(text) < lo ||
         std::stoull(text) > hi) {
-      why = in_quotes(name).append(" is a whole number from ").append(std::to_string(lo)).append(" to ").append(std::to_string(hi));
+      why = "'";
+      why.append(name).append("' is a whole number from ").append(std::to_string(lo)).append(" to ").append(std::to_string(hi));
       return false;
     }
     *out = std::stoull(text);
     return true;
   };
-  uint64_t limit = 0, before = 0, gap_s = 0;
-  if (!number("limit", 50, 1, 500, &limit) || !number("before", UINT64_MAX, 0, UINT64_MAX, &before) ||
+  uint64_t limit = 0, offset = 0, gap_s = 0;
+  if (!number("limit", 50, 1, 500, &limit) || !number("offset", 0, 0, UINT64_MAX, &offset) ||
       !number("gap", 300, 1, 86400 * 365, &gap_s)) {
     reply(api_error(400, "bad_request", why));
     return;
   }
-  const auto sessions = h->sessions(static_cast<int64_t>(gap_s) * 1000);
-  json list = json::array();
-  json next = nullptr;
-  for (auto it = sessions.rbegin(); it != sessions.rend(); ++it) {
-    if (it->to >= before) continue;
-    if (list.size() == limit) {
-      next = list.back()["to"];
-      break;
-    }
-    json s = {{"from", it->from}, {"to", it->to}, {"author", it->author}, {"agents", it->agents},
-              {"inserted", it->inserted}, {"deleted", it->deleted}, {"formatted", it->formatted}};
-    s = time_fields(std::move(s), "first", it->first_ms);
-    list.push_back(time_fields(std::move(s), "last", it->last_ms));
-  }
-  reply(ok({{"doc", id}, {"events", h->logged()}, {"sessions", std::move(list)}, {"next", next}}));
+  json out = store::sessions_json(*h, static_cast<int64_t>(gap_s) * 1000, limit, offset);
+  out["doc"] = id;
+  reply(ok(out));
 }
 
 }  // namespace

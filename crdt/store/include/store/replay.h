@@ -35,8 +35,11 @@ struct LoggedHistory {
     uint64_t logged_end;  // logged events up to the end of this row
     uint64_t events;      // the replica's events after it (fewer when rows repeat events)
     int64_t time_ms;
-    std::vector<std::string> agents;  // whose events it holds
-    uint64_t inserted = 0, deleted = 0, formatted = 0;  // its events of each kind
+    struct Agent {
+      std::string name;
+      uint64_t inserted = 0, deleted = 0, formatted = 0;  // its events of each kind in the row
+    };
+    std::vector<Agent> agents;  // whose events it holds
   };
   // One author's edits close together in time: consecutive rows of that author (the agent's name
   // up to its first '/': a person's editors and apps) with less than the gap between them.
@@ -60,7 +63,7 @@ struct LoggedHistory {
   // The first replica event of the row after the one holding `event` (the history's end for the
   // last row): where times change.
   uint64_t row_end(uint64_t event) const;
-  // Every session, oldest first by its last row.
+  // Every session, oldest first by its last row (then by author).
   std::vector<Session> sessions(int64_t gap_ms) const;
 };
 crdt::Result<LoggedHistory> read_history(DocStore& store, const std::string& doc);
