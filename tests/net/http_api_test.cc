@@ -242,6 +242,10 @@ TEST_CASE("http api: the same tokens as the WebSocket decide who may list, read,
   CHECK(error_code(post("notes-1", "mallory", writer)) == "forbidden");     // not the subject's agent
   CHECK(error_code(post("secret", "app", writer)) == "forbidden");          // not in the pattern
   CHECK(error_code(post("notes-1", "viewer", reader)) == "forbidden");      // read-only
+  // A read-only token reads history but does not restore.
+  CHECK(http_request(s.port, http::verb::get, "/api/docs/notes-1/blame", "", reader).first == 200);
+  CHECK(error_code(http_request(s.port, http::verb::post, "/api/docs/notes-1/restore", R"({"agent":"viewer","to":0})",
+                                reader)) == "forbidden");
   CHECK(http_request(s.port, http::verb::get, "/api/docs/notes-1", "", reader).first == 200);
   CHECK(error_code(http_request(s.port, http::verb::get, "/api/docs/notes-2", "", reader)) == "forbidden");
   CHECK(error_code(http_request(s.port, http::verb::delete_, "/api/docs/notes-1", "", reader)) == "forbidden");
@@ -516,4 +520,54 @@ TEST_CASE("http api: history, blame and diff read the log: who wrote what, and w
   CHECK(error_code(http_get(s.port, "/api/docs/nothing-here/blame")) == "not_found");
   CHECK(error_code(http_request(s.port, http::verb::post, "/api/docs/notes/diff", "{}")) == "method_not_allowed");
   CHECK(parse(http_get(s.port, "/api/docs/notes"))["events"] == 19);
+}
+
+TEST_CASE("http api: restoring a version is one edit that merges with an editor's offline typing", "[net][http-api][history]") {
+  TempDir dir;
+  auto sqlite = tandem::storage::Store::open({dir.file("t.db")});
+  REQUIRE(sqlite.ok());
+  ServerFixture s({}, sqlite->get());
+  auto bob = make_client(s.url("notes"), "bob");
+  REQUIRE(bob->insert(0, "first draft").ok());  // 11 events
+  REQUIRE(bob->wait_synced(5s));
+  REQUIRE(bob->insert(11, " v2").ok());
+  REQUIRE(bob->remove(0, 6).ok());  // "draft v2"
+  REQUIRE(bob->wait_synced(5s));
+  // Bob goes offline and keeps typing while the backend restores the first draft.
+  bob->stop();
+  REQUIRE(bob->insert(0, ">").ok());
+  auto restore = [&](const std::string& body) {
+    return http_request(s.port, http::verb::post, "/api/docs/notes/restore", body);
+  };
+  auto r = parse(restore(R"({"agent": "restorer", "to": 11})"));
+  CHECK(r["changed"] == true);
+  CHECK(parse(http_get(s.port, "/api/docs/notes"))["text"] == "first draft");
+  bob->start();
+  REQUIRE(bob->wait_synced(5s));
+  CHECK(eventually([&] { return bob->text() == ">first draft"; }));
+  CHECK(parse(http_get(s.port, "/api/docs/notes"))["text"] == ">first draft");
+  // The restore is one session of its own author; the history keeps everything before it.
+  auto h = parse(http_get(s.port, "/api/docs/notes/history"));
+  bool seen = false;
+  for (const auto& session : h["sessions"]) seen = seen || session["agents"] == json{"restorer"};
+  CHECK(seen);
+  CHECK(parse(http_get(s.port, "/api/docs/notes?at=14"))["text"] == "first draft v2");
+  // Restoring what the document already is changes nothing; a time works as a point.
+  const uint64_t events = parse(http_get(s.port, "/api/docs/notes"))["events"];
+  auto same = parse(restore(R"({"agent": "restorer", "to": )" + std::to_string(events) + "}"));
+  CHECK(same["changed"] == false);
+  CHECK(parse(http_get(s.port, "/api/docs/notes"))["events"] == events);
+  auto empty = parse(restore(R"({"agent": "restorer", "to": "2001-01-01T00:00:00Z"})"));
+  CHECK(empty["changed"] == true);
+  CHECK(parse(http_get(s.port, "/api/docs/notes"))["text"] == "");
+  // Bad input: a clear error, nothing changed.
+  const uint64_t now = parse(http_get(s.port, "/api/docs/notes"))["events"];
+  CHECK(error_code(restore(R"({"agent": "restorer", "to": 100000})")) == "bad_request");
+  CHECK(error_code(restore(R"({"agent": "restorer", "to": "yesterday"})")) == "bad_request");
+  CHECK(error_code(restore(R"({"agent": "restorer"})")) == "bad_request");
+  CHECK(error_code(restore(R"({"to": 3})")) == "bad_request");
+  CHECK(error_code(restore("not json")) == "bad_request");
+  CHECK(error_code(http_request(s.port, http::verb::post, "/api/docs/nothing/restore", R"({"agent":"r","to":0})")) ==
+        "not_found");
+  CHECK(parse(http_get(s.port, "/api/docs/notes"))["events"] == now);
 }

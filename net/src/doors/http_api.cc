@@ -526,6 +526,38 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
   reply(ok(out));
 }
 
+// Makes the document's content `want` (text, blocks and marks) as one edit by `agent` on its
+// current version, which merges with whatever others type meanwhile (an import, a restore), and
+// answers {doc, version, events, changed} once durable; changed is false (and nothing is logged)
+// when the document already was `want`.
+void make_content(Server::Impl& srv, const std::string& id, const std::string& agent, render::RichText want,
+                  const std::function<void(ApiResponse)>& reply) {
+  auto room = room_or_reply(srv, id, reply);
+  if (!room) return;
+  auto after = std::make_shared<crdt::Version>();
+  auto make_error = std::make_shared<Status>();
+  auto unchanged = std::make_shared<bool>(false);
+  auto make = [agent, want = std::move(want), after, make_error, unchanged](const crdt::Doc& doc) -> Result<crdt::OpBatch> {
+    auto b = edit_on_copy(doc, agent, [&want](crdt::Doc& d) { return render::make_equal(d, want); }, after.get());
+    if (!b.ok()) {
+      *make_error = b.status();
+    } else if (b->runs.empty()) {
+      *unchanged = true;
+      return Status::FailedPrecondition("the document already is this content");
+    }
+    return b;
+  };
+  room->api_edit(std::move(make), [id, after, make_error, unchanged, reply = once(reply)](uint16_t code, const std::string& message) {
+    if (code != 0 && !*unchanged) {
+      reply(api_failure(code, message, *make_error));
+      return;
+    }
+    json body = edited(id, *after);
+    body["changed"] = !*unchanged;
+    reply(ok(std::move(body)));
+  });
+}
+
 }  // namespace
 
 bool valid_doc_id(std::string_view id) {
@@ -581,14 +613,15 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
   }
   std::string id = path.rfind("/api/docs/", 0) == 0 ? path.substr(10) : std::string();
   auto ends_with = [&](std::string_view tail) { return id.size() > tail.size() && id.compare(id.size() - tail.size(), tail.size(), tail) == 0; };
-  const bool edits = ends_with("/edits"), import = ends_with("/import");
+  const bool edits = ends_with("/edits"), import = ends_with("/import"), restore = ends_with("/restore");
   if (edits) id.resize(id.size() - 6);
   if (import) id.resize(id.size() - 7);
+  if (restore) id.resize(id.size() - 8);
   std::optional<HistoryRead> history;
   for (const auto& [tail, what] : {std::pair{std::string_view("/history"), HistoryRead::kSessions},
                                    std::pair{std::string_view("/blame"), HistoryRead::kBlame},
                                    std::pair{std::string_view("/diff"), HistoryRead::kDiff}}) {
-    if (!edits && !import && !history && ends_with(tail)) {
+    if (!edits && !import && !restore && !history && ends_with(tail)) {
       id.resize(id.size() - tail.size());
       history = what;
     }
@@ -596,6 +629,7 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
   if (!valid_doc_id(id)) {
     reply(api_error(404, "not_found",
                     "no such endpoint: /api/docs, /api/docs/<doc-id>, /api/docs/<doc-id>/edits, /api/docs/<doc-id>/import, "
+                    "/api/docs/<doc-id>/restore, "
                     "/api/docs/<doc-id>/history, /api/docs/<doc-id>/blame and /api/docs/<doc-id>/diff "
                     "(doc ids match [A-Za-z0-9._-]{1,128})"));
     return;
@@ -678,29 +712,52 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       reply(api_error(400, "bad_request", want.status().message()));
       return;
     }
-    auto room = room_or_reply(srv, id, reply);
-    if (!room) return;
-    auto after = std::make_shared<crdt::Version>();
-    auto make_error = std::make_shared<Status>();
-    auto unchanged = std::make_shared<bool>(false);
-    auto make = [agent, want = std::move(*want), after, make_error, unchanged](const crdt::Doc& doc) -> Result<crdt::OpBatch> {
-      auto b = edit_on_copy(doc, agent, [&want](crdt::Doc& d) { return render::make_equal(d, want); }, after.get());
-      if (!b.ok()) {
-        *make_error = b.status();
-      } else if (b->runs.empty()) {
-        *unchanged = true;
-        return Status::FailedPrecondition("the document already is this Markdown");
-      }
-      return b;
-    };
-    room->api_edit(std::move(make), [id, after, make_error, unchanged, reply = once(reply)](uint16_t code, const std::string& message) {
-      if (code != 0 && !*unchanged) {
-        reply(api_failure(code, message, *make_error));
+    make_content(srv, id, agent, std::move(*want), reply);
+    return;
+  }
+
+  if (restore) {
+    if (req.method != "POST") {
+      reply(api_error(405, "method_not_allowed", "POST /api/docs/<doc-id>/restore {\"agent\", \"to\"} restores a version"));
+      return;
+    }
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("to") || (body.contains("agent") && !body["agent"].is_string())) {
+      reply(api_error(400, "bad_request", "the body is {\"agent\": NAME, \"to\": N or \"TIME\"}: the version to restore, "
+                                          "as a number of logged events or a UTC time"));
+      return;
+    }
+    std::string agent = body.value("agent", "");
+    if (agent.empty() && !caller.open) agent = caller.token.subject;
+    if (agent.empty()) {
+      reply(api_error(400, "bad_request", "'agent' is required: the restore is an edit by that agent"));
+      return;
+    }
+    if (auto st = crdt::Doc::ValidateAgent(agent); !st.ok()) {
+      reply(api_error(400, "bad_request", "agent: " + st.message()));
+      return;
+    }
+    if (!may_write_as(caller, agent, reply)) return;
+    uint64_t at = UINT64_MAX;
+    int64_t until = INT64_MAX;
+    const json& to = body["to"];
+    if (to.is_number_unsigned()) {
+      at = to.get<uint64_t>();
+    } else if (!to.is_string() || !parse_time(to.get<std::string>(), &until) ||
+               to.get<std::string>().find('T') == std::string::npos) {
+      reply(api_error(400, "bad_request", "'to' is a number of logged events or a UTC time like \"2026-11-29T19:30:00Z\""));
+      return;
+    }
+    boost::asio::post(blocking, [&srv, id, agent, at, until, reply] {
+      auto then = store::replay(*srv.store, id, at, until);
+      if (!then.ok()) {
+        const auto c = then.status().code();
+        reply(c == Status::Code::kNotFound    ? api_error(404, "not_found", then.status().message())
+              : c == Status::Code::kOutOfRange ? api_error(400, "bad_request", "'to' is past the end: " + then.status().message())
+                                               : api_error(500, "store_failed", then.status().message()));
         return;
       }
-      json body = edited(id, *after);
-      body["changed"] = !*unchanged;
-      reply(ok(std::move(body)));
+      make_content(srv, id, agent, render::read(*then), reply);
     });
     return;
   }
