@@ -36,6 +36,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { performance } from 'node:perf_hooks';
+import { undelivered } from '../traces/causal.mjs';
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const argv = process.argv.slice(2);
@@ -99,16 +100,7 @@ function replay(p, txns, agents, before) {
   const seen = docs.map(() => new Uint8Array(txns.length));
   const updates = new Array(txns.length);
   const deliver = (a, roots) => {
-    const todo = [], stack = [...roots];
-    while (stack.length) {
-      const x = stack.pop();
-      if (seen[a][x]) continue;
-      seen[a][x] = 1;
-      todo.push(x);
-      stack.push(...txns[x].parents);
-    }
-    todo.sort((x, y) => x - y);
-    for (const x of todo) p.receive(docs[a], updates[x]);
+    for (const x of undelivered(seen[a], roots, (i) => txns[i].parents)) p.receive(docs[a], updates[x]);
   };
   txns.forEach((t, i) => {
     deliver(t.agent, t.parents);

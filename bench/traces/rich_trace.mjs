@@ -21,6 +21,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { undelivered } from './causal.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const opts = { in: path.join(here, '../../../shared/traces/automerge-paper.json.gz'), out: '', seed: 1, share: 0.05 };
@@ -213,16 +214,7 @@ function concurrent(trace) {
     return u ?? new Uint8Array([0, 0]);
   };
   const deliver = (a, parents) => {
-    const todo = [], stack = [...parents];
-    while (stack.length) {
-      const x = stack.pop();
-      if (seen[a][x]) continue;
-      seen[a][x] = 1;
-      todo.push(x);
-      stack.push(...out[x].parents);
-    }
-    todo.sort((x, y) => x - y);
-    for (const x of todo) Y.applyUpdate(docs[a], updates[x]);
+    for (const x of undelivered(seen[a], parents, (i) => out[i].parents)) Y.applyUpdate(docs[a], updates[x]);
   };
   for (let i = 0; i < trace.txns.length; ++i) {
     const t = trace.txns[i];

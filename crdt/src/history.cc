@@ -65,6 +65,26 @@ struct History::Impl {
   }
   LV span_end(size_t s) const { return s + 1 < agent_spans.size() ? agent_spans[s + 1].lv : static_cast<LV>(events); }
   bool visible(const Run& r, uint32_t k, uint64_t n) const { return r.lv + k < n && del[r.first + k] >= n; }
+  // f(run, k0, k1) for each stretch of characters [k0, k1) of a run that are in the text of point
+  // n, in document order; `split(run, k)` says where a stretch must end at the latest after k.
+  template <typename F, typename Split>
+  void for_each_visible(uint64_t n, Split split, F f) const {
+    for (const Run& r : runs) {
+      if (r.lv >= n) continue;
+      const uint32_t kmax = static_cast<uint32_t>(std::min<uint64_t>(r.len, n - r.lv));
+      for (uint32_t k = 0; k < kmax;) {
+        if (!visible(r, k, n)) {
+          ++k;
+          continue;
+        }
+        const uint32_t stop = std::min(kmax, split(r, k));
+        uint32_t e = k + 1;
+        while (e < stop && visible(r, e, n)) ++e;
+        f(r, k, e);
+        k = e;
+      }
+    }
+  }
   Status check(uint64_t n) const {
     if (n <= events) return Status::OK();
     return Status::OutOfRange("point " + std::to_string(n) + " is past the end of the history (" + std::to_string(events) +
@@ -127,20 +147,9 @@ Result<std::string> History::text_at(uint64_t n) const {
   const Impl& h = *impl_;
   TANDEM_RETURN_IF_ERROR(h.check(n));
   std::string out;
-  for (const Impl::Run& r : h.runs) {
-    if (r.lv >= n) continue;
-    const uint32_t kmax = static_cast<uint32_t>(std::min<uint64_t>(r.len, n - r.lv));
-    for (uint32_t k = 0; k < kmax;) {
-      if (!h.visible(r, k, n)) {
-        ++k;
-        continue;
-      }
-      uint32_t e = k + 1;
-      while (e < kmax && h.visible(r, e, n)) ++e;
-      h.append(&out, r, k, e);
-      k = e;
-    }
-  }
+  h.for_each_visible(
+      n, [](const Impl::Run& r, uint32_t) { return r.len; },
+      [&](const Impl::Run& r, uint32_t k0, uint32_t k1) { h.append(&out, r, k0, k1); });
   return out;
 }
 
@@ -149,30 +158,20 @@ Result<std::vector<BlameSpan>> History::blame(uint64_t n) const {
   TANDEM_RETURN_IF_ERROR(h.check(n));
   std::vector<BlameSpan> out;
   uint32_t pos = 0;
-  for (const Impl::Run& r : h.runs) {
-    if (r.lv >= n) continue;
-    const uint32_t kmax = static_cast<uint32_t>(std::min<uint64_t>(r.len, n - r.lv));
-    for (uint32_t k = 0; k < kmax;) {
-      if (!h.visible(r, k, n)) {
-        ++k;
-        continue;
-      }
-      // A stretch of visible characters of one agent span.
-      const size_t s = h.span_of(r.lv + k);
-      const uint32_t stop = static_cast<uint32_t>(std::min<uint64_t>(kmax, h.span_end(s) - r.lv));
-      uint32_t e = k + 1;
-      while (e < stop && h.visible(r, e, n)) ++e;
-      const std::string& agent = h.agents[h.agent_spans[s].agent];
-      BlameSpan* last = out.empty() ? nullptr : &out.back();
-      if (last && last->to == pos && last->agent == agent && last->event + (last->to - last->from) == r.lv + k) {
-        last->to += e - k;
-      } else {
-        out.push_back({pos, pos + (e - k), agent, r.lv + k});
-      }
-      pos += e - k;
-      k = e;
+  // Stretches of one agent span each.
+  auto span_end = [&h](const Impl::Run& r, uint32_t k) {
+    return static_cast<uint32_t>(std::min<uint64_t>(r.len, h.span_end(h.span_of(r.lv + k)) - r.lv));
+  };
+  h.for_each_visible(n, span_end, [&](const Impl::Run& r, uint32_t k0, uint32_t k1) {
+    const std::string& agent = h.agents[h.agent_spans[h.span_of(r.lv + k0)].agent];
+    BlameSpan* last = out.empty() ? nullptr : &out.back();
+    if (last && last->to == pos && last->agent == agent && last->event + (last->to - last->from) == r.lv + k0) {
+      last->to += k1 - k0;
+    } else {
+      out.push_back({pos, pos + (k1 - k0), agent, r.lv + k0});
     }
-  }
+    pos += k1 - k0;
+  });
   return out;
 }
 

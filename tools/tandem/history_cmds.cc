@@ -64,6 +64,13 @@ bool open_history(Args& args, const char* cmd, std::string* doc, std::optional<s
   return true;
 }
 
+// --json: the HTTP API's answer.
+int print_json(nlohmann::json j, const std::string& doc) {
+  j["doc"] = doc;
+  std::puts(j.dump().c_str());
+  return 0;
+}
+
 bool point(const store::LoggedHistory& h, const std::string& name, const std::string& text, uint64_t dflt,
            uint64_t* out, int* code) {
   if (text.empty()) {
@@ -99,9 +106,7 @@ int cmd_blame(Args& args) {
   const store::LoggedHistory& h = *lh;
   auto j = store::blame_json(h, at);
   if (as_json) {
-    j["doc"] = doc;
-    std::puts(j.dump().c_str());
-    return 0;
+    return print_json(std::move(j), doc);
   }
   const std::string text = *h.history.text_at(at);
   size_t byte = 0;
@@ -137,9 +142,7 @@ int cmd_diff(Args& args) {
   const store::LoggedHistory& h = *lh;
   auto j = store::diff_json(h, from, to);
   if (as_json) {
-    j["doc"] = doc;
-    std::puts(j.dump().c_str());
-    return 0;
+    return print_json(std::move(j), doc);
   }
   std::string out, who;
   for (const auto& r : j["runs"]) {
@@ -178,9 +181,7 @@ int cmd_history(Args& args) {
   const store::LoggedHistory& h = *lh;
   auto j = store::sessions_json(h, static_cast<int64_t>(gap) * 1000, limit, 0);
   if (as_json) {
-    j["doc"] = doc;
-    std::puts(j.dump().c_str());
-    return 0;
+    return print_json(std::move(j), doc);
   }
   for (const auto& s : j["sessions"]) {
     std::string agents;

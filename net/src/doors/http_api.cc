@@ -442,6 +442,23 @@ bool may_write_as(const Caller& caller, const std::string& agent, const std::fun
   return false;
 }
 
+// Who an import or a restore writes as: `agent`, or with a token and no agent its subject;
+// checked, or a reply saying why not (`required`: what the 400 says when there is none).
+std::optional<std::string> writing_agent(const Caller& caller, std::string agent, const char* required,
+                                         const std::function<void(ApiResponse)>& reply) {
+  if (agent.empty() && !caller.open) agent = caller.token.subject;
+  if (agent.empty()) {
+    reply(api_error(400, "bad_request", std::string(required) + " is an edit by that agent"));
+    return std::nullopt;
+  }
+  if (auto st = crdt::Doc::ValidateAgent(agent); !st.ok()) {
+    reply(api_error(400, "bad_request", "agent: " + st.message()));
+    return std::nullopt;
+  }
+  if (!may_write_as(caller, agent, reply)) return std::nullopt;
+  return agent;
+}
+
 // The document's room (with a pending_joins count, room.h), or a reply that the server is stopping.
 std::shared_ptr<Room> room_or_reply(Server::Impl& srv, const std::string& id, const std::function<void(ApiResponse)>& reply) {
   auto room = srv.room(id);
@@ -696,23 +713,14 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
                       "an import is Markdown: send it with Content-Type: text/markdown (not '" + type.substr(0, 64) + "')"));
       return;
     }
-    std::string agent = query_param(req.target, "agent");
-    if (agent.empty() && !caller.open) agent = caller.token.subject;
-    if (agent.empty()) {
-      reply(api_error(400, "bad_request", "'agent' (?agent=NAME) is required: the import is an edit by that agent"));
-      return;
-    }
-    if (auto st = crdt::Doc::ValidateAgent(agent); !st.ok()) {
-      reply(api_error(400, "bad_request", "agent: " + st.message()));
-      return;
-    }
-    if (!may_write_as(caller, agent, reply)) return;
+    const auto agent = writing_agent(caller, query_param(req.target, "agent"), "'agent' (?agent=NAME) is required: the import", reply);
+    if (!agent) return;
     auto want = render::from_markdown(req.body);
     if (!want.ok()) {
       reply(api_error(400, "bad_request", want.status().message()));
       return;
     }
-    make_content(srv, id, agent, std::move(*want), reply);
+    make_content(srv, id, *agent, std::move(*want), reply);
     return;
   }
 
@@ -727,17 +735,8 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
                                           "as a number of logged events or a UTC time"));
       return;
     }
-    std::string agent = body.value("agent", "");
-    if (agent.empty() && !caller.open) agent = caller.token.subject;
-    if (agent.empty()) {
-      reply(api_error(400, "bad_request", "'agent' is required: the restore is an edit by that agent"));
-      return;
-    }
-    if (auto st = crdt::Doc::ValidateAgent(agent); !st.ok()) {
-      reply(api_error(400, "bad_request", "agent: " + st.message()));
-      return;
-    }
-    if (!may_write_as(caller, agent, reply)) return;
+    const auto agent = writing_agent(caller, body.value("agent", ""), "'agent' is required: the restore", reply);
+    if (!agent) return;
     uint64_t at = UINT64_MAX;
     int64_t until = INT64_MAX;
     const json& to = body["to"];
@@ -748,7 +747,7 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       reply(api_error(400, "bad_request", "'to' is a number of logged events or a UTC time like \"2026-11-29T19:30:00Z\""));
       return;
     }
-    boost::asio::post(blocking, [&srv, id, agent, at, until, reply] {
+    boost::asio::post(blocking, [&srv, id, agent = *agent, at, until, reply] {
       auto then = store::replay(*srv.store, id, at, until);
       if (!then.ok()) {
         const auto c = then.status().code();
