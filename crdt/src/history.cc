@@ -2,7 +2,9 @@
 // sequence that rich text uses too), each with the event that inserted it (consecutive along a
 // run) and the earliest event that deleted it. A character is in the text of point n when it was
 // inserted before n and not deleted before n: with the earliest deleter that is one comparison,
-// concurrent deletions of one character included.
+// concurrent deletions of one character included. Runs are cut where their deleters stop
+// following one pattern (none, or one delete run forward or backward), so that a run holds its
+// deleters in two numbers: typing and its deletions take about one run each.
 #include "crdt/history.h"
 
 #include <algorithm>
@@ -23,16 +25,19 @@ struct History::Impl {
   struct Run {
     LV lv;           // its characters are inserted by events lv, lv + 1, ...
     uint32_t len;
-    uint32_t first;  // index of its first character in `del`
     uint32_t byte;   // offset of its text in `text`
+    LV del;          // character k's earliest deleter: del + step * k, or kNoLV for none
+    int8_t step;     // -1, 0 (one character) or +1
     bool ascii;      // one byte per character
     bool unknown;    // holds characters whose text this replica never had (kPlaceholderByte)
+    LV deleter(uint32_t k) const {
+      return del == kNoLV ? kNoLV : static_cast<LV>(static_cast<int64_t>(del) + int64_t{step} * k);
+    }
   };
   uint64_t events = 0;
   std::vector<std::string> agents;
   std::vector<AgentSpan> agent_spans;  // by LV
   std::vector<Run> runs;               // in document order
-  std::vector<LV> del;                 // per character: its earliest deleting event, or kNoLV
   std::string text;                    // every character's UTF-8, in document order
 
   // The bytes of characters [k0, k1) of run r.
@@ -64,7 +69,7 @@ struct History::Impl {
     return static_cast<size_t>(it - agent_spans.begin()) - 1;
   }
   LV span_end(size_t s) const { return s + 1 < agent_spans.size() ? agent_spans[s + 1].lv : static_cast<LV>(events); }
-  bool visible(const Run& r, uint32_t k, uint64_t n) const { return r.lv + k < n && del[r.first + k] >= n; }
+  bool visible(const Run& r, uint32_t k, uint64_t n) const { return r.lv + k < n && r.deleter(k) >= n; }
   // f(run, k0, k1) for each stretch of characters [k0, k1) of a run that are in the text of point
   // n, in document order; `split(run, k)` says where a stretch must end at the latest after k.
   template <typename F, typename Split>
@@ -117,29 +122,63 @@ Result<History> Doc::history() const {
   h->events = log.size();
   for (size_t a = 0; a < log.num_agents(); ++a) h->agents.push_back(log.agent_name(static_cast<uint32_t>(a)));
   h->agent_spans = log.agent_spans();
+  // The sequence's runs with their text, and each character's earliest deleter.
+  struct Piece {
+    LV lv;
+    uint32_t len, first, byte;
+  };
+  std::vector<Piece> pieces;
   std::vector<uint32_t> index(log.size(), kNoLV);  // character (insert event) -> its place in `del`
   uint32_t chars = 0;
   seq.for_each([&](LV lv, uint32_t len, bool) {
-    History::Impl::Run r{lv, len, chars, static_cast<uint32_t>(h->text.size()), false, false};
+    pieces.push_back({lv, len, chars, static_cast<uint32_t>(h->text.size())});
     for (LV x = lv; x < lv + len;) {  // (content() reads inside one op span)
       const internal::OpSpan& op = log.ops()[log.op_index(x)];
       const uint32_t m = std::min<LV>(op.end(), lv + len) - x;
       h->text.append(log.content(x, m));
       x += m;
     }
-    r.ascii = h->text.size() - r.byte == len;
-    r.unknown = h->text.find(static_cast<char>(internal::kPlaceholderByte), r.byte) != std::string::npos;
     for (uint32_t k = 0; k < len; ++k) index[lv + k] = chars + k;
     chars += len;
-    h->runs.push_back(r);
   });
-  h->del.assign(chars, kNoLV);
+  std::vector<LV> del(chars, kNoLV);
   seq.for_each_deletion([&](LV first, uint32_t n, LV target, bool fwd) {
     for (uint32_t k = 0; k < n; ++k) {
-      LV& d = h->del[index[fwd ? target + k : target + (n - 1 - k)]];
+      LV& d = del[index[fwd ? target + k : target + (n - 1 - k)]];
       d = std::min(d, first + k);
     }
   });
+  index = {};
+  // Each piece cut where its deleters change pattern.
+  for (size_t p = 0; p < pieces.size(); ++p) {
+    const Piece& pc = pieces[p];
+    const uint32_t bytes_end = p + 1 < pieces.size() ? pieces[p + 1].byte : static_cast<uint32_t>(h->text.size());
+    const std::string_view piece_text = std::string_view(h->text).substr(pc.byte, bytes_end - pc.byte);
+    const bool ascii = piece_text.size() == pc.len;
+    size_t byte = 0;  // in piece_text
+    for (uint32_t k = 0; k < pc.len;) {
+      const LV d0 = del[pc.first + k];
+      int8_t step = 0;
+      uint32_t e = k + 1;
+      if (d0 == kNoLV) {
+        while (e < pc.len && del[pc.first + e] == kNoLV) ++e;
+      } else if (e < pc.len && del[pc.first + e] != kNoLV && (del[pc.first + e] == d0 + 1 || del[pc.first + e] + 1 == d0)) {
+        step = del[pc.first + e] == d0 + 1 ? 1 : -1;
+        while (e < pc.len && del[pc.first + e] != kNoLV &&
+               static_cast<int64_t>(del[pc.first + e]) == static_cast<int64_t>(d0) + int64_t{step} * (e - k)) {
+          ++e;
+        }
+      }
+      const size_t nbytes = ascii ? e - k : utf8::byte_offset(piece_text.substr(byte), e - k);
+      const std::string_view sub = piece_text.substr(byte, nbytes);
+      h->runs.push_back({pc.lv + k, e - k, static_cast<uint32_t>(pc.byte + byte), d0, step, sub.size() == e - k,
+                         sub.find(static_cast<char>(internal::kPlaceholderByte)) != std::string_view::npos});
+      byte += nbytes;
+      k = e;
+    }
+  }
+  h->runs.shrink_to_fit();
+  h->text.shrink_to_fit();
   return History(std::move(h));
 }
 
@@ -214,7 +253,7 @@ Result<std::vector<DiffRun>> History::diff(uint64_t from, uint64_t to) const {
       const uint64_t lo = std::min(from, to);
       for (uint32_t x = k; x < e; ++x) {
         const LV ins = r.lv + x;
-        const uint32_t a = agent_of(kind == DiffRun::kKept || ins >= lo ? ins : h.del[r.first + x]);
+        const uint32_t a = agent_of(kind == DiffRun::kKept || ins >= lo ? ins : r.deleter(x));
         if (who.empty() || who.back() != a) who.push_back(a);
       }
       k = e;
@@ -227,7 +266,7 @@ Result<std::vector<DiffRun>> History::diff(uint64_t from, uint64_t to) const {
 size_t History::heap_bytes() const {
   const Impl& h = *impl_;
   size_t n = sizeof(Impl) + h.agent_spans.capacity() * sizeof(AgentSpan) + h.runs.capacity() * sizeof(Impl::Run) +
-             h.del.capacity() * sizeof(LV) + h.text.capacity() + h.agents.capacity() * sizeof(std::string);
+             h.text.capacity() + h.agents.capacity() * sizeof(std::string);
   for (const auto& a : h.agents) n += a.capacity();
   return n;
 }
