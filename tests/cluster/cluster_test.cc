@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -247,6 +248,26 @@ TEST_CASE("cluster: clients of one document on three nodes, direct and through H
   CHECK(log.version() == cs[0]->version());
 }
 
+namespace {
+
+// The last lines of each file of `dir`, for a failure's message.
+std::string log_tails(const TempDir& dir, std::initializer_list<const char*> files, size_t lines = 25) {
+  std::string out;
+  for (const char* f : files) {
+    std::ifstream in(dir.file(f));
+    std::deque<std::string> last;
+    for (std::string line; std::getline(in, line);) {
+      last.push_back(line);
+      if (last.size() > lines) last.pop_front();
+    }
+    out += std::string("--- ") + f + "\n";
+    for (const auto& l : last) out += l + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("cluster: SIGKILL of a node under load: clients move through HAProxy, nothing acknowledged is lost",
           "[cluster]") {
   Cluster c;
@@ -282,7 +303,14 @@ TEST_CASE("cluster: SIGKILL of a node under load: clients move through HAProxy, 
   // Every client, whichever node it was on, syncs again, and each document's two clients agree.
   for (auto& x : cs) {
     INFO(x->agent());
-    CHECK(x->wait_synced(30s));
+    const bool synced = x->wait_synced(30s);
+    CHECK(synced);
+    if (!synced) {
+      // (Seen once under the sanitizers with the whole suite running: both clients of one
+      // document unsynced after 30 s. What the client and the surviving nodes said, for next time.)
+      WARN(x->agent() << ": " << tandem::net::ClientStateName(x->state()) << ", " << x->unacknowledged()
+                      << " unacknowledged\n" << log_tails(c.dir, {"node1.log", "node2.log", "haproxy.log"}));
+    }
     acked.record(*x);
   }
   WARN("all clients synced " << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at).count()
