@@ -1,7 +1,8 @@
 // The input scripts a scenario of 2 to 5 replicas: who types or deletes what where, which
 // replica's new operations are sent, and which messages are delivered, duplicated, delivered
 // out of order or dropped (dropped ones are sent again at the end). Afterwards every replica
-// must hold the same text, version, marks and blocks; a divergence aborts.
+// must hold the same text, version, marks and blocks; a divergence aborts. The first replica's
+// history (crdt/history.h) must give, at each point it passed, the text it held there.
 #include <cstdint>
 #include <cstdlib>
 #include <deque>
@@ -10,6 +11,7 @@
 
 #include "crdt/codec.h"
 #include "crdt/doc.h"
+#include "crdt/history.h"
 #include "fuzz_check.h"
 
 using namespace tandem::crdt;
@@ -39,7 +41,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int i = 0; i < replicas; ++i) docs.emplace_back(std::string(1, static_cast<char>('a' + i)));
   static const char* kText[] = {"x", "yz", "👋", "世界", "e\u0301", "\n", "hello "};
   std::vector<std::string> all;  // every message ever sent, for the final delivery
+  std::vector<std::pair<uint64_t, std::string>> seen0;  // the first replica's events and text
   while (in.n > 0) {
+    if (seen0.empty() || seen0.back().first != docs[0].num_events()) seen0.emplace_back(docs[0].num_events(), docs[0].text());
     const uint8_t op = in.next();
     const int who = in.next() % replicas;
     Doc& d = docs[who];
@@ -117,6 +121,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     require(docs[j].pending_events() == 0);
   }
   require(docs[0].check_invariants().ok());
+  seen0.emplace_back(docs[0].num_events(), docs[0].text());
+  auto h = docs[0].history();
+  require(h.ok() && h->events() == docs[0].num_events());
+  for (const auto& [n, text] : seen0) require(h->text_at(n).ok() && *h->text_at(n) == text);
+  auto diff = h->diff(seen0.front().first, h->events());
+  std::string now;
+  for (const auto& r : *diff) now += r.kind == DiffRun::kDeleted ? "" : r.text;
+  require(diff.ok() && now == docs[0].text());
   auto loaded = codec::load(codec::save(docs[0]), "z");
   require(loaded.ok() && loaded->spans() == spans && loaded->blocks() == blocks);
   return 0;
