@@ -80,14 +80,19 @@ bool parse_time(const std::string& s, int64_t* ms) {
   return true;
 }
 
-bool history_point(const LoggedHistory& h, const std::string& name, const std::string& raw, uint64_t* out,
-                   std::string* why) {
-  std::string text;  // %3A decoded
+std::string colons_decoded(const std::string& raw) {
+  std::string text;
   for (size_t i = 0; i < raw.size();) {
     const bool colon = raw.compare(i, 3, "%3A") == 0;
     text.push_back(colon ? ':' : raw[i]);
     i += colon ? 3 : 1;
   }
+  return text;
+}
+
+bool history_point(const LoggedHistory& h, const std::string& name, const std::string& raw, uint64_t* out,
+                   std::string* why) {
+  const std::string text = colons_decoded(raw);
   // (A stream: GCC 12 warns falsely on "'" + std::string here.)
   auto fail = [&](std::string_view what) {
     std::ostringstream m;

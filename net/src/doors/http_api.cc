@@ -799,9 +799,7 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       }
       at = std::stoull(at_text);
     }
-    std::string until_decoded = until_text;
-    for (size_t p; (p = until_decoded.find("%3A")) != std::string::npos;) until_decoded.replace(p, 3, ":");
-    if (!until_text.empty() && !parse_time(until_decoded, &until)) {
+    if (!until_text.empty() && !parse_time(store::colons_decoded(until_text), &until)) {
       reply(api_error(400, "bad_request", "'until' is ms since 1970 or an ISO 8601 UTC time like 2026-11-29T19:30:00Z"));
       return;
     }

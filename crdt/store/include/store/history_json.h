@@ -16,6 +16,9 @@ std::string iso_time(int64_t ms);
 // ":SS", ".fff" and "Z". False for anything else.
 bool parse_time(const std::string& s, int64_t* ms);
 
+// A time from a URL's query, where ':' may come as "%3A".
+std::string colons_decoded(const std::string& raw);
+
 // A point of the history from a user's text: digits are a count of logged events, a UTC time
 // (with its "T") the rows committed by then ("%3A" reads as ":"). False with *why naming `name`
 // otherwise, or past the log's end.
