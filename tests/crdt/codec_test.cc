@@ -145,6 +145,42 @@ TEST_CASE("codec: a header announcing four billion elements is a size error, not
   }
 }
 
+TEST_CASE("codec: characters without text claiming billions of events are refused before any allocation", "[codec]") {
+  // Two runs of 40 bytes: 1.7e9 characters sent already deleted, then their deletion. Applied,
+  // the replica would hold a byte of each (a fuzzer found it asking for 1.7 GB).
+  using tandem::crdt::OpKind;
+  OpBatch b;
+  b.runs.push_back({"a", 0, {}, OpKind::kInsertDeleted, 0, 1'700'000'000, "", {}});
+  b.runs.push_back({"a", 1'700'000'000, {{"a", 1'699'999'999}}, OpKind::kDeleteForward, 0, 1'700'000'000, "", {}});
+  const std::string bytes = codec::encode_ops(b);
+  CHECK(bytes.size() < 64);
+  for (auto* decode : {&codec::decode_ops, &codec::decode_ops_generic, &codec::decode_ops_sequence}) {
+    auto r = decode(bytes, {});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Code::kResourceExhausted);
+    CHECK_THAT(r.status().message(), Catch::Contains("over 268435456 events"));
+    codec::DecodeLimits roomy;
+    roomy.max_events = uint64_t{1} << 32;  // the limit is the caller's: the same bytes are well formed
+    auto ok = decode(bytes, roomy);
+    REQUIRE(ok.ok());
+    CHECK(ok->events() == 3'400'000'000u);
+  }
+  // A sequence of batches counts them all.
+  codec::DecodeLimits limits;
+  limits.max_events = 5;
+  Doc d("a");
+  REQUIRE(d.insert(0, "abc").ok());
+  const std::string three = codec::encode_ops(d.ops_since({}));
+  CHECK(codec::decode_ops_sequence(three + three, limits).ok() == false);
+  CHECK(codec::decode_ops_sequence(three, limits).ok());
+  // A snapshot's events too.
+  REQUIRE(d.remove(0, 3).ok());
+  const std::string snap = codec::save(d);
+  CHECK(codec::load(snap, "b", limits).status().code() == Code::kResourceExhausted);
+  limits.max_events = 6;
+  CHECK(codec::load(snap, "b", limits).ok());
+}
+
 TEST_CASE("codec: malformed structures get clear errors", "[codec][corruption]") {
   struct Case {
     std::string bytes;

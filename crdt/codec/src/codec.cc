@@ -26,6 +26,10 @@ Status unpack_one(std::string_view bytes, size_t depth, const DecodeLimits& limi
 
 Status bad_bytes(const std::string& what) { return mp::bad(what); }
 
+Status too_many_events(const char* what, const DecodeLimits& limits) {
+  return Status::ResourceExhausted(std::string(what) + " holds over " + num(limits.max_events) + " events");
+}
+
 Status read_agents(const msgpack::object& o, const DecodeLimits& limits, std::vector<std::string>* agents) {
   const msgpack::object* items;
   uint32_t n;
@@ -236,11 +240,12 @@ bool decode_batch_fast(std::string_view bytes, const DecodeLimits& limits, size_
   if (!in.array(&nruns) || nruns > limits.max_runs) return false;
   OpBatch batch;
   batch.runs.resize(nruns);
+  uint64_t events = 0;
   for (OpRun& r : batch.runs) {
     uint32_t nf, agent, kind;
     if (!in.array(&nf) || nf != 7 || !in.u32(&agent) || agent >= nagents || !in.u32(&r.seq) || !in.u32(&kind) ||
-        kind > max_kind || !in.u32(&r.pos) || !in.u32(&r.len) || r.len == 0) {
-      return false;
+        kind > max_kind || !in.u32(&r.pos) || !in.u32(&r.len) || r.len == 0 || (events += r.len) > limits.max_events) {
+      return false;  // the generic reader says why
     }
     r.agent = agents[agent];
     r.kind = static_cast<OpKind>(kind);
@@ -303,6 +308,7 @@ Result<OpBatch> decode_one_batch_generic(std::string_view bytes, const DecodeLim
   if (nruns > limits.max_runs) return Status::ResourceExhausted("op batch has " + num(nruns) + " runs");
   OpBatch batch;
   batch.runs.resize(nruns);
+  uint64_t events = 0;
   for (uint32_t i = 0; i < nruns; ++i) {
     OpRun& r = batch.runs[i];
     auto bad = [&](const char* why) { return bad_bytes("op run " + num(i) + ": " + why); };
@@ -315,6 +321,7 @@ Result<OpBatch> decode_one_batch_generic(std::string_view bytes, const DecodeLim
     if (!as_u32(f[2], &kind) || kind > max_kind) return bad("unknown kind");
     if (!as_u32(f[3], &r.pos)) return bad("bad position");
     if (!as_u32(f[4], &r.len) || r.len == 0) return bad("bad length");
+    if ((events += r.len) > limits.max_events) return too_many_events("op batch", limits);
     r.agent = agents[agent];
     r.kind = static_cast<OpKind>(kind);
     if (f[5].type == msgpack::type::NIL) {
@@ -368,6 +375,7 @@ Result<OpBatch> decode_ops_generic(std::string_view bytes, const DecodeLimits& l
 Result<OpBatch> decode_ops_sequence(std::string_view bytes, const DecodeLimits& limits) {
   if (bytes.empty()) return Status::Corruption("empty message");
   OpBatch all;
+  uint64_t events = 0;
   while (!bytes.empty()) {
     size_t used = 0;
     auto one = decode_one_batch(bytes, limits, &used);
@@ -375,6 +383,7 @@ Result<OpBatch> decode_ops_sequence(std::string_view bytes, const DecodeLimits& 
     if (all.runs.size() + one->runs.size() > limits.max_runs) {
       return Status::ResourceExhausted("op batches with over " + num(limits.max_runs) + " runs");
     }
+    if ((events += one->events()) > limits.max_events) return too_many_events("op batches", limits);
     for (auto& r : one->runs) all.runs.push_back(std::move(r));
     bytes.remove_prefix(used);
   }
@@ -558,6 +567,7 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
       if (count > 1 && !parents.read32(&r.len_before)) return bad("truncated length");
     }
     first_event += r.len;
+    if (first_event > limits.max_events) return too_many_events("snapshot", limits);
   }
   if (!meta.done() || !positions.done() || !parents.done() || !agent_runs.done() || agent_left != 0) {
     return bad_bytes("snapshot: trailing column bytes");

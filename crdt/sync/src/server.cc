@@ -55,16 +55,13 @@ PeerSync::Inbound PeerSync::on_ops(proto::Ops o) {
   crdt::codec::DecodeLimits lim;
   lim.max_bytes = limits_.max_message_bytes;
   lim.max_runs = static_cast<uint32_t>(std::min<uint64_t>(limits_.max_batch_events, UINT32_MAX));
+  lim.max_events = limits_.max_batch_events;
   auto batch = crdt::codec::decode_ops(o.encoded, lim);
   if (!batch.ok()) {
     const uint16_t code = batch.status().code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kBadMessage;
     return Refusal{code, batch.status().message()};
   }
   if (Status form = crdt::Doc::ValidateBatch(*batch); !form.ok()) return Refusal{proto::kBadMessage, form.message()};
-  if (batch->events() > limits_.max_batch_events) {
-    return Refusal{proto::kTooLarge, "a batch of " + std::to_string(batch->events()) + " operations (limit " +
-                                         std::to_string(limits_.max_batch_events) + ")"};
-  }
   for (const auto& r : batch->runs) {
     if (std::find(agents_.begin(), agents_.end(), r.agent) == agents_.end()) {
       return Refusal{proto::kForbidden, "operations by agent '" + r.agent + "', which this session does not own"};

@@ -32,6 +32,10 @@ struct DecodeLimits {
   uint32_t max_runs = 1u << 22;
   uint32_t max_agents = 1u << 16;
   uint32_t max_parents = 1024;           // per run
+  // Events one batch (or batch sequence) or snapshot may hold. Characters sent without their
+  // text (OpKind::kInsertDeleted) take a few bytes on the wire whatever their number, but a
+  // replica holds a byte of each: without this bound, ten bytes could ask for gigabytes.
+  uint64_t max_events = uint64_t{1} << 28;
 };
 
 std::string encode_ops(const OpBatch& batch);
