@@ -49,6 +49,7 @@ tandem_status code_of(const Status& st) {
     case Status::Code::kNotSupported: return TANDEM_NOT_SUPPORTED;
     case Status::Code::kIOError: return TANDEM_IO_ERROR;
     case Status::Code::kInternal: return TANDEM_INTERNAL;
+    case Status::Code::kAlreadyExists: return TANDEM_ALREADY_EXISTS;
   }
   return TANDEM_INTERNAL;
 }

@@ -14,6 +14,7 @@ const char* Status::CodeName(Code code) {
     case Code::kNotSupported: return "NotSupported";
     case Code::kIOError: return "IOError";
     case Code::kInternal: return "Internal";
+    case Code::kAlreadyExists: return "AlreadyExists";
   }
   return "Unknown";
 }

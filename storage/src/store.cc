@@ -69,6 +69,15 @@ const char* const kMigrations[] = {
     "CREATE TABLE journal ("
     "  id INTEGER PRIMARY KEY,"
     "  data BLOB NOT NULL);",
+    // v2 -> v3: named versions (DocStore::put_version). Read-only opening takes schema 2 too:
+    // such a file has no names.
+    "CREATE TABLE versions ("
+    "  doc INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  events INTEGER NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"
+    "  agent TEXT NOT NULL,"
+    "  PRIMARY KEY (doc, name)) WITHOUT ROWID;",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -106,7 +115,7 @@ Result<std::unique_ptr<Database>> open_database(const StoreOptions& o, bool migr
                                 "; this build reads schemas up to " + num(kSchemaVersion) + ")");
   }
   if (o.read_only) {
-    if (*version < kSchemaVersion) {
+    if (*version < kSchemaVersion - 1) {
       return Status::NotSupported(o.path + " needs a schema upgrade (" + num(static_cast<uint64_t>(*version)) + " to " +
                                   num(kSchemaVersion) + "); open it read-write once");
     }
@@ -272,6 +281,7 @@ class SqliteStore final : public WriterStore<Store> {
   Result<uint64_t> logged_events(std::string_view doc) override;
   Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) override;
   Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) override;
+  Result<std::vector<store::NamedVersion>> versions(std::string_view doc) override;
   Result<std::vector<DocInfo>> list() override;
   Result<DocInfo> info(std::string_view doc) override;
   // PRAGMA integrity_check.
@@ -433,7 +443,8 @@ Status SqliteStore::do_item(Write& item, const std::vector<Write*>& rows, std::v
       TANDEM_RETURN_IF_ERROR(fold(*entries));
       const int64_t id = (**ds).id;
       for (const char* sql : {"DELETE FROM log WHERE doc = ?1", "DELETE FROM snapshots WHERE doc = ?1",
-                              "DELETE FROM agents WHERE doc = ?1", "DELETE FROM documents WHERE id = ?1"}) {
+                              "DELETE FROM agents WHERE doc = ?1", "DELETE FROM versions WHERE doc = ?1",
+                              "DELETE FROM documents WHERE id = ?1"}) {
         auto st = db.cached(sql);
         if (!st.ok()) return st.status();
         sqlite::ScopedReset reset_st(*st);
@@ -441,6 +452,27 @@ Status SqliteStore::do_item(Write& item, const std::vector<Write*>& rows, std::v
         TANDEM_RETURN_IF_ERROR((*st)->run());
       }
       docs.erase(item.doc);
+      return Status::OK();
+    }
+    case Write::kVersion: {
+      auto ds = doc_state(item.doc, false);
+      if (!ds.ok()) return ds.status();
+      if (!*ds) {
+        *item_error = Status::NotFound("no document '" + item.doc + "'");
+        return Status::OK();
+      }
+      const store::NamedVersion& v = item.version;
+      if (v.events > (**ds).pending) {
+        *item_error = store::version_past_log(item.doc, v.events, (**ds).pending);
+        return Status::OK();
+      }
+      auto ins = db.cached(
+          "INSERT INTO versions(doc, name, events, time_ms, agent) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING");
+      if (!ins.ok()) return ins.status();
+      sqlite::ScopedReset reset_ins(*ins);
+      (*ins)->bind(1, (**ds).id).bind_text(2, v.name).bind(3, static_cast<int64_t>(v.events)).bind(4, v.time_ms).bind_text(5, v.agent);
+      TANDEM_RETURN_IF_ERROR((*ins)->run());
+      if (db.changes() == 0) *item_error = store::version_name_taken(item.doc, v.name);
       return Status::OK();
     }
     case Write::kSync:
@@ -778,6 +810,30 @@ Result<std::vector<SnapshotInfo>> SqliteStore::snapshots(std::string_view doc) {
     out.push_back({static_cast<uint64_t>((*q)->int64(0)), (*q)->int64(1), static_cast<uint64_t>((*q)->int64(2))});
   }
   (*q)->reset();
+  return out;
+}
+
+Result<std::vector<store::NamedVersion>> SqliteStore::versions(std::string_view doc) {
+  std::lock_guard<std::mutex> lock(reader_mu);
+  Database& db = *reader_db;
+  ReadTxn txn(db);
+  TANDEM_RETURN_IF_ERROR(txn.begun);
+  auto d = find_doc(db, doc);
+  if (!d.ok()) return d.status();
+  std::vector<store::NamedVersion> out;
+  auto has = db.query_int("SELECT count(*) FROM sqlite_schema WHERE name = 'versions'");
+  if (!has.ok()) return has.status();
+  if (*has == 0) return out;  // schema 2, opened read-only
+  auto q = db.cached("SELECT name, events, time_ms, agent FROM versions WHERE doc = ?1 ORDER BY time_ms DESC, events DESC");
+  if (!q.ok()) return q.status();
+  sqlite::ScopedReset reset_q(*q);
+  (*q)->bind(1, d->id);
+  for (;;) {
+    auto row = (*q)->step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back({std::string((*q)->text(0)), static_cast<uint64_t>((*q)->int64(1)), (*q)->int64(2), std::string((*q)->text(3))});
+  }
   return out;
 }
 

@@ -102,7 +102,7 @@ void GroupWriter::commit(std::vector<Write>& group) {
     if (w.kind == Write::kSync) {
       results[i] = failure_since_sync_;
       failure_since_sync_ = Status::OK();
-    } else if (!results[i].ok()) {
+    } else if (!results[i].ok() && !store::is_refused_version(w.kind == Write::kVersion, results[i])) {
       ++failed_;
       if (failure_since_sync_.ok()) failure_since_sync_ = results[i];
     } else if (w.kind == Write::kAppend) {

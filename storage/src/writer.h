@@ -27,7 +27,7 @@ using crdt::Result;
 using crdt::Status;
 
 struct Write {
-  enum Kind { kAppend, kSnapshot, kRemove, kSync } kind;
+  enum Kind { kAppend, kSnapshot, kRemove, kVersion, kSync } kind;
   std::string doc;
   uint64_t first = 0;    // append: the writer's count of events before it; snapshot: events covered
   uint64_t end = 0;      // append: first + its events
@@ -36,6 +36,7 @@ struct Write {
   std::string position;  // snapshot, for a shared store (DocStore::put_snapshot)
   store::DocStore::Done done;
   size_t row = 0;        // append: its row in the group (set by the writer)
+  store::NamedVersion version{};  // version: its time set when queued
 };
 
 // Appends of one document that follow each other in a group (each starting where the one before
@@ -111,6 +112,10 @@ class WriterStore : public Interface, protected GroupWriter::Backend {
   }
   void remove_document(std::string doc, Done done) final {
     writer_.push({Write::kRemove, std::move(doc), 0, 0, {}, {}, {}, std::move(done)});
+  }
+  void put_version(std::string doc, store::NamedVersion v, Done done) final {
+    v.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    writer_.push({Write::kVersion, std::move(doc), 0, 0, {}, {}, {}, std::move(done), 0, std::move(v)});
   }
   Status sync() final { return writer_.sync(); }
   store::StoreStats stats() const final { return writer_.stats(); }

@@ -246,6 +246,15 @@ TEST_CASE("http api: the same tokens as the WebSocket decide who may list, read,
   CHECK(http_request(s.port, http::verb::get, "/api/docs/notes-1/blame", "", reader).first == 200);
   CHECK(error_code(http_request(s.port, http::verb::post, "/api/docs/notes-1/restore", R"({"agent":"viewer","to":0})",
                                 reader)) == "forbidden");
+  // Nor names a version; a writer's name is saved as its subject's.
+  CHECK(error_code(http_request(s.port, http::verb::post, "/api/docs/notes-1/versions", R"({"name":"v1"})", reader)) ==
+        "forbidden");
+  auto saved = http_request(s.port, http::verb::post, "/api/docs/notes-1/versions", R"({"name":"v1"})", writer);
+  CHECK(saved.first == 201);
+  CHECK(parse(saved)["agent"] == "app");
+  CHECK(error_code(http_request(s.port, http::verb::post, "/api/docs/notes-1/versions", R"({"name":"v2","agent":"mallory"})",
+                                writer)) == "forbidden");
+  CHECK(parse(http_request(s.port, http::verb::get, "/api/docs/notes-1/versions", "", reader))["versions"].size() == 1);
   CHECK(http_request(s.port, http::verb::get, "/api/docs/notes-1", "", reader).first == 200);
   CHECK(error_code(http_request(s.port, http::verb::get, "/api/docs/notes-2", "", reader)) == "forbidden");
   CHECK(error_code(http_request(s.port, http::verb::delete_, "/api/docs/notes-1", "", reader)) == "forbidden");
@@ -515,7 +524,8 @@ TEST_CASE("http api: history, blame and diff read the log: who wrote what, and w
   // Bad input: a clear error, nothing else.
   CHECK(error_code(http_get(s.port, "/api/docs/notes/blame?at=20")) == "bad_request");
   CHECK(error_code(http_get(s.port, "/api/docs/notes/blame?at=3&until=2001-01-01T00:00:00Z")) == "bad_request");
-  CHECK(error_code(http_get(s.port, "/api/docs/notes/diff?from=yesterday")) == "bad_request");
+  CHECK(error_code(http_get(s.port, "/api/docs/notes/diff?from=yesterday")) == "version_unknown");
+  CHECK(error_code(http_get(s.port, "/api/docs/notes/diff?from=2026-13-45T00:00:00Z")) == "bad_request");
   CHECK(error_code(http_get(s.port, "/api/docs/notes/history?limit=0")) == "bad_request");
   CHECK(error_code(http_get(s.port, "/api/docs/nothing-here/blame")) == "not_found");
   CHECK(error_code(http_request(s.port, http::verb::post, "/api/docs/notes/diff", "{}")) == "method_not_allowed");
@@ -563,11 +573,78 @@ TEST_CASE("http api: restoring a version is one edit that merges with an editor'
   // Bad input: a clear error, nothing changed.
   const uint64_t now = parse(http_get(s.port, "/api/docs/notes"))["events"];
   CHECK(error_code(restore(R"({"agent": "restorer", "to": 100000})")) == "bad_request");
-  CHECK(error_code(restore(R"({"agent": "restorer", "to": "yesterday"})")) == "bad_request");
+  CHECK(error_code(restore(R"({"agent": "restorer", "to": "yesterday"})")) == "version_unknown");
+  CHECK(error_code(restore(R"({"agent": "restorer", "to": -1})")) == "bad_request");
   CHECK(error_code(restore(R"({"agent": "restorer"})")) == "bad_request");
   CHECK(error_code(restore(R"({"to": 3})")) == "bad_request");
   CHECK(error_code(restore("not json")) == "bad_request");
   CHECK(error_code(http_request(s.port, http::verb::post, "/api/docs/nothing/restore", R"({"agent":"r","to":0})")) ==
         "not_found");
   CHECK(parse(http_get(s.port, "/api/docs/notes"))["events"] == now);
+}
+
+TEST_CASE("http api: named versions are saved, listed, and taken wherever a point is", "[net][http-api][history]") {
+  TempDir dir;
+  auto sqlite = tandem::storage::Store::open({dir.file("t.db")});
+  REQUIRE(sqlite.ok());
+  ServerFixture s({}, sqlite->get());
+  auto ann = make_client(s.url("notes"), "ann");
+  REQUIRE(ann->insert(0, "first draft").ok());  // 11 events
+  REQUIRE(ann->wait_synced(5s));
+  auto save = [&](const std::string& body) { return http_request(s.port, http::verb::post, "/api/docs/notes/versions", body); };
+  // Now (everything logged), by a named agent; and an earlier point given as a number.
+  auto v1 = save(R"({"name": "sent to the client", "agent": "ann"})");
+  REQUIRE(v1.first == 201);
+  CHECK(parse(v1)["events"] == 11);
+  CHECK(parse(v1)["agent"] == "ann");
+  CHECK(parse(v1)["time"].get<std::string>().size() == 24);
+  CHECK(save(R"({"name": "first word", "at": 5})").first == 201);
+  REQUIRE(ann->remove(0, 6).ok());
+  REQUIRE(ann->insert(5, " two").ok());  // "draft two"
+  REQUIRE(ann->wait_synced(5s));
+
+  // Listed newest first, here and with the sessions.
+  auto list = parse(http_get(s.port, "/api/docs/notes/versions"));
+  REQUIRE(list["versions"].size() == 2);
+  CHECK(list["versions"][0]["name"] == "first word");
+  CHECK(list["versions"][0]["events"] == 5);
+  CHECK(list["versions"][0]["agent"] == "");
+  CHECK(list["versions"][1]["name"] == "sent to the client");
+  CHECK(parse(http_get(s.port, "/api/docs/notes/history"))["versions"] == list["versions"]);
+
+  // A name is a point: blame, diff (its spaces as %20 or +), restore.
+  CHECK(parse(http_get(s.port, "/api/docs/notes/blame?at=first%20word"))["length"] == 5);
+  auto d = parse(http_get(s.port, "/api/docs/notes/diff?from=sent+to+the+client"));
+  CHECK(d["from"] == 11);
+  CHECK(d["runs"] == json::parse(R"([{"kind":"deleted","text":"first ","agents":["ann"]},
+                                     {"kind":"kept","text":"draft","agents":["ann"]},
+                                     {"kind":"inserted","text":" two","agents":["ann"]}])"));
+  auto r = parse(http_request(s.port, http::verb::post, "/api/docs/notes/restore", R"({"agent": "bob", "to": "sent to the client"})"));
+  CHECK(r["changed"] == true);
+  CHECK(parse(http_get(s.port, "/api/docs/notes"))["text"] == "first draft");
+  // A version of a version's name: the point it names.
+  CHECK(parse(save(R"({"name": "again", "at": "first word"})"))["events"] == 5);
+
+  // Bad input: a clear error, nothing saved.
+  const size_t n = parse(http_get(s.port, "/api/docs/notes/versions"))["versions"].size();
+  CHECK(error_code(save(R"({"name": "first word"})")) == "name_taken");
+  CHECK(error_code(save(R"({"name": "12"})")) == "bad_request");                     // reads as a point
+  CHECK(error_code(save(R"({"name": "2026-12-07T10:00:00Z"})")) == "bad_request");   // so does a time
+  CHECK(error_code(save(R"({"name": ""})")) == "bad_request");
+  CHECK(error_code(save(R"({"name": "a\nb"})")) == "bad_request");
+  CHECK(error_code(save(R"({"name": ")" + std::string(129, 'x') + R"("})")) == "bad_request");
+  CHECK(error_code(save(R"({"name": "later", "at": 1000})")) == "bad_request");
+  CHECK(error_code(save(R"({"name": "later", "at": "no such version"})")) == "version_unknown");
+  CHECK(error_code(save(R"({"name": "later", "agent": ""})")) == "bad_request");
+  CHECK(error_code(save(R"({"title": "x"})")) == "bad_request");
+  CHECK(error_code(save("not json")) == "bad_request");
+  CHECK(error_code(http_get(s.port, "/api/docs/notes/blame?at=no%20such%20version")) == "version_unknown");
+  CHECK(error_code(http_request(s.port, http::verb::post, "/api/docs/nothing/versions", R"({"name":"x"})")) == "not_found");
+  CHECK(error_code(http_get(s.port, "/api/docs/nothing/versions")) == "not_found");
+  CHECK(error_code(http_request(s.port, http::verb::delete_, "/api/docs/notes/versions", "")) == "method_not_allowed");
+  CHECK(parse(http_get(s.port, "/api/docs/notes/versions"))["versions"].size() == n);
+
+  // Deleting the document deletes its names.
+  REQUIRE(http_request(s.port, http::verb::delete_, "/api/docs/notes", "").first == 200);
+  CHECK(error_code(http_get(s.port, "/api/docs/notes/versions")) == "not_found");
 }

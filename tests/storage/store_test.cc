@@ -146,6 +146,34 @@ TEST_CASE("store: a schema 1 database (before the journal) is migrated and keeps
   CHECK(open_store(path)->load("greeting", "reader", nullptr)->text() == "hello world!");
 }
 
+TEST_CASE("store: a schema 2 database (before named versions) opens read-only without names, and read-write gains them", "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("v2.db");
+  Doc doc{"ann"};
+  REQUIRE(doc.insert(0, "hello").ok());
+  {
+    auto store = open_store(path);
+    REQUIRE(append_sync(*store, "greeting", 0, doc.ops_since(Version{})).ok());
+  }
+  raw_sql(path, "DROP TABLE versions; PRAGMA user_version = 2;");
+  {
+    StoreOptions o;
+    o.read_only = true;
+    auto store = open_store(path, o);
+    CHECK(store->load("greeting", "r", nullptr)->text() == "hello");
+    auto v = store->versions("greeting");
+    REQUIRE(v.ok());
+    CHECK(v->empty());
+  }
+  auto store = open_store(path);
+  Status named = Status::Internal("no callback");
+  store->put_version("greeting", {"hello", 5, 0, "ann"}, [&](Status st) { named = st; });
+  REQUIRE(store->sync().ok());
+  CHECK(named.ok());
+  REQUIRE(store->versions("greeting")->size() == 1);
+  CHECK(store->versions("greeting")->front().events == 5);
+}
+
 TEST_CASE("store: refuses files that are not Tandem databases, or from a newer Tandem", "[storage]") {
   TempDir dir;
   {

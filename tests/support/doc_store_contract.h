@@ -111,12 +111,48 @@ inline void check_doc_store_contract(store::DocStore& s, bool counts) {
   if (counts) CHECK((*list)[0].agents == info->agents);  // a shared store lists without agents
   CHECK(*s.integrity_check() == "ok");
 
+  // Named versions: unique per document, of what is logged, newest first; refusals are answers,
+  // not store failures.
+  auto name = [&s](const std::string& doc, const std::string& n, uint64_t at, const std::string& agent) {
+    Status got = Status::Internal("no callback");
+    s.put_version(doc, {n, at, 0, agent}, [&got](Status st) { got = st; });
+    REQUIRE(s.sync().ok());
+    return got;
+  };
+  CHECK(s.versions("a")->empty());
+  const uint64_t failed_before = s.stats().failed;
+  CHECK(name("a", "first draft", 2, "writer").ok());
+  CHECK(name("a", "sent to the client", events, "").ok());
+  CHECK(name("a", "first draft", events, "writer").code() == Code::kAlreadyExists);
+  CHECK(name("a", "later", events + 1, "writer").code() == Code::kOutOfRange);
+  CHECK(name("never", "x", 0, "writer").code() == Code::kNotFound);
+  CHECK(name("b", "first draft", 0, "other").ok());  // names are per document
+  CHECK(s.stats().failed == failed_before);
+  auto named = s.versions("a");
+  REQUIRE(named.ok());
+  REQUIRE(named->size() == 2);
+  CHECK((*named)[0].name == "sent to the client");  // newest first
+  CHECK((*named)[0].events == events);
+  CHECK((*named)[0].agent.empty());
+  CHECK((*named)[1].name == "first draft");
+  CHECK((*named)[1].events == 2);
+  CHECK((*named)[1].agent == "writer");
+  CHECK((*named)[1].time_ms > 1'700'000'000'000);
+  CHECK((*named)[0].time_ms >= (*named)[1].time_ms);
+  CHECK(s.versions("never").status().code() == Code::kNotFound);
+
   // Removal.
   removed = Status::Internal("no callback");
   s.remove_document("a", [&removed](Status st) { removed = st; });
   REQUIRE(s.sync().ok());
   CHECK(removed.ok());
   CHECK(s.logged_events("a").status().code() == Code::kNotFound);
+  CHECK(s.versions("a").status().code() == Code::kNotFound);
+  REQUIRE(append_sync(s, "a", 0, Doc("again").ops_since({})).ok());
+  CHECK(s.versions("a")->empty());  // a document made again has none of the old names
+  removed = Status::Internal("no callback");
+  s.remove_document("a", [&removed](Status st) { removed = st; });
+  REQUIRE(s.sync().ok());
   CHECK(s.list()->size() == 1);
   CHECK(s.stats().batches >= 6);
   CHECK(s.stats().failed >= (counts ? 5u : 2u));

@@ -29,6 +29,10 @@ class WrapStore : public store::DocStore {
     return inner_.read_log(doc, from, to);
   }
   crdt::Result<std::vector<store::SnapshotInfo>> snapshots(std::string_view doc) override { return inner_.snapshots(doc); }
+  void put_version(std::string doc, store::NamedVersion v, Done done) override {
+    inner_.put_version(std::move(doc), std::move(v), std::move(done));
+  }
+  crdt::Result<std::vector<store::NamedVersion>> versions(std::string_view doc) override { return inner_.versions(doc); }
   crdt::Result<std::vector<store::DocInfo>> list() override { return inner_.list(); }
   crdt::Result<store::DocInfo> info(std::string_view doc) override { return inner_.info(doc); }
   crdt::Result<std::string> integrity_check() override { return inner_.integrity_check(); }

@@ -17,7 +17,8 @@ namespace {
 const char kWhere[] =
     "  The database: --db FILE (SQLite) or a PostgreSQL URI, else DIR/tandem.db (default ./data).\n"
     "  Points (--at, --from, --to): a number of logged operations (events, in the order the server\n"
-    "  received them), or a UTC time like 2026-11-28T17:00:00Z (what was logged by then).";
+    "  received them), a UTC time like 2026-11-28T17:00:00Z (what was logged by then), or the name\n"
+    "  of a saved version.";
 
 // A text on one line: newlines and tabs shown as \n and \t.
 std::string one_line(const std::string& s) {
@@ -34,8 +35,14 @@ std::string one_line(const std::string& s) {
   return out;
 }
 
+// What a command reads: the document's history and its named versions.
+struct Read {
+  std::optional<store::LoggedHistory> h;
+  std::vector<store::NamedVersion> versions;
+};
+
 // Opens the store and reads the document's history, or says why not (*code: the exit code).
-bool open_history(Args& args, const char* cmd, std::string* doc, std::optional<store::LoggedHistory>* out, int* code) {
+bool open_history(Args& args, const char* cmd, std::string* doc, Read* out, int* code) {
   *doc = args.value("--doc");
   const auto db = database_of(args, true);
   if (!args.ok()) {
@@ -56,11 +63,13 @@ bool open_history(Args& args, const char* cmd, std::string* doc, std::optional<s
     return false;
   }
   auto h = store::read_history(**st, *doc);
-  if (!h.ok()) {
-    *code = fail(h.status());
+  auto v = h.ok() ? (*st)->versions(*doc) : h.status();
+  if (!v.ok()) {
+    *code = fail(v.status());
     return false;
   }
-  out->emplace(std::move(*h));
+  out->h.emplace(std::move(*h));
+  out->versions = std::move(*v);
   return true;
 }
 
@@ -71,15 +80,14 @@ int print_json(nlohmann::json j, const std::string& doc) {
   return 0;
 }
 
-bool point(const store::LoggedHistory& h, const std::string& name, const std::string& text, uint64_t dflt,
-           uint64_t* out, int* code) {
+bool point(const Read& r, const std::string& name, const std::string& text, uint64_t dflt, uint64_t* out, int* code) {
   if (text.empty()) {
     *out = dflt;
     return true;
   }
-  std::string why;
-  if (store::history_point(h, name, text, out, &why)) return true;
-  *code = fail(why);
+  crdt::Status st = store::history_point(*r.h, r.versions, name, text, out);
+  if (st.ok()) return true;
+  *code = fail(st.message());
   return false;
 }
 
@@ -97,13 +105,13 @@ int cmd_blame(Args& args) {
   const std::string at_text = args.value("--at");
   const bool as_json = args.value("--json") == "1";
   std::string doc;
-  std::optional<store::LoggedHistory> lh;
+  Read r;
   int code = 0;
   uint64_t at = 0;
-  if (!open_history(args, "blame", &doc, &lh, &code) || !point(*lh, "--at", at_text, lh->history.events(), &at, &code)) {
+  if (!open_history(args, "blame", &doc, &r, &code) || !point(r, "--at", at_text, r.h->history.events(), &at, &code)) {
     return code;
   }
-  const store::LoggedHistory& h = *lh;
+  const store::LoggedHistory& h = *r.h;
   auto j = store::blame_json(h, at);
   if (as_json) {
     return print_json(std::move(j), doc);
@@ -132,14 +140,14 @@ int cmd_diff(Args& args) {
   const std::string from_text = args.value("--from"), to_text = args.value("--to");
   const bool as_json = args.value("--json") == "1";
   std::string doc;
-  std::optional<store::LoggedHistory> lh;
+  Read r;
   int code = 0;
   uint64_t from = 0, to = 0;
-  if (!open_history(args, "diff", &doc, &lh, &code) || !point(*lh, "--from", from_text, 0, &from, &code) ||
-      !point(*lh, "--to", to_text, lh->history.events(), &to, &code)) {
+  if (!open_history(args, "diff", &doc, &r, &code) || !point(r, "--from", from_text, 0, &from, &code) ||
+      !point(r, "--to", to_text, r.h->history.events(), &to, &code)) {
     return code;
   }
-  const store::LoggedHistory& h = *lh;
+  const store::LoggedHistory& h = *r.h;
   auto j = store::diff_json(h, from, to);
   if (as_json) {
     return print_json(std::move(j), doc);
@@ -167,7 +175,8 @@ int cmd_history(Args& args) {
         "  The document's sessions, newest first: one author's edits close together in time (the\n"
         "  agent's name up to its first '/'; a pause of --gap seconds, default 300, starts a new one).\n"
         "  Each: its operations (from..to, points for blame and diff), when, who, and how many\n"
-        "  characters it inserted and deleted and how many formatting changes it made.\n%s\n",
+        "  characters it inserted and deleted and how many formatting changes it made. Named\n"
+        "  versions come first, newest first.\n%s\n",
         kWhere);
     return 0;
   }
@@ -175,13 +184,17 @@ int cmd_history(Args& args) {
   const uint64_t limit = args.number("--limit", UINT64_MAX, 1);
   const bool as_json = args.value("--json") == "1";
   std::string doc;
-  std::optional<store::LoggedHistory> lh;
+  Read r;
   int code = 0;
-  if (!open_history(args, "history", &doc, &lh, &code)) return code;
-  const store::LoggedHistory& h = *lh;
-  auto j = store::sessions_json(h, static_cast<int64_t>(gap) * 1000, limit, 0);
+  if (!open_history(args, "history", &doc, &r, &code)) return code;
+  const store::LoggedHistory& h = *r.h;
+  auto j = store::sessions_with_versions(h, r.versions, static_cast<int64_t>(gap) * 1000, limit, 0);
   if (as_json) {
     return print_json(std::move(j), doc);
+  }
+  for (const auto& v : j["versions"]) {
+    std::printf("version \"%s\" at %llu  %s  %s\n", v["name"].get<std::string>().c_str(), v["events"].get<unsigned long long>(),
+                v["time"].get<std::string>().c_str(), v["agent"].get<std::string>().c_str());
   }
   for (const auto& s : j["sessions"]) {
     std::string agents;

@@ -48,7 +48,8 @@ typedef enum tandem_status {
   TANDEM_RESOURCE_EXHAUSTED = 6,  /* a size limit */
   TANDEM_NOT_SUPPORTED = 7,       /* a format version this build does not read */
   TANDEM_IO_ERROR = 8,
-  TANDEM_INTERNAL = 9             /* a bug in Tandem */
+  TANDEM_INTERNAL = 9,            /* a bug in Tandem */
+  TANDEM_ALREADY_EXISTS = 10      /* a name that must be unique is taken */
 } tandem_status;
 
 typedef struct tandem_error tandem_error;

@@ -28,6 +28,7 @@ class [[nodiscard]] Status {
     kNotSupported,      // a format version this build does not read
     kIOError,           // the operating system refused (used by storage and net)
     kInternal,          // an invariant check failed: a bug in Tandem
+    kAlreadyExists,     // a name that must be unique is taken (storage: named versions)
   };
 
   Status() = default;
@@ -41,6 +42,7 @@ class [[nodiscard]] Status {
   static Status NotSupported(std::string_view msg) { return Status(Code::kNotSupported, msg); }
   static Status IOError(std::string_view msg) { return Status(Code::kIOError, msg); }
   static Status Internal(std::string_view msg) { return Status(Code::kInternal, msg); }
+  static Status AlreadyExists(std::string_view msg) { return Status(Code::kAlreadyExists, msg); }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

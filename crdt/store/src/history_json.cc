@@ -5,6 +5,8 @@
 #include <ctime>
 #include <sstream>
 
+#include "crdt/utf8.h"
+
 namespace tandem::store {
 
 using json = nlohmann::json;
@@ -90,28 +92,63 @@ std::string colons_decoded(const std::string& raw) {
   return text;
 }
 
-bool history_point(const LoggedHistory& h, const std::string& name, const std::string& raw, uint64_t* out,
-                   std::string* why) {
-  const std::string text = colons_decoded(raw);
+namespace {
+
+bool all_digits(const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos; }
+// A time, by its form: digits and a "T" (what parse_time reads, or a mistyped one).
+bool time_like(const std::string& s) {
+  return s.size() >= 10 && std::isdigit(static_cast<unsigned char>(s[0])) && s.find('T') != std::string::npos &&
+         s.find_first_not_of("0123456789-T:.Z") == std::string::npos;
+}
+
+}  // namespace
+
+Status history_point(const LoggedHistory& h, const std::vector<NamedVersion>& versions, const std::string& name,
+                     const std::string& raw, uint64_t* out) {
   // (A stream: GCC 12 warns falsely on "'" + std::string here.)
-  auto fail = [&](std::string_view what) {
+  auto said = [&](std::string_view what) {
     std::ostringstream m;
     m << "'" << name << "' " << what;
-    *why = m.str();
-    return false;
+    return m.str();
   };
-  if (!text.empty() && text.size() <= 18 && text.find_first_not_of("0123456789") == std::string::npos) {
-    auto e = h.at_logged(std::stoull(text));
-    if (!e.ok()) return fail("is past the end: " + e.status().message());
+  for (const auto& v : versions) {
+    if (v.name == raw) {
+      auto e = h.at_logged(v.events);
+      if (!e.ok()) return Status::OutOfRange(said("names a version past the end: " + e.status().message()));
+      *out = *e;
+      return Status::OK();
+    }
+  }
+  const std::string text = colons_decoded(raw);
+  if (all_digits(text)) {
+    auto e = text.size() <= 18 ? h.at_logged(std::stoull(text)) : Result<uint64_t>(Status::OutOfRange("too large"));
+    if (!e.ok()) return Status::OutOfRange(said("is past the end: " + e.status().message()));
     *out = *e;
-    return true;
+    return Status::OK();
   }
   int64_t ms = 0;
-  if (text.find('T') == std::string::npos || !parse_time(text, &ms)) {
-    return fail("is a number of logged events or a UTC time like 2026-11-29T19:30:00Z");
+  if (time_like(text)) {
+    if (!parse_time(text, &ms)) return Status::InvalidArgument(said("is not a UTC time like 2026-11-29T19:30:00Z"));
+    *out = h.until(ms);
+    return Status::OK();
   }
-  *out = h.until(ms);
-  return true;
+  return Status::NotFound(said("is no version's name (nor a number of logged events, nor a UTC time like 2026-11-29T19:30:00Z)"));
+}
+
+Status check_version_name(const std::string& name) {
+  if (name.empty() || name.size() > 128) return Status::InvalidArgument("a version's name is 1 to 128 bytes");
+  if (!crdt::utf8::inspect(name).ok()) return Status::InvalidArgument("a version's name is UTF-8");
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) return Status::InvalidArgument("a version's name has no control characters");
+  }
+  if (all_digits(name) || time_like(colons_decoded(name))) {
+    return Status::InvalidArgument("a version's name must not read as a number of events or a time: '" + name + "'");
+  }
+  return Status::OK();
+}
+
+json version_json(const NamedVersion& v) {
+  return time_fields({{"name", v.name}, {"events", v.events}, {"agent", v.agent}}, "time", v.time_ms);
 }
 
 uint64_t logged_of(const LoggedHistory& h, uint64_t events) {
@@ -165,6 +202,15 @@ json sessions_json(const LoggedHistory& h, int64_t gap_ms, uint64_t limit, uint6
     list.push_back(time_fields(std::move(s), "last", it->last_ms));
   }
   return {{"events", h.logged()}, {"sessions", std::move(list)}, {"next", next}};
+}
+
+json sessions_with_versions(const LoggedHistory& h, const std::vector<NamedVersion>& versions, int64_t gap_ms,
+                            uint64_t limit, uint64_t offset) {
+  json out = sessions_json(h, gap_ms, limit, offset);
+  json list = json::array();
+  for (const auto& v : versions) list.push_back(version_json(v));
+  out["versions"] = std::move(list);
+  return out;
 }
 
 }  // namespace tandem::store

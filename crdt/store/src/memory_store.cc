@@ -72,6 +72,34 @@ class MemoryStore final : public DocStore {
     return std::exchange(failure_since_sync_, Status::OK());
   }
 
+  void put_version(std::string doc, NamedVersion v, Done done) override {
+    Status st;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = docs_.find(doc);
+      if (it == docs_.end()) {
+        st = not_found(doc);
+      } else if (v.events > it->second.events) {
+        st = version_past_log(doc, v.events, it->second.events);
+      } else {
+        auto& list = it->second.versions;
+        if (std::any_of(list.begin(), list.end(), [&](const NamedVersion& x) { return x.name == v.name; })) {
+          st = version_name_taken(doc, v.name);
+        } else {
+          v.time_ms = now_ms();
+          list.insert(list.begin(), std::move(v));
+        }
+      }
+      if (!is_refused_version(true, st)) failed(st);
+    }
+    if (done) done(st);
+  }
+  Result<std::vector<NamedVersion>> versions(std::string_view doc) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = docs_.find(std::string(doc));
+    if (it == docs_.end()) return not_found(doc);
+    return it->second.versions;
+  }
   Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>*) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = docs_.find(std::string(doc));
@@ -152,6 +180,7 @@ class MemoryStore final : public DocStore {
     uint64_t events = 0;
     int64_t created_ms = 0;
     std::vector<SnapshotInfo> snapshots;  // newest first
+    std::vector<NamedVersion> versions;   // newest first
     std::vector<std::pair<std::string, uint64_t>> agents;
   };
 

@@ -470,24 +470,37 @@ std::shared_ptr<Room> room_or_reply(Server::Impl& srv, const std::string& id, co
 
 enum class HistoryRead { kSessions, kBlame, kDiff };
 
+// A store's failure to read, as the answer: 404 for no such document, 500 otherwise.
+ApiResponse read_failure(const Status& st) {
+  return st.code() == Status::Code::kNotFound ? api_error(404, "not_found", st.message())
+                                              : api_error(500, "store_failed", st.message());
+}
+
+// A point the caller gave that history_point refused: 409 version_unknown (as for an edit's
+// version the server does not hold) for a name no version has, 400 otherwise.
+ApiResponse bad_point(const Status& st) {
+  return st.code() == Status::Code::kNotFound ? api_error(409, "version_unknown", st.message())
+                                              : api_error(400, "bad_request", st.message());
+}
+
 void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, const std::string& target,
                   const std::function<void(ApiResponse)>& reply) {
   auto cached = srv.history_cache.get(*srv.store, id);
-  if (!cached.ok()) {
-    const bool missing = cached.status().code() == Status::Code::kNotFound;
-    reply(missing ? api_error(404, "not_found", cached.status().message())
-                  : api_error(500, "store_failed", cached.status().message()));
+  auto versions = cached.ok() ? srv.store->versions(id) : cached.status();
+  if (!versions.ok()) {
+    reply(read_failure(versions.status()));
     return;
   }
   const std::shared_ptr<const store::LoggedHistory> h = *cached;
-  std::string why;
+  Status why;
   auto point = [&](const char* name, uint64_t dflt, uint64_t* out) {
     const std::string text = query_param(target, name);
     if (text.empty()) {
       *out = dflt;
       return true;
     }
-    return store::history_point(*h, name, text, out, &why);
+    why = store::history_point(*h, *versions, name, text, out);
+    return why.ok();
   };
   const uint64_t end = h->history.events();
   if (what == HistoryRead::kBlame) {
@@ -497,7 +510,7 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
       return;
     }
     if (!point("at", end, &at) || !point("until", at, &at)) {
-      reply(api_error(400, "bad_request", why));
+      reply(bad_point(why));
       return;
     }
     json out = store::blame_json(*h, at);
@@ -508,7 +521,7 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
   if (what == HistoryRead::kDiff) {
     uint64_t from = 0, to = end;
     if (!point("from", 0, &from) || !point("to", end, &to)) {
-      reply(api_error(400, "bad_request", why));
+      reply(bad_point(why));
       return;
     }
     json out = store::diff_json(*h, from, to);
@@ -517,6 +530,7 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
     return;
   }
   // Sessions, newest first, a page at a time.
+  std::string bad;
   auto number = [&](const char* name, uint64_t dflt, uint64_t lo, uint64_t hi, uint64_t* out) {
     const std::string text = query_param(target, name);
     if (text.empty()) {
@@ -525,8 +539,8 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
     }
     if (text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos || std::stoull(text) < lo ||
         std::stoull(text) > hi) {
-      why = "'";
-      why.append(name).append("' is a whole number from ").append(std::to_string(lo)).append(" to ").append(std::to_string(hi));
+      bad = "'";
+      bad.append(name).append("' is a whole number from ").append(std::to_string(lo)).append(" to ").append(std::to_string(hi));
       return false;
     }
     *out = std::stoull(text);
@@ -535,10 +549,10 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
   uint64_t limit = 0, offset = 0, gap_s = 0;
   if (!number("limit", 50, 1, 500, &limit) || !number("offset", 0, 0, UINT64_MAX, &offset) ||
       !number("gap", 300, 1, 86400 * 365, &gap_s)) {
-    reply(api_error(400, "bad_request", why));
+    reply(api_error(400, "bad_request", bad));
     return;
   }
-  json out = store::sessions_json(*h, static_cast<int64_t>(gap_s) * 1000, limit, offset);
+  json out = store::sessions_with_versions(*h, *versions, static_cast<int64_t>(gap_s) * 1000, limit, offset);
   out["doc"] = id;
   reply(ok(out));
 }
@@ -575,6 +589,80 @@ void make_content(Server::Impl& srv, const std::string& id, const std::string& a
   });
 }
 
+// POST /versions {"name", "agent"?, "at"?}: names the point `at` (a point as the history reads
+// take it; default: everything logged now) and answers 201 with the version once durable.
+void save_version(Server::Impl& srv, boost::asio::any_io_executor blocking, const Caller& caller, const std::string& id,
+                  const std::string& text, const std::function<void(ApiResponse)>& reply) {
+  const json body = json::parse(text, nullptr, false);
+  if (!body.is_object() || !body.contains("name") || !body["name"].is_string() ||
+      (body.contains("agent") && !body["agent"].is_string()) ||
+      (body.contains("at") && !body["at"].is_string() && !body["at"].is_number_unsigned())) {
+    reply(api_error(400, "bad_request", "the body is {\"name\": NAME, \"agent\": WHO (optional), \"at\": POINT (optional: now)}"));
+    return;
+  }
+  const std::string name = body["name"];
+  if (Status st = store::check_version_name(name); !st.ok()) {
+    reply(api_error(400, "bad_request", st.message()));
+    return;
+  }
+  std::string agent = body.value("agent", "");
+  if (body.contains("agent")) {
+    if (auto st = crdt::Doc::ValidateAgent(agent); !st.ok()) {
+      reply(api_error(400, "bad_request", "agent: " + st.message()));
+      return;
+    }
+    if (!may_write_as(caller, agent, reply)) return;
+  } else if (!caller.open) {
+    agent = caller.token.subject;
+  }
+  std::string at;
+  if (body.contains("at")) at = body["at"].is_string() ? body["at"].get<std::string>() : std::to_string(body["at"].get<uint64_t>());
+  boost::asio::post(blocking, [&srv, blocking, id, name, agent, at, reply] {
+    Result<uint64_t> events = srv.store->logged_events(id);
+    if (events.ok() && !at.empty()) {
+      auto cached = srv.history_cache.get(*srv.store, id);
+      auto versions = cached.ok() ? srv.store->versions(id) : cached.status();
+      uint64_t point = 0;
+      if (!versions.ok()) {
+        events = versions.status();
+      } else if (Status st = store::history_point(**cached, *versions, "at", at, &point); !st.ok()) {
+        reply(bad_point(st));
+        return;
+      } else {
+        events = store::logged_of(**cached, point);
+      }
+    }
+    if (!events.ok()) {
+      reply(read_failure(events.status()));
+      return;
+    }
+    srv.store->put_version(id, {name, *events, 0, agent}, [&srv, blocking, id, name, reply](Status st) {
+      if (st.code() == Status::Code::kAlreadyExists) {
+        reply(api_error(409, "name_taken", st.message()));
+      } else if (!st.ok()) {
+        reply(st.code() == Status::Code::kOutOfRange ? api_error(400, "bad_request", st.message()) : read_failure(st));
+      } else {
+        // Answered as stored (with the store's time), read off the store's thread.
+        boost::asio::post(blocking, [&srv, id, name, reply] {
+          auto all = srv.store->versions(id);
+          if (!all.ok()) {
+            reply(read_failure(all.status()));
+            return;
+          }
+          for (const auto& x : *all) {
+            if (x.name != name) continue;
+            json out = store::version_json(x);
+            out["doc"] = id;
+            reply({201, out.dump()});
+            return;
+          }
+          reply(api_error(404, "not_found", "the document was deleted"));
+        });
+      }
+    });
+  });
+}
+
 }  // namespace
 
 bool valid_doc_id(std::string_view id) {
@@ -593,7 +681,25 @@ std::string query_param(std::string_view target, std::string_view key) {
     const size_t amp = rest.find('&');
     const std::string_view kv = rest.substr(0, amp);
     const size_t eq = kv.find('=');
-    if (eq != std::string_view::npos && kv.substr(0, eq) == key) return std::string(kv.substr(eq + 1));
+    if (eq != std::string_view::npos && kv.substr(0, eq) == key) {
+      // Percent-decoded, '+' as a space (as browsers' URLSearchParams write it); a '%' not
+      // followed by two hex digits stays as it is.
+      const std::string_view v = kv.substr(eq + 1);
+      std::string out;
+      out.reserve(v.size());
+      auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) ? (std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (c | 0x20) - 'a' + 10) : -1; };
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (v[i] == '+') {
+          out.push_back(' ');
+        } else if (v[i] == '%' && i + 2 < v.size() && hex(v[i + 1]) >= 0 && hex(v[i + 2]) >= 0) {
+          out.push_back(static_cast<char>(hex(v[i + 1]) * 16 + hex(v[i + 2])));
+          i += 2;
+        } else {
+          out.push_back(v[i]);
+        }
+      }
+      return out;
+    }
     if (amp == std::string_view::npos) break;
     rest = rest.substr(amp + 1);
   }
@@ -630,15 +736,17 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
   }
   std::string id = path.rfind("/api/docs/", 0) == 0 ? path.substr(10) : std::string();
   auto ends_with = [&](std::string_view tail) { return id.size() > tail.size() && id.compare(id.size() - tail.size(), tail.size(), tail) == 0; };
-  const bool edits = ends_with("/edits"), import = ends_with("/import"), restore = ends_with("/restore");
+  const bool edits = ends_with("/edits"), import = ends_with("/import"), restore = ends_with("/restore"),
+             versions = ends_with("/versions");
   if (edits) id.resize(id.size() - 6);
   if (import) id.resize(id.size() - 7);
   if (restore) id.resize(id.size() - 8);
+  if (versions) id.resize(id.size() - 9);
   std::optional<HistoryRead> history;
   for (const auto& [tail, what] : {std::pair{std::string_view("/history"), HistoryRead::kSessions},
                                    std::pair{std::string_view("/blame"), HistoryRead::kBlame},
                                    std::pair{std::string_view("/diff"), HistoryRead::kDiff}}) {
-    if (!edits && !import && !restore && !history && ends_with(tail)) {
+    if (!edits && !import && !restore && !versions && !history && ends_with(tail)) {
       id.resize(id.size() - tail.size());
       history = what;
     }
@@ -646,7 +754,7 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
   if (!valid_doc_id(id)) {
     reply(api_error(404, "not_found",
                     "no such endpoint: /api/docs, /api/docs/<doc-id>, /api/docs/<doc-id>/edits, /api/docs/<doc-id>/import, "
-                    "/api/docs/<doc-id>/restore, "
+                    "/api/docs/<doc-id>/restore, /api/docs/<doc-id>/versions, "
                     "/api/docs/<doc-id>/history, /api/docs/<doc-id>/blame and /api/docs/<doc-id>/diff "
                     "(doc ids match [A-Za-z0-9._-]{1,128})"));
     return;
@@ -668,6 +776,26 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       return;
     }
     boost::asio::post(blocking, [&srv, what = *history, id, target = req.target, reply] { history_read(srv, what, id, target, reply); });
+    return;
+  }
+
+  if (versions) {
+    if (req.method == "GET") {
+      boost::asio::post(blocking, [&srv, id, reply] {
+        auto v = srv.store->versions(id);
+        if (!v.ok()) {
+          reply(read_failure(v.status()));
+          return;
+        }
+        json list = json::array();
+        for (const auto& x : *v) list.push_back(store::version_json(x));
+        reply(ok({{"doc", id}, {"versions", std::move(list)}}));
+      });
+    } else if (req.method == "POST") {
+      save_version(srv, blocking, caller, id, req.body, reply);
+    } else {
+      reply(api_error(405, "method_not_allowed", "GET lists a document's named versions, POST {\"name\"} names one"));
+    }
     return;
   }
 
@@ -730,25 +858,30 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
       return;
     }
     const json body = json::parse(req.body, nullptr, false);
-    if (!body.is_object() || !body.contains("to") || (body.contains("agent") && !body["agent"].is_string())) {
-      reply(api_error(400, "bad_request", "the body is {\"agent\": NAME, \"to\": N or \"TIME\"}: the version to restore, "
-                                          "as a number of logged events or a UTC time"));
+    if (!body.is_object() || !body.contains("to") || (body.contains("agent") && !body["agent"].is_string()) ||
+        !(body["to"].is_number_unsigned() || body["to"].is_string())) {
+      reply(api_error(400, "bad_request", "the body is {\"agent\": NAME, \"to\": N or \"TIME\" or \"VERSION\"}: the version "
+                                          "to restore, as a number of logged events, a UTC time or a version's name"));
       return;
     }
     const auto agent = writing_agent(caller, body.value("agent", ""), "'agent' is required: the restore", reply);
     if (!agent) return;
-    uint64_t at = UINT64_MAX;
-    int64_t until = INT64_MAX;
     const json& to = body["to"];
-    if (to.is_number_unsigned()) {
-      at = to.get<uint64_t>();
-    } else if (!to.is_string() || !parse_time(to.get<std::string>(), &until) ||
-               to.get<std::string>().find('T') == std::string::npos) {
-      reply(api_error(400, "bad_request", "'to' is a number of logged events or a UTC time like \"2026-11-29T19:30:00Z\""));
-      return;
-    }
-    boost::asio::post(blocking, [&srv, id, agent = *agent, at, until, reply] {
-      auto then = store::replay(*srv.store, id, at, until);
+    const std::string to_text = to.is_string() ? to.get<std::string>() : std::to_string(to.get<uint64_t>());
+    boost::asio::post(blocking, [&srv, id, agent = *agent, to_text, reply] {
+      // The point, as the history reads take it, then its log prefix.
+      auto cached = srv.history_cache.get(*srv.store, id);
+      auto versions = cached.ok() ? srv.store->versions(id) : cached.status();
+      if (!versions.ok()) {
+        reply(read_failure(versions.status()));
+        return;
+      }
+      uint64_t point = 0;
+      if (Status st = store::history_point(**cached, *versions, "to", to_text, &point); !st.ok()) {
+        reply(bad_point(st));
+        return;
+      }
+      auto then = store::replay(*srv.store, id, store::logged_of(**cached, point), INT64_MAX);
       if (!then.ok()) {
         const auto c = then.status().code();
         reply(c == Status::Code::kNotFound    ? api_error(404, "not_found", then.status().message())

@@ -32,7 +32,7 @@ struct ApiResponse {
 
 // Document ids: [A-Za-z0-9._-]{1,128}.
 bool valid_doc_id(std::string_view id);
-// The raw value of `key` in the target's query, or "".
+// The value of `key` in the target's query, percent-decoded ("+" as a space), or "".
 std::string query_param(std::string_view target, std::string_view key);
 // True for the paths handle_api answers.
 bool is_api_path(std::string_view path);

@@ -47,7 +47,7 @@ using crdt::Result;
 using crdt::Status;
 
 // The schema this build writes; it refuses files from a newer one.
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 // PRAGMA application_id of Tandem databases ("TNDM").
 inline constexpr int32_t kApplicationId = 0x544E444D;
 

@@ -51,6 +51,8 @@ const char* const kCreate =
     "  time_ms bigint NOT NULL, events bigint NOT NULL, cursors text NOT NULL, data bytea NOT NULL);"
     "CREATE INDEX IF NOT EXISTS snapshots_doc ON tandem.snapshots (doc, id);"
     "CREATE TABLE IF NOT EXISTS tandem.nodes (node text PRIMARY KEY, started_ms bigint NOT NULL, host text NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS tandem.versions (doc bigint NOT NULL, name text NOT NULL, events bigint NOT NULL,"
+    "  time_ms bigint NOT NULL, agent text NOT NULL, PRIMARY KEY (doc, name));"
     "INSERT INTO tandem.meta VALUES ('application', 'tandem'), ('schema', '1') ON CONFLICT (key) DO NOTHING;";
 
 // Where a reader stands in a document: per node, the last node_seq it has.
@@ -286,6 +288,7 @@ class PgNode final : public WriterStore<PgStore> {
   Result<std::string> integrity_check() override;
   Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) override;
   Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) override;
+  Result<std::vector<store::NamedVersion>> versions(std::string_view doc) override;
   Result<DocInfo> info(std::string_view doc) override;
   Result<std::vector<DocInfo>> list() override;
   const std::string& path() const override { return impl_->where; }  // the connection without its password
@@ -455,9 +458,19 @@ Status PgImpl::try_commit(std::vector<Write>& group, const std::vector<Row>& row
       sql.push_back({"DELETE FROM tandem.snapshots WHERE doc = $1 AND id NOT IN "
                      "(SELECT id FROM tandem.snapshots WHERE doc = $1 ORDER BY id DESC LIMIT $2)",
                      {Param::num(id), Param::num(std::max<int64_t>(2, opt.keep_snapshots))}});
+    } else if (it.kind == Write::kVersion) {
+      // Cannot fail the group: whether it went in is read back after the commit (so a retry
+      // after a lost connection finds its own row, not a taken name).
+      const store::NamedVersion& v = it.version;
+      sql.push_back({"INSERT INTO tandem.versions (doc, name, events, time_ms, agent)"
+                     " SELECT $1::bigint, $2::text, $3::bigint, $4::bigint, $5::text"
+                     " WHERE $3::bigint <= (SELECT coalesce(sum(events), 0) FROM tandem.log WHERE doc = $1)"
+                     " ON CONFLICT (doc, name) DO NOTHING",
+                     {Param::num(doc_ids[it.doc]), Param::text(v.name), Param::num(static_cast<int64_t>(v.events)),
+                      Param::num(v.time_ms), Param::text(v.agent)}});
     } else if (it.kind == Write::kRemove) {
       const int64_t id = doc_ids[it.doc];
-      for (const char* table : {"log", "heads", "snapshots"}) {
+      for (const char* table : {"log", "heads", "snapshots", "versions"}) {
         sql.push_back({std::string("DELETE FROM tandem.") + table + " WHERE doc = $1", {Param::num(id)}});
       }
       sql.push_back({"DELETE FROM tandem.documents WHERE id = $1", {Param::num(id)}});
@@ -480,8 +493,29 @@ Status PgImpl::try_commit(std::vector<Write>& group, const std::vector<Row>& row
   }
   if (sql.empty()) return Status::OK();
   st = wconn->transaction(sql);
-  if (!st.ok()) *retry = !wconn->alive();
-  return st;
+  if (!st.ok()) {
+    *retry = !wconn->alive();
+    return st;
+  }
+  for (size_t i = 0; i < group.size(); ++i) {
+    const Write& it = group[i];
+    if (it.kind != Write::kVersion || !(*results)[i].ok()) continue;
+    const store::NamedVersion& v = it.version;
+    const int64_t id = doc_ids[it.doc];
+    auto r = wconn->query("SELECT events, time_ms, agent, (SELECT coalesce(sum(events), 0) FROM tandem.log WHERE doc = $1)"
+                          " FROM (SELECT 1) AS one LEFT JOIN tandem.versions ON doc = $1 AND name = $2",
+                          {Param::num(id), Param::text(v.name)});
+    if (!r.ok()) {
+      *retry = !wconn->alive();
+      return r.status();
+    }
+    if (r->null(0, 0)) {
+      (*results)[i] = store::version_past_log(it.doc, v.events, static_cast<uint64_t>(r->int64(0, 3)));
+    } else if (static_cast<uint64_t>(r->int64(0, 0)) != v.events || r->int64(0, 1) != v.time_ms || r->text(0, 2) != v.agent) {
+      (*results)[i] = store::version_name_taken(it.doc, v.name);
+    }
+  }
+  return Status::OK();
 }
 
 Status PgImpl::commit(std::vector<Write>& group, const std::vector<Row>& rows, std::vector<Status>* results,
@@ -761,6 +795,21 @@ Result<std::vector<SnapshotInfo>> PgNode::snapshots(std::string_view doc) {
     std::vector<SnapshotInfo> out;
     for (int i = 0; i < r->rows(); ++i) {
       out.push_back({static_cast<uint64_t>(r->int64(i, 0)), r->int64(i, 1), static_cast<uint64_t>(r->int64(i, 2))});
+    }
+    return out;
+  });
+}
+
+Result<std::vector<store::NamedVersion>> PgNode::versions(std::string_view doc) {
+  return impl_->read([&](pq::Conn& c) -> Result<std::vector<store::NamedVersion>> {
+    auto id = doc_id(c, doc);
+    if (!id.ok()) return id.status();
+    auto r = c.query("SELECT name, events, time_ms, agent FROM tandem.versions WHERE doc = $1 ORDER BY time_ms DESC, events DESC",
+                     {Param::num(*id)});
+    if (!r.ok()) return r.status();
+    std::vector<store::NamedVersion> out;
+    for (int i = 0; i < r->rows(); ++i) {
+      out.push_back({std::string(r->text(i, 0)), static_cast<uint64_t>(r->int64(i, 1)), r->int64(i, 2), std::string(r->text(i, 3))});
     }
     return out;
   });

@@ -58,6 +58,31 @@ struct SnapshotInfo {
   uint64_t bytes = 0;
 };
 
+// A name for a point of a document's history (the first `events` of its log), saved by `agent`.
+// Names are unique per document and never change; removing the document removes them.
+struct NamedVersion {
+  std::string name;
+  uint64_t events = 0;
+  int64_t time_ms = 0;  // when the store committed it (put_version sets it)
+  std::string agent;
+};
+
+// put_version's refusals, worded alike by every store.
+inline Status version_name_taken(std::string_view doc, std::string_view name) {
+  return Status::AlreadyExists("document '" + std::string(doc) + "' has a version named '" + std::string(name) + "' already");
+}
+inline Status version_past_log(std::string_view doc, uint64_t events, uint64_t logged) {
+  return Status::OutOfRange("a version at event " + std::to_string(events) + " of '" + std::string(doc) + "', whose log holds " +
+                            std::to_string(logged) + " events");
+}
+
+// Whether a put_version's result is one of those answers (the caller's to handle), not a
+// failure of the store: sync() and StoreStats::failed leave those out.
+inline bool is_refused_version(bool is_version, const Status& st) {
+  using C = Status::Code;
+  return is_version && (st.code() == C::kAlreadyExists || st.code() == C::kOutOfRange || st.code() == C::kNotFound);
+}
+
 struct StoreStats {
   uint64_t commits = 0;
   uint64_t batches = 0;  // appends committed
@@ -85,6 +110,10 @@ class DocStore {
                             std::string position = {}) = 0;
   // Removes the document, its log and its snapshots; NotFound if it does not exist.
   virtual void remove_document(std::string doc, Done done) = 0;
+  // Names the point v.events of `doc`'s log. `done` gets AlreadyExists when the document has that
+  // name already, NotFound when there is no such document, OutOfRange when the log (with the
+  // appends queued before) holds fewer events.
+  virtual void put_version(std::string doc, NamedVersion v, Done done) = 0;
   // Waits until everything queued before the call has been committed or has failed; returns the
   // first failure among those, or OK.
   virtual Status sync() = 0;
@@ -97,6 +126,8 @@ class DocStore {
   // Log rows that hold any of the events [from_event, to_event), in order, each as one batch.
   virtual Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) = 0;
   virtual Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) = 0;
+  // The document's named versions, newest first. NotFound if the document does not exist.
+  virtual Result<std::vector<NamedVersion>> versions(std::string_view doc) = 0;
   // Every document, by name. A shared store leaves `agents` empty here (info() fills it).
   virtual Result<std::vector<DocInfo>> list() = 0;
   virtual Result<DocInfo> info(std::string_view doc) = 0;
