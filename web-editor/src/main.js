@@ -8,6 +8,7 @@ import createEngine from 'tandem-engine';
 import { openDocument, DOC_ID, tokenSubject } from '@tandem/client';
 import { tandemSync } from '@tandem/client/codemirror';
 import { richEditor } from './rich.js';
+import { historyPanel } from './history.js';
 import { el } from './dom.js';
 
 const RECENT_KEY = 'tandem-recent';
@@ -172,7 +173,8 @@ async function editor(root, docId) {
   }
   const host = el('div', { class: 'editor' });
   const aside = el('aside', { testid: 'people-panel' }, el('h2', {}, 'Here'), people);
-  const main = el('main', {}, el('div', { class: 'column' }, host), aside);
+  const column = el('div', { class: 'column' }, host);
+  const main = el('main', {}, column, aside);
   root.append(
     el('header', {}, el('a', { href: '/', class: 'home' }, 'Tandem'), el('span', { class: 'doc', testid: 'doc-id' }, docId),
        status, access, unsent, copy, el('label', {}, el('span', { class: 'name-label' }, 'Name '), nameInput), toggle),
@@ -279,6 +281,14 @@ async function editor(root, docId) {
       }),
     });
   }
+
+  // The history panel; a plain document's restore is one step of CodeMirror's undo history.
+  const past = historyPanel({
+    doc, column,
+    applyRestore: richView ? null : (edit) => view.dispatch({ changes: edit, userEvent: 'input.restore', scrollIntoView: true }),
+  });
+  toggle.before(past.toggle);
+  main.append(past.panel);
 
   nameInput.addEventListener('input', () => {
     myName = nameInput.value.trim().slice(0, 40) || defaultName();

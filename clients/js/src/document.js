@@ -6,6 +6,7 @@ import { SyncClient } from './sync.js';
 import { ReplicaStore } from './store.js';
 import { chooseAgent, tokenMode, tokenSubject } from './agent.js';
 import { colorFor, distinctColor, isColor } from './color.js';
+import { DocumentHistory } from './history.js';
 
 export const DOC_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const SAVE_DELAY_MS = 100;
@@ -37,6 +38,9 @@ export class TandemDocument {
     this.replica = replica;
     this.store = store;
     this.server = server;
+    this.token = token;
+    // Its past, over the server's HTTP API (history.js).
+    this.history = new DocumentHistory(this, () => this.token);
     this.listeners = new Map();
     this.me = { name: '', color: '', anchor: null, head: null };
     this.myColor = '';
@@ -238,6 +242,7 @@ export class TandemDocument {
     }
     if (this.access === 'unauthorized' || this.access === 'forbidden') this.setAccess('unknown', '');
     if (tokenMode(token) === 'read' && this.access !== 'read') this.setAccess('read', '');
+    this.token = token;
     this.client.setUrl(socketUrl(this.server, this.docId, token));
   }
 

@@ -4,3 +4,4 @@ export { ReplicaStore } from './store.js';
 export { SyncClient } from './sync.js';
 export { tokenSubject, tokenMode } from './agent.js';
 export { colorFor, distinctColor, isColor, PALETTE } from './color.js';
+export { DocumentHistory, HistoryError, changes } from './history.js';
