@@ -13,6 +13,7 @@
 
 #include "crdt/codec.h"
 #include "crdt/doc.h"
+#include "crdt/history.h"
 #include "crdt/utf8.h"
 #include "net/client.h"
 
@@ -22,7 +23,12 @@ struct tandem_error {
 };
 
 struct tandem_doc {
+  explicit tandem_doc(tandem::crdt::Doc d) : doc(std::move(d)) {}
   tandem::crdt::Doc doc;
+  // The history reads' index, built for the replica as it was at `history_events` events (a
+  // replica only gains events, so a count tells whether it changed).
+  mutable std::unique_ptr<tandem::crdt::History> history;
+  mutable uint64_t history_events = 0;
 };
 
 struct tandem_client {
@@ -191,6 +197,27 @@ char* json_out(const std::string& t, size_t* len) {
   return copy_out<char>(t, true);
 }
 
+// A history read's answer (the history built again when the replica changed) as a string the
+// caller frees, or NULL with *err.
+template <class F>
+char* history_read(const tandem_doc* doc, size_t* len, tandem_error** err, F&& read) {
+  char* out = nullptr;
+  guarded(err, [&] {
+    if (!doc) return null_arg(err, "doc");
+    if (!doc->history || doc->history_events != doc->doc.num_events()) {
+      auto h = doc->doc.history();
+      if (!h.ok()) return report(err, h.status());
+      doc->history = std::make_unique<tandem::crdt::History>(std::move(*h));
+      doc->history_events = doc->doc.num_events();
+    }
+    tandem::crdt::Result<std::string> r = read(*doc->history);
+    if (!r.ok()) return report(err, r.status());
+    out = json_out(*r, len);
+    return TANDEM_OK;
+  });
+  return out;
+}
+
 }  // namespace
 
 extern "C" {
@@ -216,7 +243,7 @@ tandem_doc* tandem_doc_new(const char* agent, tandem_error** err) {
   guarded(err, [&] {
     if (!agent) return null_arg(err, "agent");
     if (auto st = tandem::crdt::Doc::ValidateAgent(agent); !st.ok()) return report(err, st);
-    out = new tandem_doc{tandem::crdt::Doc(agent)};
+    out = new tandem_doc(tandem::crdt::Doc(agent));
     return TANDEM_OK;
   });
   return out;
@@ -290,6 +317,48 @@ char* tandem_doc_formats_json(const tandem_doc* doc, size_t* len) {
   } catch (...) {
     return nullptr;
   }
+}
+
+uint64_t tandem_doc_events(const tandem_doc* doc) { return doc ? doc->doc.num_events() : 0; }
+
+char* tandem_doc_text_at(const tandem_doc* doc, uint64_t at, size_t* len, tandem_error** err) {
+  return history_read(doc, len, err, [&](const tandem::crdt::History& h) { return h.text_at(at); });
+}
+
+char* tandem_doc_blame_json(const tandem_doc* doc, uint64_t at, size_t* len, tandem_error** err) {
+  return history_read(doc, len, err, [&](const tandem::crdt::History& h) -> tandem::crdt::Result<std::string> {
+    auto spans = h.blame(at);
+    if (!spans.ok()) return spans.status();
+    std::string out = "{\"events\":" + std::to_string(at) + ",\"length\":" +
+                      std::to_string(spans->empty() ? 0 : spans->back().to) + ",\"spans\":[";
+    for (size_t i = 0; i < spans->size(); ++i) {
+      const auto& s = (*spans)[i];
+      out += i ? ",{" : "{";
+      out += "\"from\":" + std::to_string(s.from) + ",\"to\":" + std::to_string(s.to) + ",\"agent\":" + json_str(s.agent) + "}";
+    }
+    return out + "]}";
+  });
+}
+
+char* tandem_doc_diff_json(const tandem_doc* doc, uint64_t from, uint64_t to, size_t* len, tandem_error** err) {
+  return history_read(doc, len, err, [&](const tandem::crdt::History& h) -> tandem::crdt::Result<std::string> {
+    auto runs = h.diff(from, to);
+    if (!runs.ok()) return runs.status();
+    std::string out = "{\"from\":" + std::to_string(from) + ",\"to\":" + std::to_string(to) + ",\"runs\":[";
+    for (size_t i = 0; i < runs->size(); ++i) {
+      const auto& r = (*runs)[i];
+      out += i ? ",{" : "{";
+      out += "\"kind\":";
+      out += json_str(tandem::crdt::DiffKindName(r.kind));
+      out += ",\"text\":" + json_str(r.text) + ",\"agents\":[";
+      for (size_t k = 0; k < r.agents.size(); ++k) {
+        if (k) out += ',';
+        out += json_str(r.agents[k]);
+      }
+      out += "]}";
+    }
+    return out + "]}";
+  });
 }
 
 char* tandem_doc_text(const tandem_doc* doc, size_t* len) {
@@ -372,7 +441,7 @@ tandem_doc* tandem_doc_load(const uint8_t* snapshot, size_t len, const char* age
     if (!agent || (!snapshot && len)) return null_arg(err, agent ? "snapshot" : "agent");
     auto d = tandem::crdt::codec::load(view(reinterpret_cast<const char*>(snapshot), len), agent);
     if (!d.ok()) return report(err, d.status());
-    out = new tandem_doc{std::move(*d)};
+    out = new tandem_doc(std::move(*d));
     return TANDEM_OK;
   });
   return out;

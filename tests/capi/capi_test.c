@@ -118,6 +118,48 @@ int main(void) {
     tandem_doc_free(c);
     tandem_bytes_free(snap);
   }
+  /* History: the text at any point, who wrote what, what changed; deleted text included. */
+  {
+    tandem_doc* h = tandem_doc_new("ann", NULL);
+    tandem_doc* g = tandem_doc_new("bob", NULL);
+    CHECK(tandem_doc_insert(h, 0, "hello world", 11, NULL) == TANDEM_OK); /* events 0..10 */
+    sync_docs(h, g);
+    CHECK(tandem_doc_delete(g, 0, 6, NULL) == TANDEM_OK); /* "world": 11..16 */
+    sync_docs(g, h);
+    CHECK(tandem_doc_insert(h, 5, "!", 1, NULL) == TANDEM_OK); /* "world!": 17 */
+    CHECK(tandem_doc_events(h) == 18 && tandem_doc_events(NULL) == 0);
+    size_t len = 0;
+    char* t = tandem_doc_text_at(h, 11, &len, NULL);
+    CHECK(t && len == 11 && strcmp(t, "hello world") == 0);
+    tandem_string_free(t);
+    char* b = tandem_doc_blame_json(h, 18, NULL, NULL);
+    /* (Two spans: "world" and "!" are not consecutive events.) */
+    CHECK(b && strcmp(b, "{\"events\":18,\"length\":6,\"spans\":[{\"from\":0,\"to\":5,\"agent\":\"ann\"},"
+                         "{\"from\":5,\"to\":6,\"agent\":\"ann\"}]}") == 0);
+    tandem_string_free(b);
+    char* d = tandem_doc_diff_json(h, 11, 18, NULL, NULL);
+    CHECK(d && strcmp(d, "{\"from\":11,\"to\":18,\"runs\":[{\"kind\":\"deleted\",\"text\":\"hello \",\"agents\":[\"bob\"]},"
+                         "{\"kind\":\"kept\",\"text\":\"world\",\"agents\":[\"ann\"]},"
+                         "{\"kind\":\"inserted\",\"text\":\"!\",\"agents\":[\"ann\"]}]}") == 0);
+    tandem_string_free(d);
+    /* A change after a read is seen by the next one. */
+    CHECK(tandem_doc_insert(h, 0, "> ", 2, NULL) == TANDEM_OK);
+    t = tandem_doc_text_at(h, tandem_doc_events(h), NULL, NULL);
+    CHECK(t && strcmp(t, "> world!") == 0);
+    tandem_string_free(t);
+    /* Bad input: a clear error. */
+    CHECK(tandem_doc_text_at(h, 21, NULL, &err) == NULL && tandem_error_code(err) == TANDEM_OUT_OF_RANGE);
+    tandem_error_free(err);
+    err = NULL;
+    CHECK(tandem_doc_diff_json(h, 0, 99, NULL, &err) == NULL && tandem_error_code(err) == TANDEM_OUT_OF_RANGE);
+    tandem_error_free(err);
+    err = NULL;
+    CHECK(tandem_doc_blame_json(NULL, 0, NULL, &err) == NULL && tandem_error_code(err) == TANDEM_INVALID_ARGUMENT);
+    tandem_error_free(err);
+    err = NULL;
+    tandem_doc_free(h);
+    tandem_doc_free(g);
+  }
   /* NULL handles are harmless. */
   tandem_doc_free(NULL);
   tandem_client_free(NULL);

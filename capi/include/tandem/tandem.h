@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /* The version of this interface; libtandem.so.0 keeps it compatible while it grows. */
-#define TANDEM_API_VERSION 3
+#define TANDEM_API_VERSION 4
 TANDEM_API int tandem_api_version(void);
 
 typedef enum tandem_status {
@@ -125,6 +125,24 @@ TANDEM_API tandem_status tandem_doc_set_block(tandem_doc* doc, uint32_t pos, con
  *  "blocks": [{"at": P, "type": "heading", "value": "2"}, ...]}: the stretches that carry marks and
  * the blocks that are not paragraphs, in code points. */
 TANDEM_API char* tandem_doc_formats_json(const tandem_doc* doc, size_t* len);
+
+/* History: the replica's own past, every event it holds, deleted text included (a replica has the
+ * text of what was deleted when it typed it, received it with its text or loaded a server's log;
+ * characters that reached it already deleted, without their text, read as U+FFFD). A point is a
+ * count of events in the replica's order: 0 is the empty document, tandem_doc_events() now; a
+ * replica rebuilt from a server's log in log order (`tandem replay`) counts as the server's ?at=
+ * does. Answers as the HTTP API's /blame and /diff, without times (a replica has none); JSON,
+ * NUL-terminated, free with tandem_string_free:
+ *   blame: {"events": N, "length": L, "spans": [{"from": F, "to": T, "agent": "..."}, ...]}
+ *          (who inserted each stretch of the text at `at`, in code points)
+ *   diff:  {"from": A, "to": B, "runs": [{"kind": "kept"|"inserted"|"deleted", "text": "...",
+ *          "agents": ["...", ...]}, ...]} (the texts at A and B in document order)
+ * A point past the end is TANDEM_OUT_OF_RANGE. The first read after the replica changed walks its
+ * whole log once (milliseconds for a long document); later reads reuse that. */
+TANDEM_API uint64_t tandem_doc_events(const tandem_doc* doc); /* 0 for NULL */
+TANDEM_API char* tandem_doc_text_at(const tandem_doc* doc, uint64_t at, size_t* len, tandem_error** err);
+TANDEM_API char* tandem_doc_blame_json(const tandem_doc* doc, uint64_t at, size_t* len, tandem_error** err);
+TANDEM_API char* tandem_doc_diff_json(const tandem_doc* doc, uint64_t from, uint64_t to, size_t* len, tandem_error** err);
 
 /* A snapshot of the whole replica, and a replica from one (checked: a corrupt snapshot fails). */
 TANDEM_API tandem_status tandem_doc_save(const tandem_doc* doc, uint8_t** out, size_t* out_len, tandem_error** err);
