@@ -163,6 +163,41 @@ try {
   await waitFor(async () => /already/.test(await a.textContent('[data-testid=history-message]')), 10000, 'the refusal said');
   assert.equal((await api('/versions')).versions.length, 1);
 
+  // A rich document: its restore (the server's, as `<agent>/restore`) brings formatting back.
+  const rich = await ctxA.newPage();
+  const richDoc = `${doc}-rich`;
+  await rich.goto(`http://127.0.0.1:${port}/d/${richDoc}?kind=rich`);
+  await waitStatus(rich, ['connected']);
+  await rich.waitForFunction(() => window.tandem && window.tandem.kind === 'rich');
+  await rich.evaluate(() => {
+    const d = window.tandem.doc;
+    d.insert(d.length, 'bold words');
+    d.format(0, 4, 'bold');
+  });
+  const richApi = (tail, init) => fetch(`http://127.0.0.1:${port}/api/docs/${richDoc}${tail}`, init).then((r) => r.json());
+  await waitFor(async () => (await rich.evaluate(() => window.tandem.client.unsent())) === 0, 10000, 'the rich edits saved');
+  const point = (await richApi('')).events;
+  await richApi('/versions', { method: 'POST', body: JSON.stringify({ name: 'bold' }) });
+  await rich.evaluate(() => {
+    const d = window.tandem.doc;
+    d.unformat(0, 4, 'bold');
+    d.insert(d.length, ' and more');
+  });
+  await waitFor(async () => (await richApi('')).text === 'bold words and more', 10000, 'the rich change saved');
+  await rich.click('[data-testid=history-toggle]');
+  await rich.waitForSelector('[data-testid=versions] .version');
+  await rich.click('[data-testid=versions] .version button');
+  await rich.waitForSelector('[data-testid=history-view]:not([hidden])');
+  await rich.click('[data-testid=restore]');
+  await waitFor(async () => {
+    const now = await richApi('');
+    const [sp] = now.spans;
+    return now.text === 'bold words' && now.spans.length === 1 && sp.from === 0 && sp.to === 4 && sp.marks.bold === true;
+  }, 10000, 'the rich version restored with its bold');
+  await waitFor(async () => (await rich.evaluate(() => window.tandem.text())) === 'bold words', 10000, 'the editor to show it');
+  assert.ok(point > 0);
+  log('a rich document is restored with its formatting');
+
   // Phone width: the panel is a sheet at the bottom.
   const phone = await browser.newContext({ viewport: { width: 390, height: 760 }, isMobile: true, hasTouch: true });
   const p = await phone.newPage();
