@@ -483,15 +483,32 @@ ApiResponse bad_point(const Status& st) {
                                               : api_error(400, "bad_request", st.message());
 }
 
+// What the history reads work from: the document's history (cached) and its named versions.
+struct Past {
+  std::shared_ptr<const store::LoggedHistory> h;
+  std::vector<store::NamedVersion> versions;
+  // A point the caller gave (history_point), in the history's numbering.
+  Status point(const char* name, const std::string& text, uint64_t* out) const {
+    return store::history_point(*h, versions, name, text, out);
+  }
+};
+
+Result<Past> read_past(Server::Impl& srv, const std::string& id) {
+  auto cached = srv.history_cache.get(*srv.store, id);
+  if (!cached.ok()) return cached.status();
+  auto versions = srv.store->versions(id);
+  if (!versions.ok()) return versions.status();
+  return Past{std::move(*cached), std::move(*versions)};
+}
+
 void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, const std::string& target,
                   const std::function<void(ApiResponse)>& reply) {
-  auto cached = srv.history_cache.get(*srv.store, id);
-  auto versions = cached.ok() ? srv.store->versions(id) : cached.status();
-  if (!versions.ok()) {
-    reply(read_failure(versions.status()));
+  auto past = read_past(srv, id);
+  if (!past.ok()) {
+    reply(read_failure(past.status()));
     return;
   }
-  const std::shared_ptr<const store::LoggedHistory> h = *cached;
+  const std::shared_ptr<const store::LoggedHistory> h = past->h;
   Status why;
   auto point = [&](const char* name, uint64_t dflt, uint64_t* out) {
     const std::string text = query_param(target, name);
@@ -499,7 +516,7 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
       *out = dflt;
       return true;
     }
-    why = store::history_point(*h, *versions, name, text, out);
+    why = past->point(name, text, out);
     return why.ok();
   };
   const uint64_t end = h->history.events();
@@ -552,7 +569,7 @@ void history_read(Server::Impl& srv, HistoryRead what, const std::string& id, co
     reply(api_error(400, "bad_request", bad));
     return;
   }
-  json out = store::sessions_with_versions(*h, *versions, static_cast<int64_t>(gap_s) * 1000, limit, offset);
+  json out = store::sessions_with_versions(*h, past->versions, static_cast<int64_t>(gap_s) * 1000, limit, offset);
   out["doc"] = id;
   reply(ok(out));
 }
@@ -620,16 +637,15 @@ void save_version(Server::Impl& srv, boost::asio::any_io_executor blocking, cons
   boost::asio::post(blocking, [&srv, blocking, id, name, agent, at, reply] {
     Result<uint64_t> events = srv.store->logged_events(id);
     if (events.ok() && !at.empty()) {
-      auto cached = srv.history_cache.get(*srv.store, id);
-      auto versions = cached.ok() ? srv.store->versions(id) : cached.status();
+      auto past = read_past(srv, id);
       uint64_t point = 0;
-      if (!versions.ok()) {
-        events = versions.status();
-      } else if (Status st = store::history_point(**cached, *versions, "at", at, &point); !st.ok()) {
+      if (!past.ok()) {
+        events = past.status();
+      } else if (Status st = past->point("at", at, &point); !st.ok()) {
         reply(bad_point(st));
         return;
       } else {
-        events = store::logged_of(**cached, point);
+        events = store::logged_of(*past->h, point);
       }
     }
     if (!events.ok()) {
@@ -870,18 +886,17 @@ void handle_api(Server::Impl& srv, boost::asio::any_io_executor blocking, ApiReq
     const std::string to_text = to.is_string() ? to.get<std::string>() : std::to_string(to.get<uint64_t>());
     boost::asio::post(blocking, [&srv, id, agent = *agent, to_text, reply] {
       // The point, as the history reads take it, then its log prefix.
-      auto cached = srv.history_cache.get(*srv.store, id);
-      auto versions = cached.ok() ? srv.store->versions(id) : cached.status();
-      if (!versions.ok()) {
-        reply(read_failure(versions.status()));
+      auto past = read_past(srv, id);
+      if (!past.ok()) {
+        reply(read_failure(past.status()));
         return;
       }
       uint64_t point = 0;
-      if (Status st = store::history_point(**cached, *versions, "to", to_text, &point); !st.ok()) {
+      if (Status st = past->point("to", to_text, &point); !st.ok()) {
         reply(bad_point(st));
         return;
       }
-      auto then = store::replay(*srv.store, id, store::logged_of(**cached, point), INT64_MAX);
+      auto then = store::replay(*srv.store, id, store::logged_of(*past->h, point), INT64_MAX);
       if (!then.ok()) {
         const auto c = then.status().code();
         reply(c == Status::Code::kNotFound    ? api_error(404, "not_found", then.status().message())
