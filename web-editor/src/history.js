@@ -10,9 +10,9 @@ const fmt = (ms) => (ms ? new Date(ms).toLocaleString() : '');
 const REFRESH_MS = 1000;
 
 // doc: the TandemDocument; column: the element holding the editor (the preview covers it);
-// applyRestore(edit): makes the restore's replacement {from, to, insert} (UTF-16) as one undoable
-// step of the editor, or null to have the server restore (rich text: formatting comes back too).
-export function historyPanel({ doc, column, applyRestore }) {
+// restoreTo(point): makes the document what it was at that point as one undoable step of the
+// editor, by this page's own agent; resolves to false when nothing differed.
+export function historyPanel({ doc, column, restoreTo }) {
   const toggle = el('button', { type: 'button', class: 'history-toggle', testid: 'history-toggle', 'aria-expanded': 'false',
                                 title: 'Who wrote what, past versions, restore' }, 'History');
   const message = el('p', { class: 'history-message', testid: 'history-message', role: 'status' });
@@ -212,24 +212,21 @@ export function historyPanel({ doc, column, applyRestore }) {
     if (shown?.kind !== 'point') return;
     const at = shown.at;
     try {
-      let changed;
-      if (applyRestore) {
-        changed = await doc.history.restore(String(at), applyRestore);
-      } else {
-        const r = await doc.history.request('POST', '/restore', { agent: `${doc.agent}/restore`, to: at });
-        changed = r.changed;
-      }
+      const changed = await restoreTo(at);
       hidePreview();
       say(changed ? `Restored ${pointName(at)}; undo takes it back.` : 'The document already is that version.');
     } catch (e) {
       fail(e);
     }
   });
-  doc.on('change', () => {
+  // Others' edits, and one's own once the server has them, add to the history.
+  const later = () => {
     if (!open) return;
     clearTimeout(refreshTimer);
     refreshTimer = setTimeout(refresh, REFRESH_MS);
-  });
+  };
+  doc.on('change', later);
+  doc.on('unsent', (n) => { if (n === 0) later(); });
   return { toggle, panel };
 }
 

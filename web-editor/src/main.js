@@ -7,6 +7,7 @@ import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
 import createEngine from 'tandem-engine';
 import { openDocument, DOC_ID, tokenSubject } from '@tandem/client';
 import { tandemSync } from '@tandem/client/codemirror';
+import { docFromContent, replaceWithDoc } from '@tandem/client/prosemirror';
 import { richEditor } from './rich.js';
 import { historyPanel } from './history.js';
 import { el } from './dom.js';
@@ -282,10 +283,13 @@ async function editor(root, docId) {
     });
   }
 
-  // The history panel; a plain document's restore is one step of CodeMirror's undo history.
+  // The history panel. A restore is one step of the editor's undo history: the fewest changes
+  // to the text (CodeMirror), or one replacement of what differs, formatting included (ProseMirror).
   const past = historyPanel({
     doc, column,
-    applyRestore: richView ? null : (edit) => view.dispatch({ changes: edit, userEvent: 'input.restore', scrollIntoView: true }),
+    restoreTo: richView
+      ? async (at) => replaceWithDoc(view, docFromContent(await doc.history.contentAt(at)))
+      : (at) => doc.history.restore(String(at), (edits) => view.dispatch({ changes: edits, userEvent: 'input.restore', scrollIntoView: true })),
   });
   toggle.before(past.toggle);
   main.append(past.panel);

@@ -175,6 +175,33 @@ export class DocumentHistory {
     return true;
   }
 
+  // The content at a point (a count of logged events, a version's name, a time) as the handle
+  // reads its own: {text, spans, blocks} in UTF-16 offsets, every block listed (paragraphs too).
+  // What a rich editor builds its document from (@tandem/client/prosemirror's docFromContent).
+  async contentAt(point) {
+    let q = `?until=${encodeURIComponent(String(point))}`;
+    if (/^\d+$/.test(String(point))) {
+      q = `?at=${point}`;
+    } else {
+      const v = (await this.versions()).find((x) => x.name === point);
+      if (v) q = `?at=${v.events}`;
+    }
+    const d = await this.request('GET', q);
+    // Code points (the API's unit) to UTF-16.
+    const u16 = [0];
+    for (const c of d.text) u16.push(u16[u16.length - 1] + c.length);
+    const at16 = (cp) => u16[Math.min(cp, u16.length - 1)];
+    const typed = new Map(d.blocks.map((b) => [b.at, b]));
+    const blocks = [];
+    let cp = 0;
+    for (const line of d.text.split('\n')) {
+      const b = typed.get(cp);
+      blocks.push({ at: at16(cp), type: b ? b.type : 'paragraph', attrs: b ? b.attrs : {} });
+      cp += Array.from(line).length + 1;
+    }
+    return { text: d.text, blocks, spans: d.spans.map((x) => ({ from: at16(x.from), to: at16(x.to), marks: x.marks })) };
+  }
+
   // The text at a point (a version's name, a count of logged events, a time): the diff from it
   // to itself, which every point form is valid for.
   async textAt(point) {

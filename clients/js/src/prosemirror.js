@@ -150,6 +150,29 @@ export function docFromHandle(handle, s = schema) {
   return buildDoc(s, handle.text(), handle.blocks(), handle.spans());
 }
 
+// The editor document of content read as the handle reads its own, {text, blocks, spans} (UTF-16):
+// a past version (doc.history.contentAt).
+export function docFromContent({ text, blocks, spans }, s = schema) {
+  return buildDoc(s, text, blocks, spans);
+}
+
+// Makes the editor show `target` (a document of its schema) as one transaction of the least that
+// differs, so that it is one step of the undo history and what stays the same keeps its
+// characters: a restore. False when nothing differs.
+export function replaceWithDoc(view, target) {
+  const { doc } = view.state;
+  const start = doc.content.findDiffStart(target.content);
+  if (start === null || start === undefined) return false;
+  let { a: endA, b: endB } = doc.content.findDiffEnd(target.content);
+  const overlap = start - Math.min(endA, endB);
+  if (overlap > 0) {
+    endA += overlap;
+    endB += overlap;
+  }
+  view.dispatch(view.state.tr.replace(start, endA, target.slice(start, endB)).scrollIntoView());
+  return true;
+}
+
 // ---- positions -------------------------------------------------------------------------------------
 
 // Each block is one textblock, and each `\n` of the text one block boundary, so a text offset t in
