@@ -774,13 +774,6 @@ Result<std::vector<LogRow>> SqliteStore::read_log(std::string_view doc, uint64_t
     if (!*row) break;
     auto raw = unpack_blob((*q)->blob(3));
     if (!raw.ok()) return raw.status().WithContext("log of '" + std::string(doc) + "'");
-    // A row of several batches (a fold) is handed out as one.
-    auto one = codec::decode_ops(*raw);
-    if (!one.ok()) {
-      auto joined = codec::decode_ops_sequence(*raw);
-      if (!joined.ok()) return joined.status().WithContext("log of '" + std::string(doc) + "'");
-      *raw = codec::encode_ops(*joined);
-    }
     out.push_back({static_cast<uint64_t>((*q)->int64(0)), static_cast<uint64_t>((*q)->int64(1)), (*q)->int64(2),
                    std::move(*raw)});
   }

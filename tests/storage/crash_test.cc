@@ -120,7 +120,7 @@ void verify(const std::string& db, const std::vector<Ack>& acked) {
   // of batches after each of its cuts, and under ASan the assertions were most of its time.
   for (const auto& row : *rows) {
     REQUIRE(row.first_event == at);
-    auto batch = codec::decode_ops(row.batch);
+    auto batch = codec::decode_ops_sequence(row.batch);
     REQUIRE(batch.ok());
     REQUIRE(batch->events() == row.end_event - row.first_event);
     for (const auto& r : batch->runs) {

@@ -110,7 +110,7 @@ TEST_CASE("history: every trace imports, replays and rebuilds exactly", "[storag
       auto rows = (*store)->read_log(t->name, cut, UINT64_MAX);
       REQUIRE(rows.ok());
       for (const auto& row : *rows) {
-        auto batch = codec::decode_ops(row.batch);
+        auto batch = codec::decode_ops_sequence(row.batch);
         REQUIRE(batch.ok());
         REQUIRE(from_snapshot->apply(*batch).ok());  // the overlap with the snapshot is skipped
       }

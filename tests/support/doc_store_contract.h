@@ -68,7 +68,7 @@ inline void check_doc_store_contract(store::DocStore& s, bool counts) {
   uint64_t at = 0;
   for (const auto& r : *rows) {
     CHECK(r.first_event == at);
-    CHECK(tandem::crdt::codec::decode_ops(r.batch).ok());
+    CHECK(tandem::crdt::codec::decode_ops_sequence(r.batch).ok());
     at = r.end_event;
   }
   CHECK(at == events);

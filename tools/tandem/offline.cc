@@ -276,7 +276,7 @@ int cmd_export(Args& args) {
   std::vector<Entry> entries;
   std::map<std::string, size_t> open;  // agent -> its entry that may go on
   for (const auto& row : *rows) {
-    auto batch = codec::decode_ops(row.batch);
+    auto batch = codec::decode_ops_sequence(row.batch);
     if (!batch.ok()) return fail(batch.status().WithContext("log row at event " + std::to_string(row.first_event)));
     for (auto& r : batch->runs) {
       auto it = open.find(r.agent);

@@ -26,7 +26,7 @@ crdt::Result<crdt::Doc> replay(DocStore& store, const std::string& doc, uint64_t
     if (rows->empty()) return Status::Corruption("log of '" + doc + "' ends at event " + std::to_string(from));
     for (const auto& row : *rows) {
       if (row.time_ms > until_ms) return replica;
-      auto batch = codec::decode_ops(row.batch);
+      auto batch = codec::decode_ops_sequence(row.batch);
       if (!batch.ok()) return batch.status().WithContext("log row at event " + std::to_string(row.first_event));
       if (row.end_event > target) *batch = batch_prefix(*batch, target - row.first_event);
       auto r = replica.apply(*batch);

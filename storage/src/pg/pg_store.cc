@@ -774,11 +774,7 @@ Result<std::vector<LogRow>> PgNode::read_log(std::string_view doc, uint64_t from
     uint64_t at = 0;
     for (int i = 0; i < r->rows() && at < to_event; ++i) {
       const uint64_t n = static_cast<uint64_t>(r->int64(i, 1));
-      if (at + n > from_event) {
-        auto batch = codec::decode_ops_sequence(r->bytes(i, 2));
-        if (!batch.ok()) return batch.status().WithContext("log of '" + std::string(doc) + "'");
-        out.push_back({at, at + n, r->int64(i, 0), codec::encode_ops(*batch)});
-      }
+      if (at + n > from_event) out.push_back({at, at + n, r->int64(i, 0), r->bytes(i, 2)});
       at += n;
     }
     return out;

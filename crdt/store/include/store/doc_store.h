@@ -49,7 +49,9 @@ struct LogRow {
   uint64_t first_event = 0;
   uint64_t end_event = 0;
   int64_t time_ms = 0;
-  std::string batch;  // codec::encode_ops
+  // One or more codec::encode_ops outputs one after the other (codec::decode_ops_sequence reads
+  // them): a store hands out what it keeps, without decoding and encoding it again.
+  std::string batch;
 };
 
 struct SnapshotInfo {
@@ -123,7 +125,7 @@ class DocStore {
   virtual Result<crdt::Doc> load(std::string_view doc, std::string_view agent, std::vector<std::string>* warnings) = 0;
   // Whether the document exists, and how many events its log holds.
   virtual Result<uint64_t> logged_events(std::string_view doc) = 0;
-  // Log rows that hold any of the events [from_event, to_event), in order, each as one batch.
+  // Log rows that hold any of the events [from_event, to_event), in order.
   virtual Result<std::vector<LogRow>> read_log(std::string_view doc, uint64_t from_event, uint64_t to_event) = 0;
   virtual Result<std::vector<SnapshotInfo>> snapshots(std::string_view doc) = 0;
   // The document's named versions, newest first. NotFound if the document does not exist.
