@@ -112,10 +112,13 @@ try {
   await waitFor(async () => (await a.textContent('[data-testid=history-text]')) === 'first draft\n', 10000, 'the version shown');
   assert.equal(await a.textContent('[data-testid=history-text] ins'), 'first draft\n');
   assert.match(await a.textContent('[data-testid=history-view-title]'), /sent to the client/);
-  const max = Number(await a.getAttribute('[data-testid=history-slider]', 'max'));
-  await a.$eval('[data-testid=history-slider]', (s, v) => { s.value = String(v); s.dispatchEvent(new Event('input')); }, max);
-  await waitFor(async () => (await a.textContent('[data-testid=history-text] ins').catch(() => '')) === 'Title\n', 10000,
-                'the last change marked at the slider\'s end');
+  // (The panel refreshes a second after one's own edits reach the server: move to the slider's end
+  // again until its points include them.)
+  await waitFor(async () => {
+    await a.$eval('[data-testid=history-slider]', (el) => { el.value = el.max; el.dispatchEvent(new Event('input')); });
+    await new Promise((r) => setTimeout(r, 300));
+    return (await a.textContent('[data-testid=history-text] ins').catch(() => '')) === 'Title\n';
+  }, 15000, 'the last change marked at the slider\'s end');
   // Authors: each stretch coloured and named by its writer.
   await a.check('[data-testid=authors-toggle]');
   await waitFor(async () => (await a.textContent('[data-testid=history-text]')) === 'Title\nfirst draft\nsecond part\n' &&
