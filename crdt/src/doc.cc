@@ -32,6 +32,7 @@ Status Doc::ValidateAgent(std::string_view agent) {
 
 const std::string& Doc::agent() const { return impl_->agent_name; }
 void Doc::set_limits(const DocLimits& limits) { impl_->limits = limits; }
+const DocLimits& Doc::limits() const { return impl_->limits; }
 
 Status Doc::insert(uint32_t pos, std::string_view text) {
   Impl& d = *impl_;

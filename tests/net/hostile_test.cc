@@ -101,7 +101,7 @@ TEST_CASE("hostile: malformed messages get an error and a close, and change noth
       {"unknown message type", [] { return std::string("\x91\x63", 2); }, true, proto::kBadMessage},
       {"a text frame", [] { return std::string("hello"); }, true, proto::kBadMessage, true},
       {"OPS before HELLO", [] { return ops_frame(OpBatch{{insert_run("raw", 0, {}, 0, "x")}}); }, false, proto::kBadMessage},
-      {"wrong protocol version", [] { return hello("raw", {}, 3); }, false, proto::kUnsupportedVersion},
+      {"wrong protocol version", [] { return hello("raw", {}, 4); }, false, proto::kUnsupportedVersion},
       {"ops for an agent it does not own",
        [] { return ops_frame(OpBatch{{insert_run("good", 1000, {{"good", 999}}, 0, "x")}}); }, true, proto::kForbidden},
       {"invalid UTF-8", [] {

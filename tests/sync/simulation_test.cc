@@ -35,6 +35,10 @@
 
 namespace {
 
+// Joins by SNAPSHOT over a run of seeds (the test checks the path is taken).
+uint64_t g_snapshots = 0, g_snapshots_after_typing = 0;
+
+
 using tandem::crdt::Doc;
 using tandem::crdt::OpBatch;
 using tandem::crdt::Version;
@@ -378,6 +382,10 @@ class Simulation {
       client_lost(index);
       return;
     }
+    if (r->kind == ClientEvent::kChange && r->replaced) {
+      ++g_snapshots;
+      if (cl.sync->doc().version().next(cl.sync->agent()) > 0) ++g_snapshots_after_typing;
+    }
     if (r->kind == ClientEvent::kWelcome || r->kind == ClientEvent::kAck) note_acknowledged(cl);
     if (verbose_ && r->kind == ClientEvent::kAck) log("client " + std::to_string(index) + " ack, unsent " + std::to_string(cl.sync->unsent()));
     if (r->kind == ClientEvent::kWelcome || r->kind == ClientEvent::kChange) client_flush(cl);
@@ -615,6 +623,7 @@ TEST_CASE("simulation: replicas, a crashing server and a faulty network converge
   // A long run splits over processes: TANDEM_SIM_FIRST=50001 TANDEM_SIM_SEEDS=50000, say.
   const uint64_t first = env("TANDEM_SIM_FIRST", 1), seeds = env("TANDEM_SIM_SEEDS", 2000);
   uint64_t failed = 0;
+  g_snapshots = g_snapshots_after_typing = 0;
   for (uint64_t seed = first; seed < first + seeds; ++seed) {
     const std::string failure = Simulation(seed, false).run();
     if (!failure.empty()) {
@@ -624,4 +633,11 @@ TEST_CASE("simulation: replicas, a crashing server and a faulty network converge
     }
   }
   CHECK(failed == 0);
+  // Replicas that start empty (new, or restarted without their state) join by SNAPSHOT, some of
+  // them with typing of their own to merge into it.
+  INFO(g_snapshots << " snapshots, " << g_snapshots_after_typing << " with own typing");
+  if (seeds >= 500) {
+    CHECK(g_snapshots > seeds / 10);
+    CHECK(g_snapshots_after_typing > 0);
+  }
 }

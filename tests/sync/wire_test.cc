@@ -67,6 +67,7 @@ TEST_CASE("wire: the byte examples of docs/protocol.md section 12 are what the e
       {proto::PresenceUpdate{7, "alice", p},
        "97 05 07 a5 61 6c 69 63 65 a5 41 6c 69 63 65 a7 23 65 39 31 65 36 33 02 02"},
       {proto::Leave{7}, "92 06 07"},
+      {proto::Snapshot{tandem::crdt::codec::save(d)}, "92 07 c4 1e 99 01 91 a5 61 6c 69 63 65 01 c4 01 11 c4 02 00 01 c4 01 00 c4 01 00 a2 68 69 c4 02 00 02"},
       {proto::Error{4403, "this session is read-only"},
        "93 0f cd 11 33 b9 74 68 69 73 20 73 65 73 73 69 6f 6e 20 69 73 20 72 65 61 64 2d 6f 6e 6c 79"},
   };
@@ -82,11 +83,11 @@ TEST_CASE("wire: the byte examples of docs/protocol.md section 12 are what the e
 }
 
 TEST_CASE("wire: the sync core's halves send and take the documented bytes", "[sync][wire]") {
-  // A client: its HELLO is section 12.2's, of protocol 2; the documented WELCOME and ACK are taken.
+  // A client: its HELLO is section 12.2's, of protocol 3; the documented WELCOME and ACK are taken.
   Doc d("alice");
   REQUIRE(d.insert(0, "hi").ok());
   tandem::sync::ClientSync client(std::move(d));
-  CHECK(show(client.open()) == show(hex("94 01 02 91 a5 61 6c 69 63 65 92 a5 61 6c 69 63 65 02")));
+  CHECK(show(client.open()) == show(hex("94 01 03 91 a5 61 6c 69 63 65 92 a5 61 6c 69 63 65 02")));
   auto w = client.receive(hex("95 0a 01 07 c2 90"));
   REQUIRE(w.ok());
   CHECK(w->kind == tandem::sync::ClientEvent::kWelcome);
@@ -153,30 +154,161 @@ TEST_CASE("wire: protocol 2 carries formatting; a protocol-1 client is refused a
   REQUIRE(std::holds_alternative<sync::Refusal>(j3));
   CHECK(std::get<sync::Refusal>(j3).code == proto::kUnsupportedVersion);
   CHECK(std::holds_alternative<sync::DocSync::Joined>(doc.join(4, {"dave"}, false, {}, 2)));
-  // Versions outside 1..2 are refused by the session.
+  // Versions outside 1..3 are refused by the session.
   sync::PeerSync future("", false, {});
-  auto r = future.receive(proto::encode(proto::Hello{3, {"eve"}, {}}));
+  auto r = future.receive(proto::encode(proto::Hello{4, {"eve"}, {}}));
   REQUIRE(std::holds_alternative<sync::Refusal>(r));
   CHECK(std::get<sync::Refusal>(r).code == proto::kUnsupportedVersion);
 }
 
-TEST_CASE("wire: a client whose HELLO 2 an older server refuses speaks 1 next time, if its replica is plain", "[sync][wire][rich]") {
+TEST_CASE("wire: a client whose HELLO an older server refuses speaks one version lower next time; 1 only if its replica is plain", "[sync][wire][rich]") {
   Doc d("alice");
   REQUIRE(d.insert(0, "hi").ok());
   tandem::sync::ClientSync client(std::move(d));
+  CHECK(static_cast<uint8_t>(client.open()[2]) == 3);
+  // What a server of protocol 2 answers.
+  REQUIRE(client.receive(proto::encode(proto::Error{4426, "protocol version 3 is not supported; this server speaks 1 to 2"})).ok());
+  client.closed();
+  CHECK(client.should_retry());
   CHECK(static_cast<uint8_t>(client.open()[2]) == 2);
   // What a server of before protocol 2 answered.
   REQUIRE(client.receive(proto::encode(proto::Error{4426, "protocol version 2 is not supported; this server speaks 1"})).ok());
   client.closed();
   CHECK(client.should_retry());
   CHECK(static_cast<uint8_t>(client.open()[2]) == 1);
-  // A replica with formatting cannot: the refusal stands.
+  // A replica with formatting steps down to 2, not to 1: the refusal of 2 stands.
   Doc r("bob");
   REQUIRE(r.insert(0, "hi").ok());
   REQUIRE(r.mark(0, 2, "bold", "true").ok());
   tandem::sync::ClientSync rich(std::move(r));
   (void)rich.open();
+  REQUIRE(rich.receive(proto::encode(proto::Error{4426, "protocol version 3 is not supported; this server speaks 1 to 2"})).ok());
+  rich.closed();
+  CHECK(rich.should_retry());
+  CHECK(static_cast<uint8_t>(rich.open()[2]) == 2);
   REQUIRE(rich.receive(proto::encode(proto::Error{4426, "protocol version 2 is not supported; this server speaks 1"})).ok());
   rich.closed();
   CHECK_FALSE(rich.should_retry());
+}
+
+namespace {
+
+// The messages a DocSync sends a peer joining with `have` in protocol `protocol`.
+std::vector<std::string> join_messages(tandem::sync::DocSync& doc, uint64_t peer, const std::string& agent,
+                                       const tandem::crdt::Version& have, uint32_t protocol) {
+  auto j = doc.join(peer, {agent}, false, have, protocol);
+  REQUIRE(std::holds_alternative<tandem::sync::DocSync::Joined>(j));
+  return std::get<tandem::sync::DocSync::Joined>(j).messages;
+}
+
+uint8_t type_of(const std::string& message) { return static_cast<uint8_t>(message[1]); }
+
+}  // namespace
+
+TEST_CASE("wire: a protocol-3 client that holds nothing is sent a SNAPSHOT; others the OPS they lack", "[sync][wire]") {
+  namespace sync = tandem::sync;
+  Doc server_doc("server");
+  REQUIRE(server_doc.insert(0, "hello world").ok());
+  REQUIRE(server_doc.remove(0, 6).ok());
+  REQUIRE(server_doc.mark(0, 5, "bold", "true").ok());
+  sync::DocSync doc(std::move(server_doc), {});
+
+  // An empty replica of protocol 3: WELCOME, then SNAPSHOT (the document as save() writes it).
+  auto m = join_messages(doc, 1, "new", {}, 3);
+  REQUIRE(m.size() == 2);
+  CHECK(type_of(m[0]) == proto::kWelcome);
+  REQUIRE(type_of(m[1]) == proto::kSnapshot);
+  auto snap = proto::decode(m[1]);
+  REQUIRE(snap.ok());
+  CHECK(std::get<proto::Snapshot>(*snap).encoded == tandem::crdt::codec::save(doc.doc()));
+  // The same bytes to the next joiner while nothing changed; the new state after a change.
+  CHECK(join_messages(doc, 2, "new2", {}, 3)[1] == m[1]);
+  // Protocol 2 (and 1) and a replica that holds something get OPS as before.
+  CHECK(type_of(join_messages(doc, 3, "old", {}, 2)[1]) == proto::kOps);
+  Doc partial("partial");
+  auto first = doc.doc().ops_since({});
+  REQUIRE(partial.apply(first).ok());
+  const auto have = partial.version();
+  REQUIRE(partial.insert(0, "x").ok());
+  CHECK(join_messages(doc, 4, "partial", have, 3).size() == 1);  // nothing it lacks
+  REQUIRE(std::holds_alternative<sync::DocSync::Applied>(doc.apply(4, sync::Batch{1, partial.ops_since(have)})));
+  auto again = join_messages(doc, 5, "new3", {}, 3);
+  REQUIRE(type_of(again[1]) == proto::kSnapshot);
+  CHECK(again[1] == proto::encode(proto::Snapshot{tandem::crdt::codec::save(doc.doc())}));
+  CHECK(again[1] != m[1]);
+  CHECK(type_of(join_messages(doc, 6, "behind", have, 3)[1]) == proto::kOps);
+  // An empty document has nothing to send.
+  sync::DocSync empty(Doc("server"), {});
+  CHECK(join_messages(empty, 1, "new", {}, 3).size() == 1);
+}
+
+TEST_CASE("wire: a client loads the SNAPSHOT, merges what it typed since its HELLO, and sends only that", "[sync][wire]") {
+  namespace sync = tandem::sync;
+  Doc server_doc("server");
+  REQUIRE(server_doc.insert(0, "héllo wörld").ok());
+  REQUIRE(server_doc.remove(5, 6).ok());
+  REQUIRE(server_doc.mark(0, 2, "bold", "true").ok());
+  sync::DocSync doc(std::move(server_doc), {});
+
+  for (bool typed : {false, true}) {
+    INFO(typed);
+    sync::ClientSync client(Doc(typed ? "typist" : "reader"));
+    tandem::crdt::DocLimits lim;
+    lim.max_length = 1000;
+    client.doc().set_limits(lim);
+    sync::PeerSync peer("", false, {});
+    auto hello = peer.receive(client.open());
+    REQUIRE(std::holds_alternative<proto::Hello>(hello));
+    const auto& h = std::get<proto::Hello>(hello);
+    auto m = join_messages(doc, typed ? 11 : 10, h.agents[0], h.doc_version, h.version);
+    REQUIRE(m.size() == 2);
+    // Typed while the answer was on its way (the editor shows an empty document meanwhile).
+    if (typed) REQUIRE(client.doc().insert(0, "¡").ok());
+    REQUIRE(client.receive(m[0]).ok());
+    auto ev = client.receive(m[1]);
+    REQUIRE(ev.ok());
+    CHECK(ev->kind == sync::ClientEvent::kChange);
+    CHECK(ev->replaced);
+    REQUIRE(ev->patches.size() == 1);
+    CHECK(ev->patches[0].pos == 0);
+    CHECK(ev->patches[0].deleted == (typed ? 1u : 0u));
+    CHECK(ev->patches[0].inserted == client.doc().text());
+    CHECK(ev->patches[0].inserted_utf16 == client.doc().length_utf16());
+    // As a replica merging the server's history and the typing would have it.
+    Doc merged("x");
+    REQUIRE(merged.apply(doc.doc().ops_since({})).ok());
+    if (typed) REQUIRE(merged.apply(client.doc().ops_since(doc.doc().version())).ok());
+    CHECK(client.doc().text() == merged.text());
+    CHECK(client.doc().text().size() == (typed ? 8u : 6u));  // "héllo" and "¡" where the merge puts it
+    CHECK(client.doc().format_events() == 1);
+    CHECK(client.doc().spans() == merged.spans());
+    CHECK(client.doc().limits().max_length == 1000);
+    CHECK(client.doc().agent() == h.agents[0]);
+    CHECK(client.doc().version().includes(doc.doc().version()));
+    CHECK(client.synced() == !typed);
+    // Only its own typing goes out, and the server takes it.
+    auto out = client.outgoing();
+    REQUIRE(out.size() == (typed ? 1u : 0u));
+    if (typed) {
+      auto batch = peer.receive(out[0]);
+      REQUIRE(std::holds_alternative<sync::Batch>(batch));
+      auto& b = std::get<sync::Batch>(batch);
+      CHECK(b.ops.events() == 1);
+      REQUIRE(std::holds_alternative<sync::DocSync::Applied>(doc.apply(11, std::move(b))));
+      CHECK(doc.doc().text() == client.doc().text());
+    }
+  }
+
+  // A SNAPSHOT that does not load is an error (the connection is dropped), and changes nothing.
+  sync::ClientSync client(Doc("c"));
+  (void)client.open();
+  REQUIRE(client.receive(join_messages(doc, 20, "c", {}, 3)[0]).ok());
+  REQUIRE(client.doc().insert(0, "mine").ok());
+  auto bad = client.receive(proto::encode(proto::Snapshot{"\x93\x01"}));
+  CHECK_FALSE(bad.ok());
+  CHECK(client.doc().text() == "mine");
+  // Nor before WELCOME.
+  sync::ClientSync early(Doc("e"));
+  (void)early.open();
+  CHECK_FALSE(early.receive(proto::encode(proto::Snapshot{tandem::crdt::codec::save(doc.doc())})).ok());
 }

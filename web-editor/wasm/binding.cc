@@ -189,7 +189,7 @@ class Replica {
       case ClientEvent::kChange:
         out.set("kind", "change");
         out.set("patches", patches_of(r->patches));
-        out.set("formats", formats_since(formats_before));
+        out.set("formats", formats_since(r->replaced ? 0 : formats_before));
         break;
       case ClientEvent::kAck:
         out.set("kind", "ack");

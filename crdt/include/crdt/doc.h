@@ -59,6 +59,7 @@ class Doc {
 
   const std::string& agent() const;
   void set_limits(const DocLimits& limits);
+  const DocLimits& limits() const;
 
   // Local edits. `text` must be well-formed UTF-8.
   Status insert(uint32_t pos, std::string_view text);

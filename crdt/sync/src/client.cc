@@ -79,6 +79,8 @@ Result<ClientEvent> ClientSync::receive(std::string_view message, int64_t now_ms
     return Status::InvalidArgument("the server's first message is not WELCOME");
   } else if (auto* o = std::get_if<proto::Ops>(&*msg)) {
     return on_ops(*o);
+  } else if (auto* sn = std::get_if<proto::Snapshot>(&*msg)) {
+    return on_snapshot(*sn);
   } else if (auto* a = std::get_if<proto::Ack>(&*msg)) {
     on_ack(a->batch_id);
     ev.kind = ClientEvent::kAck;
@@ -89,11 +91,11 @@ Result<ClientEvent> ClientSync::receive(std::string_view message, int64_t now_ms
     ev.kind = ClientEvent::kLeave;
     ev.session = l->session;
   } else if (auto* e = std::get_if<proto::Error>(&*msg)) {
-    // A server of before protocol 2 refuses its HELLO: a plain replica can speak 1 to it (and
-    // the next connection does); a replica with formatting cannot.
+    // An older server refuses its HELLO: the next connection speaks one version lower (2
+    // lacks only SNAPSHOT; 1 lacks formatting, so a replica with formatting stops at 2).
     if (e->code == proto::kUnsupportedVersion && !welcomed_ && protocol_ > proto::kOldestProtocolVersion &&
-        doc_.format_events() == 0) {
-      protocol_ = proto::kOldestProtocolVersion;
+        (protocol_ > 2 || doc_.format_events() == 0)) {
+      --protocol_;
     } else {
       error_.emplace(e->code, e->message);
     }
@@ -138,6 +140,34 @@ Result<ClientEvent> ClientSync::on_ops(const proto::Ops& o) {
   ClientEvent ev;
   ev.kind = ClientEvent::kChange;
   ev.patches = std::move(*patches);
+  return ev;
+}
+
+Result<ClientEvent> ClientSync::on_snapshot(const proto::Snapshot& s) {
+  crdt::codec::DecodeLimits lim;
+  lim.max_bytes = limits_.max_message_bytes;
+  auto loaded = crdt::codec::load(s.encoded, doc_.agent(), lim);
+  if (!loaded.ok()) return loaded.status().WithContext("SNAPSHOT");
+  loaded->set_limits(doc_.limits());
+  // Whatever this replica holds that the snapshot lacks (what was typed since the HELLO, which
+  // said it held nothing) merges into it.
+  if (doc_.num_events() > 0) {
+    auto mine = loaded->apply(doc_.ops_since(loaded->version(), crdt::Doc::DeletedText::kInclude));
+    if (!mine.ok()) return mine.status().WithContext("SNAPSHOT");
+  }
+  ClientEvent ev;
+  ev.kind = ClientEvent::kChange;
+  ev.replaced = true;
+  crdt::Patch p;
+  p.deleted = doc_.length();
+  p.deleted_utf16 = doc_.length_utf16();
+  p.inserted = loaded->text();
+  p.inserted_utf16 = loaded->length_utf16();
+  if (p.deleted > 0 || !p.inserted.empty()) ev.patches.push_back(std::move(p));
+  doc_ = std::move(*loaded);
+  for (const auto& [agent, n] : doc_.version().entries()) {
+    if (!acked(agent) && base_.next(agent) < n) base_.advance(agent, n);
+  }
   return ev;
 }
 

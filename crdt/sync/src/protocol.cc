@@ -147,6 +147,13 @@ Result<Message> decode(std::string_view frame, const Limits& limits) {
       if (!as_u64(f[1], &m.session)) return bad("LEAVE: bad session");
       return Message(m);
     }
+    case kSnapshot: {
+      TANDEM_RETURN_IF_ERROR(want(2, "SNAPSHOT"));
+      if (f[1].type != msgpack::type::BIN) return bad("SNAPSHOT: the snapshot must be bin");
+      Snapshot m;
+      m.encoded.assign(f[1].via.bin.ptr, f[1].via.bin.size);
+      return Message(std::move(m));
+    }
     case kWelcome: {
       TANDEM_RETURN_IF_ERROR(want(5, "WELCOME"));
       Welcome m;
@@ -243,6 +250,18 @@ std::string encode(const Leave& m) {
   pk.pack_array(2);
   pk.pack_uint8(kLeave);
   pk.pack_uint64(m.session);
+  return out;
+}
+
+std::string encode(const Snapshot& m) {
+  std::string out;
+  out.reserve(m.encoded.size() + 8);
+  Sink s{&out};
+  Packer pk(s);
+  pk.pack_array(2);
+  pk.pack_uint8(kSnapshot);
+  pk.pack_bin(static_cast<uint32_t>(m.encoded.size()));
+  pk.pack_bin_body(m.encoded.data(), static_cast<uint32_t>(m.encoded.size()));
   return out;
 }
 

@@ -114,8 +114,11 @@ std::variant<DocSync::Joined, Refusal> DocSync::join(uint64_t peer, std::vector<
   w.read_only = read_only;
   w.doc_version = durable_;  // what is safe: the client resends its own operations beyond it
   out.messages.push_back(proto::encode(w));
-  crdt::OpBatch missing = doc_.ops_since(have);
-  if (!missing.empty()) {
+  if (protocol >= 3 && have.empty() && doc_.num_events() > 0) {
+    // A replica that holds nothing loads the document instead of merging its whole history.
+    out.sent_events = doc_.num_events();
+    out.messages.push_back(snapshot_message());
+  } else if (crdt::OpBatch missing = doc_.ops_since(have); !missing.empty()) {
     out.sent_events = missing.events();
     out.messages.push_back(proto::encode(proto::Ops{0, crdt::codec::encode_ops(missing)}));
   }
@@ -123,6 +126,15 @@ std::variant<DocSync::Joined, Refusal> DocSync::join(uint64_t peer, std::vector<
     out.messages.push_back(proto::encode(proto::PresenceUpdate{sid, p.first, p.second}));
   }
   return out;
+}
+
+const std::string& DocSync::snapshot_message() {
+  // Every change to the replica adds events, so the count says whether the cached one is stale.
+  if (snapshot_events_ != doc_.num_events()) {
+    snapshot_ = proto::encode(proto::Snapshot{crdt::codec::save(doc_)});
+    snapshot_events_ = doc_.num_events();
+  }
+  return snapshot_;
 }
 
 std::optional<std::string> DocSync::leave(uint64_t peer) {

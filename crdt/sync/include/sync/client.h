@@ -39,6 +39,8 @@ struct ClientEvent {
   enum Kind { kWelcome, kChange, kAck, kPresence, kLeave, kError };
   Kind kind = kAck;
   std::vector<crdt::Patch> patches;  // kChange: in order, each on the text the previous one left
+  bool replaced = false;             // kChange: the replica was replaced by a SNAPSHOT (one patch
+                                     // replaces the whole text; format events renumbered from 0)
   proto::PresenceUpdate presence;    // kPresence
   uint64_t session = 0;              // kWelcome: this session's; kLeave: the one that left
   uint16_t code = 0;                 // kError, with message: the server closes after it
@@ -109,6 +111,7 @@ class ClientSync {
  private:
   void on_welcome(const proto::Welcome& w, int64_t now_ms);
   crdt::Result<ClientEvent> on_ops(const proto::Ops& o);
+  crdt::Result<ClientEvent> on_snapshot(const proto::Snapshot& s);
   void on_ack(uint64_t batch_id);
   void forget_acknowledged();
   uint32_t* acked(const std::string& agent);
@@ -117,7 +120,7 @@ class ClientSync {
   ClientLimits limits_;
   std::vector<std::pair<std::string, uint32_t>> agents_;  // agent -> own ops below this are durable
   crdt::Version base_;      // what the server holds, as far as this connection knows
-  uint32_t protocol_ = proto::kProtocolVersion;  // the HELLO's version (1 after an old server refused 2)
+  uint32_t protocol_ = proto::kProtocolVersion;  // the HELLO's version (lower after an older server refused it)
   crdt::Version welcomed_version_;  // what the server held durably when it welcomed us
   std::map<uint64_t, crdt::Version> pending_;  // batch id -> its reach (crdt::reach)
   uint64_t next_batch_ = 1;

@@ -1,6 +1,8 @@
-// The wire protocol between Tandem clients and the server, version 2 (docs/protocol.md).
+// The wire protocol between Tandem clients and the server, version 3 (docs/protocol.md).
 // Version 2 is version 1 with op batches of format 2 (marks and blocks) allowed; a server speaks
-// both, and refuses a version-1 client a document that has formatting (kUnsupportedVersion).
+// all three, and refuses a version-1 client a document that has formatting (kUnsupportedVersion).
+// Version 3 adds SNAPSHOT: a client that holds nothing is sent the document as a snapshot
+// (crdt::codec::save) instead of its whole history as OPS.
 //
 // Every WebSocket message is one binary frame holding one msgpack array whose first element is
 // the message type. Op batches travel inside OPS as bin, in the engine's own encoding
@@ -21,7 +23,7 @@
 
 namespace tandem::proto {
 
-inline constexpr uint32_t kProtocolVersion = 2;
+inline constexpr uint32_t kProtocolVersion = 3;
 inline constexpr uint32_t kOldestProtocolVersion = 1;
 
 enum Type : uint8_t {
@@ -31,6 +33,7 @@ enum Type : uint8_t {
   kPresence = 4,        // client -> server
   kPresenceUpdate = 5,  // server -> client
   kLeave = 6,           // server -> client
+  kSnapshot = 7,        // server -> client (protocol 3), right after WELCOME, instead of OPS
   kWelcome = 10,        // server -> client
   kError = 15,          // server -> client, then a close with the same code
 };
@@ -89,6 +92,12 @@ struct Leave {
   uint64_t session = 0;
 };
 
+// The whole document, to a client whose HELLO said it holds nothing: it replaces the client's
+// empty replica (merging whatever the client typed since its HELLO).
+struct Snapshot {
+  std::string encoded;  // crdt::codec::save
+};
+
 struct Welcome {
   uint32_t version = kProtocolVersion;
   uint64_t session = 0;
@@ -101,7 +110,7 @@ struct Error {
   std::string message;
 };
 
-using Message = std::variant<Hello, Ops, Ack, Presence, PresenceUpdate, Leave, Welcome, Error>;
+using Message = std::variant<Hello, Ops, Ack, Presence, PresenceUpdate, Leave, Snapshot, Welcome, Error>;
 
 struct Limits {
   size_t max_frame_bytes = size_t{1} << 20;
@@ -117,6 +126,7 @@ std::string encode(const Ack& m);
 std::string encode(const Presence& m);
 std::string encode(const PresenceUpdate& m);
 std::string encode(const Leave& m);
+std::string encode(const Snapshot& m);
 std::string encode(const Welcome& m);
 std::string encode(const Error& m);
 std::string encode(const Message& m);

@@ -93,8 +93,10 @@ class DocSync {
   size_t members() const { return members_.size(); }
 
   struct Joined {
-    std::vector<std::string> messages;  // to the joining peer, in order: WELCOME, OPS, PRESENCE_UPDATE...
-    uint64_t sent_events = 0;           // operations in the OPS
+    // To the joining peer, in order: WELCOME, then what it lacks (SNAPSHOT to a protocol-3 peer
+    // that holds nothing, else OPS, or neither), then PRESENCE_UPDATE...
+    std::vector<std::string> messages;
+    uint64_t sent_events = 0;           // operations in the OPS or the SNAPSHOT
     std::vector<std::pair<uint64_t, std::string>> displaced;  // members whose agent it took over
   };
   // `peer` (a new id) joins as `agents` holding `have`, speaking protocol `protocol` (a
@@ -155,6 +157,8 @@ class DocSync {
   };
   std::variant<Applied, Refusal> integrate(uint64_t peer, Batch batch);
   void release_acks();
+  // SNAPSHOT of the replica as it is, encoded once per state of it (joins come in waves).
+  const std::string& snapshot_message();
 
   crdt::Doc doc_;
   ServerLimits limits_;
@@ -166,6 +170,8 @@ class DocSync {
   std::vector<std::pair<uint64_t, uint64_t>> ready_;  // peer, batch id
   crdt::OpBatch outbox_;
   uint64_t outbox_author_ = 0;
+  std::string snapshot_;
+  uint64_t snapshot_events_ = UINT64_MAX;
 };
 
 }  // namespace tandem::sync
