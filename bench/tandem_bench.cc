@@ -95,6 +95,7 @@ struct Row {
   uint64_t formats = 0;
   size_t snapshot_bytes = 0;
   int64_t memory_bytes = 0;
+  int64_t load_memory_bytes = 0;  // heap a replica holds right after loading the snapshot
 };
 
 Doc replay_or_die(const trace::Trace& t) {
@@ -174,11 +175,13 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
     encode.push_back(ms_since(t0));
     row.snapshot_bytes = snap.size();
 
+    const int64_t live = g_live_bytes.load();
     t0 = Clock::now();
     auto loaded = codec::load(snap, "reader");
     if (!loaded.ok()) die(t.name + ": load: " + loaded.status().ToString());
     const std::string text = loaded->text();
     load.push_back(ms_since(t0));
+    if (i == 0) row.load_memory_bytes = g_live_bytes.load() - live - static_cast<int64_t>(text.capacity());
     if (text != t.end_content) die(t.name + ": loaded snapshot does not hold endContent");
     if (t.num_formats > 0) {
       t0 = Clock::now();
@@ -268,8 +271,8 @@ int cmd_trace(int argc, char** argv) {
     return 0;
   }
   if (!json) {
-    std::printf("%-22s %8s %9s %9s %9s %9s %9s %9s %10s %10s %9s\n", "trace", "ops", "final_len", "local_ms", "merge_ms",
-                "ingest_ms", "encode_ms", "load_ms", "snap_bytes", "mem_bytes", "spans_ms");
+    std::printf("%-22s %8s %9s %9s %9s %9s %9s %9s %10s %10s %10s %9s\n", "trace", "ops", "final_len", "local_ms",
+                "merge_ms", "ingest_ms", "encode_ms", "load_ms", "snap_bytes", "load_mem", "mem_bytes", "spans_ms");
   }
   for (const auto& f : files) {
     auto t = trace::load(f);
@@ -287,16 +290,17 @@ int cmd_trace(int argc, char** argv) {
       line.append(",\"encode_ms\":").append(fmt3(r.encode_ms));
       line.append(",\"load_ms\":").append(fmt3(r.load_ms));
       line.append(",\"snapshot_bytes\":").append(std::to_string(r.snapshot_bytes));
+      line.append(",\"load_memory_bytes\":").append(std::to_string(r.load_memory_bytes));
       if (has_local) line.append(",\"memory_bytes\":").append(std::to_string(r.memory_bytes));
       if (r.spans_ms >= 0) line.append(",\"spans_ms\":").append(fmt3(r.spans_ms));
       if (r.formats) line.append(",\"formats\":").append(std::to_string(r.formats));
       line.append(",\"runs\":").append(std::to_string(runs)).append("}\n");
       std::fputs(line.c_str(), stdout);
     } else {
-      std::printf("%-22s %8llu %9llu %9s %9.2f %9s %9.2f %9.2f %10zu %10s %9s\n", r.trace.c_str(),
+      std::printf("%-22s %8llu %9llu %9s %9.2f %9s %9.2f %9.2f %10zu %10lld %10s %9s\n", r.trace.c_str(),
                   static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.final_len),
                   has_local ? fmt2(r.local_ms).c_str() : "-", r.merge_ms, has_ingest ? fmt2(r.ingest_ms).c_str() : "-",
-                  r.encode_ms, r.load_ms, r.snapshot_bytes, has_local ? std::to_string(r.memory_bytes).c_str() : "-",
+                  r.encode_ms, r.load_ms, r.snapshot_bytes, static_cast<long long>(r.load_memory_bytes), has_local ? std::to_string(r.memory_bytes).c_str() : "-",
                   r.spans_ms >= 0 ? fmt2(r.spans_ms).c_str() : "-");
     }
     std::fflush(stdout);

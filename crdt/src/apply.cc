@@ -627,7 +627,7 @@ Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
   if (batch.runs.empty()) return std::vector<Patch>{};
   HeldBack held_back;
   for (int round = 0;; ++round) {
-    Round r(*impl_, batch, held_back);
+    Round r(full(), batch, held_back);
     std::vector<Patch> patches;
     Status st = r.integrate();
     if (st.ok()) st = r.check_held_limits();

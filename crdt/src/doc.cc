@@ -35,7 +35,7 @@ void Doc::set_limits(const DocLimits& limits) { impl_->limits = limits; }
 const DocLimits& Doc::limits() const { return impl_->limits; }
 
 Status Doc::insert(uint32_t pos, std::string_view text) {
-  Impl& d = *impl_;
+  Impl& d = full();
   auto info = utf8::inspect(text);
   if (!info.ok()) return info.status();
   const uint64_t n = info->code_points;
@@ -62,7 +62,7 @@ Status Doc::insert(uint32_t pos, std::string_view text) {
 }
 
 Status Doc::remove(uint32_t pos, uint32_t n) {
-  Impl& d = *impl_;
+  Impl& d = full();
   const uint32_t len = d.rope.length();
   if (uint64_t{pos} + n > len) {
     return Status::OutOfRange("delete of [" + num(pos) + ", " + num(uint64_t{pos} + n) +
@@ -118,7 +118,7 @@ Result<uint32_t> Doc::pos_from_utf16(uint32_t utf16) const {
 const Version& Doc::version() const { return impl_->synced_version(); }
 
 Result<std::vector<OpId>> Doc::frontier_of(const Version& v) const {
-  const Impl& d = *impl_;
+  const Impl& d = full();
   const OpLog& log = d.log;
   if (!d.synced_version().includes(v)) return Status::NotFound("this replica does not hold all of version " + v.ToString());
   Frontier tips;
@@ -154,7 +154,7 @@ Result<std::vector<OpId>> Doc::frontier_of(const Version& v) const {
   }
   return out;
 }
-uint64_t Doc::num_events() const { return impl_->log.size(); }
+uint64_t Doc::num_events() const { return impl_->deferred ? impl_->deferred->events : impl_->log.size(); }
 uint64_t Doc::pending_events() const { return impl_->pending_events; }
 
 Doc::MergeWork Doc::last_merge_work() const {
@@ -238,7 +238,7 @@ void runs_of(const Doc::Impl& d, const std::vector<Range>& ranges, Doc::DeletedT
 }  // namespace internal
 
 OpBatch Doc::ops_since(const Version& peer, DeletedText deleted) const {
-  const Impl& d = *impl_;
+  const Impl& d = full();
   const OpLog& log = d.log;
   // The LV ranges of every agent's ops from the peer's next seq on, in LV (causal) order.
   std::vector<internal::Range> ranges;
@@ -260,7 +260,7 @@ OpBatch Doc::ops_since(const Version& peer, DeletedText deleted) const {
 }
 
 Status Doc::check_invariants() const {
-  const Impl& d = *impl_;
+  const Impl& d = full();
   TANDEM_RETURN_IF_ERROR(d.rope.check());
   TANDEM_RETURN_IF_ERROR(d.log.check());
   const OpLog& log = d.log;
@@ -332,7 +332,9 @@ Status Doc::check_invariants() const {
 
 size_t Doc::heap_bytes() const {
   const Impl& d = *impl_;
-  size_t n = sizeof(Impl) + d.rope.heap_bytes() + d.log.heap_bytes() + d.frontier.capacity() * sizeof(LV) +
+  size_t n = d.deferred ? sizeof(Impl::Deferred) + d.deferred->bytes.capacity() : 0;
+  for (const auto& c : d.comment_ids) n += c.capacity() + 32;
+  n += sizeof(Impl) + d.rope.heap_bytes() + d.log.heap_bytes() + d.frontier.capacity() * sizeof(LV) +
              d.deleted.heap_bytes() + d.scratch.capacity() * sizeof(LvRun);
   n += d.pending.capacity() * sizeof(OpRun) + d.pending_blocker.capacity() * sizeof(std::string);
   for (const auto& r : d.pending) n += r.content.capacity() + r.parents.capacity() * sizeof(OpId);

@@ -108,6 +108,17 @@ struct Doc::Impl {
     return Status::ResourceExhausted(std::string(whose) + " more than " + std::to_string(limits.max_comments) + " comments");
   }
 
+  // A replica loaded lazily (Doc::from_snapshot_lazy) holds its snapshot's bytes here and no op
+  // log, deleted set or held runs: its text, version, frontier and counts are exact, and the
+  // first call that needs the rest builds it from the bytes (Doc::full).
+  struct Deferred {
+    std::string bytes;
+    Doc::SnapshotDecoder decode;
+    uint64_t events = 0;
+    uint64_t formats = 0;
+  };
+  std::unique_ptr<Deferred> deferred;
+
   uint32_t local_agent() {
     if (agent == internal::kNoLV) agent = log.intern_agent(agent_name);
     return agent;

@@ -131,7 +131,7 @@ History& History::operator=(History&&) noexcept = default;
 uint64_t History::events() const { return impl_->events; }
 
 Result<History> Doc::history() const {
-  const internal::OpLog& log = impl_->log;
+  const internal::OpLog& log = full().log;
   internal::Sequence seq(log);
   std::vector<internal::Sequence::Found> found;
   TANDEM_RETURN_IF_ERROR(seq.catch_up(&found));

@@ -100,24 +100,6 @@ std::string_view OpLog::content(LV lv, uint32_t n) const {
   return rest.substr(0, op.one_byte ? n : utf8::byte_offset(rest, n));
 }
 
-namespace {
-
-// How many leading events of a run extend span `last`, when the run continues last's agent and
-// follows its last event: typing on from its end, deleting forward at its position, or
-// backspacing from its start. *to_back: `last` turns into a backspace run.
-uint32_t extend_by(const OpSpan& last, OpType type, uint32_t pos, uint32_t len, bool* to_back) {
-  if (type == kFmt || last.type == kFmt) return 0;
-  if (type == kIns) return last.type == kIns && pos == last.pos + last.len ? len : 0;
-  if (last.type == kDelFwd && pos == last.pos) return type == kDelFwd ? len : 1;  // a backspace continues one event
-  if (last.type != kIns && (last.type == kDelBack || last.len == 1) && last.pos >= last.len &&
-      pos == last.pos - last.len) {
-    *to_back = true;
-    return type == kDelBack ? len : 1;
-  }
-  return 0;
-}
-
-}  // namespace
 
 void OpLog::append(uint32_t agent, uint32_t seq, const Frontier& parents, OpType type, uint32_t pos,
                    uint32_t len, std::string_view content, uint32_t len_before) {
@@ -453,6 +435,18 @@ size_t OpLog::heap_bytes() const {
   for (const auto& g : graph_) n += g.parents.capacity() * sizeof(LV);
   n += agent_index_.size() * (sizeof(std::string) + 32) + agent_index_.bucket_count() * sizeof(void*);
   return n;
+}
+
+uint32_t extend_by(const OpSpan& last, OpType type, uint32_t pos, uint32_t len, bool* to_back) {
+  if (type == kFmt || last.type == kFmt) return 0;
+  if (type == kIns) return last.type == kIns && pos == last.pos + last.len ? len : 0;
+  if (last.type == kDelFwd && pos == last.pos) return type == kDelFwd ? len : 1;  // a backspace continues one event
+  if (last.type != kIns && (last.type == kDelBack || last.len == 1) && last.pos >= last.len &&
+      pos == last.pos - last.len) {
+    *to_back = true;
+    return type == kDelBack ? len : 1;
+  }
+  return 0;
 }
 
 }  // namespace tandem::crdt::internal

@@ -91,6 +91,11 @@ struct GraphEntry {
   Frontier parents;
 };
 
+// How many of the `len` events (type, pos) extend op span `last`, appended right after it by the
+// same agent with the event before as their only parent: typing on from its end, deleting forward
+// at its position, or backspacing from its start. *to_back: `last` turns into a backspace run.
+uint32_t extend_by(const OpSpan& last, OpType type, uint32_t pos, uint32_t len, bool* to_back);
+
 class OpLog {
  public:
   LV size() const { return end_; }

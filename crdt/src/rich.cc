@@ -116,12 +116,12 @@ const RichState::Read& resolve(const Doc::Impl& d) {
 
 }  // namespace
 
-uint64_t Doc::format_events() const { return impl_->log.num_formats(); }
+uint64_t Doc::format_events() const { return impl_->deferred ? impl_->deferred->formats : impl_->log.num_formats(); }
 
 std::vector<std::pair<uint32_t, uint32_t>> Doc::format_ranges(uint64_t first) const {
-  const Impl& d = *impl_;
   std::vector<std::pair<uint32_t, uint32_t>> out;
-  if (first >= d.log.num_formats()) return out;
+  if (first >= format_events()) return out;
+  const Impl& d = full();
   const RichState::Read& r = resolve(d);
   for (size_t i = first; i < r.range.size(); ++i) {
     const auto [from, to] = r.range[i];
@@ -131,7 +131,7 @@ std::vector<std::pair<uint32_t, uint32_t>> Doc::format_ranges(uint64_t first) co
 }
 
 std::vector<TextSpan> Doc::spans() const {
-  const Impl& d = *impl_;
+  const Impl& d = full();
   const uint32_t len = d.rope.length();
   std::vector<TextSpan> out;
   if (len == 0) return out;
@@ -221,7 +221,7 @@ std::vector<TextSpan> Doc::spans() const {
 }
 
 std::vector<Block> Doc::blocks() const {
-  const Impl& d = *impl_;
+  const Impl& d = full();
   std::vector<Block> out{Block{}};
   const std::string text = d.rope.text();
   uint32_t cp = 0;
@@ -272,16 +272,16 @@ Status append_format(Doc::Impl& d, OpKind kind, uint32_t pos, Format f) {
 
 Status Doc::mark(uint32_t pos, uint32_t len, std::string_view name, std::string_view value) {
   if (uint64_t{pos} + len > UINT32_MAX) return Status::OutOfRange("mark range overflows");
-  return append_format(*impl_, OpKind::kMark, pos, Format{pos + len, std::string(name), std::string(value), false});
+  return append_format(full(), OpKind::kMark, pos, Format{pos + len, std::string(name), std::string(value), false});
 }
 
 Status Doc::unmark(uint32_t pos, uint32_t len, std::string_view name, std::string_view value) {
   if (uint64_t{pos} + len > UINT32_MAX) return Status::OutOfRange("mark range overflows");
-  return append_format(*impl_, OpKind::kMark, pos, Format{pos + len, std::string(name), std::string(value), true});
+  return append_format(full(), OpKind::kMark, pos, Format{pos + len, std::string(name), std::string(value), true});
 }
 
 Status Doc::set_block(uint32_t pos, std::string_view type, std::string_view value) {
-  const Impl& d = *impl_;
+  const Impl& d = full();
   if (pos > d.rope.length()) {
     return Status::OutOfRange("block at " + num(pos) + " is past the end of the document (length " +
                               num(d.rope.length()) + ")");
@@ -298,7 +298,7 @@ Status Doc::set_block(uint32_t pos, std::string_view type, std::string_view valu
     }
     start = from;
   }
-  return append_format(*impl_, OpKind::kBlock, start, Format{0, std::string(type), std::string(value), false});
+  return append_format(full(), OpKind::kBlock, start, Format{0, std::string(type), std::string(value), false});
 }
 
 }  // namespace tandem::crdt

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdio>
+#include <cstdlib>
 #include <queue>
 #include <unordered_set>
 
@@ -112,7 +114,7 @@ void push_text_run(std::vector<SnapshotData::TextRun>* out, LV lv, uint32_t len)
 }  // namespace
 
 SnapshotData Doc::to_snapshot() const {
-  const Impl& d = *impl_;
+  const Impl& d = full();
   SnapshotData out;
   const OpLog* src = &d.log;
   OpLog canon;
@@ -199,22 +201,72 @@ SnapshotData Doc::to_snapshot() const {
   return out;
 }
 
-Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent) {
-  TANDEM_RETURN_IF_ERROR(ValidateAgent(agent));
-  auto impl = std::make_unique<Impl>();
-  impl->agent_name = std::string(agent);
-  Impl& d = *impl;
-  OpLog& log = d.log;
+namespace {
 
+// What a snapshot's checks need of an op log, keeping only the runs' shapes: a lazy load checks
+// against this (as OpLog::append_span would append) and then drops it.
+class RunShapes {
+ public:
+  LV size() const { return end_; }
+  const std::vector<OpSpan>& ops() const { return ops_; }
+  const std::vector<internal::GraphEntry>& graph() const { return graph_; }
+  void reserve_runs(size_t runs) { ops_.reserve(runs); }
+  uint32_t len_after(LV lv) const {
+    auto it = std::upper_bound(ops_.begin(), ops_.end(), lv, [](LV x, const OpSpan& o) { return x < o.lv; });
+    --it;
+    return it->len_after(lv - it->lv);
+  }
+  uint32_t intern_agent(std::string_view) {
+    next_seq_.push_back(0);
+    return static_cast<uint32_t>(next_seq_.size() - 1);
+  }
+  uint32_t next_seq(uint32_t agent) const { return next_seq_[agent]; }
+  uint32_t agents() const { return static_cast<uint32_t>(next_seq_.size()); }
+  void attach_format(const Format&) {}
+  OpLog::SpanResult append_span(uint32_t agent, const Frontier& parents, OpType type, uint32_t pos, uint32_t len,
+                                uint32_t len_before) {
+    const LV lv = end_;
+    uint32_t& seq = next_seq_[agent];
+    if (uint64_t{seq} + len > UINT32_MAX) return OpLog::SpanResult::kSeqOverflow;
+    if (type == internal::kDelBack && len == 1) type = internal::kDelFwd;
+    const bool linear = parents.size() == 1 && parents[0] + 1 == lv;
+    // A snapshot's agent takes its seqs in order, so its events continue the last agent span
+    // exactly when the run before is its own.
+    bool to_back = false;
+    if (linear && last_agent_ == agent && internal::extend_by(ops_.back(), type, pos, len, &to_back) > 0) {
+      return OpLog::SpanResult::kContinues;
+    }
+    last_agent_ = agent;
+    seq += len;
+    if (linear) {
+      graph_.back().end += len;
+    } else {
+      graph_.push_back({lv, lv + len, parents});
+    }
+    ops_.push_back({lv, len, pos, len_before, 0, static_cast<uint8_t>(type)});
+    end_ += len;
+    return OpLog::SpanResult::kOk;
+  }
+
+ private:
+  std::vector<OpSpan> ops_;
+  std::vector<internal::GraphEntry> graph_;
+  std::vector<uint32_t> next_seq_;
+  uint32_t last_agent_ = internal::kNoLV;
+  LV end_ = 0;
+};
+
+// The runs' checks (positions against the document length at their parents, maximal runs,
+// agents in order of appearance, formats), appending them to `log`; then d's frontier.
+template <class Log>
+Status check_runs(const SnapshotData& data, Log& log, Doc::Impl& d) {
   std::unordered_set<std::string> seen;
   for (const auto& a : data.agents) {
-    TANDEM_RETURN_IF_ERROR(ValidateAgent(a).WithContext("snapshot agent"));
+    TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(a).WithContext("snapshot agent"));
     if (!seen.insert(a).second) return Status::Corruption("snapshot names agent '" + a + "' twice");
   }
   if (data.events() > internal::kMaxEvents) return Status::Corruption("snapshot has too many events");
 
-  // The log, checking each run against the document length at its parents. Its text is filled
-  // in afterwards, from the snapshot's text (replace_arena).
   log.reserve_runs(data.runs.size());
   size_t agents_seen = 0;
   std::vector<uint32_t> interned(data.agents.size(), internal::kNoLV);  // snapshot agent -> log agent
@@ -282,21 +334,31 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     if (!std::binary_search(named.begin(), named.end(), g.end - 1)) d.frontier.push_back(g.end - 1);
   }
   std::sort(d.frontier.begin(), d.frontier.end());
+  return Status::OK();
+}
 
-  // The text and which events its characters are.
+// A stretch of the visible text: insert events [lv, lv + len), from byte `byte` of the text.
+struct Vis {
+  LV lv;
+  uint32_t len;
+  size_t byte;
+};
+
+// The text's checks: the text runs cover the text exactly, name distinct events of the log, all
+// of them inserts, and the text's length is the history's when it has one latest event. Gives
+// the text runs in text order (*runs) and in event order (*vis). With `arena`, also builds the
+// log's text (visible characters from the snapshot's text, placeholders for the rest, whose
+// events go to d.deleted) as OpLog::replace_arena takes it.
+template <class Log>
+Status check_text(const SnapshotData& data, const Log& log, Doc::Impl& d, std::vector<LvRun>* runs,
+                  std::string* arena, std::vector<uint32_t>* offsets) {
   auto info = utf8::inspect(data.text);
   if (!info.ok()) return info.status().WithContext("snapshot text");
   uint64_t covered = 0;
   const bool one_byte = info->code_points == data.text.size();  // then code points are bytes
-  struct Vis {
-    LV lv;
-    uint32_t len;
-    size_t byte;
-  };
   std::vector<Vis> vis;
   vis.reserve(data.text_runs.size());
-  std::vector<LvRun> runs;
-  runs.reserve(data.text_runs.size());
+  runs->reserve(data.text_runs.size());
   std::string_view rest(data.text);
   size_t byte = 0;
   for (const auto& t : data.text_runs) {
@@ -305,7 +367,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     covered += t.len;
     const size_t b = one_byte ? t.len : utf8::byte_offset(rest, t.len);
     vis.push_back({t.event, t.len, byte});
-    runs.push_back({t.event, t.len});
+    runs->push_back({t.event, t.len});
     byte += b;
     rest = rest.substr(b);
   }
@@ -319,42 +381,93 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
     if (vis[k].lv < vis[k - 1].lv + vis[k - 1].len) return Status::Corruption("snapshot shows a character twice");
   }
 
-  // The arena: visible characters' text from the snapshot text, placeholders for the rest.
-  std::string arena;
-  arena.reserve(data.text.size() + (log.size() - covered));
-  std::vector<uint32_t> offsets;
+  if (arena) arena->reserve(data.text.size() + (log.size() - covered));
   size_t vi = 0;
   uint64_t vis_chars = 0;  // visible characters found inside insert events
   for (const OpSpan& op : log.ops()) {
     if (op.type != internal::kIns) continue;
-    offsets.push_back(static_cast<uint32_t>(arena.size()));
+    if (arena) offsets->push_back(static_cast<uint32_t>(arena->size()));
     LV at = op.lv;
     while (at < op.end()) {
       while (vi < vis.size() && vis[vi].lv + vis[vi].len <= at) ++vi;
       if (vi < vis.size() && vis[vi].lv <= at) {
         const Vis& v = vis[vi];
         const LV stop = std::min(op.end(), v.lv + v.len);
-        std::string_view piece = std::string_view(data.text).substr(v.byte);
-        const size_t b0 = one_byte ? at - v.lv : utf8::byte_offset(piece, at - v.lv);
-        const size_t b1 = one_byte ? stop - v.lv : utf8::byte_offset(piece, stop - v.lv);
-        arena.append(piece.substr(b0, b1 - b0));
+        if (arena) {
+          std::string_view piece = std::string_view(data.text).substr(v.byte);
+          const size_t b0 = one_byte ? at - v.lv : utf8::byte_offset(piece, at - v.lv);
+          const size_t b1 = one_byte ? stop - v.lv : utf8::byte_offset(piece, stop - v.lv);
+          arena->append(piece.substr(b0, b1 - b0));
+        }
         vis_chars += stop - at;
         at = stop;
       } else {
         const LV stop = vi < vis.size() ? std::min(op.end(), vis[vi].lv) : op.end();
-        arena.append(stop - at, static_cast<char>(internal::kPlaceholderByte));
-        d.deleted.add(at, stop - at);
+        if (arena) {
+          arena->append(stop - at, static_cast<char>(internal::kPlaceholderByte));
+          d.deleted.add(at, stop - at);
+        }
         at = stop;
       }
     }
   }
   // Every visible character must be an insert event.
   if (vis_chars != covered) return Status::Corruption("snapshot text shows characters that are not inserts");
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent) {
+  TANDEM_RETURN_IF_ERROR(ValidateAgent(agent));
+  auto impl = std::make_unique<Impl>();
+  impl->agent_name = std::string(agent);
+  Impl& d = *impl;
+  OpLog& log = d.log;
+  TANDEM_RETURN_IF_ERROR(check_runs(data, log, d));
+  std::vector<LvRun> runs;
+  std::string arena;
+  std::vector<uint32_t> offsets;
+  TANDEM_RETURN_IF_ERROR(check_text(data, log, d, &runs, &arena, &offsets));
   log.replace_arena(std::move(arena), offsets);
   d.rope.build(data.text, runs);
-
   for (uint32_t a = 0; a < log.num_agents(); ++a) d.version.advance(log.agent_name(a), log.next_seq(a));
   return Doc(std::move(impl));
+}
+
+Result<Doc> Doc::from_snapshot_lazy(const SnapshotData& data, std::string_view agent, std::string encoded,
+                                    SnapshotDecoder decode) {
+  TANDEM_RETURN_IF_ERROR(ValidateAgent(agent));
+  auto impl = std::make_unique<Impl>();
+  impl->agent_name = std::string(agent);
+  Impl& d = *impl;
+  RunShapes shapes;
+  TANDEM_RETURN_IF_ERROR(check_runs(data, shapes, d));
+  std::vector<LvRun> runs;
+  TANDEM_RETURN_IF_ERROR(check_text(data, shapes, d, &runs, nullptr, nullptr));
+  d.rope.build(data.text, runs);
+  // Agents are interned in order of first use, which is their order in the snapshot.
+  for (uint32_t a = 0; a < shapes.agents(); ++a) d.version.advance(data.agents[a], shapes.next_seq(a));
+  d.deferred = std::make_unique<Impl::Deferred>(Impl::Deferred{std::move(encoded), std::move(decode), shapes.size(), data.formats.size()});
+  return Doc(std::move(impl));
+}
+
+Doc::Impl& Doc::full() const {
+  Impl& d = *impl_;
+  if (!d.deferred) return d;
+  // The bytes passed every check when they were loaded, so neither step can fail here.
+  const auto def = std::move(d.deferred);
+  auto data = def->decode(def->bytes);
+  Result<Doc> built = data.ok() ? from_snapshot(*data, d.agent_name) : Result<Doc>(data.status());
+  if (!built.ok()) {
+    std::fprintf(stderr, "tandem: a lazily loaded snapshot no longer loads: %s\n", built.status().ToString().c_str());
+    std::abort();
+  }
+  // Text, version, frontier and comment ids are the same as the lazy load's: only what it left
+  // out moves over.
+  d.log = std::move(built->impl_->log);
+  d.deleted = std::move(built->impl_->deleted);
+  return d;
 }
 
 }  // namespace tandem::crdt

@@ -5,6 +5,7 @@
 
 #include "crdt/codec.h"
 #include "crdt/doc.h"
+#include "crdt/history.h"
 #include "support/random_edits.h"
 
 using tandem::crdt::Doc;
@@ -226,6 +227,21 @@ TEST_CASE("codec: malformed structures get clear errors", "[codec][corruption]")
   CHECK(codec::decode_ops(codec::encode_ops(a.ops_since({})), small).status().code() == Code::kResourceExhausted);
 }
 
+namespace {
+
+// A snapshot both loads refuse, with the same error (the lazy one checks without an op log).
+void refused(const tandem::crdt::SnapshotData& bad) {
+  auto eager = Doc::from_snapshot(bad, "x");
+  auto lazy = Doc::from_snapshot_lazy(bad, "x", "unused", [](std::string_view) -> tandem::crdt::Result<tandem::crdt::SnapshotData> {
+    return Status::Internal("not called");
+  });
+  REQUIRE_FALSE(eager.ok());
+  REQUIRE_FALSE(lazy.ok());
+  CHECK(lazy.status().ToString() == eager.status().ToString());
+}
+
+}  // namespace
+
 TEST_CASE("codec: snapshots that lie are refused", "[codec][corruption]") {
   Doc a("a");
   REQUIRE(a.insert(0, "hello").ok());
@@ -235,28 +251,28 @@ TEST_CASE("codec: snapshots that lie are refused", "[codec][corruption]") {
     auto bad = data;
     bad.text = "help";  // same length, wrong text is not detectable; longer text is
     bad.text += "!";
-    CHECK_FALSE(Doc::from_snapshot(bad, "x").ok());
+    refused(bad);
   }
   {
     auto bad = data;
     bad.text_runs[0].event = 5;  // a delete event shown as text
-    CHECK_FALSE(Doc::from_snapshot(bad, "x").ok());
+    refused(bad);
   }
   {
     auto bad = data;
     bad.runs[1].pos = 9;  // a delete past the end
-    CHECK_FALSE(Doc::from_snapshot(bad, "x").ok());
+    refused(bad);
   }
   {
     auto bad = data;
     bad.agents.push_back("a");  // twice
-    CHECK_FALSE(Doc::from_snapshot(bad, "x").ok());
+    refused(bad);
   }
   {
     auto bad = data;
     bad.runs[0].parents = {3};  // a parent from the future
     bad.runs[0].follows_previous = false;
-    CHECK_FALSE(Doc::from_snapshot(bad, "x").ok());
+    refused(bad);
   }
   {
     auto bad = data;  // "hello" typed as two runs that one run would hold: not what Tandem writes
@@ -270,6 +286,7 @@ TEST_CASE("codec: snapshots that lie are refused", "[codec][corruption]") {
     auto loaded = Doc::from_snapshot(bad, "x");
     CHECK(loaded.status().code() == Code::kCorruption);
     CHECK_THAT(loaded.status().message(), Catch::Contains("canonical"));
+    refused(bad);
   }
   CHECK(codec::decode_snapshot(B("\x99\x03\x90\x00\xc4\x00\xc4\x00\xc4\x00\xc4\x00\xa0\xc4\x00")).status().code() ==
         Code::kNotSupported);
@@ -320,4 +337,75 @@ TEST_CASE("codec: the direct op-batch reader and the generic msgpack decoder agr
   REQUIRE(f.ok());
   CHECK(f->runs == g->runs);
   CHECK(f->runs[0].len == 1);
+}
+
+TEST_CASE("codec: a loaded replica builds its op log when first needed, and then behaves as one loaded whole", "[codec][snapshot]") {
+  using tandem::crdt::SnapshotData;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    INFO(seed);
+    auto [a, b] = sample_docs(seed);
+    REQUIRE(a.mark(0, std::min<uint32_t>(3, a.length()), "bold", "true").ok() == (a.length() > 0));
+    const std::string bytes = codec::save(a);
+    auto data = codec::decode_snapshot(bytes);
+    REQUIRE(data.ok());
+    auto whole = Doc::from_snapshot(*data, "c");
+    REQUIRE(whole.ok());
+    // Each kind of call that needs the op log, on a fresh lazy replica: the same answers.
+    int decoded = 0;
+    auto lazy = [&] {
+      auto d = Doc::from_snapshot_lazy(*data, "c", bytes, [&](std::string_view b) {
+        ++decoded;
+        return codec::decode_snapshot(b);
+      });
+      REQUIRE(d.ok());
+      return std::move(*d);
+    };
+    {
+      Doc d = lazy();
+      CHECK(d.text() == a.text());
+      CHECK(d.length_utf16() == a.length_utf16());
+      CHECK(d.version() == a.version());
+      CHECK(d.num_events() == a.num_events());
+      CHECK(d.format_events() == a.format_events());
+      CHECK(d.format_ranges(d.format_events()).empty());
+      CHECK(decoded == 0);  // none of that needed the log
+      CHECK(d.heap_bytes() < whole->heap_bytes() + bytes.size());
+      CHECK(d.to_snapshot() == *data);
+      CHECK(decoded == 1);
+      CHECK(d.check_invariants().ok());
+      CHECK(decoded == 1);  // built once
+    }
+    {
+      Doc d = lazy();
+      auto wr = Doc::from_snapshot(*data, "c");
+      REQUIRE(wr.ok());
+      Doc& w = *wr;
+      auto pd = d.apply(b.ops_since({})), pw = w.apply(b.ops_since({}));
+      REQUIRE(pd.ok());
+      REQUIRE(pw.ok());
+      CHECK(*pd == *pw);
+      CHECK(codec::save(d) == codec::save(w));
+      CHECK(d.check_invariants().ok());
+    }
+    {
+      Doc d = lazy();
+      auto wr = Doc::from_snapshot(*data, "c");
+      REQUIRE(wr.ok());
+      Doc& w = *wr;
+      REQUIRE(d.insert(0, "x").ok());
+      REQUIRE(w.insert(0, "x").ok());
+      CHECK(d.ops_since(a.version()) == w.ops_since(a.version()));
+      CHECK(d.check_invariants().ok());
+    }
+    {
+      Doc d = lazy();
+      CHECK(d.ops_since({}) == whole->ops_since({}));
+      CHECK(lazy().spans() == whole->spans());
+      CHECK(lazy().blocks() == whole->blocks());
+      CHECK(lazy().history().ok() == whole->history().ok());
+      Doc e = lazy();
+      REQUIRE(e.set_block(0, "heading", "1").ok());
+      CHECK(e.check_invariants().ok());
+    }
+  }
 }

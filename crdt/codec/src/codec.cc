@@ -616,7 +616,9 @@ std::string save(const Doc& doc) { return encode_snapshot(doc.to_snapshot()); }
 Result<Doc> load(std::string_view bytes, std::string_view agent, const DecodeLimits& limits) {
   auto data = decode_snapshot(bytes, limits);
   if (!data.ok()) return data.status();
-  return Doc::from_snapshot(*data, agent);
+  // The op log is built from the bytes when first needed (most loads are read, or edited later).
+  return Doc::from_snapshot_lazy(*data, agent, std::string(bytes),
+                                 [limits](std::string_view b) { return decode_snapshot(b, limits); });
 }
 
 }  // namespace tandem::crdt::codec

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -151,11 +152,19 @@ class Doc {
   SnapshotData to_snapshot() const;
   // Builds a replica from a snapshot (validated: never trusts it). `agent` names local edits.
   static Result<Doc> from_snapshot(const SnapshotData& data, std::string_view agent);
+  // The same, checked the same way, but building only the text, version and frontier: the
+  // replica keeps `encoded` (bytes that `decode` turns into `data` again) and builds its op log
+  // from them when a call first needs it (a merge, a local edit, ops_since, a format or history
+  // read, to_snapshot). Reading the text, its length and the version never does.
+  using SnapshotDecoder = std::function<Result<SnapshotData>(std::string_view)>;
+  static Result<Doc> from_snapshot_lazy(const SnapshotData& data, std::string_view agent, std::string encoded,
+                                        SnapshotDecoder decode);
 
   struct Impl;
 
  private:
   explicit Doc(std::unique_ptr<Impl> impl);
+  Impl& full() const;  // the replica with its op log built (see from_snapshot_lazy)
   std::unique_ptr<Impl> impl_;
 };
 

@@ -53,7 +53,8 @@ Result<Version> decode_version(std::string_view bytes, const DecodeLimits& limit
 std::string encode_snapshot(const SnapshotData& data);
 Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits& limits = {});
 
-// encode_snapshot(doc.to_snapshot()) and Doc::from_snapshot(decode_snapshot(bytes), agent).
+// encode_snapshot(doc.to_snapshot()), and Doc::from_snapshot_lazy of decode_snapshot(bytes):
+// the replica is checked whole, and builds its op log from a copy of `bytes` when first needed.
 std::string save(const Doc& doc);
 Result<Doc> load(std::string_view bytes, std::string_view agent, const DecodeLimits& limits = {});
 
