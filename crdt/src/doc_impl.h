@@ -125,6 +125,9 @@ struct Doc::Impl {
   }
 };
 
+// Inline: every local edit asks.
+inline Doc::Impl& Doc::full() const { return impl_->deferred ? build_deferred() : *impl_; }
+
 namespace internal {
 
 // Events [lv, end) of one agent span, the first of them (agent, seq).

@@ -452,9 +452,8 @@ Result<Doc> Doc::from_snapshot_lazy(const SnapshotData& data, std::string_view a
   return Doc(std::move(impl));
 }
 
-Doc::Impl& Doc::full() const {
+Doc::Impl& Doc::build_deferred() const {
   Impl& d = *impl_;
-  if (!d.deferred) return d;
   // The bytes passed every check when they were loaded, so neither step can fail here.
   const auto def = std::move(d.deferred);
   auto data = def->decode(def->bytes);

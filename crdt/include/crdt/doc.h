@@ -164,7 +164,8 @@ class Doc {
 
  private:
   explicit Doc(std::unique_ptr<Impl> impl);
-  Impl& full() const;  // the replica with its op log built (see from_snapshot_lazy)
+  Impl& full() const;  // the replica with its op log built (see from_snapshot_lazy; doc_impl.h)
+  Impl& build_deferred() const;
   std::unique_ptr<Impl> impl_;
 };
 
