@@ -89,7 +89,7 @@ struct Row {
   std::string trace;
   uint64_t ops = 0;
   uint64_t final_len = 0;
-  double local_ms = 0, merge_ms = 0, encode_ms = 0, load_ms = 0;
+  double local_ms = 0, merge_ms = 0, apply_ms = 0, encode_ms = 0, load_ms = 0;
   double ingest_ms = -1;  // concurrent traces only
   double spans_ms = -1;   // rich traces only: the first read of marks and blocks after a load
   uint64_t formats = 0;
@@ -108,7 +108,7 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
   Row row;
   row.trace = t.name;
   row.ops = t.num_patches;
-  std::vector<double> local, merge, encode, load, ingest, spans;
+  std::vector<double> local, merge, apply, encode, load, ingest, spans;
   row.formats = t.num_formats;
 
   // Heap held by the replica after (a): allocations made by the replay that are still live.
@@ -162,9 +162,11 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
     t0 = Clock::now();
     auto batch = codec::decode_ops(history);
     if (!batch.ok()) die(t.name + ": " + batch.status().ToString());
+    const auto decoded = Clock::now();
     Doc fresh("server");
     auto patches = fresh.apply(*batch);
     merge.push_back(ms_since(t0));
+    apply.push_back(ms_since(decoded));
     if (!patches.ok()) die(t.name + ": merge: " + patches.status().ToString());
     if (fresh.text() != t.end_content) die(t.name + ": merged replica does not reach endContent");
     if (i == 0) same_format(fresh, "the merged");
@@ -205,6 +207,7 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
   if (!spans.empty()) row.spans_ms = median(spans);
   row.local_ms = with_local ? median(local) : -1;
   row.merge_ms = median(merge);
+  row.apply_ms = median(apply);
   row.encode_ms = median(encode);
   row.load_ms = median(load);
   return row;
@@ -271,8 +274,8 @@ int cmd_trace(int argc, char** argv) {
     return 0;
   }
   if (!json) {
-    std::printf("%-22s %8s %9s %9s %9s %9s %9s %9s %10s %10s %10s %9s\n", "trace", "ops", "final_len", "local_ms",
-                "merge_ms", "ingest_ms", "encode_ms", "load_ms", "snap_bytes", "load_mem", "mem_bytes", "spans_ms");
+    std::printf("%-22s %8s %9s %9s %9s %9s %9s %9s %9s %10s %10s %10s %9s\n", "trace", "ops", "final_len", "local_ms",
+                "merge_ms", "m_only_ms", "ingest_ms", "encode_ms", "load_ms", "snap_bytes", "load_mem", "mem_bytes", "spans_ms");
   }
   for (const auto& f : files) {
     auto t = trace::load(f);
@@ -286,6 +289,7 @@ int cmd_trace(int argc, char** argv) {
                          ",\"final_len\":" + std::to_string(r.final_len);
       if (has_local) line.append(",\"local_ms\":").append(fmt3(r.local_ms));
       line.append(",\"merge_ms\":").append(fmt3(r.merge_ms));
+      line.append(",\"merge_only_ms\":").append(fmt3(r.apply_ms));
       if (has_ingest) line.append(",\"ingest_ms\":").append(fmt3(r.ingest_ms));
       line.append(",\"encode_ms\":").append(fmt3(r.encode_ms));
       line.append(",\"load_ms\":").append(fmt3(r.load_ms));
@@ -297,9 +301,9 @@ int cmd_trace(int argc, char** argv) {
       line.append(",\"runs\":").append(std::to_string(runs)).append("}\n");
       std::fputs(line.c_str(), stdout);
     } else {
-      std::printf("%-22s %8llu %9llu %9s %9.2f %9s %9.2f %9.2f %10zu %10lld %10s %9s\n", r.trace.c_str(),
+      std::printf("%-22s %8llu %9llu %9s %9.2f %9.2f %9s %9.2f %9.2f %10zu %10lld %10s %9s\n", r.trace.c_str(),
                   static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.final_len),
-                  has_local ? fmt2(r.local_ms).c_str() : "-", r.merge_ms, has_ingest ? fmt2(r.ingest_ms).c_str() : "-",
+                  has_local ? fmt2(r.local_ms).c_str() : "-", r.merge_ms, r.apply_ms, has_ingest ? fmt2(r.ingest_ms).c_str() : "-",
                   r.encode_ms, r.load_ms, r.snapshot_bytes, static_cast<long long>(r.load_memory_bytes), has_local ? std::to_string(r.memory_bytes).c_str() : "-",
                   r.spans_ms >= 0 ? fmt2(r.spans_ms).c_str() : "-");
     }
