@@ -160,7 +160,7 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
     }
 
     t0 = Clock::now();
-    auto batch = codec::decode_ops(history);
+    auto batch = codec::decode_batch(history);
     if (!batch.ok()) die(t.name + ": " + batch.status().ToString());
     const auto decoded = Clock::now();
     Doc fresh("server");

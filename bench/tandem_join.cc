@@ -103,7 +103,7 @@ size_t join(Conn& c, uint32_t protocol, const std::string& agent) {
     return doc->text().size();
   }
   if (auto* o = std::get_if<proto::Ops>(&m)) {
-    auto batch = crdt::codec::decode_ops(o->encoded);
+    auto batch = crdt::codec::decode_batch(o->encoded);
     if (!batch.ok()) die("OPS: " + batch.status().ToString());
     crdt::Doc doc(agent);
     if (auto st = doc.apply(*batch); !st.ok()) die("OPS: " + st.status().ToString());

@@ -72,6 +72,7 @@ void trace_seeds(const fs::path& out, const std::string& dir) {
     const std::string batch = crdt::codec::encode_ops(doc.ops_since({})), snapshot = crdt::codec::save(doc);
     if (batch.size() > 4096 || snapshot.size() > 4096) continue;  // a first paste too large to seed
     write(out / "codec_fuzz", "trace-" + t->name + "-batch", batch);
+    write(out / "batch_fuzz", "trace-" + t->name + "-batch", batch);
     write(out / "codec_fuzz", "trace-" + t->name + "-snapshot", snapshot);
     // The same edits as a client sends them: one OPS per txn from session 0, a cursor now and
     // then, session 2 mirroring them on its own document, the read-only session 1 trying once.
@@ -110,8 +111,11 @@ int main(int argc, char** argv) {
   (void)a.apply(from_b);
   (void)b.apply(from_a);
   write(out / "codec_fuzz", "batch-a", crdt::codec::encode_ops(from_a));
+  write(out / "batch_fuzz", "batch-a", crdt::codec::encode_ops(from_a));
   write(out / "codec_fuzz", "batch-b", crdt::codec::encode_ops(from_b));
+  write(out / "batch_fuzz", "batch-b", crdt::codec::encode_ops(from_b));
   write(out / "codec_fuzz", "batch-omit", crdt::codec::encode_ops(b.ops_since({}, crdt::Doc::DeletedText::kOmit)));
+  write(out / "batch_fuzz", "batch-omit", crdt::codec::encode_ops(b.ops_since({}, crdt::Doc::DeletedText::kOmit)));
   write(out / "codec_fuzz", "version", crdt::codec::encode_version(a.version()));
   write(out / "codec_fuzz", "snapshot", crdt::codec::save(a));
   // Rich text (op batch and snapshot format 2): marks, a removal, a comment, a block, a deletion
@@ -125,6 +129,7 @@ int main(int argc, char** argv) {
   (void)r.set_block(2, "heading", "2");
   (void)r.remove(12, 3);
   write(out / "codec_fuzz", "batch-rich", crdt::codec::encode_ops(r.ops_since({})));
+  write(out / "batch_fuzz", "batch-rich", crdt::codec::encode_ops(r.ops_since({})));
   write(out / "codec_fuzz", "snapshot-rich", crdt::codec::save(r));
 
   // A client session: HELLO, OPS, PRESENCE, more OPS.

@@ -10,7 +10,7 @@ root="$(dirname "$here")"
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(codec_fuzz protocol_fuzz session_fuzz convergence_fuzz utf_fuzz markdown_fuzz)
+((${#targets[@]})) || targets=(codec_fuzz batch_fuzz protocol_fuzz session_fuzz convergence_fuzz utf_fuzz markdown_fuzz)
 out="$root/build-fuzz"
 mkdir -p "$out/obj" "$out/findings"
 

@@ -402,7 +402,7 @@ tandem_status tandem_doc_apply(tandem_doc* doc, const uint8_t* ops, size_t ops_l
   if (patch_count) *patch_count = 0;
   return guarded(err, [&] {
     if (!doc || (!ops && ops_len)) return null_arg(err, doc ? "ops" : "doc");
-    auto batch = tandem::crdt::codec::decode_ops(view(reinterpret_cast<const char*>(ops), ops_len));
+    auto batch = tandem::crdt::codec::decode_batch(view(reinterpret_cast<const char*>(ops), ops_len));
     if (!batch.ok()) return report(err, batch.status());
     auto changes = doc->doc.apply(*batch);
     if (!changes.ok()) return report(err, changes.status());

@@ -7,6 +7,7 @@
 // next one holds their runs back, until none does. A round that fails otherwise fails the call.
 #include <algorithm>
 
+#include "crdt/batch.h"
 #include "crdt/format.h"
 #include "crdt/utf8.h"
 #include "doc_impl.h"
@@ -28,80 +29,92 @@ constexpr std::string_view kUnknownTextWait{};
 // characters whose own deletion is missing) one more round holds back every run of unknown text.
 constexpr int kExactRounds = 4;
 
-std::string run_name(const OpRun& r) { return "(" + r.agent + ", " + num(r.seq) + ")"; }
+std::string run_name(std::string_view agent, uint32_t seq) {
+  std::string s = "(";
+  s.append(agent).append(", ").append(num(seq)).append(")");
+  return s;
+}
 
-// Remembers the last few agent names found valid: the runs of a batch name the same few agents
-// over and over, and comparing a name costs less than validating it again. The names are views
-// into the batch being checked.
-class AgentCheck {
- public:
-  Status operator()(std::string_view agent) {
-    for (std::string_view v : valid_) {
-      if (!v.empty() && v == agent) return Status::OK();
+// Checks what can be checked of a batch without the document: every index and range, every
+// agent name once, each run's text (UTF-8 and code points in one pass) and format.
+Status validate_batch(const Batch& b) {
+  const uint64_t nbytes = b.bytes.size();
+  auto in_bytes = [&](Batch::Bytes r) { return uint64_t{r.off} + r.len <= nbytes; };
+  for (const Batch::Bytes& a : b.agents) {
+    if (!in_bytes(a)) return Status::InvalidArgument("op batch: agent name outside its bytes");
+    TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(b.view(a)).WithContext("op run agent"));
+  }
+  if (b.agents.size() > 1) {  // a run's own parents are told from others by agent index
+    std::vector<std::string_view> names;
+    names.reserve(b.agents.size());
+    for (const Batch::Bytes& a : b.agents) names.push_back(b.view(a));
+    std::sort(names.begin(), names.end());
+    if (std::adjacent_find(names.begin(), names.end()) != names.end()) {
+      return Status::InvalidArgument("op batch names an agent twice in its table");
     }
-    Status st = Doc::ValidateAgent(agent);
-    if (st.ok()) {
-      valid_[next_] = agent;
-      next_ = (next_ + 1) % 4;
+  }
+  const auto nagents = static_cast<uint32_t>(b.agents.size());
+  for (const Batch::Run& r : b.runs) {
+    if (r.agent >= nagents) return Status::InvalidArgument("op run names no agent of its batch");
+    const std::string_view agent = b.agent(r.agent);
+    auto name = [&] { return run_name(agent, r.seq); };
+    if (r.len == 0) return Status::InvalidArgument("op run " + name() + " is empty");
+    if (r.len > internal::kMaxEvents || uint64_t{r.seq} + r.len > UINT32_MAX) {
+      return Status::InvalidArgument("op run " + name() + " has too many events");
     }
-    return st;
-  }
-
- private:
-  std::string_view valid_[4];
-  int next_ = 0;
-};
-
-// Checks what can be checked of a run without the document.
-Status validate_run(const OpRun& r, AgentCheck& check_agent) {
-  TANDEM_RETURN_IF_ERROR(check_agent(r.agent).WithContext("op run agent"));
-  if (r.len == 0) return Status::InvalidArgument("op run " + run_name(r) + " is empty");
-  if (r.len > internal::kMaxEvents || uint64_t{r.seq} + r.len > UINT32_MAX) {
-    return Status::InvalidArgument("op run " + run_name(r) + " has too many events");
-  }
-  switch (r.kind) {
-    case OpKind::kInsert: {
-      auto info = utf8::inspect(r.content);
-      if (!info.ok()) return info.status().WithContext("op run " + run_name(r));
-      if (info->code_points != r.len) {
-        return Status::InvalidArgument("op run " + run_name(r) + " has " + num(r.len) + " events but " +
-                                       num(info->code_points) + " characters of text");
+    if (!in_bytes(r.text)) return Status::InvalidArgument("op run " + name() + ": text outside its bytes");
+    const bool has_text = r.text.len > 0;
+    switch (r.kind) {
+      case OpKind::kInsert: {
+        auto info = utf8::inspect(b.text(r));
+        if (!info.ok()) return info.status().WithContext("op run " + name());
+        if (info->code_points != r.len) {
+          return Status::InvalidArgument("op run " + name() + " has " + num(r.len) + " events but " +
+                                         num(info->code_points) + " characters of text");
+        }
+        if (uint64_t{r.pos} + r.len > UINT32_MAX) return Status::InvalidArgument("op run position overflows");
+        break;
       }
-      if (uint64_t{r.pos} + r.len > UINT32_MAX) return Status::InvalidArgument("op run position overflows");
-      break;
+      case OpKind::kInsertDeleted:
+      case OpKind::kDeleteForward:
+        if (has_text) return Status::InvalidArgument("op run " + name() + " carries text");
+        if (r.kind == OpKind::kInsertDeleted && uint64_t{r.pos} + r.len > UINT32_MAX) {
+          return Status::InvalidArgument("op run position overflows");
+        }
+        break;
+      case OpKind::kDeleteBackward:
+        if (has_text) return Status::InvalidArgument("op run " + name() + " carries text");
+        if (r.pos + 1 < r.len) {
+          return Status::InvalidArgument("op run " + name() + " deletes backward past the start");
+        }
+        break;
+      case OpKind::kMark:
+      case OpKind::kBlock:
+        if (has_text || r.len != 1) {
+          return Status::InvalidArgument("op run " + name() + " is a format event: one event, no text");
+        }
+        if (r.format >= b.formats.size()) {
+          return Status::InvalidArgument("op run " + name() + " is a format event without its format");
+        }
+        if (Status st = ValidateFormat(r.kind, r.pos, b.formats[r.format]); !st.ok()) {
+          return st.WithContext("op run " + name());
+        }
+        break;
+      default:
+        return Status::InvalidArgument("op run " + name() + " has an unknown kind");
     }
-    case OpKind::kInsertDeleted:
-    case OpKind::kDeleteForward:
-      if (!r.content.empty()) return Status::InvalidArgument("op run " + run_name(r) + " carries text");
-      if (r.kind == OpKind::kInsertDeleted && uint64_t{r.pos} + r.len > UINT32_MAX) {
-        return Status::InvalidArgument("op run position overflows");
+    if (!IsFormat(r.kind) && r.format != Batch::kNoFormat) {
+      return Status::InvalidArgument("op run " + name() + " carries a format but is not a format event");
+    }
+    if (r.nparents > kMaxParents) return Status::InvalidArgument("op run " + name() + " has too many parents");
+    if (uint64_t{r.parents} + r.nparents > b.parents.size()) {
+      return Status::InvalidArgument("op run " + name() + ": parents outside the batch's list");
+    }
+    for (const Batch::Parent& p : b.parents_of(r)) {
+      if (p.agent >= nagents) return Status::InvalidArgument("op run " + name() + " names a parent of no agent");
+      if (p.agent == r.agent && p.seq >= r.seq) {
+        return Status::InvalidArgument("op run " + name() + " depends on its own future");
       }
-      break;
-    case OpKind::kDeleteBackward:
-      if (!r.content.empty()) return Status::InvalidArgument("op run " + run_name(r) + " carries text");
-      if (r.pos + 1 < r.len) {
-        return Status::InvalidArgument("op run " + run_name(r) + " deletes backward past the start");
-      }
-      break;
-    case OpKind::kMark:
-    case OpKind::kBlock:
-      if (!r.content.empty() || r.len != 1) {
-        return Status::InvalidArgument("op run " + run_name(r) + " is a format event: one event, no text");
-      }
-      if (!r.format) return Status::InvalidArgument("op run " + run_name(r) + " is a format event without its format");
-      if (Status st = ValidateFormat(r.kind, r.pos, *r.format); !st.ok()) return st.WithContext("op run " + run_name(r));
-      break;
-    default:
-      return Status::InvalidArgument("op run " + run_name(r) + " has an unknown kind");
-  }
-  if (!IsFormat(r.kind) && r.format) {
-    return Status::InvalidArgument("op run " + run_name(r) + " carries a format but is not a format event");
-  }
-  if (r.parents.size() > kMaxParents) return Status::InvalidArgument("op run " + run_name(r) + " has too many parents");
-  for (const OpId& p : r.parents) {
-    TANDEM_RETURN_IF_ERROR(check_agent(p.agent).WithContext("parent agent"));
-    if (p.agent == r.agent && p.seq >= r.seq) {
-      return Status::InvalidArgument("op run " + run_name(r) + " depends on its own future");
     }
   }
   return Status::OK();
@@ -148,9 +161,10 @@ struct HeldBack {
 // then commit, or rollback (which may follow any step).
 class Round {
  public:
-  Round(Doc::Impl& d, const OpBatch& batch, const HeldBack& held_back)
+  Round(Doc::Impl& d, const Batch& batch, const HeldBack& held_back)
       : d_(d), log_(d.log), batch_(batch), held_back_(held_back), old_size_(log_.size()),
-        old_agents_(log_.num_agents()), old_formats_(log_.num_formats()), all_(d.frontier) {}
+        old_agents_(log_.num_agents()), old_formats_(log_.num_formats()), all_(d.frontier),
+        agent_map_(batch.agents.size(), kNoLV) {}
 
   Status integrate();
   Status check_held_limits();
@@ -169,9 +183,9 @@ class Round {
  private:
   // A run to integrate: one of the batch's, or a held run woken by this round.
   struct Cand {
-    const OpRun* run;
     int64_t slot;              // held slot, or -1 for the batch's run number `index`
     size_t index;
+    uint32_t len;              // events
     std::string_view blocker;  // when not done: the agent it waits for
     bool done = false;         // integrated now, or held already
     LV first = 0;              // integrated now: its new events [first, first + n)
@@ -183,10 +197,27 @@ class Round {
     size_t text_end, runs_end;  // in undo_text_, undo_runs_
   };
 
+  // A candidate's run, from the batch or held: the batch's parents are agent indices into its
+  // table, a held run's are names.
+  struct RunView {
+    std::string_view agent;
+    uint32_t batch_agent;  // index in the batch's table; kNoLV for a held run
+    uint32_t seq;
+    OpKind kind;
+    uint32_t pos;
+    uint32_t len;
+    std::string_view content;
+    const Format* format;
+    std::span<const Batch::Parent> batch_parents;
+    const std::vector<OpId>* held_parents;
+  };
+  RunView view(const Cand& c) const;
+
   void wake(std::string_view agent);
-  uint32_t find_agent(const std::string& name);
+  uint32_t find_agent(std::string_view name);
+  uint32_t batch_agent(uint32_t i);
   Status try_integrate(size_t i, bool* progress);
-  bool find_parents(const OpRun& r, uint32_t agent, uint32_t next, std::string_view* blocker);
+  bool find_parents(const RunView& r, uint32_t agent, uint32_t next, std::string_view* blocker);
   bool holds_back(const Cand& c) const;
   void edit_rope(const std::vector<internal::XfOp>& xf, std::vector<Patch>* patches);
   void find_visible_unknown();
@@ -195,7 +226,7 @@ class Round {
 
   Doc::Impl& d_;
   OpLog& log_;
-  const OpBatch& batch_;
+  const Batch& batch_;
   const HeldBack& held_back_;
   const LV old_size_;
   const size_t old_agents_;
@@ -203,13 +234,14 @@ class Round {
   std::vector<std::string> new_comments_;  // comment ids this round adds
   Frontier all_;      // the frontier of the whole log as it grows
   Frontier parents_;  // scratch
+  std::vector<uint32_t> agent_map_;  // the batch's agents as the log's, kNoLV until found
 
   std::vector<Cand> cand_;
   std::vector<uint8_t> woken_;  // per held slot, once it is a candidate
   std::vector<std::string_view> woken_agents_;
   std::vector<uint32_t> touched_;     // agents that advanced
   std::vector<uint8_t> is_touched_;   // by agent index (a batch of a git history names 194 agents)
-  const std::string* cached_name_ = nullptr;
+  std::string_view cached_name_;
   uint32_t cached_index_ = kNoLV;
   std::string placeholders_;          // log.append copies what it needs
   std::vector<size_t> unknown_;       // candidates integrated without their text
@@ -226,12 +258,29 @@ class Round {
   std::vector<size_t> visible_;  // candidates whose characters of unknown text stayed visible
 };
 
-uint32_t Round::find_agent(const std::string& name) {
-  // Runs of one batch name the same few agents over and over.
-  if (cached_name_ && cached_index_ != kNoLV && *cached_name_ == name) return cached_index_;
-  cached_name_ = &name;
+uint32_t Round::find_agent(std::string_view name) {
+  // Held runs name the same few agents over and over.
+  if (cached_index_ != kNoLV && cached_name_ == name) return cached_index_;
+  cached_name_ = name;
   cached_index_ = log_.find_agent(name);
   return cached_index_;
+}
+
+uint32_t Round::batch_agent(uint32_t i) {
+  uint32_t& a = agent_map_[i];
+  if (a == kNoLV) a = log_.find_agent(batch_.agent(i));
+  return a;
+}
+
+Round::RunView Round::view(const Cand& c) const {
+  if (c.slot < 0) {
+    const Batch::Run& r = batch_.runs[c.index];
+    return {batch_.agent(r.agent), r.agent, r.seq, r.kind, r.pos, r.len,
+            r.kind == OpKind::kInsert ? batch_.text(r) : std::string_view{},
+            IsFormat(r.kind) ? &batch_.formats[r.format] : nullptr, batch_.parents_of(r), nullptr};
+  }
+  const OpRun& r = d_.pending[static_cast<size_t>(c.slot)];
+  return {r.agent, kNoLV, r.seq, r.kind, r.pos, r.len, r.content, r.format ? &*r.format : nullptr, {}, &r.parents};
 }
 
 // Held runs that waited for `agent` become candidates.
@@ -246,14 +295,14 @@ void Round::wake(std::string_view agent) {
   for (uint32_t slot : it->second) {
     if (slot < d_.pending.size() && d_.pending[slot].len > 0 && !woken_[slot] && d_.pending_blocker[slot] == agent) {
       woken_[slot] = 1;
-      cand_.push_back({&d_.pending[slot], slot, 0, {}});
+      cand_.push_back({slot, 0, d_.pending[slot].len, {}});
     }
   }
 }
 
 Status Round::integrate() {
   cand_.reserve(batch_.runs.size());
-  for (size_t i = 0; i < batch_.runs.size(); ++i) cand_.push_back({&batch_.runs[i], -1, i, {}});
+  for (size_t i = 0; i < batch_.runs.size(); ++i) cand_.push_back({-1, i, batch_.runs[i].len, {}});
   wake(kUnknownTextWait);
   bool progress = true;
   while (progress) {
@@ -266,23 +315,37 @@ Status Round::integrate() {
 }
 
 // The LVs of a run's parents into parents_, or false with the agent it waits for.
-bool Round::find_parents(const OpRun& r, uint32_t agent, uint32_t next, std::string_view* blocker) {
+bool Round::find_parents(const RunView& r, uint32_t agent, uint32_t next, std::string_view* blocker) {
   parents_.clear();
   if (next > r.seq) {  // its first events are held already: the rest follow the last of them
     parents_.push_back(log_.lv_of(agent, next - 1));
     return true;
   }
-  for (const OpId& p : r.parents) {
-    const uint32_t pa = find_agent(p.agent);
-    const LV plv = pa == kNoLV ? kNoLV : log_.lv_of(pa, p.seq);
-    if (plv == kNoLV) {
-      *blocker = p.agent;
-      return false;
+  if (r.held_parents) {
+    for (const OpId& p : *r.held_parents) {
+      const uint32_t pa = find_agent(p.agent);
+      const LV plv = pa == kNoLV ? kNoLV : log_.lv_of(pa, p.seq);
+      if (plv == kNoLV) {
+        *blocker = p.agent;
+        return false;
+      }
+      parents_.push_back(plv);
     }
-    parents_.push_back(plv);
+  } else {
+    for (const Batch::Parent& p : r.batch_parents) {
+      const uint32_t pa = p.agent == r.batch_agent && agent != kNoLV ? agent : batch_agent(p.agent);
+      const LV plv = pa == kNoLV ? kNoLV : log_.lv_of(pa, p.seq);
+      if (plv == kNoLV) {
+        *blocker = batch_.agent(p.agent);
+        return false;
+      }
+      parents_.push_back(plv);
+    }
   }
-  std::sort(parents_.begin(), parents_.end());
-  parents_.erase(std::unique(parents_.begin(), parents_.end()), parents_.end());
+  if (parents_.size() > 1) {
+    std::sort(parents_.begin(), parents_.end());
+    parents_.erase(std::unique(parents_.begin(), parents_.end()), parents_.end());
+  }
   return true;
 }
 
@@ -295,8 +358,8 @@ bool Round::holds_back(const Cand& c) const {
 
 Status Round::try_integrate(size_t i, bool* progress) {
   Cand& c = cand_[i];
-  const OpRun& r = *c.run;
-  const uint32_t a = find_agent(r.agent);
+  const RunView r = view(c);
+  const uint32_t a = r.batch_agent != kNoLV ? batch_agent(r.batch_agent) : find_agent(r.agent);
   const uint32_t next = a == kNoLV ? 0 : log_.next_seq(a);
   if (uint64_t{r.seq} + r.len <= next) {  // held already
     c.done = true;
@@ -316,12 +379,16 @@ Status Round::try_integrate(size_t i, bool* progress) {
   if (uint64_t{log_.size()} + n > internal::kMaxEvents) {
     return Status::ResourceExhausted("document has too many operations");
   }
-  const uint32_t agent = a != kNoLV ? a : log_.intern_agent(r.agent);
+  uint32_t agent = a;
+  if (agent == kNoLV) {
+    agent = log_.intern_agent(r.agent);
+    if (r.batch_agent != kNoLV) agent_map_[r.batch_agent] = agent;
+  }
   std::string_view content;
   uint32_t pos = r.pos;
   switch (r.kind) {
     case OpKind::kInsert:
-      content = std::string_view(r.content).substr(utf8::byte_offset(r.content, skip));
+      content = skip ? r.content.substr(utf8::byte_offset(r.content, skip)) : r.content;
       pos += skip;
       break;
     case OpKind::kInsertDeleted:
@@ -364,10 +431,10 @@ Status Round::check_held_limits() {
   int64_t runs = d_.pending_runs;
   for (const Cand& c : cand_) {
     if (c.slot >= 0 && c.done) {
-      events -= c.run->len;
+      events -= c.len;
       --runs;
     } else if (c.slot < 0 && !c.done) {
-      events += c.run->len;
+      events += c.len;
       ++runs;
     }
   }
@@ -592,11 +659,11 @@ void Round::update_held_runs() {
       if (!d_.pending_free.empty()) {
         slot = d_.pending_free.back();
         d_.pending_free.pop_back();
-        d_.pending[slot] = *c.run;
+        d_.pending[slot] = batch_.op_run(c.index);
         d_.pending_blocker[slot] = std::move(blockers[i]);
       } else {
         slot = static_cast<uint32_t>(d_.pending.size());
-        d_.pending.push_back(*c.run);
+        d_.pending.push_back(batch_.op_run(c.index));
         d_.pending_blocker.push_back(std::move(blockers[i]));
       }
       waits.emplace_back(d_.pending_blocker[slot], slot);
@@ -615,15 +682,14 @@ void Round::update_held_runs() {
 
 }  // namespace
 
-Status Doc::ValidateBatch(const OpBatch& batch) {
-  AgentCheck check_agent;
-  for (const OpRun& r : batch.runs) TANDEM_RETURN_IF_ERROR(validate_run(r, check_agent));
-  return Status::OK();
-}
+Status Doc::ValidateBatch(const OpBatch& batch) { return validate_batch(Batch::from(batch)); }
+Status Doc::ValidateBatch(const Batch& batch) { return validate_batch(batch); }
 
-Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) {
+Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) { return apply(Batch::from(batch), added); }
+
+Result<std::vector<Patch>> Doc::apply(const Batch& batch, OpBatch* added) {
   if (added) added->runs.clear();
-  TANDEM_RETURN_IF_ERROR(ValidateBatch(batch));
+  TANDEM_RETURN_IF_ERROR(validate_batch(batch));
   if (batch.runs.empty()) return std::vector<Patch>{};
   HeldBack held_back;
   for (int round = 0;; ++round) {

@@ -33,6 +33,16 @@ Version reach(const OpBatch& batch) {
   return v;
 }
 
+Version reach(const Batch& batch) {
+  std::vector<uint32_t> next(batch.agents.size(), 0);
+  for (const auto& r : batch.runs) next[r.agent] = std::max(next[r.agent], r.seq + r.len);
+  Version v;
+  for (uint32_t a = 0; a < next.size(); ++a) {
+    if (next[a] > 0) v.advance(batch.agent(a), next[a]);
+  }
+  return v;
+}
+
 OpBatch without_events(const OpBatch& batch, const OpBatch& remove) {
   OpBatch out;
   for (OpRun run : batch.runs) {

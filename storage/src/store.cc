@@ -725,7 +725,7 @@ Result<crdt::Doc> SqliteStore::load(std::string_view doc, std::string_view agent
   auto apply = [&](uint64_t first, uint64_t stop, std::string_view raw) -> Status {
     if (stop <= at) return Status::OK();
     if (first > at) return Status::Corruption("log of '" + std::string(doc) + "' has a gap at event " + num(at));
-    auto batch = codec::decode_ops_sequence(raw);
+    auto batch = codec::decode_batch_sequence(raw);
     if (!batch.ok()) return batch.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
     // A row that starts inside the snapshot: its first events are known and skipped by apply.
     auto applied = replica->apply(*batch);

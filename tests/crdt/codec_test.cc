@@ -213,6 +213,7 @@ TEST_CASE("codec: malformed structures get clear errors", "[codec][corruption]")
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().code() == c.code);
     CHECK_THAT(r.status().message(), Catch::Contains(c.why));
+    CHECK(codec::decode_batch(c.bytes).status() == r.status());
   }
   // Maps and deep nesting are not part of the format.
   CHECK(codec::decode_ops("\x81\x01\x02").status().code() == Code::kCorruption);
@@ -337,6 +338,102 @@ TEST_CASE("codec: the direct op-batch reader and the generic msgpack decoder agr
   REQUIRE(f.ok());
   CHECK(f->runs == g->runs);
   CHECK(f->runs[0].len == 1);
+}
+
+TEST_CASE("codec: op batches decode straight into columns, which merge as the runs do", "[codec]") {
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    auto [a, b] = sample_docs(seed);
+    const std::string bytes = codec::encode_ops(b.ops_since({}, Doc::DeletedText::kInclude));
+    auto runs = codec::decode_ops(bytes);
+    auto cols = codec::decode_batch(bytes);
+    REQUIRE(runs.ok());
+    REQUIRE(cols.ok());
+    CHECK(cols->bytes == bytes);  // names and texts are ranges of the received bytes
+    CHECK(cols->to_op_batch() == *runs);
+    CHECK(cols->events() == runs->events());
+    Doc x("x"), y("x");
+    REQUIRE(x.insert(0, "local").ok());
+    REQUIRE(y.insert(0, "local").ok());
+    auto px = x.apply(*cols);
+    auto py = y.apply(*runs);
+    REQUIRE(px.ok());
+    REQUIRE(py.ok());
+    CHECK(*px == *py);
+    CHECK(x.text() == y.text());
+    CHECK(x.version() == y.version());
+    CHECK(x.check_invariants().ok());
+    // A log row of several batches (the store's) reads as one batch of all their runs.
+    const std::string two = codec::encode_ops(a.ops_since({})) + bytes;
+    auto seq_runs = codec::decode_ops_sequence(two);
+    auto seq_cols = codec::decode_batch_sequence(two);
+    REQUIRE(seq_cols.ok());
+    CHECK(seq_cols->to_op_batch() == *seq_runs);
+    CHECK(seq_cols->agents.size() == 2);  // alice and bö, once each
+  }
+  // Later batches of a row bring agents of their own.
+  Doc p("p"), q("q"), r("r");
+  REQUIRE(p.insert(0, "one ").ok());
+  REQUIRE(q.apply(p.ops_since({})).ok());
+  REQUIRE(q.insert(4, "two ").ok());
+  REQUIRE(r.apply(q.ops_since({})).ok());
+  REQUIRE(r.insert(8, "three").ok());
+  const std::string row = codec::encode_ops(p.ops_since({})) + codec::encode_ops(r.ops_since(p.version()));
+  auto cols = codec::decode_batch_sequence(row);
+  REQUIRE(cols.ok());
+  CHECK(cols->to_op_batch() == *codec::decode_ops_sequence(row));
+  CHECK(cols->agents.size() == 3);
+  Doc fresh("x");
+  REQUIRE(fresh.apply(*cols).ok());
+  CHECK(fresh.text() == "one two three");
+  // A table that names one agent twice: both entries are that agent, so a run depending on its
+  // own future through the other entry is refused as the runs' form refuses it.
+  const std::string twice = B("\x93\x01\x92\xa1\x61\xa1\x61\x91\x97\x01\x00\x00\x00\x01\x92\x00\x00\xa1\x78");
+  cols = codec::decode_batch(twice);
+  REQUIRE(cols.ok());
+  CHECK(cols->agents.size() == 1);
+  Doc x("x"), y("x");
+  auto px = x.apply(*cols);
+  auto py = y.apply(*codec::decode_ops(twice));
+  REQUIRE_FALSE(px.ok());
+  CHECK(px.status() == py.status());
+  CHECK_THAT(px.status().message(), Catch::Contains("depends on its own future"));
+}
+
+TEST_CASE("codec: a Batch whose indices or ranges point nowhere is refused, not read", "[codec]") {
+  const std::string good = codec::encode_ops([] {
+    Doc a("a");
+    REQUIRE(a.insert(0, "hi").ok());
+    return a.ops_since({});
+  }());
+  auto base = codec::decode_batch(good);
+  REQUIRE(base.ok());
+  auto refused = [](const tandem::crdt::Batch& bad, const char* why) {
+    INFO(why);
+    Doc d("x");
+    auto r = d.apply(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Code::kInvalidArgument);
+    CHECK_THAT(r.status().message(), Catch::Contains(why));
+    CHECK(d.text().empty());
+  };
+  auto bad = *base;
+  bad.runs[0].agent = 7;
+  refused(bad, "names no agent");
+  bad = *base;
+  bad.runs[0].text.off = 1000;
+  refused(bad, "text outside its bytes");
+  bad = *base;
+  bad.runs[0].nparents = 3;
+  refused(bad, "parents outside");
+  bad = *base;
+  bad.agents[0].len = 500;
+  refused(bad, "agent name outside its bytes");
+  bad = *base;
+  bad.agents.push_back(bad.agents[0]);
+  refused(bad, "names an agent twice");
+  bad = *base;
+  bad.runs[0].format = 0;
+  refused(bad, "carries a format but is not a format event");
 }
 
 TEST_CASE("codec: a loaded replica builds its op log when first needed, and then behaves as one loaded whole", "[codec][snapshot]") {

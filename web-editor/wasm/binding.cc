@@ -280,7 +280,7 @@ class Replica {
   // each patch applying to the text left by the previous one.
   val apply(const std::string& encoded) {
     val out = val::object();
-    auto batch = codec::decode_ops(encoded);
+    auto batch = codec::decode_batch(encoded);
     if (!batch.ok()) {
       out.set("error", batch.status().ToString());
       return out;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "crdt/batch.h"
+
 #include "crdt/varint.h"
 #include "msgpack_io.h"
 
@@ -356,6 +358,107 @@ Result<OpBatch> decode_one_batch_generic(std::string_view bytes, const DecodeLim
   return batch;
 }
 
+// decode_batch_fast's twin for Batch: the batch's `bytes` are the input, and its agents and texts
+// ranges of them. Duplicate names in the agent table share the first one's index (Batch's rule);
+// the run checks are Doc::ValidateBatch's, at apply.
+bool decode_columns_fast(std::string_view bytes, const DecodeLimits& limits, size_t* consumed, Batch* out) {
+  if (bytes.empty() || bytes.size() > limits.max_bytes || bytes.size() > UINT32_MAX) return false;
+  Reader in(bytes);
+  const char* const base = bytes.data();
+  auto range = [&](std::string_view s) {
+    return Batch::Bytes{static_cast<uint32_t>(s.data() - base), static_cast<uint32_t>(s.size())};
+  };
+  uint32_t n, format, nagents, nruns;
+  if (!in.array(&n) || n != 3 || !in.u32(&format) || (format != kOpsFormat && format != kOpsFormatRich)) return false;
+  const auto max_kind = static_cast<uint32_t>(format == kOpsFormat ? OpKind::kDeleteBackward : OpKind::kBlock);
+  if (!in.array(&nagents) || nagents > limits.max_agents) return false;
+  Batch& b = *out;
+  std::vector<uint32_t> alias(nagents);  // table index -> the index of its name's first entry
+  std::vector<std::string_view> names(nagents);
+  std::unordered_map<std::string_view, uint32_t> seen;
+  for (uint32_t i = 0; i < nagents; ++i) {
+    if (!in.str(&names[i]) || !Doc::ValidateAgent(names[i]).ok()) return false;
+    alias[i] = static_cast<uint32_t>(b.agents.size());
+    bool dup = false;
+    if (nagents <= 8) {
+      for (uint32_t k = 0; k < i; ++k) {
+        if (names[k] == names[i]) {
+          alias[i] = alias[k];
+          dup = true;
+          break;
+        }
+      }
+    } else if (auto [it, added] = seen.emplace(names[i], alias[i]); !added) {
+      alias[i] = it->second;
+      dup = true;
+    }
+    if (!dup) b.agents.push_back(range(names[i]));
+  }
+  if (!in.array(&nruns) || nruns > limits.max_runs) return false;
+  b.runs.resize(nruns);
+  b.parents.reserve(nruns);
+  uint64_t events = 0;
+  for (Batch::Run& r : b.runs) {
+    uint32_t nf, agent, kind;
+    if (!in.array(&nf) || nf != 7 || !in.u32(&agent) || agent >= nagents || !in.u32(&r.seq) || !in.u32(&kind) ||
+        kind > max_kind || !in.u32(&r.pos) || !in.u32(&r.len) || r.len == 0 || (events += r.len) > limits.max_events) {
+      return false;  // the generic reader says why
+    }
+    r.agent = alias[agent];
+    r.kind = static_cast<OpKind>(kind);
+    r.parents = static_cast<uint32_t>(b.parents.size());
+    if (in.nil()) {
+      if (r.seq == 0) return false;
+      b.parents.push_back({r.agent, r.seq - 1});
+      r.nparents = 1;
+    } else {
+      uint32_t np;
+      if (!in.array(&np) || np % 2 != 0 || np / 2 > limits.max_parents) return false;
+      r.nparents = np / 2;
+      for (uint32_t k = 0; k < np / 2; ++k) {
+        uint32_t pa, seq;
+        if (!in.u32(&pa) || pa >= nagents || !in.u32(&seq)) return false;
+        b.parents.push_back({alias[pa], seq});
+      }
+    }
+    if (r.kind == OpKind::kInsert) {
+      std::string_view text;
+      if (!in.str(&text)) return false;
+      r.text = range(text);
+    } else if (IsFormat(r.kind)) {
+      uint32_t nf4;
+      std::string_view name, value;
+      Format f;
+      if (!in.array(&nf4) || nf4 != 4 || !in.u32(&f.end) || !in.str(&name) || !in.str(&value) || !in.boolean(&f.remove) ||
+          name.size() > 64 || value.size() > kMaxHrefBytes) {
+        return false;
+      }
+      f.name.assign(name);
+      f.value.assign(value);
+      r.format = static_cast<uint32_t>(b.formats.size());
+      b.formats.push_back(std::move(f));
+    } else if (!in.nil()) {
+      return false;
+    }
+  }
+  const size_t used = bytes.size() - in.left();
+  if (consumed) {
+    *consumed = used;
+  } else if (in.left() != 0) {
+    return false;
+  }
+  b.bytes.assign(bytes.substr(0, used));
+  return true;
+}
+
+Result<Batch> decode_one_columns(std::string_view bytes, const DecodeLimits& limits, size_t* consumed) {
+  Batch batch;
+  if (decode_columns_fast(bytes, limits, consumed, &batch)) return batch;
+  auto runs = decode_one_batch_generic(bytes, limits, consumed);
+  if (!runs.ok()) return runs.status();
+  return Batch::from(*runs);
+}
+
 Result<OpBatch> decode_one_batch(std::string_view bytes, const DecodeLimits& limits, size_t* consumed) {
   OpBatch batch;
   if (decode_batch_fast(bytes, limits, consumed, &batch)) return batch;
@@ -385,6 +488,57 @@ Result<OpBatch> decode_ops_sequence(std::string_view bytes, const DecodeLimits& 
     }
     if ((events += one->events()) > limits.max_events) return too_many_events("op batches", limits);
     for (auto& r : one->runs) all.runs.push_back(std::move(r));
+    bytes.remove_prefix(used);
+  }
+  return all;
+}
+
+Result<Batch> decode_batch(std::string_view bytes, const DecodeLimits& limits) {
+  return decode_one_columns(bytes, limits, nullptr);
+}
+
+Result<Batch> decode_batch_sequence(std::string_view bytes, const DecodeLimits& limits) {
+  if (bytes.empty()) return Status::Corruption("empty message");
+  size_t used = 0;
+  auto all = decode_one_columns(bytes, limits, &used);
+  if (!all.ok() || used == bytes.size()) return all;
+  // Several batches: each one's ranges and indices move by what the batches before it hold.
+  uint64_t events = all->events();
+  bytes.remove_prefix(used);
+  while (!bytes.empty()) {
+    auto one = decode_one_columns(bytes, limits, &used);
+    if (!one.ok()) return one.status();
+    if (all->runs.size() + one->runs.size() > limits.max_runs) {
+      return Status::ResourceExhausted("op batches with over " + num(limits.max_runs) + " runs");
+    }
+    if ((events += one->events()) > limits.max_events) return too_many_events("op batches", limits);
+    if (all->bytes.size() + one->bytes.size() > UINT32_MAX) return Status::ResourceExhausted("op batches too large");
+    const auto shift = static_cast<uint32_t>(all->bytes.size());
+    all->bytes.append(one->bytes);
+    // The batch's own names are distinct: each is looked up among the names before it.
+    const size_t known = all->agents.size();
+    std::vector<uint32_t> agent(one->agents.size());
+    for (size_t i = 0; i < one->agents.size(); ++i) {
+      const std::string_view name = one->agent(static_cast<uint32_t>(i));
+      uint32_t k = 0;
+      while (k < known && all->agent(k) != name) ++k;
+      if (k == known) {
+        k = static_cast<uint32_t>(all->agents.size());
+        all->agents.push_back({shift + one->agents[i].off, one->agents[i].len});
+      }
+      agent[i] = k;
+    }
+    const auto parents = static_cast<uint32_t>(all->parents.size());
+    const auto formats = static_cast<uint32_t>(all->formats.size());
+    for (Batch::Run r : one->runs) {
+      r.agent = agent[r.agent];
+      r.text.off += shift;
+      r.parents += parents;
+      if (r.format != Batch::kNoFormat) r.format += formats;
+      all->runs.push_back(r);
+    }
+    for (Batch::Parent p : one->parents) all->parents.push_back({agent[p.agent], p.seq});
+    for (auto& f : one->formats) all->formats.push_back(std::move(f));
     bytes.remove_prefix(used);
   }
   return all;

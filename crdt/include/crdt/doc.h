@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "crdt/batch.h"
 #include "crdt/format.h"
 #include "crdt/op.h"
 #include "crdt/status.h"
@@ -57,6 +58,7 @@ class Doc {
   // What can be checked of a batch without a document: agent names, lengths, kinds, text
   // (well-formed UTF-8 of the right length), parents. apply() checks this too.
   static Status ValidateBatch(const OpBatch& batch);
+  static Status ValidateBatch(const Batch& batch);
 
   const std::string& agent() const;
   void set_limits(const DocLimits& limits);
@@ -128,6 +130,8 @@ class Doc {
   // as held operations). Runs whose dependencies are missing are held until they arrive; runs of
   // unknown text (kInsertDeleted) are held too while their deletion is (in this batch or one held
   // before), so that such characters never show, and are tried again by every later apply.
+  Result<std::vector<Patch>> apply(const Batch& batch, OpBatch* added = nullptr);
+  // The same for a batch as runs (converted to a Batch first).
   Result<std::vector<Patch>> apply(const OpBatch& batch, OpBatch* added = nullptr);
   // Events held for missing dependencies.
   uint64_t pending_events() const;

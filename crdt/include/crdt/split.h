@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "crdt/batch.h"
 #include "crdt/op.h"
 #include "crdt/version.h"
 
@@ -30,5 +31,7 @@ OpBatch without_events(const OpBatch& batch, const OpBatch& remove);
 // How far the batch reaches per agent: one past the highest seq it holds of each. Whoever holds
 // that version holds every event of the batch (an agent's events arrive in order).
 Version reach(const OpBatch& batch);
+// The same of a Batch that Doc::ValidateBatch accepts.
+Version reach(const Batch& batch);
 
 }  // namespace tandem::crdt

@@ -126,7 +126,7 @@ void ClientSync::on_welcome(const proto::Welcome& w, int64_t now_ms) {
 }
 
 Result<ClientEvent> ClientSync::on_ops(const proto::Ops& o) {
-  auto batch = crdt::codec::decode_ops(o.encoded, {limits_.max_message_bytes, UINT32_MAX, 1u << 16, 1024});
+  auto batch = crdt::codec::decode_batch(o.encoded, {limits_.max_message_bytes, UINT32_MAX, 1u << 16, 1024});
   if (!batch.ok()) return batch.status();
   auto patches = doc_.apply(*batch);
   if (!patches.ok()) return patches.status();

@@ -732,7 +732,7 @@ Result<crdt::Doc> PgNode::load(std::string_view doc, std::string_view agent, std
     std::vector<ReadRow> rows;
     TANDEM_RETURN_IF_ERROR(rows_beyond(c, *id, "", &cursors, &rows));
     for (const auto& row : rows) {
-      auto batch = codec::decode_ops_sequence(row.batch);
+      auto batch = codec::decode_batch_sequence(row.batch);
       if (!batch.ok()) {
         return batch.status().WithContext("log of '" + std::string(doc) + "' (node " + row.node + ", row " +
                                           std::to_string(row.node_seq) + ")");

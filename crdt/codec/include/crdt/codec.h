@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "crdt/batch.h"
 #include "crdt/doc.h"
 #include "crdt/op.h"
 #include "crdt/status.h"
@@ -46,6 +47,12 @@ Result<OpBatch> decode_ops_generic(std::string_view bytes, const DecodeLimits& l
 // One or more encode_ops outputs written one after the other, as one batch of all their runs in
 // order (the store's log rows hold such sequences: joining them needs no decoding).
 Result<OpBatch> decode_ops_sequence(std::string_view bytes, const DecodeLimits& limits = {});
+
+// The same bytes as columns (batch.h), decoded straight into them: the batch keeps a copy of the
+// bytes it was read from, and its names and texts are ranges of it. Accepts what decode_ops
+// accepts, with the same errors.
+Result<Batch> decode_batch(std::string_view bytes, const DecodeLimits& limits = {});
+Result<Batch> decode_batch_sequence(std::string_view bytes, const DecodeLimits& limits = {});
 
 std::string encode_version(const Version& version);
 Result<Version> decode_version(std::string_view bytes, const DecodeLimits& limits = {});
