@@ -478,7 +478,7 @@ Status Round::update_text(std::vector<Patch>* patches) {
     p.pos_utf16 = d_.rope.utf16_of(lo_);
     const uint32_t tail_u16 = d_.rope.length_utf16() - d_.rope.utf16_of(lo_ + mid);
     p.deleted_utf16 = old_u16 - p.pos_utf16 - tail_u16;
-    p.inserted_utf16 = static_cast<uint32_t>(utf8::count_utf16(p.inserted));
+    p.inserted_utf16 = d_.rope.length_utf16() - tail_u16 - p.pos_utf16;
     if (p.deleted || !p.inserted.empty()) patches->push_back(std::move(p));
   }
   return Status::OK();

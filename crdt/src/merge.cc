@@ -959,6 +959,45 @@ Sequence::Where Sequence::where(LV lv) const {
 
 size_t Sequence::heap_bytes() const { return sizeof(Impl) + impl_->tracker.heap_bytes(); }
 
+namespace {
+
+// Applies an event of the text as it is at the event's own parents (no concurrent event
+// between): as the author made it.
+Status apply_direct(OpLog& log, const OpSpan& op, uint32_t k0, uint32_t n, LV start, uint32_t* doc_len,
+                    std::vector<XfOp>* out) {
+  const uint64_t pos = op.pos_at(k0);
+  if (op.type == kFmt) {
+    TANDEM_RETURN_IF_ERROR(check_format(log, op, *doc_len));
+  } else if (op.type == kIns) {
+    if (pos > *doc_len) return Status::InvalidArgument("insert position past the end of the document");
+    out->push_back({true, static_cast<uint32_t>(pos), n, start});
+    *doc_len += n;
+  } else {
+    const uint64_t first = op.type == kDelFwd ? pos : pos + 1 - n;
+    if (op.type == kDelBack && pos + 1 < n) {
+      return Status::InvalidArgument("delete position before the start of the document");
+    }
+    if (first + n > *doc_len) return Status::InvalidArgument("delete past the end of the document");
+    out->push_back({false, static_cast<uint32_t>(first), n, 0});
+    *doc_len -= n;
+  }
+  return Status::OK();
+}
+
+// A zone that is one chain from the document's version: every unit applies directly, in LV order
+// (the old ones are in the text already), and a tracker kept from an earlier merge stays valid.
+Status apply_chain(OpLog& log, const std::vector<Unit>& units, LV first_new, uint32_t doc_len, std::vector<XfOp>* out) {
+  for (const Unit& u : units) {
+    if (u.start < first_new) continue;
+    const OpSpan& op = log.ops()[u.op_index];
+    if (u.start == op.lv) log.set_len_before(u.op_index, doc_len);
+    TANDEM_RETURN_IF_ERROR(apply_direct(log, op, u.start - op.lv, u.end - u.start, u.start, &doc_len, out));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, LV first_new, uint32_t doc_len,
                  std::vector<XfOp>* out, MergeCache* cache) {
   out->clear();
@@ -981,6 +1020,9 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
   cache->last_replayed = 0;
   for (const Span& s : zone) cache->last_walked += s.end - s.start;
   std::vector<Unit> units;
+  // A zone that is one chain (each unit's only parent is the last event of the one before, the
+  // first's is `common`): the common case of a linear history, checked while cutting units.
+  bool chain = !resume;
   for (const Span& s : zone) {
     for (LV lv = s.start; lv < s.end;) {
       const size_t oi = log->op_index(lv);
@@ -989,34 +1031,25 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
       // New events may have extended an old op span: they start a unit of their own.
       LV end = std::min({s.end, op.end(), g.end});
       if (lv < first_new && end > first_new) end = first_new;
+      if (chain) {
+        const LV want = units.empty() ? common : units.back().end - 1;
+        if (lv > g.start) {
+          chain = lv - 1 == want;
+        } else {
+          chain = want == kNoLV ? g.parents.empty() : g.parents.size() == 1 && g.parents[0] == want;
+        }
+      }
       units.push_back({lv, end, oi});
       lv = end;
     }
   }
   const size_t nu = units.size();
+  if (chain) return apply_chain(*log, units, first_new, doc_len, out);
   Frontier parents;
   std::vector<uint32_t> order;
   std::vector<int64_t> suffix;
-  // A zone that is one chain (each unit continues the previous one) is processed in LV order and
-  // is critical after every unit: the common case of a linear history.
-  bool chain = !resume;
-  for (size_t c = 0; c < nu && chain; ++c) {
-    log->parents_of(units[c].start, &parents);
-    if (c == 0) {
-      chain = common == kNoLV ? parents.empty() : parents.size() == 1 && parents[0] == common;
-    } else {
-      chain = parents.size() == 1 && parents[0] == units[c - 1].end - 1;
-    }
-  }
-  if (chain) {
-    order.resize(nu);
-    for (size_t k = 0; k < nu; ++k) order[k] = static_cast<uint32_t>(k);
-    suffix.assign(nu + 1, INT64_MAX);
-    for (size_t k = 1; k < nu; ++k) suffix[k] = static_cast<int64_t>(2 * k - 1);
-  } else {
-    order_units(*log, units, first_new, &order, &suffix);
-    if (order.size() != nu) return Status::Internal("merge: the event graph has a cycle");
-  }
+  order_units(*log, units, first_new, &order, &suffix);
+  if (order.size() != nu) return Status::Internal("merge: the event graph has a cycle");
 
   Tracker& tracker = st.tracker;
   Frontier processed;
@@ -1043,22 +1076,7 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
       if (is_new) {
         // The text is exactly the version these events were made at: apply them as they are.
         if (u.start == op.lv) log->set_len_before(u.op_index, doc_len);
-        const uint64_t pos = op.pos_at(k0);
-        if (op.type == kFmt) {
-          TANDEM_RETURN_IF_ERROR(check_format(*log, op, doc_len));
-        } else if (op.type == kIns) {
-          if (pos > doc_len) return Status::InvalidArgument("insert position past the end of the document");
-          out->push_back({true, static_cast<uint32_t>(pos), n, u.start});
-          doc_len += n;
-        } else {
-          const uint64_t first = op.type == kDelFwd ? pos : pos + 1 - n;
-          if (op.type == kDelBack && pos + 1 < n) {
-            return Status::InvalidArgument("delete position before the start of the document");
-          }
-          if (first + n > doc_len) return Status::InvalidArgument("delete past the end of the document");
-          out->push_back({false, static_cast<uint32_t>(first), n, 0});
-          doc_len -= n;
-        }
+        TANDEM_RETURN_IF_ERROR(apply_direct(*log, op, k0, n, u.start, &doc_len, out));
       }
       // Old events are already in the text; either way nothing concurrent remains behind us.
       processed.assign(1, u.end - 1);

@@ -262,7 +262,7 @@ class Simulation {
     } else if (auto* b = std::get_if<tandem::sync::Batch>(&in)) {
       if (verbose_) {
         std::string runs;
-        for (const auto& run : b->ops.runs) runs += " " + run.agent + "@" + std::to_string(run.seq) + "+" + std::to_string(run.len);
+        for (const auto& run : b->ops.runs) runs += " " + std::string(b->ops.agent(run.agent)) + "@" + std::to_string(run.seq) + "+" + std::to_string(run.len);
         log("server gets batch " + std::to_string(b->id) + " from session " + std::to_string(c.session) + ":" + runs);
       }
       auto r = doc_->apply(c.session, std::move(*b));

@@ -142,7 +142,7 @@ TEST_CASE("wire: protocol 2 carries formatting; a protocol-1 client is refused a
   REQUIRE(alice.mark(0, 5, "bold", "true").ok());
   auto j2 = doc.join(2, {"alice"}, false, have, 2);
   REQUIRE(std::holds_alternative<sync::DocSync::Joined>(j2));
-  auto applied = doc.apply(2, sync::Batch{1, alice.ops_since(have)});
+  auto applied = doc.apply(2, sync::Batch{1, tandem::crdt::Batch::from(alice.ops_since(have))});
   REQUIRE(std::holds_alternative<sync::DocSync::Applied>(applied));
   auto b = doc.take_broadcast();
   REQUIRE(b);
@@ -231,7 +231,7 @@ TEST_CASE("wire: a protocol-3 client that holds nothing is sent a SNAPSHOT; othe
   const auto have = partial.version();
   REQUIRE(partial.insert(0, "x").ok());
   CHECK(join_messages(doc, 4, "partial", have, 3).size() == 1);  // nothing it lacks
-  REQUIRE(std::holds_alternative<sync::DocSync::Applied>(doc.apply(4, sync::Batch{1, partial.ops_since(have)})));
+  REQUIRE(std::holds_alternative<sync::DocSync::Applied>(doc.apply(4, sync::Batch{1, tandem::crdt::Batch::from(partial.ops_since(have))})));
   auto again = join_messages(doc, 5, "new3", {}, 3);
   REQUIRE(type_of(again[1]) == proto::kSnapshot);
   CHECK(again[1] == proto::encode(proto::Snapshot{tandem::crdt::codec::save(doc.doc())}));

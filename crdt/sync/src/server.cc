@@ -56,15 +56,20 @@ PeerSync::Inbound PeerSync::on_ops(proto::Ops o) {
   lim.max_bytes = limits_.max_message_bytes;
   lim.max_runs = static_cast<uint32_t>(std::min<uint64_t>(limits_.max_batch_events, UINT32_MAX));
   lim.max_events = limits_.max_batch_events;
-  auto batch = crdt::codec::decode_ops(o.encoded, lim);
+  auto batch = crdt::codec::decode_batch(o.encoded, lim);
   if (!batch.ok()) {
     const uint16_t code = batch.status().code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kBadMessage;
     return Refusal{code, batch.status().message()};
   }
   if (Status form = crdt::Doc::ValidateBatch(*batch); !form.ok()) return Refusal{proto::kBadMessage, form.message()};
+  // Runs name agents by their index in the batch's table: each is looked up once.
+  std::vector<int8_t> owned(batch->agents.size(), -1);
   for (const auto& r : batch->runs) {
-    if (std::find(agents_.begin(), agents_.end(), r.agent) == agents_.end()) {
-      return Refusal{proto::kForbidden, "operations by agent '" + r.agent + "', which this session does not own"};
+    int8_t& own = owned[r.agent];
+    const std::string_view agent = batch->agent(r.agent);
+    if (own < 0) own = std::find(agents_.begin(), agents_.end(), agent) != agents_.end();
+    if (!own) {
+      return Refusal{proto::kForbidden, "operations by agent '" + std::string(agent) + "', which this session does not own"};
     }
   }
   return Batch{o.batch_id, std::move(*batch)};
@@ -170,19 +175,19 @@ std::variant<DocSync::Applied, Refusal> DocSync::edit(uint64_t peer, crdt::OpBat
   for (const auto& r : ops.runs) {
     if (owners_.count(r.agent)) return Refusal{proto::kAgentInUse, "agent '" + r.agent + "' is in use by a connected session"};
   }
-  return integrate(peer, Batch{1, std::move(ops)});
+  return integrate(peer, Batch{1, crdt::Batch::from(ops)});
 }
 
 namespace {
 
 // Whether every event of `added` is in `batch` (runs of one agent cover a range of seqs each).
-bool carried(const crdt::OpBatch& batch, const crdt::OpBatch& added) {
+bool carried(const crdt::Batch& batch, const crdt::OpBatch& added) {
   for (const auto& a : added.runs) {
     uint32_t from = a.seq;
     const uint32_t to = a.seq + a.len;
     // Batches are short lists of runs, in order: one pass per added run finds its cover.
     for (const auto& b : batch.runs) {
-      if (b.agent == a.agent && b.seq <= from && from < b.seq + b.len) from = b.seq + b.len;
+      if (b.seq <= from && from < b.seq + b.len && batch.agent(b.agent) == a.agent) from = b.seq + b.len;
       if (from >= to) break;
     }
     if (from < to) return false;

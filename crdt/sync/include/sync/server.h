@@ -53,7 +53,7 @@ bool AgentBelongsTo(std::string_view agent, std::string_view subject);
 
 struct Batch {
   uint64_t id = 0;
-  crdt::OpBatch ops;
+  crdt::Batch ops;  // as received: the columns codec::decode_batch read
 };
 
 class PeerSync {
