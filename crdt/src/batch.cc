@@ -1,50 +1,69 @@
 #include "crdt/batch.h"
 
-#include <algorithm>
+#include <unordered_map>
 
 namespace tandem::crdt {
 
-uint32_t Batch::intern(std::string_view name) {
-  // A batch names a few agents (a git history's, 194): runs repeat the last one or two.
-  for (size_t k = agents.size(), seen = 0; k-- > 0 && seen < 4; ++seen) {
-    if (agent(static_cast<uint32_t>(k)) == name) return static_cast<uint32_t>(k);
-  }
-  for (size_t k = 0; k < agents.size(); ++k) {
-    if (agent(static_cast<uint32_t>(k)) == name) return static_cast<uint32_t>(k);
-  }
-  agents.push_back({static_cast<uint32_t>(bytes.size()), static_cast<uint32_t>(name.size())});
-  bytes.append(name);
-  return static_cast<uint32_t>(agents.size() - 1);
-}
+namespace {
 
-void Batch::append(const OpRun& r) {
-  Run run;
-  run.agent = intern(r.agent);
-  run.seq = r.seq;
-  run.kind = r.kind;
-  run.pos = r.pos;
-  run.len = r.len;
-  run.parents = static_cast<uint32_t>(parents.size());
-  run.nparents = static_cast<uint32_t>(r.parents.size());
-  for (const OpId& p : r.parents) parents.push_back({intern(p.agent), p.seq});
-  if (!r.content.empty()) {
-    run.text = {static_cast<uint32_t>(bytes.size()), static_cast<uint32_t>(r.content.size())};
-    bytes.append(r.content);
+// Builds a batch's agent table from the names its runs and parents give, each once. A batch may
+// name many agents (a git history's 194) and repeats the last one most: a hash of views into the
+// source runs, which outlive the build, behind a one-name cache.
+class Interner {
+ public:
+  explicit Interner(Batch* b) : b_(*b) {}
+  uint32_t operator()(std::string_view name) {
+    if (last_ != UINT32_MAX && name == last_name_) return last_;
+    auto [it, added] = index_.emplace(name, static_cast<uint32_t>(b_.agents.size()));
+    if (added) {
+      b_.agents.push_back({static_cast<uint32_t>(b_.bytes.size()), static_cast<uint32_t>(name.size())});
+      b_.bytes.append(name);
+    }
+    last_ = it->second;
+    last_name_ = name;
+    return last_;
   }
-  if (r.format) {
-    run.format = static_cast<uint32_t>(formats.size());
-    formats.push_back(*r.format);
-  }
-  runs.push_back(run);
-}
+
+ private:
+  Batch& b_;
+  std::unordered_map<std::string_view, uint32_t> index_;
+  uint32_t last_ = UINT32_MAX;
+  std::string_view last_name_;
+};
+
+}  // namespace
 
 Batch Batch::from(const OpBatch& batch) {
   Batch b;
   b.runs.reserve(batch.runs.size());
-  size_t text = 0;
-  for (const OpRun& r : batch.runs) text += r.content.size();
+  size_t text = 0, parents = 0;
+  for (const OpRun& r : batch.runs) {
+    text += r.content.size();
+    parents += r.parents.size();
+  }
   b.bytes.reserve(text + 64);
-  for (const OpRun& r : batch.runs) b.append(r);
+  b.parents.reserve(parents);
+  Interner intern(&b);
+  for (const OpRun& r : batch.runs) {
+    Run run;
+    run.agent = intern(r.agent);
+    run.seq = r.seq;
+    run.kind = r.kind;
+    run.pos = r.pos;
+    run.len = r.len;
+    run.parents = static_cast<uint32_t>(b.parents.size());
+    run.nparents = static_cast<uint32_t>(r.parents.size());
+    for (const OpId& p : r.parents) b.parents.push_back({intern(p.agent), p.seq});
+    if (!r.content.empty()) {
+      run.text = {static_cast<uint32_t>(b.bytes.size()), static_cast<uint32_t>(r.content.size())};
+      b.bytes.append(r.content);
+    }
+    if (r.format) {
+      run.format = static_cast<uint32_t>(b.formats.size());
+      b.formats.push_back(*r.format);
+    }
+    b.runs.push_back(run);
+  }
   return b;
 }
 

@@ -54,8 +54,6 @@ struct Batch {
   static Batch from(const OpBatch& batch);
   OpBatch to_op_batch() const;
   OpRun op_run(size_t i) const;
-  // Appends a run, adding its agents to the table where missing.
-  void append(const OpRun& run);
 
   std::string_view agent(uint32_t i) const { return view(agents[i]); }
   std::string_view text(const Run& r) const { return view(r.text); }
@@ -67,9 +65,6 @@ struct Batch {
     return n;
   }
   bool empty() const { return runs.empty(); }
-
- private:
-  uint32_t intern(std::string_view name);
 };
 
 }  // namespace tandem::crdt
