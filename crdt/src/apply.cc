@@ -631,6 +631,15 @@ void Round::commit(OpBatch* added) {
 // Woken runs leave the lists of the agents they waited for; the runs still held go into the lists
 // of what they wait for now; the batch's runs not integrated take free slots.
 void Round::update_held_runs() {
+  if (still_runs_ == 0) {  // nothing stays held (the common case): no list to keep
+    d_.pending_events = 0;
+    d_.pending_runs = 0;
+    d_.pending.clear();
+    d_.pending_blocker.clear();
+    d_.pending_free.clear();
+    d_.waiting.clear();
+    return;
+  }
   for (std::string_view a : woken_agents_) d_.waiting.erase(d_.waiting.find(a));
   // A blocker may view a name inside a held run, and the loop below moves held runs (clearing
   // slots, growing d_.pending): short names live inside the run itself, so take copies first.
