@@ -118,7 +118,13 @@ try {
     await a.$eval('[data-testid=history-slider]', (el) => { el.value = el.max; el.dispatchEvent(new Event('input')); });
     await new Promise((r) => setTimeout(r, 300));
     return (await a.textContent('[data-testid=history-text] ins').catch(() => '')) === 'Title\n';
-  }, 15000, 'the last change marked at the slider\'s end');
+  }, 15000, 'the last change marked at the slider\'s end').catch(async (e) => {
+    const panel = await a.$$eval('[data-testid=sessions] .session', (xs) => xs.map((x) => `${x.dataset.to}:${x.textContent}`));
+    const slider = await a.$eval('[data-testid=history-slider]', (el) => `${el.value}/${el.max}`);
+    const marked = await a.$$eval('[data-testid=history-text] ins', (xs) => xs.map((x) => x.textContent));
+    throw new Error(`${e.message}; the panel's sessions ${JSON.stringify(panel)}, slider ${slider}, marked ${JSON.stringify(marked)}, ` +
+                    `the server's history ${JSON.stringify(await api('/history'))}`);
+  });
   // Authors: each stretch coloured and named by its writer.
   await a.check('[data-testid=authors-toggle]');
   await waitFor(async () => (await a.textContent('[data-testid=history-text]')) === 'Title\nfirst draft\nsecond part\n' &&

@@ -9,6 +9,7 @@
 
 #include "crdt/codec.h"
 #include "storage/store.h"
+#include "store/replay.h"
 #include "support/random_edits.h"
 #include "support/temp_dir.h"
 
@@ -398,6 +399,61 @@ TEST_CASE("store: statistics are exact with entries in the journal, after a fold
   }
   auto store = open_store(path);
   check(*store);
+}
+
+TEST_CASE("store: a log row folded from several authors' batches still ends each one's session where its events end", "[storage][history]") {
+  // The fold joins what was committed within about a second into one row, whoever wrote it; the
+  // history read from the log must not depend on when the fold ran (seen: the web editor's
+  // slider showing "tle\n" as the last change, its session begun two characters into "Title\n").
+  TempDir dir;
+  const std::string path = dir.file("t.db");
+  Doc server{"server"};
+  Doc ann{"ann/laptop"}, bob{"bob"};
+  uint64_t logged = 0;
+  Version sent_ann, sent_bob;
+  auto type = [&](Store& store, Doc& client, Version& sent, uint32_t at, const std::string& text) {
+    REQUIRE(client.apply(server.ops_since(client.version())).ok());
+    REQUIRE(client.insert(at, text).ok());
+    OpBatch added;
+    REQUIRE(server.apply(client.ops_since(sent), &added).ok());
+    sent = client.version();
+    REQUIRE(append_sync(store, "notes", logged, added).ok());
+    logged = server.num_events();
+  };
+  {
+    auto store = open_store(path);
+    type(*store, ann, sent_ann, 0, "first draft\n");   // events 0..12
+    type(*store, bob, sent_bob, 12, "second part\n");  // 12..24
+    type(*store, ann, sent_ann, 0, "Ti");                // 24..26
+    type(*store, ann, sent_ann, 2, "tle\n");            // 26..30
+  }  // closing folds the journal: one row
+  auto store = open_store(path);
+  auto rows = store->read_log("notes", 0, 30);
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 1);
+  auto h = tandem::store::read_history(*store, "notes");
+  REQUIRE(h.ok());
+  CHECK(h->logged() == 30);
+  const auto sessions = h->sessions(60000);
+  REQUIRE(sessions.size() == 2);
+  CHECK(sessions[0].author == "bob");
+  CHECK(sessions[0].from == 12);
+  CHECK(sessions[0].to == 24);
+  CHECK(sessions[0].inserted == 12);
+  CHECK(sessions[1].author == "ann");
+  CHECK(sessions[1].agents == std::vector<std::string>{"ann/laptop"});
+  CHECK(sessions[1].from == 0);
+  CHECK(sessions[1].to == 30);
+  CHECK(sessions[1].inserted == 18);
+  // The points inside the row are exact: the text after bob's part, and after "Ti".
+  for (auto [point, text] : {std::pair<uint64_t, std::string>{12, "first draft\n"}, {24, "first draft\nsecond part\n"},
+                             {26, "Tifirst draft\nsecond part\n"}}) {
+    auto at = h->at_logged(point);
+    REQUIRE(at.ok());
+    auto then = h->history.text_at(*at);
+    REQUIRE(then.ok());
+    CHECK(*then == text);
+  }
 }
 
 TEST_CASE("store: a read-only store reads and refuses writes", "[storage]") {

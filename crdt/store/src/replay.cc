@@ -43,13 +43,27 @@ crdt::Result<crdt::Doc> replay(DocStore& store, const std::string& doc, uint64_t
 crdt::Result<LoggedHistory> read_history(DocStore& store, const std::string& doc) {
   std::vector<LoggedHistory::Row> rows;
   auto replica = replay(store, doc, UINT64_MAX, INT64_MAX, {}, [&rows](const LogRow& row, const crdt::OpBatch& b, const crdt::Doc& d) {
-    LoggedHistory::Row r{row.end_event, d.num_events(), row.time_ms, {}};
-    for (const auto& run : b.runs) {
-      auto a = std::find_if(r.agents.begin(), r.agents.end(), [&](const auto& x) { return x.name == run.agent; });
-      if (a == r.agents.end()) a = r.agents.insert(r.agents.end(), {run.agent});
-      (crdt::IsInsert(run.kind) ? a->inserted : crdt::IsFormat(run.kind) ? a->formatted : a->deleted) += run.len;
+    // A log row can join batches of several authors (the store folds what it committed within
+    // about a second into one row), so it is cut where the author changes: a session then ends
+    // where its author's events end, whatever the fold joined. The parts share the row's time.
+    const uint64_t events_before = rows.empty() ? 0 : rows.back().events;
+    const auto author = [](const std::string& agent) { return std::string_view(agent).substr(0, agent.find('/')); };
+    uint64_t logged = row.first_event;
+    for (size_t i = 0; i < b.runs.size();) {
+      LoggedHistory::Row r{0, 0, row.time_ms, {}};
+      const std::string_view by = author(b.runs[i].agent);
+      for (; i < b.runs.size() && author(b.runs[i].agent) == by; ++i) {
+        const auto& run = b.runs[i];
+        auto a = std::find_if(r.agents.begin(), r.agents.end(), [&](const auto& x) { return x.name == run.agent; });
+        if (a == r.agents.end()) a = r.agents.insert(r.agents.end(), {run.agent});
+        (crdt::IsInsert(run.kind) ? a->inserted : crdt::IsFormat(run.kind) ? a->formatted : a->deleted) += run.len;
+        logged += run.len;
+      }
+      // (Events count one for one inside a row, unless it repeats some: then only its end is exact.)
+      r.logged_end = i == b.runs.size() ? row.end_event : logged;
+      r.events = i == b.runs.size() ? d.num_events() : std::min(d.num_events(), events_before + (logged - row.first_event));
+      rows.push_back(std::move(r));
     }
-    rows.push_back(std::move(r));
   });
   if (!replica.ok()) return replica.status();
   auto h = replica->history();
