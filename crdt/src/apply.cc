@@ -170,7 +170,7 @@ class Round {
   Status check_held_limits();
   Status check_comments();
   Status update_text(std::vector<Patch>* patches);
-  void commit(OpBatch* added);
+  void commit(OpBatch* added, bool* as_received);
   void rollback();
 
   // After update_text: whether characters of unknown text stayed visible (the text is then put
@@ -212,6 +212,7 @@ class Round {
     const std::vector<OpId>* held_parents;
   };
   RunView view(const Cand& c) const;
+  bool integrated_as_received() const;
 
   void wake(std::string_view agent);
   uint32_t find_agent(std::string_view name);
@@ -607,10 +608,23 @@ void Round::rollback() {
   d_.merge_cache.clear();
 }
 
-void Round::commit(OpBatch* added) {
+// Whether the round integrated the batch exactly, run after run in its order: nothing of it a
+// duplicate or held, no held run woken.
+bool Round::integrated_as_received() const {
+  if (cand_.size() != batch_.runs.size()) return false;
+  LV next = old_size_;
+  for (const Cand& c : cand_) {
+    if (!c.done || c.n != c.len || c.first != next) return false;
+    next += c.n;
+  }
+  return next == log_.size();
+}
+
+void Round::commit(OpBatch* added, bool* as_received) {
   d_.deleted.add_all(removed_);
   for (auto& id : new_comments_) d_.comment_ids.insert(std::move(id));
-  if (added) {
+  if (as_received) *as_received = integrated_as_received();
+  if (added && !(as_received && *as_received)) {
     std::vector<internal::Range> ranges;
     const auto& spans = log_.agent_spans();
     for (LV lv = old_size_; lv < log_.size();) {
@@ -696,8 +710,9 @@ Status Doc::ValidateBatch(const Batch& batch) { return validate_batch(batch); }
 
 Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) { return apply(Batch::from(batch), added); }
 
-Result<std::vector<Patch>> Doc::apply(const Batch& batch, OpBatch* added) {
+Result<std::vector<Patch>> Doc::apply(const Batch& batch, OpBatch* added, bool* as_received) {
   if (added) added->runs.clear();
+  if (as_received) *as_received = false;
   TANDEM_RETURN_IF_ERROR(validate_batch(batch));
   if (batch.runs.empty()) return std::vector<Patch>{};
   HeldBack held_back;
@@ -713,7 +728,7 @@ Result<std::vector<Patch>> Doc::apply(const Batch& batch, OpBatch* added) {
       return st;
     }
     if (!r.unknown_left_visible()) {
-      r.commit(added);
+      r.commit(added, as_received);
       return patches;
     }
     r.rollback();

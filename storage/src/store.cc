@@ -228,7 +228,7 @@ Status decode_journal(std::string_view in, int64_t only, bool count_agents, std:
     if (only != 0 && static_cast<int64_t>(doc) != only) continue;
     JournalEntry e{static_cast<int64_t>(doc), first, end, static_cast<int64_t>(time), std::string(batch), {}};
     if (count_agents) {
-      auto ops = codec::decode_ops(batch);
+      auto ops = codec::decode_ops_sequence(batch);  // (an entry joins the batches of its row's appends)
       if (!ops.ok()) return ops.status().WithContext("journal entry");
       for (const auto& r : ops->runs) add_agent(&e.agents, r.agent, r.len);
     }
@@ -392,14 +392,11 @@ Status SqliteStore::do_item(Write& item, const std::vector<Write*>& rows, std::v
       e.first = item.first;
       e.end = rows.back()->end;
       e.time_ms = now_ms();
-      crdt::OpBatch joined;
+      // The batches one after the other, as given (codec::decode_ops_sequence reads them).
       for (Write* r : rows) {
-        for (auto& run : r->batch.runs) {
-          add_agent(&e.agents, run.agent, run.len);
-          joined.runs.push_back(std::move(run));
-        }
+        for (const auto& [agent, n] : r->batch.agents) add_agent(&e.agents, agent, n);
+        e.batch.append(r->batch.bytes);
       }
-      e.batch = codec::encode_ops(joined);
       d.pending = e.end;
       entries->push_back(std::move(e));
       return Status::OK();

@@ -31,7 +31,7 @@ struct Write {
   std::string doc;
   uint64_t first = 0;    // append: the writer's count of events before it; snapshot: events covered
   uint64_t end = 0;      // append: first + its events
-  crdt::OpBatch batch;   // append
+  crdt::codec::EncodedOps batch;  // append
   std::string bytes;     // snapshot
   std::string position;  // snapshot, for a shared store (DocStore::put_snapshot)
   store::DocStore::Done done;
@@ -102,8 +102,9 @@ template <class Interface>
 class WriterStore : public Interface, protected GroupWriter::Backend {
  public:
   using Done = store::DocStore::Done;
-  void append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done) final {
-    const uint64_t end = first_event + batch.events();
+  using Interface::append;
+  void append(std::string doc, uint64_t first_event, crdt::codec::EncodedOps batch, Done done) final {
+    const uint64_t end = first_event + batch.events;
     writer_.push({Write::kAppend, std::move(doc), first_event, end, std::move(batch), {}, {}, std::move(done)});
   }
   void put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done, std::string position) final {

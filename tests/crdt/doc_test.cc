@@ -424,6 +424,61 @@ TEST_CASE("doc: apply reports exactly the events it added, with their text", "[d
   CHECK(e.text() == a.text());
 }
 
+TEST_CASE("doc: apply says when it added a batch exactly as received, and only then leaves `added` empty", "[doc][sync]") {
+  namespace codec = tandem::crdt::codec;
+  using tandem::crdt::Batch;
+  auto columns = [](const OpBatch& b) {
+    auto c = codec::decode_batch(codec::encode_ops(b));
+    REQUIRE(c.ok());
+    CHECK(c->encoded);
+    return std::move(*c);
+  };
+  Doc a("a"), b("b");
+  REQUIRE(a.insert(0, "abc").ok());
+  const OpBatch first = a.ops_since({});
+  REQUIRE(a.insert(3, "def").ok());
+  const Version v = a.version();
+  const OpBatch second = a.ops_since({});
+  OpBatch added;
+  bool whole = false;
+  // New, in order: whole, nothing copied out.
+  REQUIRE(b.apply(columns(first), &added, &whole).ok());
+  CHECK(whole);
+  CHECK(added.empty());
+  // Half of it known already: not whole, and `added` names the rest.
+  REQUIRE(b.apply(columns(second), &added, &whole).ok());
+  CHECK_FALSE(whole);
+  REQUIRE(added.runs.size() == 1);
+  CHECK(added.runs[0].seq == 3);
+  CHECK(added.runs[0].content == "def");
+  // All known: not whole, nothing added.
+  REQUIRE(b.apply(columns(second), &added, &whole).ok());
+  CHECK_FALSE(whole);
+  CHECK(added.empty());
+  // A batch held for a missing parent, then the parent: the second call adds both, so neither is
+  // whole.
+  Doc c("c");
+  REQUIRE(a.insert(0, "x").ok());
+  const OpBatch later = a.ops_since(v);
+  REQUIRE(c.apply(columns(later), &added, &whole).ok());
+  CHECK_FALSE(whole);
+  CHECK(added.empty());
+  CHECK(c.pending_events() == 1);
+  REQUIRE(c.apply(columns(a.ops_since({})), &added, &whole).ok());
+  CHECK_FALSE(whole);
+  CHECK(added.events() == 7);
+  CHECK(c.text() == a.text());
+  // Runs listed child first: integrated in another order than received, so not whole.
+  Doc d("d");
+  OpBatch reversed = a.ops_since({});
+  REQUIRE(reversed.runs.size() >= 2);
+  std::reverse(reversed.runs.begin(), reversed.runs.end());
+  REQUIRE(d.apply(Batch::from(reversed), &added, &whole).ok());
+  CHECK_FALSE(whole);
+  CHECK(added.events() == 7);
+  CHECK(d.text() == a.text());
+}
+
 TEST_CASE("doc: an operation made as of an older version merges with what came after it", "[doc][sync]") {
   Doc a("a"), b("b");
   REQUIRE(a.insert(0, "hello world").ok());

@@ -398,7 +398,8 @@ class ThrowingStore final : public tandem::testing::WrapStore {
     if (doc == "boom-load") throw std::runtime_error("load exploded");
     return inner_.load(doc, agent, warnings);
   }
-  void append(std::string doc, uint64_t first, OpBatch b, Done done) override {
+  using WrapStore::append;
+  void append(std::string doc, uint64_t first, tandem::crdt::codec::EncodedOps b, Done done) override {
     if (doc == "boom-append") throw std::runtime_error("append exploded");
     inner_.append(std::move(doc), first, std::move(b), std::move(done));
   }

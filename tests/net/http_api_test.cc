@@ -25,7 +25,8 @@ namespace {
 class GateStore : public tandem::testing::WrapStore {
  public:
   using WrapStore::WrapStore;
-  void append(std::string doc, uint64_t first, tandem::crdt::OpBatch batch, Done done) override {
+  using WrapStore::append;
+  void append(std::string doc, uint64_t first, tandem::crdt::codec::EncodedOps batch, Done done) override {
     std::unique_lock<std::mutex> lock(mu_);
     if (open_) {
       lock.unlock();

@@ -13,7 +13,8 @@ namespace tandem::testing {
 class WrapStore : public store::DocStore {
  public:
   explicit WrapStore(store::DocStore& inner) : inner_(inner) {}
-  void append(std::string doc, uint64_t first, crdt::OpBatch batch, Done done) override {
+  using store::DocStore::append;
+  void append(std::string doc, uint64_t first, crdt::codec::EncodedOps batch, Done done) override {
     inner_.append(std::move(doc), first, std::move(batch), std::move(done));
   }
   void put_snapshot(std::string doc, uint64_t events, std::string bytes, Done done, std::string position) override {

@@ -101,7 +101,22 @@ struct Store {
   Version durable_version;
   std::string failure;
 
-  void append(const OpBatch& b, const Version& after) { pending.emplace_back(b, after); }
+  // What the server hands over is read back as a store would on load: every batch must decode,
+  // with the events and per-agent counts it came with.
+  void append(const tandem::crdt::codec::EncodedOps& e, const Version& after) {
+    auto b = tandem::crdt::codec::decode_ops_sequence(e.bytes);
+    if (!b.ok()) {
+      if (failure.empty()) failure = "the log got bytes that do not decode: " + b.status().ToString();
+      return;
+    }
+    std::map<std::string, uint64_t> counted;
+    for (const auto& r : b->runs) counted[r.agent] += r.len;
+    if ((b->events() != e.events || counted != std::map<std::string, uint64_t>(e.agents.begin(), e.agents.end())) &&
+        failure.empty()) {
+      failure = "the log got a batch whose counts differ from its runs";
+    }
+    pending.emplace_back(std::move(*b), after);
+  }
   // Commits the oldest `n` appends; the version they make durable, if any.
   std::optional<Version> commit(size_t n) {
     std::optional<Version> v;
@@ -268,7 +283,7 @@ class Simulation {
       auto r = doc_->apply(c.session, std::move(*b));
       if (auto* no = std::get_if<Refusal>(&r)) return server_close(c, *no);
       auto& a = std::get<DocSync::Applied>(r);
-      if (!a.added.empty()) store_.append(a.added, doc_->doc().version());
+      if (a.added.events) store_.append(a.added, doc_->doc().version());
       if (a.ack) server_send(c, *a.ack, true);
     } else if (auto* p = std::get_if<proto::Presence>(&in)) {
       if (auto m = doc_->presence(c.session, std::move(*p))) broadcast(c.session, *m);
@@ -285,7 +300,9 @@ class Simulation {
       if (auto v = store_.commit(rng_.between(1, static_cast<int64_t>(store_.pending.size())))) doc_->durable(*v);
       if (!store_.failure.empty()) fail(store_.failure);
     }
-    if (auto b = doc_->take_broadcast()) broadcast(b->author, b->message);
+    if (auto b = doc_->take_broadcast()) {
+      for (const auto& m : b->messages) broadcast(m.author, m.message);
+    }
     for (auto& [peer, ack] : doc_->take_acks()) {
       if (Conn* c = by_session(peer)) server_send(*c, ack, true);
     }

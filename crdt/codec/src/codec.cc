@@ -453,7 +453,12 @@ bool decode_columns_fast(std::string_view bytes, const DecodeLimits& limits, siz
 
 Result<Batch> decode_one_columns(std::string_view bytes, const DecodeLimits& limits, size_t* consumed) {
   Batch batch;
-  if (decode_columns_fast(bytes, limits, consumed, &batch)) return batch;
+  if (decode_columns_fast(bytes, limits, consumed, &batch)) {
+    // The bytes are the batch's encoding when they are all of it, in the format encode_ops
+    // would choose (a plain batch as format 1: what a client of protocol 1 reads).
+    batch.encoded = !consumed && (static_cast<uint8_t>(bytes[1]) == kOpsFormat || !batch.formats.empty());
+    return batch;
+  }
   auto runs = decode_one_batch_generic(bytes, limits, consumed);
   if (!runs.ok()) return runs.status();
   return Batch::from(*runs);
@@ -466,6 +471,46 @@ Result<OpBatch> decode_one_batch(std::string_view bytes, const DecodeLimits& lim
 }
 
 }  // namespace
+
+namespace {
+
+void count_agent(EncodedOps* e, std::string_view agent, uint64_t n) {
+  for (auto& [name, events] : e->agents) {
+    if (name == agent) {
+      events += n;
+      return;
+    }
+  }
+  e->agents.emplace_back(agent, n);
+}
+
+}  // namespace
+
+EncodedOps encode_counted(const OpBatch& batch) {
+  EncodedOps e;
+  e.bytes = encode_ops(batch);
+  for (const auto& r : batch.runs) {
+    count_agent(&e, r.agent, r.len);
+    e.events += r.len;
+  }
+  return e;
+}
+
+EncodedOps encode_counted(Batch&& batch) {
+  if (!batch.encoded) return encode_counted(batch.to_op_batch());
+  EncodedOps e;
+  std::vector<uint64_t> per_agent(batch.agents.size());
+  for (const auto& r : batch.runs) {
+    per_agent[r.agent] += r.len;
+    e.events += r.len;
+  }
+  for (size_t i = 0; i < per_agent.size(); ++i) {
+    if (per_agent[i]) e.agents.emplace_back(batch.agent(static_cast<uint32_t>(i)), per_agent[i]);
+  }
+  e.bytes = std::move(batch.bytes);
+  batch = Batch{};
+  return e;
+}
 
 Result<OpBatch> decode_ops(std::string_view bytes, const DecodeLimits& limits) {
   return decode_one_batch(bytes, limits, nullptr);

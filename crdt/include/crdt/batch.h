@@ -49,6 +49,9 @@ struct Batch {
   std::vector<Run> runs;
   std::vector<Parent> parents;
   std::vector<Format> formats;
+  // `bytes` is exactly the one op batch these columns were decoded from (codec::decode_batch's
+  // direct reader): what a server logs and rebroadcasts as is when it integrated the batch whole.
+  bool encoded = false;
 
   // The same operations, run for run (each named parent list as OpRun::parents has it).
   static Batch from(const OpBatch& batch);

@@ -130,7 +130,10 @@ class Doc {
   // as held operations). Runs whose dependencies are missing are held until they arrive; runs of
   // unknown text (kInsertDeleted) are held too while their deletion is (in this batch or one held
   // before), so that such characters never show, and are tried again by every later apply.
-  Result<std::vector<Patch>> apply(const Batch& batch, OpBatch* added = nullptr);
+  // With `as_received` set too: when the call integrated exactly the batch's events, run after
+  // run in its order (no duplicate, nothing held, no held run released), *as_received is true and
+  // `added` stays empty: the batch is what was added. Else it is false and `added` is filled.
+  Result<std::vector<Patch>> apply(const Batch& batch, OpBatch* added = nullptr, bool* as_received = nullptr);
   // The same for a batch as runs (converted to a Batch first).
   Result<std::vector<Patch>> apply(const OpBatch& batch, OpBatch* added = nullptr);
   // Events held for missing dependencies.

@@ -19,7 +19,8 @@ int64_t now_ms() {
 
 class MemoryStore final : public DocStore {
  public:
-  void append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done) override {
+  using DocStore::append;
+  void append(std::string doc, uint64_t first_event, crdt::codec::EncodedOps batch, Done done) override {
     Status st;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -30,9 +31,9 @@ class MemoryStore final : public DocStore {
                                      " but its log holds " + std::to_string(d.events) + " events");
         if (d.rows.empty()) docs_.erase(doc);
       } else {
-        const uint64_t n = batch.events();
-        for (const auto& r : batch.runs) add_agent(d, r.agent, r.len);
-        d.rows.push_back({d.events, d.events + n, now_ms(), std::move(batch)});
+        const uint64_t n = batch.events;
+        for (const auto& [agent, events] : batch.agents) add_agent(d, agent, events);
+        d.rows.push_back({d.events, d.events + n, now_ms(), std::move(batch.bytes)});
         d.events += n;
         ++stats_.commits, ++stats_.batches, ++stats_.rows, stats_.events += n;
       }
@@ -106,7 +107,9 @@ class MemoryStore final : public DocStore {
     if (it == docs_.end()) return not_found(doc);
     crdt::Doc d{std::string(agent)};
     for (const auto& row : it->second.rows) {
-      auto r = d.apply(row.batch);
+      auto batch = crdt::codec::decode_batch_sequence(row.batch);
+      if (!batch.ok()) return batch.status().WithContext("log row at event " + std::to_string(row.first));
+      auto r = d.apply(*batch);
       if (!r.ok()) return r.status().WithContext("log row at event " + std::to_string(row.first));
     }
     return d;
@@ -124,7 +127,7 @@ class MemoryStore final : public DocStore {
     std::vector<LogRow> out;
     for (const auto& row : it->second.rows) {
       if (row.end > from_event && row.first < to_event) {
-        out.push_back({row.first, row.end, row.time_ms, crdt::codec::encode_ops(row.batch)});
+        out.push_back({row.first, row.end, row.time_ms, row.batch});
       }
     }
     return out;
@@ -173,7 +176,7 @@ class MemoryStore final : public DocStore {
   struct Row {
     uint64_t first = 0, end = 0;
     int64_t time_ms = 0;
-    crdt::OpBatch batch;
+    std::string batch;  // encoded batches, one after the other
   };
   struct Document {
     std::vector<Row> rows;
@@ -202,7 +205,7 @@ class MemoryStore final : public DocStore {
     i.name = name;
     i.events = d.events;
     i.log_rows = d.rows.size();
-    for (const auto& r : d.rows) i.log_bytes += crdt::codec::encode_ops(r.batch).size();
+    for (const auto& r : d.rows) i.log_bytes += r.batch.size();
     i.snapshots = static_cast<uint32_t>(d.snapshots.size());
     if (!d.snapshots.empty()) {
       i.snapshot_bytes = d.snapshots.front().bytes;

@@ -152,7 +152,9 @@ std::optional<std::string> DocSync::leave(uint64_t peer) {
   members_.erase(m);
   std::erase_if(acks_, [&](const PendingAck& a) { return a.peer == peer; });
   std::erase_if(ready_, [&](const auto& r) { return r.first == peer; });
-  if (outbox_author_ == peer) outbox_author_ = 0;
+  for (auto& o : outbox_) {
+    if (o.author == peer) o.author = 0;
+  }
   if (presence_.erase(peer) == 0) return std::nullopt;
   return proto::encode(proto::Leave{peer});
 }
@@ -199,7 +201,9 @@ bool carried(const crdt::Batch& batch, const crdt::OpBatch& added) {
 
 std::variant<DocSync::Applied, Refusal> DocSync::integrate(uint64_t peer, Batch batch) {
   Applied out;
-  auto r = doc_.apply(batch.ops, &out.added);
+  crdt::OpBatch added;
+  bool whole = false;
+  auto r = doc_.apply(batch.ops, &added, &whole);
   if (!r.ok()) {
     // The peer's half checked the batch's form (Doc::ValidateBatch): what is left is the
     // document refusing it (positions, held operations past the bound) or a size limit.
@@ -208,18 +212,19 @@ std::variant<DocSync::Applied, Refusal> DocSync::integrate(uint64_t peer, Batch 
   }
   // The acknowledgement waits until every event of the batch is durable (some may be held).
   PendingAck ack{peer, batch.id, crdt::reach(batch.ops)};
-  if (!out.added.empty()) {
+  if (whole) {
+    const bool rich = !batch.ops.formats.empty();
+    out.added = crdt::codec::encode_counted(std::move(batch.ops));
+    send_out(out.added, peer, rich);
+  } else if (!added.empty()) {
     // The author, when everything added came in its batch: it holds all of it. Operations held
     // until now that this batch released may not be its own (or be its agent's from another
     // replica: a restored client writes as a new agent and lists the saved one, whose later
     // edits it may lack): then everyone gets the broadcast.
-    const uint64_t author = carried(batch.ops, out.added) ? peer : 0;
-    if (outbox_.empty()) {
-      outbox_author_ = author;
-    } else if (outbox_author_ != author) {
-      outbox_author_ = 0;
-    }
-    outbox_.runs.insert(outbox_.runs.end(), out.added.runs.begin(), out.added.runs.end());
+    const uint64_t author = carried(batch.ops, added) ? peer : 0;
+    const bool rich = std::any_of(added.runs.begin(), added.runs.end(), [](const auto& run) { return crdt::IsFormat(run.kind); });
+    out.added = crdt::codec::encode_counted(added);
+    send_out(out.added, author, rich);
   }
   if (durable_.includes(ack.need)) {
     out.ack = proto::encode(proto::Ack{batch.id});
@@ -227,6 +232,10 @@ std::variant<DocSync::Applied, Refusal> DocSync::integrate(uint64_t peer, Batch 
     acks_.push_back(std::move(ack));
   }
   return out;
+}
+
+void DocSync::send_out(const crdt::codec::EncodedOps& ops, uint64_t author, bool rich) {
+  outbox_.push_back({ops.bytes, ops.events, author, rich});
 }
 
 crdt::Result<crdt::OpBatch> DocSync::remote(const crdt::OpBatch& ops) {
@@ -242,8 +251,8 @@ crdt::Result<crdt::OpBatch> DocSync::remote(const crdt::OpBatch& ops) {
   durable_.merge(crdt::reach(ops));
   release_acks();
   if (!added.empty()) {
-    outbox_author_ = 0;  // none of the members wrote it
-    for (auto& run : added.runs) outbox_.runs.push_back(std::move(run));
+    const bool rich = std::any_of(added.runs.begin(), added.runs.end(), [](const auto& run) { return crdt::IsFormat(run.kind); });
+    send_out(crdt::codec::encode_counted(added), 0, rich);  // none of the members wrote it
   }
   return ours;
 }
@@ -272,18 +281,18 @@ void DocSync::release_acks() {
 std::optional<DocSync::Broadcast> DocSync::take_broadcast() {
   if (outbox_.empty()) return std::nullopt;
   Broadcast b;
-  b.events = outbox_.events();
-  b.author = outbox_author_;
-  b.message = proto::encode(proto::Ops{0, crdt::codec::encode_ops(outbox_)});
-  const bool rich = std::any_of(outbox_.runs.begin(), outbox_.runs.end(), [](const auto& r) { return crdt::IsFormat(r.kind); });
+  bool rich = false;
+  for (auto& o : outbox_) {
+    b.messages.push_back({proto::encode(proto::Ops{0, std::move(o.ops)}), o.events, o.author});
+    rich = rich || o.rich;
+  }
   if (rich) {
     for (const auto& [peer, m] : members_) {
       if (m.protocol < 2) b.outdated.push_back(peer);
     }
     b.outdated_why = outdated_client();
   }
-  outbox_.runs.clear();
-  outbox_author_ = 0;
+  outbox_.clear();
   return b;
 }
 

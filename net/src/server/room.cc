@@ -226,7 +226,7 @@ void Room::ops_now(const std::shared_ptr<Session>& s, sync::Batch batch, Clock::
 }
 
 void Room::applied(sync::DocSync::Applied& a, bool was_pending, Clock::time_point received) {
-  const uint64_t added = a.added.events();
+  const uint64_t added = a.added.events;
   if (added == 0) return;
   srv_.metrics.ops_integrated += added;
   log_events(std::move(a.added));
@@ -235,9 +235,9 @@ void Room::applied(sync::DocSync::Applied& a, bool was_pending, Clock::time_poin
   maybe_snapshot(false);
 }
 
-void Room::log_events(crdt::OpBatch events) {
+void Room::log_events(crdt::codec::EncodedOps events) {
   const uint64_t first = logged_;
-  logged_ += events.events();
+  logged_ += events.events;
   const Clock::time_point handed = Clock::now();
   srv_.store->append(name_, first, std::move(events), [self = shared_from_this(), v = sync_->doc().version(), handed](Status st) {
     boost::asio::post(self->ex_, [self, st, v, handed] { self->on_durable(st, v, handed); });
@@ -280,8 +280,7 @@ void Room::flush() {
     for (uint64_t peer : b->outdated) {
       if (auto s = by_id_.find(peer); s != by_id_.end()) s->second->close_with(b->outdated_why.code, b->outdated_why.message);
     }
-    // One author: everyone else. Several: everyone (an author ignores its own operations).
-    send_to_others(b->author, make_frame(b->message), b->events);
+    for (const auto& m : b->messages) send_to_others(m.author, make_frame(m.message), m.events);
     srv_.metrics.broadcast_latency.observe(seconds_since(outbox_since_));
   }
   send_acks();
@@ -342,7 +341,7 @@ void Room::remote_now(crdt::OpBatch batch, std::string position) {
     return;
   }
   remote_position_ = std::move(position);
-  if (ours->events() > 0) log_events(std::move(*ours));
+  if (ours->events() > 0) log_events(crdt::codec::encode_counted(*ours));
   const uint64_t added = sync_->doc().num_events() - before;
   if (added > 0) {
     srv_.metrics.ops_integrated += added;

@@ -155,7 +155,7 @@ class Room : public std::enable_shared_from_this<Room> {
   void on_durable(crdt::Status st, crdt::Version version, Clock::time_point handed);
   void remote_now(crdt::OpBatch batch, std::string position);
   // Hands integrated events to the store (invariant 1), and on_durable when they are durable.
-  void log_events(crdt::OpBatch events);
+  void log_events(crdt::codec::EncodedOps events);
   void maybe_snapshot(bool force);
   // Closes every session with kInternal and `to_clients`, and the room (the next HELLO reloads).
   void break_room(const std::string& why, const std::string& to_clients);

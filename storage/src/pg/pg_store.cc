@@ -393,8 +393,8 @@ Status PgImpl::try_commit(std::vector<Write>& group, const std::vector<Row>& row
       const int64_t id = doc_ids[group[r.items[0]].doc];
       PgRow& n = numbered.emplace_back(PgRow{r.items[0], id, next_seq[id]++, 0, {}});
       for (size_t k : r.items) {
-        n.events += static_cast<int64_t>(group[k].batch.events());
-        n.batch += codec::encode_ops(group[k].batch);
+        n.events += static_cast<int64_t>(group[k].batch.events);
+        n.batch += group[k].batch.bytes;
       }
     }
   }

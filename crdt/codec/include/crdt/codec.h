@@ -54,6 +54,17 @@ Result<OpBatch> decode_ops_sequence(std::string_view bytes, const DecodeLimits& 
 Result<Batch> decode_batch(std::string_view bytes, const DecodeLimits& limits = {});
 Result<Batch> decode_batch_sequence(std::string_view bytes, const DecodeLimits& limits = {});
 
+// Encoded operations as a log row holds them and an OPS message carries them (one or more
+// encode_ops outputs one after the other), with what a store counts of them.
+struct EncodedOps {
+  std::string bytes;
+  uint64_t events = 0;
+  std::vector<std::pair<std::string, uint64_t>> agents;  // the events of each agent (each named once)
+};
+EncodedOps encode_counted(const OpBatch& batch);
+// A batch's own bytes when they are its encoding (Batch::encoded; taken from it), else encoded.
+EncodedOps encode_counted(Batch&& batch);
+
 std::string encode_version(const Version& version);
 Result<Version> decode_version(std::string_view bytes, const DecodeLimits& limits = {});
 

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "crdt/codec.h"
 #include "crdt/doc.h"
 #include "crdt/op.h"
 #include "crdt/status.h"
@@ -101,8 +102,13 @@ class DocStore {
   // Appends `batch` to `doc`'s log, creating the document on its first append. first_event is
   // the writer's count of events it logged before (a single-node store checks it against the log
   // and refuses a gap or an overlap; a shared store, where other nodes append too, keeps no such
-  // count). `done(OK)` means the batch is durable.
-  virtual void append(std::string doc, uint64_t first_event, crdt::OpBatch batch, Done done) = 0;
+  // count). `done(OK)` means the batch is durable. The store keeps the bytes as they are (a server
+  // hands it what a client sent, when it integrated that whole).
+  virtual void append(std::string doc, uint64_t first_event, crdt::codec::EncodedOps batch, Done done) = 0;
+  // The same for operations as runs (encoded first).
+  void append(std::string doc, uint64_t first_event, const crdt::OpBatch& batch, Done done) {
+    append(std::move(doc), first_event, crdt::codec::encode_counted(batch), std::move(done));
+  }
   // Stores a snapshot (codec::save) of what the writer had logged when it queued it (`events` of
   // its log: queue it after their appends) and, for a shared store, of the other nodes' operations
   // up to `position` (what watch() delivered last; empty: what load() read). A single-node store

@@ -29,6 +29,7 @@
 #include <variant>
 #include <vector>
 
+#include "crdt/codec.h"
 #include "crdt/doc.h"
 #include "crdt/op.h"
 #include "crdt/version.h"
@@ -110,7 +111,9 @@ class DocSync {
   std::optional<std::string> presence(uint64_t peer, proto::Presence p);
 
   struct Applied {
-    crdt::OpBatch added;              // to hand to the store, in this order (then durable())
+    // What the batch added, to hand to the store, in this order (then durable()): the batch's
+    // own bytes when it was integrated whole as received, else the events added, encoded.
+    crdt::codec::EncodedOps added;
     std::optional<std::string> ack;   // ACK to send now: every event of the batch is durable already
   };
   // A member's batch (PeerSync checked its form). A refusal: the document does not take it (its
@@ -127,9 +130,14 @@ class DocSync {
   void durable(const crdt::Version& version, std::vector<std::string>* authors = nullptr);
 
   struct Broadcast {
-    std::string message;     // OPS
-    uint64_t events = 0;
-    uint64_t author = 0;     // the member it must not go to (0: it goes to everyone)
+    struct Ops {
+      std::string message;   // OPS
+      uint64_t events = 0;
+      uint64_t author = 0;   // the member it must not go to (0: it goes to everyone)
+    };
+    // One OPS per batch added, in order: a batch integrated whole goes out as its author sent
+    // it, with nothing encoded again.
+    std::vector<Ops> messages;
     // Members of protocol 1 that this broadcast's formatting would reach: to close with the
     // refusal instead of sending it to them (their leave() follows the close).
     std::vector<uint64_t> outdated;
@@ -168,8 +176,14 @@ class DocSync {
   std::map<uint64_t, std::pair<std::string, proto::Presence>> presence_;
   std::deque<PendingAck> acks_;
   std::vector<std::pair<uint64_t, uint64_t>> ready_;  // peer, batch id
-  crdt::OpBatch outbox_;
-  uint64_t outbox_author_ = 0;
+  struct Outgoing {
+    std::string ops;  // encoded operations
+    uint64_t events = 0;
+    uint64_t author = 0;
+    bool rich = false;
+  };
+  void send_out(const crdt::codec::EncodedOps& ops, uint64_t author, bool rich);
+  std::vector<Outgoing> outbox_;
   std::string snapshot_;
   uint64_t snapshot_events_ = UINT64_MAX;
 };
