@@ -228,69 +228,6 @@ class Reader {
   const uint8_t* end_;
 };
 
-bool decode_batch_fast(std::string_view bytes, const DecodeLimits& limits, size_t* consumed, OpBatch* out) {
-  if (bytes.empty() || bytes.size() > limits.max_bytes) return false;
-  Reader in(bytes);
-  uint32_t n, format, nagents, nruns;
-  if (!in.array(&n) || n != 3 || !in.u32(&format) || (format != kOpsFormat && format != kOpsFormatRich)) return false;
-  const auto max_kind = static_cast<uint32_t>(format == kOpsFormat ? OpKind::kDeleteBackward : OpKind::kBlock);
-  if (!in.array(&nagents) || nagents > limits.max_agents) return false;
-  std::vector<std::string_view> agents(nagents);
-  for (auto& a : agents) {
-    if (!in.str(&a) || !Doc::ValidateAgent(a).ok()) return false;
-  }
-  if (!in.array(&nruns) || nruns > limits.max_runs) return false;
-  OpBatch batch;
-  batch.runs.resize(nruns);
-  uint64_t events = 0;
-  for (OpRun& r : batch.runs) {
-    uint32_t nf, agent, kind;
-    if (!in.array(&nf) || nf != 7 || !in.u32(&agent) || agent >= nagents || !in.u32(&r.seq) || !in.u32(&kind) ||
-        kind > max_kind || !in.u32(&r.pos) || !in.u32(&r.len) || r.len == 0 || (events += r.len) > limits.max_events) {
-      return false;  // the generic reader says why
-    }
-    r.agent = agents[agent];
-    r.kind = static_cast<OpKind>(kind);
-    if (in.nil()) {
-      if (r.seq == 0) return false;
-      r.parents.push_back({r.agent, r.seq - 1});
-    } else {
-      uint32_t np;
-      if (!in.array(&np) || np % 2 != 0 || np / 2 > limits.max_parents) return false;
-      r.parents.resize(np / 2);
-      for (OpId& id : r.parents) {
-        uint32_t pa;
-        if (!in.u32(&pa) || pa >= nagents || !in.u32(&id.seq)) return false;
-        id.agent = agents[pa];
-      }
-    }
-    if (r.kind == OpKind::kInsert) {
-      std::string_view text;
-      if (!in.str(&text)) return false;
-      r.content.assign(text);
-    } else if (IsFormat(r.kind)) {
-      uint32_t nf4;
-      std::string_view name, value;
-      Format f;
-      if (!in.array(&nf4) || nf4 != 4 || !in.u32(&f.end) || !in.str(&name) || !in.str(&value) || !in.boolean(&f.remove) ||
-          name.size() > 64 || value.size() > kMaxHrefBytes) {
-        return false;
-      }
-      f.name.assign(name);
-      f.value.assign(value);
-      r.format = std::move(f);
-    } else if (!in.nil()) {
-      return false;
-    }
-  }
-  if (consumed) {
-    *consumed = bytes.size() - in.left();
-  } else if (in.left() != 0) {
-    return false;
-  }
-  *out = std::move(batch);
-  return true;
-}
 
 // The op batch at the start of `bytes`; with `consumed`, bytes may follow it.
 Result<OpBatch> decode_one_batch_generic(std::string_view bytes, const DecodeLimits& limits, size_t* consumed) {
@@ -358,9 +295,10 @@ Result<OpBatch> decode_one_batch_generic(std::string_view bytes, const DecodeLim
   return batch;
 }
 
-// decode_batch_fast's twin for Batch: the batch's `bytes` are the input, and its agents and texts
-// ranges of them. Duplicate names in the agent table share the first one's index (Batch's rule);
-// the run checks are Doc::ValidateBatch's, at apply.
+// The direct reader: the batch's `bytes` are the input, and its agents and texts ranges of them.
+// Duplicate names in the agent table share the first one's index (Batch's rule); the run checks
+// are Doc::ValidateBatch's, at apply. False for anything it does not take: the generic reader
+// then decodes it or says why not.
 bool decode_columns_fast(std::string_view bytes, const DecodeLimits& limits, size_t* consumed, Batch* out) {
   if (bytes.empty() || bytes.size() > limits.max_bytes || bytes.size() > UINT32_MAX) return false;
   Reader in(bytes);
@@ -464,10 +402,11 @@ Result<Batch> decode_one_columns(std::string_view bytes, const DecodeLimits& lim
   return Batch::from(*runs);
 }
 
+// As runs: through the columns, so that one reader serves both forms.
 Result<OpBatch> decode_one_batch(std::string_view bytes, const DecodeLimits& limits, size_t* consumed) {
-  OpBatch batch;
-  if (decode_batch_fast(bytes, limits, consumed, &batch)) return batch;
-  return decode_one_batch_generic(bytes, limits, consumed);
+  auto batch = decode_one_columns(bytes, limits, consumed);
+  if (!batch.ok()) return batch.status();
+  return batch->to_op_batch();
 }
 
 }  // namespace
@@ -550,6 +489,8 @@ Result<Batch> decode_batch_sequence(std::string_view bytes, const DecodeLimits& 
   // Several batches: each one's ranges and indices move by what the batches before it hold.
   uint64_t events = all->events();
   bytes.remove_prefix(used);
+  std::unordered_map<std::string, uint32_t> index;  // every name so far -> its entry
+  for (uint32_t k = 0; k < all->agents.size(); ++k) index.emplace(all->agent(k), k);
   while (!bytes.empty()) {
     auto one = decode_one_columns(bytes, limits, &used);
     if (!one.ok()) return one.status();
@@ -561,17 +502,12 @@ Result<Batch> decode_batch_sequence(std::string_view bytes, const DecodeLimits& 
     const auto shift = static_cast<uint32_t>(all->bytes.size());
     all->bytes.append(one->bytes);
     // The batch's own names are distinct: each is looked up among the names before it.
-    const size_t known = all->agents.size();
     std::vector<uint32_t> agent(one->agents.size());
     for (size_t i = 0; i < one->agents.size(); ++i) {
-      const std::string_view name = one->agent(static_cast<uint32_t>(i));
-      uint32_t k = 0;
-      while (k < known && all->agent(k) != name) ++k;
-      if (k == known) {
-        k = static_cast<uint32_t>(all->agents.size());
-        all->agents.push_back({shift + one->agents[i].off, one->agents[i].len});
-      }
-      agent[i] = k;
+      auto [it, added] = index.try_emplace(std::string(one->agent(static_cast<uint32_t>(i))),
+                                           static_cast<uint32_t>(all->agents.size()));
+      if (added) all->agents.push_back({shift + one->agents[i].off, one->agents[i].len});
+      agent[i] = it->second;
     }
     const auto parents = static_cast<uint32_t>(all->parents.size());
     const auto formats = static_cast<uint32_t>(all->formats.size());
