@@ -106,7 +106,7 @@ void print_agents(const std::vector<std::pair<std::string, uint64_t>>& agents, b
   };
   std::map<std::string, Person> people;
   for (const auto& [agent, events] : agents) {
-    Person& p = people[agent.substr(0, agent.find('/'))];
+    Person& p = people[std::string(tandem::store::author_of(agent))];
     ++p.agents;
     p.events += events;
   }

@@ -110,7 +110,7 @@ std::string encode_ops(const OpBatch& batch) {
   out.reserve(batch.runs.size() * 12 + 64);
   StringSink sink{&out};
   Packer pk(sink);
-  const bool rich = std::any_of(batch.runs.begin(), batch.runs.end(), [](const OpRun& r) { return IsFormat(r.kind); });
+  const bool rich = batch.has_formats();
   pk.pack_array(3);
   pk.pack_uint32(rich ? kOpsFormatRich : kOpsFormat);
   pack_agents(pk, agents);

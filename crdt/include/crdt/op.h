@@ -17,6 +17,7 @@
 // Marks and blocks change no text; they count as events like any other (ids, versions, logs).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -84,6 +85,10 @@ struct OpBatch {
     return n;
   }
   bool empty() const { return runs.empty(); }
+  // Whether it formats (rich text: what a client of protocol 1 cannot read).
+  bool has_formats() const {
+    return std::any_of(runs.begin(), runs.end(), [](const OpRun& r) { return IsFormat(r.kind); });
+  }
   bool operator==(const OpBatch&) const = default;
 };
 

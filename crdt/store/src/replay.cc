@@ -47,12 +47,11 @@ crdt::Result<LoggedHistory> read_history(DocStore& store, const std::string& doc
     // about a second into one row), so it is cut where the author changes: a session then ends
     // where its author's events end, whatever the fold joined. The parts share the row's time.
     const uint64_t events_before = rows.empty() ? 0 : rows.back().events;
-    const auto author = [](const std::string& agent) { return std::string_view(agent).substr(0, agent.find('/')); };
     uint64_t logged = row.first_event;
     for (size_t i = 0; i < b.runs.size();) {
       LoggedHistory::Row r{0, 0, row.time_ms, {}};
-      const std::string_view by = author(b.runs[i].agent);
-      for (; i < b.runs.size() && author(b.runs[i].agent) == by; ++i) {
+      const std::string_view by = author_of(b.runs[i].agent);
+      for (; i < b.runs.size() && author_of(b.runs[i].agent) == by; ++i) {
         const auto& run = b.runs[i];
         auto a = std::find_if(r.agents.begin(), r.agents.end(), [&](const auto& x) { return x.name == run.agent; });
         if (a == r.agents.end()) a = r.agents.insert(r.agents.end(), {run.agent});
@@ -110,7 +109,7 @@ std::vector<LoggedHistory::Session> LoggedHistory::sessions(int64_t gap_ms) cons
   for (const Row& r : rows) {
     for (const LoggedHistory::Row::Agent& ra : r.agents) {
       const std::string& agent = ra.name;
-      const std::string author = agent.substr(0, agent.find('/'));
+      const std::string author(author_of(agent));
       auto it = std::find_if(open.begin(), open.end(), [&](const Session& s) { return s.author == author; });
       if (it != open.end() && r.time_ms - it->last_ms >= gap_ms) {
         done.push_back(std::move(*it));

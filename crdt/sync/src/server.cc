@@ -222,9 +222,8 @@ std::variant<DocSync::Applied, Refusal> DocSync::integrate(uint64_t peer, Batch 
     // replica: a restored client writes as a new agent and lists the saved one, whose later
     // edits it may lack): then everyone gets the broadcast.
     const uint64_t author = carried(batch.ops, added) ? peer : 0;
-    const bool rich = std::any_of(added.runs.begin(), added.runs.end(), [](const auto& run) { return crdt::IsFormat(run.kind); });
     out.added = crdt::codec::encode_counted(added);
-    send_out(out.added, author, rich);
+    send_out(out.added, author, added.has_formats());
   }
   if (durable_.includes(ack.need)) {
     out.ack = proto::encode(proto::Ack{batch.id});
@@ -251,8 +250,7 @@ crdt::Result<crdt::OpBatch> DocSync::remote(const crdt::OpBatch& ops) {
   durable_.merge(crdt::reach(ops));
   release_acks();
   if (!added.empty()) {
-    const bool rich = std::any_of(added.runs.begin(), added.runs.end(), [](const auto& run) { return crdt::IsFormat(run.kind); });
-    send_out(crdt::codec::encode_counted(added), 0, rich);  // none of the members wrote it
+    send_out(crdt::codec::encode_counted(added), 0, added.has_formats());  // none of the members wrote it
   }
   return ours;
 }

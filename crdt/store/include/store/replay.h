@@ -27,6 +27,10 @@ using RowSeen = std::function<void(const LogRow&, const crdt::OpBatch&, const cr
 crdt::Result<crdt::Doc> replay(DocStore& store, const std::string& doc, uint64_t at_event = UINT64_MAX,
                                int64_t until_ms = INT64_MAX, const Progress& progress = {}, const RowSeen& on_row = {});
 
+// Whom an agent writes for: its name up to its first '/' (a person's editors and apps, "bob/phone",
+// write for "bob"; a name without '/' stands for itself).
+inline std::string_view author_of(std::string_view agent) { return agent.substr(0, agent.find('/')); }
+
 // A document's whole history as its log holds it (crdt::History over a replica that took the log
 // in order), with when each logged row became durable: a point of the log (a count of logged
 // events, or a time) is a point of the history.
