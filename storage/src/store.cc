@@ -190,7 +190,7 @@ struct JournalEntry {
   uint64_t first = 0;
   uint64_t end = 0;
   int64_t time_ms = 0;
-  std::string batch;   // codec::encode_ops
+  std::string batch;   // one or more codec::encode_ops outputs, one after the other
   AgentCounts agents;  // events per agent in the batch
 };
 
