@@ -221,6 +221,20 @@ class RunShapes {
     return static_cast<uint32_t>(next_seq_.size() - 1);
   }
   uint32_t next_seq(uint32_t agent) const { return next_seq_[agent]; }
+  // append_span for a run whose only parent is the event before it, by the agent of the run
+  // before (RunChecker's common run).
+  OpLog::SpanResult append_next(uint32_t agent, OpType type, uint32_t pos, uint32_t len, uint32_t len_before) {
+    uint32_t& seq = next_seq_[agent];
+    if (uint64_t{seq} + len > UINT32_MAX) return OpLog::SpanResult::kSeqOverflow;
+    if (type == internal::kDelBack && len == 1) type = internal::kDelFwd;
+    bool to_back = false;
+    if (internal::extend_by(ops_.back(), type, pos, len, &to_back) > 0) return OpLog::SpanResult::kContinues;
+    seq += len;
+    graph_.back().end += len;
+    ops_.push_back({end_, len, pos, len_before, 0, static_cast<uint8_t>(type)});
+    end_ += len;
+    return OpLog::SpanResult::kOk;
+  }
   uint32_t agents() const { return static_cast<uint32_t>(next_seq_.size()); }
   void attach_format(const Format&) {}
   OpLog::SpanResult append_span(uint32_t agent, const Frontier& parents, OpType type, uint32_t pos, uint32_t len,
@@ -257,51 +271,127 @@ class RunShapes {
 };
 
 // The runs' checks (positions against the document length at their parents, maximal runs,
-// agents in order of appearance, formats), appending them to `log`; then d's frontier.
+// agents in order of appearance, formats), made one run at a time as a decoder reads them, each
+// checked run appended to `log`; then d's frontier.
 template <class Log>
-Status check_runs(const SnapshotData& data, Log& log, Doc::Impl& d) {
-  std::unordered_set<std::string> seen;
-  for (const auto& a : data.agents) {
-    TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(a).WithContext("snapshot agent"));
-    if (!seen.insert(a).second) return Status::Corruption("snapshot names agent '" + a + "' twice");
-  }
-  if (data.events() > internal::kMaxEvents) return Status::Corruption("snapshot has too many events");
+class RunChecker {
+ public:
+  RunChecker(Log& log, Doc::Impl& d) : log_(log), d_(d) {}
 
-  log.reserve_runs(data.runs.size());
-  size_t agents_seen = 0;
-  std::vector<uint32_t> interned(data.agents.size(), internal::kNoLV);  // snapshot agent -> log agent
-  Frontier parents;
-  size_t formats_used = 0;
-  for (size_t i = 0; i < data.runs.size(); ++i) {
-    const SnapshotData::Run& r = data.runs[i];
-    const LV lv = log.size();
+  // First: the snapshot's agents, which must outlive the checker.
+  Status agents(const std::vector<std::string>& names) {
+    std::unordered_set<std::string_view> seen;
+    for (const auto& a : names) {
+      TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(a).WithContext("snapshot agent"));
+      if (!seen.insert(a).second) return Status::Corruption("snapshot names agent '" + a + "' twice");
+    }
+    names_ = &names;
+    interned_.assign(names.size(), internal::kNoLV);
+    return Status::OK();
+  }
+
+  // Run i, and the format it sets if it is a format run (else null).
+  Status add(size_t i, const SnapshotData::Run& r, const Format* fmt) {
+    if (typed(r)) {
+      const OpSpan& last = log_.ops().back();
+      const uint32_t len_before = last.len_after(last.len - 1);
+      const auto type = static_cast<internal::OpType>(r.type);
+      if constexpr (requires { log_.append_next(0, type, 0, 0, 0); }) {
+        return appended(i, r, nullptr, log_.append_next(interned_[r.agent], type, r.pos, r.len, len_before));
+      } else {
+        parents_.assign(1, log_.size() - 1);
+        return appended(i, r, nullptr, log_.append_span(interned_[r.agent], parents_, type, r.pos, r.len, len_before));
+      }
+    }
+    return add_any(i, r, fmt);
+  }
+
+  // Format runs added so far.
+  size_t formats() const { return formats_; }
+
+  // Last: the comment limit and the frontier (the last events of graph entries that no entry
+  // names as a parent).
+  Status finish() {
+    TANDEM_RETURN_IF_ERROR(d_.check_comments(d_.comment_ids.size(), "snapshot has"));
+    std::vector<LV> named;
+    for (const auto& g : log_.graph()) named.insert(named.end(), g.parents.begin(), g.parents.end());
+    std::sort(named.begin(), named.end());
+    for (const auto& g : log_.graph()) {
+      if (!std::binary_search(named.begin(), named.end(), g.end - 1)) d_.frontier.push_back(g.end - 1);
+    }
+    std::sort(d_.frontier.begin(), d_.frontier.end());
+    return Status::OK();
+  }
+
+ private:
+  // Most runs are typing or deleting by the agent of the run before, right after it: these pass
+  // add_any's checks up to the append in a few comparisons. False when the run is not one of them
+  // or fails a check (add_any then says which).
+  bool typed(const SnapshotData::Run& r) const {
+    if (!r.follows_previous || r.agent != prev_agent_ || r.type >= SnapshotData::kFormat || r.len == 0 ||
+        !r.parents.empty()) {
+      return false;
+    }
+    const LV lv = log_.size();  // > 0: a run came before
+    if (uint64_t{lv} + r.len > internal::kMaxEvents) return false;
+    const OpSpan& last = log_.ops().back();
+    const uint64_t pos = r.pos, n = r.len, lb = last.len_after(last.len - 1);
+    return r.type == SnapshotData::kInsert          ? pos <= lb && lb + n <= UINT32_MAX
+           : r.type == SnapshotData::kDeleteForward ? pos + n <= lb
+                                                     : pos < lb && pos + 1 >= n;
+  }
+
+  Status appended(size_t i, const SnapshotData::Run& r, const Format* fmt, OpLog::SpanResult result) {
+    if (result == OpLog::SpanResult::kOk) [[likely]] {
+      if (fmt) log_.attach_format(*fmt);
+      prev_agent_ = r.agent;
+      return Status::OK();
+    }
+    return refused(i, result);
+  }
+
+  [[gnu::noinline]] Status refused(size_t i, OpLog::SpanResult result) const {
+    switch (result) {
+      case OpLog::SpanResult::kOk:
+        break;
+      case OpLog::SpanResult::kSeqOverflow:
+        return Status::Corruption("snapshot run " + num(i) + ": too many events for one agent");
+      case OpLog::SpanResult::kContinues:
+        break;
+    }
+    // A run that extends the one before is not maximal: the bytes were not written by Tandem.
+    return Status::Corruption("snapshot runs are not in canonical form");
+  }
+
+  Status add_any(size_t i, const SnapshotData::Run& r, const Format* fmt) {
+    const LV lv = log_.size();
     auto bad = [&](const std::string& why) { return Status::Corruption("snapshot run " + num(i) + ": " + why); };
-    if (r.agent >= data.agents.size()) return bad("agent index out of range");
-    if (r.agent > agents_seen) return bad("agents out of order");
-    if (r.agent == agents_seen) ++agents_seen;
+    if (r.agent >= names_->size()) return bad("agent index out of range");
+    if (r.agent > agents_seen_) return bad("agents out of order");
+    if (r.agent == agents_seen_) ++agents_seen_;
     if (r.len == 0) return bad("empty run");
+    if (uint64_t{lv} + r.len > internal::kMaxEvents) return Status::Corruption("snapshot has too many events");
     if (r.type > SnapshotData::kFormat) return bad("unknown type");
-    const Format* fmt = nullptr;
     if (r.type == SnapshotData::kFormat) {
-      if (r.len != 1 || formats_used >= data.formats.size()) return bad("format run without its format");
-      fmt = &data.formats[formats_used++];
+      if (r.len != 1 || fmt == nullptr) return bad("format run without its format");
+      ++formats_;
       const OpKind kind = fmt->end > 0 ? OpKind::kMark : OpKind::kBlock;
       if (Status st = ValidateFormat(kind, r.pos, *fmt); !st.ok()) return st.WithContext("snapshot run " + num(i));
-      if (fmt->name == "comment") d.comment_ids.insert(fmt->value);
+      if (fmt->name == "comment") d_.comment_ids.insert(fmt->value);
     }
-    parents.clear();
+    parents_.clear();
     uint32_t len_before = 0;
     if (r.follows_previous) {
       if (lv == 0 || !r.parents.empty()) return bad("bad parents");
-      parents.push_back(lv - 1);
-      len_before = log.ops().back().len_after(log.ops().back().len - 1);  // the event before is the last one
+      parents_.push_back(lv - 1);
+      len_before = log_.ops().back().len_after(log_.ops().back().len - 1);  // the event before is the last one
     } else {
       for (size_t k = 0; k < r.parents.size(); ++k) {
         if (r.parents[k] >= lv || (k && r.parents[k] <= r.parents[k - 1])) return bad("bad parents");
       }
-      parents.assign(r.parents.begin(), r.parents.end());
-      if (parents.size() == 1) len_before = log.len_after(parents[0]);
-      if (parents.size() > 1) len_before = r.len_before;
+      parents_.assign(r.parents.begin(), r.parents.end());
+      if (parents_.size() == 1) len_before = log_.len_after(parents_[0]);
+      if (parents_.size() > 1) len_before = r.len_before;
     }
     const uint64_t pos = r.pos, n = r.len, lb = len_before;
     const bool ok = r.type == SnapshotData::kInsert          ? pos <= lb && lb + n <= UINT32_MAX
@@ -309,31 +399,31 @@ Status check_runs(const SnapshotData& data, Log& log, Doc::Impl& d) {
                     : r.type == SnapshotData::kFormat        ? std::max<uint64_t>(pos, fmt->end) <= lb
                                                               : pos < lb && pos + 1 >= n;
     if (!ok) return bad("position out of range");
-    uint32_t& a = interned[r.agent];
-    if (a == internal::kNoLV) a = log.intern_agent(data.agents[r.agent]);
-    switch (log.append_span(a, parents, static_cast<internal::OpType>(r.type), r.pos, r.len, len_before)) {
-      case OpLog::SpanResult::kOk:
-        if (fmt) log.attach_format(*fmt);
-        break;
-      case OpLog::SpanResult::kSeqOverflow:
-        return bad("too many events for one agent");
-      case OpLog::SpanResult::kContinues:
-        // A run that extends the one before is not maximal: the bytes were not written by Tandem.
-        return Status::Corruption("snapshot runs are not in canonical form");
-    }
+    uint32_t& a = interned_[r.agent];
+    if (a == internal::kNoLV) a = log_.intern_agent((*names_)[r.agent]);
+    return appended(i, r, fmt, log_.append_span(a, parents_, static_cast<internal::OpType>(r.type), r.pos, r.len, len_before));
   }
 
-  if (formats_used != data.formats.size()) return Status::Corruption("snapshot has formats no run uses");
-  TANDEM_RETURN_IF_ERROR(d.check_comments(d.comment_ids.size(), "snapshot has"));
+  Log& log_;
+  Doc::Impl& d_;
+  const std::vector<std::string>* names_ = nullptr;
+  std::vector<uint32_t> interned_;  // snapshot agent -> log agent
+  size_t agents_seen_ = 0;
+  size_t formats_ = 0;
+  uint32_t prev_agent_ = UINT32_MAX;  // of the run before: its snapshot agent index
+  Frontier parents_;
+};
 
-  // The frontier: last events of graph entries that no entry names as a parent.
-  std::vector<LV> named;
-  for (const auto& g : log.graph()) named.insert(named.end(), g.parents.begin(), g.parents.end());
-  std::sort(named.begin(), named.end());
-  for (const auto& g : log.graph()) {
-    if (!std::binary_search(named.begin(), named.end(), g.end - 1)) d.frontier.push_back(g.end - 1);
+// A SnapshotData's runs, in order, to `sink` (a RunChecker or a SnapshotLoader).
+template <class Sink>
+Status add_runs(const SnapshotData& data, Sink& sink) {
+  if (data.events() > internal::kMaxEvents) return Status::Corruption("snapshot has too many events");
+  size_t formats = 0;
+  for (size_t i = 0; i < data.runs.size(); ++i) {
+    const bool is_format = data.runs[i].type == SnapshotData::kFormat && formats < data.formats.size();
+    TANDEM_RETURN_IF_ERROR(sink.add(i, data.runs[i], is_format ? &data.formats[formats++] : nullptr));
   }
-  std::sort(d.frontier.begin(), d.frontier.end());
+  if (formats != data.formats.size()) return Status::Corruption("snapshot has formats no run uses");
   return Status::OK();
 }
 
@@ -350,18 +440,19 @@ struct Vis {
 // log's text (visible characters from the snapshot's text, placeholders for the rest, whose
 // events go to d.deleted) as OpLog::replace_arena takes it.
 template <class Log>
-Status check_text(const SnapshotData& data, const Log& log, Doc::Impl& d, std::vector<LvRun>* runs,
+Status check_text(std::string_view text, const std::vector<SnapshotData::TextRun>& text_runs, const Log& log,
+                  Doc::Impl& d, std::vector<LvRun>* runs,
                   std::string* arena, std::vector<uint32_t>* offsets) {
-  auto info = utf8::inspect(data.text);
+  auto info = utf8::inspect(text);
   if (!info.ok()) return info.status().WithContext("snapshot text");
   uint64_t covered = 0;
-  const bool one_byte = info->code_points == data.text.size();  // then code points are bytes
+  const bool one_byte = info->code_points == text.size();  // then code points are bytes
   std::vector<Vis> vis;
-  vis.reserve(data.text_runs.size());
-  runs->reserve(data.text_runs.size());
-  std::string_view rest(data.text);
+  vis.reserve(text_runs.size());
+  runs->reserve(text_runs.size());
+  std::string_view rest(text);
   size_t byte = 0;
-  for (const auto& t : data.text_runs) {
+  for (const auto& t : text_runs) {
     if (t.len == 0 || uint64_t{t.event} + t.len > log.size()) return Status::Corruption("snapshot text run out of range");
     if (covered + t.len > info->code_points) return Status::Corruption("snapshot text runs exceed the text");
     covered += t.len;
@@ -381,7 +472,7 @@ Status check_text(const SnapshotData& data, const Log& log, Doc::Impl& d, std::v
     if (vis[k].lv < vis[k - 1].lv + vis[k - 1].len) return Status::Corruption("snapshot shows a character twice");
   }
 
-  if (arena) arena->reserve(data.text.size() + (log.size() - covered));
+  if (arena) arena->reserve(text.size() + (log.size() - covered));
   size_t vi = 0;
   uint64_t vis_chars = 0;  // visible characters found inside insert events
   for (const OpSpan& op : log.ops()) {
@@ -394,7 +485,7 @@ Status check_text(const SnapshotData& data, const Log& log, Doc::Impl& d, std::v
         const Vis& v = vis[vi];
         const LV stop = std::min(op.end(), v.lv + v.len);
         if (arena) {
-          std::string_view piece = std::string_view(data.text).substr(v.byte);
+          std::string_view piece = text.substr(v.byte);
           const size_t b0 = one_byte ? at - v.lv : utf8::byte_offset(piece, at - v.lv);
           const size_t b1 = one_byte ? stop - v.lv : utf8::byte_offset(piece, stop - v.lv);
           arena->append(piece.substr(b0, b1 - b0));
@@ -424,11 +515,15 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   impl->agent_name = std::string(agent);
   Impl& d = *impl;
   OpLog& log = d.log;
-  TANDEM_RETURN_IF_ERROR(check_runs(data, log, d));
+  RunChecker<OpLog> check(log, d);
+  TANDEM_RETURN_IF_ERROR(check.agents(data.agents));
+  log.reserve_runs(data.runs.size());
+  TANDEM_RETURN_IF_ERROR(add_runs(data, check));
+  TANDEM_RETURN_IF_ERROR(check.finish());
   std::vector<LvRun> runs;
   std::string arena;
   std::vector<uint32_t> offsets;
-  TANDEM_RETURN_IF_ERROR(check_text(data, log, d, &runs, &arena, &offsets));
+  TANDEM_RETURN_IF_ERROR(check_text(data.text, data.text_runs, log, d, &runs, &arena, &offsets));
   log.replace_arena(std::move(arena), offsets);
   d.rope.build(data.text, runs);
   for (uint32_t a = 0; a < log.num_agents(); ++a) d.version.advance(log.agent_name(a), log.next_seq(a));
@@ -437,19 +532,49 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
 
 Result<Doc> Doc::from_snapshot_lazy(const SnapshotData& data, std::string_view agent, std::string encoded,
                                     SnapshotDecoder decode) {
-  TANDEM_RETURN_IF_ERROR(ValidateAgent(agent));
-  auto impl = std::make_unique<Impl>();
-  impl->agent_name = std::string(agent);
-  Impl& d = *impl;
+  SnapshotLoader load;
+  TANDEM_RETURN_IF_ERROR(load.begin(agent, data.agents, data.runs.size()));
+  TANDEM_RETURN_IF_ERROR(add_runs(data, load));
+  return load.finish(data.text, data.text_runs, std::move(encoded), std::move(decode));
+}
+
+struct SnapshotLoader::State {
+  std::unique_ptr<Doc::Impl> impl = std::make_unique<Doc::Impl>();
+  std::vector<std::string> agents;
   RunShapes shapes;
-  TANDEM_RETURN_IF_ERROR(check_runs(data, shapes, d));
+  RunChecker<RunShapes> check{shapes, *impl};
+};
+
+SnapshotLoader::SnapshotLoader() = default;
+SnapshotLoader::~SnapshotLoader() = default;
+
+Status SnapshotLoader::begin(std::string_view agent, std::vector<std::string> agents, size_t runs) {
+  TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(agent));
+  s_ = std::make_unique<State>();
+  s_->impl->agent_name = std::string(agent);
+  s_->agents = std::move(agents);
+  TANDEM_RETURN_IF_ERROR(s_->check.agents(s_->agents));
+  s_->shapes.reserve_runs(runs);
+  return Status::OK();
+}
+
+Status SnapshotLoader::add(size_t i, const SnapshotData::Run& run, const Format* format) {
+  return s_->check.add(i, run, format);
+}
+
+Result<Doc> SnapshotLoader::finish(std::string_view text, const std::vector<SnapshotData::TextRun>& text_runs,
+                                   std::string encoded, Doc::SnapshotDecoder decode) {
+  State& s = *s_;
+  Doc::Impl& d = *s.impl;
+  TANDEM_RETURN_IF_ERROR(s.check.finish());
   std::vector<LvRun> runs;
-  TANDEM_RETURN_IF_ERROR(check_text(data, shapes, d, &runs, nullptr, nullptr));
-  d.rope.build(data.text, runs);
+  TANDEM_RETURN_IF_ERROR(check_text(text, text_runs, s.shapes, d, &runs, nullptr, nullptr));
+  d.rope.build(text, runs);
   // Agents are interned in order of first use, which is their order in the snapshot.
-  for (uint32_t a = 0; a < shapes.agents(); ++a) d.version.advance(data.agents[a], shapes.next_seq(a));
-  d.deferred = std::make_unique<Impl::Deferred>(Impl::Deferred{std::move(encoded), std::move(decode), shapes.size(), data.formats.size()});
-  return Doc(std::move(impl));
+  for (uint32_t a = 0; a < s.shapes.agents(); ++a) d.version.advance(s.agents[a], s.shapes.next_seq(a));
+  d.deferred = std::make_unique<Doc::Impl::Deferred>(
+      Doc::Impl::Deferred{std::move(encoded), std::move(decode), s.shapes.size(), s.check.formats()});
+  return Doc(std::move(s.impl));
 }
 
 Doc::Impl& Doc::build_deferred() const {

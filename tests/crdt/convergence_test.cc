@@ -138,7 +138,7 @@ void run_scenario(uint64_t seed, int n, bool rich = false) {
     REQUIRE(r.doc.spans() == spans);
     REQUIRE(r.doc.blocks() == blocks);
   }
-  auto loaded = codec::load(snap, "reader");
+  auto loaded = codec::load_direct(snap, "reader");
   REQUIRE(loaded.ok());
   REQUIRE(loaded->text() == text);
   REQUIRE(loaded->check_invariants().ok());

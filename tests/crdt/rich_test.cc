@@ -181,7 +181,7 @@ TEST_CASE("rich: a plain document keeps format 1 bytes; marks bring format 2 and
   Doc e("e");
   REQUIRE(e.apply(*decoded).ok());
   CHECK(render(e) == render(d));
-  auto loaded = codec::load(rich_snap, "r");
+  auto loaded = codec::load_direct(rich_snap, "r");
   REQUIRE(loaded.ok());
   CHECK(render(*loaded) == "{bold:plain} text\nsecond line");
   CHECK(render_blocks(*loaded) == "0:paragraph 11:heading=2");

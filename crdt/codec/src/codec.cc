@@ -1,6 +1,7 @@
 #include "crdt/codec.h"
 
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
 
 #include "crdt/batch.h"
@@ -639,7 +640,13 @@ std::string encode_snapshot(const SnapshotData& data) {
   return out;
 }
 
-Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits& limits) {
+namespace {
+
+// Reads a snapshot's columns in one pass, handing them to `sink` as it goes: sink.begin(agents,
+// runs), then sink.add(i, run, format) for each run (format: what a format run sets, else null),
+// then sink.finish(text, text_runs). An error from the sink ends the read.
+template <class Sink>
+Status read_snapshot(std::string_view bytes, const DecodeLimits& limits, Sink& sink) {
   msgpack::object_handle oh;
   TANDEM_RETURN_IF_ERROR(unpack_one(bytes, 4, limits, &oh));
   const msgpack::object* top;
@@ -648,8 +655,9 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
   TANDEM_RETURN_IF_ERROR(check_format(top[0], kSnapshotFormatRich, "snapshot", &format));
   if (ntop != (format == kSnapshotFormat ? 9u : 10u)) return bad_bytes("snapshot: wrong number of fields");
   const uint32_t max_type = format == kSnapshotFormat ? SnapshotData::kDeleteBackward : SnapshotData::kFormat;
-  SnapshotData data;
-  TANDEM_RETURN_IF_ERROR(read_agents(top[1], limits, &data.agents));
+  std::vector<std::string> agents;
+  TANDEM_RETURN_IF_ERROR(read_agents(top[1], limits, &agents));
+  const size_t nagents = agents.size();
   uint32_t nruns;
   std::string_view meta_b, agents_b, pos_b, parents_b, text, text_runs_b;
   if (!as_u32(top[2], &nruns)) return bad_bytes("snapshot: bad run count");
@@ -660,14 +668,32 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
   // Every run takes at least one byte of `meta`: a count beyond that is a lie, not a reason to allocate.
   if (nruns > meta_b.size()) return bad_bytes("snapshot: run count exceeds its column");
   if (nruns > limits.max_runs) return Status::ResourceExhausted("snapshot has " + num(nruns) + " runs");
-  data.runs.resize(nruns);
-  VarintReader meta(meta_b), agent_runs(agents_b), positions(pos_b), parents(parents_b), text_runs(text_runs_b);
+  // The formats' table (deduplicated) comes first, so that each format run can take its use.
+  std::vector<Format> table;
+  std::string_view uses_b;
+  if (format == kSnapshotFormatRich) {
+    const msgpack::object *pair, *items;
+    uint32_t npair, n;
+    if (!as_array(top[9], &pair, &npair) || npair != 2 || !as_array(pair[0], &items, &n) || n == 0 ||
+        !as_bin(pair[1], &uses_b)) {
+      return bad_bytes("snapshot: bad formats");
+    }
+    table.resize(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      TANDEM_RETURN_IF_ERROR(read_format(items[i], &table[i]).WithContext("snapshot"));
+      if (table[i].end != 0) return bad_bytes("snapshot: bad formats");
+    }
+  }
+  TANDEM_RETURN_IF_ERROR(sink.begin(std::move(agents), nruns));
+  VarintReader meta(meta_b), agent_runs(agents_b), positions(pos_b), parents(parents_b), text_runs(text_runs_b),
+      uses(uses_b);
   uint32_t agent = 0;
   uint64_t agent_left = 0;
   uint32_t predicted = 0;
   uint64_t first_event = 0;
+  SnapshotData::Run r;
+  Format f;
   for (uint32_t i = 0; i < nruns; ++i) {
-    auto& r = data.runs[i];
     auto bad = [&](const char* why) { return bad_bytes("snapshot run " + num(i) + ": " + why); };
     uint64_t m, zpos;
     if (!meta.read(&m)) return bad("truncated meta");
@@ -679,7 +705,7 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
     r.len = static_cast<uint32_t>(len);
     if (agent_left == 0) {
       if (!agent_runs.read32(&agent) || !agent_runs.read(&agent_left) || agent_left == 0) return bad("bad agent column");
-      if (agent >= data.agents.size()) return bad("agent index out of range");
+      if (agent >= nagents) return bad("agent index out of range");
     }
     --agent_left;
     r.agent = agent;
@@ -689,6 +715,8 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
     r.pos = static_cast<uint32_t>(pos);
     if (r.type == SnapshotData::kDeleteBackward && r.pos + uint64_t{1} < r.len) return bad("position out of range");
     predicted = predict_next(r.type, r.pos, r.len);
+    r.parents.clear();
+    r.len_before = 0;
     if (!r.follows_previous) {
       uint64_t count;
       if (!parents.read(&count)) return bad("truncated parents");
@@ -703,11 +731,23 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
     }
     first_event += r.len;
     if (first_event > limits.max_events) return too_many_events("snapshot", limits);
+    const Format* fmt = nullptr;
+    if (r.type == SnapshotData::kFormat) {
+      uint64_t t, delta;
+      if (!uses.read(&t) || !uses.read(&delta) || t >= table.size() || r.pos + delta > UINT32_MAX) {
+        return bad_bytes("snapshot: bad format use");
+      }
+      f = table[t];
+      f.end = delta > 0 ? r.pos + static_cast<uint32_t>(delta) : 0;
+      fmt = &f;
+    }
+    TANDEM_RETURN_IF_ERROR(sink.add(i, r, fmt));
   }
   if (!meta.done() || !positions.done() || !parents.done() || !agent_runs.done() || agent_left != 0) {
     return bad_bytes("snapshot: trailing column bytes");
   }
-  data.text.assign(text);
+  std::vector<SnapshotData::TextRun> runs(text_runs_b.size() / 2);  // each takes two varints at least
+  size_t nruns_text = 0;
   uint64_t prev_end = 0;
   while (!text_runs.done()) {
     uint64_t z, len;
@@ -716,42 +756,72 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
     if (!add_zigzag(prev_end, z, first_event, &ev) || len == 0 || len > first_event - ev) {
       return bad_bytes("snapshot: text run out of range");
     }
-    data.text_runs.push_back({static_cast<uint32_t>(ev), static_cast<uint32_t>(len)});
+    runs[nruns_text++] = {static_cast<uint32_t>(ev), static_cast<uint32_t>(len)};
     prev_end = ev + len;
   }
-  if (format == kSnapshotFormatRich) {
-    const msgpack::object *pair, *items;
-    uint32_t npair, n;
-    std::string_view uses_b;
-    if (!as_array(top[9], &pair, &npair) || npair != 2 || !as_array(pair[0], &items, &n) || n == 0 ||
-        !as_bin(pair[1], &uses_b)) {
-      return bad_bytes("snapshot: bad formats");
-    }
-    std::vector<Format> table(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      TANDEM_RETURN_IF_ERROR(read_format(items[i], &table[i]).WithContext("snapshot"));
-      if (table[i].end != 0) return bad_bytes("snapshot: bad formats");
-    }
-    VarintReader uses(uses_b);
-    for (const auto& r : data.runs) {
-      if (r.type != SnapshotData::kFormat) continue;
-      uint64_t t, delta;
-      if (!uses.read(&t) || !uses.read(&delta) || t >= n || r.pos + delta > UINT32_MAX) return bad_bytes("snapshot: bad format use");
-      Format f = table[t];
-      f.end = delta > 0 ? r.pos + static_cast<uint32_t>(delta) : 0;
-      data.formats.push_back(std::move(f));
-    }
-    if (!uses.done()) return bad_bytes("snapshot: trailing format uses");
+  runs.resize(nruns_text);
+  if (!uses.done()) return bad_bytes("snapshot: trailing format uses");
+  return sink.finish(text, std::move(runs));
+}
+
+// read_snapshot into a SnapshotData.
+struct DataSink {
+  SnapshotData data;
+  Status begin(std::vector<std::string> agents, size_t runs) {
+    data.agents = std::move(agents);
+    data.runs.reserve(runs);
+    return Status::OK();
   }
-  return data;
+  Status add(size_t, const SnapshotData::Run& run, const Format* format) {
+    data.runs.push_back(run);
+    if (format) data.formats.push_back(*format);
+    return Status::OK();
+  }
+  Status finish(std::string_view text, std::vector<SnapshotData::TextRun> runs) {
+    data.text.assign(text);
+    data.text_runs = std::move(runs);
+    return Status::OK();
+  }
+};
+
+// read_snapshot into a lazily loaded replica.
+struct LoadSink {
+  std::string_view agent, bytes;
+  DecodeLimits limits;
+  SnapshotLoader loader;
+  std::optional<Result<Doc>> doc;
+  Status begin(std::vector<std::string> agents, size_t runs) { return loader.begin(agent, std::move(agents), runs); }
+  Status add(size_t i, const SnapshotData::Run& run, const Format* format) { return loader.add(i, run, format); }
+  Status finish(std::string_view text, std::vector<SnapshotData::TextRun> runs) {
+    const DecodeLimits l = limits;
+    doc.emplace(loader.finish(text, runs, std::string(bytes), [l](std::string_view b) { return decode_snapshot(b, l); }));
+    return doc->ok() ? Status::OK() : doc->status();
+  }
+};
+
+}  // namespace
+
+Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits& limits) {
+  DataSink sink;
+  TANDEM_RETURN_IF_ERROR(read_snapshot(bytes, limits, sink));
+  return std::move(sink.data);
+}
+
+Result<Doc> load_direct(std::string_view bytes, std::string_view agent, const DecodeLimits& limits) {
+  LoadSink sink{agent, bytes, limits, {}, {}};
+  TANDEM_RETURN_IF_ERROR(read_snapshot(bytes, limits, sink));
+  return std::move(*sink.doc);
 }
 
 std::string save(const Doc& doc) { return encode_snapshot(doc.to_snapshot()); }
 
 Result<Doc> load(std::string_view bytes, std::string_view agent, const DecodeLimits& limits) {
+  auto doc = load_direct(bytes, agent, limits);
+  if (doc.ok()) return doc;
+  // The direct reader stops at the first fault it meets, checks and decoding interleaved; the
+  // two steps name the fault from_snapshot names, the same for every reader of these bytes.
   auto data = decode_snapshot(bytes, limits);
   if (!data.ok()) return data.status();
-  // The op log is built from the bytes when first needed (most loads are read, or edited later).
   return Doc::from_snapshot_lazy(*data, agent, std::string(bytes),
                                  [limits](std::string_view b) { return decode_snapshot(b, limits); });
 }

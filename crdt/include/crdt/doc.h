@@ -170,6 +170,7 @@ class Doc {
   struct Impl;
 
  private:
+  friend class SnapshotLoader;
   explicit Doc(std::unique_ptr<Impl> impl);
   Impl& full() const;  // the replica with its op log built (see from_snapshot_lazy; doc_impl.h)
   Impl& build_deferred() const;
@@ -208,6 +209,28 @@ struct SnapshotData {
     return n;
   }
   bool operator==(const SnapshotData&) const = default;
+};
+
+// Doc::from_snapshot_lazy for a decoder that reads a snapshot's columns straight into it
+// (codec::load) rather than into a SnapshotData: begin() with the agents, add() each run in
+// order (with its format if it is a format run), then finish() once, with the text. It refuses
+// exactly what from_snapshot_lazy refuses, though it may name another of the faults first; after
+// an error nothing more may be called.
+class SnapshotLoader {
+ public:
+  SnapshotLoader();
+  ~SnapshotLoader();
+  SnapshotLoader(const SnapshotLoader&) = delete;
+  SnapshotLoader& operator=(const SnapshotLoader&) = delete;
+
+  Status begin(std::string_view agent, std::vector<std::string> agents, size_t runs);
+  Status add(size_t i, const SnapshotData::Run& run, const Format* format);
+  Result<Doc> finish(std::string_view text, const std::vector<SnapshotData::TextRun>& text_runs, std::string encoded,
+                     Doc::SnapshotDecoder decode);
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
 };
 
 }  // namespace tandem::crdt

@@ -73,7 +73,12 @@ Result<SnapshotData> decode_snapshot(std::string_view bytes, const DecodeLimits&
 
 // encode_snapshot(doc.to_snapshot()), and Doc::from_snapshot_lazy of decode_snapshot(bytes):
 // the replica is checked whole, and builds its op log from a copy of `bytes` when first needed.
+// load() reads the columns straight into the replica (load_direct, with no SnapshotData); when
+// that refuses the bytes, the error is the one decode_snapshot and from_snapshot_lazy give.
 std::string save(const Doc& doc);
 Result<Doc> load(std::string_view bytes, std::string_view agent, const DecodeLimits& limits = {});
+// load() without that second reading of bad bytes: it refuses exactly what load() refuses, but
+// may name another fault. For tests and fuzzers that check the direct reader on its own.
+Result<Doc> load_direct(std::string_view bytes, std::string_view agent, const DecodeLimits& limits = {});
 
 }  // namespace tandem::crdt::codec

@@ -23,7 +23,7 @@ inline int64_t unzigzag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -sta
 
 // base plus the zigzag-encoded delta z, into *out if the sum lies in [0, limit]. Computed without
 // signed arithmetic: a hostile delta near 2^63 must be refused, not overflow.
-inline bool add_zigzag(uint64_t base, uint64_t z, uint64_t limit, uint64_t* out) {
+[[gnu::always_inline]] inline bool add_zigzag(uint64_t base, uint64_t z, uint64_t limit, uint64_t* out) {
   const uint64_t magnitude = z >> 1;  // of a negative delta: magnitude + 1
   if (z & 1) {
     if (magnitude >= base) return false;
@@ -40,8 +40,13 @@ class VarintReader {
   explicit VarintReader(std::string_view bytes) : p_(reinterpret_cast<const uint8_t*>(bytes.data())), end_(p_ + bytes.size()) {}
   // False on truncation or a value over 64 bits.
   [[gnu::always_inline]] bool read(uint64_t* v) {
-    if (p_ != end_ && *p_ < 0x80) {  // most values fit in one byte: keep that path inlined
+    if (p_ != end_ && *p_ < 0x80) {  // most values fit in one or two bytes: keep those paths inlined
       *v = *p_++;
+      return true;
+    }
+    if (end_ - p_ >= 2 && p_[1] < 0x80) {
+      *v = (p_[0] & 0x7Fu) | (uint64_t{p_[1]} << 7);
+      p_ += 2;
       return true;
     }
     return read_long(v);
