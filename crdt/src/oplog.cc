@@ -437,16 +437,4 @@ size_t OpLog::heap_bytes() const {
   return n;
 }
 
-uint32_t extend_by(const OpSpan& last, OpType type, uint32_t pos, uint32_t len, bool* to_back) {
-  if (type == kFmt || last.type == kFmt) return 0;
-  if (type == kIns) return last.type == kIns && pos == last.pos + last.len ? len : 0;
-  if (last.type == kDelFwd && pos == last.pos) return type == kDelFwd ? len : 1;  // a backspace continues one event
-  if (last.type != kIns && (last.type == kDelBack || last.len == 1) && last.pos >= last.len &&
-      pos == last.pos - last.len) {
-    *to_back = true;
-    return type == kDelBack ? len : 1;
-  }
-  return 0;
-}
-
 }  // namespace tandem::crdt::internal

@@ -94,7 +94,17 @@ struct GraphEntry {
 // How many of the `len` events (type, pos) extend op span `last`, appended right after it by the
 // same agent with the event before as their only parent: typing on from its end, deleting forward
 // at its position, or backspacing from its start. *to_back: `last` turns into a backspace run.
-uint32_t extend_by(const OpSpan& last, OpType type, uint32_t pos, uint32_t len, bool* to_back);
+inline uint32_t extend_by(const OpSpan& last, OpType type, uint32_t pos, uint32_t len, bool* to_back) {
+  if (type == kFmt || last.type == kFmt) return 0;
+  if (type == kIns) return last.type == kIns && pos == last.pos + last.len ? len : 0;
+  if (last.type == kDelFwd && pos == last.pos) return type == kDelFwd ? len : 1;  // a backspace continues one event
+  if (last.type != kIns && (last.type == kDelBack || last.len == 1) && last.pos >= last.len &&
+      pos == last.pos - last.len) {
+    *to_back = true;
+    return type == kDelBack ? len : 1;
+  }
+  return 0;
+}
 
 class OpLog {
  public:
