@@ -784,6 +784,11 @@ struct DataSink {
   }
 };
 
+// What a lazily loaded replica decodes its bytes with when it first needs its op log.
+Doc::SnapshotDecoder decoder(const DecodeLimits& limits) {
+  return [limits](std::string_view b) { return decode_snapshot(b, limits); };
+}
+
 // read_snapshot into a lazily loaded replica.
 struct LoadSink {
   std::string_view agent, bytes;
@@ -793,8 +798,7 @@ struct LoadSink {
   Status begin(std::vector<std::string> agents, size_t runs) { return loader.begin(agent, std::move(agents), runs); }
   Status add(size_t i, const SnapshotData::Run& run, const Format* format) { return loader.add(i, run, format); }
   Status finish(std::string_view text, std::vector<SnapshotData::TextRun> runs) {
-    const DecodeLimits l = limits;
-    doc.emplace(loader.finish(text, runs, std::string(bytes), [l](std::string_view b) { return decode_snapshot(b, l); }));
+    doc.emplace(loader.finish(text, runs, std::string(bytes), decoder(limits)));
     return doc->ok() ? Status::OK() : doc->status();
   }
 };
@@ -822,8 +826,7 @@ Result<Doc> load(std::string_view bytes, std::string_view agent, const DecodeLim
   // two steps name the fault from_snapshot names, the same for every reader of these bytes.
   auto data = decode_snapshot(bytes, limits);
   if (!data.ok()) return data.status();
-  return Doc::from_snapshot_lazy(*data, agent, std::string(bytes),
-                                 [limits](std::string_view b) { return decode_snapshot(b, limits); });
+  return Doc::from_snapshot_lazy(*data, agent, std::string(bytes), decoder(limits));
 }
 
 }  // namespace tandem::crdt::codec
