@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstring>
+#include <iterator>
 
 #include "crdt/utf8.h"
 
@@ -127,11 +128,12 @@ size_t cut_runs(const LvRun* runs, size_t nruns, uint32_t off, uint32_t k, LvRun
   return nk;
 }
 
-void append_run(std::vector<LvRun>* runs, LvRun r) {
-  if (!runs->empty() && runs->back().lv + runs->back().len == r.lv) {
-    runs->back().len += r.len;
+// Appends r to runs[0, *n), joining it to the last run when its LVs continue it.
+inline void append_run(LvRun* runs, size_t* n, LvRun r) {
+  if (*n > 0 && runs[*n - 1].lv + runs[*n - 1].len == r.lv) {
+    runs[*n - 1].len += r.len;
   } else {
-    runs->push_back(r);
+    runs[(*n)++] = r;
   }
 }
 
@@ -250,12 +252,11 @@ void Rope::refresh(Node* node) {
   }
 }
 
-std::vector<Rope::Leaf*> Rope::chop(std::string_view text, const std::vector<LvRun>& runs,
-                                    size_t target_bytes) const {
-  std::vector<Leaf*> out;
+void Rope::chop(std::string_view text, const LvRun* runs, size_t nruns, size_t target_bytes, Leaf* first,
+                std::vector<Node*>* rest) const {
   // The runs cover the text: as many code points as bytes means one byte each, and no counting.
   uint64_t total_cp = 0;
-  for (const LvRun& r : runs) total_cp += r.len;
+  for (size_t i = 0; i < nruns; ++i) total_cp += runs[i].len;
   const bool one_byte = total_cp == text.size();
   size_t bpos = 0, ri = 0;
   uint32_t roff = 0;
@@ -265,10 +266,17 @@ std::vector<Rope::Leaf*> Rope::chop(std::string_view text, const std::vector<LvR
     if (end == bpos) end = bpos + 1;  // unreachable with target_bytes >= 4
     uint32_t ccp = one_byte ? static_cast<uint32_t>(end - bpos)
                             : static_cast<uint32_t>(utf8::count_code_points(text.substr(bpos, end - bpos)));
-    auto* leaf = new Leaf();
+    Leaf* leaf = first;
+    if (leaf) {
+      first = nullptr;
+    } else {
+      leaf = new Leaf();
+      rest->push_back(leaf);
+    }
+    leaf->nruns = 0;
     uint32_t need = ccp;
     while (need > 0 && leaf->nruns < kChopRuns) {
-      assert(ri < runs.size());
+      assert(ri < nruns);
       const uint32_t take = std::min(need, runs[ri].len - roff);
       leaf->runs[leaf->nruns++] = {runs[ri].lv + roff, take};
       need -= take;
@@ -287,10 +295,8 @@ std::vector<Rope::Leaf*> Rope::chop(std::string_view text, const std::vector<LvR
     leaf->nbytes = static_cast<uint16_t>(chunk.size());
     leaf->ncp = static_cast<uint16_t>(ccp);
     leaf->nu16 = static_cast<uint16_t>(chunk.size() == ccp ? ccp : utf8::count_utf16(chunk));
-    out.push_back(leaf);
     bpos = end;
   }
-  return out;
 }
 
 void Rope::insert_siblings(Node* after, const std::vector<Node*>& nodes) {
@@ -306,6 +312,29 @@ void Rope::insert_siblings(Node* after, const std::vector<Node*>& nodes) {
     after->parent = p;
     after->slot = 0;
     root_ = p;
+  }
+  if (p->n + nodes.size() <= kFan) {
+    // They fit: shift the children after `after` and put the new ones in their place.
+    const size_t at = after->slot + 1u, k = nodes.size();
+    for (size_t i = p->n; i-- > at;) {
+      p->child[i + k] = p->child[i];
+      p->cp[i + k] = p->cp[i];
+      p->u16[i + k] = p->u16[i];
+      p->child[i + k]->slot = static_cast<uint8_t>(i + k);
+    }
+    for (size_t j = 0; j < k; ++j) {
+      Node* c = nodes[j];
+      p->child[at + j] = c;
+      c->parent = p;
+      c->slot = static_cast<uint8_t>(at + j);
+      p->cp[at + j] = NCP(c);
+      p->u16[at + j] = NU16(c);
+    }
+    p->n = static_cast<uint8_t>(p->n + k);
+    p->cp[after->slot] = NCP(after);
+    p->u16[after->slot] = NU16(after);
+    refresh(p);
+    return;
   }
   std::vector<Node*> kids(p->child, p->child + p->n);
   kids.insert(kids.begin() + after->slot + 1, nodes.begin(), nodes.end());
@@ -389,48 +418,52 @@ void Rope::unlink(Node* node) {
 
 void Rope::insert_slow(Leaf* leaf, uint32_t off, std::string_view text, const LvRun* runs,
                       size_t nruns) {
+  // The leaf's text and runs with the insertion, on the stack unless the insertion is long.
   const size_t b = leaf->byte_off(off);
-  std::string tmp;
-  tmp.reserve(leaf->nbytes + text.size());
-  tmp.append(leaf->text, b);
-  tmp.append(text);
-  tmp.append(leaf->text + b, leaf->nbytes - b);
-  std::vector<LvRun> rr;
-  rr.reserve(leaf->nruns + nruns + 1);
+  const size_t total = leaf->nbytes + text.size();
+  char small_text[4 * kLeafBytes];
+  std::string big_text;
+  char* t = small_text;
+  if (total > sizeof small_text) {
+    big_text.resize(total);
+    t = big_text.data();
+  }
+  std::memcpy(t, leaf->text, b);
+  std::memcpy(t + b, text.data(), text.size());
+  std::memcpy(t + b + text.size(), leaf->text + b, leaf->nbytes - b);
+  LvRun small_runs[4 * kLeafRuns];
+  std::vector<LvRun> big_runs;
+  LvRun* rr = small_runs;
+  if (leaf->nruns + nruns + 1 > std::size(small_runs)) {
+    big_runs.resize(leaf->nruns + nruns + 1);
+    rr = big_runs.data();
+  }
+  size_t nr = 0;
   uint32_t acc = 0;
   bool placed = false;
   for (size_t i = 0; i < leaf->nruns; ++i) {
     const LvRun r = leaf->runs[i];
     if (!placed && acc + r.len > off) {
-      if (acc < off) append_run(&rr, {r.lv, off - acc});
-      for (size_t k = 0; k < nruns; ++k) append_run(&rr, runs[k]);
+      if (acc < off) append_run(rr, &nr, {r.lv, off - acc});
+      for (size_t k = 0; k < nruns; ++k) append_run(rr, &nr, runs[k]);
       placed = true;
       if (acc < off) {
-        append_run(&rr, {r.lv + (off - acc), r.len - (off - acc)});
+        append_run(rr, &nr, {r.lv + (off - acc), r.len - (off - acc)});
       } else {
-        append_run(&rr, r);
+        append_run(rr, &nr, r);
       }
     } else {
-      append_run(&rr, r);
+      append_run(rr, &nr, r);
     }
     acc += r.len;
   }
   if (!placed) {
-    for (size_t k = 0; k < nruns; ++k) append_run(&rr, runs[k]);
+    for (size_t k = 0; k < nruns; ++k) append_run(rr, &nr, runs[k]);
   }
-  std::vector<Leaf*> parts = chop(tmp, rr, kSplitFill);
-  assert(!parts.empty());
+  // The first part goes back into the leaf; the others become its siblings.
+  std::vector<Node*> rest;
+  chop(std::string_view(t, total), rr, nr, kSplitFill, leaf, &rest);
   hint_leaf_ = nullptr;
-  // The first part replaces the leaf's content in place; the others become its siblings.
-  Leaf* first = parts[0];
-  std::memcpy(leaf->text, first->text, first->nbytes);
-  leaf->nbytes = first->nbytes;
-  leaf->ncp = first->ncp;
-  leaf->nu16 = first->nu16;
-  leaf->nruns = first->nruns;
-  std::memcpy(leaf->runs, first->runs, first->nruns * sizeof(LvRun));
-  delete first;
-  std::vector<Node*> rest(parts.begin() + 1, parts.end());
   leaves_ += rest.size();
   refresh(leaf);
   insert_siblings(leaf, rest);
@@ -669,10 +702,10 @@ bool Rope::contains_placeholder() const {
 void Rope::build(std::string_view text, const std::vector<LvRun>& runs) {
   clear();
   if (text.empty()) return;
-  std::vector<Leaf*> leaves = chop(text, runs, kLeafBytes - kLeafBytes / 8);
-  std::vector<Node*> level(leaves.begin(), leaves.end());
+  std::vector<Node*> level;
+  chop(text, runs.data(), runs.size(), kLeafBytes - kLeafBytes / 8, nullptr, &level);
   free_tree(root_);
-  leaves_ = leaves.size();
+  leaves_ = level.size();
   bytes_ = text.size();
   while (level.size() > 1) {
     std::vector<Node*> up;
