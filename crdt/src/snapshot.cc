@@ -11,6 +11,7 @@
 #include <cassert>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <queue>
 #include <unordered_set>
 
@@ -222,7 +223,7 @@ class RunShapes {
   }
   uint32_t next_seq(uint32_t agent) const { return next_seq_[agent]; }
   // append_span for a run whose only parent is the event before it, by the agent of the run
-  // before (RunChecker's common run).
+  // before (RunChecker's common run, and append_span's linear case).
   OpLog::SpanResult append_next(uint32_t agent, OpType type, uint32_t pos, uint32_t len, uint32_t len_before) {
     uint32_t& seq = next_seq_[agent];
     if (uint64_t{seq} + len > UINT32_MAX) return OpLog::SpanResult::kSeqOverflow;
@@ -240,16 +241,13 @@ class RunShapes {
   OpLog::SpanResult append_span(uint32_t agent, const Frontier& parents, OpType type, uint32_t pos, uint32_t len,
                                 uint32_t len_before) {
     const LV lv = end_;
-    uint32_t& seq = next_seq_[agent];
-    if (uint64_t{seq} + len > UINT32_MAX) return OpLog::SpanResult::kSeqOverflow;
-    if (type == internal::kDelBack && len == 1) type = internal::kDelFwd;
     const bool linear = parents.size() == 1 && parents[0] + 1 == lv;
     // A snapshot's agent takes its seqs in order, so its events continue the last agent span
     // exactly when the run before is its own.
-    bool to_back = false;
-    if (linear && last_agent_ == agent && internal::extend_by(ops_.back(), type, pos, len, &to_back) > 0) {
-      return OpLog::SpanResult::kContinues;
-    }
+    if (linear && last_agent_ == agent) return append_next(agent, type, pos, len, len_before);
+    uint32_t& seq = next_seq_[agent];
+    if (uint64_t{seq} + len > UINT32_MAX) return OpLog::SpanResult::kSeqOverflow;
+    if (type == internal::kDelBack && len == 1) type = internal::kDelFwd;
     last_agent_ = agent;
     seq += len;
     if (linear) {
@@ -292,9 +290,8 @@ class RunChecker {
 
   // Run i, and the format it sets if it is a format run (else null).
   Status add(size_t i, const SnapshotData::Run& r, const Format* fmt) {
-    if (typed(r)) {
-      const OpSpan& last = log_.ops().back();
-      const uint32_t len_before = last.len_after(last.len - 1);
+    if (const std::optional<uint32_t> lb = typed(r)) {
+      const uint32_t len_before = *lb;
       const auto type = static_cast<internal::OpType>(r.type);
       if constexpr (requires { log_.append_next(0, type, 0, 0, 0); }) {
         return appended(i, r, nullptr, log_.append_next(interned_[r.agent], type, r.pos, r.len, len_before));
@@ -324,21 +321,31 @@ class RunChecker {
   }
 
  private:
-  // Most runs are typing or deleting by the agent of the run before, right after it: these pass
-  // add_any's checks up to the append in a few comparisons. False when the run is not one of them
-  // or fails a check (add_any then says which).
-  bool typed(const SnapshotData::Run& r) const {
-    if (!r.follows_previous || r.agent != prev_agent_ || r.type >= SnapshotData::kFormat || r.len == 0 ||
-        !r.parents.empty()) {
-      return false;
-    }
-    const LV lv = log_.size();  // > 0: a run came before
-    if (uint64_t{lv} + r.len > internal::kMaxEvents) return false;
-    const OpSpan& last = log_.ops().back();
-    const uint64_t pos = r.pos, n = r.len, lb = last.len_after(last.len - 1);
+  // Run r's position and length fit a document of `len_before` characters at its parents
+  // (`fmt`: the format a format run sets).
+  [[gnu::always_inline]] static bool fits(const SnapshotData::Run& r, uint64_t len_before, const Format* fmt) {
+    const uint64_t pos = r.pos, n = r.len, lb = len_before;
     return r.type == SnapshotData::kInsert          ? pos <= lb && lb + n <= UINT32_MAX
            : r.type == SnapshotData::kDeleteForward ? pos + n <= lb
+           : r.type == SnapshotData::kFormat        ? std::max<uint64_t>(pos, fmt->end) <= lb
                                                      : pos < lb && pos + 1 >= n;
+  }
+
+  // Most runs are typing or deleting by the agent of the run before, right after it: these pass
+  // add_any's checks up to the append in a few comparisons, and give the document's length
+  // before the run. Nothing when the run is not one of them or fails a check (add_any then says
+  // which).
+  std::optional<uint32_t> typed(const SnapshotData::Run& r) const {
+    if (!r.follows_previous || r.agent != prev_agent_ || r.type >= SnapshotData::kFormat || r.len == 0 ||
+        !r.parents.empty()) {
+      return std::nullopt;
+    }
+    const LV lv = log_.size();  // > 0: a run came before
+    if (uint64_t{lv} + r.len > internal::kMaxEvents) return std::nullopt;
+    const OpSpan& last = log_.ops().back();
+    const uint32_t len_before = last.len_after(last.len - 1);
+    if (!fits(r, len_before, nullptr)) return std::nullopt;
+    return len_before;
   }
 
   Status appended(size_t i, const SnapshotData::Run& r, const Format* fmt, OpLog::SpanResult result) {
@@ -393,12 +400,7 @@ class RunChecker {
       if (parents_.size() == 1) len_before = log_.len_after(parents_[0]);
       if (parents_.size() > 1) len_before = r.len_before;
     }
-    const uint64_t pos = r.pos, n = r.len, lb = len_before;
-    const bool ok = r.type == SnapshotData::kInsert          ? pos <= lb && lb + n <= UINT32_MAX
-                    : r.type == SnapshotData::kDeleteForward ? pos + n <= lb
-                    : r.type == SnapshotData::kFormat        ? std::max<uint64_t>(pos, fmt->end) <= lb
-                                                              : pos < lb && pos + 1 >= n;
-    if (!ok) return bad("position out of range");
+    if (!fits(r, len_before, fmt)) return bad("position out of range");
     uint32_t& a = interned_[r.agent];
     if (a == internal::kNoLV) a = log_.intern_agent((*names_)[r.agent]);
     return appended(i, r, fmt, log_.append_span(a, parents_, static_cast<internal::OpType>(r.type), r.pos, r.len, len_before));
