@@ -422,7 +422,7 @@ Status Round::try_integrate(size_t i, bool* progress) {
     is_touched_[agent] = 1;
     touched_.push_back(agent);
   }
-  wake(r.agent);  // (c may move: cand_ grows)
+  if (d_.pending_runs) wake(r.agent);  // (c may move: cand_ grows)
   return Status::OK();
 }
 
@@ -526,17 +526,16 @@ void Round::edit_rope(const std::vector<internal::XfOp>& xf, std::vector<Patch>*
 // removed them: each such run must lie wholly inside what it removed.
 void Round::find_visible_unknown() {
   if (unknown_.empty()) return;
-  std::vector<LvRun> gone = removed_;
-  internal::sort_by_lv_field(&gone);
-  size_t w = 0;  // join touching runs
-  for (const LvRun& r : gone) {
-    if (w > 0 && gone[w - 1].lv + gone[w - 1].len >= r.lv) {
-      gone[w - 1].len = std::max(gone[w - 1].lv + gone[w - 1].len, r.lv + r.len) - gone[w - 1].lv;
+  internal::sort_by_lv_field(&removed_);  // in place: the deleted set, at commit, then finds them sorted
+  std::vector<LvRun> gone;  // touching runs joined
+  gone.reserve(removed_.size());
+  for (const LvRun& r : removed_) {
+    if (!gone.empty() && gone.back().lv + gone.back().len >= r.lv) {
+      gone.back().len = std::max(gone.back().lv + gone.back().len, r.lv + r.len) - gone.back().lv;
     } else {
-      gone[w++] = r;
+      gone.push_back(r);
     }
   }
-  gone.resize(w);
   for (size_t i : unknown_) {
     const Cand& c = cand_[i];
     auto it = std::upper_bound(gone.begin(), gone.end(), c.first, [](LV x, const LvRun& r) { return x < r.lv; });

@@ -21,6 +21,8 @@ namespace tandem::crdt::internal {
 // LV needs) cost a fraction of a comparison sort there.
 template <class T>
 void sort_by_lv_field(std::vector<T>* v) {
+  // A linear history deletes and a sorted set is flushed in order: one pass tells.
+  if (std::is_sorted(v->begin(), v->end(), [](const T& a, const T& b) { return a.lv < b.lv; })) return;
   if (v->size() < 256) {
     std::sort(v->begin(), v->end(), [](const T& a, const T& b) { return a.lv < b.lv; });
     return;
@@ -120,6 +122,22 @@ class LvSet {
   void flush() const {
     if (pending_.empty()) return;
     sort_by_lv_field(&pending_);
+    if (runs_.empty()) {  // a fresh replica's first merge: join touching runs in place
+      size_t w = 0;
+      for (const LvRun& r : pending_) {
+        if (r.len == 0) continue;
+        if (w > 0 && pending_[w - 1].lv + pending_[w - 1].len >= r.lv) {
+          pending_[w - 1].len = std::max(pending_[w - 1].lv + pending_[w - 1].len, r.lv + r.len) - pending_[w - 1].lv;
+        } else {
+          pending_[w++] = r;
+        }
+      }
+      pending_.resize(w);
+      runs_.swap(pending_);
+      pending_.clear();
+      hint_ = 0;
+      return;
+    }
     // Only the runs the new ones can touch are rewritten: [lo, hi).
     LV last_end = 0;
     for (const LvRun& r : pending_) last_end = std::max(last_end, r.lv + r.len);

@@ -987,6 +987,7 @@ Status apply_direct(OpLog& log, const OpSpan& op, uint32_t k0, uint32_t n, LV st
 // A zone that is one chain from the document's version: every unit applies directly, in LV order
 // (the old ones are in the text already), and a tracker kept from an earlier merge stays valid.
 Status apply_chain(OpLog& log, const std::vector<Unit>& units, LV first_new, uint32_t doc_len, std::vector<XfOp>* out) {
+  out->reserve(out->size() + units.size());  // one edit a unit at most
   for (const Unit& u : units) {
     if (u.start < first_new) continue;
     const OpSpan& op = log.ops()[u.op_index];

@@ -17,9 +17,10 @@ size_t index_of_last(const V& v, LV lv, F key) {
   return static_cast<size_t>(it - v.begin()) - 1;
 }
 
-// As index_of_last for entries that tile the LVs, trying first the entry found last (*hint), the
-// next one (walking forward) and the one before (a merge retreats backwards): a merge asks for the
-// same few entries many times in a row.
+// As index_of_last for entries that tile the LVs, trying first the entry found last (*hint), then
+// the ones after it in steps that double (a scan in LV order skips a few entries at a time: a
+// merge's inserts between its deletes), and the one before (a merge retreats backwards): a merge
+// asks for the same few entries many times in a row.
 template <typename V, typename Start, typename End>
 size_t index_near(const V& v, LV lv, size_t* hint, Start start, End end) {
   const size_t h = *hint;
@@ -27,6 +28,17 @@ size_t index_near(const V& v, LV lv, size_t* hint, Start start, End end) {
     if (lv >= start(v[h])) {
       if (lv < end(v[h])) return h;
       if (h + 1 < v.size() && lv < end(v[h + 1])) return *hint = h + 1;
+      size_t lo = h + 2, step = 1;  // start(v[lo]) <= lv: the entries tile
+      if (lo < v.size()) {
+        while (lo + step < v.size() && start(v[lo + step]) <= lv) {
+          lo += step;
+          step *= 2;
+        }
+        const auto first = v.begin() + static_cast<std::ptrdiff_t>(lo);
+        const auto last = v.begin() + static_cast<std::ptrdiff_t>(std::min(lo + step, v.size()));
+        const auto it = std::upper_bound(first, last, lv, [&](LV x, const auto& e) { return x < start(e); });
+        return *hint = static_cast<size_t>(it - v.begin()) - 1;
+      }
     } else if (h > 0 && lv >= start(v[h - 1])) {
       return *hint = h - 1;
     }
@@ -57,6 +69,9 @@ uint32_t OpLog::next_seq(uint32_t agent) const {
 
 LV OpLog::lv_of(uint32_t agent, uint32_t seq) const {
   const auto& sp = agents_[agent].spans;
+  if (!sp.empty() && seq >= sp.back().seq) {  // most parents are an agent's latest events
+    return seq < sp.back().seq + sp.back().len ? sp.back().lv + (seq - sp.back().seq) : kNoLV;
+  }
   auto it = std::upper_bound(sp.begin(), sp.end(), seq, [](uint32_t s, const SeqSpan& e) { return s < e.seq; });
   if (it == sp.begin()) return kNoLV;
   --it;
@@ -272,6 +287,10 @@ void OpLog::replace_arena(std::string arena, const std::vector<uint32_t>& offset
 }
 
 void OpLog::advance(Frontier* f, const Frontier& parents, LV last) {
+  if (f->size() == 1 && parents.size() == 1 && (*f)[0] == parents[0]) {  // a linear history
+    (*f)[0] = last;
+    return;
+  }
   if (!parents.empty()) {
     auto out = f->begin();
     for (auto it = f->begin(); it != f->end(); ++it) {

@@ -155,33 +155,34 @@ class Reader {
  public:
   explicit Reader(std::string_view b) : p_(reinterpret_cast<const uint8_t*>(b.data())), end_(p_ + b.size()) {}
   size_t left() const { return static_cast<size_t>(end_ - p_); }
-  bool array(uint32_t* n) {
-    if (p_ >= end_) return false;
-    const uint8_t t = *p_;
-    if ((t & 0xf0) == 0x90) {
-      *n = t & 0x0f;
-      ++p_;
-    } else if (t == 0xdc) {
-      if (!be(1, 2, n)) return false;
-    } else if (t == 0xdd) {
-      if (!be(1, 4, n)) return false;
-    } else {
-      return false;
+  // The one-byte forms inline (most of a batch), the others out of line.
+  [[gnu::always_inline]] bool array(uint32_t* n) {
+    if (p_ < end_ && (*p_ & 0xf0) == 0x90) {
+      *n = *p_++ & 0x0f;
+      return *n <= left();
     }
-    return *n <= left();  // every element takes a byte at least
+    return array_long(n);
   }
-  bool u32(uint32_t* v) {
-    if (p_ >= end_) return false;
-    const uint8_t t = *p_;
-    if (t < 0x80) {
-      *v = t;
-      ++p_;
-      return true;
+  [[gnu::always_inline]] bool u32(uint32_t* v) {
+    if (left() >= 5) {  // room for any form: one bounds check
+      const uint8_t t = *p_;
+      if (t < 0x80) {
+        *v = t;
+        p_ += 1;
+        return true;
+      }
+      if (t == 0xcd) {
+        *v = uint32_t{p_[1]} << 8 | p_[2];
+        p_ += 3;
+        return true;
+      }
+      if (t == 0xce) {
+        *v = uint32_t{p_[1]} << 24 | uint32_t{p_[2]} << 16 | uint32_t{p_[3]} << 8 | p_[4];
+        p_ += 5;
+        return true;
+      }
     }
-    if (t == 0xcc) return be(1, 1, v);
-    if (t == 0xcd) return be(1, 2, v);
-    if (t == 0xce) return be(1, 4, v);
-    return false;
+    return u32_long(v);
   }
   bool str(std::string_view* s) {
     if (p_ >= end_) return false;
@@ -216,6 +217,31 @@ class Reader {
   }
 
  private:
+  [[gnu::noinline]] bool array_long(uint32_t* n) {
+    if (p_ >= end_) return false;
+    const uint8_t t = *p_;
+    if (t == 0xdc) {
+      if (!be(1, 2, n)) return false;
+    } else if (t == 0xdd) {
+      if (!be(1, 4, n)) return false;
+    } else {
+      return false;
+    }
+    return *n <= left();  // every element takes a byte at least
+  }
+  [[gnu::noinline]] bool u32_long(uint32_t* v) {  // every form, near the end too
+    if (p_ >= end_) return false;
+    const uint8_t t = *p_;
+    if (t < 0x80) {
+      *v = t;
+      ++p_;
+      return true;
+    }
+    if (t == 0xcc) return be(1, 1, v);
+    if (t == 0xcd) return be(1, 2, v);
+    if (t == 0xce) return be(1, 4, v);
+    return false;
+  }
   // A big-endian integer of `n` bytes after a `skip`-byte tag.
   bool be(size_t skip, size_t n, uint32_t* v) {
     if (left() < skip + n) return false;
