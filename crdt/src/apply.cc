@@ -66,11 +66,16 @@ Status validate_batch(const Batch& b) {
     const bool has_text = r.text.len > 0;
     switch (r.kind) {
       case OpKind::kInsert: {
-        auto info = utf8::inspect(b.text(r));
-        if (!info.ok()) return info.status().WithContext("op run " + name());
-        if (info->code_points != r.len) {
+        const std::string_view text = b.text(r);
+        size_t code_points = text.size();
+        if (!utf8::is_ascii(text)) {
+          auto info = utf8::inspect(text);
+          if (!info.ok()) return info.status().WithContext("op run " + name());
+          code_points = info->code_points;
+        }
+        if (code_points != r.len) {
           return Status::InvalidArgument("op run " + name() + " has " + num(r.len) + " events but " +
-                                         num(info->code_points) + " characters of text");
+                                         num(code_points) + " characters of text");
         }
         if (uint64_t{r.pos} + r.len > UINT32_MAX) return Status::InvalidArgument("op run position overflows");
         break;
@@ -302,8 +307,12 @@ void Round::wake(std::string_view agent) {
 }
 
 Status Round::integrate() {
-  cand_.reserve(batch_.runs.size());
-  for (size_t i = 0; i < batch_.runs.size(); ++i) cand_.push_back({-1, i, batch_.runs[i].len, {}});
+  cand_.resize(batch_.runs.size());
+  for (size_t i = 0; i < cand_.size(); ++i) {
+    cand_[i].slot = -1;
+    cand_[i].index = i;
+    cand_[i].len = batch_.runs[i].len;
+  }
   wake(kUnknownTextWait);
   bool progress = true;
   while (progress) {

@@ -252,8 +252,8 @@ void Rope::refresh(Node* node) {
   }
 }
 
-void Rope::chop(std::string_view text, const LvRun* runs, size_t nruns, size_t target_bytes, Leaf* first,
-                std::vector<Node*>* rest) const {
+void Rope::chop(std::string_view text, const LvRun* runs, size_t nruns, size_t target_bytes, size_t target_runs,
+                Leaf* first, std::vector<Node*>* rest) const {
   // The runs cover the text: as many code points as bytes means one byte each, and no counting.
   uint64_t total_cp = 0;
   for (size_t i = 0; i < nruns; ++i) total_cp += runs[i].len;
@@ -275,7 +275,7 @@ void Rope::chop(std::string_view text, const LvRun* runs, size_t nruns, size_t t
     }
     leaf->nruns = 0;
     uint32_t need = ccp;
-    while (need > 0 && leaf->nruns < kChopRuns) {
+    while (need > 0 && leaf->nruns < target_runs) {
       assert(ri < nruns);
       const uint32_t take = std::min(need, runs[ri].len - roff);
       leaf->runs[leaf->nruns++] = {runs[ri].lv + roff, take};
@@ -462,7 +462,11 @@ void Rope::insert_slow(Leaf* leaf, uint32_t off, std::string_view text, const Lv
   }
   // The first part goes back into the leaf; the others become its siblings.
   std::vector<Node*> rest;
-  chop(std::string_view(t, total), rr, nr, kSplitFill, leaf, &rest);
+  // A leaf full of runs (insertions all over it) splits them evenly: filling the first part up
+  // again would leave it a few insertions from the next split.
+  const size_t pieces = (nr + kChopRuns - 1) / kChopRuns;
+  const size_t target_runs = std::min(kChopRuns, (nr + pieces - 1) / pieces + 1);  // (+1: a run cut in two)
+  chop(std::string_view(t, total), rr, nr, kSplitFill, target_runs, leaf, &rest);
   hint_leaf_ = nullptr;
   leaves_ += rest.size();
   refresh(leaf);
@@ -703,7 +707,7 @@ void Rope::build(std::string_view text, const std::vector<LvRun>& runs) {
   clear();
   if (text.empty()) return;
   std::vector<Node*> level;
-  chop(text, runs.data(), runs.size(), kLeafBytes - kLeafBytes / 8, nullptr, &level);
+  chop(text, runs.data(), runs.size(), kLeafBytes - kLeafBytes / 8, kChopRuns, nullptr, &level);
   free_tree(root_);
   leaves_ = level.size();
   bytes_ = text.size();

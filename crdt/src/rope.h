@@ -85,10 +85,11 @@ class Rope {
 
   Leaf* find_leaf(uint32_t pos, bool prefer_left, uint32_t* offset) const;
   void insert_slow(Leaf* leaf, uint32_t off, std::string_view text, const LvRun* runs, size_t nruns);
-  // Cuts text (whose characters carry runs[0, nruns)) into leaves of about target_bytes: the
-  // first into `first` when given (its parent and slot kept), the others new, appended to *rest.
-  void chop(std::string_view text, const LvRun* runs, size_t nruns, size_t target_bytes, Leaf* first,
-            std::vector<Node*>* rest) const;
+  // Cuts text (whose characters carry runs[0, nruns)) into leaves of about target_bytes and at
+  // most target_runs runs (<= kChopRuns): the first into `first` when given (its parent and slot
+  // kept), the others new, appended to *rest.
+  void chop(std::string_view text, const LvRun* runs, size_t nruns, size_t target_bytes, size_t target_runs,
+            Leaf* first, std::vector<Node*>* rest) const;
   void insert_siblings(Node* after, const std::vector<Node*>& nodes);
   void unlink(Node* node);
   void maybe_merge_with_next(Leaf* leaf);
