@@ -545,10 +545,25 @@ void Round::find_visible_unknown() {
       gone.push_back(r);
     }
   }
+  // The candidates were integrated one after another, so their first LVs increase: each search
+  // gallops forward from where the last ended (at: the runs starting at or before the last
+  // one's first LV). (Out of order, it would start over.)
+  size_t at = 0;
+  LV last = 0;
   for (size_t i : unknown_) {
     const Cand& c = cand_[i];
-    auto it = std::upper_bound(gone.begin(), gone.end(), c.first, [](LV x, const LvRun& r) { return x < r.lv; });
-    const bool covered = it != gone.begin() && std::prev(it)->lv + std::prev(it)->len >= c.first + c.n;
+    if (c.first < last) at = 0;
+    last = c.first;
+    size_t lo = at, hi = at, step = 1;
+    while (hi < gone.size() && gone[hi].lv <= c.first) {
+      lo = hi + 1;
+      hi += step;
+      step *= 2;
+    }
+    hi = std::min(hi, gone.size());
+    at = static_cast<size_t>(std::upper_bound(gone.begin() + static_cast<std::ptrdiff_t>(lo), gone.begin() + static_cast<std::ptrdiff_t>(hi),
+                                              c.first, [](LV x, const LvRun& r) { return x < r.lv; }) - gone.begin());
+    const bool covered = at > 0 && gone[at - 1].lv + gone[at - 1].len >= c.first + c.n;
     if (!covered) visible_.push_back(i);
   }
 }
