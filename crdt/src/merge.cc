@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace tandem::crdt::internal {
@@ -702,9 +703,11 @@ class Tracker {
   // Places `item` among the concurrent inserts that follow its left origin (the cursor is just
   // after it), FugueMax order; returns where it went.
   Cursor integrate(const Rec& item, Cursor cur) {
-    const uint32_t left_raw = raw_pos(cur);
+    // Positions and the item's id are looked up when first needed: most inserts meet their
+    // right origin (or the end) at once, with no concurrent insert to order against.
+    uint32_t left_raw = UINT32_MAX;
     uint32_t right_raw = UINT32_MAX;
-    const AgentSpan me = log_.id_of(item.lv);
+    std::optional<AgentSpan> me;
     Cursor c = cur;
     Cursor scan_start = cur;
     bool scanning = false;
@@ -715,13 +718,15 @@ class Tracker {
       assert(o.state == 0);
       const LV o_ol = c.off == 0 ? o.ol : o_lv - 1;
       const uint32_t o_left_raw = o_ol == kNoLV ? 0 : raw_pos(cursor_at_lv(o_ol)) + 1;
+      if (left_raw == UINT32_MAX) left_raw = raw_pos(cur);
       if (o_left_raw < left_raw) break;
       if (o_left_raw == left_raw) {
         if (o.orr == item.orr) {
           // Same origins on both sides: a deterministic tie-break on (agent name, seq).
+          if (!me) me = log_.id_of(item.lv);
           const AgentSpan other = log_.id_of(o_lv);
-          const int cmp = log_.agent_name(me.agent).compare(log_.agent_name(other.agent));
-          if (cmp < 0 || (cmp == 0 && me.seq < other.seq)) break;
+          const int cmp = log_.agent_name(me->agent).compare(log_.agent_name(other.agent));
+          if (cmp < 0 || (cmp == 0 && me->seq < other.seq)) break;
           scanning = false;
         } else {
           if (right_raw == UINT32_MAX) right_raw = raw_pos_of_lv(item.orr);
