@@ -308,11 +308,15 @@ void Round::wake(std::string_view agent) {
 
 Status Round::integrate() {
   cand_.resize(batch_.runs.size());
+  size_t content = 0;  // at most what the log's text grows by
   for (size_t i = 0; i < cand_.size(); ++i) {
+    const Batch::Run& r = batch_.runs[i];
     cand_[i].slot = -1;
     cand_[i].index = i;
-    cand_[i].len = batch_.runs[i].len;
+    cand_[i].len = r.len;
+    content += r.kind == OpKind::kInsert ? r.text.len : r.kind == OpKind::kInsertDeleted ? r.len : 0;
   }
+  log_.expect(batch_.runs.size(), content);
   wake(kUnknownTextWait);
   bool progress = true;
   while (progress) {

@@ -20,6 +20,7 @@
 // Not thread-safe. Owned by one Doc.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -144,6 +145,14 @@ class OpLog {
                          uint32_t len_before);
   // Room for `runs` more appends without growing (a snapshot load knows its run count).
   void reserve_runs(size_t runs) { ops_.reserve(ops_.size() + runs); }
+  // Room for up to `runs` more op spans and `content_bytes` more text, growing at least twofold
+  // (a merge knows its batch; repeated small batches keep the amortized growth).
+  void expect(size_t runs, size_t content_bytes) {
+    if (ops_.size() + runs > ops_.capacity()) ops_.reserve(std::max(ops_.size() + runs, 2 * ops_.capacity()));
+    if (track_content_ && arena_.size() + content_bytes > arena_.capacity()) {
+      arena_.reserve(std::max(arena_.size() + content_bytes, 2 * arena_.capacity()));
+    }
+  }
   // Forgets every event from LV `end` on, and every agent interned after the first `num_agents`.
   void truncate(LV end, size_t num_agents);
 

@@ -445,10 +445,14 @@ template <class Log>
 Status check_text(std::string_view text, const std::vector<SnapshotData::TextRun>& text_runs, const Log& log,
                   Doc::Impl& d, std::vector<LvRun>* runs,
                   std::string* arena, std::vector<uint32_t>* offsets) {
-  auto info = utf8::inspect(text);
-  if (!info.ok()) return info.status().WithContext("snapshot text");
+  size_t code_points = text.size();
+  if (!utf8::is_ascii(text)) {
+    auto info = utf8::inspect(text);
+    if (!info.ok()) return info.status().WithContext("snapshot text");
+    code_points = info->code_points;
+  }
   uint64_t covered = 0;
-  const bool one_byte = info->code_points == text.size();  // then code points are bytes
+  const bool one_byte = code_points == text.size();  // then code points are bytes
   std::vector<Vis> vis;
   vis.reserve(text_runs.size());
   runs->reserve(text_runs.size());
@@ -456,7 +460,7 @@ Status check_text(std::string_view text, const std::vector<SnapshotData::TextRun
   size_t byte = 0;
   for (const auto& t : text_runs) {
     if (t.len == 0 || uint64_t{t.event} + t.len > log.size()) return Status::Corruption("snapshot text run out of range");
-    if (covered + t.len > info->code_points) return Status::Corruption("snapshot text runs exceed the text");
+    if (covered + t.len > code_points) return Status::Corruption("snapshot text runs exceed the text");
     covered += t.len;
     const size_t b = one_byte ? t.len : utf8::byte_offset(rest, t.len);
     vis.push_back({t.event, t.len, byte});
@@ -464,7 +468,7 @@ Status check_text(std::string_view text, const std::vector<SnapshotData::TextRun
     byte += b;
     rest = rest.substr(b);
   }
-  if (covered != info->code_points) return Status::Corruption("snapshot text runs do not cover the text");
+  if (covered != code_points) return Status::Corruption("snapshot text runs do not cover the text");
   if (d.frontier.size() == 1 && log.len_after(d.frontier[0]) != covered) {
     return Status::Corruption("snapshot text length " + num(covered) + " does not match its history (" +
                               num(log.len_after(d.frontier[0])) + ")");
