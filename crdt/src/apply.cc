@@ -174,7 +174,7 @@ class Round {
   Status integrate();
   Status check_held_limits();
   Status check_comments();
-  Status update_text(std::vector<Patch>* patches);
+  Status update_text(std::vector<Patch>* patches);  // patches: null to report none
   void commit(OpBatch* added, bool* as_received);
   void rollback();
 
@@ -483,7 +483,7 @@ Status Round::update_text(std::vector<Patch>* patches) {
     undo_rope(xf);
     return Status::OK();
   }
-  if (one_patch_ && !xf.empty()) {
+  if (one_patch_ && !xf.empty() && patches) {
     const uint32_t mid = d_.rope.length() - lo_ - tail_;
     Patch p;
     p.pos = lo_;
@@ -507,7 +507,7 @@ void Round::edit_rope(const std::vector<internal::XfOp>& xf, std::vector<Patch>*
   for (const auto& x : xf) {
     if (x.insert) {
       const std::string_view content = log_.content(x.lv, x.len);
-      if (!one_patch_) {
+      if (!one_patch_ && patches) {
         const uint32_t u16 = d_.rope.utf16_of(x.pos);
         append_patch(patches, {x.pos, 0, std::string(content), u16, 0, static_cast<uint32_t>(utf8::count_utf16(content))});
       }
@@ -521,7 +521,7 @@ void Round::edit_rope(const std::vector<internal::XfOp>& xf, std::vector<Patch>*
       d_.rope.remove(x.pos, x.len, &undo_text_, &d_.scratch);
       undo_runs_.insert(undo_runs_.end(), d_.scratch.begin(), d_.scratch.end());
       undo_removed_.push_back({x.pos, undo_text_.size(), undo_runs_.size()});
-    } else if (one_patch_) {
+    } else if (one_patch_ || !patches) {
       d_.rope.remove(x.pos, x.len, nullptr, &d_.scratch);
     } else {
       const uint32_t u0 = d_.rope.utf16_of(x.pos);
@@ -738,25 +738,35 @@ Status Doc::ValidateBatch(const Batch& batch) { return validate_batch(batch); }
 Result<std::vector<Patch>> Doc::apply(const OpBatch& batch, OpBatch* added) { return apply(Batch::from(batch), added); }
 
 Result<std::vector<Patch>> Doc::apply(const Batch& batch, OpBatch* added, bool* as_received) {
+  std::vector<Patch> patches;
+  TANDEM_RETURN_IF_ERROR(apply_batch(batch, added, as_received, &patches));
+  return patches;
+}
+
+Status Doc::integrate(const Batch& batch, OpBatch* added, bool* as_received) {
+  return apply_batch(batch, added, as_received, nullptr);
+}
+
+Status Doc::apply_batch(const Batch& batch, OpBatch* added, bool* as_received, std::vector<Patch>* patches) {
   if (added) added->runs.clear();
   if (as_received) *as_received = false;
   TANDEM_RETURN_IF_ERROR(validate_batch(batch));
-  if (batch.runs.empty()) return std::vector<Patch>{};
+  if (batch.runs.empty()) return Status::OK();
   HeldBack held_back;
   for (int round = 0;; ++round) {
     Round r(full(), batch, held_back);
-    std::vector<Patch> patches;
+    if (patches) patches->clear();
     Status st = r.integrate();
     if (st.ok()) st = r.check_held_limits();
     if (st.ok()) st = r.check_comments();
-    if (st.ok()) st = r.update_text(&patches);
+    if (st.ok()) st = r.update_text(patches);
     if (!st.ok()) {
       r.rollback();
       return st;
     }
     if (!r.unknown_left_visible()) {
       r.commit(added, as_received);
-      return patches;
+      return Status::OK();
     }
     r.rollback();
     if (r.batch_left_unknown_visible()) {

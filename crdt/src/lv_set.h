@@ -4,9 +4,11 @@
 // can tell which inserts to send without their text (see OpKind::kInsertDeleted) without walking
 // the document. Deletes mostly extend a run at one of its ends (typing, backspacing): O(1) at the
 // run changed last. Other runs wait in a buffer and join the sorted runs in one pass when the
-// buffer holds an eighth as many runs as the set, or the set is read: a merge's runs, spread over
-// the whole text, each cost a pass over the set before (a tenth of a many-author replay). Reads
-// are const but may do that pass: like the Doc holding it, a set is used from one thread at a time.
+// buffer holds half as many runs as the set, or the set is read: a merge's runs, spread over
+// the whole text, each cost a pass over the set before (a tenth of a many-author replay), and a
+// pass at an eighth still cost a tenth of a many-author ingest; the buffer's memory is bounded
+// by half the set's. Reads are const but may do that pass: like the Doc holding it, a set is
+// used from one thread at a time.
 #pragma once
 
 #include <algorithm>
@@ -116,7 +118,7 @@ class LvSet {
 
  private:
   void maybe_flush() {
-    if (pending_.size() >= 64 + runs_.size() / 8) flush();
+    if (pending_.size() >= 64 + runs_.size() / 2) flush();
   }
 
   void flush() const {

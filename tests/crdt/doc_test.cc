@@ -479,6 +479,54 @@ TEST_CASE("doc: apply says when it added a batch exactly as received, and only t
   CHECK(d.text() == a.text());
 }
 
+TEST_CASE("doc: integrate merges as apply does, without patches", "[doc][sync]") {
+  using tandem::crdt::Batch;
+  tandem::testing::Rng rng(27);
+  for (int round = 0; round < 40; ++round) {
+    // Three authors editing concurrently; two replicas receive the same batches, one by apply and
+    // one by integrate (a server's), and must end the same in every respect.
+    Doc a("a"), b("b"), c("c");
+    Doc by_apply("s"), by_integrate("s");
+    Doc* authors[] = {&a, &b, &c};
+    for (int step = 0; step < 30; ++step) {
+      Doc& who = *authors[rng.below(3)];
+      const tandem::crdt::Version before = who.version();
+      tandem::testing::random_edit(rng, who);
+      const OpBatch sent = who.ops_since(before);
+      if (rng.chance(0.3)) {  // authors catch up with each other now and then
+        Doc& other = *authors[rng.below(3)];
+        REQUIRE(other.apply(who.ops_since(other.version())).ok());
+      }
+      OpBatch added_a, added_i;
+      bool whole_a = false, whole_i = false;
+      const Batch batch = Batch::from(sent);
+      auto patches = by_apply.apply(batch, &added_a, &whole_a);
+      REQUIRE(patches.ok());
+      REQUIRE(by_integrate.integrate(batch, &added_i, &whole_i).ok());
+      CHECK(added_a == added_i);
+      CHECK(whole_a == whole_i);
+    }
+    CHECK(by_apply.text() == by_integrate.text());
+    CHECK(by_apply.version() == by_integrate.version());
+    CHECK(tandem::crdt::codec::save(by_apply) == tandem::crdt::codec::save(by_integrate));
+    CHECK(by_integrate.check_invariants().ok());
+  }
+  // A batch refused by one is refused by the other with the same error, and changes nothing.
+  Doc a("a"), x("x"), y("x");
+  REQUIRE(a.insert(0, "abc").ok());
+  REQUIRE(x.apply(a.ops_since({})).ok());
+  REQUIRE(y.integrate(Batch::from(a.ops_since({}))).ok());
+  OpBatch bad = a.ops_since({});
+  bad.runs[0].agent = "b";
+  bad.runs[0].pos = 7;  // past the end at its parents
+  auto px = x.apply(bad);
+  const auto sy = y.integrate(Batch::from(bad));
+  REQUIRE_FALSE(px.ok());
+  CHECK(px.status() == sy);
+  CHECK(x.text() == "abc");
+  CHECK(y.text() == "abc");
+}
+
 TEST_CASE("doc: an operation made as of an older version merges with what came after it", "[doc][sync]") {
   Doc a("a"), b("b");
   REQUIRE(a.insert(0, "hello world").ok());

@@ -203,11 +203,10 @@ std::variant<DocSync::Applied, Refusal> DocSync::integrate(uint64_t peer, Batch 
   Applied out;
   crdt::OpBatch added;
   bool whole = false;
-  auto r = doc_.apply(batch.ops, &added, &whole);
-  if (!r.ok()) {
+  const Status st = doc_.integrate(batch.ops, &added, &whole);  // a server shows no text: no patches
+  if (!st.ok()) {
     // The peer's half checked the batch's form (Doc::ValidateBatch): what is left is the
     // document refusing it (positions, held operations past the bound) or a size limit.
-    const auto& st = r.status();
     return Refusal{st.code() == Status::Code::kResourceExhausted ? proto::kTooLarge : proto::kRejected, st.message()};
   }
   // The acknowledgement waits until every event of the batch is durable (some may be held).
@@ -239,8 +238,7 @@ void DocSync::send_out(const crdt::codec::EncodedOps& ops, uint64_t author, bool
 
 crdt::Result<crdt::OpBatch> DocSync::remote(const crdt::OpBatch& ops) {
   crdt::OpBatch added;
-  auto r = doc_.apply(ops, &added);
-  if (!r.ok()) return r.status();
+  TANDEM_RETURN_IF_ERROR(doc_.integrate(crdt::Batch::from(ops), &added));
   // The batch may have released operations of this node's own clients that were held waiting
   // for it: those are not in the log yet.
   crdt::OpBatch ours;
