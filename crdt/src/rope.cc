@@ -209,12 +209,13 @@ Rope::Leaf* Rope::edit_leaf(uint32_t pos, bool prefer_left, uint32_t* offset) {
 
 Rope::Leaf* Rope::find_leaf(uint32_t pos, bool prefer_left, uint32_t* offset) const {
   Node* n = root_;
+  const uint64_t bias = prefer_left ? 1 : 0;  // a position at a boundary goes left: pos < c + 1
   while (!n->leaf) {
     auto* in = static_cast<Inner*>(n);
     int i = 0;
     for (; i + 1 < in->n; ++i) {
       const uint32_t c = in->cp[i];
-      if (pos < c || (prefer_left && pos == c)) break;
+      if (pos < c + bias) break;
       pos -= c;
     }
     n = in->child[i];
