@@ -66,16 +66,11 @@ Status validate_batch(const Batch& b) {
     const bool has_text = r.text.len > 0;
     switch (r.kind) {
       case OpKind::kInsert: {
-        const std::string_view text = b.text(r);
-        size_t code_points = text.size();
-        if (!utf8::is_ascii(text)) {
-          auto info = utf8::inspect(text);
-          if (!info.ok()) return info.status().WithContext("op run " + name());
-          code_points = info->code_points;
-        }
-        if (code_points != r.len) {
+        auto info = utf8::inspect(b.text(r));
+        if (!info.ok()) return info.status().WithContext("op run " + name());
+        if (info->code_points != r.len) {
           return Status::InvalidArgument("op run " + name() + " has " + num(r.len) + " events but " +
-                                         num(code_points) + " characters of text");
+                                         num(info->code_points) + " characters of text");
         }
         if (uint64_t{r.pos} + r.len > UINT32_MAX) return Status::InvalidArgument("op run position overflows");
         break;

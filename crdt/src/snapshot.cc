@@ -445,12 +445,9 @@ template <class Log>
 Status check_text(std::string_view text, const std::vector<SnapshotData::TextRun>& text_runs, const Log& log,
                   Doc::Impl& d, std::vector<LvRun>* runs,
                   std::string* arena, std::vector<uint32_t>* offsets) {
-  size_t code_points = text.size();
-  if (!utf8::is_ascii(text)) {
-    auto info = utf8::inspect(text);
-    if (!info.ok()) return info.status().WithContext("snapshot text");
-    code_points = info->code_points;
-  }
+  auto info = utf8::inspect(text);
+  if (!info.ok()) return info.status().WithContext("snapshot text");
+  const size_t code_points = info->code_points;
   uint64_t covered = 0;
   const bool one_byte = code_points == text.size();  // then code points are bytes
   std::vector<Vis> vis;

@@ -7,7 +7,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string_view>
 
 #include "crdt/status.h"
@@ -23,22 +22,6 @@ struct TextInfo {
 // Checks that `text` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above
 // U+10FFFF, no truncated sequence) and counts it. The error names the first bad byte offset.
 Result<TextInfo> inspect(std::string_view text);
-
-// Whether every byte is below 0x80: such text is well-formed, a code point a byte (most
-// typing), and needs no inspect.
-inline bool is_ascii(std::string_view text) {
-  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-  const size_t n = text.size();
-  size_t i = 0;
-  unsigned char high = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    if (w & 0x8080808080808080ULL) return false;
-  }
-  for (; i < n; ++i) high |= p[i];
-  return high < 0x80;
-}
 
 // The following REQUIRE well-formed UTF-8 (checked by inspect or produced by Tandem).
 size_t count_code_points(std::string_view text);
