@@ -535,34 +535,19 @@ void Round::edit_rope(const std::vector<internal::XfOp>& xf, std::vector<Patch>*
 void Round::find_visible_unknown() {
   if (unknown_.empty()) return;
   internal::sort_by_lv_field(&removed_);  // in place: the deleted set, at commit, then finds them sorted
-  std::vector<LvRun> gone;  // touching runs joined
-  gone.reserve(removed_.size());
-  for (const LvRun& r : removed_) {
-    if (!gone.empty() && gone.back().lv + gone.back().len >= r.lv) {
-      gone.back().len = std::max(gone.back().lv + gone.back().len, r.lv + r.len) - gone.back().lv;
-    } else {
-      gone.push_back(r);
-    }
-  }
+  std::vector<LvRun> gone = removed_;
+  internal::join_sorted_runs(&gone);
   // The candidates were integrated one after another, so their first LVs increase: each search
-  // gallops forward from where the last ended (at: the runs starting at or before the last
-  // one's first LV). (Out of order, it would start over.)
-  size_t at = 0;
+  // gallops forward from where the last ended (at: past the runs starting at or before the
+  // last one's first LV). (Out of order, it would start over.)
+  auto at = gone.begin();
   LV last = 0;
   for (size_t i : unknown_) {
     const Cand& c = cand_[i];
-    if (c.first < last) at = 0;
+    if (c.first < last) at = gone.begin();
     last = c.first;
-    size_t lo = at, hi = at, step = 1;
-    while (hi < gone.size() && gone[hi].lv <= c.first) {
-      lo = hi + 1;
-      hi += step;
-      step *= 2;
-    }
-    hi = std::min(hi, gone.size());
-    at = static_cast<size_t>(std::upper_bound(gone.begin() + static_cast<std::ptrdiff_t>(lo), gone.begin() + static_cast<std::ptrdiff_t>(hi),
-                                              c.first, [](LV x, const LvRun& r) { return x < r.lv; }) - gone.begin());
-    const bool covered = at > 0 && gone[at - 1].lv + gone[at - 1].len >= c.first + c.n;
+    at = internal::gallop_upper_bound(at, gone.end(), c.first, [](const LvRun& r) { return r.lv; });
+    const bool covered = at != gone.begin() && std::prev(at)->lv + std::prev(at)->len >= c.first + c.n;
     if (!covered) visible_.push_back(i);
   }
 }

@@ -47,6 +47,35 @@ void sort_by_lv_field(std::vector<T>* v) {
   }
 }
 
+// The first element of [from, end) whose key(element) is above x, searched forward from `from`
+// in steps that double: O(log d) for an answer d elements on, where scans in LV order find
+// theirs. REQUIRES every element before `from` has a key at or below x, keys ascending.
+template <class It, class Key>
+It gallop_upper_bound(It from, It end, LV x, Key key) {
+  size_t step = 1;
+  while (static_cast<size_t>(end - from) > step && key(from[step - 1]) <= x) {
+    from += static_cast<std::ptrdiff_t>(step);
+    step *= 2;
+  }
+  const It stop = static_cast<size_t>(end - from) > step ? from + static_cast<std::ptrdiff_t>(step) : end;
+  return std::upper_bound(from, stop, x, [&](LV v, const auto& e) { return v < key(e); });
+}
+
+// Joins runs sorted by lv that touch or overlap, in place, and drops empty ones.
+inline void join_sorted_runs(std::vector<LvRun>* runs) {
+  size_t w = 0;
+  for (const LvRun& r : *runs) {
+    if (r.len == 0) continue;
+    LvRun* last = w > 0 ? &(*runs)[w - 1] : nullptr;
+    if (last && last->lv + last->len >= r.lv) {
+      last->len = std::max(last->lv + last->len, r.lv + r.len) - last->lv;
+    } else {
+      (*runs)[w++] = r;
+    }
+  }
+  runs->resize(w);
+}
+
 class LvSet {
  public:
   void add(LV lv, uint32_t len) {
@@ -124,17 +153,8 @@ class LvSet {
   void flush() const {
     if (pending_.empty()) return;
     sort_by_lv_field(&pending_);
-    if (runs_.empty()) {  // a fresh replica's first merge: join touching runs in place
-      size_t w = 0;
-      for (const LvRun& r : pending_) {
-        if (r.len == 0) continue;
-        if (w > 0 && pending_[w - 1].lv + pending_[w - 1].len >= r.lv) {
-          pending_[w - 1].len = std::max(pending_[w - 1].lv + pending_[w - 1].len, r.lv + r.len) - pending_[w - 1].lv;
-        } else {
-          pending_[w++] = r;
-        }
-      }
-      pending_.resize(w);
+    if (runs_.empty()) {  // a fresh replica's first merge: the runs, joined, are the set
+      join_sorted_runs(&pending_);
       runs_.swap(pending_);
       pending_.clear();
       hint_ = 0;

@@ -5,6 +5,7 @@
 #include <queue>
 
 #include "crdt/utf8.h"
+#include "lv_set.h"
 
 namespace tandem::crdt::internal {
 
@@ -28,15 +29,8 @@ size_t index_near(const V& v, LV lv, size_t* hint, Start start, End end) {
     if (lv >= start(v[h])) {
       if (lv < end(v[h])) return h;
       if (h + 1 < v.size() && lv < end(v[h + 1])) return *hint = h + 1;
-      size_t lo = h + 2, step = 1;  // start(v[lo]) <= lv: the entries tile
-      if (lo < v.size()) {
-        while (lo + step < v.size() && start(v[lo + step]) <= lv) {
-          lo += step;
-          step *= 2;
-        }
-        const auto first = v.begin() + static_cast<std::ptrdiff_t>(lo);
-        const auto last = v.begin() + static_cast<std::ptrdiff_t>(std::min(lo + step, v.size()));
-        const auto it = std::upper_bound(first, last, lv, [&](LV x, const auto& e) { return x < start(e); });
+      if (h + 2 < v.size()) {  // entries up to h + 2 start at or before lv: the entries tile
+        const auto it = gallop_upper_bound(v.begin() + static_cast<std::ptrdiff_t>(h + 3), v.end(), lv, start);
         return *hint = static_cast<size_t>(it - v.begin()) - 1;
       }
     } else if (h > 0 && lv >= start(v[h - 1])) {
