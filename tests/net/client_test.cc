@@ -1,8 +1,15 @@
 // The native client's life beyond syncing: refused for good (it stops at once and says why),
-// a fresh token handed to it while it runs, its unsent edits carried over a restart; and the
+// stopped or handed a token while its upgrade is unanswered, a fresh token handed to it while it runs, its unsent edits carried over a restart; and the
 // Peritext paper's examples made by two clients offline, then merged through a real server.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -218,4 +225,93 @@ TEST_CASE("client: the Peritext examples, made offline by two clients, merge the
     }
     ++n;
   }
+}
+
+TEST_CASE("client: stopped or handed a token while the server has not answered its upgrade, it hangs up at once",
+          "[net][client]") {
+  // A listener that takes the connection and the upgrade request and never answers, as a node
+  // does that is too busy or half dead behind a balancer. (Closing politely then meant a close
+  // frame written while the handshake still owned the socket: Beast asserts on it.)
+  const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(ls >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(ls, 8) == 0);
+  socklen_t alen = sizeof a;
+  REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  const std::string url = "ws://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/ws/notes";
+  // Accepts one connection, reads its upgrade request, says so, then reports how long after that
+  // the client hung up (-1: not within 5 s).
+  auto silent_peer = [ls](std::promise<void>& upgrade_read) {
+    const int fd = ::accept(ls, nullptr, nullptr);
+    if (fd < 0) return -2;
+    char buf[4096];
+    std::string request;
+    while (request.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      request.append(buf, static_cast<size_t>(n));
+    }
+    upgrade_read.set_value();
+    const auto t0 = std::chrono::steady_clock::now();
+    int ms = -1;
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, 5000) > 0) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+        break;
+      }
+      // Anything written here after the request would be the bug's close frame: keep reading.
+    }
+    ::close(fd);
+    return ms;
+  };
+  ClientOptions o;
+  o.url = url;
+  o.agent = "waiting";
+  o.connect_timeout = 30s;  // the handshake's own timeout must not be what ends it
+  o.min_backoff = 20ms;
+  o.max_backoff = 50ms;
+
+  SECTION("stopped") {
+    std::promise<void> upgrade_read;
+    auto peer = std::async(std::launch::async, silent_peer, std::ref(upgrade_read));
+    auto c = std::make_unique<Client>(o);
+    c->start();
+    REQUIRE(upgrade_read.get_future().wait_for(10s) == std::future_status::ready);
+    CHECK(c->state() != tandem::net::ClientState::kConnected);
+    c->stop();
+    const int ms = peer.get();
+    CHECK(ms >= 0);
+    CHECK(ms < 2000);
+    CHECK(c->state() == tandem::net::ClientState::kOffline);
+  }
+  SECTION("handed a token: it hangs up and tries again with the token") {
+    std::promise<void> first_read;
+    auto peer = std::async(std::launch::async, silent_peer, std::ref(first_read));
+    auto c = std::make_unique<Client>(o);
+    c->start();
+    REQUIRE(first_read.get_future().wait_for(10s) == std::future_status::ready);
+    REQUIRE(c->set_token("t0ken").ok());
+    const int ms = peer.get();
+    CHECK(ms >= 0);
+    CHECK(ms < 2000);
+    // The next attempt carries the token.
+    const int fd = ::accept(ls, nullptr, nullptr);
+    REQUIRE(fd >= 0);
+    std::string request;
+    char buf[4096];
+    while (request.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      request.append(buf, static_cast<size_t>(n));
+    }
+    CHECK_THAT(request, Catch::Contains("token=t0ken"));
+    c->stop();
+    ::close(fd);
+  }
+  ::close(ls);
 }

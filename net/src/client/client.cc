@@ -206,16 +206,17 @@ class Conn final : public ConnBase, public std::enable_shared_from_this<Conn<Str
 
   void start() {
     resolver_.async_resolve(c_.url.host, c_.url.port, [self = this->shared_from_this()](beast::error_code ec, tcp::resolver::results_type r) {
-      if (ec) return self->fail();
+      // (An aborted connection stops at its next step: a connect would open the socket again.)
+      if (ec || self->closed_) return self->fail();
       beast::get_lowest_layer(self->ws_).expires_after(self->c_.opt.connect_timeout);
       beast::get_lowest_layer(self->ws_).async_connect(r, [self](beast::error_code e, const tcp::endpoint&) {
-        if (e) return self->fail();
+        if (e || self->closed_) return self->fail();
         if constexpr (std::is_same_v<Stream, beast::ssl_stream<beast::tcp_stream>>) {
           if (!self->c_.url.ip_literal && !SSL_set_tlsext_host_name(self->ws_.next_layer().native_handle(), self->c_.url.host.c_str())) {
             return self->fail();
           }
           self->ws_.next_layer().async_handshake(ssl::stream_base::client, [self](beast::error_code e2) {
-            if (e2) return self->fail();
+            if (e2 || self->closed_) return self->fail();
             self->handshake();
           });
         } else {
@@ -231,6 +232,10 @@ class Conn final : public ConnBase, public std::enable_shared_from_this<Conn<Str
   }
   void close() override {
     if (closed_) return;
+    // Before the upgrade has completed, the handshake still reads and writes the socket: a close
+    // frame then would be a second operation on it (Beast asserts), and there is no session to
+    // end politely anyway.
+    if (!open_) return abort();
     closed_ = true;
     ws_.async_close(websocket::close_code::normal, [self = this->shared_from_this()](beast::error_code) {});
   }
@@ -257,10 +262,11 @@ class Conn final : public ConnBase, public std::enable_shared_from_this<Conn<Str
     std::string target = c_.url.path;
     if (!c_.opt.token.empty()) target += (target.find('?') == std::string::npos ? "?token=" : "&token=") + c_.opt.token;
     ws_.async_handshake(res_, c_.url.host_header, target, [self = this->shared_from_this()](beast::error_code ec) {
-      if (ec) {
+      if (ec || self->closed_) {
         if (ec == websocket::error::upgrade_declined) self->c_.on_refused(self->gen_, self->res_.result_int());
         return self->fail();
       }
+      self->open_ = true;
       self->c_.on_open(self->gen_);
       self->do_read();
     });
@@ -300,6 +306,7 @@ class Conn final : public ConnBase, public std::enable_shared_from_this<Conn<Str
   beast::flat_buffer buf_;
   std::deque<Frame> q_;
   bool writing_ = false;
+  bool open_ = false;  // the upgrade has completed
   bool closed_ = false;
   bool failed_ = false;
 };
