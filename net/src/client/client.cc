@@ -108,7 +108,7 @@ struct Client::Impl : std::enable_shared_from_this<Client::Impl> {
     }
   }
   static sync::ClientLimits limits_of(const ClientOptions& o) {
-    return {o.max_batch_events, o.max_batch_bytes, o.max_frame_bytes};
+    return {o.max_batch_events, o.max_batch_bytes, o.max_frame_bytes, o.min_backoff.count(), o.max_backoff.count()};
   }
 
   ClientOptions opt;

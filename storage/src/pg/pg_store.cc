@@ -451,7 +451,18 @@ Status PgImpl::try_commit(std::vector<Write>& group, const std::vector<Row>& row
     } else if (it.kind == Write::kSnapshot) {
       const int64_t id = doc_ids[it.doc];
       Cursors c = decode_cursors(it.position);
-      c[node] = next_seq[id] - 1;  // this node's rows up to here are in this commit or before
+      // This node's rows of the document queued before the snapshot, and no later one: appends
+      // queued after it share this commit, and are numbered already.
+      int64_t upto = next_seq[id] - 1;  // no row of the document in this commit
+      for (const PgRow& r : numbered) {
+        if (r.doc != id) continue;
+        if (r.head > i) {
+          upto = r.node_seq - 1;  // numbers are consecutive: the row before this one
+          break;
+        }
+        upto = r.node_seq;
+      }
+      c[node] = upto;
       sql.push_back({"INSERT INTO tandem.snapshots (doc, time_ms, events, cursors, data) VALUES ($1, $2, $3, $4, $5)",
                      {Param::num(id), Param::num(now), Param::num(static_cast<int64_t>(it.first)),
                       Param::text(encode_cursors(c)), Param::bytes(it.bytes)}});
