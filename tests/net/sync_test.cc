@@ -6,11 +6,14 @@
 #include "net/client.h"
 #include "net/server.h"
 #include "store/memory.h"
+#include "storage/store.h"
 #include "crdt/codec.h"
 #include "crdt/utf8.h"
 #include "sync/protocol.h"
 #include "support/net_fixtures.h"
 #include "support/relayed_deletes.h"
+#include "support/temp_dir.h"
+#include "support/wrap_store.h"
 #include "support/test_threads.h"
 #include "support/random_edits.h"
 
@@ -175,4 +178,52 @@ TEST_CASE("net: a batch that wakes held characters of unknown text before their 
   auto late = client(s, "relayed", "late");
   REQUIRE(late->wait_for(scenario.version, 5s));
   CHECK(late->text() == scenario.text);
+}
+
+TEST_CASE("net: an empty room stays loaded while its appends are on their way to the store", "[net]") {
+  // Closed then, the room reopened would load the log without them: a client joining would not
+  // see them, and its own appends would overlap theirs in the log.
+  tandem::testing::TempDir dir;
+  auto sqlite = tandem::storage::Store::open({dir.file("t.db")});
+  REQUIRE(sqlite.ok());
+  tandem::testing::GateStore gate(**sqlite);
+  ServerOptions o;
+  o.room_grace = 50ms;
+  tandem::testing::ServerFixture s(o, &gate);
+  auto open_documents = [&] {
+    const std::string m = s.server->metrics();
+    const std::string name = "\ntandem_open_documents ";
+    const auto at = m.find(name);
+    return at == std::string::npos ? -1 : std::stoi(m.substr(at + name.size()));
+  };
+  {
+    auto a = tandem::testing::make_client(s.url("notes"), "a");
+    REQUIRE(a->wait_synced(5s));
+    gate.set_open(false);
+    REQUIRE(a->insert(0, "kept").ok());
+    const auto end = std::chrono::steady_clock::now() + 5s;
+    while (gate.held() == 0 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(5ms);
+    REQUIRE(gate.held() == 1);
+    a->stop();
+  }
+  std::this_thread::sleep_for(400ms);  // eight graces
+  CHECK(open_documents() == 1);
+  auto b = tandem::testing::make_client(s.url("notes"), "b");
+  REQUIRE(b->wait_synced(5s));
+  // (Synced means holding what is durable; what the room holds besides comes with the WELCOME.)
+  for (const auto end = std::chrono::steady_clock::now() + 5s; b->text() != "kept" && std::chrono::steady_clock::now() < end;) {
+    std::this_thread::sleep_for(5ms);
+  }
+  CHECK(b->text() == "kept");
+  gate.set_open(true);
+  REQUIRE(b->insert(4, "!").ok());
+  REQUIRE(b->wait_synced(5s));
+  b->stop();
+  // With nothing left on its way, the room closes after its grace.
+  const auto end = std::chrono::steady_clock::now() + 5s;
+  while (open_documents() != 0 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(20ms);
+  CHECK(open_documents() == 0);
+  auto loaded = (*sqlite)->load("notes", "reader", nullptr);
+  REQUIRE(loaded.ok());
+  CHECK(loaded->text() == "kept!");
 }

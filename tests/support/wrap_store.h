@@ -2,6 +2,8 @@
 // counters between the server and a real store, overriding only what they change.
 #pragma once
 
+#include <functional>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,6 +46,43 @@ class WrapStore : public store::DocStore {
 
  protected:
   store::DocStore& inner_;
+};
+
+// A store whose appends are durable only when the test opens the gate.
+class GateStore : public WrapStore {
+ public:
+  using WrapStore::WrapStore;
+  using WrapStore::append;
+  void append(std::string doc, uint64_t first, crdt::codec::EncodedOps batch, Done done) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (open_) {
+      lock.unlock();
+      inner_.append(doc, first, std::move(batch), std::move(done));
+      return;
+    }
+    held_.push_back([this, doc, first, batch = std::move(batch), done = std::move(done)]() mutable {
+      inner_.append(doc, first, std::move(batch), std::move(done));
+    });
+  }
+
+  void set_open(bool open) {
+    std::vector<std::function<void()>> run;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = open;
+      if (open) run.swap(held_);
+    }
+    for (auto& f : run) f();
+  }
+  size_t held() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  bool open_ = true;
+  std::vector<std::function<void()>> held_;
 };
 
 }  // namespace tandem::testing

@@ -238,6 +238,7 @@ void Room::applied(sync::DocSync::Applied& a, bool was_pending, Clock::time_poin
 void Room::log_events(crdt::codec::EncodedOps events) {
   const uint64_t first = logged_;
   logged_ += events.events;
+  ++appending_;
   const Clock::time_point handed = Clock::now();
   srv_.store->append(name_, first, std::move(events), [self = shared_from_this(), v = sync_->doc().version(), handed](Status st) {
     boost::asio::post(self->ex_, [self, st, v, handed] { self->on_durable(st, v, handed); });
@@ -305,6 +306,7 @@ void Room::send_to_others(uint64_t except, const Frame& f, uint64_t ops) {
 }
 
 void Room::on_durable(Status st, crdt::Version version, Clock::time_point handed) {
+  --appending_;
   if (closed_) return;
   if (!st.ok()) {
     break_room("the store failed: " + st.ToString(), "the server could not store the document; reconnect");
@@ -419,6 +421,9 @@ void Room::start_grace_timer() {
   grace_.expires_after(srv_.opt.room_grace);
   grace_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec || self->closed_ || !self->sessions_.empty()) return;
+    // Not while appends are on their way: the room reopened would load the log without them (and
+    // a shared store does not hand a node its own rows), then hold whatever depends on them.
+    if (self->appending_ > 0) return self->start_grace_timer();
     self->maybe_snapshot(true);
     if (self->close_room(false)) {
       self->srv_.log.info("doc.close", {{"doc", self->name_}, {"events", std::to_string(self->logged_)}});

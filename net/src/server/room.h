@@ -177,6 +177,7 @@ class Room : public std::enable_shared_from_this<Room> {
   std::string remote_position_;  // of the last remote batch integrated: what snapshots cover
   bool watching_ = false;
   uint64_t logged_ = 0;
+  uint64_t appending_ = 0;  // appends handed to the store and not yet reported back
   uint64_t snapshot_events_ = 0;  // events covered by the last snapshot
   Clock::time_point snapshot_time_;
   Clock::time_point outbox_since_;  // when the broadcast now pending began
