@@ -315,3 +315,38 @@ TEST_CASE("client: stopped or handed a token while the server has not answered i
   }
   ::close(ls);
 }
+
+TEST_CASE("client: its retries follow the backoff it was given", "[net][client]") {
+  // A listener that hangs up on every connection: each accept is one attempt of the client's.
+  const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(ls >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(ls, 64) == 0);
+  socklen_t alen = sizeof a;
+  REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  ClientOptions o;
+  o.url = "ws://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/ws/notes";
+  o.agent = "retrying";
+  o.min_backoff = 10ms;
+  o.max_backoff = 40ms;
+  auto c = std::make_unique<Client>(o);
+  c->start();
+  // The default backoff (100 ms, doubling) makes 5 attempts in 2 s; this one some 50.
+  int attempts = 0;
+  const auto end = std::chrono::steady_clock::now() + 2s;
+  pollfd p{ls, POLLIN, 0};
+  while (std::chrono::steady_clock::now() < end) {
+    if (::poll(&p, 1, 100) <= 0) continue;
+    const int fd = ::accept(ls, nullptr, nullptr);
+    if (fd < 0) continue;
+    ++attempts;
+    ::close(fd);
+  }
+  c->stop();
+  ::close(ls);
+  INFO(attempts << " attempts in 2 s");
+  CHECK(attempts >= 12);
+}

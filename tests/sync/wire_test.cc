@@ -372,3 +372,30 @@ TEST_CASE("wire: a batch integrated whole is logged and broadcast as its author'
   CHECK(b->messages[1].author == 2);
   CHECK(doc.doc().text() == "hiyo!");
 }
+
+TEST_CASE("sync: a client's retries back off between the limits it was given", "[sync]") {
+  using tandem::sync::ClientLimits;
+  using tandem::sync::ClientSync;
+  auto delays = [](ClientLimits limits, double jitter) {
+    ClientSync c(Doc("a"), limits);
+    std::vector<int64_t> out;
+    for (int i = 0; i < 10; ++i) out.push_back(c.retry_delay_ms(1000 * i, jitter));
+    return out;
+  };
+  CHECK(delays({}, 1.0) == std::vector<int64_t>{100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000, 10000});
+  ClientLimits quick;
+  quick.min_backoff_ms = 20;
+  quick.max_backoff_ms = 300;
+  CHECK(delays(quick, 1.0) == std::vector<int64_t>{20, 40, 80, 160, 300, 300, 300, 300, 300, 300});
+  CHECK(delays(quick, 0.5) == std::vector<int64_t>{10, 20, 40, 80, 150, 150, 150, 150, 150, 150});
+  // Limits out of order or zero still give a delay of at least a millisecond that does not grow past the floor.
+  ClientLimits odd;
+  odd.min_backoff_ms = 0;
+  odd.max_backoff_ms = 0;
+  CHECK(delays(odd, 1.0) == std::vector<int64_t>(10, 1));
+  // A fresh start begins from the bottom again.
+  ClientSync c(Doc("a"), quick);
+  for (int i = 0; i < 5; ++i) c.retry_delay_ms(0, 1.0);
+  c.reset_backoff();
+  CHECK(c.retry_delay_ms(0, 1.0) == 20);
+}

@@ -226,7 +226,9 @@ int64_t ClientSync::retry_delay_ms(int64_t now_ms, double jitter) {
   // closed soon after its WELCOME (the server refused something) keeps backing off.
   if (welcomed_at_ms_ >= 0 && now_ms - welcomed_at_ms_ > kHealthyMs) attempt_ = 0;
   welcomed_at_ms_ = -1;
-  const double base = std::min<double>(kMaxBackoffMs, kMinBackoffMs * static_cast<double>(int64_t{1} << std::min(attempt_, 20)));
+  const double lo = static_cast<double>(std::max<int64_t>(1, limits_.min_backoff_ms));
+  const double hi = std::max(lo, static_cast<double>(limits_.max_backoff_ms));
+  const double base = std::min(hi, lo * static_cast<double>(int64_t{1} << std::min(attempt_, 20)));
   ++attempt_;
   return static_cast<int64_t>(base * std::clamp(jitter, 0.5, 1.0));
 }

@@ -32,6 +32,8 @@ struct ClientLimits {
   uint64_t max_batch_events = 100000;          // larger sends are split (the server's default limit)
   size_t max_batch_bytes = size_t{512} << 10;  // ... and so are batches whose text passes this
   size_t max_message_bytes = size_t{256} << 20;  // largest message accepted from the server
+  int64_t min_backoff_ms = 100;    // the first retry's delay, doubled at each failed attempt ...
+  int64_t max_backoff_ms = 10000;  // ... up to this
 };
 
 // What one message from the server means for the application.
@@ -98,15 +100,16 @@ class ClientSync {
   const std::optional<std::pair<uint16_t, std::string>>& error() const { return error_; }
 
   // After the connection closed: whether to try again (the error, if any, is one retrying may
-  // fix), and after how long (exponential backoff from 100 ms to 10 s, times `jitter` in
-  // [0.5, 1]; a connection that lasted 5 s starts the backoff again). Errors retrying cannot fix
+  // fix), and after how long (exponential backoff from the limits' min_backoff_ms to their
+  // max_backoff_ms, times `jitter` in [0.5, 1]; a connection that lasted 5 s starts the backoff
+  // again). Errors retrying cannot fix
   // (4400, 4401, 4403, 4409, 4410, 4413, 4422, 4426) stop the client until the application acts.
   bool should_retry() const { return !error_ || !Terminal(error_->first); }
   int64_t retry_delay_ms(int64_t now_ms, double jitter);
   // A fresh start (the application asked to connect again): the backoff starts from the bottom.
   void reset_backoff() { attempt_ = 0; }
   static bool Terminal(uint16_t code);
-  static constexpr int64_t kMinBackoffMs = 100, kMaxBackoffMs = 10000, kHealthyMs = 5000;
+  static constexpr int64_t kHealthyMs = 5000;
 
  private:
   void on_welcome(const proto::Welcome& w, int64_t now_ms);
