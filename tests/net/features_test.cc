@@ -4,6 +4,9 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <mutex>
@@ -44,6 +47,27 @@ void make_certificate(const std::string& cert_path, const std::string& key_path)
   std::fclose(f);
   X509_free(x);
   EVP_PKEY_free(key);
+}
+
+// A GET with extra header fields; the whole response (headers too), or a 0 status when none came.
+boost::beast::http::response<boost::beast::http::string_body> http_get_full(
+    uint16_t port, const std::string& target, const std::vector<std::pair<boost::beast::http::field, std::string>>& fields = {}) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  boost::asio::io_context ioc;
+  beast::tcp_stream s(ioc);
+  beast::error_code ec;
+  http::response<http::string_body> res;
+  s.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return res;
+  s.expires_after(std::chrono::seconds(30));
+  http::request<http::string_body> req(http::verb::get, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  for (const auto& [field, value] : fields) req.set(field, value);
+  http::write(s, req, ec);
+  beast::flat_buffer buf;
+  http::read(s, buf, res, ec);
+  return res;
 }
 
 }  // namespace
@@ -200,26 +224,26 @@ TEST_CASE("features: the editor's files are compressed and cached by content has
   o.static_dir = dir.path();
   ServerFixture s(o);
   const std::vector<std::pair<http::field, std::string>> gzip = {{http::field::accept_encoding, "gzip, deflate, br"}};
-  auto asset = tandem::testing::http_get_full(s.port, "/assets/app-KQ5ZQW3G.js", gzip);
+  auto asset = http_get_full(s.port, "/assets/app-KQ5ZQW3G.js", gzip);
   CHECK(asset.result_int() == 200);
   CHECK(asset[http::field::content_encoding] == "gzip");
   CHECK(asset[http::field::cache_control] == "public, max-age=31536000, immutable");
   CHECK(asset.body().size() < js.size() / 10);
   CHECK(asset.body().substr(0, 2) == "\x1f\x8b");
-  auto plain = tandem::testing::http_get_full(s.port, "/assets/app-KQ5ZQW3G.js");
+  auto plain = http_get_full(s.port, "/assets/app-KQ5ZQW3G.js");
   CHECK(plain[http::field::content_encoding] == "");
   CHECK(plain.body() == js);
-  auto refused = tandem::testing::http_get_full(s.port, "/assets/app-KQ5ZQW3G.js", {{http::field::accept_encoding, "gzip;q=0"}});
+  auto refused = http_get_full(s.port, "/assets/app-KQ5ZQW3G.js", {{http::field::accept_encoding, "gzip;q=0"}});
   CHECK(refused.body() == js);
   const std::string etag(asset[http::field::etag]);
   REQUIRE(etag.size() > 2);
-  auto again = tandem::testing::http_get_full(s.port, "/assets/app-KQ5ZQW3G.js", {{http::field::if_none_match, etag}});
+  auto again = http_get_full(s.port, "/assets/app-KQ5ZQW3G.js", {{http::field::if_none_match, etag}});
   CHECK(again.result_int() == 304);
   CHECK(again.body().empty());
-  auto page = tandem::testing::http_get_full(s.port, "/d/notes", gzip);
+  auto page = http_get_full(s.port, "/d/notes", gzip);
   CHECK(page[http::field::cache_control] == "no-store");
   CHECK(page.body() == "<!doctype html><script src=/assets/app-KQ5ZQW3G.js></script>");  // small: not worth compressing
-  CHECK(tandem::testing::http_get_full(s.port, "/sw.js")[http::field::cache_control] == "no-cache");
+  CHECK(http_get_full(s.port, "/sw.js")[http::field::cache_control] == "no-cache");
 }
 
 TEST_CASE("features: a server without the editor says so at /", "[net][http]") {
