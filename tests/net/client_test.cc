@@ -37,6 +37,33 @@ std::unique_ptr<Client> open(const std::string& url, const std::string& tok, con
   return tandem::testing::make_client(url, agent, tok);
 }
 
+// A listening socket on 127.0.0.1 at a free port, for a peer the test plays by hand.
+int listen_loopback(uint16_t* port) {
+  const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(ls >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(ls, 64) == 0);
+  socklen_t alen = sizeof a;
+  REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  *port = ntohs(a.sin_port);
+  return ls;
+}
+
+// Reads an HTTP request's head from `fd` (what came before the connection ended, if it did).
+std::string read_request(int fd) {
+  char buf[4096];
+  std::string request;
+  while (request.find("\r\n\r\n") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    request.append(buf, static_cast<size_t>(n));
+  }
+  return request;
+}
+
 }  // namespace
 
 TEST_CASE("client: a refused client stops waiting at once and says why", "[net][client][auth]") {
@@ -232,32 +259,20 @@ TEST_CASE("client: stopped or handed a token while the server has not answered i
   // A listener that takes the connection and the upgrade request and never answers, as a node
   // does that is too busy or half dead behind a balancer. (Closing politely then meant a close
   // frame written while the handshake still owned the socket: Beast asserts on it.)
-  const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(ls >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(ls, 8) == 0);
-  socklen_t alen = sizeof a;
-  REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
-  const std::string url = "ws://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/ws/notes";
+  uint16_t port = 0;
+  const int ls = listen_loopback(&port);
+  const std::string url = "ws://127.0.0.1:" + std::to_string(port) + "/ws/notes";
   // Accepts one connection, reads its upgrade request, says so, then reports how long after that
   // the client hung up (-1: not within 5 s).
   auto silent_peer = [ls](std::promise<void>& upgrade_read) {
     const int fd = ::accept(ls, nullptr, nullptr);
     if (fd < 0) return -2;
-    char buf[4096];
-    std::string request;
-    while (request.find("\r\n\r\n") == std::string::npos) {
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      request.append(buf, static_cast<size_t>(n));
-    }
+    read_request(fd);
     upgrade_read.set_value();
     const auto t0 = std::chrono::steady_clock::now();
     int ms = -1;
     pollfd p{fd, POLLIN, 0};
+    char buf[4096];
     while (::poll(&p, 1, 5000) > 0) {
       const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
       if (n <= 0) {
@@ -302,14 +317,7 @@ TEST_CASE("client: stopped or handed a token while the server has not answered i
     // The next attempt carries the token.
     const int fd = ::accept(ls, nullptr, nullptr);
     REQUIRE(fd >= 0);
-    std::string request;
-    char buf[4096];
-    while (request.find("\r\n\r\n") == std::string::npos) {
-      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      request.append(buf, static_cast<size_t>(n));
-    }
-    CHECK_THAT(request, Catch::Contains("token=t0ken"));
+    CHECK_THAT(read_request(fd), Catch::Contains("token=t0ken"));
     c->stop();
     ::close(fd);
   }
@@ -318,17 +326,10 @@ TEST_CASE("client: stopped or handed a token while the server has not answered i
 
 TEST_CASE("client: its retries follow the backoff it was given", "[net][client]") {
   // A listener that hangs up on every connection: each accept is one attempt of the client's.
-  const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(ls >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(ls, 64) == 0);
-  socklen_t alen = sizeof a;
-  REQUIRE(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  uint16_t port = 0;
+  const int ls = listen_loopback(&port);
   ClientOptions o;
-  o.url = "ws://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/ws/notes";
+  o.url = "ws://127.0.0.1:" + std::to_string(port) + "/ws/notes";
   o.agent = "retrying";
   o.min_backoff = 10ms;
   o.max_backoff = 40ms;
