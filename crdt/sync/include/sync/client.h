@@ -102,8 +102,8 @@ class ClientSync {
   // After the connection closed: whether to try again (the error, if any, is one retrying may
   // fix), and after how long (exponential backoff from the limits' min_backoff_ms to their
   // max_backoff_ms, times `jitter` in [0.5, 1]; a connection that lasted 5 s starts the backoff
-  // again). Errors retrying cannot fix
-  // (4400, 4401, 4403, 4409, 4410, 4413, 4422, 4426) stop the client until the application acts.
+  // again). Errors retrying cannot fix (4400, 4401, 4403, 4409, 4410, 4413, 4422, 4426) stop the
+  // client until the application acts.
   bool should_retry() const { return !error_ || !Terminal(error_->first); }
   int64_t retry_delay_ms(int64_t now_ms, double jitter);
   // A fresh start (the application asked to connect again): the backoff starts from the bottom.
