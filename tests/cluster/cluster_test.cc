@@ -182,14 +182,20 @@ struct Acked {
   }
 };
 
-// The document as the shared log rebuilds it, read by a store of its own.
-tandem::crdt::Doc from_log(const PgServer& pg, const std::string& doc) {
+// A store of the test's own on the shared log.
+std::unique_ptr<PgStore> open_store(const PgServer& pg, bool read_only = false) {
   PgOptions o;
   o.conninfo = pg.uri();
-  o.read_only = true;
+  o.read_only = read_only;
   auto store = PgStore::open(o);
+  INFO(store.status().ToString());
   REQUIRE(store.ok());
-  auto d = (*store)->load(doc, "checker", nullptr);
+  return std::move(*store);
+}
+
+// The document as the shared log rebuilds it, read by a store of its own.
+tandem::crdt::Doc from_log(const PgServer& pg, const std::string& doc) {
+  auto d = open_store(pg, true)->load(doc, "checker", nullptr);
   INFO(d.status().ToString());
   REQUIRE(d.ok());
   return std::move(*d);
@@ -589,11 +595,7 @@ TEST_CASE("cluster: bad configuration gets a clear message and a non-zero exit",
 
 TEST_CASE("doc store contract: PostgreSQL", "[cluster]") {
   PgServer pg;
-  PgOptions o;
-  o.conninfo = pg.uri();
-  auto s = PgStore::open(o);
-  REQUIRE(s.ok());
-  tandem::testing::check_doc_store_contract(**s, false);
+  tandem::testing::check_doc_store_contract(*open_store(pg), false);
 }
 
 TEST_CASE("pg store: two stores on one database see each other's appends, and load what both wrote", "[cluster]") {
@@ -666,27 +668,24 @@ TEST_CASE("pg store: a snapshot committed in one group with later appends of its
   // appends after it mostly share a commit. The snapshot's cursor must stop at its own rows, or
   // a load from it skips the later ones.
   PgServer pg;
-  PgOptions o;
-  o.conninfo = pg.uri();
-  auto s = PgStore::open(o);
-  REQUIRE(s.ok());
+  auto s = open_store(pg);
   std::vector<tandem::crdt::Doc> docs;
   for (int k = 0; k < 30; ++k) {
     const std::string name = "d" + std::to_string(k);
     auto& d = docs.emplace_back("alice");
     Version before = d.version();
     REQUIRE(d.insert(0, "one ").ok());
-    (*s)->append(name, 0, d.ops_since(before), nullptr);
-    (*s)->put_snapshot(name, d.num_events(), tandem::crdt::codec::save(d), nullptr);
+    s->append(name, 0, d.ops_since(before), nullptr);
+    s->put_snapshot(name, d.num_events(), tandem::crdt::codec::save(d), nullptr);
     for (const char* w : {"two ", "three "}) {
       before = d.version();
       REQUIRE(d.insert(d.length(), w).ok());
-      (*s)->append(name, 0, d.ops_since(before), nullptr);
+      s->append(name, 0, d.ops_since(before), nullptr);
     }
   }
-  REQUIRE((*s)->sync().ok());
+  REQUIRE(s->sync().ok());
   for (int k = 0; k < 30; ++k) {
-    auto loaded = (*s)->load("d" + std::to_string(k), "reader", nullptr);
+    auto loaded = s->load("d" + std::to_string(k), "reader", nullptr);
     REQUIRE(loaded.ok());
     CHECK(loaded->text() == "one two three ");
     CHECK(loaded->version() == docs[static_cast<size_t>(k)].version());

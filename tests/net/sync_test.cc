@@ -190,12 +190,7 @@ TEST_CASE("net: an empty room stays loaded while its appends are on their way to
   ServerOptions o;
   o.room_grace = 50ms;
   tandem::testing::ServerFixture s(o, &gate);
-  auto open_documents = [&] {
-    const std::string m = s.server->metrics();
-    const std::string name = "\ntandem_open_documents ";
-    const auto at = m.find(name);
-    return at == std::string::npos ? -1 : std::stoi(m.substr(at + name.size()));
-  };
+  auto open_documents = [&] { return tandem::testing::metric_value(s.server->metrics(), "tandem_open_documents"); };
   {
     auto a = tandem::testing::make_client(s.url("notes"), "a");
     REQUIRE(a->wait_synced(5s));

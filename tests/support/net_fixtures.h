@@ -120,6 +120,14 @@ class RawWs {
   std::unique_ptr<Impl> impl_;
 };
 
+// The value of an unlabelled metric in /metrics text (the test fails if it is not there).
+inline uint64_t metric_value(const std::string& metrics, const std::string& name) {
+  const std::string key = "\n" + name + " ";
+  const auto at = metrics.find(key);
+  REQUIRE(at != std::string::npos);
+  return std::stoull(metrics.substr(at + key.size()));
+}
+
 // Current resident memory of this process, in bytes.
 inline size_t rss_bytes() {
   FILE* f = std::fopen("/proc/self/statm", "r");
