@@ -204,18 +204,57 @@ SnapshotData Doc::to_snapshot() const {
 
 namespace {
 
+// f(word, mask) for each word of `bits` that [lv, lv + len) (len > 0) touches, with the mask of
+// the range's bits in it; false from f stops the walk (and is returned).
+template <class F>
+[[gnu::always_inline]] inline bool each_word(std::vector<uint64_t>& bits, LV lv, uint32_t len, F&& f) {
+  const LV last = lv + len - 1;
+  const uint64_t head = ~uint64_t{0} << (lv % 64), tail = ~uint64_t{0} >> (63 - last % 64);
+  const size_t w0 = lv / 64, w1 = last / 64;
+  if (w0 == w1) return f(bits[w0], head & tail);
+  if (!f(bits[w0], head)) return false;
+  for (size_t w = w0 + 1; w < w1; ++w) {
+    if (!f(bits[w], ~uint64_t{0})) return false;
+  }
+  return f(bits[w1], tail);
+}
+
 // What a snapshot's checks need of an op log, keeping only the runs' shapes: a lazy load checks
-// against this (as OpLog::append_span would append) and then drops it.
+// against this (as OpLog::append_span would append) and then drops it. Per run it keeps what
+// len_after() needs, nine bytes where an OpSpan takes 24 (a long history's runs would not stay
+// in the cache), and a bit per event that is set for inserts, for the text's checks.
 class RunShapes {
  public:
   LV size() const { return end_; }
-  const std::vector<OpSpan>& ops() const { return ops_; }
+  const OpSpan& last_op() const { return last_; }
   const std::vector<internal::GraphEntry>& graph() const { return graph_; }
-  void reserve_runs(size_t runs) { ops_.reserve(runs); }
+  // linear: no run will name its parents, so len_after() is asked only of the last run's events
+  // and the runs' shapes need not be kept.
+  void reserve_runs(size_t runs, bool linear) {
+    keep_ = !linear;
+    if (keep_) shapes_.reserve(runs);
+  }
+  // len_after() can answer for lv.
+  bool knows(LV lv) const { return keep_ || (lv >= last_.lv && lv < end_); }
+  // Every insert run, for each_insert().
+  bool kept() const { return keep_; }
   uint32_t len_after(LV lv) const {
-    auto it = std::upper_bound(ops_.begin(), ops_.end(), lv, [](LV x, const OpSpan& o) { return x < o.lv; });
+    if (!keep_) return last_.len_after(lv - last_.lv);
+    auto it = std::upper_bound(shapes_.begin(), shapes_.end(), lv, [](LV x, const Shape& o) { return x < o.lv; });
     --it;
-    return it->len_after(lv - it->lv);
+    return OpSpan{it->lv, 0, 0, it->len_before, 0, it->type}.len_after(lv - it->lv);
+  }
+  // Insert events: bit lv % 64 of word lv / 64.
+  std::vector<uint64_t>& inserted() {
+    if (inserted_.size() <= end_ / 64) inserted_.resize(end_ / 64 + 1);
+    return inserted_;
+  }
+  // f(lv, len) for each insert run, in order.
+  template <class F>
+  void each_insert(F&& f) const {
+    for (size_t i = 0; i < shapes_.size(); ++i) {
+      if (shapes_[i].type == internal::kIns) f(shapes_[i].lv, (i + 1 < shapes_.size() ? shapes_[i + 1].lv : end_) - shapes_[i].lv);
+    }
   }
   uint32_t intern_agent(std::string_view) {
     next_seq_.push_back(0);
@@ -224,17 +263,52 @@ class RunShapes {
   uint32_t next_seq(uint32_t agent) const { return next_seq_[agent]; }
   // append_span for a run whose only parent is the event before it, by the agent of the run
   // before (RunChecker's common run, and append_span's linear case).
-  OpLog::SpanResult append_next(uint32_t agent, OpType type, uint32_t pos, uint32_t len, uint32_t len_before) {
+  [[gnu::always_inline]] OpLog::SpanResult append_next(uint32_t agent, OpType type, uint32_t pos, uint32_t len,
+                                                        uint32_t len_before) {
     uint32_t& seq = next_seq_[agent];
     if (uint64_t{seq} + len > UINT32_MAX) return OpLog::SpanResult::kSeqOverflow;
     if (type == internal::kDelBack && len == 1) type = internal::kDelFwd;
     bool to_back = false;
-    if (internal::extend_by(ops_.back(), type, pos, len, &to_back) > 0) return OpLog::SpanResult::kContinues;
+    if (internal::extend_by(last_, type, pos, len, &to_back) > 0) return OpLog::SpanResult::kContinues;
     seq += len;
     graph_.back().end += len;
-    ops_.push_back({end_, len, pos, len_before, 0, static_cast<uint8_t>(type)});
-    end_ += len;
+    push(type, pos, len, len_before);
     return OpLog::SpanResult::kOk;
+  }
+  // append_next for runs[0, n), all by `agent`, each checked as RunChecker checks a typed run
+  // (not a format, not empty, positions within the document before it): appends them while they
+  // pass, and says how many did. The state it changes is held in locals meanwhile.
+  size_t append_typed(uint32_t agent, const SnapshotLoader::TypedRun* runs, size_t n) {
+    OpSpan last = last_;
+    LV end = end_;
+    uint32_t seq = next_seq_[agent];
+    size_t k = 0;
+    for (; k < n; ++k) {
+      const SnapshotLoader::TypedRun& r = runs[k];
+      auto type = static_cast<OpType>(r.type);
+      const uint32_t pos = r.pos, len = r.len;
+      if (r.type >= SnapshotData::kFormat || len == 0 || uint64_t{end} + len > internal::kMaxEvents) break;
+      const uint64_t lb = last.len_after(last.len - 1);
+      const bool fits = type == internal::kIns      ? pos <= lb && lb + len <= UINT32_MAX
+                        : type == internal::kDelFwd ? uint64_t{pos} + len <= lb
+                                                    : pos < lb && uint64_t{pos} + 1 >= len;
+      if (!fits || uint64_t{seq} + len > UINT32_MAX) break;
+      if (type == internal::kDelBack && len == 1) type = internal::kDelFwd;
+      bool to_back = false;
+      if (internal::extend_by(last, type, pos, len, &to_back) > 0) break;
+      last = {end, len, pos, static_cast<uint32_t>(lb), 0, static_cast<uint8_t>(type)};
+      if (keep_) shapes_.push_back({end, static_cast<uint32_t>(lb), static_cast<uint8_t>(type)});
+      if (type == internal::kIns) mark_inserted(end, len);
+      seq += len;
+      end += len;
+    }
+    if (k > 0) {
+      graph_.back().end += end - end_;
+      next_seq_[agent] = seq;
+      last_ = last;
+      end_ = end;
+    }
+    return k;
   }
   uint32_t agents() const { return static_cast<uint32_t>(next_seq_.size()); }
   void attach_format(const Format&) {}
@@ -255,18 +329,51 @@ class RunShapes {
     } else {
       graph_.push_back({lv, lv + len, parents});
     }
-    ops_.push_back({lv, len, pos, len_before, 0, static_cast<uint8_t>(type)});
-    end_ += len;
+    push(type, pos, len, len_before);
     return OpLog::SpanResult::kOk;
   }
 
  private:
-  std::vector<OpSpan> ops_;
+  [[gnu::always_inline]] void push(OpType type, uint32_t pos, uint32_t len, uint32_t len_before) {
+    last_ = {end_, len, pos, len_before, 0, static_cast<uint8_t>(type)};
+    if (keep_) shapes_.push_back({end_, len_before, static_cast<uint8_t>(type)});
+    if (type == internal::kIns) mark_inserted(end_, len);
+    end_ += len;
+  }
+  void mark_inserted(LV lv, uint32_t len) {
+    const size_t words = (lv + len) / 64 + 1;
+    if (words > inserted_.size()) inserted_.resize(std::max<size_t>({words, inserted_.size() * 2, 1024}));
+    each_word(inserted_, lv, len, [](uint64_t& w, uint64_t m) { return w |= m, true; });
+  }
+
+  OpSpan last_{};
+  bool keep_ = true;
+  struct Shape {
+    LV lv;
+    uint32_t len_before;
+    uint8_t type;
+  };
+  std::vector<Shape> shapes_;
+  std::vector<uint64_t> inserted_;
   std::vector<internal::GraphEntry> graph_;
   std::vector<uint32_t> next_seq_;
   uint32_t last_agent_ = internal::kNoLV;
   LV end_ = 0;
 };
+
+const OpSpan& last_op(const OpLog& log) { return log.ops().back(); }
+const OpSpan& last_op(const RunShapes& log) { return log.last_op(); }
+
+template <class F>
+void each_insert(const OpLog& log, F&& f) {
+  for (const OpSpan& op : log.ops()) {
+    if (op.type == internal::kIns) f(op.lv, op.len);
+  }
+}
+template <class F>
+void each_insert(const RunShapes& log, F&& f) {
+  log.each_insert(f);
+}
 
 // The runs' checks (positions against the document length at their parents, maximal runs,
 // agents in order of appearance, formats), made one run at a time as a decoder reads them, each
@@ -303,6 +410,23 @@ class RunChecker {
     return add_any(i, r, fmt);
   }
 
+  // add() for the common runs (see typed()) given as their fields: takes runs from the front of
+  // `runs` while each is one and passes add()'s checks, and says how many it took; what it does
+  // not take, add() must.
+  size_t add_typed(const SnapshotLoader::TypedRun* runs, size_t n)
+    requires requires(Log& l) { l.append_typed(0, runs, n); }
+  {
+    size_t k = 0;
+    while (k < n && runs[k].agent == prev_agent_) {
+      size_t same = k + 1;
+      while (same < n && runs[same].agent == prev_agent_) ++same;
+      const size_t took = log_.append_typed(interned_[prev_agent_], runs + k, same - k);
+      k += took;
+      if (k < same) break;
+    }
+    return k;
+  }
+
   // Format runs added so far.
   size_t formats() const { return formats_; }
 
@@ -324,11 +448,13 @@ class RunChecker {
   // Run r's position and length fit a document of `len_before` characters at its parents
   // (`fmt`: the format a format run sets).
   [[gnu::always_inline]] static bool fits(const SnapshotData::Run& r, uint64_t len_before, const Format* fmt) {
-    const uint64_t pos = r.pos, n = r.len, lb = len_before;
-    return r.type == SnapshotData::kInsert          ? pos <= lb && lb + n <= UINT32_MAX
-           : r.type == SnapshotData::kDeleteForward ? pos + n <= lb
-           : r.type == SnapshotData::kFormat        ? std::max<uint64_t>(pos, fmt->end) <= lb
-                                                     : pos < lb && pos + 1 >= n;
+    return fits(r.type, r.pos, r.len, len_before, fmt);
+  }
+  [[gnu::always_inline]] static bool fits(uint8_t type, uint64_t pos, uint64_t n, uint64_t lb, const Format* fmt) {
+    return type == SnapshotData::kInsert          ? pos <= lb && lb + n <= UINT32_MAX
+           : type == SnapshotData::kDeleteForward ? pos + n <= lb
+           : type == SnapshotData::kFormat        ? std::max<uint64_t>(pos, fmt->end) <= lb
+                                                   : pos < lb && pos + 1 >= n;
   }
 
   // Most runs are typing or deleting by the agent of the run before, right after it: these pass
@@ -342,7 +468,7 @@ class RunChecker {
     }
     const LV lv = log_.size();  // > 0: a run came before
     if (uint64_t{lv} + r.len > internal::kMaxEvents) return std::nullopt;
-    const OpSpan& last = log_.ops().back();
+    const OpSpan& last = last_op(log_);
     const uint32_t len_before = last.len_after(last.len - 1);
     if (!fits(r, len_before, nullptr)) return std::nullopt;
     return len_before;
@@ -391,12 +517,15 @@ class RunChecker {
     if (r.follows_previous) {
       if (lv == 0 || !r.parents.empty()) return bad("bad parents");
       parents_.push_back(lv - 1);
-      len_before = log_.ops().back().len_after(log_.ops().back().len - 1);  // the event before is the last one
+      len_before = last_op(log_).len_after(last_op(log_).len - 1);  // the event before is the last one
     } else {
       for (size_t k = 0; k < r.parents.size(); ++k) {
         if (r.parents[k] >= lv || (k && r.parents[k] <= r.parents[k - 1])) return bad("bad parents");
       }
       parents_.assign(r.parents.begin(), r.parents.end());
+      if constexpr (requires { log_.knows(0); }) {
+        if (!parents_.empty() && !log_.knows(parents_[0])) return bad("names its parents in a history said to be linear");
+      }
       if (parents_.size() == 1) len_before = log_.len_after(parents_[0]);
       if (parents_.size() > 1) len_before = r.len_before;
     }
@@ -436,39 +565,62 @@ struct Vis {
   size_t byte;
 };
 
+// True when the text runs name distinct events, all of them inserts (`inserted`: a bit per
+// event, set for inserts; each text run clears the bits it shows). It cannot say which fault it
+// met; the sorted walk of check_text can, and is taken only then.
+bool shows_fresh_inserts(const std::vector<SnapshotData::TextRun>& text_runs, std::vector<uint64_t>& inserted) {
+  for (const auto& t : text_runs) {
+    const bool fresh = each_word(inserted, t.event, t.len, [](uint64_t& w, uint64_t m) {
+      if ((w & m) != m) return false;
+      w &= ~m;
+      return true;
+    });
+    if (!fresh) return false;
+  }
+  return true;
+}
+
 // The text's checks: the text runs cover the text exactly, name distinct events of the log, all
 // of them inserts, and the text's length is the history's when it has one latest event. Gives
-// the text runs in text order (*runs) and in event order (*vis). With `arena`, also builds the
-// log's text (visible characters from the snapshot's text, placeholders for the rest, whose
-// events go to d.deleted) as OpLog::replace_arena takes it.
+// the text runs in text order (*runs). With `arena`, also builds the log's text (visible
+// characters from the snapshot's text, placeholders for the rest, whose events go to d.deleted)
+// as OpLog::replace_arena takes it. With `inserted` (the log's insert events as bits; a lazy load,
+// which needs only the verdict), the bits give it without sorting the text runs.
 template <class Log>
 Status check_text(std::string_view text, const std::vector<SnapshotData::TextRun>& text_runs, const Log& log,
                   Doc::Impl& d, std::vector<LvRun>* runs,
-                  std::string* arena, std::vector<uint32_t>* offsets) {
+                  std::string* arena, std::vector<uint32_t>* offsets, std::vector<uint64_t>* inserted) {
   auto info = utf8::inspect(text);
   if (!info.ok()) return info.status().WithContext("snapshot text");
   const size_t code_points = info->code_points;
   uint64_t covered = 0;
   const bool one_byte = code_points == text.size();  // then code points are bytes
-  std::vector<Vis> vis;
-  vis.reserve(text_runs.size());
   runs->reserve(text_runs.size());
-  std::string_view rest(text);
-  size_t byte = 0;
   for (const auto& t : text_runs) {
     if (t.len == 0 || uint64_t{t.event} + t.len > log.size()) return Status::Corruption("snapshot text run out of range");
     if (covered + t.len > code_points) return Status::Corruption("snapshot text runs exceed the text");
     covered += t.len;
-    const size_t b = one_byte ? t.len : utf8::byte_offset(rest, t.len);
-    vis.push_back({t.event, t.len, byte});
     runs->push_back({t.event, t.len});
-    byte += b;
-    rest = rest.substr(b);
   }
   if (covered != code_points) return Status::Corruption("snapshot text runs do not cover the text");
   if (d.frontier.size() == 1 && log.len_after(d.frontier[0]) != covered) {
     return Status::Corruption("snapshot text length " + num(covered) + " does not match its history (" +
                               num(log.len_after(d.frontier[0])) + ")");
+  }
+  if (inserted && shows_fresh_inserts(text_runs, *inserted)) return Status::OK();
+  if constexpr (requires { log.kept(); }) {
+    if (!log.kept()) return Status::Corruption("snapshot text does not match its history");
+  }
+
+  std::vector<Vis> vis;
+  vis.reserve(text_runs.size());
+  std::string_view rest(text);
+  size_t byte = 0;
+  for (const auto& t : text_runs) {
+    const size_t b = one_byte ? t.len : utf8::byte_offset(rest, t.len);
+    vis.push_back({t.event, t.len, byte});
+    byte += b;
+    rest = rest.substr(b);
   }
   internal::sort_by_lv_field(&vis);
   for (size_t k = 1; k < vis.size(); ++k) {
@@ -478,15 +630,15 @@ Status check_text(std::string_view text, const std::vector<SnapshotData::TextRun
   if (arena) arena->reserve(text.size() + (log.size() - covered));
   size_t vi = 0;
   uint64_t vis_chars = 0;  // visible characters found inside insert events
-  for (const OpSpan& op : log.ops()) {
-    if (op.type != internal::kIns) continue;
+  each_insert(log, [&](const LV lv, const uint32_t len) {
+    const LV op_end = lv + len;
     if (arena) offsets->push_back(static_cast<uint32_t>(arena->size()));
-    LV at = op.lv;
-    while (at < op.end()) {
+    LV at = lv;
+    while (at < op_end) {
       while (vi < vis.size() && vis[vi].lv + vis[vi].len <= at) ++vi;
       if (vi < vis.size() && vis[vi].lv <= at) {
         const Vis& v = vis[vi];
-        const LV stop = std::min(op.end(), v.lv + v.len);
+        const LV stop = std::min(op_end, v.lv + v.len);
         if (arena) {
           std::string_view piece = text.substr(v.byte);
           const size_t b0 = one_byte ? at - v.lv : utf8::byte_offset(piece, at - v.lv);
@@ -496,7 +648,7 @@ Status check_text(std::string_view text, const std::vector<SnapshotData::TextRun
         vis_chars += stop - at;
         at = stop;
       } else {
-        const LV stop = vi < vis.size() ? std::min(op.end(), vis[vi].lv) : op.end();
+        const LV stop = vi < vis.size() ? std::min(op_end, vis[vi].lv) : op_end;
         if (arena) {
           arena->append(stop - at, static_cast<char>(internal::kPlaceholderByte));
           d.deleted.add(at, stop - at);
@@ -504,9 +656,10 @@ Status check_text(std::string_view text, const std::vector<SnapshotData::TextRun
         at = stop;
       }
     }
-  }
+  });
   // Every visible character must be an insert event.
   if (vis_chars != covered) return Status::Corruption("snapshot text shows characters that are not inserts");
+  if (inserted) return Status::Corruption("snapshot text does not match its history");  // the bits found a fault this walk did not
   return Status::OK();
 }
 
@@ -526,7 +679,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
   std::vector<LvRun> runs;
   std::string arena;
   std::vector<uint32_t> offsets;
-  TANDEM_RETURN_IF_ERROR(check_text(data.text, data.text_runs, log, d, &runs, &arena, &offsets));
+  TANDEM_RETURN_IF_ERROR(check_text(data.text, data.text_runs, log, d, &runs, &arena, &offsets, nullptr));
   log.replace_arena(std::move(arena), offsets);
   d.rope.build(data.text, runs);
   for (uint32_t a = 0; a < log.num_agents(); ++a) d.version.advance(log.agent_name(a), log.next_seq(a));
@@ -536,7 +689,7 @@ Result<Doc> Doc::from_snapshot(const SnapshotData& data, std::string_view agent)
 Result<Doc> Doc::from_snapshot_lazy(const SnapshotData& data, std::string_view agent, std::string encoded,
                                     SnapshotDecoder decode) {
   SnapshotLoader load;
-  TANDEM_RETURN_IF_ERROR(load.begin(agent, data.agents, data.runs.size()));
+  TANDEM_RETURN_IF_ERROR(load.begin(agent, data.agents, data.runs.size(), false));
   TANDEM_RETURN_IF_ERROR(add_runs(data, load));
   return load.finish(data.text, data.text_runs, std::move(encoded), std::move(decode));
 }
@@ -551,13 +704,13 @@ struct SnapshotLoader::State {
 SnapshotLoader::SnapshotLoader() = default;
 SnapshotLoader::~SnapshotLoader() = default;
 
-Status SnapshotLoader::begin(std::string_view agent, std::vector<std::string> agents, size_t runs) {
+Status SnapshotLoader::begin(std::string_view agent, std::vector<std::string> agents, size_t runs, bool linear) {
   TANDEM_RETURN_IF_ERROR(Doc::ValidateAgent(agent));
   s_ = std::make_unique<State>();
   s_->impl->agent_name = std::string(agent);
   s_->agents = std::move(agents);
   TANDEM_RETURN_IF_ERROR(s_->check.agents(s_->agents));
-  s_->shapes.reserve_runs(runs);
+  s_->shapes.reserve_runs(runs, linear);
   return Status::OK();
 }
 
@@ -565,13 +718,15 @@ Status SnapshotLoader::add(size_t i, const SnapshotData::Run& run, const Format*
   return s_->check.add(i, run, format);
 }
 
+size_t SnapshotLoader::add_typed(const TypedRun* runs, size_t n) { return s_->check.add_typed(runs, n); }
+
 Result<Doc> SnapshotLoader::finish(std::string_view text, const std::vector<SnapshotData::TextRun>& text_runs,
                                    std::string encoded, Doc::SnapshotDecoder decode) {
   State& s = *s_;
   Doc::Impl& d = *s.impl;
   TANDEM_RETURN_IF_ERROR(s.check.finish());
   std::vector<LvRun> runs;
-  TANDEM_RETURN_IF_ERROR(check_text(text, text_runs, s.shapes, d, &runs, nullptr, nullptr));
+  TANDEM_RETURN_IF_ERROR(check_text(text, text_runs, s.shapes, d, &runs, nullptr, nullptr, &s.shapes.inserted()));
   d.rope.build(text, runs);
   // Agents are interned in order of first use, which is their order in the snapshot.
   for (uint32_t a = 0; a < s.shapes.agents(); ++a) d.version.advance(s.agents[a], s.shapes.next_seq(a));

@@ -311,6 +311,123 @@ TEST_CASE("codec: snapshots that lie are refused", "[codec][corruption]") {
         Code::kCorruption);  // five runs, no bytes for them
 }
 
+TEST_CASE("codec: a long history's runs load many at a time, and a lie among them is still refused", "[codec][corruption]") {
+  // One author, then two taking turns: over a thousand runs, each following the one before, as
+  // the direct reader hands them to the loader in groups of 256.
+  Rng rng(27);
+  Doc a("a"), b("b");
+  for (int i = 0; i < 1200; ++i) tandem::testing::random_edit(rng, a, true);
+  for (int i = 0; i < 400; ++i) {
+    Doc& by = i % 2 ? a : b;
+    Doc& other = i % 2 ? b : a;
+    tandem::testing::random_edit(rng, by, true);
+    REQUIRE(other.apply(by.ops_since(other.version())).ok());
+  }
+  const auto data = a.to_snapshot();
+  REQUIRE(data.runs.size() > 1000);
+  size_t turns = 0;
+  for (size_t i = 1; i < data.runs.size(); ++i) turns += data.runs[i].follows_previous && data.runs[i].agent != data.runs[i - 1].agent;
+  CHECK(turns > 100);  // runs that follow another agent's: the loader's general path takes them
+  const std::string bytes = codec::encode_snapshot(data);
+  auto loaded = codec::load(bytes, "reader");
+  REQUIRE(loaded.ok());
+  CHECK(loaded->text() == a.text());
+  CHECK(loaded->version() == a.version());
+  CHECK(codec::save(*loaded) == bytes);  // its op log, built from the bytes, encodes to them again
+
+  // Lies past the first group of runs, and in the text.
+  size_t del = 0, ins = 0;
+  for (size_t i = 300; i < data.runs.size() && (!del || !ins); ++i) {
+    if (!data.runs[i].follows_previous) continue;
+    if (!del && data.runs[i].type == tandem::crdt::SnapshotData::kDeleteForward) del = i;
+    if (!ins && data.runs[i].type == tandem::crdt::SnapshotData::kInsert && data.runs[i].len > 1) ins = i;
+  }
+  REQUIRE(del > 0);
+  REQUIRE(ins > 0);
+  {
+    auto bad = data;
+    bad.runs[del].pos = 1u << 30;  // a delete past the end
+    refused(bad);
+  }
+  {
+    auto bad = data;
+    bad.runs[ins].pos = 1u << 30;  // an insert past the end
+    refused(bad);
+  }
+  {
+    auto bad = data;  // an insert run split in two: not canonical
+    auto& r = bad.runs[ins];
+    tandem::crdt::SnapshotData::Run rest = r;
+    r.len = 1;
+    rest.len -= 1;
+    rest.pos += 1;
+    rest.follows_previous = true;
+    rest.parents.clear();
+    bad.runs.insert(bad.runs.begin() + static_cast<long>(ins) + 1, rest);
+    auto eager = Doc::from_snapshot(bad, "x");
+    CHECK_THAT(eager.status().message(), Catch::Contains("canonical"));
+    refused(bad);
+  }
+  {
+    auto bad = data;  // the first character shown again at the end, in place of the last one
+    REQUIRE(bad.text_runs.size() > 2);
+    auto& last = bad.text_runs.back();
+    if (last.len > 1) {
+      last.len -= 1;
+      bad.text_runs.push_back({bad.text_runs.front().event, 1});
+    } else {
+      last.event = bad.text_runs.front().event;
+    }
+    auto eager = Doc::from_snapshot(bad, "x");
+    CHECK_THAT(eager.status().message(), Catch::Contains("twice"));
+    refused(bad);
+  }
+  {
+    auto bad = data;  // a delete event shown as text, in place of the last character
+    uint32_t deleting = 0;
+    for (size_t i = 0; i < del; ++i) deleting += bad.runs[i].len;
+    auto& last = bad.text_runs.back();
+    if (last.len > 1) {
+      last.len -= 1;
+      bad.text_runs.push_back({deleting, 1});
+    } else {
+      last.event = deleting;
+    }
+    auto eager = Doc::from_snapshot(bad, "x");
+    CHECK_THAT(eager.status().message(), Catch::Contains("not inserts"));
+    refused(bad);
+  }
+}
+
+TEST_CASE("codec: a loader told the history is linear refuses a run that names its parents", "[codec][corruption]") {
+  using tandem::crdt::SnapshotData;
+  using tandem::crdt::SnapshotLoader;
+  SnapshotData::Run first{0, 3, SnapshotData::kInsert, 0, false, {}, 0};
+  SnapshotData::Run then{0, 1, SnapshotData::kDeleteForward, 0, true, {}, 0};
+  SnapshotData::Run last{0, 1, SnapshotData::kInsert, 0, false, {1}, 0};  // after event 1, in the first run
+  for (const bool linear : {false, true}) {
+    SnapshotLoader load;
+    REQUIRE(load.begin("x", {"a"}, 3, linear).ok());
+    REQUIRE(load.add(0, first, nullptr).ok());
+    REQUIRE(load.add(1, then, nullptr).ok());
+    const Status st = load.add(2, last, nullptr);
+    if (linear) {
+      CHECK(st.code() == Code::kCorruption);
+      CHECK_THAT(st.message(), Catch::Contains("said to be linear"));
+    } else {
+      CHECK(st.ok());  // the loader that keeps the runs' shapes finds event 1's length
+    }
+  }
+  // The typed lane takes what follows the run before by the same agent, and leaves the rest.
+  SnapshotLoader load;
+  REQUIRE(load.begin("x", {"a", "b"}, 4, true).ok());
+  REQUIRE(load.add(0, first, nullptr).ok());
+  const SnapshotLoader::TypedRun lane[] = {{0, 0, 2, SnapshotData::kDeleteForward}, {1, 0, 1, SnapshotData::kInsert},
+                                           {0, 9, 1, SnapshotData::kInsert}};
+  CHECK(load.add_typed(lane, 3) == 1);      // b's run is not the lane's
+  CHECK(load.add_typed(lane + 2, 1) == 0);  // nor a's insert past the end of the document
+}
+
 TEST_CASE("codec: the example in FORMAT.md is what the encoder writes", "[codec]") {
   Doc a("a");
   REQUIRE(a.insert(0, "hi").ok());

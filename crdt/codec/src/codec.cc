@@ -668,6 +668,48 @@ std::string encode_snapshot(const SnapshotData& data) {
 
 namespace {
 
+// Where read_snapshot is in the columns a run's type, agent and position come from.
+struct RunCursor {
+  VarintReader meta, agent_runs, positions;
+  uint32_t agent;
+  uint64_t agent_left;
+  uint32_t predicted;
+  uint64_t first_event;
+};
+
+constexpr size_t kLaneRuns = 256;
+
+// Reads runs at *cur into out[0, room) while each follows the run before, is not a format and
+// reads without fault; *cur moves past those only, so that the general reader takes (and, if
+// need be, names the fault of) the run it stopped at. Apart, so that its state stays in registers.
+[[gnu::noinline]] size_t read_typed_runs(RunCursor* cur, size_t room, size_t nagents, uint64_t max_events,
+                                         SnapshotLoader::TypedRun* out) {
+  RunCursor c = *cur;
+  size_t n = 0;
+  while (n < room) {
+    VarintReader meta = c.meta, agent_runs = c.agent_runs, positions = c.positions;
+    uint64_t m, z, pos;
+    if (!meta.read(&m)) break;
+    const uint64_t len = m >> 3;
+    const auto type = static_cast<uint8_t>((m >> 1) & 3);
+    if ((m & 1) || type == SnapshotData::kFormat || len == 0 || len > UINT32_MAX) break;
+    uint32_t agent = c.agent;
+    uint64_t left = c.agent_left;
+    if (left == 0 && (!agent_runs.read32(&agent) || !agent_runs.read(&left) || left == 0 || agent >= nagents)) break;
+    if (!positions.read(&z) || !add_zigzag(c.predicted, z, UINT32_MAX, &pos)) break;
+    if (type == SnapshotData::kDeleteBackward && pos + 1 < len) break;
+    if (c.first_event + len > max_events) break;
+    c.meta = meta, c.agent_runs = agent_runs, c.positions = positions;
+    c.agent = agent;
+    c.agent_left = left - 1;
+    c.predicted = predict_next(type, static_cast<uint32_t>(pos), static_cast<uint32_t>(len));
+    c.first_event += len;
+    out[n++] = {agent, static_cast<uint32_t>(pos), static_cast<uint32_t>(len), type};
+  }
+  *cur = c;
+  return n;
+}
+
 // Reads a snapshot's columns in one pass, handing them to `sink` as it goes: sink.begin(agents,
 // runs), then sink.add(i, run, format) for each run (format: what a format run sets, else null),
 // then sink.finish(text, text_runs). An error from the sink ends the read.
@@ -710,7 +752,8 @@ Status read_snapshot(std::string_view bytes, const DecodeLimits& limits, Sink& s
       if (table[i].end != 0) return bad_bytes("snapshot: bad formats");
     }
   }
-  TANDEM_RETURN_IF_ERROR(sink.begin(std::move(agents), nruns));
+  // Only the first run's count (0) in the parents column: no run names its parents.
+  TANDEM_RETURN_IF_ERROR(sink.begin(std::move(agents), nruns, parents_b.size() <= 1));
   VarintReader meta(meta_b), agent_runs(agents_b), positions(pos_b), parents(parents_b), text_runs(text_runs_b),
       uses(uses_b);
   uint32_t agent = 0;
@@ -719,28 +762,58 @@ Status read_snapshot(std::string_view bytes, const DecodeLimits& limits, Sink& s
   uint64_t first_event = 0;
   SnapshotData::Run r;
   Format f;
+  // Runs that go on from the run before, for a sink that takes them many at a time: read by
+  // read_typed_runs into `lane`, handed over together.
+  constexpr bool kLane = requires { sink.add_typed(static_cast<const SnapshotLoader::TypedRun*>(nullptr), size_t{0}); };
+  SnapshotLoader::TypedRun lane[kLane ? kLaneRuns : 1];
   for (uint32_t i = 0; i < nruns; ++i) {
+    if constexpr (kLane) {
+      RunCursor c{meta, agent_runs, positions, agent, agent_left, predicted, first_event};
+      const size_t n = read_typed_runs(&c, std::min<size_t>(kLaneRuns, nruns - i), nagents, limits.max_events, lane);
+      if (n > 0) {
+        meta = c.meta, agent_runs = c.agent_runs, positions = c.positions;
+        agent = c.agent, agent_left = c.agent_left, predicted = c.predicted, first_event = c.first_event;
+        // Those the lane refuses go through add(), one at a time.
+        size_t k = 0;
+        while ((k += sink.add_typed(lane + k, n - k)) < n) {
+          const SnapshotLoader::TypedRun& t = lane[k];
+          r.type = t.type;
+          r.follows_previous = true;
+          r.len = t.len;
+          r.agent = t.agent;
+          r.pos = t.pos;
+          r.parents.clear();
+          r.len_before = 0;
+          TANDEM_RETURN_IF_ERROR(sink.add(i + k, r, nullptr));
+          ++k;
+        }
+        i += static_cast<uint32_t>(n) - 1;
+        continue;
+      }
+    }
     auto bad = [&](const char* why) { return bad_bytes("snapshot run " + num(i) + ": " + why); };
     uint64_t m, zpos;
     if (!meta.read(&m)) return bad("truncated meta");
     const uint64_t len = m >> 3;
-    r.type = static_cast<uint8_t>((m >> 1) & 3);
-    r.follows_previous = !(m & 1);
+    const auto type = static_cast<uint8_t>((m >> 1) & 3);
+    const bool follows = !(m & 1);
     if (len == 0 || len > UINT32_MAX) return bad("bad length");
-    if (r.type > max_type) return bad("unknown type");
-    r.len = static_cast<uint32_t>(len);
+    if (type > max_type) return bad("unknown type");
     if (agent_left == 0) {
       if (!agent_runs.read32(&agent) || !agent_runs.read(&agent_left) || agent_left == 0) return bad("bad agent column");
       if (agent >= nagents) return bad("agent index out of range");
     }
     --agent_left;
-    r.agent = agent;
     if (!positions.read(&zpos)) return bad("truncated positions");
     uint64_t pos;
     if (!add_zigzag(predicted, zpos, UINT32_MAX, &pos)) return bad("position out of range");
+    if (type == SnapshotData::kDeleteBackward && pos + 1 < len) return bad("position out of range");
+    predicted = predict_next(type, static_cast<uint32_t>(pos), static_cast<uint32_t>(len));
+    r.type = type;
+    r.follows_previous = follows;
+    r.len = static_cast<uint32_t>(len);
+    r.agent = agent;
     r.pos = static_cast<uint32_t>(pos);
-    if (r.type == SnapshotData::kDeleteBackward && r.pos + uint64_t{1} < r.len) return bad("position out of range");
-    predicted = predict_next(r.type, r.pos, r.len);
     r.parents.clear();
     r.len_before = 0;
     if (!r.follows_previous) {
@@ -793,7 +866,7 @@ Status read_snapshot(std::string_view bytes, const DecodeLimits& limits, Sink& s
 // read_snapshot into a SnapshotData.
 struct DataSink {
   SnapshotData data;
-  Status begin(std::vector<std::string> agents, size_t runs) {
+  Status begin(std::vector<std::string> agents, size_t runs, bool) {
     data.agents = std::move(agents);
     data.runs.reserve(runs);
     return Status::OK();
@@ -821,8 +894,11 @@ struct LoadSink {
   DecodeLimits limits;
   SnapshotLoader loader;
   std::optional<Result<Doc>> doc;
-  Status begin(std::vector<std::string> agents, size_t runs) { return loader.begin(agent, std::move(agents), runs); }
+  Status begin(std::vector<std::string> agents, size_t runs, bool linear) {
+    return loader.begin(agent, std::move(agents), runs, linear);
+  }
   Status add(size_t i, const SnapshotData::Run& run, const Format* format) { return loader.add(i, run, format); }
+  size_t add_typed(const SnapshotLoader::TypedRun* runs, size_t n) { return loader.add_typed(runs, n); }
   Status finish(std::string_view text, std::vector<SnapshotData::TextRun> runs) {
     doc.emplace(loader.finish(text, runs, std::string(bytes), decoder(limits)));
     return doc->ok() ? Status::OK() : doc->status();

@@ -228,8 +228,22 @@ class SnapshotLoader {
   SnapshotLoader(const SnapshotLoader&) = delete;
   SnapshotLoader& operator=(const SnapshotLoader&) = delete;
 
-  Status begin(std::string_view agent, std::vector<std::string> agents, size_t runs);
+  // linear: the decoder knows no run names its parents (each but the first follows the one
+  // before), so the loader need not keep what finding a parent's length takes. A run that then
+  // names its parents is refused, and faults in the text are named less precisely.
+  Status begin(std::string_view agent, std::vector<std::string> agents, size_t runs, bool linear);
   Status add(size_t i, const SnapshotData::Run& run, const Format* format);
+  // Most runs follow the one before, by the same agent, and are not formats: a decoder may hand
+  // them over as their fields, many at a time. add_typed() takes runs from the front of `runs`
+  // while each is such a run and passes add()'s checks, and says how many it took; add() must
+  // then take the next one (the lane refuses, with nothing changed, what it does not know).
+  struct TypedRun {
+    uint32_t agent;
+    uint32_t pos;
+    uint32_t len;
+    uint8_t type;
+  };
+  size_t add_typed(const TypedRun* runs, size_t n);
   Result<Doc> finish(std::string_view text, const std::vector<SnapshotData::TextRun>& text_runs, std::string encoded,
                      Doc::SnapshotDecoder decode);
 
