@@ -219,10 +219,20 @@ template <class F>
   return f(bits[w1], tail);
 }
 
+// A run of `type` at `pos`, `n` events long, fits a document of `lb` characters before it (`fmt`:
+// the format a format run sets).
+[[gnu::always_inline]] inline bool run_fits(uint8_t type, uint64_t pos, uint64_t n, uint64_t lb, const Format* fmt) {
+  return type == SnapshotData::kInsert          ? pos <= lb && lb + n <= UINT32_MAX
+         : type == SnapshotData::kDeleteForward ? pos + n <= lb
+         : type == SnapshotData::kFormat        ? std::max<uint64_t>(pos, fmt->end) <= lb
+                                                 : pos < lb && pos + 1 >= n;
+}
+
 // What a snapshot's checks need of an op log, keeping only the runs' shapes: a lazy load checks
 // against this (as OpLog::append_span would append) and then drops it. Per run it keeps what
-// len_after() needs, nine bytes where an OpSpan takes 24 (a long history's runs would not stay
-// in the cache), and a bit per event that is set for inserts, for the text's checks.
+// len_after() needs, 12 bytes where an OpSpan takes 24, and nothing when the history is linear
+// (writing them took a sixth of a long linear history's load); and a bit per
+// event, set for inserts, for the text's checks.
 class RunShapes {
  public:
   LV size() const { return end_; }
@@ -289,10 +299,7 @@ class RunShapes {
       const uint32_t pos = r.pos, len = r.len;
       if (r.type >= SnapshotData::kFormat || len == 0 || uint64_t{end} + len > internal::kMaxEvents) break;
       const uint64_t lb = last.len_after(last.len - 1);
-      const bool fits = type == internal::kIns      ? pos <= lb && lb + len <= UINT32_MAX
-                        : type == internal::kDelFwd ? uint64_t{pos} + len <= lb
-                                                    : pos < lb && uint64_t{pos} + 1 >= len;
-      if (!fits || uint64_t{seq} + len > UINT32_MAX) break;
+      if (!run_fits(r.type, pos, len, lb, nullptr) || uint64_t{seq} + len > UINT32_MAX) break;
       if (type == internal::kDelBack && len == 1) type = internal::kDelFwd;
       bool to_back = false;
       if (internal::extend_by(last, type, pos, len, &to_back) > 0) break;
@@ -416,15 +423,9 @@ class RunChecker {
   size_t add_typed(const SnapshotLoader::TypedRun* runs, size_t n)
     requires requires(Log& l) { l.append_typed(0, runs, n); }
   {
-    size_t k = 0;
-    while (k < n && runs[k].agent == prev_agent_) {
-      size_t same = k + 1;
-      while (same < n && runs[same].agent == prev_agent_) ++same;
-      const size_t took = log_.append_typed(interned_[prev_agent_], runs + k, same - k);
-      k += took;
-      if (k < same) break;
-    }
-    return k;
+    size_t same = 0;
+    while (same < n && runs[same].agent == prev_agent_) ++same;
+    return same > 0 ? log_.append_typed(interned_[prev_agent_], runs, same) : 0;
   }
 
   // Format runs added so far.
@@ -448,13 +449,7 @@ class RunChecker {
   // Run r's position and length fit a document of `len_before` characters at its parents
   // (`fmt`: the format a format run sets).
   [[gnu::always_inline]] static bool fits(const SnapshotData::Run& r, uint64_t len_before, const Format* fmt) {
-    return fits(r.type, r.pos, r.len, len_before, fmt);
-  }
-  [[gnu::always_inline]] static bool fits(uint8_t type, uint64_t pos, uint64_t n, uint64_t lb, const Format* fmt) {
-    return type == SnapshotData::kInsert          ? pos <= lb && lb + n <= UINT32_MAX
-           : type == SnapshotData::kDeleteForward ? pos + n <= lb
-           : type == SnapshotData::kFormat        ? std::max<uint64_t>(pos, fmt->end) <= lb
-                                                   : pos < lb && pos + 1 >= n;
+    return run_fits(r.type, r.pos, r.len, len_before, fmt);
   }
 
   // Most runs are typing or deleting by the agent of the run before, right after it: these pass
