@@ -347,10 +347,13 @@ class RunShapes {
     if (type == internal::kIns) mark_inserted(end_, len);
     end_ += len;
   }
-  void mark_inserted(LV lv, uint32_t len) {
+  [[gnu::always_inline]] void mark_inserted(LV lv, uint32_t len) {
     const size_t words = (lv + len) / 64 + 1;
-    if (words > inserted_.size()) inserted_.resize(std::max<size_t>({words, inserted_.size() * 2, 1024}));
+    if (words > inserted_.size()) [[unlikely]] grow_inserted(words);
     each_word(inserted_, lv, len, [](uint64_t& w, uint64_t m) { return w |= m, true; });
+  }
+  [[gnu::noinline]] void grow_inserted(size_t words) {
+    inserted_.resize(std::max<size_t>({words, inserted_.size() * 2, 1024}));
   }
 
   OpSpan last_{};
