@@ -738,6 +738,9 @@ Doc::Impl& Doc::build_deferred() const {
   // The bytes passed every check when they were loaded, so neither step can fail here.
   const auto def = std::move(d.deferred);
   auto data = def->decode(def->bytes);
+  // Bytes kept without their text (codec::load's) mean the text is the replica's own: nothing
+  // changes the rope before the op log is built.
+  if (data.ok() && data->text.empty()) data->text = d.rope.text();
   Result<Doc> built = data.ok() ? from_snapshot(*data, d.agent_name) : Result<Doc>(data.status());
   if (!built.ok()) {
     std::fprintf(stderr, "tandem: a lazily loaded snapshot no longer loads: %s\n", built.status().ToString().c_str());

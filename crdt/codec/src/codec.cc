@@ -888,6 +888,29 @@ Doc::SnapshotDecoder decoder(const DecodeLimits& limits) {
   return [limits](std::string_view b) { return decode_snapshot(b, limits); };
 }
 
+// The snapshot's bytes with its text (a range of them) stored as an empty string: what a lazily
+// loaded replica keeps to build its op log from, the text being in the replica already
+// (Doc::from_snapshot_lazy). A third of the bytes to copy and hold, or less.
+std::string without_text(std::string_view bytes, std::string_view text) {
+  const size_t at = static_cast<size_t>(text.data() - bytes.data()), n = text.size();
+  // The string's header, as the encoder writes it (the smallest form); any other: all the bytes.
+  const size_t header = n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+  auto byte = [&](size_t i) { return static_cast<uint8_t>(bytes[i]); };
+  uint64_t said = 0;
+  if (at >= header) {
+    const size_t h = at - header;
+    if (header == 1 && (byte(h) & 0xe0) == 0xa0) said = byte(h) & 0x1f;
+    if (header > 1 && byte(h) == (header == 2 ? 0xd9 : header == 3 ? 0xda : 0xdb)) {
+      for (size_t i = 1; i < header; ++i) said = (said << 8) | byte(h + i);
+    }
+  }
+  if (at < header || said != n || n == 0) return std::string(bytes);
+  std::string kept;
+  kept.reserve(bytes.size() - n - header + 1);
+  kept.append(bytes.substr(0, at - header)).append(1, '\xa0').append(bytes.substr(at + n));
+  return kept;
+}
+
 // read_snapshot into a lazily loaded replica.
 struct LoadSink {
   std::string_view agent, bytes;
@@ -900,7 +923,7 @@ struct LoadSink {
   Status add(size_t i, const SnapshotData::Run& run, const Format* format) { return loader.add(i, run, format); }
   size_t add_typed(const SnapshotLoader::TypedRun* runs, size_t n) { return loader.add_typed(runs, n); }
   Status finish(std::string_view text, std::vector<SnapshotData::TextRun> runs) {
-    doc.emplace(loader.finish(text, runs, std::string(bytes), decoder(limits)));
+    doc.emplace(loader.finish(text, runs, without_text(bytes, text), decoder(limits)));
     return doc->ok() ? Status::OK() : doc->status();
   }
 };

@@ -166,7 +166,9 @@ class Doc {
   // The same, checked the same way, but building only the text, version and frontier: the
   // replica keeps `encoded` (bytes that `decode` turns into `data` again) and builds its op log
   // from them when a call first needs it (a merge, a local edit, ops_since, a format or history
-  // read, to_snapshot). Reading the text, its length and the version never does.
+  // read, to_snapshot). Reading the text, its length and the version never does. `decode` may
+  // give an empty text for a non-empty document: the text is then the replica's own (so a
+  // caller may keep `encoded` without the text, which the replica already holds).
   using SnapshotDecoder = std::function<Result<SnapshotData>(std::string_view)>;
   static Result<Doc> from_snapshot_lazy(const SnapshotData& data, std::string_view agent, std::string encoded,
                                         SnapshotDecoder decode);
