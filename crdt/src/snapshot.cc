@@ -285,29 +285,37 @@ class RunShapes {
     push(type, pos, len, len_before);
     return OpLog::SpanResult::kOk;
   }
-  // append_next for runs[0, n), all by `agent`, each checked as RunChecker checks a typed run
-  // (not a format, not empty, positions within the document before it): appends them while they
-  // pass, and says how many did. The state it changes is held in locals meanwhile.
-  size_t append_typed(uint32_t agent, const SnapshotLoader::TypedRun* runs, size_t n) {
+  // append_next for runs[0, n) while each is by `run_agent` (the runs' own index of the log's
+  // `agent`) and passes the checks RunChecker makes of a typed run (not a format, not empty,
+  // positions within the document before it); says how many it appended. The state it changes
+  // is held in locals meanwhile.
+  size_t append_typed(uint32_t run_agent, uint32_t agent, const SnapshotLoader::TypedRun* runs, size_t n) {
     OpSpan last = last_;
+    uint64_t doc_len = last.len_after(last.len - 1);  // after the last run
     LV end = end_;
     uint32_t seq = next_seq_[agent];
     size_t k = 0;
     for (; k < n; ++k) {
-      const SnapshotLoader::TypedRun& r = runs[k];
+      const SnapshotLoader::TypedRun r = runs[k];
       auto type = static_cast<OpType>(r.type);
-      const uint32_t pos = r.pos, len = r.len;
-      if (r.type >= SnapshotData::kFormat || len == 0 || uint64_t{end} + len > internal::kMaxEvents) break;
-      const uint64_t lb = last.len_after(last.len - 1);
-      if (!run_fits(r.type, pos, len, lb, nullptr) || uint64_t{seq} + len > UINT32_MAX) break;
-      if (type == internal::kDelBack && len == 1) type = internal::kDelFwd;
+      if (r.agent != run_agent || r.type >= SnapshotData::kFormat || r.len == 0 || uint64_t{end} + r.len > internal::kMaxEvents ||
+          !run_fits(r.type, r.pos, r.len, doc_len, nullptr) || uint64_t{seq} + r.len > UINT32_MAX) {
+        break;
+      }
+      if (type == internal::kDelBack && r.len == 1) type = internal::kDelFwd;
       bool to_back = false;
-      if (internal::extend_by(last, type, pos, len, &to_back) > 0) break;
-      last = {end, len, pos, static_cast<uint32_t>(lb), 0, static_cast<uint8_t>(type)};
-      if (keep_) shapes_.push_back({end, static_cast<uint32_t>(lb), static_cast<uint8_t>(type)});
-      if (type == internal::kIns) mark_inserted(end, len);
-      seq += len;
-      end += len;
+      if (internal::extend_by(last, type, r.pos, r.len, &to_back) > 0) break;
+      last.lv = end, last.len = r.len, last.pos = r.pos, last.len_before = static_cast<uint32_t>(doc_len);
+      last.type = static_cast<uint8_t>(type);
+      if (keep_) shapes_.push_back({end, static_cast<uint32_t>(doc_len), static_cast<uint8_t>(type)});
+      if (type == internal::kIns) {
+        mark_inserted(end, r.len);
+        doc_len += r.len;
+      } else {
+        doc_len -= r.len;
+      }
+      seq += r.len;
+      end += r.len;
     }
     if (k > 0) {
       graph_.back().end += end - end_;
@@ -424,11 +432,9 @@ class RunChecker {
   // `runs` while each is one and passes add()'s checks, and says how many it took; what it does
   // not take, add() must.
   size_t add_typed(const SnapshotLoader::TypedRun* runs, size_t n)
-    requires requires(Log& l) { l.append_typed(0, runs, n); }
+    requires requires(Log& l) { l.append_typed(0, 0, runs, n); }
   {
-    size_t same = 0;
-    while (same < n && runs[same].agent == prev_agent_) ++same;
-    return same > 0 ? log_.append_typed(interned_[prev_agent_], runs, same) : 0;
+    return n > 0 && runs[0].agent == prev_agent_ ? log_.append_typed(prev_agent_, interned_[prev_agent_], runs, n) : 0;
   }
 
   // Format runs added so far.

@@ -687,19 +687,26 @@ constexpr size_t kLaneRuns = 256;
   RunCursor c = *cur;
   size_t n = 0;
   while (n < room) {
-    VarintReader meta = c.meta, agent_runs = c.agent_runs, positions = c.positions;
+    const uint8_t *meta_at = c.meta.mark(), *agents_at = c.agent_runs.mark(), *positions_at = c.positions.mark();
     uint64_t m, z, pos;
-    if (!meta.read(&m)) break;
-    const uint64_t len = m >> 3;
-    const auto type = static_cast<uint8_t>((m >> 1) & 3);
-    if ((m & 1) || type == SnapshotData::kFormat || len == 0 || len > UINT32_MAX) break;
     uint32_t agent = c.agent;
-    uint64_t left = c.agent_left;
-    if (left == 0 && (!agent_runs.read32(&agent) || !agent_runs.read(&left) || left == 0 || agent >= nagents)) break;
-    if (!positions.read(&z) || !add_zigzag(c.predicted, z, UINT32_MAX, &pos)) break;
-    if (type == SnapshotData::kDeleteBackward && pos + 1 < len) break;
-    if (c.first_event + len > max_events) break;
-    c.meta = meta, c.agent_runs = agent_runs, c.positions = positions;
+    uint64_t left = c.agent_left, len = 0;
+    uint8_t type = 0;
+    const bool taken = [&] {
+      if (!c.meta.read(&m)) return false;
+      len = m >> 3;
+      type = static_cast<uint8_t>((m >> 1) & 3);
+      if ((m & 1) || type == SnapshotData::kFormat || len == 0 || len > UINT32_MAX) return false;
+      if (left == 0 && (!c.agent_runs.read32(&agent) || !c.agent_runs.read(&left) || left == 0 || agent >= nagents)) {
+        return false;
+      }
+      if (!c.positions.read(&z) || !add_zigzag(c.predicted, z, UINT32_MAX, &pos)) return false;
+      return !(type == SnapshotData::kDeleteBackward && pos + 1 < len) && c.first_event + len <= max_events;
+    }();
+    if (!taken) {
+      c.meta.reset(meta_at), c.agent_runs.reset(agents_at), c.positions.reset(positions_at);
+      break;
+    }
     c.agent = agent;
     c.agent_left = left - 1;
     c.predicted = predict_next(type, static_cast<uint32_t>(pos), static_cast<uint32_t>(len));

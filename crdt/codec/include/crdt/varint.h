@@ -61,6 +61,9 @@ class VarintReader {
   size_t remaining() const { return static_cast<size_t>(end_ - p_); }
   // What is left to read (the bytes after the varints read so far).
   std::string_view rest() const { return {reinterpret_cast<const char*>(p_), remaining()}; }
+  // Where the next read starts, and a return there (to a place mark() gave).
+  const uint8_t* mark() const { return p_; }
+  void reset(const uint8_t* at) { p_ = at; }
 
  private:
   [[gnu::noinline]] bool read_long(uint64_t* v) {  // so that read() stays small enough to inline
