@@ -897,7 +897,7 @@ Doc::SnapshotDecoder decoder(const DecodeLimits& limits) {
 
 // The snapshot's bytes with its text (a range of them) stored as an empty string: what a lazily
 // loaded replica keeps to build its op log from, the text being in the replica already
-// (Doc::from_snapshot_lazy). A third of the bytes to copy and hold, or less.
+// (Doc::from_snapshot_lazy): automerge-paper's replica copies and holds 44 KB of 149.
 std::string without_text(std::string_view bytes, std::string_view text) {
   const size_t at = static_cast<size_t>(text.data() - bytes.data()), n = text.size();
   // The string's header, as the encoder writes it (the smallest form); any other: all the bytes.
