@@ -575,7 +575,8 @@ TEST_CASE("codec: a Batch whose indices or ranges point nowhere is refused, not 
 }
 
 TEST_CASE("codec: load keeps its bytes without the text, and builds the op log from them and the text it holds", "[codec][snapshot]") {
-  // Texts whose msgpack string headers take 1, 2, 3 and 5 bytes, with characters of every width.
+  // Texts whose msgpack string headers take 1, 2, 3 and 5 bytes, with one-, two- and three-byte
+  // characters.
   for (const size_t n : {0, 7, 31, 32, 200, 255, 256, 3000, 65535, 65536, 70000}) {
     INFO(n);
     Doc a("a");
