@@ -6,6 +6,7 @@
 #include "crdt/codec.h"
 #include "crdt/doc.h"
 #include "crdt/history.h"
+#include "crdt/varint.h"
 #include "support/random_edits.h"
 
 using tandem::crdt::Doc;
@@ -426,6 +427,33 @@ TEST_CASE("codec: a loader told the history is linear refuses a run that names i
                                            {0, 9, 1, SnapshotData::kInsert}};
   CHECK(load.add_typed(lane, 3) == 1);      // b's run is not the lane's
   CHECK(load.add_typed(lane + 2, 1) == 0);  // nor a's insert past the end of the document
+}
+
+TEST_CASE("codec: a varint read without a branch on its length reads what read() reads", "[codec]") {
+  using tandem::crdt::codec::VarintReader;
+  // Every value of up to three bytes, and every byte pair and truncation around them.
+  std::vector<std::string> inputs;
+  for (uint64_t v : {0ull, 1ull, 127ull, 128ull, 300ull, 16383ull, 16384ull, 2097151ull, 2097152ull, ~0ull}) {
+    std::string b;
+    tandem::crdt::codec::put_varint(&b, v);
+    for (size_t cut = 0; cut <= b.size(); ++cut) inputs.push_back(b.substr(0, cut));
+    inputs.push_back(b + "\x05");
+  }
+  for (int b0 = 0; b0 < 256; ++b0) {
+    for (int b1 : {0x00, 0x01, 0x7f, 0x80, 0xff}) inputs.push_back({static_cast<char>(b0), static_cast<char>(b1)});
+  }
+  for (const std::string& in : inputs) {
+    INFO(in.size());
+    VarintReader a(in), b(in);
+    for (int i = 0; i < 3; ++i) {
+      uint64_t x = 7, y = 7;
+      const bool ra = a.read(&x), rb = b.read_short(&y);
+      REQUIRE(ra == rb);
+      if (!ra) break;
+      CHECK(x == y);
+      CHECK(a.remaining() == b.remaining());
+    }
+  }
 }
 
 TEST_CASE("codec: the example in FORMAT.md is what the encoder writes", "[codec]") {

@@ -693,14 +693,14 @@ constexpr size_t kLaneRuns = 256;
     uint64_t left = c.agent_left, len = 0;
     uint8_t type = 0;
     const bool taken = [&] {
-      if (!c.meta.read(&m)) return false;
+      if (!c.meta.read_short(&m)) return false;
       len = m >> 3;
       type = static_cast<uint8_t>((m >> 1) & 3);
       if ((m & 1) || type == SnapshotData::kFormat || len == 0 || len > UINT32_MAX) return false;
       if (left == 0 && (!c.agent_runs.read32(&agent) || !c.agent_runs.read(&left) || left == 0 || agent >= nagents)) {
         return false;
       }
-      if (!c.positions.read(&z) || !add_zigzag(c.predicted, z, UINT32_MAX, &pos)) return false;
+      if (!c.positions.read_short(&z) || !add_zigzag(c.predicted, z, UINT32_MAX, &pos)) return false;
       return !(type == SnapshotData::kDeleteBackward && pos + 1 < len) && c.first_event + len <= max_events;
     }();
     if (!taken) {
