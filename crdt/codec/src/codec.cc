@@ -761,13 +761,24 @@ Status read_snapshot(std::string_view bytes, const DecodeLimits& limits, Sink& s
   }
   // Only the first run's count (0) in the parents column: no run names its parents.
   TANDEM_RETURN_IF_ERROR(sink.begin(std::move(agents), nruns, parents_b.size() <= 1));
-  VarintReader meta(meta_b), agent_runs(agents_b), positions(pos_b), parents(parents_b), text_runs(text_runs_b),
-      uses(uses_b);
-  uint32_t agent = 0;
-  uint64_t agent_left = 0;
-  uint32_t predicted = 0;
-  uint64_t first_event = 0;
+  VarintReader parents(parents_b), text_runs(text_runs_b), uses(uses_b);
+  RunCursor cur{VarintReader(meta_b), VarintReader(agents_b), VarintReader(pos_b), 0, 0, 0, 0};
+  VarintReader &meta = cur.meta, &agent_runs = cur.agent_runs, &positions = cur.positions;
+  uint32_t& agent = cur.agent;
+  uint64_t& agent_left = cur.agent_left;
+  uint32_t& predicted = cur.predicted;
+  uint64_t& first_event = cur.first_event;
   SnapshotData::Run r;
+  // r as a run of the given fields whose parents, if any, are still to be read.
+  auto set_run = [&r](uint8_t type, bool follows, uint32_t len, uint32_t run_agent, uint32_t pos) {
+    r.type = type;
+    r.follows_previous = follows;
+    r.len = len;
+    r.agent = run_agent;
+    r.pos = pos;
+    r.parents.clear();
+    r.len_before = 0;
+  };
   Format f;
   // Runs that go on from the run before, for a sink that takes them many at a time: read by
   // read_typed_runs into `lane`, handed over together.
@@ -775,22 +786,13 @@ Status read_snapshot(std::string_view bytes, const DecodeLimits& limits, Sink& s
   SnapshotLoader::TypedRun lane[kLane ? kLaneRuns : 1];
   for (uint32_t i = 0; i < nruns; ++i) {
     if constexpr (kLane) {
-      RunCursor c{meta, agent_runs, positions, agent, agent_left, predicted, first_event};
-      const size_t n = read_typed_runs(&c, std::min<size_t>(kLaneRuns, nruns - i), nagents, limits.max_events, lane);
+      const size_t n = read_typed_runs(&cur, std::min<size_t>(kLaneRuns, nruns - i), nagents, limits.max_events, lane);
       if (n > 0) {
-        meta = c.meta, agent_runs = c.agent_runs, positions = c.positions;
-        agent = c.agent, agent_left = c.agent_left, predicted = c.predicted, first_event = c.first_event;
         // Those the lane refuses go through add(), one at a time.
         size_t k = 0;
         while ((k += sink.add_typed(lane + k, n - k)) < n) {
           const SnapshotLoader::TypedRun& t = lane[k];
-          r.type = t.type;
-          r.follows_previous = true;
-          r.len = t.len;
-          r.agent = t.agent;
-          r.pos = t.pos;
-          r.parents.clear();
-          r.len_before = 0;
+          set_run(t.type, true, t.len, t.agent, t.pos);
           TANDEM_RETURN_IF_ERROR(sink.add(i + k, r, nullptr));
           ++k;
         }
@@ -816,13 +818,7 @@ Status read_snapshot(std::string_view bytes, const DecodeLimits& limits, Sink& s
     if (!add_zigzag(predicted, zpos, UINT32_MAX, &pos)) return bad("position out of range");
     if (type == SnapshotData::kDeleteBackward && pos + 1 < len) return bad("position out of range");
     predicted = predict_next(type, static_cast<uint32_t>(pos), static_cast<uint32_t>(len));
-    r.type = type;
-    r.follows_previous = follows;
-    r.len = static_cast<uint32_t>(len);
-    r.agent = agent;
-    r.pos = static_cast<uint32_t>(pos);
-    r.parents.clear();
-    r.len_before = 0;
+    set_run(type, follows, static_cast<uint32_t>(len), agent, static_cast<uint32_t>(pos));
     if (!r.follows_previous) {
       uint64_t count;
       if (!parents.read(&count)) return bad("truncated parents");
@@ -900,21 +896,15 @@ Doc::SnapshotDecoder decoder(const DecodeLimits& limits) {
 // (Doc::from_snapshot_lazy): automerge-paper's replica copies and holds 44 KB of 149.
 std::string without_text(std::string_view bytes, std::string_view text) {
   const size_t at = static_cast<size_t>(text.data() - bytes.data()), n = text.size();
-  // The string's header, as the encoder writes it (the smallest form); any other: all the bytes.
-  const size_t header = n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
-  auto byte = [&](size_t i) { return static_cast<uint8_t>(bytes[i]); };
-  uint64_t said = 0;
-  if (at >= header) {
-    const size_t h = at - header;
-    if (header == 1 && (byte(h) & 0xe0) == 0xa0) said = byte(h) & 0x1f;
-    if (header > 1 && byte(h) == (header == 2 ? 0xd9 : header == 3 ? 0xda : 0xdb)) {
-      for (size_t i = 1; i < header; ++i) said = (said << 8) | byte(h + i);
-    }
-  }
-  if (at < header || said != n || n == 0) return std::string(bytes);
+  // The string's header as encode_snapshot writes it, and an empty string's; any other: all the bytes.
+  std::string header, empty;
+  StringSink header_sink{&header}, empty_sink{&empty};
+  Packer(header_sink).pack_str(static_cast<uint32_t>(n));
+  Packer(empty_sink).pack_str(0);
+  if (n == 0 || at < header.size() || bytes.substr(at - header.size(), header.size()) != header) return std::string(bytes);
   std::string kept;
-  kept.reserve(bytes.size() - n - header + 1);
-  kept.append(bytes.substr(0, at - header)).append(1, '\xa0').append(bytes.substr(at + n));
+  kept.reserve(bytes.size() - n - header.size() + empty.size());
+  kept.append(bytes.substr(0, at - header.size())).append(empty).append(bytes.substr(at + n));
   return kept;
 }
 
