@@ -499,6 +499,9 @@ Status Round::update_text(std::vector<Patch>* patches) {
 // the document's).
 void Round::edit_rope(const std::vector<internal::XfOp>& xf, std::vector<Patch>* patches) {
   const bool keep_undo = !unknown_.empty() && old_len_ > 0;  // (an empty text is put back by clearing)
+  size_t removals = 0;
+  for (const auto& x : xf) removals += !x.insert;
+  removed_.reserve(removed_.size() + removals);  // a removal takes one run or more
   for (const auto& x : xf) {
     if (x.insert) {
       const std::string_view content = log_.content(x.lv, x.len);

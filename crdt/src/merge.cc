@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 namespace tandem::crdt::internal {
@@ -138,7 +139,14 @@ class LvIndex {
       if (c == kNone) break;
       Chunk& ch = *chunks_[c];
       const size_t i = ch.last_at_or_before(end - 1);
-      if (i == kNone || ch.end[i] <= start) break;  // the last range starting before `end` ends before `start`
+      assert(i != kNone);  // the chunk's first range starts at or before end - 1
+      if (ch.end[i] <= start) {
+        // The last range starting before `end` ends before `start`: nothing overlaps, and the new
+        // range goes right after it (the common case: a record new to the tracker).
+        ch.insert_at(i + 1, start, end, leaf);
+        split_if_full(c);
+        return;
+      }
       const LV old_start = ch.start[i], old_end = ch.end[i];
       Leaf* const old_leaf = ch.leaf[i];
       if (old_start <= start && old_end >= end) {
@@ -563,7 +571,9 @@ class Tracker {
   uint32_t raw_pos_of_lv(LV x) const { return x == kNoLV ? counts_of(root_).raw : raw_pos(cursor_at_lv(x)); }
 
 
-  void insert_sibling(Node* after, Node* node) {
+  // Out of line: it runs once per full leaf, and inlined into the hot paths it only swells them
+  // (and GCC 12's -O3 then reads a path through its recursion that never runs as out of bounds).
+  [[gnu::noinline]] void insert_sibling(Node* after, Node* node) {
     Inner* p = after->parent;
     if (!p) {
       p = new Inner();
@@ -781,9 +791,14 @@ void order_units(const OpLog& log, const std::vector<Unit>& units, LV first_new,
   std::vector<uint32_t> edges_of(nu + 1, 0);           // unit c's edges: [edges_of[c], edges_of[c + 1])
   std::vector<uint8_t> outside(nu, 0);                 // a parent outside the zone, or none at all
   std::vector<int64_t> cont_of(nu, -1);                // the unit whose last event is the only parent
-  Frontier parents;
+  edges.reserve(nu);
+  edge_last.reserve(nu);
   for (uint32_t c = 0; c < nu; ++c) {
-    log.parents_of(units[c].start, &parents);
+    // The unit's first event's parents, read in place: the event before it inside a graph entry.
+    const LV start = units[c].start;
+    const GraphEntry& g = log.graph()[log.graph_index(start)];
+    const LV before = start - 1;
+    const std::span<const LV> parents = start > g.start ? std::span<const LV>(&before, 1) : std::span<const LV>(g.parents);
     outside[c] = parents.empty();
     for (LV p : parents) {
       // Most often the parent ends the unit just before.
@@ -1026,6 +1041,8 @@ Status transform(OpLog* log, const Frontier& doc_frontier, const Frontier& all, 
   cache->last_replayed = 0;
   for (const Span& s : zone) cache->last_walked += s.end - s.start;
   std::vector<Unit> units;
+  // A unit per op span, graph entry and zone span at most (each cut ends one of them).
+  units.reserve(std::min<uint64_t>(cache->last_walked, log->ops().size() + log->graph().size() + zone.size()));
   // A zone that is one chain (each unit's only parent is the last event of the one before, the
   // first's is `common`): the common case of a linear history, checked while cutting units.
   bool chain = !resume;
