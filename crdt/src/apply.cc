@@ -6,6 +6,7 @@
 // must be deleted by the time the round ends; when some stay visible, the round is undone and the
 // next one holds their runs back, until none does. A round that fails otherwise fails the call.
 #include <algorithm>
+#include <iterator>
 
 #include "crdt/batch.h"
 #include "crdt/format.h"
@@ -728,6 +729,93 @@ Result<std::vector<Patch>> Doc::apply(const Batch& batch, OpBatch* added, bool* 
 
 Status Doc::integrate(const Batch& batch, OpBatch* added, bool* as_received) {
   return apply_batch(batch, added, as_received, nullptr);
+}
+
+namespace {
+
+// How many of `batches`, from the first, can be integrated as one batch taking exactly what
+// integrating them one after another takes (0 when not even the first can go with others). A
+// batch that integrate() refuses for its own content would refuse the group, which then goes one
+// at a time anyway; what must not happen is the group taking a batch that on its own is refused:
+// one carrying characters without their text that a later batch deletes, one crossing a limit
+// that a later batch brings the document back under (the length, the held operations), or a
+// limit only the group's total crosses. So: valid batches without such characters, as long as
+// the document's length plus everything they insert, and its held operations plus all of theirs,
+// stay within the limits.
+size_t joinable(const Doc::Impl& d, std::span<const Batch* const> batches) {
+  uint64_t bytes = 0, events = 0, inserted = 0, runs = 0;
+  size_t n = 0;
+  for (const Batch* b : batches) {
+    if (!validate_batch(*b).ok()) break;
+    uint64_t e = 0, ins = 0;
+    bool unknown = false;
+    for (const Batch::Run& r : b->runs) {
+      unknown = unknown || r.kind == OpKind::kInsertDeleted;
+      e += r.len;
+      if (r.kind == OpKind::kInsert) ins += r.len;
+    }
+    bytes += b->bytes.size();
+    events += e;
+    inserted += ins;
+    runs += b->runs.size();
+    if (unknown || bytes >= (uint64_t{1} << 31) || d.rope.length() + inserted > d.limits.max_length ||
+        d.log.size() + events > internal::kMaxEvents || d.pending_events + events > d.limits.max_pending_events ||
+        d.pending_runs + runs > d.limits.max_pending_runs) {
+      break;
+    }
+    ++n;
+  }
+  return n >= 2 ? n : 0;
+}
+
+}  // namespace
+
+std::vector<Status> Doc::integrate_group(std::span<const Batch* const> batches, OpBatch* added, bool* as_received) {
+  std::vector<Status> result(batches.size());
+  if (added) added->runs.clear();
+  // While every batch so far was taken whole as received, they are not copied into `added`: a
+  // caller told *as_received needs nothing more. At the first that was not, they are.
+  bool all_whole = !batches.empty();
+  size_t whole_so_far = 0;
+  OpBatch one;
+  // The batches up to `to` were integrated, the last of them as `b` (one batch, or several joined).
+  auto taken = [&](size_t to, const Batch& b, bool ok, bool whole) {
+    if (all_whole && ok && whole) {
+      whole_so_far = to;
+      return;
+    }
+    if (all_whole) {
+      all_whole = false;
+      for (size_t k = 0; added && k < whole_so_far; ++k) {
+        for (size_t r = 0; r < batches[k]->runs.size(); ++r) added->runs.push_back(batches[k]->op_run(r));
+      }
+    }
+    if (!added || !ok) return;
+    if (whole) {
+      for (size_t r = 0; r < b.runs.size(); ++r) added->runs.push_back(b.op_run(r));
+    } else {
+      std::move(one.runs.begin(), one.runs.end(), std::back_inserter(added->runs));
+    }
+  };
+  for (size_t i = 0; i < batches.size();) {
+    // As many batches as can go as one; else, or when refused as one, the next batch alone (so
+    // that only what is at fault is refused).
+    if (const size_t n = joinable(full(), batches.subspan(i)); n > 0) {
+      const Batch joined = Batch::join(batches.subspan(i, n));
+      bool whole = false;
+      if (apply_batch(joined, added ? &one : nullptr, &whole, nullptr).ok()) {
+        taken(i + n, joined, true, whole);
+        i += n;
+        continue;
+      }
+    }
+    bool whole = false;
+    result[i] = apply_batch(*batches[i], added ? &one : nullptr, &whole, nullptr);
+    taken(i + 1, *batches[i], result[i].ok(), whole);
+    ++i;
+  }
+  if (as_received) *as_received = all_whole;
+  return result;
 }
 
 Status Doc::apply_batch(const Batch& batch, OpBatch* added, bool* as_received, std::vector<Patch>* patches) {

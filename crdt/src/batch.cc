@@ -67,6 +67,39 @@ Batch Batch::from(const OpBatch& batch) {
   return b;
 }
 
+Batch Batch::join(std::span<const Batch* const> batches) {
+  Batch j;
+  size_t bytes = 0, runs = 0, parents = 0;
+  for (const Batch* b : batches) {
+    bytes += b->bytes.size();
+    runs += b->runs.size();
+    parents += b->parents.size();
+  }
+  j.bytes.reserve(bytes + 64);
+  j.runs.reserve(runs);
+  j.parents.reserve(parents);
+  Interner intern(&j);
+  std::vector<uint32_t> to_joined;  // a batch's agent index -> the joined table's
+  for (const Batch* b : batches) {
+    const auto off = static_cast<uint32_t>(j.bytes.size());
+    const auto par = static_cast<uint32_t>(j.parents.size());
+    const auto fmt = static_cast<uint32_t>(j.formats.size());
+    j.bytes.append(b->bytes);
+    to_joined.clear();
+    for (uint32_t i = 0; i < b->agents.size(); ++i) to_joined.push_back(intern(b->agent(i)));
+    for (const Parent& p : b->parents) j.parents.push_back({to_joined[p.agent], p.seq});
+    for (Run r : b->runs) {
+      r.agent = to_joined[r.agent];
+      r.text.off += off;
+      r.parents += par;
+      if (r.format != kNoFormat) r.format += fmt;
+      j.runs.push_back(r);
+    }
+    j.formats.insert(j.formats.end(), b->formats.begin(), b->formats.end());
+  }
+  return j;
+}
+
 OpRun Batch::op_run(size_t i) const {
   const Run& r = runs[i];
   OpRun out;

@@ -13,6 +13,7 @@
 #include "crdt/varint.h"
 #include "crdt/utf8.h"
 #include "blob.h"
+#include "tail.h"
 #include "sqlite/sqlite.h"
 #include "writer.h"
 
@@ -718,15 +719,16 @@ Result<crdt::Doc> SqliteStore::load(std::string_view doc, std::string_view agent
     replica.emplace(agent);
   }
   uint64_t at = base;
+  TailReplay tail(&*replica);
   // One log row or journal entry: its events from `at` on.
   auto apply = [&](uint64_t first, uint64_t stop, std::string_view raw) -> Status {
     if (stop <= at) return Status::OK();
-    if (first > at) return Status::Corruption("log of '" + std::string(doc) + "' has a gap at event " + num(at));
-    auto batch = codec::decode_batch_sequence(raw);
-    if (!batch.ok()) return batch.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
-    // A row that starts inside the snapshot: its first events are known and skipped by apply.
-    auto applied = replica->apply(*batch);
-    if (!applied.ok()) return applied.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
+    if (first > at) {
+      TANDEM_RETURN_IF_ERROR(tail.finish());  // a row before the gap at fault is named first
+      return Status::Corruption("log of '" + std::string(doc) + "' has a gap at event " + num(at));
+    }
+    // A row that starts inside the snapshot: its first events are known and skipped.
+    TANDEM_RETURN_IF_ERROR(tail.add(raw, "log of '" + std::string(doc) + "' at event " + num(first)));
     at = stop;
     return Status::OK();
   };
@@ -738,11 +740,15 @@ Result<crdt::Doc> SqliteStore::load(std::string_view doc, std::string_view agent
     const auto first = static_cast<uint64_t>((*rows)->int64(0));
     const auto stop = static_cast<uint64_t>((*rows)->int64(1));
     auto raw = unpack_blob((*rows)->blob(2));
-    if (!raw.ok()) return raw.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
+    if (!raw.ok()) {
+      TANDEM_RETURN_IF_ERROR(tail.finish());  // a row before this one at fault is named first
+      return raw.status().WithContext("log of '" + std::string(doc) + "' at event " + num(first));
+    }
     TANDEM_RETURN_IF_ERROR(apply(first, stop, *raw));
   }
   (*rows)->reset();
   for (const auto& e : d->journal) TANDEM_RETURN_IF_ERROR(apply(e.first, e.end, e.batch));
+  TANDEM_RETURN_IF_ERROR(tail.finish());
   if (replica->num_events() != d->events) {
     return Status::Corruption("log of '" + std::string(doc) + "' rebuilds " + num(replica->num_events()) +
                               " events; the document records " + num(d->events));

@@ -318,6 +318,69 @@ TEST_CASE("store: load is the newest good snapshot plus the log after it", "[sto
   CHECK(loaded.status().code() == Code::kCorruption);
 }
 
+TEST_CASE("store: a log of concurrent authors loads in groups, and its first bad row is the one named", "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("t.db");
+  auto store = open_store(path);
+  // Three authors typing concurrently, catching up with each other now and then; the server
+  // integrates each one's batch as it comes and logs what it added, a row per batch.
+  Doc a("a"), b("b"), c("c"), server("server");
+  Doc* authors[] = {&a, &b, &c};
+  Rng rng(31);
+  std::vector<uint64_t> row_starts;  // of the log's rows: a close folds the journal into a row
+  for (int step = 0; step < 300; ++step) {
+    if (step % 10 == 0 && step > 0) {
+      store.reset();
+      store = open_store(path);
+      row_starts.push_back(server.num_events());
+    }
+    Doc& who = *authors[rng.below(3)];
+    const Version before = who.version();
+    tandem::testing::random_edit(rng, who);
+    if (rng.chance(0.2)) {
+      Doc& other = *authors[rng.below(3)];
+      REQUIRE(other.apply(who.ops_since(other.version())).ok());
+    }
+    OpBatch added;
+    REQUIRE(server.apply(who.ops_since(before), &added).ok());
+    if (added.empty()) continue;
+    if (row_starts.empty()) row_starts.push_back(0);
+    REQUIRE(append_sync(*store, "notes", server.num_events() - added.events(), added).ok());
+  }
+  // The last ten batches are still entries of the journal, read one by one.
+  auto loaded = store->load("notes", "reader", nullptr);
+  REQUIRE(loaded.ok());
+  CHECK(loaded->text() == server.text());
+  CHECK(codec::save(*loaded) == codec::save(server));
+  CHECK(loaded->check_invariants().ok());
+
+  // A row whose events the document refuses (a position past the end), and a later row that is
+  // not even a batch: the load fails naming the first, as one row at a time would.
+  Doc q("q");
+  REQUIRE(q.insert(0, "zz").ok());
+  OpBatch bad = q.ops_since({});
+  bad.runs[0].pos = 1000000;
+  auto hex = [](const std::string& bytes) {
+    static const char* digits = "0123456789ABCDEF";
+    std::string h;
+    for (unsigned char ch : bytes) {
+      h += digits[ch >> 4];
+      h += digits[ch & 15];
+    }
+    return h;
+  };
+  REQUIRE(row_starts.size() == 30);
+  const uint64_t bad_row = row_starts[10], garbled_row = row_starts[20];
+  store.reset();
+  raw_sql(path, "UPDATE log SET batch = X'" + hex(codec::encode_ops(bad)) + "' WHERE first_event = " + std::to_string(bad_row));
+  raw_sql(path, "UPDATE log SET batch = X'01' WHERE first_event = " + std::to_string(garbled_row));
+  store = open_store(path);
+  loaded = store->load("notes", "reader", nullptr);
+  REQUIRE_FALSE(loaded.ok());
+  CHECK(loaded.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(loaded.status().message(), Catch::Contains("at event " + std::to_string(bad_row) + ":"));
+}
+
 TEST_CASE("store: documents are listed with their sizes and agents, and deleted", "[storage]") {
   TempDir dir;
   auto store = open_store(dir.file("t.db"));

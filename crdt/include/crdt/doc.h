@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -140,6 +141,18 @@ class Doc {
   // errors and `added`, without the patches (their UTF-16 positions and copies of the inserted
   // text are a sixth of a many-author ingest).
   Status integrate(const Batch& batch, OpBatch* added = nullptr, bool* as_received = nullptr);
+  // Integrates batches that arrived together (a server's round, a client catching up) as
+  // integrate() would one after another, in order, but in one merge when it can: what they have
+  // in common (a concurrent stretch) is walked once, not once per batch. Each batch is taken or
+  // refused whole, on its own: result[i] is what integrate() says of batches[i] after the ones
+  // before it. The group goes as one only when no batch can be refused for what another holds:
+  // every batch valid, none carrying characters without their text (kInsertDeleted), and no
+  // limit reachable by the group together; else, and when the one merge is refused, the batches
+  // are integrated one at a time. `added` receives every event the group integrated, in order;
+  // *as_received is true (and `added` empty) when every batch was integrated whole as received,
+  // one after another: what was added is the batches themselves.
+  std::vector<Status> integrate_group(std::span<const Batch* const> batches, OpBatch* added = nullptr,
+                                      bool* as_received = nullptr);
   // Events held for missing dependencies.
   uint64_t pending_events() const;
   // What the last apply() that merged anything walked: how the cost of a merge grows (for tests

@@ -16,6 +16,7 @@
 
 #include "crdt/codec.h"
 #include "pg/pq.h"
+#include "tail.h"
 #include "writer.h"
 
 namespace tandem::storage {
@@ -742,19 +743,13 @@ Result<crdt::Doc> PgNode::load(std::string_view doc, std::string_view agent, std
     }
     std::vector<ReadRow> rows;
     TANDEM_RETURN_IF_ERROR(rows_beyond(c, *id, "", &cursors, &rows));
+    TailReplay tail(&*replica);
     for (const auto& row : rows) {
-      auto batch = codec::decode_batch_sequence(row.batch);
-      if (!batch.ok()) {
-        return batch.status().WithContext("log of '" + std::string(doc) + "' (node " + row.node + ", row " +
-                                          std::to_string(row.node_seq) + ")");
-      }
-      auto applied = replica->apply(*batch);
-      if (!applied.ok()) {
-        return applied.status().WithContext("log of '" + std::string(doc) + "' (node " + row.node + ", row " +
-                                            std::to_string(row.node_seq) + ")");
-      }
+      TANDEM_RETURN_IF_ERROR(tail.add(row.batch, "log of '" + std::string(doc) + "' (node " + row.node + ", row " +
+                                                     std::to_string(row.node_seq) + ")"));
       cursors[row.node] = std::max(cursors[row.node], row.node_seq);
     }
+    TANDEM_RETURN_IF_ERROR(tail.finish());
     reached = cursors;
     return std::move(*replica);
   });
