@@ -9,7 +9,9 @@
 // it (decode, rebuild, and one read of the text); medians of N runs. Plus the snapshot size and
 // the heap the replica holds after (a), measured by counting every allocation of this process.
 // Concurrent traces add (e) ingest: one replica receives every transaction, in the trace's order,
-// each as its own batch (as a server receives them from its clients).
+// each as its own batch (as a server receives them from its clients), and (f) group: the same
+// batches as bytes arriving together, decoded and integrated by one Doc::integrate_group (as a
+// replica catching up, or a store rebuilding a log's tail, takes them).
 #include <malloc.h>
 #include <unistd.h>
 
@@ -91,6 +93,7 @@ struct Row {
   uint64_t final_len = 0;
   double local_ms = 0, merge_ms = 0, apply_ms = 0, encode_ms = 0, load_ms = 0;
   double ingest_ms = -1;  // concurrent traces only
+  double group_ms = -1;   // concurrent traces only
   double spans_ms = -1;   // rich traces only: the first read of marks and blocks after a load
   uint64_t formats = 0;
   size_t snapshot_bytes = 0;
@@ -108,7 +111,7 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
   Row row;
   row.trace = t.name;
   row.ops = t.num_patches;
-  std::vector<double> local, merge, apply, encode, load, ingest, spans;
+  std::vector<double> local, merge, apply, encode, load, ingest, group, spans;
   row.formats = t.num_formats;
 
   // Heap held by the replica after (a): allocations made by the replay that are still live.
@@ -126,12 +129,14 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
       die(t.name + ": " + what + " replica's marks or blocks differ from the replay's");
     }
   };
-  // What each transaction's author sent, for (e).
+  // What each transaction's author sent, for (e), and encoded, for (f).
   std::vector<crdt::OpBatch> batches;
+  std::vector<std::string> sent;
   if (t.concurrent) {
     batches.resize(t.txns.size());
     auto docs = trace::replay_concurrent(t, true, [&](uint32_t i, const crdt::OpBatch& b) { batches[i] = b; });
     if (!docs.ok()) die(t.name + ": " + docs.status().ToString());
+    for (const auto& b : batches) sent.push_back(codec::encode_ops(b));
     if (t.num_formats > 0) {
       // Formatting has no oracle in a concurrent trace: every replica, each agent's brought up to
       // date and those below, must read the same marks and blocks.
@@ -201,9 +206,32 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
       if (!server.ok()) die(t.name + ": " + server.status().ToString());
       if (server->text() != t.end_content) die(t.name + ": ingested replica does not reach endContent");
       if (i == 0) same_format(*server, "the ingesting");
+      t0 = Clock::now();
+      Doc grouped("server");
+      {
+        std::vector<crdt::Batch> columns;
+        columns.reserve(sent.size());
+        for (const auto& bytes : sent) {
+          auto b = codec::decode_batch(bytes);
+          if (!b.ok()) die(t.name + ": " + b.status().ToString());
+          columns.push_back(std::move(*b));
+        }
+        std::vector<const crdt::Batch*> all;
+        all.reserve(columns.size());
+        for (const auto& b : columns) all.push_back(&b);
+        for (const auto& st : grouped.integrate_group(all)) {
+          if (!st.ok()) die(t.name + ": grouped ingest: " + st.ToString());
+        }
+      }
+      group.push_back(ms_since(t0));
+      if (grouped.text() != t.end_content) die(t.name + ": the replica ingesting a group does not reach endContent");
+      if (i == 0) same_format(grouped, "the group-ingesting");
     }
   }
-  if (t.concurrent) row.ingest_ms = median(ingest);
+  if (t.concurrent) {
+    row.ingest_ms = median(ingest);
+    row.group_ms = median(group);
+  }
   if (!spans.empty()) row.spans_ms = median(spans);
   row.local_ms = with_local ? median(local) : -1;
   row.merge_ms = median(merge);
@@ -274,8 +302,9 @@ int cmd_trace(int argc, char** argv) {
     return 0;
   }
   if (!json) {
-    std::printf("%-22s %8s %9s %9s %9s %9s %9s %9s %9s %10s %10s %10s %9s\n", "trace", "ops", "final_len", "local_ms",
-                "merge_ms", "m_only_ms", "ingest_ms", "encode_ms", "load_ms", "snap_bytes", "load_mem", "mem_bytes", "spans_ms");
+    std::printf("%-22s %8s %9s %9s %9s %9s %9s %9s %9s %10s %10s %10s %9s %9s\n", "trace", "ops", "final_len", "local_ms",
+                "merge_ms", "m_only_ms", "ingest_ms", "encode_ms", "load_ms", "snap_bytes", "load_mem", "mem_bytes", "spans_ms",
+                "group_ms");
   }
   for (const auto& f : files) {
     auto t = trace::load(f);
@@ -291,6 +320,7 @@ int cmd_trace(int argc, char** argv) {
       line.append(",\"merge_ms\":").append(fmt3(r.merge_ms));
       line.append(",\"merge_only_ms\":").append(fmt3(r.apply_ms));
       if (has_ingest) line.append(",\"ingest_ms\":").append(fmt3(r.ingest_ms));
+      if (has_ingest) line.append(",\"group_ms\":").append(fmt3(r.group_ms));
       line.append(",\"encode_ms\":").append(fmt3(r.encode_ms));
       line.append(",\"load_ms\":").append(fmt3(r.load_ms));
       line.append(",\"snapshot_bytes\":").append(std::to_string(r.snapshot_bytes));
@@ -301,11 +331,11 @@ int cmd_trace(int argc, char** argv) {
       line.append(",\"runs\":").append(std::to_string(runs)).append("}\n");
       std::fputs(line.c_str(), stdout);
     } else {
-      std::printf("%-22s %8llu %9llu %9s %9.2f %9.2f %9s %9.2f %9.2f %10zu %10lld %10s %9s\n", r.trace.c_str(),
+      std::printf("%-22s %8llu %9llu %9s %9.2f %9.2f %9s %9.2f %9.2f %10zu %10lld %10s %9s %9s\n", r.trace.c_str(),
                   static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.final_len),
                   has_local ? fmt2(r.local_ms).c_str() : "-", r.merge_ms, r.apply_ms, has_ingest ? fmt2(r.ingest_ms).c_str() : "-",
                   r.encode_ms, r.load_ms, r.snapshot_bytes, static_cast<long long>(r.load_memory_bytes), has_local ? std::to_string(r.memory_bytes).c_str() : "-",
-                  r.spans_ms >= 0 ? fmt2(r.spans_ms).c_str() : "-");
+                  r.spans_ms >= 0 ? fmt2(r.spans_ms).c_str() : "-", has_ingest ? fmt2(r.group_ms).c_str() : "-");
     }
     std::fflush(stdout);
   }
