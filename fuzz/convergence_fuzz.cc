@@ -1,7 +1,8 @@
 // The input scripts a scenario of 2 to 5 replicas: who types or deletes what where, which
 // replica's new operations are sent, and which messages are delivered, duplicated, delivered
-// out of order or dropped (dropped ones are sent again at the end). Afterwards every replica
-// must hold the same text, version, marks and blocks; a divergence aborts. The first replica's
+// out of order or dropped (dropped ones are sent again at the end), or all at once as a group.
+// Afterwards every replica must hold the same text, version, marks and blocks; a divergence
+// aborts. Two more replicas take every message, one at a time and in groups, and must agree. The first replica's
 // history (crdt/history.h) must give, at each point it passed, the text it held there.
 #include <cstdint>
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "crdt/batch.h"
 #include "crdt/codec.h"
 #include "crdt/doc.h"
 #include "crdt/history.h"
@@ -88,10 +90,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         break;
       }
-      case 4: {  // deliver one message: oldest, newest (out of order), duplicate, or drop
+      case 4: {  // deliver one message: oldest, newest (out of order), duplicate, or drop; or all
         auto& q = inbox[who];
         if (q.empty()) break;
-        const uint8_t how = in.next() % 4;
+        const uint8_t how = in.next() % 5;
+        if (how == 4) {  // everything waiting, as one group (Doc::integrate_group)
+          std::vector<Batch> batches;
+          for (const auto& msg : q) {
+            auto b = codec::decode_batch(msg);
+            require(b.ok());
+            batches.push_back(std::move(*b));
+          }
+          q.clear();
+          std::vector<const Batch*> group;
+          for (const auto& b : batches) group.push_back(&b);
+          for (const auto& st : d.integrate_group(group)) require(st.ok());
+          break;
+        }
         const std::string msg = how == 1 ? q.back() : q.front();
         if (how == 1) q.pop_back();
         else if (how != 2) q.pop_front();
@@ -102,6 +117,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
     }
+  }
+  // Every message as it was sent, to two more replicas: one integrates them one at a time, the
+  // other in groups of 1 to 5. They must end the same in every respect, every batch taken.
+  {
+    std::vector<Batch> batches;
+    for (const auto& msg : all) {
+      auto b = codec::decode_batch(msg);
+      require(b.ok());
+      batches.push_back(std::move(*b));
+    }
+    Doc one("y"), grouped("y");
+    for (size_t i = 0, k = 0; i < batches.size(); ++k) {
+      const size_t n = std::min(batches.size() - i, 1 + k % 5);
+      std::vector<const Batch*> group;
+      for (size_t j = i; j < i + n; ++j) {
+        require(one.integrate(batches[j]).ok());
+        group.push_back(&batches[j]);
+      }
+      for (const auto& st : grouped.integrate_group(group)) require(st.ok());
+      require(grouped.text() == one.text() && grouped.pending_events() == one.pending_events());
+      i += n;
+    }
+    require(grouped.version() == one.version());
+    require(codec::save(grouped) == codec::save(one));
+    require(grouped.check_invariants().ok());
   }
   // Everything to everyone, then everyone's whole history to everyone.
   for (int i = 0; i < replicas; ++i) all.push_back(codec::encode_ops(docs[i].ops_since(Version{})));
