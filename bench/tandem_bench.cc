@@ -131,12 +131,18 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
   };
   // What each transaction's author sent, for (e), and encoded, for (f).
   std::vector<crdt::OpBatch> batches;
-  std::vector<std::string> sent;
+  // (In one buffer: a live string per transaction would leave the heap in pieces that slow every
+  // allocation the other measurements make.)
+  std::string sent;
+  std::vector<size_t> sent_end;
   if (t.concurrent) {
     batches.resize(t.txns.size());
     auto docs = trace::replay_concurrent(t, true, [&](uint32_t i, const crdt::OpBatch& b) { batches[i] = b; });
     if (!docs.ok()) die(t.name + ": " + docs.status().ToString());
-    for (const auto& b : batches) sent.push_back(codec::encode_ops(b));
+    for (const auto& b : batches) {
+      sent += codec::encode_ops(b);
+      sent_end.push_back(sent.size());
+    }
     if (t.num_formats > 0) {
       // Formatting has no oracle in a concurrent trace: every replica, each agent's brought up to
       // date and those below, must read the same marks and blocks.
@@ -210,9 +216,10 @@ Row bench_trace(const trace::Trace& t, int runs, bool with_local) {
       Doc grouped("server");
       {
         std::vector<crdt::Batch> columns;
-        columns.reserve(sent.size());
-        for (const auto& bytes : sent) {
-          auto b = codec::decode_batch(bytes);
+        columns.reserve(sent_end.size());
+        for (size_t k = 0; k < sent_end.size(); ++k) {
+          const size_t from = k == 0 ? 0 : sent_end[k - 1];
+          auto b = codec::decode_batch(std::string_view(sent).substr(from, sent_end[k] - from));
           if (!b.ok()) die(t.name + ": " + b.status().ToString());
           columns.push_back(std::move(*b));
         }
