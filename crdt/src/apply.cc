@@ -797,10 +797,11 @@ std::vector<Status> Doc::integrate_group(std::span<const Batch* const> batches, 
       std::move(one.runs.begin(), one.runs.end(), std::back_inserter(added->runs));
     }
   };
+  size_t alone_until = 0;  // the batches of a group refused as one go one at a time
   for (size_t i = 0; i < batches.size();) {
     // As many batches as can go as one; else, or when refused as one, the next batch alone (so
     // that only what is at fault is refused).
-    if (const size_t n = joinable(full(), batches.subspan(i)); n > 0) {
+    if (const size_t n = i < alone_until ? 0 : joinable(full(), batches.subspan(i)); n > 0) {
       const Batch joined = Batch::join(batches.subspan(i, n));
       bool whole = false;
       if (apply_batch(joined, added ? &one : nullptr, &whole, nullptr).ok()) {
@@ -808,6 +809,7 @@ std::vector<Status> Doc::integrate_group(std::span<const Batch* const> batches, 
         i += n;
         continue;
       }
+      alone_until = i + n;
     }
     bool whole = false;
     result[i] = apply_batch(*batches[i], added ? &one : nullptr, &whole, nullptr);
