@@ -4,6 +4,7 @@
 // a replica merging the columns ends as one merging the runs (same result, text and version,
 // consistent). Bytes starting with '#' instead fill a Batch's fields directly, indices and ranges
 // unchecked: applying it is refused or leaves the replica consistent, never reads out of bounds.
+// Either kind, between two good batches in a group, is taken or refused as one at a time.
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -34,6 +35,20 @@ void same_merge(const Result<std::vector<Patch>>& a, const Doc& da, const Result
   }
   require(*a == *b && da.text() == db.text() && da.version() == db.version());
   require(da.check_invariants().ok());
+}
+
+// `b` in a group between two good batches (Doc::integrate_group): each refused or taken as
+// integrate() one at a time does, with the same end.
+void same_as_one_at_a_time(const Batch& b) {
+  Doc other("other");
+  require(other.insert(0, "ab").ok());
+  const Batch good = Batch::from(other.ops_since({}));
+  Doc one = seeded("fuzz"), grouped = seeded("fuzz");
+  const std::vector<Status> expect{one.integrate(good), one.integrate(b), one.integrate(good)};
+  const Batch* group[] = {&good, &b, &good};
+  require(grouped.integrate_group(group) == expect);
+  require(grouped.text() == one.text() && grouped.version() == one.version());
+  require(grouped.pending_events() == one.pending_events() && grouped.check_invariants().ok());
 }
 
 // Reads little-endian fields from the fuzzer's bytes, zeros past the end.
@@ -75,6 +90,7 @@ void raw_batch(std::string_view bytes) {
   auto r = d.apply(b);
   if (!form.ok()) require(!r.ok() && r.status() == form);
   if (r.ok()) require(d.check_invariants().ok());
+  same_as_one_at_a_time(b);
 }
 
 }  // namespace
@@ -101,6 +117,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto rb = b.apply(*runs);
     same_merge(ra, a, rb, b);
     if (ra.ok()) same_merge(a.apply(*cols), a, b.apply(*runs), b);  // duplicates change nothing
+    same_as_one_at_a_time(*cols);
   }
   // As a store's log row of several batches: the bytes as they are, and twice over.
   for (const std::string& row : {std::string(bytes), std::string(bytes) + std::string(bytes)}) {
