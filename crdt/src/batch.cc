@@ -82,16 +82,18 @@ Batch Batch::join(std::span<const Batch* const> batches) {
   std::vector<uint32_t> to_joined;  // a batch's agent index -> the joined table's
   for (const Batch* b : batches) {
     const auto off = static_cast<uint32_t>(j.bytes.size());
-    const auto par = static_cast<uint32_t>(j.parents.size());
     const auto fmt = static_cast<uint32_t>(j.formats.size());
     j.bytes.append(b->bytes);
     to_joined.clear();
     for (uint32_t i = 0; i < b->agents.size(); ++i) to_joined.push_back(intern(b->agent(i)));
-    for (const Parent& p : b->parents) j.parents.push_back({to_joined[p.agent], p.seq});
     for (Run r : b->runs) {
+      // Only the parents runs name are taken (and checked by validation): a batch's list may hold
+      // others, naming any index.
+      const auto first = static_cast<uint32_t>(j.parents.size());
+      for (const Parent& p : b->parents_of(r)) j.parents.push_back({to_joined[p.agent], p.seq});
+      r.parents = first;
       r.agent = to_joined[r.agent];
       r.text.off += off;
-      r.parents += par;
       if (r.format != kNoFormat) r.format += fmt;
       j.runs.push_back(r);
     }

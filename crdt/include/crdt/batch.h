@@ -56,8 +56,8 @@ struct Batch {
   // The same operations, run for run (each named parent list as OpRun::parents has it).
   static Batch from(const OpBatch& batch);
   // The batches' runs one after another, in one batch: one agent table (each name once), their
-  // bytes one after another. REQUIRES every batch valid (Doc::ValidateBatch) and, together, fewer
-  // than 4 GiB of bytes.
+  // bytes one after another, the parents their runs name. REQUIRES every batch valid
+  // (Doc::ValidateBatch) and, together, fewer than 4 GiB of bytes.
   static Batch join(std::span<const Batch* const> batches);
   OpBatch to_op_batch() const;
   OpRun op_run(size_t i) const;
