@@ -2,6 +2,7 @@
 //
 //   tandem-bench trace [--json | --emit-text] [--runs N] [--no-local] FILE...
 //   tandem-bench branch [--runs N] [--fork F] [--branch B] TRACE   (see cmd_branch)
+//   tandem-bench reopen [--runs N] [--per-row K] TRACE...          (see cmd_reopen)
 //
 // Per trace: (a) replaying the edits as local ops (concurrent traces: one replica per agent,
 // merging as the trace's causal graph says, then everything merged), (b) merging the whole
@@ -765,13 +766,85 @@ int cmd_history(int argc, char** argv) {
   return 0;
 }
 
+// ---- tandem-bench reopen ----------------------------------------------------------------------
+//
+// Opening a document whose log has no snapshot to start from: a concurrent trace's transactions,
+// each integrated by a server replica and appended as the server appends what it added, the store
+// closed (folding its journal into a log row) after every K of them; then SqliteStore::load, the
+// median and best of N. What the server pays on the first join after a restart when its last
+// snapshot is far behind.
+int cmd_reopen(int argc, char** argv) {
+  int runs = 9, per_row = 1;
+  std::vector<std::string> files;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--runs" && i + 1 < argc) {
+      runs = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--per-row" && i + 1 < argc) {
+      per_row = std::max(1, std::atoi(argv[++i]));
+    } else if (!a.empty() && a[0] == '-') {
+      die("usage: tandem-bench reopen [--runs N] [--per-row K] FILE...");
+    } else {
+      files.push_back(a);
+    }
+  }
+  if (files.empty()) die("usage: tandem-bench reopen [--runs N] [--per-row K] FILE...");
+  std::printf("%-22s %9s %7s %11s %11s\n", "trace", "events", "rows", "load_ms", "best_ms");
+  const auto dir = std::filesystem::temp_directory_path() / ("tandem-bench-reopen-" + std::to_string(::getpid()));
+  for (const auto& f : files) {
+    auto t = trace::load(f);
+    if (!t.ok()) die(t.status().ToString());
+    if (!t->concurrent) die(t->name + ": reopen takes concurrent traces (their transactions are the log's batches)");
+    std::vector<crdt::OpBatch> batches(t->txns.size());
+    auto docs = trace::replay_concurrent(*t, false, [&](uint32_t i, const crdt::OpBatch& b) { batches[i] = b; });
+    if (!docs.ok()) die(t->name + ": " + docs.status().ToString());
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    storage::StoreOptions o;
+    o.path = (dir / "r.db").string();
+    auto open = [&] {
+      auto store = storage::Store::open(o);
+      if (!store.ok()) die(store.status().ToString());
+      return std::move(*store);
+    };
+    auto store = open();
+    Doc server("server");
+    uint64_t rows = 0;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      crdt::OpBatch added;
+      auto r = server.apply(batches[i], &added);
+      if (!r.ok()) die(t->name + ": " + r.status().ToString());
+      if (added.empty()) continue;
+      store->append("d", server.num_events() - added.events(), added, nullptr);
+      if (auto st = store->sync(); !st.ok()) die(st.ToString());
+      if ((i + 1) % per_row == 0 || i + 1 == batches.size()) {
+        store = open();  // the old one closes first: its journal becomes a log row
+        ++rows;
+      }
+    }
+    std::vector<double> ms;
+    for (int r = 0; r < runs; ++r) {
+      const auto t0 = Clock::now();
+      auto d = store->load("d", "reader", nullptr);
+      ms.push_back(ms_since(t0));
+      if (!d.ok() || d->text() != t->end_content) die(t->name + ": the reopened document does not hold endContent");
+    }
+    std::printf("%-22s %9llu %7llu %11.2f %11.2f\n", t->name.c_str(), static_cast<unsigned long long>(server.num_events()),
+                static_cast<unsigned long long>(rows), median(ms), *std::min_element(ms.begin(), ms.end()));
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::printf(
         "usage: tandem-bench trace [--json | --emit-text] [--runs N] [--no-local] FILE...\n"
         "       tandem-bench branch [--runs N] [--fork F] [--branch B] TRACE\n"
         "       tandem-bench store [--writers 1,10,100] [--batch K] [--seconds S] [--trace FILE] ...\n"
-        "       tandem-bench history [--runs N] FILE...\n");
+        "       tandem-bench history [--runs N] FILE...\n"
+        "       tandem-bench reopen [--runs N] [--per-row K] FILE...\n");
     return argc < 2 ? 2 : 0;
   }
   const std::string cmd = argv[1];
@@ -779,5 +852,6 @@ int main(int argc, char** argv) {
   if (cmd == "branch") return cmd_branch(argc - 2, argv + 2);
   if (cmd == "store") return cmd_store(argc - 2, argv + 2);
   if (cmd == "history") return cmd_history(argc - 2, argv + 2);
+  if (cmd == "reopen") return cmd_reopen(argc - 2, argv + 2);
   die("unknown command '" + cmd + "' (see --help)");
 }
