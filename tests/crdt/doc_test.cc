@@ -592,6 +592,28 @@ TEST_CASE("doc: integrate_group takes what integrate takes one batch at a time",
   }
 }
 
+namespace {
+
+// Two batches, integrated one at a time by one replica and as a group by another, both with
+// `limits`: the same statuses, text and held events. Returns the first batch's status.
+Status same_as_one_at_a_time(const tandem::crdt::Batch& first, const tandem::crdt::Batch& second, const DocLimits& limits) {
+  Doc one("s"), grouped("s");
+  one.set_limits(limits);
+  grouped.set_limits(limits);
+  const Status st_first = one.integrate(first);
+  const Status st_second = one.integrate(second);
+  const tandem::crdt::Batch* group[] = {&first, &second};
+  const auto st = grouped.integrate_group(group);
+  REQUIRE(st.size() == 2);
+  CHECK(st[0] == st_first);
+  CHECK(st[1] == st_second);
+  CHECK(grouped.text() == one.text());
+  CHECK(grouped.pending_events() == one.pending_events());
+  return st_first;
+}
+
+}  // namespace
+
 TEST_CASE("doc: integrate_group refuses a batch on its own, as integrate does", "[doc][sync][group]") {
   using tandem::crdt::Batch;
   // A batch past the end at its parents, between two good ones: refused with integrate()'s
@@ -635,16 +657,7 @@ TEST_CASE("doc: integrate_group refuses a batch on its own, as integrate does", 
   OpBatch inserts, deletion;
   for (const OpRun& r : all.runs) (tandem::crdt::IsInsert(r.kind) ? inserts : deletion).runs.push_back(r);
   REQUIRE_FALSE(deletion.runs.empty());
-  const Batch ins_b = Batch::from(inserts), del_b = Batch::from(deletion);
-  Doc one2("s"), grouped2("s");
-  const Status st_ins = one2.integrate(ins_b);
-  const Status st_del = one2.integrate(del_b);
-  std::vector<const Batch*> group2{&ins_b, &del_b};
-  const auto st2 = grouped2.integrate_group(group2);
-  CHECK(st2[0] == st_ins);
-  CHECK(st2[1] == st_del);
-  CHECK(grouped2.text() == one2.text());
-  CHECK(grouped2.pending_events() == one2.pending_events());
+  (void)same_as_one_at_a_time(Batch::from(inserts), Batch::from(deletion), DocLimits{});
 
   // A batch past the length limit on its own, which a later batch would bring back under it.
   DocLimits limits;
@@ -655,18 +668,8 @@ TEST_CASE("doc: integrate_group refuses a batch on its own, as integrate does", 
   const Version seven = p.version();
   REQUIRE(p.remove(0, 3).ok());
   const Batch trim_b = Batch::from(p.ops_since(seven));
-  Doc one3("s"), grouped3("s");
-  one3.set_limits(limits);
-  grouped3.set_limits(limits);
-  const Status st_long = one3.integrate(long_b);
+  const Status st_long = same_as_one_at_a_time(long_b, trim_b, limits);
   REQUIRE(st_long.code() == Code::kResourceExhausted);
-  const Status st_trim = one3.integrate(trim_b);
-  std::vector<const Batch*> group3{&long_b, &trim_b};
-  const auto st3 = grouped3.integrate_group(group3);
-  CHECK(st3[0] == st_long);
-  CHECK(st3[1] == st_trim);
-  CHECK(grouped3.text() == one3.text());
-  CHECK(grouped3.pending_events() == one3.pending_events());
 }
 
 TEST_CASE("doc: an operation made as of an older version merges with what came after it", "[doc][sync]") {
